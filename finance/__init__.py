@@ -1,0 +1,1 @@
+"""Open Finance dashboard: providers, sandbox emulators, store, sync engine and figures."""

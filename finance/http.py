@@ -1,0 +1,115 @@
+"""The one HTTP client factory, and the retry loop every provider call goes through.
+
+Retries only what is safe and likely to pass: 429 (honouring the provider's wait), 5xx and
+timeouts, with jittered exponential backoff. Non-idempotent calls (e.g. Pluggy's POST /items,
+which has no idempotency key) are retried only on 429, which the server rejected before acting.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+from finance.providers.base import ProviderError, RateLimited, TransientError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+
+
+def make_client(base_url: str, *, transport: httpx.BaseTransport | None = None,
+                headers: dict[str, str] | None = None, timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> httpx.Client:
+    """An httpx client for one provider: the real network, or an emulator's transport offline."""
+    return httpx.Client(
+        base_url=base_url,
+        transport=transport,
+        headers={"Accept": "application/json", "User-Agent": "open-finance-dashboard/1", **(headers or {})},
+        timeout=timeout,
+        follow_redirects=False,
+    )
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 20.0
+    max_rate_limit_wait: float = 90.0  # wait longer than this and we give up with RateLimited
+
+
+DEFAULT_POLICY = RetryPolicy()
+
+Sleep = Callable[[float], None]
+
+
+def backoff_delay(attempt: int, policy: RetryPolicy, rng: random.Random | None = None) -> float:
+    """Full-jitter exponential backoff for the given (1-based) attempt."""
+    cap = min(policy.max_delay, policy.base_delay * (2 ** (attempt - 1)))
+    return (rng or random).uniform(0, cap)
+
+
+def call_with_retries(
+    send: Callable[[], httpx.Response],
+    classify: Callable[[httpx.Response], ProviderError | None],
+    *,
+    idempotent: bool = True,
+    policy: RetryPolicy = DEFAULT_POLICY,
+    sleep: Sleep = time.sleep,
+    provider: str = "provider",
+) -> httpx.Response:
+    """Send until success or a final error. `classify` returns None for a usable response."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            response = send()
+        except httpx.TimeoutException as exc:
+            error: ProviderError = TransientError(
+                f"{provider} did not answer in time. Try again in a few minutes.", code="TIMEOUT", provider=provider)
+            if not idempotent or attempt >= policy.attempts:
+                raise error from exc
+            sleep(backoff_delay(attempt, policy))
+            continue
+        except httpx.TransportError as exc:
+            error = TransientError(
+                f"Could not reach {provider} ({type(exc).__name__}). Check the network and try again.",
+                code="NETWORK", provider=provider)
+            if not idempotent or attempt >= policy.attempts:
+                raise error from exc
+            sleep(backoff_delay(attempt, policy))
+            continue
+
+        error_or_none = classify(response)
+        if error_or_none is None:
+            return response
+        error = error_or_none
+        if isinstance(error, RateLimited):
+            wait = error.retry_after if error.retry_after is not None else backoff_delay(attempt, policy)
+            if attempt >= policy.attempts or wait > policy.max_rate_limit_wait:
+                raise error
+            log.info("%s rate limited; waiting %.1fs (attempt %d)", provider, wait, attempt)
+            sleep(wait + random.uniform(0, 0.25))
+            continue
+        if error.retryable and idempotent and attempt < policy.attempts:
+            log.info("%s transient failure %s; retrying (attempt %d)", provider, error.code, attempt)
+            sleep(backoff_delay(attempt, policy))
+            continue
+        raise error
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """Seconds to wait from RateLimit-Reset (preferred: it is exact) or Retry-After."""
+    for header in ("RateLimit-Reset", "Retry-After"):
+        value = response.headers.get(header)
+        if value is None:
+            continue
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            continue
+    return None

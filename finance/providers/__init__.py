@@ -1,0 +1,1 @@
+"""One module per aggregator: an httpx client plus the mapping into finance.model."""

@@ -1,0 +1,709 @@
+"""Pluggy (Brazil): the httpx client for api.pluggy.ai and the mapping of its objects into finance.model.
+
+The same code runs against the real API and against the offline emulator (finance.sandbox.pluggy),
+which replaces only the transport.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import parse_qsl
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from finance.categories import UNCATEGORIZED
+from finance.http import DEFAULT_POLICY, RetryPolicy, Sleep, call_with_retries, make_client, retry_after_seconds
+from finance.model import (
+    Account,
+    AccountType,
+    ConnectionState,
+    ConnectionStatus,
+    Institution,
+    MfaPrompt,
+    Transaction,
+    TransactionChanges,
+    TxnStatus,
+)
+from finance.providers.base import (
+    BadData,
+    ConfigurationError,
+    NotFound,
+    ProviderError,
+    RateLimited,
+    ReauthRequired,
+    RequestRejected,
+    TransientError,
+)
+
+NAME = "pluggy"
+LABEL = "Pluggy"
+SAO_PAULO = ZoneInfo("America/Sao_Paulo")
+
+API_KEY_REFRESH_MARGIN = timedelta(minutes=10)  # keys live 2 h; renew well before
+FIRST_SYNC_DAYS = 365  # Pluggy keeps 12 months of history
+REREAD_DAYS = 14  # pending rows post, change or vanish within this window
+CREATED_AT_OVERLAP = timedelta(hours=6)  # createdAt high-water marks are re-read with a margin
+CONSENT_WARNING = timedelta(days=7)
+SETTLING_STATUSES = frozenset({"UPDATING", "MERGING"})
+PAYMENT_METHODS = frozenset({"PIX", "TED", "DOC", "TEV", "BOLETO"})
+
+
+# --------------------------------------------------------------------------------------------
+# Mapping (pure functions)
+# --------------------------------------------------------------------------------------------
+
+# Pluggy category id prefix → unified category. The longest matching prefix wins.
+CATEGORY_MAP: dict[str, str] = {
+    "01": "income", "0101": "income.salary", "0102": "income.benefits", "0103": "income.other",
+    "0104": "income.benefits", "0105": "income.other",
+    "02": "transfer.loan_payment", "0201": "fees", "0202": "fees",
+    "03": "transfer.investment", "0306": "income.interest",
+    "04": "transfer.own_accounts",
+    "05": "people", "0510": "transfer.credit_card_payment",
+    "06": "services",
+    "07": "services", "0701": "services.telecom", "0702": "services.education", "0703": "health.fitness",
+    "0704": "entertainment",
+    "08": "shopping", "0801": "shopping.online", "0802": "shopping.electronics", "0803": "shopping.pets",
+    "0804": "shopping.clothing", "0809": "income.other",
+    "09": "entertainment.streaming", "0901": "entertainment",
+    "10": "food.groceries",
+    "11": "food", "1101": "food.restaurants", "1102": "food.delivery",
+    "12": "travel",
+    "13": "donations",
+    "14": "gambling",
+    "15": "taxes",
+    "16": "fees",
+    "17": "housing", "1701": "housing.rent", "1702": "housing.utilities", "1703": "housing.home", "1704": "taxes",
+    "18": "health", "1802": "health.pharmacy",
+    "19": "transport", "1901": "transport.rideshare", "1902": "transport.public", "19050001": "transport.fuel",
+    "19050002": "transport.parking_tolls", "19050003": "transport.parking_tolls",
+    "20": "services.insurance",
+    "21": "entertainment",
+    "99": UNCATEGORIZED,
+}
+
+
+def map_category(category_id: str | None) -> str:
+    """Unified category for a Pluggy category id; unknown or missing ids are Uncategorized."""
+    if not category_id:
+        return UNCATEGORIZED
+    for length in (8, 6, 4, 2):
+        mapped = CATEGORY_MAP.get(category_id[:length])
+        if mapped:
+            return mapped
+    return UNCATEGORIZED
+
+
+def parse_instant(value: str | None) -> datetime | None:
+    """A Pluggy ISO timestamp (UTC, with or without milliseconds) as an aware datetime."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise BadData(f"Pluggy sent an unreadable date: {value[:40]!r}", code="BAD_DATE", provider=NAME) from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def local_date(value: str) -> date:
+    """The São Paulo calendar day of a Pluggy transaction date.
+
+    Pluggy pads date-only values to midnight UTC; those are taken as the date they name. Any other
+    instant is converted to America/Sao_Paulo first (T03:00Z is local midnight; 02:30Z is the
+    evening before), so a late purchase lands on the day the user made it.
+    """
+    instant = parse_instant(value)
+    assert instant is not None
+    if instant.astimezone(UTC).time() == datetime.min.time():
+        return instant.astimezone(UTC).date()
+    return instant.astimezone(SAO_PAULO).date()
+
+
+def to_decimal(value: Any, field: str) -> Decimal:
+    if isinstance(value, bool) or value is None:
+        raise BadData(f"Pluggy sent no usable {field}.", code="BAD_AMOUNT", provider=NAME)
+    try:
+        result = value if isinstance(value, Decimal) else Decimal(str(value))
+    except InvalidOperation as exc:
+        raise BadData(f"Pluggy sent an unreadable {field}: {value!r}", code="BAD_AMOUNT", provider=NAME) from exc
+    if not result.is_finite():
+        raise BadData(f"Pluggy sent an unreadable {field}: {value!r}", code="BAD_AMOUNT", provider=NAME)
+    return result
+
+
+def _optional_decimal(value: Any, field: str) -> Decimal | None:
+    return None if value is None else to_decimal(value, field)
+
+
+def account_type(raw_type: str | None, subtype: str | None) -> AccountType:
+    if raw_type == "CREDIT" or subtype == "CREDIT_CARD":
+        return AccountType.CREDIT_CARD
+    if subtype == "SAVINGS_ACCOUNT":
+        return AccountType.SAVINGS
+    if subtype == "CHECKING_ACCOUNT" or raw_type == "BANK":
+        return AccountType.CHECKING
+    return AccountType.OTHER
+
+
+def _mask(number: str | None) -> str | None:
+    digits = "".join(ch for ch in (number or "") if ch.isdigit())
+    return digits[-4:] if digits else None
+
+
+def map_account(raw: dict[str, Any], *, as_of: datetime | None = None) -> Account:
+    """A Pluggy account. A card's balance is the amount owed (positive), so it becomes negative here."""
+    try:
+        acc_type = account_type(raw.get("type"), raw.get("subtype"))
+        balance = _optional_decimal(raw.get("balance"), "balance")
+        credit = raw.get("creditData") or {}
+        available: Decimal | None = None
+        limit: Decimal | None = None
+        if acc_type is AccountType.CREDIT_CARD:
+            balance = -balance if balance is not None else None
+            available = _optional_decimal(credit.get("availableCreditLimit"), "available credit")
+            limit = _optional_decimal(credit.get("creditLimit"), "credit limit")
+        return Account(
+            provider=NAME,
+            external_id=str(raw["id"]),
+            connection_external_id=str(raw["itemId"]),
+            type=acc_type,
+            name=str(raw.get("marketingName") or raw.get("name") or "Account"),
+            currency=str(raw.get("currencyCode") or "BRL"),
+            current_balance=balance,
+            available_balance=available,
+            credit_limit=limit,
+            mask=_mask(raw.get("number")),
+            subtype=raw.get("subtype"),
+            balance_as_of=as_of,
+        )
+    except KeyError as exc:
+        raise BadData(f"Pluggy sent an account without {exc.args[0]}.", code="BAD_ACCOUNT", provider=NAME) from exc
+
+
+def _counterparty(raw: dict[str, Any], outflow: bool) -> str | None:
+    merchant = raw.get("merchant") or {}
+    if merchant.get("name") or merchant.get("businessName"):
+        return str(merchant.get("name") or merchant.get("businessName"))
+    payment = raw.get("paymentData") or {}
+    party = payment.get("receiver") if outflow else payment.get("payer")
+    if party:
+        return party.get("name") or (party.get("documentNumber") or {}).get("value")
+    return None
+
+
+def _payment_method(raw: dict[str, Any], acc_type: AccountType) -> str | None:
+    method = ((raw.get("paymentData") or {}).get("paymentMethod") or raw.get("operationType") or "").upper()
+    if method in PAYMENT_METHODS:
+        return method
+    if acc_type is AccountType.CREDIT_CARD:
+        return "CARD"
+    return method or None
+
+
+def map_transaction(raw: dict[str, Any], account: Account) -> Transaction:
+    """A Pluggy transaction, signed so that negative is money leaving the user.
+
+    Bank accounts already use that sign. On credit cards Pluggy sends purchases positive and
+    payments negative, so the sign is flipped. Foreign purchases use amountInAccountCurrency and
+    keep the original currency and amount beside it.
+    """
+    try:
+        currency = str(raw.get("currencyCode") or account.currency)
+        amount = to_decimal(raw["amount"], "amount")
+        in_account = raw.get("amountInAccountCurrency")
+        original_amount: Decimal | None = None
+        original_currency: str | None = None
+        if in_account is not None or currency != account.currency:
+            if in_account is None:
+                raise BadData("Pluggy sent a foreign-currency transaction without its amount in the account "
+                              "currency.", code="BAD_AMOUNT", provider=NAME)
+            original_amount, original_currency = amount, currency
+            amount = to_decimal(in_account, "amount in account currency")
+        if account.type is AccountType.CREDIT_CARD:
+            amount = -amount
+            original_amount = -original_amount if original_amount is not None else None
+        card = raw.get("creditCardMetadata") or {}
+        purchase = parse_instant(card.get("purchaseDate"))
+        status = TxnStatus.PENDING if str(raw.get("status") or "POSTED").upper() == "PENDING" else TxnStatus.POSTED
+        return Transaction(
+            provider=NAME,
+            external_id=str(raw["id"]),
+            account_external_id=account.external_id,
+            booked_date=local_date(str(raw["date"])),
+            amount=amount,
+            currency=account.currency,
+            description=str(raw.get("description") or raw.get("descriptionRaw") or ""),
+            status=status,
+            category=map_category(raw.get("categoryId")),
+            provider_category=raw.get("category"),
+            provider_category_id=raw.get("categoryId"),
+            authorized_date=purchase.astimezone(SAO_PAULO).date() if purchase else None,
+            original_amount=original_amount,
+            original_currency=original_currency,
+            merchant=_counterparty(raw, outflow=amount < 0),
+            payment_method=_payment_method(raw, account.type),
+            installment_number=_optional_int(card.get("installmentNumber")),
+            installment_total=_optional_int(card.get("totalInstallments")),
+            provider_created_at=parse_instant(raw.get("createdAt")),
+        )
+    except KeyError as exc:
+        raise BadData(f"Pluggy sent a transaction without {exc.args[0]}.", code="BAD_TRANSACTION",
+                      provider=NAME) from exc
+
+
+def _optional_int(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float | Decimal) and not isinstance(value, bool) else None
+
+
+ERROR_MESSAGES: dict[str, str] = {
+    "INVALID_CREDENTIALS": "The bank rejected the username or password. Reconnect with the right credentials.",
+    "INVALID_CREDENTIALS_MFA": "The security code was not accepted. Reconnect and enter a new code.",
+    "ACCOUNT_LOCKED": "The bank has locked this login. Unlock it with your bank, then reconnect.",
+    "ACCOUNT_CREDENTIALS_RESET": "The bank asks you to reset your password. Do it with your bank, then reconnect.",
+    "ACCOUNT_NEEDS_ACTION": "The bank needs you to act in its app or website first, then reconnect.",
+    "ALREADY_LOGGED_IN": "Someone is logged in to this bank account elsewhere. Log out there and sync again.",
+    "SITE_NOT_AVAILABLE": "The bank's site is unavailable right now. The next sync will try again.",
+    "CONNECTION_ERROR": "Pluggy could not reach the bank. The next sync will try again.",
+    "UNEXPECTED_ERROR": "The bank connection failed unexpectedly. The next sync will try again.",
+    "USER_AUTHORIZATION_PENDING": "The bank is waiting for you to authorize access in its app.",
+    "USER_AUTHORIZATION_NOT_GRANTED": "Access was not authorized at the bank. Reconnect to grant it.",
+    "USER_NOT_SUPPORTED": "This kind of bank account is not supported by the connector.",
+    "USER_INPUT_TIMEOUT": "The security code was not entered in time. Reconnect to try again.",
+}
+
+REAUTH_CODES = frozenset({
+    "INVALID_CREDENTIALS", "INVALID_CREDENTIALS_MFA", "ACCOUNT_LOCKED", "ACCOUNT_CREDENTIALS_RESET",
+    "ACCOUNT_NEEDS_ACTION", "USER_AUTHORIZATION_NOT_GRANTED", "USER_INPUT_TIMEOUT", "USER_AUTHORIZATION_REVOKED",
+})
+
+
+def map_item(raw: dict[str, Any], *, now: datetime | None = None) -> ConnectionState:
+    """A Pluggy item as our connection state, with a message a person can act on."""
+    try:
+        item_id = str(raw["id"])
+    except KeyError as exc:
+        raise BadData("Pluggy sent an item without an id.", code="BAD_ITEM", provider=NAME) from exc
+    now = now or datetime.now(UTC)
+    raw_status = str(raw.get("status") or "UNKNOWN")
+    execution = raw.get("executionStatus")
+    error = raw.get("error") or {}
+    error_code = error.get("code") or (execution if raw_status in ("LOGIN_ERROR", "OUTDATED") else None)
+    consent = parse_instant(raw.get("consentExpiresAt"))
+    connector = raw.get("connector") or {}
+    institution = Institution(
+        id=str(connector.get("id", "")), name=str(connector.get("name") or "Unknown bank"),
+        logo_url=connector.get("imageUrl"), primary_color=connector.get("primaryColor"),
+        is_sandbox=bool(connector.get("isSandbox")),
+    ) if connector else None
+    mfa: MfaPrompt | None = None
+    message: str | None = None
+    if raw_status in SETTLING_STATUSES:
+        status = ConnectionStatus.SYNCING
+    elif raw_status == "UPDATED":
+        status = ConnectionStatus.ACTIVE
+        if consent is not None and consent - now <= CONSENT_WARNING:
+            status = ConnectionStatus.CONSENT_EXPIRING if consent > now else ConnectionStatus.NEEDS_RECONNECT
+            message = ("Your consent for this bank expires soon. Reconnect to renew it." if consent > now
+                       else "Your consent for this bank has expired. Reconnect to renew it.")
+        elif execution == "PARTIAL_SUCCESS":
+            message = "The bank returned only part of the data on the last update."
+    elif raw_status == "WAITING_USER_INPUT":
+        status = ConnectionStatus.NEEDS_INPUT
+        parameter = raw.get("parameter") or {}
+        mfa = MfaPrompt(
+            name=str(parameter.get("name") or "token"), label=str(parameter.get("label") or "Security code"),
+            kind=str(parameter.get("type") or "text"), instructions=parameter.get("instructions"),
+            expires_at=parse_instant(parameter.get("expiresAt")),
+        )
+        message = "The bank asks for a security code to finish connecting."
+    elif raw_status == "WAITING_USER_ACTION":
+        status = ConnectionStatus.NEEDS_INPUT
+        message = (raw.get("userAction") or {}).get("instructions") or "The bank needs you to act in its app."
+    elif raw_status == "LOGIN_ERROR" or error_code in REAUTH_CODES:
+        status = ConnectionStatus.NEEDS_RECONNECT
+    else:
+        status = ConnectionStatus.FAILED
+    if error_code and message is None:
+        message = ERROR_MESSAGES.get(error_code) or error.get("message") or f"The connection failed ({error_code})."
+    return ConnectionState(
+        provider=NAME, external_id=item_id, status=status, provider_status=f"{raw_status}/{execution or '-'}",
+        institution=institution, status_detail=message, error_code=error_code, error_message=message,
+        consent_expires_at=consent, last_updated_at=parse_instant(raw.get("lastUpdatedAt")), mfa_prompt=mfa,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# HTTP client
+# --------------------------------------------------------------------------------------------
+
+def _decode_json(response: httpx.Response) -> Any:
+    try:
+        return json.loads(response.content, parse_float=Decimal)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadData("Pluggy sent a response that is not valid JSON; nothing from it was stored. "
+                      "Try again later.", code="MALFORMED_RESPONSE", provider=NAME,
+                      status=response.status_code) from exc
+
+
+def _error_body(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+NOT_FOUND_MESSAGES = {
+    "ITEM_NOT_FOUND": "This connection no longer exists at Pluggy. Remove it here and connect the bank again.",
+    "ACCOUNT_NOT_FOUND": "This account no longer exists at Pluggy.",
+    "CONNECTOR_NOT_FOUND": "This bank is no longer offered by Pluggy.",
+}
+
+
+def classify_response(response: httpx.Response) -> ProviderError | None:
+    """None for a usable response; otherwise the typed error it means."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return None
+    body = _error_body(response)
+    code = body.get("codeDescription")
+    detail = str(body.get("message") or "")[:300]
+    if status == 429:
+        return RateLimited("Pluggy is rate limiting requests; the sync will resume shortly.",
+                           retry_after=retry_after_seconds(response), code="RATE_LIMITED", provider=NAME, status=429)
+    if status >= 500:
+        return TransientError(f"Pluggy had a server error (HTTP {status}). Nothing was changed; try again in a "
+                              "few minutes.", code=code or f"HTTP_{status}", provider=NAME, status=status)
+    if status in (401, 403) and code in (None, "CLIENT_KEYS_UNAUTHORIZED", "CLIENT_DISABLED"):
+        return ConfigurationError("Pluggy rejected our client credentials. Check PLUGGY_CLIENT_ID and "
+                                  "PLUGGY_CLIENT_SECRET.", code=code or f"HTTP_{status}", provider=NAME,
+                                  status=status)
+    if status == 404:
+        return NotFound(NOT_FOUND_MESSAGES.get(code or "", detail or "Not found at Pluggy."),
+                        code=code or "NOT_FOUND", provider=NAME, status=404)
+    if status == 409 and code == "CLIENT_IS_UPDATING_BEFORE_ALLOWED_FREQUENCY":
+        hours = (body.get("data") or {}).get("minUpdateFrequencyAllowedInHours") or 24
+        return RateLimited(f"Pluggy allows refreshing this bank only every {hours} hours.",
+                           retry_after=float(hours) * 3600, code=code, provider=NAME, status=409)
+    if code in ("MFA_PARAMERTER_WAS_ALREADY_USED_ERROR", "CONNECTOR_REQUIRED_PARAMETER_VALIDATION_ERROR",
+                "TOO_MANY_CONSECUTIVE_LOGIN_FAILURES"):
+        return ReauthRequired(f"The bank needs fresh credentials: {detail}", code=code, provider=NAME,
+                              status=status)
+    return RequestRejected(f"Pluggy refused the request: {detail or 'HTTP ' + str(status)}",
+                           code=code or f"HTTP_{status}", provider=NAME, status=status)
+
+
+def _jwt_expiry(token: str) -> datetime | None:
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return datetime.fromtimestamp(float(claims["exp"]), UTC)
+    except (IndexError, KeyError, ValueError, TypeError):
+        return None
+
+
+class PluggyClient:
+    """Thin, typed access to the Pluggy endpoints we use; every call goes through the retry loop."""
+
+    def __init__(self, client_id: str, client_secret: str, *, base_url: str = "https://api.pluggy.ai",
+                 transport: httpx.BaseTransport | None = None, policy: RetryPolicy = DEFAULT_POLICY,
+                 sleep: Sleep = time.sleep) -> None:
+        if not client_id or not client_secret:
+            raise ConfigurationError("Pluggy needs a client id and secret.", code="NO_CREDENTIALS", provider=NAME)
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._http = make_client(base_url, transport=transport)
+        self._policy = policy
+        self._sleep = sleep
+        self._api_key: str | None = None
+        self._api_key_expires = datetime.min.replace(tzinfo=UTC)
+        self._auth_lock = threading.Lock()
+        self.requests = 0
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- auth -------------------------------------------------------------------------------
+    def _authenticate(self) -> str:
+        response = self._send("POST", "/auth", json={"clientId": self._client_id,
+                                                      "clientSecret": self._client_secret, "nonExpiring": False},
+                              auth=False)
+        body = _decode_json(response)
+        key = body.get("apiKey") if isinstance(body, dict) else None
+        if not isinstance(key, str) or not key:
+            raise BadData("Pluggy's /auth answer had no apiKey.", code="BAD_AUTH", provider=NAME)
+        return key
+
+    def api_key(self, *, force: bool = False) -> str:
+        with self._auth_lock:
+            now = datetime.now(UTC)
+            if force or self._api_key is None or now >= self._api_key_expires - API_KEY_REFRESH_MARGIN:
+                key = self._authenticate()
+                self._api_key = key
+                self._api_key_expires = _jwt_expiry(key) or now + timedelta(hours=2)
+            return self._api_key
+
+    # -- transport --------------------------------------------------------------------------
+    def _send(self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None,
+              auth: bool = True, idempotent: bool = True, raw_query: str | None = None) -> httpx.Response:
+        def send(key: str | None) -> httpx.Response:
+            headers = {"X-API-KEY": key} if key else {}
+            url = f"{path}{raw_query}" if raw_query else path
+            self.requests += 1
+            return self._http.request(method, url, params=params, json=json, headers=headers)
+
+        refreshed = False
+
+        def classify(response: httpx.Response) -> ProviderError | None:
+            return classify_response(response)
+
+        while True:
+            key = self.api_key() if auth else None
+            try:
+                return call_with_retries(lambda k=key: send(k), classify, idempotent=idempotent,
+                                         policy=self._policy, sleep=self._sleep, provider=LABEL)
+            except ConfigurationError as exc:
+                # An expired key looks like 401 or a bare 403: renew once, then give up.
+                if auth and not refreshed and exc.status in (401, 403):
+                    refreshed = True
+                    with self._auth_lock:
+                        self._api_key = None
+                    continue
+                raise
+
+    def _get_json(self, path: str, **kwargs: Any) -> Any:
+        return _decode_json(self._send("GET", path, **kwargs))
+
+    # -- endpoints --------------------------------------------------------------------------
+    def create_connect_token(self, item_id: str | None = None, *, client_user_id: str | None = None,
+                             webhook_url: str | None = None) -> str:
+        options = {k: v for k, v in {"clientUserId": client_user_id, "webhookUrl": webhook_url}.items() if v}
+        body: dict[str, Any] = {}
+        if item_id:
+            body["itemId"] = item_id
+        if options:
+            body["options"] = options
+        data = _decode_json(self._send("POST", "/connect_token", json=body))
+        token = data.get("accessToken") if isinstance(data, dict) else None
+        if not isinstance(token, str):
+            raise BadData("Pluggy's connect token answer had no accessToken.", code="BAD_TOKEN", provider=NAME)
+        return token
+
+    def connectors(self, *, sandbox: bool = True, countries: str | None = "BR") -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"sandbox": "true" if sandbox else "false"}
+        if countries:
+            params["countries"] = countries
+        return list(self._paged("/connectors", params))
+
+    def connector(self, connector_id: int) -> dict[str, Any]:
+        return self._object(self._get_json(f"/connectors/{connector_id}"))
+
+    def create_item(self, connector_id: int, parameters: dict[str, str], *, webhook_url: str | None = None,
+                    client_user_id: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"connectorId": connector_id, "parameters": parameters}
+        if webhook_url:
+            body["webhookUrl"] = webhook_url
+        if client_user_id:
+            body["clientUserId"] = client_user_id
+        # No idempotency key exists: a retried POST could create a second connection.
+        return self._object(_decode_json(self._send("POST", "/items", json=body, idempotent=False)))
+
+    def item(self, item_id: str) -> dict[str, Any]:
+        return self._object(self._get_json(f"/items/{item_id}"))
+
+    def update_item(self, item_id: str, parameters: dict[str, str] | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"parameters": parameters} if parameters else {}
+        return self._object(_decode_json(self._send("PATCH", f"/items/{item_id}", json=body, idempotent=False)))
+
+    def send_mfa(self, item_id: str, values: dict[str, str]) -> dict[str, Any]:
+        return self._object(_decode_json(self._send("POST", f"/items/{item_id}/mfa", json=values,
+                                                    idempotent=False)))
+
+    def delete_item(self, item_id: str) -> None:
+        self._send("DELETE", f"/items/{item_id}")
+
+    def accounts(self, item_id: str) -> list[dict[str, Any]]:
+        return list(self._paged("/accounts", {"itemId": item_id}))
+
+    def categories(self) -> list[dict[str, Any]]:
+        data = self._get_json("/categories")
+        results = data.get("results") if isinstance(data, dict) else data
+        if not isinstance(results, list):
+            raise BadData("Pluggy's category list was not a list.", code="BAD_PAGE", provider=NAME)
+        return results
+
+    def transactions(self, account_id: str, *, date_from: date | None = None,
+                     created_at_from: datetime | None = None, ids: list[str] | None = None,
+                     ) -> Iterator[dict[str, Any]]:
+        """Every transaction matching the filters, walking /v2/transactions cursors to the end."""
+        if date_from and created_at_from:
+            raise ValueError("Pluggy does not accept dateFrom together with createdAtFrom")
+        params: dict[str, Any] = {"accountId": account_id}
+        if date_from:
+            params["dateFrom"] = date_from.isoformat()
+        if created_at_from:
+            params["createdAtFrom"] = created_at_from.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        if ids:
+            params["ids"] = ",".join(ids)
+        after: str | None = None
+        while True:
+            page_params = {**params, "after": after} if after else params
+            page = self._get_json("/v2/transactions", params=page_params)
+            if not isinstance(page, dict) or not isinstance(page.get("results"), list):
+                raise BadData("Pluggy's transaction page had no results list.", code="BAD_PAGE", provider=NAME)
+            yield from page["results"]
+            next_query = page.get("next")
+            if not next_query:
+                return
+            after = dict(parse_qsl(str(next_query).lstrip("?"), keep_blank_values=True)).get("after")
+            if not after:
+                raise BadData("Pluggy's next-page link had no cursor.", code="BAD_CURSOR", provider=NAME)
+
+    def _paged(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        page = 1
+        while True:
+            data = self._get_json(path, params={**params, "page": page})
+            if not isinstance(data, dict) or not isinstance(data.get("results"), list):
+                raise BadData(f"Pluggy's {path} page had no results list.", code="BAD_PAGE", provider=NAME)
+            yield from data["results"]
+            total_pages = int(data.get("totalPages") or 0)
+            if page >= total_pages:  # also ends when totalPages is 0
+                return
+            page += 1
+
+    @staticmethod
+    def _object(data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise BadData("Pluggy sent an unexpected response shape.", code="BAD_SHAPE", provider=NAME)
+        return data
+
+
+# --------------------------------------------------------------------------------------------
+# Provider (what the sync engine and the pages use)
+# --------------------------------------------------------------------------------------------
+
+class PluggyProvider:
+    """Pluggy behind the Provider interface, plus the connect flow (items, MFA, polling)."""
+
+    name = NAME
+    label = LABEL
+
+    def __init__(self, client: PluggyClient, *, today: Callable[[], date] | None = None,
+                 now: Callable[[], datetime] | None = None, max_workers: int = 4) -> None:
+        self.client = client
+        self._now = now or (lambda: datetime.now(UTC))
+        self._today = today or (lambda: self._now().astimezone(SAO_PAULO).date())
+        self._max_workers = max_workers
+
+    # -- connect flow -------------------------------------------------------------------------
+    def institutions(self) -> list[Institution]:
+        """Connectors a user can pick, sandbox ones included (they are how testers connect)."""
+        return [
+            Institution(id=str(c["id"]), name=str(c.get("name") or c["id"]), logo_url=c.get("imageUrl"),
+                        primary_color=c.get("primaryColor"), is_sandbox=bool(c.get("isSandbox")))
+            for c in self.client.connectors(sandbox=True)
+        ]
+
+    def credential_fields(self, institution_id: str) -> list[dict[str, Any]]:
+        return list(self.client.connector(int(institution_id)).get("credentials") or [])
+
+    def create_connection(self, institution_id: str, credentials: dict[str, str]) -> ConnectionState:
+        return map_item(self.client.create_item(int(institution_id), credentials), now=self._now())
+
+    def submit_mfa(self, external_id: str, values: dict[str, str]) -> ConnectionState:
+        return map_item(self.client.send_mfa(external_id, values), now=self._now())
+
+    def reconnect(self, external_id: str, credentials: dict[str, str] | None = None) -> ConnectionState:
+        return map_item(self.client.update_item(external_id, credentials), now=self._now())
+
+    def wait_until_settled(self, external_id: str, *, on_progress: Callable[[str], None] | None = None,
+                           timeout: float = 300.0, interval: float = 1.0,
+                           sleep: Sleep = time.sleep) -> ConnectionState:
+        """Poll the item until Pluggy finishes talking to the bank (or asks the user for something)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            raw = self.client.item(external_id)
+            state = map_item(raw, now=self._now())
+            if state.status is not ConnectionStatus.SYNCING:
+                return state
+            if on_progress:
+                on_progress(str(raw.get("executionStatus") or raw.get("status")))
+            if time.monotonic() >= deadline:
+                raise TransientError("The bank is taking too long to answer. The connection will finish in the "
+                                     "background; sync again in a few minutes.", code="ITEM_TIMEOUT", provider=NAME)
+            sleep(interval)
+
+    # -- Provider interface ---------------------------------------------------------------------
+    def connection_state(self, external_id: str) -> ConnectionState:
+        return map_item(self.client.item(external_id), now=self._now())
+
+    def fetch_accounts(self, connection_external_id: str) -> list[Account]:
+        item = self.client.item(connection_external_id)
+        as_of = parse_instant(item.get("lastUpdatedAt")) or self._now()
+        return [map_account(raw, as_of=as_of) for raw in self.client.accounts(connection_external_id)]
+
+    def fetch_transactions(self, connection_external_id: str, accounts: list[Account],
+                           cursor: str | None) -> TransactionChanges:
+        """New rows since the createdAt high-water mark, plus a full re-read of the recent window.
+
+        The re-read window is authoritative: a stored row dated inside it that Pluggy no longer lists
+        (a pending charge that posted under a new id, or was dropped) is removed by the sync engine.
+        """
+        state = _load_cursor(cursor)
+        today = self._today()
+        before = self.client.requests
+
+        def fetch_one(account: Account) -> tuple[Account, dict[str, dict[str, Any]], date, str | None]:
+            mark = state.get(account.external_id)
+            rows: dict[str, dict[str, Any]] = {}
+            if mark is None:
+                window_start = today - timedelta(days=FIRST_SYNC_DAYS)
+            else:
+                window_start = today - timedelta(days=REREAD_DAYS)
+                since = (parse_instant(mark) or self._now()) - CREATED_AT_OVERLAP
+                for raw in self.client.transactions(account.external_id, created_at_from=since):
+                    rows[str(raw["id"])] = raw
+            for raw in self.client.transactions(account.external_id, date_from=window_start):
+                rows[str(raw["id"])] = raw
+            marks = [str(r["createdAt"]) for r in rows.values() if r.get("createdAt")]
+            high_water = max(marks, key=lambda m: parse_instant(m) or datetime.min.replace(tzinfo=UTC),
+                             default=mark)
+            return account, rows, window_start, high_water
+
+        changes = TransactionChanges()
+        new_state = dict(state)
+        with ThreadPoolExecutor(max_workers=max(1, min(self._max_workers, len(accounts)))) as pool:
+            for account, rows, window_start, high_water in pool.map(fetch_one, accounts):
+                changes.upserts.extend(map_transaction(raw, account) for raw in rows.values())
+                changes.windows.append((account.external_id, window_start))
+                if high_water:
+                    new_state[account.external_id] = high_water
+        changes.cursor = json.dumps({"v": 1, "created_at_marks": new_state}, sort_keys=True)
+        changes.requests = self.client.requests - before
+        return changes
+
+    def disconnect(self, external_id: str) -> None:
+        try:
+            self.client.delete_item(external_id)
+        except NotFound:
+            return  # already gone at Pluggy: that is what we wanted
+
+
+def _load_cursor(cursor: str | None) -> dict[str, str]:
+    if not cursor:
+        return {}
+    try:
+        data = json.loads(cursor)
+        marks = data.get("created_at_marks") or {}
+        return {str(k): str(v) for k, v in marks.items()}
+    except (ValueError, AttributeError):
+        return {}  # an unreadable cursor only costs a full re-read

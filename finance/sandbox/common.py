@@ -1,0 +1,196 @@
+"""Pieces shared by the emulators: an advanceable clock, switchable faults, and a loopback HTTP server."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+
+
+class Clock:
+    """The emulator's idea of "now": real time (or a fixed start) plus an offset testers can advance.
+
+    Advancing the clock is how new transactions arrive and pending ones post between syncs.
+    """
+
+    def __init__(self, start: datetime | None = None, offset: timedelta = timedelta(0)) -> None:
+        if start is not None and start.tzinfo is None:
+            raise ValueError("Clock start must be timezone-aware")
+        self._start = start
+        self._offset = offset
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        base = self._start if self._start is not None else datetime.now(UTC)
+        with self._lock:
+            return base + self._offset
+
+    def advance(self, *, days: float = 0, hours: float = 0, minutes: float = 0, seconds: float = 0) -> datetime:
+        step = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+        if step < timedelta(0):
+            raise ValueError("The sandbox clock only moves forward")
+        with self._lock:
+            self._offset += step
+        return self.now()
+
+    @property
+    def offset(self) -> timedelta:
+        return self._offset
+
+    def to_state(self) -> dict[str, object]:
+        return {
+            "start": self._start.isoformat() if self._start else None,
+            "offset_seconds": self._offset.total_seconds(),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, object]) -> Clock:
+        start = state.get("start")
+        return cls(
+            start=datetime.fromisoformat(str(start)) if start else None,
+            offset=timedelta(seconds=float(state.get("offset_seconds", 0) or 0)),  # type: ignore[arg-type]
+        )
+
+
+@dataclass
+class Fault:
+    """One injected failure.
+
+    kind: a fault name the emulator understands. Every emulator renders the generic ones:
+      "rate_limit" (429 with the provider's headers), "server_error" (500), "unavailable" (503),
+      "timeout" (the transport raises httpx.ReadTimeout; served mode stalls), "malformed_json"
+      (200 with a truncated body). Emulators add their own (Plaid: "institution_down", ...).
+    path: only requests whose path starts with this are affected (None: every request).
+    method: only this HTTP method (None: any).
+    after: let this many matching requests through first (e.g. fail in the middle of a cursor walk).
+    times: how many matching requests fail after that (-1: until cleared).
+    """
+
+    kind: str
+    path: str | None = None
+    method: str | None = None
+    after: int = 0
+    times: int = 1
+    seen: int = field(default=0, repr=False)
+
+
+class Faults:
+    """A thread-safe list of pending faults, consulted by the emulator before handling each request."""
+
+    def __init__(self) -> None:
+        self._faults: list[Fault] = []
+        self._lock = threading.Lock()
+
+    def add(self, kind: str, *, path: str | None = None, method: str | None = None,
+            after: int = 0, times: int = 1) -> Fault:
+        fault = Fault(kind=kind, path=path, method=method.upper() if method else None, after=after, times=times)
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def active(self) -> list[Fault]:
+        with self._lock:
+            return [Fault(**asdict(f)) for f in self._faults]
+
+    def take(self, method: str, path: str) -> Fault | None:
+        """The fault that applies to this request, if any, counting it as used."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.method and fault.method != method.upper():
+                    continue
+                if fault.path and not path.startswith(fault.path):
+                    continue
+                fault.seen += 1
+                if fault.seen <= fault.after:
+                    continue
+                if fault.times != -1 and fault.seen > fault.after + fault.times:
+                    continue
+                return fault
+        return None
+
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+class LoopbackServer:
+    """Serves an emulator's handler over HTTP on 127.0.0.1, so other tools can point at it."""
+
+    def __init__(self, handler: Handler, port: int = 0, host: str = "127.0.0.1") -> None:
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError("The sandbox server only binds to loopback")
+        self._handler = handler
+        self._httpd = ThreadingHTTPServer((host, port), self._request_handler_class())
+        self._httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _request_handler_class(self) -> type[BaseHTTPRequestHandler]:
+        handler = self._handler
+
+        class _Adapter(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                host = self.headers.get("Host") or "127.0.0.1"
+                request = httpx.Request(
+                    self.command, f"http://{host}{self.path}",
+                    headers=[(k, v) for k, v in self.headers.items()], content=body,
+                )
+                try:
+                    response = handler(request)
+                except httpx.TimeoutException:
+                    # A stalled upstream: close without answering, as a hung server would look.
+                    self.close_connection = True
+                    return
+                content = response.content
+                self.send_response(response.status_code)
+                for key, value in response.headers.items():
+                    if key.lower() not in ("content-length", "transfer-encoding", "connection"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _serve
+
+            def log_message(self, format: str, *args: object) -> None:
+                return  # request lines may carry ids; keep them out of logs
+
+        return _Adapter
+
+    def start(self) -> LoopbackServer:
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="sandbox-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self._httpd.serve_forever()
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> LoopbackServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,154 @@
+"""The SQLAlchemy Core schema of the normalized model (see the README for the analyst-facing description).
+
+Money is DECIMAL(18,2) in the account's currency; negative means money leaves the user. Times are
+UTC timestamps; `booked_date` is the local calendar day of the account's country.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+Money = sa.Numeric(18, 2)
+UtcTime = sa.DateTime(timezone=True)
+
+connections = sa.Table(
+    "connections", metadata,
+    sa.Column("id", sa.String, primary_key=True, comment="provider:external id"),
+    sa.Column("provider", sa.String, nullable=False),
+    sa.Column("external_id", sa.String, nullable=False, comment="Pluggy item id / Plaid item id"),
+    sa.Column("institution_id", sa.String),
+    sa.Column("institution_name", sa.String),
+    sa.Column("institution_logo_url", sa.String),
+    sa.Column("is_sandbox", sa.Boolean, nullable=False, default=False),
+    sa.Column("status", sa.String, nullable=False, comment="active, syncing, needs_input, needs_reconnect, ..."),
+    sa.Column("provider_status", sa.String, comment="the provider's own status, verbatim"),
+    sa.Column("status_detail", sa.String, comment="what the user should know or do"),
+    sa.Column("error_code", sa.String),
+    sa.Column("consent_expires_at", UtcTime),
+    sa.Column("last_success_at", UtcTime, comment="end of the last successful sync"),
+    sa.Column("last_attempt_at", UtcTime),
+    sa.Column("owner", sa.String, comment="the signed-in user this connection belongs to, if login is on"),
+    sa.Column("encrypted_secret", sa.String, comment="provider access token, encrypted; never shown"),
+    sa.Column("sync_cursor", sa.String, comment="provider sync position, stored with the data it produced"),
+    sa.Column("created_at", UtcTime, nullable=False),
+    sa.Column("updated_at", UtcTime, nullable=False),
+)
+
+accounts = sa.Table(
+    "accounts", metadata,
+    sa.Column("id", sa.String, primary_key=True, comment="provider:external id"),
+    sa.Column("connection_id", sa.String, nullable=False),
+    sa.Column("provider", sa.String, nullable=False),
+    sa.Column("external_id", sa.String, nullable=False),
+    sa.Column("type", sa.String, nullable=False, comment="checking, savings, credit_card, loan, investment, other"),
+    sa.Column("subtype", sa.String, comment="the provider's subtype, verbatim"),
+    sa.Column("name", sa.String, nullable=False),
+    sa.Column("mask", sa.String, comment="last digits of the account number"),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("current_balance", Money, comment="signed: a card's amount owed is negative"),
+    sa.Column("available_balance", Money),
+    sa.Column("credit_limit", Money),
+    sa.Column("balance_as_of", UtcTime),
+    sa.Column("first_seen_at", UtcTime, nullable=False),
+    sa.Column("last_seen_at", UtcTime, nullable=False),
+)
+
+transactions = sa.Table(
+    "transactions", metadata,
+    sa.Column("id", sa.String, primary_key=True, comment="provider:provider's transaction id"),
+    sa.Column("account_id", sa.String, nullable=False),
+    sa.Column("connection_id", sa.String, nullable=False),
+    sa.Column("provider", sa.String, nullable=False),
+    sa.Column("external_id", sa.String, nullable=False),
+    sa.Column("booked_date", sa.Date, nullable=False, comment="local date in the account's country"),
+    sa.Column("authorized_date", sa.Date),
+    sa.Column("amount", Money, nullable=False, comment="negative = money leaves the user; account currency"),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("original_amount", Money, comment="in the original currency, when it differs"),
+    sa.Column("original_currency", sa.String(3)),
+    sa.Column("description", sa.String, nullable=False),
+    sa.Column("merchant", sa.String),
+    sa.Column("category", sa.String, nullable=False, comment="unified category from the provider's"),
+    sa.Column("provider_category", sa.String),
+    sa.Column("provider_category_id", sa.String),
+    sa.Column("status", sa.String, nullable=False, comment="pending or posted"),
+    sa.Column("pending_id", sa.String, comment="the pending row this posted row replaced"),
+    sa.Column("payment_method", sa.String, comment="PIX, TED, DOC, TEV, BOLETO, CARD, ..."),
+    sa.Column("installment_number", sa.Integer),
+    sa.Column("installment_total", sa.Integer),
+    sa.Column("user_category", sa.String, comment="the user's override; wins over category"),
+    sa.Column("note", sa.String),
+    sa.Column("deleted_at", UtcTime, comment="tombstone: the user deleted it; re-syncs keep it hidden"),
+    sa.Column("provider_created_at", UtcTime),
+    sa.Column("first_seen_at", UtcTime, nullable=False),
+    sa.Column("last_seen_at", UtcTime, nullable=False),
+)
+sa.Index("ix_transactions_account_date", transactions.c.account_id, transactions.c.booked_date)
+
+balance_history = sa.Table(
+    "balance_history", metadata,
+    sa.Column("account_id", sa.String, primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("balance", Money, nullable=False, comment="end-of-day balance, signed like current_balance"),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("source", sa.String, nullable=False, comment="snapshot (seen at a sync) or reconstructed"),
+)
+
+sync_runs = sa.Table(
+    "sync_runs", metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("connection_id", sa.String, nullable=False),
+    sa.Column("trigger", sa.String, nullable=False, comment="connect, manual, webhook, schedule, cli"),
+    sa.Column("started_at", UtcTime, nullable=False),
+    sa.Column("finished_at", UtcTime),
+    sa.Column("duration_ms", sa.Integer),
+    sa.Column("window_start", sa.Date, comment="earliest date re-read by this run"),
+    sa.Column("outcome", sa.String, nullable=False, comment="running, success, failed"),
+    sa.Column("added", sa.Integer, nullable=False, default=0),
+    sa.Column("modified", sa.Integer, nullable=False, default=0),
+    sa.Column("removed", sa.Integer, nullable=False, default=0),
+    sa.Column("merged", sa.Integer, nullable=False, default=0, comment="pending rows merged into posted ones"),
+    sa.Column("accounts", sa.Integer, nullable=False, default=0),
+    sa.Column("requests", sa.Integer, nullable=False, default=0),
+    sa.Column("error_code", sa.String),
+    sa.Column("message", sa.String, comment="what happened, for a person"),
+)
+
+webhook_events = sa.Table(
+    "webhook_events", metadata,
+    sa.Column("id", sa.String, primary_key=True, comment="provider:event id"),
+    sa.Column("provider", sa.String, nullable=False),
+    sa.Column("event_type", sa.String, nullable=False),
+    sa.Column("connection_id", sa.String),
+    sa.Column("received_at", UtcTime, nullable=False),
+    sa.Column("outcome", sa.String, nullable=False),
+    sa.Column("detail", sa.String),
+)
+
+audit_log = sa.Table(
+    "audit_log", metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("occurred_at", UtcTime, nullable=False),
+    sa.Column("actor", sa.String, nullable=False),
+    sa.Column("action", sa.String, nullable=False),
+    sa.Column("object_id", sa.String),
+    sa.Column("detail", sa.String),
+)
+
+categories = sa.Table(
+    "categories", metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("name", sa.String, nullable=False),
+    sa.Column("parent_id", sa.String),
+    sa.Column("kind", sa.String, nullable=False, comment="income, expense, transfer, other"),
+)
+
+category_rules = sa.Table(
+    "category_rules", metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("merchant", sa.String, nullable=False),
+    sa.Column("category", sa.String, nullable=False),
+    sa.Column("created_at", UtcTime, nullable=False),
+)

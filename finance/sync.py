@@ -1,0 +1,208 @@
+"""The sync engine: fetch from a provider into staging, then apply everything in one database transaction.
+
+- Single-flight per connection; one failing connection never stops the others.
+- All or nothing: accounts, transactions, removals, balance history, the run row and the new cursor
+  commit together. A failed run changes no data; it is recorded with a message a person can act on.
+- Idempotent: a second run with nothing new adds, modifies and removes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from finance.model import ConnectionState, ConnectionStatus
+from finance.providers.base import (
+    BadData,
+    ConfigurationError,
+    NotFound,
+    Provider,
+    ProviderError,
+    RateLimited,
+    ReauthRequired,
+)
+from finance.store.ingest import ApplyCounts, apply_sync, upsert_connection
+from finance.store.schema import accounts, balance_history, connections, sync_runs, transactions
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, float], None]
+
+LOCAL_ZONES = {"pluggy": ZoneInfo("America/Sao_Paulo"), "plaid": ZoneInfo("America/New_York")}
+
+_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def _connection_lock(key: str) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault(key, threading.Lock())
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    connection_id: str
+    run_id: str | None
+    outcome: str  # success, failed, skipped
+    counts: ApplyCounts
+    message: str
+    error_code: str | None = None
+    duration_ms: int = 0
+    requests: int = 0
+
+
+NEEDS_USER = {ConnectionStatus.NEEDS_RECONNECT, ConnectionStatus.NEEDS_INPUT, ConnectionStatus.REVOKED}
+
+
+def _describe(counts: ApplyCounts, accounts: int) -> str:
+    if not (counts.added or counts.modified or counts.removed or counts.merged):
+        return f"Up to date: {accounts} accounts checked, no changes."
+    parts = [f"{counts.added} new", f"{counts.modified} updated", f"{counts.removed} removed"]
+    if counts.merged:
+        parts.append(f"{counts.merged} pending merged into posted")
+    return f"Synced {accounts} accounts: " + ", ".join(parts) + "."
+
+
+def _error_message(exc: Exception) -> tuple[str, str]:
+    if isinstance(exc, ProviderError):
+        return exc.code or type(exc).__name__, exc.message
+    # Unexpected bugs: say so plainly, keep details (which could hold data) out of the message.
+    return "INTERNAL", f"The sync failed unexpectedly ({type(exc).__name__}). Nothing was changed; see the logs."
+
+
+class SyncEngine:
+    def __init__(self, engine: sa.Engine, providers: Mapping[str, Provider], *,
+                 now: Callable[[], datetime] | None = None) -> None:
+        self.engine = engine
+        self.providers = providers
+        self._now = now or (lambda: datetime.now(UTC))
+
+    def _today(self, provider: str) -> date:
+        return self._now().astimezone(LOCAL_ZONES.get(provider, UTC)).date()
+
+    def register(self, state: ConnectionState, *, owner: str | None = None) -> str:
+        """Record a newly connected (or reconnected) item so it can be synced."""
+        with self.engine.begin() as conn:
+            upsert_connection(conn, state, now=self._now(), owner=owner)
+        return state.id
+
+    def sync_all(self, trigger: str = "manual", on_progress: Progress | None = None) -> list[SyncResult]:
+        """Sync every connection in turn; a failure is recorded and the next one still runs."""
+        with self.engine.connect() as conn:
+            ids = [r.id for r in conn.execute(
+                sa.select(connections.c.id).where(connections.c.status != ConnectionStatus.REVOKED.value)
+                .order_by(connections.c.created_at))]
+        results = []
+        for index, connection_id in enumerate(ids):
+            def scoped(stage: str, fraction: float, i: int = index) -> None:
+                if on_progress:
+                    on_progress(stage, (i + fraction) / len(ids))
+            results.append(self.sync_connection(connection_id, trigger=trigger, on_progress=scoped))
+        return results
+
+    def sync_connection(self, connection_id: str, *, trigger: str = "manual",
+                        on_progress: Progress | None = None) -> SyncResult:
+        lock = _connection_lock(f"{self.engine.url}|{connection_id}")
+        if not lock.acquire(blocking=False):
+            return SyncResult(connection_id, None, "skipped", ApplyCounts(),
+                              "A sync of this connection is already running.")
+        try:
+            return self._sync(connection_id, trigger, on_progress or (lambda _s, _f: None))
+        finally:
+            lock.release()
+
+    def _sync(self, connection_id: str, trigger: str, progress: Progress) -> SyncResult:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(connections).where(connections.c.id == connection_id)).first()
+        if row is None:
+            return SyncResult(connection_id, None, "failed", ApplyCounts(), "No such connection.", "NOT_FOUND")
+        provider = self.providers.get(row.provider)
+        if provider is None:
+            return SyncResult(connection_id, None, "failed", ApplyCounts(),
+                              f"The {row.provider} provider is not configured.", "NO_PROVIDER")
+
+        run_id = uuid.uuid4().hex
+        started = self._now()
+        clock = time.monotonic()
+        with self.engine.begin() as conn:
+            conn.execute(sync_runs.insert().values(
+                id=run_id, connection_id=connection_id, trigger=trigger, started_at=started, outcome="running",
+                added=0, modified=0, removed=0, merged=0, accounts=0, requests=0))
+        requests_before = getattr(getattr(provider, "client", None), "requests", 0)
+        state: ConnectionState | None = None
+        try:
+            progress("Checking the connection", 0.05)
+            state = provider.connection_state(row.external_id)
+            if state.status in NEEDS_USER:
+                raise ReauthRequired(state.status_detail or "This connection needs you to reconnect.",
+                                     code=state.error_code or state.status.value, provider=row.provider)
+            progress("Fetching accounts", 0.15)
+            accounts = provider.fetch_accounts(row.external_id)
+            progress("Fetching transactions", 0.35)
+            changes = provider.fetch_transactions(row.external_id, accounts, row.sync_cursor)
+            progress("Saving", 0.85)
+            finished = self._now()
+            duration = int((time.monotonic() - clock) * 1000)
+            requests = getattr(getattr(provider, "client", None), "requests", 0) - requests_before
+            with self.engine.begin() as conn:
+                counts = apply_sync(conn, state=state, accounts=accounts, changes=changes, now=finished,
+                                    today=self._today(row.provider))
+                upsert_connection(conn, state, now=finished, cursor=changes.cursor, success=True)
+                windows = [start for _, start in changes.windows]
+                message = _describe(counts, len(accounts))
+                conn.execute(sync_runs.update().where(sync_runs.c.id == run_id).values(
+                    finished_at=finished, duration_ms=duration, outcome="success", added=counts.added,
+                    modified=counts.modified, removed=counts.removed, merged=counts.merged,
+                    accounts=len(accounts), requests=requests, window_start=min(windows) if windows else None,
+                    message=message))
+            progress("Done", 1.0)
+            return SyncResult(connection_id, run_id, "success", counts, message, duration_ms=duration,
+                              requests=requests)
+        except Exception as exc:  # every failure is recorded; none escapes to other connections
+            code, message = _error_message(exc)
+            if isinstance(exc, ProviderError):
+                log.warning("sync of %s failed: %s", connection_id, code)
+            else:
+                log.exception("sync of %s failed unexpectedly", connection_id)
+            duration = int((time.monotonic() - clock) * 1000)
+            self._record_failure(run_id, connection_id, exc, code, message, duration, state)
+            return SyncResult(connection_id, run_id, "failed", ApplyCounts(), message, code, duration)
+
+    def _record_failure(self, run_id: str, connection_id: str, exc: Exception, code: str, message: str,
+                        duration: int, state: ConnectionState | None) -> None:
+        now = self._now()
+        with self.engine.begin() as conn:
+            conn.execute(sync_runs.update().where(sync_runs.c.id == run_id).values(
+                finished_at=now, duration_ms=duration, outcome="failed", error_code=code, message=message))
+            values: dict[str, object] = {"last_attempt_at": now}
+            if isinstance(exc, ReauthRequired):
+                status = state.status if state and state.status in NEEDS_USER else ConnectionStatus.NEEDS_RECONNECT
+                values |= {"status": status.value, "status_detail": message, "error_code": code}
+            elif isinstance(exc, NotFound):
+                values |= {"status": ConnectionStatus.REVOKED.value, "status_detail": message, "error_code": code}
+            elif isinstance(exc, ConfigurationError | BadData | RateLimited):
+                values |= {"status_detail": message, "error_code": code}
+            conn.execute(connections.update().where(connections.c.id == connection_id).values(**values))
+
+    def delete_connection(self, connection_id: str, *, keep_history: bool) -> None:
+        """Forget a connection locally; with keep_history its accounts and transactions stay for reports."""
+        with self.engine.begin() as conn:
+            if not keep_history:
+                account_ids = sa.select(accounts.c.id).where(accounts.c.connection_id == connection_id)
+                conn.execute(balance_history.delete().where(balance_history.c.account_id.in_(account_ids)))
+                conn.execute(transactions.delete().where(transactions.c.connection_id == connection_id))
+                conn.execute(accounts.delete().where(accounts.c.connection_id == connection_id))
+                conn.execute(sync_runs.delete().where(sync_runs.c.connection_id == connection_id))
+                conn.execute(connections.delete().where(connections.c.id == connection_id))
+            else:
+                conn.execute(connections.update().where(connections.c.id == connection_id).values(
+                    status=ConnectionStatus.REVOKED.value, status_detail="Disconnected; history kept.",
+                    encrypted_secret=None, sync_cursor=None, updated_at=self._now()))
