@@ -1,0 +1,11 @@
+"""Streamlit entry point: `streamlit run app.py` (see the README)."""
+
+import streamlit as st
+
+st.set_page_config(page_title="Open Finance dashboard", page_icon="💰", layout="wide")
+
+navigation = st.navigation([
+    st.Page("pages/overview.py", title="Overview", icon="📊", default=True),
+    st.Page("pages/connections.py", title="Connections", icon="🏦"),
+])
+navigation.run()

@@ -1,0 +1,3 @@
+from finance.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,50 @@
+"""Plotly figure builders: data in, figure out. No Streamlit, no SQL."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+INCOME_COLOR = "#2e7d32"
+SPENDING_COLOR = "#c62828"
+NET_COLOR = "#1565c0"
+
+
+def _layout(fig: go.Figure, title: str, currency: str) -> go.Figure:
+    fig.update_layout(title=title, margin={"l": 10, "r": 10, "t": 50, "b": 10}, height=360,
+                      legend={"orientation": "h", "y": -0.15}, yaxis_title=currency, hovermode="x unified")
+    return fig
+
+
+def net_worth_figure(frame: pd.DataFrame, currency: str) -> go.Figure:
+    """Net worth, assets and liabilities over time for one currency."""
+    data = frame[frame["currency"] == currency]
+    fig = go.Figure()
+    fig.add_scatter(x=data["day"], y=data["net_worth"].astype(float), name="Net worth", line={"color": NET_COLOR})
+    fig.add_scatter(x=data["day"], y=data["assets"].astype(float), name="Assets",
+                    line={"color": INCOME_COLOR, "dash": "dot"})
+    fig.add_scatter(x=data["day"], y=(-data["liabilities"].astype(float)), name="Liabilities",
+                    line={"color": SPENDING_COLOR, "dash": "dot"})
+    return _layout(fig, f"Net worth ({currency})", currency)
+
+
+def cashflow_figure(frame: pd.DataFrame, currency: str) -> go.Figure:
+    """Income against spending per month for one currency."""
+    data = frame[frame["currency"] == currency]
+    fig = go.Figure()
+    fig.add_bar(x=data["month"], y=data["income"].astype(float), name="Income", marker_color=INCOME_COLOR)
+    fig.add_bar(x=data["month"], y=data["spending"].astype(float), name="Spending", marker_color=SPENDING_COLOR)
+    fig.update_layout(barmode="group")
+    fig.update_xaxes(dtick="M1", tickformat="%b %Y")
+    return _layout(fig, f"Income vs spending per month ({currency})", currency)
+
+
+def category_figure(frame: pd.DataFrame, currency: str) -> go.Figure:
+    """Spending by category, largest at the top, for one currency."""
+    data = frame[frame["currency"] == currency].sort_values("spending")
+    fig = go.Figure(go.Bar(x=data["spending"].astype(float), y=data["category"], orientation="h",
+                           marker_color=SPENDING_COLOR, customdata=data["transactions"],
+                           hovertemplate="%{y}: %{x:,.2f} (%{customdata} transactions)<extra></extra>"))
+    fig = _layout(fig, f"Spending by category ({currency})", currency)
+    fig.update_layout(yaxis_title=None, xaxis_title=currency, height=max(300, 28 * len(data) + 80))
+    return fig

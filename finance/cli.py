@@ -1,0 +1,176 @@
+"""Command line: `python -m finance sandbox serve|advance`, `connect`, `sync`, `status`."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from finance.config import load_settings
+from finance.model import ConnectionStatus
+from finance.money import format_money
+from finance.providers.base import ProviderError
+from finance.providers.registry import pluggy_emulator
+from finance.sandbox.pluggy import PluggyEmulator
+from finance.services import open_services
+from finance.store import queries
+from finance.store.db import DatabaseBusy
+
+
+def _progress_bar(label: str, fraction: float, width: int = 30) -> None:
+    filled = round(fraction * width)
+    sys.stdout.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {fraction:4.0%} {label:<40}")
+    sys.stdout.flush()
+    if fraction >= 1:
+        sys.stdout.write("\n")
+
+
+def cmd_sandbox_serve(args: argparse.Namespace) -> int:
+    state = Path(args.state) if args.state else None
+    emulator = PluggyEmulator(seed=args.seed, state_path=state, client_id=args.client_id,
+                              client_secret=args.client_secret, settle_delay=args.settle_seconds)
+    server = emulator.serve(port=args.port)
+    print(f"Pluggy emulator listening on {server.base_url} (Ctrl+C to stop).")
+    print(f"Point the app at it with PLUGGY_BASE_URL={server.base_url} and any non-empty "
+          "PLUGGY_CLIENT_ID/PLUGGY_CLIENT_SECRET.")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+def cmd_sandbox_advance(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    emulator = PluggyEmulator(state_path=Path(args.state)) if args.state else pluggy_emulator(settings)
+    emulator.advance(days=args.days, hours=args.hours)
+    print(f"Sandbox clock is now {emulator.clock.now():%Y-%m-%d %H:%M} UTC. Sync to see what changed.")
+    return 0
+
+
+def _ask(prompt: str, secret: bool = False) -> str:
+    return getpass.getpass(prompt) if secret else input(prompt)
+
+
+def cmd_connect(args: argparse.Namespace) -> int:
+    services = open_services()
+    provider = services.providers["pluggy"]
+    institution = args.institution
+    if institution is None:
+        options = provider.institutions()
+        for inst in options:
+            print(f"  {inst.id:>6}  {inst.name}{'  (sandbox)' if inst.is_sandbox else ''}")
+        institution = _ask("Institution id [0 = Pluggy Bank]: ").strip() or "0"
+    credentials: dict[str, str] = {}
+    for field in provider.credential_fields(institution):
+        name = str(field["name"])
+        given = getattr(args, name, None)
+        credentials[name] = given or _ask(f"{field.get('label') or name}: ", secret=field.get("type") == "password")
+    state = provider.create_connection(institution, credentials)
+    while True:
+        state = provider.wait_until_settled(state.external_id,
+                                            on_progress=lambda s: print(f"  bank: {s}", flush=True))
+        if state.status is ConnectionStatus.NEEDS_INPUT and state.mfa_prompt:
+            prompt = state.mfa_prompt
+            code = args.mfa or _ask(f"{prompt.label}{' — ' + prompt.instructions if prompt.instructions else ''}: ")
+            args.mfa = None
+            state = provider.submit_mfa(state.external_id, {prompt.name: code})
+            continue
+        break
+    if state.status not in (ConnectionStatus.ACTIVE, ConnectionStatus.CONSENT_EXPIRING):
+        print(f"Could not connect: {state.status_detail or state.provider_status}")
+        return 1
+    connection_id = services.sync.register(state)
+    print(f"Connected {state.institution.name if state.institution else 'bank'} ({connection_id}). Syncing…")
+    result = services.sync.sync_connection(connection_id, trigger="connect", on_progress=_progress_bar)
+    print(result.message)
+    return 0 if result.outcome == "success" else 1
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    services = open_services()
+    if args.connection:
+        results = [services.sync.sync_connection(args.connection, trigger="cli", on_progress=_progress_bar)]
+    else:
+        results = services.sync.sync_all(trigger="cli", on_progress=_progress_bar)
+    if not results:
+        print("No connections yet. Connect one with: python -m finance connect")
+        return 0
+    for result in results:
+        print(f"{result.connection_id}: {result.outcome} — {result.message}")
+    return 0 if all(r.outcome != "failed" for r in results) else 1
+
+
+def cmd_status(_args: argparse.Namespace) -> int:
+    services = open_services()
+    with services.engine.connect() as conn:
+        status = queries.connections_status(conn)
+        totals = queries.balance_totals(conn)
+    if status.empty:
+        print("No connections yet. Connect one with: python -m finance connect")
+        return 0
+    for row in status.itertuples():
+        last = f"{row.last_success_at:%Y-%m-%d %H:%M}" if row.last_success_at is not None else "never"
+        print(f"{row.institution_name} [{row.provider}] {row.status} — {row.accounts} accounts, last sync {last}")
+        if row.last_message:
+            print(f"    last run: {row.last_outcome}: {row.last_message}")
+        if row.status_detail:
+            print(f"    {row.status_detail}")
+    for row in totals.itertuples():
+        print(f"Net worth ({row.currency}): {format_money(row.net_worth, row.currency)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m finance", description="Open Finance dashboard tools.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sandbox = sub.add_parser("sandbox", help="offline provider emulators").add_subparsers(dest="action",
+                                                                                        required=True)
+    serve = sandbox.add_parser("serve", help="serve an emulator over HTTP on 127.0.0.1")
+    serve.add_argument("--provider", choices=["pluggy"], default="pluggy")
+    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument("--seed", type=int, default=7)
+    serve.add_argument("--state", help="JSON file to keep the emulator's items and clock in")
+    serve.add_argument("--client-id", help="require this client id (default: accept any non-empty)")
+    serve.add_argument("--client-secret", help="require this client secret")
+    serve.add_argument("--settle-seconds", type=float, default=1.5, help="how long a new item takes to sync")
+    serve.set_defaults(func=cmd_sandbox_serve)
+    advance = sandbox.add_parser("advance", help="move the sandbox clock forward (new and posted transactions)")
+    advance.add_argument("--provider", choices=["pluggy"], default="pluggy")
+    advance.add_argument("--days", type=float, default=1)
+    advance.add_argument("--hours", type=float, default=0)
+    advance.add_argument("--state", help="emulator state file (default: the app's, under data/sandbox/)")
+    advance.set_defaults(func=cmd_sandbox_advance)
+
+    connect = sub.add_parser("connect", help="connect a bank from the terminal")
+    connect.add_argument("--provider", choices=["pluggy"], default="pluggy")
+    connect.add_argument("--institution", help="connector id (0 is the sandbox Pluggy Bank)")
+    connect.add_argument("--user", help="bank username (sandbox: user-ok, or user-ok-mfa for MFA)")
+    connect.add_argument("--password", help="bank password (sandbox: password-ok); prompted when omitted")
+    connect.add_argument("--mfa", help="the one-time code, if the bank asks (sandbox: 123456)")
+    connect.set_defaults(func=cmd_connect)
+
+    sync = sub.add_parser("sync", help="sync every connection (or one) now")
+    sync.add_argument("--connection", help="a connection id, e.g. pluggy:<item id>")
+    sync.set_defaults(func=cmd_sync)
+
+    status = sub.add_parser("status", help="connections, their health and net worth")
+    status.set_defaults(func=cmd_status)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except DatabaseBusy as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ProviderError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
