@@ -416,7 +416,7 @@ class PluggyClient:
 
     def __init__(self, client_id: str, client_secret: str, *, base_url: str = "https://api.pluggy.ai",
                  transport: httpx.BaseTransport | None = None, policy: RetryPolicy = DEFAULT_POLICY,
-                 sleep: Sleep = time.sleep) -> None:
+                 sleep: Sleep = time.sleep, now: Callable[[], datetime] | None = None) -> None:
         if not client_id or not client_secret:
             raise ConfigurationError("Pluggy needs a client id and secret.", code="NO_CREDENTIALS", provider=NAME)
         self._client_id = client_id
@@ -424,6 +424,7 @@ class PluggyClient:
         self._http = make_client(base_url, transport=transport)
         self._policy = policy
         self._sleep = sleep
+        self._now = now or (lambda: datetime.now(UTC))  # the emulator's clock offline, to read key expiry
         self._api_key: str | None = None
         self._api_key_expires = datetime.min.replace(tzinfo=UTC)
         self._auth_lock = threading.Lock()
@@ -445,7 +446,7 @@ class PluggyClient:
 
     def api_key(self, *, force: bool = False) -> str:
         with self._auth_lock:
-            now = datetime.now(UTC)
+            now = self._now()
             if force or self._api_key is None or now >= self._api_key_expires - API_KEY_REFRESH_MARGIN:
                 key = self._authenticate()
                 self._api_key = key

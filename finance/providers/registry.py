@@ -27,16 +27,22 @@ def pluggy_emulator(settings: Settings) -> PluggyEmulator:
         return _emulators[str(path)]
 
 
-def pluggy_provider(settings: Settings, *, transport: httpx.BaseTransport | None = None) -> PluggyProvider:
-    if transport is None and settings.pluggy_offline:
-        transport = pluggy_emulator(settings).transport()
+def pluggy_provider(settings: Settings) -> PluggyProvider:
+    """Pluggy over the network, or through the in-process emulator (and on its clock) when offline."""
+    transport: httpx.BaseTransport | None = None
+    now = None
+    if settings.pluggy_offline:
+        emulator = pluggy_emulator(settings)
+        transport = emulator.transport()
+        now = lambda: emulator.clock.now()  # noqa: E731 - the emulator may swap its clock on reload
     client = PluggyClient(
         settings.pluggy_client_id or OFFLINE_CLIENT_ID,
         settings.pluggy_client_secret or OFFLINE_CLIENT_SECRET,
         base_url=settings.pluggy_base_url,
         transport=transport,
+        now=now,
     )
-    return PluggyProvider(client)
+    return PluggyProvider(client, now=now)
 
 
 def build_providers(settings: Settings) -> dict[str, PluggyProvider]:

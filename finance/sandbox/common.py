@@ -47,6 +47,12 @@ class Clock:
             "offset_seconds": self._offset.total_seconds(),
         }
 
+    def load_state(self, state: dict[str, object]) -> None:
+        """Take over a saved state in place, so every holder of this Clock sees what another process stored."""
+        other = Clock.from_state(state)
+        with self._lock:
+            self._start, self._offset = other._start, other._offset
+
     @classmethod
     def from_state(cls, state: dict[str, object]) -> Clock:
         start = state.get("start")
