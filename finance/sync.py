@@ -20,15 +20,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from finance.model import ConnectionState, ConnectionStatus
-from finance.providers.base import (
-    BadData,
-    ConfigurationError,
-    NotFound,
-    Provider,
-    ProviderError,
-    RateLimited,
-    ReauthRequired,
-)
+from finance.providers.base import NotFound, Provider, ProviderError, ReauthRequired
 from finance.store.ingest import ApplyCounts, apply_sync, upsert_connection
 from finance.store.schema import accounts, balance_history, connections, sync_runs, transactions
 
@@ -188,8 +180,6 @@ class SyncEngine:
                 values |= {"status": status.value, "status_detail": message, "error_code": code}
             elif isinstance(exc, NotFound):
                 values |= {"status": ConnectionStatus.REVOKED.value, "status_detail": message, "error_code": code}
-            elif isinstance(exc, ConfigurationError | BadData | RateLimited):
-                values |= {"status_detail": message, "error_code": code}
             conn.execute(connections.update().where(connections.c.id == connection_id).values(**values))
 
     def delete_connection(self, connection_id: str, *, keep_history: bool) -> None:

@@ -12,10 +12,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -149,7 +150,7 @@ def account_type(raw_type: str | None, subtype: str | None) -> AccountType:
         return AccountType.CREDIT_CARD
     if subtype == "SAVINGS_ACCOUNT":
         return AccountType.SAVINGS
-    if subtype == "CHECKING_ACCOUNT" or raw_type == "BANK":
+    if subtype == "CHECKING_ACCOUNT" or (raw_type == "BANK" and not subtype):
         return AccountType.CHECKING
     return AccountType.OTHER
 
@@ -232,7 +233,7 @@ def map_transaction(raw: dict[str, Any], account: Account) -> Transaction:
             amount = -amount
             original_amount = -original_amount if original_amount is not None else None
         card = raw.get("creditCardMetadata") or {}
-        purchase = parse_instant(card.get("purchaseDate"))
+        purchase = card.get("purchaseDate")
         status = TxnStatus.PENDING if str(raw.get("status") or "POSTED").upper() == "PENDING" else TxnStatus.POSTED
         return Transaction(
             provider=NAME,
@@ -246,7 +247,7 @@ def map_transaction(raw: dict[str, Any], account: Account) -> Transaction:
             category=map_category(raw.get("categoryId")),
             provider_category=raw.get("category"),
             provider_category_id=raw.get("categoryId"),
-            authorized_date=purchase.astimezone(SAO_PAULO).date() if purchase else None,
+            authorized_date=local_date(str(purchase)) if purchase else None,
             original_amount=original_amount,
             original_currency=original_currency,
             merchant=_counterparty(raw, outflow=amount < 0),
@@ -330,6 +331,9 @@ def map_item(raw: dict[str, Any], *, now: datetime | None = None) -> ConnectionS
         message = (raw.get("userAction") or {}).get("instructions") or "The bank needs you to act in its app."
     elif raw_status == "LOGIN_ERROR" or error_code in REAUTH_CODES:
         status = ConnectionStatus.NEEDS_RECONNECT
+    elif consent is not None and consent <= now:
+        status = ConnectionStatus.NEEDS_RECONNECT
+        message = "Your consent for this bank has expired. Reconnect to renew it."
     else:
         status = ConnectionStatus.FAILED
     if error_code and message is None:
@@ -400,6 +404,19 @@ def classify_response(response: httpx.Response) -> ProviderError | None:
                               status=status)
     return RequestRejected(f"Pluggy refused the request: {detail or 'HTTP ' + str(status)}",
                            code=code or f"HTTP_{status}", provider=NAME, status=status)
+
+
+def _cursor_from_next(next_query: str) -> str | None:
+    """The decoded `after` value of a `next` query string.
+
+    Percent-escapes are decoded (%2B is '+'), but a literal '+' stays '+': the cursor is base64, not
+    form data, so reading it with form rules (parse_qsl) would turn it into a space.
+    """
+    for part in next_query.split("?", 1)[-1].split("&"):
+        key, _, value = part.partition("=")
+        if unquote(key) == "after":
+            return unquote(value)
+    return None
 
 
 def _jwt_expiry(token: str) -> datetime | None:
@@ -565,7 +582,7 @@ class PluggyClient:
             next_query = page.get("next")
             if not next_query:
                 return
-            after = dict(parse_qsl(str(next_query).lstrip("?"), keep_blank_values=True)).get("after")
+            after = _cursor_from_next(str(next_query))
             if not after:
                 raise BadData("Pluggy's next-page link had no cursor.", code="BAD_CURSOR", provider=NAME)
 
@@ -663,32 +680,35 @@ class PluggyProvider:
         today = self._today()
         before = self.client.requests
 
-        def fetch_one(account: Account) -> tuple[Account, dict[str, dict[str, Any]], date, str | None]:
-            mark = state.get(account.external_id)
+        def fetch_one(account: Account) -> tuple[Account, list[Transaction], date, AccountCursor]:
+            known = state.get(account.external_id)
             rows: dict[str, dict[str, Any]] = {}
-            if mark is None:
-                window_start = today - timedelta(days=FIRST_SYNC_DAYS)
+            if known is None:
+                origin = window_start = today - timedelta(days=FIRST_SYNC_DAYS)
             else:
-                window_start = today - timedelta(days=REREAD_DAYS)
-                since = (parse_instant(mark) or self._now()) - CREATED_AT_OVERLAP
+                # Re-read from before the previous sync's window, so every row that was pending then is seen.
+                origin = known.origin
+                window_start = max(origin, min(today, known.synced_on) - timedelta(days=REREAD_DAYS))
+                since = (parse_instant(known.mark) or self._now()) - CREATED_AT_OVERLAP
                 for raw in self.client.transactions(account.external_id, created_at_from=since):
                     rows[str(raw["id"])] = raw
             for raw in self.client.transactions(account.external_id, date_from=window_start):
                 rows[str(raw["id"])] = raw
-            marks = [str(r["createdAt"]) for r in rows.values() if r.get("createdAt")]
-            high_water = max(marks, key=lambda m: parse_instant(m) or datetime.min.replace(tzinfo=UTC),
-                             default=mark)
-            return account, rows, window_start, high_water
+            mapped = [map_transaction(raw, account) for raw in rows.values()]
+            marks = [m for m in (parse_instant(r.get("createdAt")) for r in rows.values()) if m is not None]
+            mark = max(marks).isoformat() if marks else (known.mark if known else None)
+            # Rows created lately but dated before the first sync's window stay out, as they did then.
+            kept = [t for t in mapped if t.booked_date >= origin]
+            return account, kept, window_start, AccountCursor(mark=mark, origin=origin, synced_on=today)
 
         changes = TransactionChanges()
         new_state = dict(state)
         with ThreadPoolExecutor(max_workers=max(1, min(self._max_workers, len(accounts)))) as pool:
-            for account, rows, window_start, high_water in pool.map(fetch_one, accounts):
-                changes.upserts.extend(map_transaction(raw, account) for raw in rows.values())
+            for account, rows, window_start, account_cursor in pool.map(fetch_one, accounts):
+                changes.upserts.extend(rows)
                 changes.windows.append((account.external_id, window_start))
-                if high_water:
-                    new_state[account.external_id] = high_water
-        changes.cursor = json.dumps({"v": 1, "created_at_marks": new_state}, sort_keys=True)
+                new_state[account.external_id] = account_cursor
+        changes.cursor = _dump_cursor(new_state)
         changes.requests = self.client.requests - before
         return changes
 
@@ -699,12 +719,28 @@ class PluggyProvider:
             return  # already gone at Pluggy: that is what we wanted
 
 
-def _load_cursor(cursor: str | None) -> dict[str, str]:
+@dataclass(frozen=True, slots=True)
+class AccountCursor:
+    """Where an account's sync stands: the newest createdAt seen, the first day ever synced, the last sync day."""
+
+    mark: str | None
+    origin: date
+    synced_on: date
+
+
+def _dump_cursor(state: dict[str, AccountCursor]) -> str:
+    return json.dumps({"v": 2, "accounts": {k: {"mark": v.mark, "origin": v.origin.isoformat(),
+                                                "synced_on": v.synced_on.isoformat()}
+                                            for k, v in sorted(state.items())}})
+
+
+def _load_cursor(cursor: str | None) -> dict[str, AccountCursor]:
     if not cursor:
         return {}
     try:
         data = json.loads(cursor)
-        marks = data.get("created_at_marks") or {}
-        return {str(k): str(v) for k, v in marks.items()}
-    except (ValueError, AttributeError):
+        return {str(k): AccountCursor(mark=v.get("mark"), origin=date.fromisoformat(v["origin"]),
+                                      synced_on=date.fromisoformat(v["synced_on"]))
+                for k, v in (data.get("accounts") or {}).items()}
+    except (ValueError, AttributeError, KeyError, TypeError):
         return {}  # an unreadable cursor only costs a full re-read

@@ -1,0 +1,157 @@
+"""The pages through Streamlit's AppTest: connect (with MFA), sync, faults, delete, and the Overview."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from streamlit.testing.v1 import AppTest
+
+from finance.config import load_settings
+from finance.providers.registry import pluggy_emulator
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+@pytest.fixture
+def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty data folder, no credentials, an instant sandbox bank."""
+    for name in ("PLUGGY_CLIENT_ID", "PLUGGY_CLIENT_SECRET", "PLUGGY_BASE_URL", "FINANCE_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("FINANCE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("FINANCE_SANDBOX_SETTLE_SECONDS", "0")
+    return tmp_path
+
+
+def open_page(page: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    if page != "overview":
+        at.switch_page(f"pages/{page}.py")
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def button(at: AppTest, label: str):
+    matches = [b for b in at.button if b.label == label]
+    assert matches, f"no button {label!r} among {[b.label for b in at.button]}"
+    return matches[0]
+
+
+def connect(at: AppTest, user: str) -> AppTest:
+    at.text_input(key="cred_user").input(user)
+    at.text_input(key="cred_password").input("password-ok")
+    button(at, "Connect").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def store(tmp: Path) -> sa.Engine:
+    return sa.create_engine(f"duckdb:///{tmp / 'finance.duckdb'}")
+
+
+def test_empty_overview_leads_to_a_first_connection(offline):
+    at = open_page("overview")
+    assert "No banks connected yet" in at.info[0].value
+    assert "user-ok" in at.info[0].value
+
+
+def test_connect_sandbox_bank_then_second_sync_reports_no_changes(offline):
+    at = connect(open_page("connections"), "user-ok")
+
+    assert "Pluggy Bank connected" in at.success[0].value
+    assert "Synced 2 accounts" in at.success[0].value
+    assert any("Pluggy Bank" in m.value for m in at.markdown)
+
+    button(at, "Sync now").click()
+    at.run()
+    assert "Up to date" in at.success[0].value
+
+
+def test_mfa_path_asks_for_the_code(offline):
+    at = connect(open_page("connections"), "user-ok-mfa")
+    assert at.text_input(key="mfa_code").label == "Token"
+
+    at.text_input(key="mfa_code").input("123456")
+    button(at, "Send code").click()
+    at.run()
+
+    assert not at.exception
+    assert "connected" in at.success[0].value
+
+
+def test_wrong_mfa_code_explains_what_to_do(offline):
+    at = connect(open_page("connections"), "user-ok-mfa")
+    at.text_input(key="mfa_code").input("000000")
+    button(at, "Send code").click()
+    at.run()
+    assert "code was not accepted" in at.error[0].value
+
+
+def test_wrong_password_is_reported(offline):
+    at = open_page("connections")
+    at.text_input(key="cred_user").input("user-ok")
+    at.text_input(key="cred_password").input("nope")
+    button(at, "Connect").click()
+    at.run()
+    assert "username or password" in at.error[0].value
+
+
+def test_injected_server_error_leaves_data_unchanged_and_says_so(offline):
+    at = connect(open_page("connections"), "user-ok")
+    engine = store(offline)
+    with engine.connect() as conn:
+        before = conn.execute(sa.text("SELECT COUNT(*), SUM(amount) FROM transactions")).one()
+    engine.dispose()
+
+    at.selectbox(key="fault_kind").select("server_error")
+    at.selectbox(key="fault_path").select("/v2/transactions")
+    button(at, "Inject fault").click()
+    at.run()
+    pluggy_emulator(load_settings()).advance(days=3)  # there is new data the failed sync must not half-apply
+    button(at, "Sync now").click()
+    at.run()
+
+    assert "server error" in at.error[0].value
+    assert "Nothing was changed" in at.error[0].value
+    engine = store(offline)
+    with engine.connect() as conn:
+        after = conn.execute(sa.text("SELECT COUNT(*), SUM(amount) FROM transactions")).one()
+        outcome = conn.execute(sa.text("SELECT outcome FROM sync_runs ORDER BY started_at DESC LIMIT 1")).scalar()
+    engine.dispose()
+    assert tuple(after) == tuple(before)
+    assert outcome == "failed"
+
+
+def test_overview_shows_balances_charts_and_sync_status(offline):
+    connect(open_page("connections"), "user-ok")
+    at = open_page("overview")
+
+    labels = [m.label for m in at.metric]
+    assert "Net worth (BRL)" in labels and "Spending in period" in labels
+    net_worth = next(m.value for m in at.metric if m.label == "Net worth (BRL)")
+    assert net_worth.startswith(("R$", "-R$"))
+    charts = at.get("plotly_chart")
+    assert len(charts) == 3  # net worth, income vs spending, spending by category
+    assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 2
+    assert any("Pluggy Bank" in m.value and "Connected" in m.value for m in at.markdown)
+
+    at.toggle(key="include_pending").set_value(False)
+    at.run()
+    assert not at.exception
+
+
+def test_disconnect_can_keep_or_drop_history(offline):
+    at = connect(open_page("connections"), "user-ok")
+    at.checkbox(key=next(c.key for c in at.checkbox if c.key.startswith("keep_"))).uncheck()
+    button(at, "Disconnect").click()
+    at.run()
+    assert "disconnected and its data deleted" in at.success[0].value
+    engine = store(offline)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM transactions")).scalar() == 0
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM connections")).scalar() == 0
+    engine.dispose()
