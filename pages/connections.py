@@ -170,15 +170,22 @@ if offline:
         kind = st.selectbox("Fault", list(kinds), format_func=kinds.__getitem__, key="fault_kind")
         paths = {"/v2/transactions": "Transactions", "/accounts": "Accounts", "/items": "Items", "": "Every request"}
         path = st.selectbox("On", list(paths), format_func=paths.__getitem__, key="fault_path")
-        times = st.number_input("Times (the client retries 5xx and timeouts up to 4 times)", min_value=1,
-                                max_value=50, value=5, key="fault_times")
+        persistent = st.checkbox("Keep failing until cleared", value=True, key="fault_persistent",
+                                 help="Otherwise only the next requests fail; the client retries 5xx, 429 and "
+                                      "timeouts up to 4 times, so a short fault is usually absorbed.")
+        times = -1 if persistent else int(st.number_input("Fail the next N requests", min_value=1, max_value=50,
+                                                          value=2, key="fault_times"))
         if st.button("Inject fault", key="inject"):
-            emulator.faults.add(kind, path=path or None, times=int(times))
-            flash("warning", f"Next {times} matching requests will fail with {kinds[kind]}.")
+            emulator.faults.add(kind, path=path or None, times=times)
+            how_long = "until you clear it" if times == -1 else f"for the next {times} requests"
+            flash("warning", f"{paths[path]} requests will fail with {kinds[kind]} {how_long}.")
             st.rerun()
         active = emulator.faults.active()
         if active:
-            st.write("Active faults: " + "; ".join(f"{f.kind} on {f.path or 'all'} ×{f.times}" for f in active))
+            st.write("Active faults: " + "; ".join(
+                f"{kinds.get(f.kind, f.kind)} on {paths.get(f.path or '', f.path)}"
+                + (" until cleared" if f.times == -1 else f" ×{max(0, f.after + f.times - f.seen)}")
+                for f in active))
             if st.button("Clear faults", key="clear_faults"):
                 emulator.faults.clear()
                 st.rerun()
