@@ -44,7 +44,8 @@ def match_score(pending: Candidate, posted: Candidate) -> float | None:
         return None
     relative = float(diff / abs(pending.amount)) if pending.amount else float(diff)
     score = relative + 0.02 * abs(days)
-    if pending.merchant and _normalize(pending.merchant) == _normalize(posted.merchant):
+    merchant = _normalize(pending.merchant)
+    if merchant and merchant == _normalize(posted.merchant):
         score -= 0.5
     return score
 

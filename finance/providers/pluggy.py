@@ -54,7 +54,7 @@ FIRST_SYNC_DAYS = 365  # Pluggy keeps 12 months of history
 REREAD_DAYS = 14  # pending rows post, change or vanish within this window
 CREATED_AT_OVERLAP = timedelta(hours=6)  # createdAt high-water marks are re-read with a margin
 CONSENT_WARNING = timedelta(days=7)
-SETTLING_STATUSES = frozenset({"UPDATING", "MERGING"})
+SETTLING_STATUSES = frozenset({"CREATED", "UPDATING", "MERGING"})  # CREATED: older docs, about to sync
 PAYMENT_METHODS = frozenset({"PIX", "TED", "DOC", "TEV", "BOLETO"})
 
 
@@ -223,7 +223,7 @@ def map_transaction(raw: dict[str, Any], account: Account) -> Transaction:
         in_account = raw.get("amountInAccountCurrency")
         original_amount: Decimal | None = None
         original_currency: str | None = None
-        if in_account is not None or currency != account.currency:
+        if currency != account.currency:
             if in_account is None:
                 raise BadData("Pluggy sent a foreign-currency transaction without its amount in the account "
                               "currency.", code="BAD_AMOUNT", provider=NAME)
@@ -445,10 +445,16 @@ class PluggyClient:
         self._api_key: str | None = None
         self._api_key_expires = datetime.min.replace(tzinfo=UTC)
         self._auth_lock = threading.Lock()
-        self.requests = 0
+        self._requests = 0
+        self._requests_lock = threading.Lock()
 
     def close(self) -> None:
         self._http.close()
+
+    @property
+    def requests(self) -> int:
+        """HTTP requests sent so far (retries included), for sync run statistics."""
+        return self._requests
 
     # -- auth -------------------------------------------------------------------------------
     def _authenticate(self) -> str:
@@ -476,7 +482,8 @@ class PluggyClient:
         def send(key: str | None) -> httpx.Response:
             headers = {"X-API-KEY": key} if key else {}
             url = f"{path}{raw_query}" if raw_query else path
-            self.requests += 1
+            with self._requests_lock:
+                self._requests += 1
             return self._http.request(method, url, params=params, json=json, headers=headers)
 
         refreshed = False
