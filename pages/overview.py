@@ -44,13 +44,15 @@ currencies = sorted(set(totals["currency"]) | set(cashflow["currency"]))
 for currency in currencies:
     row = totals[totals["currency"] == currency]
     flows = cashflow[cashflow["currency"] == currency]
-    cols = st.columns(5)
+    balances, period_flows = st.columns(3), st.columns(3)
     if not row.empty:
-        cols[0].metric(f"Net worth ({currency})", format_money(row.iloc[0]["net_worth"], currency))
-        cols[1].metric("Assets", format_money(row.iloc[0]["assets"], currency))
-        cols[2].metric("Liabilities", format_money(row.iloc[0]["liabilities"], currency))
-    cols[3].metric("Income in period", format_money(flows["income"].sum(), currency))
-    cols[4].metric("Spending in period", format_money(flows["spending"].sum(), currency))
+        balances[0].metric(f"Net worth ({currency})", format_money(row.iloc[0]["net_worth"], currency))
+        balances[1].metric("Assets", format_money(row.iloc[0]["assets"], currency))
+        balances[2].metric("Liabilities", format_money(row.iloc[0]["liabilities"], currency))
+    income, spending = flows["income"].sum(), flows["spending"].sum()
+    period_flows[0].metric("Income in period", format_money(income, currency))
+    period_flows[1].metric("Spending in period", format_money(spending, currency))
+    period_flows[2].metric("Income − spending", format_money(income - spending, currency))
 
 st.subheader("Accounts")
 table = pd.DataFrame({
