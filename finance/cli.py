@@ -32,9 +32,9 @@ def cmd_sandbox_serve(args: argparse.Namespace) -> int:
     emulator = PluggyEmulator(seed=args.seed, state_path=state, client_id=args.client_id,
                               client_secret=args.client_secret, settle_delay=args.settle_seconds)
     server = emulator.serve(port=args.port)
-    print(f"Pluggy emulator listening on {server.base_url} (Ctrl+C to stop).")
+    print(f"Pluggy emulator listening on {server.base_url} (Ctrl+C to stop).", flush=True)
     print(f"Point the app at it with PLUGGY_BASE_URL={server.base_url} and any non-empty "
-          "PLUGGY_CLIENT_ID/PLUGGY_CLIENT_SECRET.")
+          "PLUGGY_CLIENT_ID/PLUGGY_CLIENT_SECRET.", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
