@@ -1,0 +1,43 @@
+"""Secrets at rest: Fernet round trip, tamper and key-change detection, key file permissions."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from finance.crypto import SecretBox, SecretError, load_or_create_key
+
+
+def test_round_trip_hides_the_plaintext():
+    box = SecretBox(Fernet.generate_key())
+    token = "access-sandbox-6a1b2c3d-0000-4e5f-9a8b-7c6d5e4f3a2b"
+    sealed = box.encrypt(token)
+    assert token not in sealed
+    assert box.decrypt(sealed) == token
+    assert "key" in repr(box) and sealed not in repr(box)
+
+
+def test_another_key_or_a_tampered_value_cannot_decrypt():
+    sealed = SecretBox(Fernet.generate_key()).encrypt("secret")
+    with pytest.raises(SecretError, match="encryption key changed"):
+        SecretBox(Fernet.generate_key()).decrypt(sealed)
+    box = SecretBox(Fernet.generate_key())
+    good = box.encrypt("secret")
+    with pytest.raises(SecretError):
+        box.decrypt(good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB"))
+
+
+def test_invalid_configured_key_says_how_to_make_one():
+    with pytest.raises(SecretError, match="generate_key"):
+        SecretBox(b"not-a-key")
+
+
+def test_key_file_is_created_once_owner_only(tmp_path: Path):
+    first = load_or_create_key(None, tmp_path)
+    mode = stat.S_IMODE((tmp_path / "secret.key").stat().st_mode)
+    assert mode == 0o600
+    assert load_or_create_key(None, tmp_path) == first
+    assert load_or_create_key("configured-wins", tmp_path) == b"configured-wins"
