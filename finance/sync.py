@@ -23,6 +23,7 @@ from finance.model import ConnectionState, ConnectionStatus
 from finance.providers.base import NotFound, Provider, ProviderError, ReauthRequired
 from finance.store.ingest import ApplyCounts, apply_sync, upsert_connection
 from finance.store.schema import accounts, balance_history, connections, sync_runs, transactions
+from finance.store.secrets import SecretStore
 
 log = logging.getLogger(__name__)
 
@@ -72,18 +73,24 @@ def _error_message(exc: Exception) -> tuple[str, str]:
 
 class SyncEngine:
     def __init__(self, engine: sa.Engine, providers: Mapping[str, Provider], *,
-                 now: Callable[[], datetime] | None = None) -> None:
+                 now: Callable[[], datetime] | None = None, secrets: SecretStore | None = None) -> None:
         self.engine = engine
         self.providers = providers
+        self.secrets = secrets
         self._now = now or (lambda: datetime.now(UTC))
 
     def _today(self, provider: str) -> date:
         return self._now().astimezone(LOCAL_ZONES.get(provider, UTC)).date()
 
-    def register(self, state: ConnectionState, *, owner: str | None = None) -> str:
-        """Record a newly connected (or reconnected) item so it can be synced."""
+    def register(self, state: ConnectionState, *, owner: str | None = None, secret: str | None = None) -> str:
+        """Record a newly connected (or reconnected) item so it can be synced; its secret is stored encrypted."""
+        if secret is not None and self.secrets is None:
+            raise ValueError("Storing a provider secret needs a SecretStore")
         with self.engine.begin() as conn:
             upsert_connection(conn, state, now=self._now(), owner=owner)
+            if secret is not None and self.secrets is not None:
+                conn.execute(connections.update().where(connections.c.id == state.id).values(
+                    encrypted_secret=self.secrets.seal(secret)))
         return state.id
 
     def sync_all(self, trigger: str = "manual", on_progress: Progress | None = None) -> list[SyncResult]:
