@@ -34,6 +34,17 @@ def provider(emulator: PluggyEmulator) -> Iterator[PluggyProvider]:
 
 
 @pytest.fixture
+def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The app's settings on an empty data folder: no credentials, an instant sandbox bank."""
+    for name in ("PLUGGY_CLIENT_ID", "PLUGGY_CLIENT_SECRET", "PLUGGY_BASE_URL", "PLAID_CLIENT_ID", "PLAID_SECRET",
+                 "PLAID_BASE_URL", "FINANCE_DATABASE_URL", "FINANCE_ENCRYPTION_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("FINANCE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("FINANCE_SANDBOX_SETTLE_SECONDS", "0")
+    return tmp_path
+
+
+@pytest.fixture
 def engine(tmp_path: Path) -> Iterator[sa.Engine]:
     eng = create_engine(f"duckdb:///{tmp_path / 'test.duckdb'}")
     init_schema(eng)

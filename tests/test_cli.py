@@ -8,20 +8,10 @@ import sys
 from pathlib import Path
 
 import httpx
-import pytest
 
 from finance.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for name in ("PLUGGY_CLIENT_ID", "PLUGGY_CLIENT_SECRET", "PLUGGY_BASE_URL", "FINANCE_DATABASE_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("FINANCE_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("FINANCE_SANDBOX_SETTLE_SECONDS", "0")
-    return tmp_path
 
 
 def test_connect_sync_status_and_advance(offline, capsys):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
@@ -12,16 +11,6 @@ from finance.config import load_settings
 from finance.providers.registry import pluggy_emulator
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
-
-
-@pytest.fixture
-def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty data folder, no credentials, an instant sandbox bank."""
-    for name in ("PLUGGY_CLIENT_ID", "PLUGGY_CLIENT_SECRET", "PLUGGY_BASE_URL", "FINANCE_DATABASE_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("FINANCE_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("FINANCE_SANDBOX_SETTLE_SECONDS", "0")
-    return tmp_path
 
 
 def open_page(page: str) -> AppTest:
