@@ -70,6 +70,9 @@ class ConnectionState:
     consent_expires_at: datetime | None = None
     last_updated_at: datetime | None = None
     mfa_prompt: MfaPrompt | None = None
+    # Set only right after connecting, when the provider hands over a token to keep (Plaid's access token);
+    # the sync engine stores it encrypted. Never printed.
+    secret: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def id(self) -> str:

@@ -84,6 +84,7 @@ class SyncEngine:
 
     def register(self, state: ConnectionState, *, owner: str | None = None, secret: str | None = None) -> str:
         """Record a newly connected (or reconnected) item so it can be synced; its secret is stored encrypted."""
+        secret = secret if secret is not None else state.secret
         if secret is not None and self.secrets is None:
             raise ValueError("Storing a provider secret needs a SecretStore")
         with self.engine.begin() as conn:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
-from finance.model import Account, ConnectionState, TransactionChanges
+from finance.model import Account, ConnectionState, Institution, TransactionChanges
 
 
 class ProviderError(Exception):
@@ -77,3 +77,21 @@ class Provider(Protocol):
                            cursor: str | None) -> TransactionChanges: ...
 
     def disconnect(self, external_id: str) -> None: ...
+
+
+class ConnectableProvider(Provider, Protocol):
+    """A provider plus the connect flow the Connections page and `python -m finance connect` drive."""
+
+    label: str
+
+    def institutions(self) -> list[Institution]: ...
+
+    def credential_fields(self, institution_id: str) -> list[dict[str, Any]]: ...
+
+    def create_connection(self, institution_id: str, credentials: dict[str, str]) -> ConnectionState: ...
+
+    def submit_mfa(self, external_id: str, values: dict[str, str]) -> ConnectionState: ...
+
+    def wait_until_settled(self, external_id: str, *, on_progress: Callable[[str], None] | None = None,
+                           timeout: float = 300.0, interval: float = 1.0,
+                           sleep: Callable[[float], None] = ...) -> ConnectionState: ...

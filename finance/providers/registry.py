@@ -7,8 +7,10 @@ import threading
 import httpx
 
 from finance.config import Settings
+from finance.providers.base import ConnectableProvider
 from finance.providers.pluggy import PluggyClient, PluggyProvider
 from finance.sandbox.pluggy import PluggyEmulator
+from finance.store.secrets import SecretStore
 
 OFFLINE_CLIENT_ID = "offline-sandbox"
 OFFLINE_CLIENT_SECRET = "offline-sandbox"  # the emulator accepts any non-empty pair
@@ -45,5 +47,6 @@ def pluggy_provider(settings: Settings) -> PluggyProvider:
     return PluggyProvider(client, now=now)
 
 
-def build_providers(settings: Settings) -> dict[str, PluggyProvider]:
+def build_providers(settings: Settings, secrets: SecretStore) -> dict[str, ConnectableProvider]:
+    """Every provider, keyed by name; Plaid looks up each item's access token in the secret store."""
     return {"pluggy": pluggy_provider(settings)}
