@@ -4,15 +4,28 @@ import streamlit as st
 
 from finance.model import ConnectionState, ConnectionStatus
 from finance.providers.base import ProviderError
-from finance.providers.registry import pluggy_emulator
+from finance.providers.registry import offline_emulators
 from finance.store import queries
 from finance.sync import SyncResult
 from finance.ui.context import services, status_badge
 
 st.title("Connections")
 svc = services()
-provider = svc.providers["pluggy"]
-offline = svc.settings.pluggy_offline
+
+
+SANDBOX_HINTS = {
+    "pluggy": "Offline sandbox: use **Pluggy Bank** with user `user-ok` and password `password-ok` "
+              "(`user-ok-mfa` asks for the code `123456`).",
+    "plaid": "Offline sandbox: use **First Platypus Bank** with user `user_good` and password `pass_good` "
+             "(`user_transactions_dynamic` for lively pending transactions).",
+}
+
+
+FAULT_PATHS = {
+    "pluggy": {"/v2/transactions": "Transactions", "/accounts": "Accounts", "/items": "Items", "": "Every request"},
+    "plaid": {"/transactions/sync": "Transactions", "/accounts/get": "Accounts", "/item/get": "Items",
+              "": "Every request"},
+}
 
 
 def flash(kind: str, text: str) -> None:
@@ -37,14 +50,16 @@ def run_sync(connection_id: str, trigger: str) -> SyncResult:
     return result
 
 
-def settle(state: ConnectionState) -> None:
+def settle(provider_name: str, state: ConnectionState) -> None:
     """Wait for the bank, then ask for MFA, or register and run the first sync."""
+    provider = svc.providers[provider_name]
     with st.status("Talking to the bank…", expanded=True) as box:
         state = provider.wait_until_settled(
             state.external_id, on_progress=lambda step: box.update(label=f"Bank: {step.replace('_', ' ').lower()}"))
         box.update(label="The bank answered.", state="complete", expanded=False)
     if state.status is ConnectionStatus.NEEDS_INPUT and state.mfa_prompt:
-        st.session_state["pending_mfa"] = {"external_id": state.external_id, "name": state.mfa_prompt.name,
+        st.session_state["pending_mfa"] = {"provider": provider_name, "external_id": state.external_id,
+                                           "name": state.mfa_prompt.name,
                                            "label": state.mfa_prompt.label,
                                            "instructions": state.mfa_prompt.instructions}
         st.rerun()
@@ -83,14 +98,19 @@ with st.expander("Connect a bank", expanded=status.empty or "pending_mfa" in st.
             else:
                 del st.session_state["pending_mfa"]
                 try:
-                    settle(provider.submit_mfa(pending["external_id"], {pending["name"]: code.strip()}))
+                    provider = svc.providers[pending["provider"]]
+                    settle(pending["provider"],
+                           provider.submit_mfa(pending["external_id"], {pending["name"]: code.strip()}))
                 except ProviderError as exc:
                     flash("error", exc.message)
                     st.rerun()
     else:
-        if offline:
-            st.caption("Offline sandbox: use **Pluggy Bank** with user `user-ok` and password `password-ok` "
-                       "(`user-ok-mfa` asks for the code `123456`).")
+        names = list(svc.providers)
+        provider_name = st.radio("Provider", names, format_func=lambda n: svc.providers[n].label,
+                                 horizontal=True, key="provider")
+        provider = svc.providers[provider_name]
+        if provider_name in offline_emulators(svc.settings):
+            st.caption(SANDBOX_HINTS.get(provider_name, "Offline sandbox."))
         try:
             institutions = provider.institutions()
         except ProviderError as exc:
@@ -114,7 +134,7 @@ with st.expander("Connect a bank", expanded=status.empty or "pending_mfa" in st.
                     st.error(f"Fill in: {', '.join(missing)}.")
                 else:
                     try:
-                        settle(provider.create_connection(institution_id, values))
+                        settle(provider_name, provider.create_connection(institution_id, values))
                     except ProviderError as exc:
                         flash("error", exc.message)
                         st.rerun()
@@ -135,6 +155,10 @@ for row in status.itertuples():
             info.caption(f"Last sync: {row.last_message}")
         if row.status_detail and row.status != ConnectionStatus.ACTIVE.value:
             info.warning(row.status_detail)
+        provider = svc.providers.get(row.provider)
+        if provider is None:
+            info.error(f"The {row.provider} provider is not available in this app.")
+            continue
         if actions.button("Sync now", key=f"sync_{row.id}", type="primary"):
             result = run_sync(row.id, "manual")
             flash("success" if result.outcome == "success" else "error",
@@ -147,35 +171,35 @@ for row in status.itertuples():
                 try:
                     provider.disconnect(row.external_id)
                 except ProviderError as exc:
-                    flash("error", f"Pluggy could not remove the connection: {exc.message}")
+                    flash("error", f"{provider.label} could not remove the connection: {exc.message}")
                     st.rerun()
                 svc.sync.delete_connection(row.id, keep_history=keep)
                 flash("success", f"{row.institution_name} disconnected"
                       + ("; its history is kept." if keep else " and its data deleted."))
                 st.rerun()
 
-if offline:
-    emulator = pluggy_emulator(svc.settings)
-    with st.expander("Sandbox controls (offline emulator)"):
+for name, emulator in offline_emulators(svc.settings).items():
+    label = svc.providers[name].label
+    with st.expander(f"{label} sandbox controls (offline emulator)"):
         st.caption(f"Sandbox clock: {emulator.clock.now():%Y-%m-%d %H:%M} UTC. Advancing it brings new "
                    "transactions and posts pending ones; sync to see them.")
-        days = st.number_input("Days", min_value=1, max_value=60, value=3, key="advance_days")
-        if st.button("Advance the clock", key="advance"):
+        days = st.number_input("Days", min_value=1, max_value=60, value=3, key=f"{name}_advance_days")
+        if st.button("Advance the clock", key=f"{name}_advance"):
             emulator.advance(days=float(days))
             flash("success", f"Sandbox clock moved {days} days forward. Press Sync now to fetch the changes.")
             st.rerun()
         st.divider()
         kinds = {"server_error": "HTTP 500", "unavailable": "HTTP 503", "rate_limit": "HTTP 429 rate limit",
                  "timeout": "Timeout", "malformed_json": "Malformed JSON"}
-        kind = st.selectbox("Fault", list(kinds), format_func=kinds.__getitem__, key="fault_kind")
-        paths = {"/v2/transactions": "Transactions", "/accounts": "Accounts", "/items": "Items", "": "Every request"}
-        path = st.selectbox("On", list(paths), format_func=paths.__getitem__, key="fault_path")
-        persistent = st.checkbox("Keep failing until cleared", value=True, key="fault_persistent",
+        kind = st.selectbox("Fault", list(kinds), format_func=kinds.__getitem__, key=f"{name}_fault_kind")
+        paths = FAULT_PATHS[name]
+        path = st.selectbox("On", list(paths), format_func=paths.__getitem__, key=f"{name}_fault_path")
+        persistent = st.checkbox("Keep failing until cleared", value=True, key=f"{name}_fault_persistent",
                                  help="Otherwise only the next requests fail; the client retries 5xx, 429 and "
                                       "timeouts up to 4 times, so a short fault is usually absorbed.")
         times = -1 if persistent else int(st.number_input("Fail the next N requests", min_value=1, max_value=50,
-                                                          value=2, key="fault_times"))
-        if st.button("Inject fault", key="inject"):
+                                                          value=2, key=f"{name}_fault_times"))
+        if st.button("Inject fault", key=f"{name}_inject"):
             emulator.faults.add(kind, path=path or None, times=times)
             how_long = "until you clear it" if times == -1 else f"for the next {times} requests"
             flash("warning", f"{paths[path]} requests will fail with {kinds[kind]} {how_long}.")
@@ -186,6 +210,6 @@ if offline:
                 f"{kinds.get(f.kind, f.kind)} on {paths.get(f.path or '', f.path)}"
                 + (" until cleared" if f.times == -1 else f" ×{max(0, f.after + f.times - f.seen)}")
                 for f in active))
-            if st.button("Clear faults", key="clear_faults"):
+            if st.button("Clear faults", key=f"{name}_clear_faults"):
                 emulator.faults.clear()
                 st.rerun()

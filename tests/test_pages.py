@@ -96,8 +96,8 @@ def test_injected_server_error_leaves_data_unchanged_and_says_so(offline):
         before = conn.execute(sa.text("SELECT COUNT(*), SUM(amount) FROM transactions")).one()
     engine.dispose()
 
-    at.selectbox(key="fault_kind").select("server_error")
-    at.selectbox(key="fault_path").select("/v2/transactions")
+    at.selectbox(key="pluggy_fault_kind").select("server_error")
+    at.selectbox(key="pluggy_fault_path").select("/v2/transactions")
     button(at, "Inject fault").click()
     at.run()
     pluggy_emulator(load_settings()).advance(days=3)  # there is new data the failed sync must not half-apply

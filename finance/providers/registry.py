@@ -50,3 +50,11 @@ def pluggy_provider(settings: Settings) -> PluggyProvider:
 def build_providers(settings: Settings, secrets: SecretStore) -> dict[str, ConnectableProvider]:
     """Every provider, keyed by name; Plaid looks up each item's access token in the secret store."""
     return {"pluggy": pluggy_provider(settings)}
+
+
+def offline_emulators(settings: Settings) -> dict[str, PluggyEmulator]:
+    """The in-process emulators of the providers that run offline with these settings."""
+    emulators: dict[str, PluggyEmulator] = {}
+    if settings.pluggy_offline:
+        emulators["pluggy"] = pluggy_emulator(settings)
+    return emulators
