@@ -9,14 +9,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from finance.config import load_settings
+from finance.formatting import format_money, format_when
 from finance.model import ConnectionStatus
-from finance.money import format_money
 from finance.providers.base import ProviderError
-from finance.providers.registry import pluggy_emulator
+from finance.providers.registry import plaid_emulator, pluggy_emulator
+from finance.sandbox.plaid import PlaidEmulator
 from finance.sandbox.pluggy import PluggyEmulator
 from finance.services import open_services
 from finance.store import queries
 from finance.store.db import DatabaseBusy
+
+PROVIDERS = ["pluggy", "plaid"]
 
 
 def _progress_bar(label: str, fraction: float, width: int = 30) -> None:
@@ -29,12 +32,17 @@ def _progress_bar(label: str, fraction: float, width: int = 30) -> None:
 
 def cmd_sandbox_serve(args: argparse.Namespace) -> int:
     state = Path(args.state) if args.state else None
-    emulator = PluggyEmulator(seed=args.seed, state_path=state, client_id=args.client_id,
-                              client_secret=args.client_secret, settle_delay=args.settle_seconds)
+    emulator: PluggyEmulator | PlaidEmulator
+    if args.provider == "plaid":
+        emulator = PlaidEmulator(seed=args.seed, state_path=state, client_id=args.client_id, secret=args.client_secret)
+        hint = "PLAID_BASE_URL={url} and any non-empty PLAID_CLIENT_ID/PLAID_SECRET"
+    else:
+        emulator = PluggyEmulator(seed=args.seed, state_path=state, client_id=args.client_id,
+                                  client_secret=args.client_secret, settle_delay=args.settle_seconds)
+        hint = "PLUGGY_BASE_URL={url} and any non-empty PLUGGY_CLIENT_ID/PLUGGY_CLIENT_SECRET"
     server = emulator.serve(port=args.port)
-    print(f"Pluggy emulator listening on {server.base_url} (Ctrl+C to stop).", flush=True)
-    print(f"Point the app at it with PLUGGY_BASE_URL={server.base_url} and any non-empty "
-          "PLUGGY_CLIENT_ID/PLUGGY_CLIENT_SECRET.", flush=True)
+    print(f"{args.provider.capitalize()} emulator listening on {server.base_url} (Ctrl+C to stop).", flush=True)
+    print("Point the app at it with " + hint.format(url=server.base_url) + ".", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -46,7 +54,11 @@ def cmd_sandbox_serve(args: argparse.Namespace) -> int:
 
 def cmd_sandbox_advance(args: argparse.Namespace) -> int:
     settings = load_settings()
-    emulator = PluggyEmulator(state_path=Path(args.state)) if args.state else pluggy_emulator(settings)
+    emulator: PluggyEmulator | PlaidEmulator
+    if args.provider == "plaid":
+        emulator = PlaidEmulator(state_path=Path(args.state)) if args.state else plaid_emulator(settings)
+    else:
+        emulator = PluggyEmulator(state_path=Path(args.state)) if args.state else pluggy_emulator(settings)
     emulator.advance(days=args.days, hours=args.hours)
     print(f"Sandbox clock is now {emulator.clock.now():%Y-%m-%d %H:%M} UTC. Sync to see what changed.")
     return 0
@@ -58,17 +70,17 @@ def _ask(prompt: str, secret: bool = False) -> str:
 
 def cmd_connect(args: argparse.Namespace) -> int:
     services = open_services()
-    provider = services.providers["pluggy"]
+    provider = services.providers[args.provider]
     institution = args.institution
     if institution is None:
         options = provider.institutions()
         for inst in options:
             print(f"  {inst.id:>6}  {inst.name}{'  (sandbox)' if inst.is_sandbox else ''}")
-        institution = _ask("Institution id [0 = Pluggy Bank]: ").strip() or "0"
+        institution = _ask(f"Institution id [{options[0].id}]: ").strip() or options[0].id
     credentials: dict[str, str] = {}
     for field in provider.credential_fields(institution):
         name = str(field["name"])
-        given = getattr(args, name, None)
+        given = args.password if name == "password" else args.user if name in ("user", "username") else None
         credentials[name] = given or _ask(f"{field.get('label') or name}: ", secret=field.get("type") == "password")
     state = provider.create_connection(institution, credentials)
     while True:
@@ -114,7 +126,7 @@ def cmd_status(_args: argparse.Namespace) -> int:
         print("No connections yet. Connect one with: python -m finance connect")
         return 0
     for row in status.itertuples():
-        last = f"{row.last_success_at:%Y-%m-%d %H:%M}" if row.last_success_at is not None else "never"
+        last = format_when(row.last_success_at)
         print(f"{row.institution_name} [{row.provider}] {row.status} — {row.accounts} accounts, last sync {last}")
         if row.last_message:
             print(f"    last run: {row.last_outcome}: {row.last_message}")
@@ -132,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox = sub.add_parser("sandbox", help="offline provider emulators").add_subparsers(dest="action",
                                                                                         required=True)
     serve = sandbox.add_parser("serve", help="serve an emulator over HTTP on 127.0.0.1")
-    serve.add_argument("--provider", choices=["pluggy"], default="pluggy")
+    serve.add_argument("--provider", choices=PROVIDERS, default="pluggy")
     serve.add_argument("--port", type=int, default=8765)
     serve.add_argument("--seed", type=int, default=7)
     serve.add_argument("--state", help="JSON file to keep the emulator's items and clock in")
@@ -141,17 +153,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--settle-seconds", type=float, default=1.5, help="how long a new item takes to sync")
     serve.set_defaults(func=cmd_sandbox_serve)
     advance = sandbox.add_parser("advance", help="move the sandbox clock forward (new and posted transactions)")
-    advance.add_argument("--provider", choices=["pluggy"], default="pluggy")
+    advance.add_argument("--provider", choices=PROVIDERS, default="pluggy")
     advance.add_argument("--days", type=float, default=1)
     advance.add_argument("--hours", type=float, default=0)
     advance.add_argument("--state", help="emulator state file (default: the app's, under data/sandbox/)")
     advance.set_defaults(func=cmd_sandbox_advance)
 
     connect = sub.add_parser("connect", help="connect a bank from the terminal")
-    connect.add_argument("--provider", choices=["pluggy"], default="pluggy")
-    connect.add_argument("--institution", help="connector id (0 is the sandbox Pluggy Bank)")
-    connect.add_argument("--user", help="bank username (sandbox: user-ok, or user-ok-mfa for MFA)")
-    connect.add_argument("--password", help="bank password (sandbox: password-ok); prompted when omitted")
+    connect.add_argument("--provider", choices=PROVIDERS, default="pluggy")
+    connect.add_argument("--institution", help="Pluggy connector id (0: Pluggy Bank) or Plaid institution id "
+                                               "(ins_109508: First Platypus Bank)")
+    connect.add_argument("--user", help="bank username (sandbox: user-ok or user-ok-mfa; Plaid: user_good)")
+    connect.add_argument("--password", help="bank password (sandbox: password-ok; Plaid: pass_good); prompted "
+                                            "when omitted")
     connect.add_argument("--mfa", help="the one-time code, if the bank asks (sandbox: 123456)")
     connect.set_defaults(func=cmd_connect)
 

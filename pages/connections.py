@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from finance.formatting import format_when
 from finance.model import ConnectionState, ConnectionStatus
 from finance.providers.base import ProviderError
 from finance.providers.registry import offline_emulators
@@ -118,7 +119,7 @@ with st.expander("Connect a bank", expanded=status.empty or "pending_mfa" in st.
             institutions = []
         if institutions:
             labels = {i.id: f"{i.name}{' (sandbox)' if i.is_sandbox else ''}" for i in institutions}
-            ordered = sorted(labels, key=lambda i: (not labels[i].endswith("(sandbox)"), labels[i]))
+            ordered = sorted(labels, key=lambda i: not labels[i].endswith("(sandbox)"))  # stable: provider order
             institution_id = st.selectbox("Bank", ordered, format_func=labels.__getitem__, key="institution")
             fields = provider.credential_fields(institution_id)
             with st.form("connect"):
@@ -145,10 +146,10 @@ if status.empty:
 for row in status.itertuples():
     with st.container(border=True):
         info, actions = st.columns([3, 1])
-        last = f"{row.last_success_at:%Y-%m-%d %H:%M}" if row.last_success_at is not None else "never"
+        last = format_when(row.last_success_at)
         info.markdown(f"### {row.institution_name} {status_badge(row.status)}")
         info.caption(f"{row.provider} · {row.accounts} accounts · last successful sync {last}"
-                     + (f" · consent until {row.consent_expires_at:%Y-%m-%d}" if row.consent_expires_at else ""))
+                     + format_when(row.consent_expires_at, " · consent until %Y-%m-%d", missing=""))
         if row.last_outcome == "failed":
             info.error(f"Last sync failed: {row.last_message}", icon="⚠️")
         elif row.last_message:

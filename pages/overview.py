@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from finance import charts
-from finance.money import format_money
+from finance.formatting import format_money, format_when
 from finance.store import queries
 from finance.ui.context import as_of_caption, services, status_badge
 
@@ -60,9 +60,9 @@ table = pd.DataFrame({
     "Account": accounts["name"] + accounts["mask"].map(lambda m: f" ••{m}" if m else ""),
     "Type": accounts["type"].str.replace("_", " ").str.capitalize(),
     "Balance": [format_money(b, c) for b, c in zip(accounts["current_balance"], accounts["currency"], strict=True)],
-    "Available": [format_money(b, c) if b is not None else "" for b, c in
+    "Available": [format_money(b, c) if pd.notna(b) else "" for b, c in
                   zip(accounts["available_balance"], accounts["currency"], strict=True)],
-    "Credit limit": [format_money(b, c) if b is not None else "" for b, c in
+    "Credit limit": [format_money(b, c) if pd.notna(b) else "" for b, c in
                      zip(accounts["credit_limit"], accounts["currency"], strict=True)],
 })
 st.dataframe(table, hide_index=True, width="stretch")
@@ -80,7 +80,7 @@ for currency in currencies:
 
 st.subheader("Sync status")
 for row in status.itertuples():
-    last = f"{row.last_success_at:%Y-%m-%d %H:%M}" if row.last_success_at is not None else "never"
+    last = format_when(row.last_success_at)
     line = f"**{row.institution_name}** {status_badge(row.status)} · {row.accounts} accounts · last sync {last}"
     st.markdown(line)
     if row.last_outcome == "failed":

@@ -144,3 +144,20 @@ def test_disconnect_can_keep_or_drop_history(offline):
         assert conn.execute(sa.text("SELECT COUNT(*) FROM transactions")).scalar() == 0
         assert conn.execute(sa.text("SELECT COUNT(*) FROM connections")).scalar() == 0
     engine.dispose()
+
+
+def test_connect_a_plaid_sandbox_bank_beside_pluggy(offline):
+    at = connect(open_page("connections"), "user-ok")
+    at.radio(key="provider").set_value("plaid")
+    at.run()
+    at.text_input(key="cred_username").input("user_good")
+    at.text_input(key="cred_password").input("pass_good")
+    button(at, "Connect").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "First Platypus Bank connected" in at.success[0].value
+
+    at = open_page("overview")
+    labels = [m.label for m in at.metric]
+    assert "Net worth (BRL)" in labels and "Net worth (USD)" in labels
+    assert len(at.get("plotly_chart")) == 6  # three figures per currency, never a mixed total

@@ -663,16 +663,16 @@ class PlaidClient:
                                     webhook: str | None = None) -> str:
         """A public token for a new sandbox Item, without Link (defaults: user_good / pass_good)."""
         self._require_sandbox("Creating an Item without Link")
-        options: dict[str, Any] = {}
+        # Ask for as much history as Link connections get (the sandbox default is 90 days).
+        options: dict[str, Any] = {"transactions": {"days_requested": DAYS_REQUESTED}}
         if webhook:
             options["webhook"] = webhook
         if username:
             options["override_username"] = username
         if password:
             options["override_password"] = password
-        body: dict[str, Any] = {"institution_id": institution_id, "initial_products": list(products)}
-        if options:
-            body["options"] = options
+        body: dict[str, Any] = {"institution_id": institution_id, "initial_products": list(products),
+                                "options": options}
         data = self._post("/sandbox/public_token/create", body, idempotent=False)
         return self._field(data, "public_token", str, "/sandbox/public_token/create")
 

@@ -587,9 +587,11 @@ def test_sandbox_public_token_and_reset_login(api: respx.MockRouter, client: Pla
     client.sandbox_public_token_create("ins_109509", username="user_transactions_dynamic", password="any",
                                        products=["transactions", "auth"], webhook="https://example.com/hook")
     assert client.sandbox_reset_login(ACCESS_TOKEN) is True
-    assert sent(create, 0) == {"institution_id": "ins_109508", "initial_products": ["transactions"]}
+    history = {"transactions": {"days_requested": 730}}
+    assert sent(create, 0) == {"institution_id": "ins_109508", "initial_products": ["transactions"],
+                               "options": history}
     assert sent(create, 1) == {"institution_id": "ins_109509", "initial_products": ["transactions", "auth"],
-                               "options": {"webhook": "https://example.com/hook",
+                               "options": {**history, "webhook": "https://example.com/hook",
                                            "override_username": "user_transactions_dynamic",
                                            "override_password": "any"}}
     assert sent(reset) == {"access_token": ACCESS_TOKEN}
@@ -914,7 +916,8 @@ def test_create_connection_in_the_sandbox(api: respx.MockRouter, client: PlaidCl
     assert ACCESS_TOKEN not in repr(state)
     assert (state.external_id, state.status, state.provider) == (ITEM_ID, ConnectionStatus.ACTIVE, "plaid")
     assert sent(create) == {"institution_id": "ins_109508", "initial_products": ["transactions"],
-                            "options": {"override_username": "user_good", "override_password": "pass_good"}}
+                            "options": {"transactions": {"days_requested": 730}, "override_username": "user_good",
+                                        "override_password": "pass_good"}}
     assert sent(exchange) == {"public_token": RESPONSES["/sandbox/public_token/create"]["public_token"]}
 
 
@@ -952,7 +955,8 @@ def test_create_connection_with_blank_credentials_uses_the_sandbox_defaults(api:
     api.post("/item/public_token/exchange").mock(return_value=ok(RESPONSES["/item/public_token/exchange"]))
     api.post("/item/get").mock(return_value=ok(ITEMS["no_institution"]))
     provider.create_connection("ins_109508", {"username": "", "password": ""})
-    assert sent(create) == {"institution_id": "ins_109508", "initial_products": ["transactions"]}
+    assert sent(create) == {"institution_id": "ins_109508", "initial_products": ["transactions"],
+                            "options": {"transactions": {"days_requested": 730}}}
 
 
 def test_production_connections_go_through_link() -> None:
