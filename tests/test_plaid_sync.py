@@ -15,6 +15,7 @@ from finance.config import load_settings
 from finance.crypto import SecretBox
 from finance.model import ConnectionStatus
 from finance.providers.plaid import PlaidClient, PlaidProvider
+from finance.providers.registry import plaid_emulator
 from finance.sandbox.common import Clock
 from finance.sandbox.plaid import PlaidEmulator
 from finance.services import Services, open_services
@@ -139,3 +140,22 @@ def test_dynamic_pending_churn_loses_and_doubles_nothing(tmp_path_factory, steps
     finally:
         engine.dispose()
         client.close()
+
+
+def test_mutation_during_pagination_restarts_and_applies_once(services: Services, offline: Path, monkeypatch):
+    import finance.sandbox.plaid as plaid_sandbox
+
+    monkeypatch.setattr(plaid_sandbox, "SYNC_PAGE_SIZE_CAP", 50)  # several pages per walk
+    plaid_id = connect_plaid(services)
+    emulator = plaid_emulator(load_settings())
+    emulator.faults.add("mutation_during_pagination", path="/transactions/sync", after=1, times=1)
+
+    result = services.sync.sync_connection(plaid_id)
+
+    assert result.outcome == "success", result.message
+    assert emulator.faults.active()[0].seen >= 2, "the second page failed and the walk restarted"
+    with services.engine.connect() as conn:
+        rows, distinct = conn.execute(sa.text("SELECT COUNT(*), COUNT(DISTINCT external_id) FROM transactions")).one()
+    assert rows == distinct == result.counts.added > 0
+    again = services.sync.sync_connection(plaid_id)
+    assert (again.counts.added, again.counts.modified, again.counts.removed) == (0, 0, 0)
