@@ -6,6 +6,7 @@ st.set_page_config(page_title="Open Finance dashboard", page_icon="💰", layout
 
 navigation = st.navigation([
     st.Page("pages/overview.py", title="Overview", icon="📊", default=True),
+    st.Page("pages/transactions.py", title="Transactions", icon="🧾"),
     st.Page("pages/connections.py", title="Connections", icon="🏦"),
 ])
 navigation.run()

@@ -10,7 +10,21 @@ from datetime import date, datetime
 import pandas as pd
 import sqlalchemy as sa
 
-EFFECTIVE_CATEGORY = "COALESCE(t.user_category, t.category)"
+# The latest rule per merchant (category_rules), applied at query time so it covers past and future rows.
+RULES_IN_FORCE = """(
+    SELECT merchant, category FROM (
+        SELECT merchant, category,
+               ROW_NUMBER() OVER (PARTITION BY merchant ORDER BY created_at DESC, id DESC) AS rn
+        FROM category_rules) ranked
+    WHERE rn = 1)"""
+# `transactions` with the category the user sees: their own choice, else the merchant's rule, else the provider's.
+EFFECTIVE_TRANSACTIONS = f"""(
+    SELECT tx.*, rl.category AS rule_category,
+           COALESCE(tx.user_category, rl.category, tx.category) AS effective_category,
+           CASE WHEN tx.user_category IS NOT NULL THEN 'user'
+                WHEN rl.category IS NOT NULL THEN 'rule' ELSE 'provider' END AS category_source
+    FROM transactions tx LEFT JOIN {RULES_IN_FORCE} rl ON rl.merchant = tx.merchant)"""
+EFFECTIVE_CATEGORY = "t.effective_category"
 LIVE = "t.deleted_at IS NULL"
 
 
@@ -68,7 +82,7 @@ def monthly_cashflow(conn: sa.Connection, start: date, end: date, *, include_pen
                         THEN t.amount ELSE 0 END) AS income,
                -SUM(CASE WHEN k.kind = 'expense' OR (k.kind = 'other' AND t.amount < 0)
                          THEN t.amount ELSE 0 END) AS spending
-        FROM transactions t JOIN categories k ON k.id = {EFFECTIVE_CATEGORY}
+        FROM {EFFECTIVE_TRANSACTIONS} t JOIN categories k ON k.id = {EFFECTIVE_CATEGORY}
         WHERE {LIVE} AND t.booked_date BETWEEN :start AND :end
           AND (:pending OR t.status = 'posted')
         GROUP BY 1, 2 ORDER BY 1, 2
@@ -81,7 +95,7 @@ def spending_by_category(conn: sa.Connection, start: date, end: date, *,
     return _frame(conn, f"""
         SELECT COALESCE(p.id, k.id) AS category_id, COALESCE(p.name, k.name) AS category, t.currency,
                -SUM(t.amount) AS spending, COUNT(*) AS transactions
-        FROM transactions t
+        FROM {EFFECTIVE_TRANSACTIONS} t
         JOIN categories k ON k.id = {EFFECTIVE_CATEGORY}
         LEFT JOIN categories p ON p.id = k.parent_id
         WHERE {LIVE} AND t.booked_date BETWEEN :start AND :end
