@@ -1,0 +1,521 @@
+"""The analysts' read-only SQL console, the documented schema and saved queries.
+
+How a query runs, and why it cannot change the store or touch the file system:
+
+1. **Validation with DuckDB's own parser** (on a shared, empty, locked in-memory instance that only parses).
+   Exactly one statement, of type SELECT (``WITH``, ``VALUES``,
+   ``FROM t``, ``DESCRIBE``, ``SUMMARIZE`` are SELECTs too). Its syntax tree (``json_serialize_sql``) is walked:
+   data-modifying CTEs (``WITH d AS (DELETE … RETURNING *) SELECT …``, which DuckDB accepts as a SELECT),
+   table functions outside a short allow-list (``read_csv``, ``read_text``, ``glob``, ``query`` …), file
+   names used as tables (``FROM 'x.csv'``), ``getenv``/``current_setting`` and any mention of
+   ``encrypted_secret`` are refused with a message saying why.
+2. **Isolation.** The query never runs on the app's read-write connection. A consistent snapshot of the
+   documented tables (one read transaction; ``encrypted_secret`` left out) is handed as Arrow tables to a
+   fresh in-memory DuckDB instance per query, started with external access disabled (no files, no ATTACH,
+   COPY, EXPORT, INSTALL/LOAD), no extension autoloading, no Python replacement scans, no temp directory
+   (nothing spills to disk), a memory cap, and then a locked configuration (``SET`` cannot undo any of it).
+   The tables there are read-only views over the Arrow copy, queried inside a transaction that is rolled
+   back before the instance is closed: even a statement that slipped past step 1 could not reach the store.
+3. **Limits.** Results stream in batches and stop after ``MAX_ROWS``; a timer interrupts a query that runs
+   longer than ``TIMEOUT_SECONDS``. Errors are DuckDB's own message with file paths removed.
+
+The app cannot instead open the DuckDB file a second time read-only: DuckDB refuses a second connection to
+the same file with a different configuration in the same process, and settings such as
+``enable_external_access=false`` on the app's own instance would be global and permanent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+from duckdb_engine import Dialect as DuckDBDialect
+
+from finance.store.db import duckdb_connection
+from finance.store.schema import metadata
+
+MAX_ROWS = 10_000
+TIMEOUT_SECONDS = 10.0
+MAX_SQL_CHARS = 20_000
+MEMORY_LIMIT = "512MB"
+HIDDEN_COLUMNS = frozenset({"encrypted_secret"})
+SAVED_QUERIES_FILE = "saved_queries.json"
+
+SECRET_MESSAGE = ("The column encrypted_secret holds provider access tokens and is never available in the "
+                  "console. Leave it out of the query.")
+READ_ONLY_HINT = "The console is read-only: write one SELECT (or WITH … SELECT) query."
+
+SANDBOX_CONFIG: dict[str, str | bool | int] = {
+    "enable_external_access": False,  # no files, ATTACH, COPY, EXPORT, INSTALL, LOAD, HTTP
+    "autoload_known_extensions": False,
+    "autoinstall_known_extensions": False,
+    "allow_community_extensions": False,
+    "python_enable_replacements": False,  # `FROM some_python_variable` must not reach the app's memory
+    "temp_directory": "",  # never spill to disk
+    "memory_limit": MEMORY_LIMIT,
+    "threads": 2,
+}
+
+ALLOWED_QUERY_NODES = frozenset({"SELECT_NODE", "SET_OPERATION_NODE", "RECURSIVE_CTE_NODE", "CTE_NODE"})
+ALLOWED_TABLE_FUNCTIONS = frozenset({
+    "range", "generate_series", "unnest", "json_each", "json_tree", "duckdb_tables", "duckdb_views",
+    "duckdb_columns", "duckdb_constraints", "duckdb_types", "duckdb_functions", "duckdb_keywords",
+    "duckdb_schemas", "duckdb_indexes", "pragma_table_info",
+})
+BLOCKED_FUNCTIONS = frozenset({"getenv", "current_setting"})
+
+STATEMENT_MESSAGES = {
+    "INSERT": "Changing data (INSERT) is not allowed",
+    "UPDATE": "Changing data (UPDATE) is not allowed",
+    "DELETE": "Changing data (DELETE) is not allowed",
+    "MERGE_INTO": "Changing data (MERGE) is not allowed",
+    "CREATE": "Creating objects (CREATE) is not allowed",
+    "CREATE_FUNC": "Creating functions is not allowed",
+    "DROP": "Dropping objects (DROP) is not allowed",
+    "ALTER": "Changing the schema (ALTER) is not allowed",
+    "ATTACH": "Attaching databases is not allowed",
+    "DETACH": "Detaching databases is not allowed",
+    "COPY": "COPY is not allowed: the console cannot read or write files",
+    "COPY_DATABASE": "COPY is not allowed: the console cannot read or write files",
+    "EXPORT": "EXPORT is not allowed: the console cannot write files",
+    "LOAD": "Installing or loading extensions is not allowed",
+    "UPDATE_EXTENSIONS": "Updating extensions is not allowed",
+    "PRAGMA": "PRAGMA statements are not allowed",
+    "SET": "Changing settings (SET/RESET/USE) is not allowed",
+    "VARIABLE_SET": "Changing settings (SET) is not allowed",
+    "CALL": "CALL and CHECKPOINT are not allowed",
+    "TRANSACTION": "Transactions are managed by the console",
+    "VACUUM": "VACUUM is not allowed",
+    "ANALYZE": "ANALYZE is not allowed",
+    "EXPLAIN": "EXPLAIN is not supported",
+    "PREPARE": "Prepared statements are not supported",
+    "EXECUTE": "Prepared statements are not supported",
+    "MULTI": "This statement (for example a bare PIVOT) is not supported; wrap it as SELECT * FROM (…)",
+}
+
+TABLE_NOTES = {
+    "connections": "One row per provider item (a bank login): status, what to do, consent expiry, last sync.",
+    "accounts": "One row per account: type, currency and balances (a card's amount owed is negative).",
+    "transactions": "One row per transaction; amount < 0 when money leaves the user. The effective category is "
+                    "COALESCE(user_category, category); reports skip rows with deleted_at set.",
+    "balance_history": "End-of-day balance per account and day: snapshots from syncs plus reconstructed history.",
+    "sync_runs": "One row per sync attempt: trigger, counts, duration, outcome and a message a person can act on.",
+    "webhook_events": "Provider webhooks received (reserved for a later issue).",
+    "audit_log": "Audit trail (reserved for a later issue).",
+    "categories": "The unified category taxonomy; kind says how a row counts: income, expense, transfer, other.",
+    "category_rules": "Merchant → category rules (reserved for a later issue).",
+}
+
+_PATH = re.compile(r"(?<![\w)\]])(?:[A-Za-z]:)?[\\/](?:[^\s\"'\\/]+[\\/])+[^\s\"'\\/]*")
+
+
+class ConsoleError(Exception):
+    """A query was refused or failed; `message` is written for the analyst and holds no internal paths."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+# --------------------------------------------------------------------------------------------
+# The documented schema
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class ColumnDoc:
+    """One documented column; `hidden` columns are never available in the console."""
+
+    name: str
+    type: str
+    nullable: bool
+    primary_key: bool
+    comment: str
+    hidden: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TableDoc:
+    """One documented table."""
+
+    name: str
+    description: str
+    columns: tuple[ColumnDoc, ...]
+
+    def frame(self) -> pd.DataFrame:
+        """The columns as a small table for display."""
+        return pd.DataFrame({
+            "Column": [c.name for c in self.columns],
+            "Type": [c.type for c in self.columns],
+            "Key": ["PK" if c.primary_key else "" for c in self.columns],
+            "Null": ["yes" if c.nullable else "no" for c in self.columns],
+            "Meaning": [c.comment + (" (not available in the console)" if c.hidden else "") for c in self.columns],
+        })
+
+
+def schema_doc(meta: sa.MetaData = metadata, dialect: sa.Dialect | None = None) -> list[TableDoc]:
+    """Tables, columns, DuckDB types and column comments, read from the SQLAlchemy metadata."""
+    dialect = dialect or DuckDBDialect()
+    return [
+        TableDoc(
+            name=table.name,
+            description=table.comment or TABLE_NOTES.get(table.name, ""),
+            columns=tuple(ColumnDoc(name=col.name, type=str(col.type.compile(dialect=dialect)),
+                                    nullable=bool(col.nullable), primary_key=col.primary_key,
+                                    comment=col.comment or "", hidden=col.name in HIDDEN_COLUMNS)
+                          for col in table.columns),
+        )
+        for table in meta.tables.values()
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------------
+
+def clean_error(exc: BaseException | str) -> str:
+    """DuckDB's message without file-system paths, trimmed to a readable length."""
+    text = _PATH.sub("<path>", str(exc)).strip()
+    return text if len(text) <= 1500 else text[:1500] + "…"
+
+
+def _open_sandbox() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(":memory:", config=dict(SANDBOX_CONFIG))
+    con.execute("SET TimeZone = 'UTC'")  # times in results are UTC, as in the store
+    return con
+
+
+def _walk(node: Any) -> Iterator[Mapping[str, Any]]:
+    if isinstance(node, Mapping):
+        yield node
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value)
+
+
+def _check_tree(tree: Mapping[str, Any]) -> None:
+    for node in _walk(tree.get("statements", [])):
+        kind = node.get("type")
+        if isinstance(kind, str) and kind.endswith("_NODE") and kind not in ALLOWED_QUERY_NODES:
+            verb = kind.removesuffix("_NODE").removesuffix("_QUERY").replace("_", " ")
+            raise ConsoleError(f"Changing data ({verb} inside the query) is not allowed. {READ_ONLY_HINT}")
+        if kind == "TABLE_FUNCTION":
+            name = str((node.get("function") or {}).get("function_name", "")).lower()
+            if name not in ALLOWED_TABLE_FUNCTIONS:
+                raise ConsoleError(f"The table function {name}() is not available: the console cannot read "
+                                   "files, other databases or settings. Query the store's tables instead.")
+        if node.get("class") == "FUNCTION" and str(node.get("function_name", "")).lower() in BLOCKED_FUNCTIONS:
+            raise ConsoleError(f"The function {node['function_name']}() is not available in the console.")
+        if kind == "BASE_TABLE" and re.search(r"[./\\:*?]", str(node.get("table_name", ""))):
+            raise ConsoleError(f"Reading files is not allowed ({node['table_name']!r} is not a table). "
+                               "Query the store's tables instead.")
+        if node.get("class") == "COLUMN_REF" and any(
+                str(part).lower() in HIDDEN_COLUMNS for part in node.get("column_names", [])):
+            raise ConsoleError(SECRET_MESSAGE)
+
+
+_parser_lock = threading.Lock()
+_parser: duckdb.DuckDBPyConnection | None = None
+
+
+def _parse(text: str) -> tuple[list[Any], dict[str, Any] | None]:
+    """DuckDB's statements for `text` and the syntax tree of the first (on a shared, empty, locked instance)."""
+    global _parser
+    with _parser_lock:
+        if _parser is None:
+            _parser = duckdb.connect(":memory:", config={**SANDBOX_CONFIG, "lock_configuration": True})
+        cursor = _parser.cursor()
+        try:
+            statements = cursor.extract_statements(text)
+            if len(statements) != 1 or statements[0].type.name != "SELECT":
+                return statements, None
+            return statements, json.loads(
+                cursor.execute("SELECT json_serialize_sql(?)", [statements[0].query]).fetchall()[0][0])
+        finally:
+            cursor.close()
+
+
+def validate_sql(sql: str) -> str:
+    """The single SELECT statement in `sql`, or ConsoleError saying why it is refused."""
+    text = sql.strip()
+    if not text:
+        raise ConsoleError("Write a SELECT query first.")
+    if len(text) > MAX_SQL_CHARS:
+        raise ConsoleError(f"The query is longer than {MAX_SQL_CHARS:,} characters.")
+    if any(name in text.lower() for name in HIDDEN_COLUMNS):
+        raise ConsoleError(SECRET_MESSAGE)
+    try:
+        statements, tree = _parse(text)
+    except duckdb.Error as exc:
+        raise ConsoleError(clean_error(exc)) from None
+    if not statements:
+        raise ConsoleError("Write a SELECT query first (the text holds only comments).")
+    if len(statements) > 1:
+        raise ConsoleError(f"Only one statement at a time: found {len(statements)}. {READ_ONLY_HINT}")
+    statement = statements[0]
+    kind = statement.type.name
+    if kind != "SELECT":
+        what = STATEMENT_MESSAGES.get(kind, f"{kind} statements are not allowed")
+        raise ConsoleError(f"{what}. {READ_ONLY_HINT}")
+    if tree is None or tree.get("error"):
+        detail = clean_error(tree.get("error_message", "")) if tree else "it could not be analysed"
+        raise ConsoleError(f"This query cannot be run in the console: {detail}.")
+    _check_tree(tree)
+    return statement.query
+
+
+# --------------------------------------------------------------------------------------------
+# Running a query on a snapshot
+# --------------------------------------------------------------------------------------------
+
+def _visible_columns(table: sa.Table) -> list[sa.Column[Any]]:
+    return [c for c in table.columns if c.name not in HIDDEN_COLUMNS]
+
+
+def snapshot_tables(engine: sa.Engine, meta: sa.MetaData = metadata) -> dict[str, pa.Table]:
+    """Every documented table as Arrow, read in one transaction, without hidden columns."""
+    tables: dict[str, pa.Table] = {}
+    with engine.connect() as conn:
+        conn.begin()
+        if conn.dialect.name == "duckdb":
+            duck = duckdb_connection(conn)
+            for table in meta.tables.values():
+                columns = ", ".join(f'"{c.name}"' for c in _visible_columns(table))
+                tables[table.name] = duck.sql(f'SELECT {columns} FROM "{table.name}"').to_arrow_table()
+        else:  # PostgreSQL and friends: through SQLAlchemy and pandas
+            for table in meta.tables.values():
+                result = conn.execute(sa.select(*_visible_columns(table)))
+                frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+                tables[table.name] = pa.Table.from_pandas(frame, preserve_index=False)
+        conn.rollback()
+    return tables
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """A console result: at most MAX_ROWS rows; `truncated` says whether more were available."""
+
+    table: pa.Table
+    truncated: bool
+    elapsed_ms: int
+
+    @property
+    def rows(self) -> int:
+        """How many rows the result holds."""
+        return self.table.num_rows
+
+    def frame(self) -> pd.DataFrame:
+        """The result as pandas."""
+        return self.table.to_pandas()
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        count = seen.get(name, 0)
+        seen[name] = count + 1
+        out.append(name if count == 0 else f"{name}_{count + 1}")
+    return out
+
+
+def _run(con: duckdb.DuckDBPyConnection, statement: str, max_rows: int, timeout: float) -> tuple[pa.Table, bool]:
+    fired = threading.Event()
+
+    def stop() -> None:
+        fired.set()
+        con.interrupt()
+
+    timer = threading.Timer(timeout, stop)
+    timer.daemon = True
+    timer.start()
+    try:
+        relation = con.sql(statement)
+        if relation is None:  # not a query; validation makes this unreachable
+            raise ConsoleError(READ_ONLY_HINT)
+        reader = relation.to_arrow_reader(2048)
+        schema = reader.schema
+        batches: list[pa.RecordBatch] = []
+        rows = 0
+        for batch in reader:
+            batches.append(batch)
+            rows += batch.num_rows
+            if rows > max_rows:
+                break
+        reader.close()
+        table = pa.Table.from_batches(batches, schema=schema)
+    except ConsoleError:
+        raise
+    except Exception as exc:
+        if fired.is_set() or isinstance(exc, duckdb.InterruptException):
+            raise ConsoleError(f"The query ran longer than {timeout:g} s and was stopped. Narrow it down "
+                               "(filters, LIMIT) and run it again.") from None
+        if isinstance(exc, duckdb.OutOfMemoryException):
+            raise ConsoleError(f"The query needs more than the console's {MEMORY_LIMIT} of memory. Narrow it "
+                               "down (filters, fewer columns, LIMIT).") from None
+        if isinstance(exc, duckdb.PermissionException):
+            raise ConsoleError("That needs access to files or settings, which the console does not allow.") \
+                from None
+        raise ConsoleError(clean_error(exc)) from None
+    finally:
+        timer.cancel()
+    return table, rows > max_rows
+
+
+def run_query(engine: sa.Engine, sql: str, *, max_rows: int = MAX_ROWS,
+              timeout: float = TIMEOUT_SECONDS) -> QueryResult:
+    """Validate `sql`, then run it on an isolated snapshot of the store. Raises ConsoleError."""
+    started = time.perf_counter()
+    statement = validate_sql(sql)
+    con = _open_sandbox()
+    try:
+        for name, table in snapshot_tables(engine).items():
+            con.register(name, table)
+        con.execute("SET lock_configuration = true")
+        con.execute("BEGIN TRANSACTION")
+        try:
+            table, truncated = _run(con, statement, max_rows, timeout)
+        finally:
+            with contextlib.suppress(duckdb.Error):  # the instance is closed next; nothing in it outlives this call
+                con.execute("ROLLBACK")
+    finally:
+        con.close()
+    names = _unique_names(table.column_names)
+    table = table.rename_columns(names)
+    keep = [n for n in names if n.lower() not in HIDDEN_COLUMNS]
+    table = table.select(keep).slice(0, max_rows)
+    return QueryResult(table=table, truncated=truncated, elapsed_ms=int((time.perf_counter() - started) * 1000))
+
+
+def to_csv_bytes(table: pa.Table) -> bytes:
+    """A result as UTF-8 CSV with a header row."""
+    return table.to_pandas().to_csv(index=False).encode("utf-8")
+
+
+def to_parquet_bytes(table: pa.Table) -> bytes:
+    """A result as a Parquet file, in memory."""
+    for index, field in enumerate(table.schema):
+        if pa.types.is_interval(field.type) or pa.types.is_null(field.type):  # no Parquet equivalent: as text
+            text = pa.array([None if v is None else str(v) for v in table.column(index).to_pylist()], pa.string())
+            table = table.set_column(index, field.name, text)
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    return buffer.getvalue()
+
+
+# --------------------------------------------------------------------------------------------
+# Saved queries: a JSON file in the data folder
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class SavedQuery:
+    """A named query; `example` marks the built-in ones, which cannot be replaced or deleted."""
+
+    name: str
+    sql: str
+    example: bool = False
+
+
+EXAMPLE_QUERIES: tuple[SavedQuery, ...] = (
+    SavedQuery("Example: spending per month (BRL)", """\
+SELECT date_trunc('month', booked_date) AS month, -SUM(amount) AS spending
+FROM transactions t JOIN categories c ON c.id = COALESCE(t.user_category, t.category)
+WHERE t.deleted_at IS NULL AND t.currency = 'BRL' AND c.kind = 'expense'
+GROUP BY 1 ORDER BY 1""", example=True),
+    SavedQuery("Example: largest expenses", """\
+SELECT t.booked_date, a.name AS account, t.description, t.amount, t.currency,
+       COALESCE(t.user_category, t.category) AS category
+FROM transactions t JOIN accounts a ON a.id = t.account_id
+WHERE t.deleted_at IS NULL AND t.amount < 0
+ORDER BY t.amount LIMIT 50""", example=True),
+    SavedQuery("Example: balances per account", """\
+SELECT c.institution_name, a.name, a.type, a.currency, a.current_balance, a.balance_as_of
+FROM accounts a JOIN connections c ON c.id = a.connection_id
+ORDER BY c.institution_name, a.type""", example=True),
+    SavedQuery("Example: failed sync runs", """\
+SELECT r.started_at, c.institution_name, r.trigger, r.error_code, r.message
+FROM sync_runs r LEFT JOIN connections c ON c.id = r.connection_id
+WHERE r.outcome = 'failed' ORDER BY r.started_at DESC""", example=True),
+)
+
+_saved_lock = threading.Lock()
+
+
+def saved_queries_path(data_dir: Path) -> Path:
+    """Where the saved queries live: a JSON file in the data folder."""
+    return data_dir / SAVED_QUERIES_FILE
+
+
+def _read_saved(path: Path) -> list[SavedQuery]:
+    if not path.is_file():
+        return []
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return [SavedQuery(str(q["name"]), str(q["sql"])) for q in data["queries"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConsoleError(f"The saved queries file {path.name} is not readable ({type(exc).__name__}); "
+                           "fix or remove it to save queries again.") from None
+
+
+def load_saved_queries(path: Path) -> list[SavedQuery]:
+    """The user's saved queries, by name."""
+    return sorted(_read_saved(path), key=lambda q: q.name.lower())
+
+
+def _write_saved(path: Path, queries: list[SavedQuery]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"version": 1, "saved_at": datetime.now(UTC).isoformat(timespec="seconds"),
+               "queries": [{"name": q.name, "sql": q.sql} for q in sorted(queries, key=lambda q: q.name.lower())]}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".saved_queries.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(payload, fh, indent=2, ensure_ascii=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_query(path: Path, name: str, sql: str) -> SavedQuery:
+    """Save (or replace) a query under `name`; it must pass validation. Raises ConsoleError."""
+    name = " ".join(name.split())
+    if not name:
+        raise ConsoleError("Give the query a name.")
+    if len(name) > 80:
+        raise ConsoleError("Keep the name under 80 characters.")
+    if any(q.name == name for q in EXAMPLE_QUERIES):
+        raise ConsoleError("That name belongs to an example; choose another.")
+    validate_sql(sql)
+    query = SavedQuery(name, sql.strip())
+    with _saved_lock:
+        queries = [q for q in _read_saved(path) if q.name != name]
+        _write_saved(path, [*queries, query])
+    return query
+
+
+def delete_saved_query(path: Path, name: str) -> bool:
+    """Remove a saved query; False when there was none of that name."""
+    with _saved_lock:
+        queries = _read_saved(path)
+        kept = [q for q in queries if q.name != name]
+        if len(kept) == len(queries):
+            return False
+        _write_saved(path, kept)
+    return True

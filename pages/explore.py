@@ -1,0 +1,101 @@
+"""Explore: the documented schema, a read-only SQL console, saved queries and CSV/Parquet downloads."""
+
+import streamlit as st
+
+from finance.store import console
+from finance.ui.context import services
+
+st.title("Explore")
+svc = services()
+saved_path = console.saved_queries_path(svc.settings.data_dir)
+
+st.caption(f"Read-only SQL (DuckDB dialect) over a snapshot of the store taken when you press Run. At most "
+           f"{console.MAX_ROWS:,} rows and {console.TIMEOUT_SECONDS:g} s per query; files, extensions and settings "
+           "are off-limits and provider tokens are never available. Times are UTC; amounts are negative when money "
+           "leaves you.")
+
+try:
+    saved = console.load_saved_queries(saved_path)
+except console.ConsoleError as exc:
+    st.warning(exc.message)
+    saved = []
+choices = {q.name: q for q in (*saved, *console.EXAMPLE_QUERIES)}
+
+
+def load_choice() -> None:
+    name = st.session_state.get("explore_saved")
+    if name in choices:
+        st.session_state["explore_sql"] = choices[name].sql
+        st.session_state.pop("explore_result", None)
+
+
+def save_current() -> None:
+    try:
+        query = console.save_query(saved_path, st.session_state.get("explore_save_name", ""),
+                                   st.session_state["explore_sql"])
+        st.session_state["explore_flash"] = ("success", f"Saved “{query.name}”.")
+    except console.ConsoleError as exc:
+        st.session_state["explore_flash"] = ("error", exc.message)
+
+
+def delete_chosen() -> None:
+    name = st.session_state.get("explore_saved")
+    if name and console.delete_saved_query(saved_path, name):
+        st.session_state["explore_saved"] = ""
+        st.session_state["explore_flash"] = ("success", f"Deleted “{name}”.")
+
+
+if "explore_sql" not in st.session_state:
+    st.session_state["explore_sql"] = console.EXAMPLE_QUERIES[0].sql
+
+console_tab, schema_tab = st.tabs(["SQL console", "Schema"])
+
+with console_tab:
+    st.selectbox("Saved queries", ["", *choices], key="explore_saved", on_change=load_choice,
+                 format_func=lambda n: n or "Choose a saved query or an example…")
+    sql = st.text_area("SQL", key="explore_sql", height=180)
+    run, save_name, save, delete = st.columns([1, 2, 1, 1], vertical_alignment="bottom")
+    if run.button("Run", type="primary", key="explore_run", icon="▶️"):
+        try:
+            st.session_state["explore_result"] = (sql, console.run_query(svc.engine, sql))
+        except console.ConsoleError as exc:
+            st.session_state["explore_result"] = (sql, exc)
+    save_name.text_input("Name", key="explore_save_name", placeholder="Name to save this query under")
+    save.button("Save", key="explore_save", on_click=save_current)
+    chosen = st.session_state.get("explore_saved")
+    delete.button("Delete saved", key="explore_delete", on_click=delete_chosen,
+                  disabled=not (chosen in choices and not choices[chosen].example))
+    kind, text = st.session_state.pop("explore_flash", (None, None))
+    if kind == "success":
+        st.success(text, icon="✅")
+    elif kind == "error":
+        st.error(text, icon="⚠️")
+
+    ran_sql, outcome = st.session_state.get("explore_result", (None, None))
+    if isinstance(outcome, console.ConsoleError):
+        st.error(outcome.message, icon="⚠️")
+    elif isinstance(outcome, console.QueryResult):
+        if ran_sql != sql:
+            st.caption("The query changed since these results; press Run to refresh them.")
+        more = f" (only the first {console.MAX_ROWS:,} are shown and downloaded)" if outcome.truncated else ""
+        st.caption(f"{outcome.rows:,} rows{more} in {outcome.elapsed_ms:,} ms.")
+        st.dataframe(outcome.table, hide_index=True, width="stretch")
+        table = outcome.table
+        downloads = st.container(horizontal=True)
+        downloads.download_button("Download CSV", data=lambda: console.to_csv_bytes(table), file_name="query.csv",
+                             mime="text/csv", key="explore_csv", on_click="ignore", icon="⬇️")
+        downloads.download_button("Download Parquet", data=lambda: console.to_parquet_bytes(table),
+                              file_name="query.parquet", mime="application/vnd.apache.parquet",
+                              key="explore_parquet", on_click="ignore", icon="⬇️")
+
+with schema_tab:
+    st.markdown("Money is `DECIMAL(18,2)` in the account's currency; ids are `provider:provider's id`. The "
+                "effective category is `COALESCE(user_category, category)`; reports skip rows with `deleted_at` set.")
+    for doc in console.schema_doc():
+        with st.expander(f"`{doc.name}` — {doc.description}", expanded=doc.name == "transactions"):
+            st.dataframe(doc.frame(), hide_index=True, width="stretch", column_config={
+                "Column": st.column_config.TextColumn(width="medium"),
+                "Key": st.column_config.TextColumn(width="small"),
+                "Null": st.column_config.TextColumn(width="small"),
+                "Meaning": st.column_config.TextColumn(width="large"),
+            })
