@@ -7,15 +7,18 @@ which has no idempotency key) are retried only on 429, which the server rejected
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
 
 import httpx
 
-from finance.providers.base import ProviderError, RateLimited, TransientError
+from finance.providers.base import BadData, ProviderError, RateLimited, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -113,3 +116,22 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
         except ValueError:
             continue
     return None
+
+
+def decode_json(response: httpx.Response, provider: str, label: str) -> Any:
+    """A response body as JSON with exact Decimals; BadData (nothing stored) when it is not JSON."""
+    try:
+        return json.loads(response.content, parse_float=Decimal)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadData(f"{label} sent a response that is not valid JSON; nothing from it was stored. "
+                      "Try again later.", code="MALFORMED_RESPONSE", provider=provider,
+                      status=response.status_code) from exc
+
+
+def error_body(response: httpx.Response) -> dict[str, Any]:
+    """An error response's JSON object, or {} when it has none."""
+    try:
+        body = json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return body if isinstance(body, dict) else {}

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -25,7 +24,16 @@ import httpx
 
 from finance.categories import UNCATEGORIZED
 from finance.crypto import SecretError
-from finance.http import DEFAULT_POLICY, RetryPolicy, Sleep, call_with_retries, make_client, retry_after_seconds
+from finance.http import (
+    DEFAULT_POLICY,
+    RetryPolicy,
+    Sleep,
+    call_with_retries,
+    decode_json,
+    error_body,
+    make_client,
+    retry_after_seconds,
+)
 from finance.model import (
     Account,
     AccountType,
@@ -438,20 +446,7 @@ class SyncMutationDuringPagination(RequestRejected):
 
 
 def _decode_json(response: httpx.Response) -> Any:
-    try:
-        return json.loads(response.content, parse_float=Decimal)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadData("Plaid sent a response that is not valid JSON; nothing from it was stored. "
-                      "Try again later.", code="MALFORMED_RESPONSE", provider=NAME,
-                      status=response.status_code) from exc
-
-
-def _error_body(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = json.loads(response.content)
-    except (ValueError, UnicodeDecodeError):
-        return {}
-    return body if isinstance(body, dict) else {}
+    return decode_json(response, NAME, LABEL)
 
 
 def classify_response(response: httpx.Response) -> ProviderError | None:
@@ -459,7 +454,7 @@ def classify_response(response: httpx.Response) -> ProviderError | None:
     status = response.status_code
     if 200 <= status < 300:
         return None
-    body = _error_body(response)
+    body = error_body(response)
     code = str(body.get("error_code") or "") or None
     error_type = str(body.get("error_type") or "") or None
     detail = _text(body.get("display_message")) or _text(body.get("error_message"))

@@ -22,7 +22,16 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from finance.categories import UNCATEGORIZED
-from finance.http import DEFAULT_POLICY, RetryPolicy, Sleep, call_with_retries, make_client, retry_after_seconds
+from finance.http import (
+    DEFAULT_POLICY,
+    RetryPolicy,
+    Sleep,
+    call_with_retries,
+    decode_json,
+    error_body,
+    make_client,
+    retry_after_seconds,
+)
 from finance.model import (
     Account,
     AccountType,
@@ -350,20 +359,7 @@ def map_item(raw: dict[str, Any], *, now: datetime | None = None) -> ConnectionS
 # --------------------------------------------------------------------------------------------
 
 def _decode_json(response: httpx.Response) -> Any:
-    try:
-        return json.loads(response.content, parse_float=Decimal)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadData("Pluggy sent a response that is not valid JSON; nothing from it was stored. "
-                      "Try again later.", code="MALFORMED_RESPONSE", provider=NAME,
-                      status=response.status_code) from exc
-
-
-def _error_body(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = json.loads(response.content)
-    except (ValueError, UnicodeDecodeError):
-        return {}
-    return body if isinstance(body, dict) else {}
+    return decode_json(response, NAME, LABEL)
 
 
 NOT_FOUND_MESSAGES = {
@@ -378,7 +374,7 @@ def classify_response(response: httpx.Response) -> ProviderError | None:
     status = response.status_code
     if 200 <= status < 300:
         return None
-    body = _error_body(response)
+    body = error_body(response)
     code = body.get("codeDescription")
     detail = str(body.get("message") or "")[:300]
     if status == 429:
