@@ -1,4 +1,4 @@
-# `make run` starts the app, `make test` runs the whole suite. Both set up .venv on first use.
+# `make run` starts the app, `make test` runs the whole suite, `make bench` the benchmarks; all set up .venv.
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
@@ -20,3 +20,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+
+# Benchmarks (not part of the tests): `make bench`, or `make bench ARGS=--quick` for 100k transactions.
+bench: $(STAMP)
+	$(VENV)/bin/python -m bench $(ARGS)
