@@ -157,33 +157,40 @@ def _merge(conn: sa.Connection, connection_id: str, accounts: list[Account], now
                OR EXISTS (SELECT 1 FROM incoming_windows w
                           WHERE w.account_id = t.account_id AND t.booked_date >= w.start_date))
     """, (connection_id,))
-    added = x("""
-        SELECT s.id, s.account_id, s.amount, s.booked_date, s.status, s.pending_id, s.merchant, s.description
-        FROM stg s WHERE NOT EXISTS (SELECT 1 FROM transactions t WHERE t.id = s.id)
-    """).all()
+    is_new = "NOT EXISTS (SELECT 1 FROM transactions t WHERE t.id = s.id)"
+    added = x(f"SELECT count(*) FROM stg s WHERE {is_new}").scalar_one()
     modified = x(f"SELECT count(*) FROM stg s JOIN transactions t ON t.id = s.id WHERE {_distinct('s', 't')}"
                  ).scalar_one()
     gone = x("SELECT id, account_id, amount, booked_date, status, merchant, description FROM gone").all()
+    # Only new rows that could replace a vanished pending row come back to Python for pairing.
+    candidates = x(f"""
+        SELECT s.id, s.account_id, s.amount, s.booked_date, s.status, s.pending_id, s.merchant, s.description
+        FROM stg s WHERE {is_new}
+          AND (s.pending_id IN (SELECT id FROM gone)
+               OR (s.status = 'posted' AND s.account_id IN (SELECT account_id FROM gone WHERE status = 'pending')))
+    """).all() if gone else []
 
     # Pending → posted: the provider's explicit link first (Plaid), then a scored match (Pluggy).
     gone_ids = {g.id for g in gone}
-    pairs = [(a.pending_id, a.id) for a in added if a.pending_id and a.pending_id in gone_ids]
+    pairs = [(a.pending_id, a.id) for a in candidates if a.pending_id and a.pending_id in gone_ids]
     linked_old = {old for old, _ in pairs}
     linked_new = {new for _, new in pairs}
     pending = [Candidate(g.id, g.account_id, g.amount, g.booked_date, g.merchant or g.description)
                for g in gone if g.status == "pending" and g.id not in linked_old]
     posted = [Candidate(a.id, a.account_id, a.amount, a.booked_date, a.merchant or a.description)
-              for a in added if a.status == "posted" and a.id not in linked_new]
+              for a in candidates if a.status == "posted" and a.id not in linked_new]
     pairs += pair_pending_with_posted(pending, posted)
 
+    # Rewrite only rows whose provider data changed; new rows are inserted; the rest only get seen again.
     columns = ", ".join(STAGED_COLUMNS)
-    updates = ", ".join(f"{c} = excluded.{c}" for c in (*MATERIAL_COLUMNS, "provider_created_at"))
+    updates = ", ".join(f"{c} = s.{c}" for c in (*MATERIAL_COLUMNS, "provider_created_at"))
     x(f"""
-        INSERT INTO transactions ({columns}, first_seen_at, last_seen_at)
-        SELECT {columns}, $1, $1 FROM stg
-        ON CONFLICT (id) DO UPDATE SET {updates}, last_seen_at = excluded.last_seen_at,
-            pending_id = COALESCE(excluded.pending_id, transactions.pending_id)
-    """, (now,))
+        UPDATE transactions SET {updates}, pending_id = COALESCE(s.pending_id, transactions.pending_id)
+        FROM stg s WHERE transactions.id = s.id AND ({_distinct('s', 'transactions')})
+    """)
+    x("UPDATE transactions SET last_seen_at = $1 WHERE id IN (SELECT id FROM stg)", (now,))
+    x(f"INSERT INTO transactions ({columns}, first_seen_at, last_seen_at) "
+      f"SELECT {columns}, $1, $1 FROM stg s WHERE {is_new}", (now,))
     if pairs:
         duck = duckdb_connection(conn)
         duck.register("merge_pairs", pa.table({"old_id": pa.array([p[0] for p in pairs], pa.string()),
@@ -204,7 +211,7 @@ def _merge(conn: sa.Connection, connection_id: str, accounts: list[Account], now
     _rebuild_balance_history(conn, accounts, now, today)
     x("DROP TABLE IF EXISTS stg")
     x("DROP TABLE IF EXISTS gone")
-    return ApplyCounts(added=len(added), modified=int(modified), removed=len(gone) - len(pairs), merged=len(pairs))
+    return ApplyCounts(added=int(added), modified=int(modified), removed=len(gone) - len(pairs), merged=len(pairs))
 
 
 def _rebuild_balance_history(conn: sa.Connection, accounts: list[Account], now: datetime, today: date) -> None:
