@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -200,3 +204,86 @@ class LoopbackServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class EmulatorBase:
+    """What every emulator shares: its clock, its transport and server, and its state file.
+
+    The state file holds only small facts (items, tokens, the clock); it is written atomically and re-read
+    whenever another process (the CLI, say) changed it. Subclasses set `_clock`, `_lock` and `state_path`,
+    answer requests in `handle`, and say what their state is in `_state_to_dict`/`_state_from_dict`.
+    """
+
+    _clock: Clock
+    _lock: threading.RLock
+    state_path: Path | None
+    _state_signature: tuple[int, int, int] | None = None
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        raise NotImplementedError
+
+    def _state_to_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _state_from_dict(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _prune(self) -> None:
+        """Drop what has expired before the state is written (nothing by default)."""
+
+    @property
+    def clock(self) -> Clock:
+        """The emulator's clock, first brought up to date if another process moved it in the state file."""
+        with self._lock:
+            self._reload_if_changed()
+        return self._clock
+
+    def transport(self) -> httpx.MockTransport:
+        """An httpx transport that answers every request with this emulator."""
+        return httpx.MockTransport(self.handle)
+
+    def serve(self, port: int = 0) -> LoopbackServer:
+        """A loopback HTTP server for this emulator (not started: use `.start()` or `with`)."""
+        return LoopbackServer(self.handle, port=port)
+
+    def _open_state(self) -> None:
+        """Load the state file if there is one, else create it."""
+        if self.state_path is not None:
+            if self._signature() is not None:
+                self._load()
+            else:
+                self._save()
+
+    def _signature(self) -> tuple[int, int, int] | None:
+        assert self.state_path is not None
+        try:
+            stat = os.stat(self.state_path)
+        except FileNotFoundError:
+            return None
+        return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+    def _reload_if_changed(self) -> None:
+        if self.state_path is None:
+            return
+        signature = self._signature()
+        if signature is not None and signature != self._state_signature:
+            self._load()
+
+    def _load(self) -> None:
+        assert self.state_path is not None
+        self._state_signature = self._signature()
+        state = json.loads(self.state_path.read_text(encoding="utf-8"))
+        self._clock.load_state(state["clock"])
+        self._state_from_dict(state)
+
+    def _save(self) -> None:
+        """Write the state atomically (temporary file + rename), so another process never reads half a file."""
+        self._prune()
+        if self.state_path is None:
+            return
+        state = {"version": 1, "clock": self._clock.to_state(), **self._state_to_dict()}
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.state_path.with_name(f".{self.state_path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        temporary.write_text(json.dumps(state, ensure_ascii=False, indent=1), encoding="utf-8")
+        os.replace(temporary, self.state_path)
+        self._state_signature = self._signature()

@@ -35,7 +35,6 @@ import binascii
 import hashlib
 import hmac
 import json
-import os
 import re
 import secrets
 import string
@@ -50,7 +49,7 @@ from typing import Any
 import httpx
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from finance.sandbox.common import Clock, Fault, Faults, LoopbackServer
+from finance.sandbox.common import Clock, EmulatorBase, Fault, Faults
 from finance.sandbox.ledger import (
     NEW_YORK,
     US_ACCOUNT_KINDS,
@@ -523,7 +522,7 @@ class _View:
 # The emulator
 # --------------------------------------------------------------------------------------------------------------------
 
-class PlaidEmulator:
+class PlaidEmulator(EmulatorBase):
     """The Plaid API in-process: `handle` is the API, `transport()`/`serve()` plug it in.
 
     seed: drives every generated id and ledger. state_path: a JSON file that keeps items, tokens and the clock across
@@ -550,35 +549,13 @@ class PlaidEmulator:
         self._views: OrderedDict[tuple[object, ...], _View] = OrderedDict()
         self._changes: OrderedDict[tuple[object, ...], list[tuple[str, str, _Row]]] = OrderedDict()
         self._mutation_pending = False
-        self._state_signature: tuple[int, int, int] | None = None
         numbers = webhook_signing_key(seed).public_key().public_numbers()
         self._jwk = {"alg": "ES256", "kty": "EC", "crv": "P-256", "use": "sig",
                      "kid": stable_uuid(seed, "webhook-verification-key"),
                      "x": _b64url(numbers.x.to_bytes(32, "big")), "y": _b64url(numbers.y.to_bytes(32, "big")),
                      "created_at": _WEBHOOK_KEY_CREATED, "expired_at": None}
         self._routes = self._build_routes()
-        if self.state_path is not None:
-            if self._signature() is not None:
-                self._load()
-            else:
-                self._save()
-
-    @property
-    def clock(self) -> Clock:
-        """The emulator's clock, first brought up to date if another process moved it in the state file."""
-        with self._lock:
-            self._reload_if_changed()
-        return self._clock
-
-    # -- plugging in -------------------------------------------------------------------------------------------------
-
-    def transport(self) -> httpx.MockTransport:
-        """An httpx transport that answers every request with this emulator."""
-        return httpx.MockTransport(self.handle)
-
-    def serve(self, port: int = 0) -> LoopbackServer:
-        """A loopback HTTP server for this emulator (not started: use `.start()` or `with`)."""
-        return LoopbackServer(self.handle, port=port)
+        self._open_state()
 
     # -- testers' hooks ----------------------------------------------------------------------------------------------
 
@@ -1493,47 +1470,21 @@ class PlaidEmulator:
 
     # -- state -------------------------------------------------------------------------------------------------------
 
-    def _signature(self) -> tuple[int, int, int] | None:
-        assert self.state_path is not None
-        try:
-            stat = os.stat(self.state_path)
-        except FileNotFoundError:
-            return None
-        return stat.st_ino, stat.st_mtime_ns, stat.st_size
-
-    def _reload_if_changed(self) -> None:
-        if self.state_path is None:
-            return
-        signature = self._signature()
-        if signature is not None and signature != self._state_signature:
-            self._load()
-
-    def _load(self) -> None:
-        assert self.state_path is not None
-        self._state_signature = self._signature()
-        state = json.loads(self.state_path.read_text(encoding="utf-8"))
-        self._clock.load_state(state["clock"])
+    def _state_from_dict(self, state: dict[str, Any]) -> None:
         self._items = state.get("items", {})
         self._removed = state.get("removedItems", {})
         self._link_tokens = state.get("linkTokens", {})
         self._public_tokens = state.get("publicTokens", {})
         self._counters = {"item": 0, "link": 0, "public": 0, **state.get("counters", {})}
 
-    def _save(self) -> None:
-        """Write the state atomically (temporary file + rename), so another process never reads half a file."""
+    def _state_to_dict(self) -> dict[str, Any]:
+        return {"items": self._items, "removedItems": self._removed, "linkTokens": self._link_tokens,
+                "publicTokens": self._public_tokens, "counters": self._counters}
+
+    def _prune(self) -> None:
         horizon = self._clock.now() - timedelta(days=1)
         self._public_tokens = {k: v for k, v in self._public_tokens.items() if _parse(v["expires_at"]) > horizon}
         self._link_tokens = {k: v for k, v in self._link_tokens.items() if _parse(v["expires_at"]) > horizon}
-        if self.state_path is None:
-            return
-        state = {"version": 1, "clock": self._clock.to_state(), "items": self._items,
-                 "removedItems": self._removed, "linkTokens": self._link_tokens, "publicTokens": self._public_tokens,
-                 "counters": self._counters}
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.state_path.with_name(f".{self.state_path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        temporary.write_text(json.dumps(state, indent=1), encoding="utf-8")
-        os.replace(temporary, self.state_path)
-        self._state_signature = self._signature()
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -25,7 +25,6 @@ import hashlib
 import hmac
 import json
 import math
-import os
 import re
 import threading
 import time
@@ -41,7 +40,7 @@ from urllib.parse import quote, urlencode
 
 import httpx
 
-from finance.sandbox.common import Clock, Fault, Faults, LoopbackServer
+from finance.sandbox.common import Clock, EmulatorBase, Fault, Faults
 from finance.sandbox.ledger import (
     CARD_LAST4,
     HOLDER,
@@ -289,7 +288,7 @@ class _AccountView:
 # The emulator
 # --------------------------------------------------------------------------------------------------------------------
 
-class PluggyEmulator:
+class PluggyEmulator(EmulatorBase):
     """The whole Pluggy API in-process: `handle` is the API, `transport()`/`serve()` plug it in.
 
     seed: drives every generated id and ledger. state_path: a JSON file that keeps items, connect tokens, the clock and
@@ -325,30 +324,8 @@ class PluggyEmulator:
         self._sync_started: dict[str, float] = {}
         self._windows: dict[str, tuple[int, int]] = {}
         self._views: OrderedDict[tuple[object, ...], list[_AccountView]] = OrderedDict()
-        self._state_signature: tuple[int, int, int] | None = None
         self._routes = self._build_routes()
-        if self.state_path is not None:
-            if self._signature() is not None:
-                self._load()
-            else:
-                self._save()
-
-    @property
-    def clock(self) -> Clock:
-        """The emulator's clock, first brought up to date if another process moved it in the state file."""
-        with self._lock:
-            self._reload_if_changed()
-        return self._clock
-
-    # -- plugging in -------------------------------------------------------------------------------------------------
-
-    def transport(self) -> httpx.MockTransport:
-        """An httpx transport that answers every request with this emulator."""
-        return httpx.MockTransport(self.handle)
-
-    def serve(self, port: int = 0) -> LoopbackServer:
-        """A loopback HTTP server for this emulator (not started: use `.start()` or `with`)."""
-        return LoopbackServer(self.handle, port=port)
+        self._open_state()
 
     # -- testers' hooks ----------------------------------------------------------------------------------------------
 
@@ -1161,46 +1138,23 @@ class PluggyEmulator:
 
     # -- state -------------------------------------------------------------------------------------------------------
 
-    def _signature(self) -> tuple[int, int, int] | None:
-        assert self.state_path is not None
-        try:
-            stat = os.stat(self.state_path)
-        except FileNotFoundError:
-            return None
-        return stat.st_ino, stat.st_mtime_ns, stat.st_size
-
-    def _reload_if_changed(self) -> None:
-        if self.state_path is None:
-            return
-        signature = self._signature()
-        if signature is not None and signature != self._state_signature:
-            self._load()
-
-    def _load(self) -> None:
-        assert self.state_path is not None
-        self._state_signature = self._signature()
-        state = json.loads(self.state_path.read_text(encoding="utf-8"))
-        self._clock.load_state(state["clock"])
+    def _state_from_dict(self, state: dict[str, Any]) -> None:
         self._items = state.get("items", {})
         self._tokens = state.get("connectTokens", {})
         self._patches = state.get("transactionPatches", {})
         self._item_counter = int(state.get("itemCounter", 0))
         self._patch_version += 1
 
-    def _save(self) -> None:
-        """Write the state atomically (temporary file + rename), so another process never reads half a file."""
+    def _state_to_dict(self) -> dict[str, Any]:
+        return {"items": self._items, "connectTokens": self._tokens, "transactionPatches": self._patches,
+                "itemCounter": self._item_counter}
+
+    def _prune(self) -> None:
         if self.state_path is None:
             return
         now = self._clock.now()
         self._tokens = {k: v for k, v in self._tokens.items()
                         if _parse_time(v["expiresAt"]) + timedelta(days=1) > now}
-        state = {"version": 1, "clock": self._clock.to_state(), "items": self._items, "connectTokens": self._tokens,
-                 "transactionPatches": self._patches, "itemCounter": self._item_counter}
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.state_path.with_name(f".{self.state_path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        temporary.write_text(json.dumps(state, ensure_ascii=False, indent=1), encoding="utf-8")
-        os.replace(temporary, self.state_path)
-        self._state_signature = self._signature()
 
 
 def _read_cursor(after: str) -> tuple[str, str]:
