@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, NamedTuple
 
 import httpx
@@ -54,6 +54,7 @@ from finance.providers.base import (
     RequestRejected,
     TransientError,
 )
+from finance.providers.wire import wire_decimal, wire_instant
 
 NAME = "plaid"
 LABEL = "Plaid"
@@ -162,16 +163,7 @@ def map_category(primary: str | None, detailed: str | None) -> str:
 
 
 def to_decimal(value: Any, field: str) -> Decimal:
-    if isinstance(value, bool) or value is None:
-        raise BadData(f"Plaid sent no usable {field}.", code="BAD_AMOUNT", provider=NAME)
-    try:
-        result = value if isinstance(value, Decimal) else Decimal(str(value))
-    except InvalidOperation as exc:
-        raise BadData(f"Plaid sent an unreadable {field}: {str(value)[:40]!r}", code="BAD_AMOUNT",
-                      provider=NAME) from exc
-    if not result.is_finite():
-        raise BadData(f"Plaid sent an unreadable {field}: {str(value)[:40]!r}", code="BAD_AMOUNT", provider=NAME)
-    return result
+    return wire_decimal(value, field, provider=NAME, label=LABEL)
 
 
 def _optional_decimal(value: Any, field: str) -> Decimal | None:
@@ -193,14 +185,7 @@ def parse_date(value: Any, field: str) -> date:
 
 def parse_instant(value: Any) -> datetime | None:
     """A Plaid ISO 8601 timestamp as an aware datetime (UTC when it carries no offset)."""
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise BadData(f"Plaid sent an unreadable date: {str(value)[:40]!r}", code="BAD_DATE",
-                      provider=NAME) from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return wire_instant(value, provider=NAME, label=LABEL)
 
 
 def currency_of(raw: dict[str, Any]) -> str | None:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote
 from zoneinfo import ZoneInfo
@@ -53,6 +53,7 @@ from finance.providers.base import (
     RequestRejected,
     TransientError,
 )
+from finance.providers.wire import wire_decimal, wire_instant
 
 NAME = "pluggy"
 LABEL = "Pluggy"
@@ -115,13 +116,7 @@ def map_category(category_id: str | None) -> str:
 
 def parse_instant(value: str | None) -> datetime | None:
     """A Pluggy ISO timestamp (UTC, with or without milliseconds) as an aware datetime."""
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise BadData(f"Pluggy sent an unreadable date: {value[:40]!r}", code="BAD_DATE", provider=NAME) from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return wire_instant(value, provider=NAME, label=LABEL)
 
 
 def local_date(value: str) -> date:
@@ -139,15 +134,7 @@ def local_date(value: str) -> date:
 
 
 def to_decimal(value: Any, field: str) -> Decimal:
-    if isinstance(value, bool) or value is None:
-        raise BadData(f"Pluggy sent no usable {field}.", code="BAD_AMOUNT", provider=NAME)
-    try:
-        result = value if isinstance(value, Decimal) else Decimal(str(value))
-    except InvalidOperation as exc:
-        raise BadData(f"Pluggy sent an unreadable {field}: {value!r}", code="BAD_AMOUNT", provider=NAME) from exc
-    if not result.is_finite():
-        raise BadData(f"Pluggy sent an unreadable {field}: {value!r}", code="BAD_AMOUNT", provider=NAME)
-    return result
+    return wire_decimal(value, field, provider=NAME, label=LABEL)
 
 
 def _optional_decimal(value: Any, field: str) -> Decimal | None:
