@@ -48,3 +48,15 @@ def category_figure(frame: pd.DataFrame, currency: str) -> go.Figure:
     fig = _layout(fig, f"Spending by category ({currency})", currency)
     fig.update_layout(yaxis_title=None, xaxis_title=currency, height=max(300, 28 * len(data) + 80))
     return fig
+
+
+def base_net_worth_figure(series: pd.DataFrame, base: str) -> go.Figure:
+    """Net worth over time in the base currency: each currency's share converted (dotted) and the total, drawn
+    only on days where every currency converted (a gap in the line rather than a face-value sum)."""
+    fig = go.Figure()
+    fig.add_scatter(x=series["day"], y=series["total"].astype(float), name=f"Net worth in {base}",
+                    line={"color": NET_COLOR}, connectgaps=False)
+    for code in (c for c in series.columns if c not in ("day", "total")):
+        fig.add_scatter(x=series["day"], y=series[code].astype(float), name=f"from {code} accounts",
+                        line={"dash": "dot"}, connectgaps=False)
+    return _layout(fig, f"Net worth in {base}", base)

@@ -9,8 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from finance.config import load_settings
+from finance.demo import ConnectFailed, connect_bank
 from finance.formatting import format_money, format_when
-from finance.model import ConnectionStatus
+from finance.model import MfaPrompt
 from finance.providers.base import ProviderError
 from finance.providers.registry import plaid_emulator, pluggy_emulator
 from finance.sandbox.plaid import PlaidEmulator
@@ -82,19 +83,17 @@ def cmd_connect(args: argparse.Namespace) -> int:
         name = str(field["name"])
         given = args.password if name == "password" else args.user if name in ("user", "username") else None
         credentials[name] = given or _ask(f"{field.get('label') or name}: ", secret=field.get("type") == "password")
-    state = provider.create_connection(institution, credentials)
-    while True:
-        state = provider.wait_until_settled(state.external_id,
-                                            on_progress=lambda s: print(f"  bank: {s}", flush=True))
-        if state.status is ConnectionStatus.NEEDS_INPUT and state.mfa_prompt:
-            prompt = state.mfa_prompt
-            code = args.mfa or _ask(f"{prompt.label}{' — ' + prompt.instructions if prompt.instructions else ''}: ")
-            args.mfa = None
-            state = provider.submit_mfa(state.external_id, {prompt.name: code})
-            continue
-        break
-    if state.status not in (ConnectionStatus.ACTIVE, ConnectionStatus.CONSENT_EXPIRING):
-        print(f"Could not connect: {state.status_detail or state.provider_status}")
+
+    def ask_mfa(prompt: MfaPrompt) -> str:
+        code = args.mfa or _ask(f"{prompt.label}{' — ' + prompt.instructions if prompt.instructions else ''}: ")
+        args.mfa = None  # a given code is tried once; a second prompt means it was refused
+        return code
+
+    try:
+        state = connect_bank(provider, institution, credentials, ask_mfa=ask_mfa,
+                             on_progress=lambda s: print(f"  bank: {s}", flush=True))
+    except ConnectFailed as exc:
+        print(exc.message)
         return 1
     connection_id = services.sync.register(state)
     print(f"Connected {state.institution.name if state.institution else 'bank'} ({connection_id}). Syncing…")

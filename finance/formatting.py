@@ -10,6 +10,7 @@ _STYLES: dict[str, tuple[str, str, str, bool]] = {
     "BRL": ("R$", ".", ",", True),
     "USD": ("$", ",", ".", False),
     "EUR": ("€", ".", ",", True),
+    "GBP": ("£", ",", ".", False),
 }
 
 
@@ -23,6 +24,27 @@ def format_money(amount: Decimal | float | int | None, currency: str) -> str:
     whole = whole.replace(",", thousands)
     sign = "-" if value < 0 else ""
     return f"{sign}{symbol}{' ' if space else ''}{whole}{decimal_sep}{cents}"
+
+
+def _group(whole: str, thousands: str) -> str:
+    """Digits with `thousands` every three from the right."""
+    return f"{int(whole):,}".replace(",", thousands)
+
+
+def format_rate(rate: Decimal | float | int | None, from_currency: str, to_currency: str) -> str:
+    """"1 USD = R$ 5,4321": one unit of `from_currency` in `to_currency` in the target currency's style, so a rate
+    reads like the money it converts into; 6 significant digits below 1 (up to 12 decimals), else 6 decimals,
+    trailing zeros dropped down to 2."""
+    if rate is None or rate != rate:
+        return "—"
+    value = Decimal(str(rate))
+    places = 6 if value == 0 or abs(value) >= 1 else min(12, 5 - value.adjusted())
+    value = value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)
+    symbol, thousands, decimal_sep, space = _STYLES.get(to_currency, (to_currency, ",", ".", True))
+    whole, fraction = f"{abs(value):f}".split(".")
+    fraction = fraction.rstrip("0").ljust(2, "0")
+    sign = "-" if value < 0 else ""
+    return f"1 {from_currency} = {sign}{symbol}{' ' if space else ''}{_group(whole, thousands)}{decimal_sep}{fraction}"
 
 
 def format_when(value: datetime | date | None, fmt: str = "%Y-%m-%d %H:%M", missing: str = "never") -> str:

@@ -125,7 +125,9 @@ def test_overview_shows_balances_charts_and_sync_status(offline):
     assert net_worth.startswith(("R$", "-R$"))
     charts = at.get("plotly_chart")
     assert len(charts) == 3  # net worth, income vs spending, spending by category
-    assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 2
+    accounts = at.dataframe[0].value  # then one top-merchants and one credit-card table for BRL
+    assert len(accounts) == 2 and list(accounts.columns[:2]) == ["Institution", "Account"]
+    assert [d.value.columns[0] for d in at.dataframe[1:]] == ["Merchant", "Card"]
     assert any("Pluggy Bank" in m.value and "Connected" in m.value for m in at.markdown)
 
     at.toggle(key="include_pending").set_value(False)

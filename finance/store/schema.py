@@ -152,3 +152,17 @@ category_rules = sa.Table(
     sa.Column("category", sa.String, nullable=False),
     sa.Column("created_at", UtcTime, nullable=False),
 )
+
+# Exchange rates the user enters (Money page). A rate is in force from `valid_from` until a later rate of the same
+# pair, in either direction; amounts dated before a currency's first rate stay unconverted (finance/money.py).
+exchange_rates = sa.Table(
+    "exchange_rates", metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("from_currency", sa.String(3), nullable=False),
+    sa.Column("to_currency", sa.String(3), nullable=False),
+    sa.Column("rate", sa.Numeric(24, 12), nullable=False, comment="1 from_currency = rate to_currency"),
+    sa.Column("valid_from", sa.Date, nullable=False, comment="in force from this date until the pair's next rate"),
+    sa.Column("note", sa.String, comment="where the rate came from, for the user"),
+    sa.Column("entered_at", UtcTime, nullable=False),
+    comment="Exchange rates the user entered on the Money page; each change is also in audit_log.",
+)

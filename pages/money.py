@@ -1,0 +1,233 @@
+"""Money: every amount in its account's currency, totals per currency, and a base-currency view at the dated
+exchange rates you enter. Amounts with no rate in force are named and left out, never added at face value."""
+
+from datetime import date
+
+import pandas as pd
+import streamlit as st
+
+from finance import charts, money
+from finance.formatting import format_money, format_rate, format_when
+from finance.store import queries
+from finance.ui.context import as_of_caption, services
+
+st.title("Money")
+svc = services()
+
+COMMON_CURRENCIES = ("BRL", "USD", "EUR", "GBP")
+BALANCES = {"net_worth": "net worth", "assets": "assets", "liabilities": "liabilities"}
+FLOWS = {"income": "income", "spending": "spending"}
+
+
+def flash(kind: str, text: str) -> None:
+    st.session_state["money_flash"] = (kind, text)
+
+
+def show_flash() -> None:
+    kind, text = st.session_state.pop("money_flash", (None, None))
+    if kind == "success":
+        st.success(text, icon="✅")
+    elif kind == "error":
+        st.error(text, icon="⚠️")
+
+
+def actor() -> str:
+    """Who is editing, for the audit log: the signed-in user when login is on."""
+    try:
+        return str(st.user.get("email") or "user") if st.user.is_logged_in else "user"
+    except Exception:  # no auth configured
+        return "user"
+
+
+def add_rate() -> None:
+    """The add form's callback: validate, store with its audit row, say what happened."""
+    state = st.session_state
+    try:
+        rate = money.clean_rate(state["money_new_from"], state["money_new_to"], state["money_new_rate"],
+                                state["money_new_date"], state["money_new_note"])
+        queries.add_exchange_rate(svc.engine, rate, actor=actor())
+    except money.RateError as exc:
+        flash("error", str(exc))
+        return
+    flash("success", f"Rate saved: {format_rate(rate.rate, rate.from_currency, rate.to_currency)} from "
+                     f"{rate.valid_from:%Y-%m-%d}.")
+    state["money_new_rate"] = ""
+    state["money_new_note"] = ""
+
+
+def save_rate(rate_id: str) -> None:
+    state = st.session_state
+    try:
+        rate = money.clean_rate(state["money_edit_from"], state["money_edit_to"], state["money_edit_rate"],
+                                state["money_edit_date"], state["money_edit_note"], rate_id=rate_id)
+        changed = queries.update_exchange_rate(svc.engine, rate_id, rate, actor=actor())
+    except money.RateError as exc:
+        flash("error", str(exc))
+        return
+    flash("success", "Rate updated." if changed else "Nothing to save: the rate is unchanged.")
+
+
+def delete_rate(rate_id: str) -> None:
+    try:
+        gone = queries.delete_exchange_rate(svc.engine, rate_id, actor=actor())
+    except money.RateError as exc:
+        flash("error", str(exc))
+        return
+    st.session_state.pop("money_edit_id", None)
+    st.session_state.pop("money_edit_loaded", None)
+    flash("success", f"Rate deleted: {format_rate(gone.rate, gone.from_currency, gone.to_currency)} from "
+                     f"{gone.valid_from:%Y-%m-%d}.")
+
+
+show_flash()
+
+with svc.engine.connect() as conn:
+    accounts = queries.accounts_summary(conn)
+    as_of = queries.data_as_of(conn)
+    fresh = queries.as_of_by_currency(conn)
+    first_day, last_day = queries.transaction_date_range(conn)
+    rates = queries.exchange_rates(conn)
+
+if accounts.empty:
+    st.info("No accounts yet. Connect the sandbox bank **Pluggy Bank** (user `user-ok`, password `password-ok`) "
+            "or try the demo on the Overview to see your money in BRL and USD.")
+    st.page_link("pages/connections.py", label="Connect a bank", icon="🏦")
+    st.stop()
+
+st.caption(as_of_caption(as_of))
+today = date.today()
+controls = st.columns([1.3, 2, 1.2], vertical_alignment="bottom")
+preset = controls[0].selectbox("Period", money.PERIODS, index=money.PERIODS.index("Last 12 months"),
+                               key="money_period_preset")
+if preset == "Custom":
+    default = money.preset_period("Last 12 months", today)
+    period = controls[1].date_input("From – to", value=(max(first_day or today, default[0]), last_day or today),
+                                    key="money_period")
+    start, end = period if isinstance(period, tuple) and len(period) == 2 else default
+else:
+    start, end = money.preset_period(preset, today)
+    controls[1].markdown(f"{start:%Y-%m-%d} – {end:%Y-%m-%d}")
+include_pending = controls[2].toggle("Include pending", value=True, key="money_pending")
+pending_note = "" if include_pending else " Pending transactions excluded."
+
+with svc.engine.connect() as conn:
+    totals = queries.balance_totals(conn)
+    flows = queries.daily_flows(conn, start, end, include_pending=include_pending)
+    net_worth = queries.net_worth_by_day(conn, start, end)
+
+# ---- Per currency: nothing converted -------------------------------------------------------------------------------
+st.subheader("Per currency")
+currencies = sorted(set(accounts["currency"]))
+per_currency = []
+for code in currencies:
+    balance = totals[totals["currency"] == code]
+    flow = flows[flows["currency"] == code]
+    first = balance.iloc[0] if not balance.empty else None
+    per_currency.append({
+        "Currency": code,
+        "Net worth": format_money(None if first is None else first["net_worth"], code),
+        "Assets": format_money(None if first is None else first["assets"], code),
+        "Liabilities": format_money(None if first is None else first["liabilities"], code),
+        "Income in period": format_money(sum(flow["income"], 0), code),
+        "Spending in period": format_money(sum(flow["spending"], 0), code),
+        "Data as of": format_when(fresh.get(code)),
+    })
+st.dataframe(pd.DataFrame(per_currency), hide_index=True, width="stretch")
+st.caption(f"Balances now; income and spending {start:%Y-%m-%d} – {end:%Y-%m-%d}.{pending_note} Each currency on "
+           "its own line: nothing is converted here.")
+st.dataframe(pd.DataFrame({
+    "Institution": accounts["institution"],
+    "Account": accounts["name"] + accounts["mask"].map(lambda m: f" ••{m}" if m else ""),
+    "Type": accounts["type"].str.replace("_", " ").str.capitalize(),
+    "Currency": accounts["currency"],
+    "Balance": [format_money(b, c) for b, c in zip(accounts["current_balance"], accounts["currency"], strict=True)],
+    "As of": [format_when(w) for w in accounts["balance_as_of"]],
+}), hide_index=True, width="stretch")
+
+# ---- In one currency: converted at the rate in force on each amount's date -----------------------------------------
+st.subheader("In one currency")
+options = sorted(set(currencies) | {r.from_currency for r in rates} | {r.to_currency for r in rates})
+base = st.selectbox("Show everything in", options, key="money_base",
+                    help="Each amount is converted at the rate in force on its date: the latest rate dated on or "
+                         "before it, for the pair in either direction.")
+book = money.RateBook(rates)
+balance_rows = [{"currency": a.currency, "day": a.balance_as_of if pd.notna(a.balance_as_of) else today,
+                 "net_worth": a.current_balance, "assets": max(a.current_balance, 0),
+                 "liabilities": max(-a.current_balance, 0)}
+                for a in accounts.itertuples() if pd.notna(a.current_balance)]
+in_base = money.to_base(balance_rows, list(BALANCES), base, book)
+flows_base = money.to_base(flows.to_dict("records"), list(FLOWS), base, book)
+cols = st.columns(5)
+converted = f"Converted to {base} at the rate in force on each amount's date. {as_of_caption(as_of)}"
+in_period = f"{start:%Y-%m-%d} – {end:%Y-%m-%d}.{pending_note} {converted}"
+cols[0].metric(f"Net worth ({base})", format_money(in_base.totals["net_worth"], base),
+               help=f"Current balances. {converted}")
+cols[1].metric("Assets", format_money(in_base.totals["assets"], base), help=f"Current balances. {converted}")
+cols[2].metric("Liabilities", format_money(in_base.totals["liabilities"], base),
+               help=f"Current balances. {converted}")
+cols[3].metric("Income in period", format_money(flows_base.totals["income"], base), help=in_period)
+cols[4].metric("Spending in period", format_money(flows_base.totals["spending"], base), help=in_period)
+for gap in in_base.gaps:
+    st.warning("Balances: " + money.describe_gap(gap, BALANCES), icon="⚠️")
+for gap in flows_base.gaps:
+    st.warning("Income and spending: " + money.describe_gap(gap, FLOWS), icon="⚠️")
+if in_base.complete and flows_base.complete:
+    st.caption(f"Every amount is included. {converted}")
+
+series, series_gaps = money.series_to_base(net_worth, "net_worth", base, book)
+st.plotly_chart(charts.base_net_worth_figure(series, base), key="money_net_worth")
+for gap in series_gaps:
+    st.warning("Net worth over time: " + money.describe_gap(gap, {}), icon="⚠️")
+st.caption(f"End-of-day balances {start:%Y-%m-%d} – {end:%Y-%m-%d}; the total line is drawn only on days where "
+           f"every currency converted. {as_of_caption(as_of)}")
+
+# ---- Exchange rates ------------------------------------------------------------------------------------------------
+st.subheader("Exchange rates")
+st.caption("Rates you enter; each one is in force from its date until the next rate of the same pair (it converts "
+           "both ways). Every change is recorded in the audit log.")
+if rates:
+    st.dataframe(pd.DataFrame({
+        "Valid from": [r.valid_from for r in rates],
+        "Rate": [format_rate(r.rate, r.from_currency, r.to_currency) for r in rates],
+        "Reverse": [format_rate(1 / r.rate, r.to_currency, r.from_currency) for r in rates],
+        "Note": [r.note or "" for r in rates],
+    }), hide_index=True, width="stretch",
+        column_config={"Valid from": st.column_config.DateColumn("Valid from", format="YYYY-MM-DD")})
+else:
+    st.info(f"No rates yet: add one to see your {' and '.join(currencies)} money in one currency.")
+
+choices = sorted(set(options) | set(COMMON_CURRENCIES))
+others = [c for c in currencies if c != base]
+with st.form("money_add_rate"):
+    st.markdown("**Add a rate**")
+    row = st.columns([1, 1, 1.2, 1.2, 2])
+    row[0].selectbox("From", choices, index=choices.index(others[0] if others else base), key="money_new_from",
+                     accept_new_options=True)
+    row[1].selectbox("To", choices, index=choices.index(base), key="money_new_to", accept_new_options=True)
+    row[2].text_input("Rate", key="money_new_rate", placeholder="5.4321",
+                      help="How many units of To one unit of From buys; a comma or a dot as the decimal sign.")
+    row[3].date_input("Valid from", value=first_day or today, key="money_new_date")
+    row[4].text_input("Note", key="money_new_note", max_chars=money.MAX_NOTE_LENGTH,
+                      placeholder="e.g. Banco Central PTAX")
+    st.form_submit_button("Add rate", type="primary", on_click=add_rate)
+
+if rates:
+    labels = {r.id: f"{r.valid_from:%Y-%m-%d} · {format_rate(r.rate, r.from_currency, r.to_currency)}" for r in rates}
+    picked = st.selectbox("Edit or delete a rate", list(labels), index=None, format_func=labels.get,
+                          key="money_edit_id", placeholder="Choose a rate")
+    chosen = next((r for r in rates if r.id == picked), None)
+    if chosen is not None:
+        if st.session_state.get("money_edit_loaded") != chosen.id:  # a newly chosen rate fills the form
+            st.session_state.update({
+                "money_edit_loaded": chosen.id, "money_edit_from": chosen.from_currency,
+                "money_edit_to": chosen.to_currency, "money_edit_rate": f"{chosen.rate.normalize():f}",
+                "money_edit_date": chosen.valid_from, "money_edit_note": chosen.note or ""})
+        with st.form("money_edit_rate_form"):
+            row = st.columns([1, 1, 1.2, 1.2, 2])
+            row[0].selectbox("From", choices, key="money_edit_from", accept_new_options=True)
+            row[1].selectbox("To", choices, key="money_edit_to", accept_new_options=True)
+            row[2].text_input("Rate", key="money_edit_rate")
+            row[3].date_input("Valid from", key="money_edit_date")
+            row[4].text_input("Note", key="money_edit_note", max_chars=money.MAX_NOTE_LENGTH)
+            st.form_submit_button("Save changes", type="primary", on_click=save_rate, args=(chosen.id,))
+        st.button("Delete this rate", key="money_delete_rate", on_click=delete_rate, args=(chosen.id,))
