@@ -142,7 +142,8 @@ def dashboard_figures(r: dict[int, dict[str, Any]], top: int) -> list[Figure]:
     scales = sorted(r)
     figures = []
     labels = {"overview": "Overview", "transactions": "Transactions (unfiltered)",
-              "filter": "Transactions, text filter", "sync_status": "Sync status"}
+              "filter": "Transactions, text filter", "sync_status": "Sync status", "money": "Money",
+              "explore": "Explore", "connections": "Connections"}
 
     def entry(result: dict[str, Any], page: str) -> dict[str, Any]:
         if page == "filter":

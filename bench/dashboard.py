@@ -2,7 +2,8 @@
 
 `build` writes a store (the ingest path of bench.common) into `<dir>/finance.duckdb`; `render` points the app at that
 folder (FINANCE_DATA_DIR) and times each page's script run: the Overview, the Transactions page unfiltered and with a
-text filter, and the Sync status page. Pages that do not exist yet are reported as "not built yet".
+text filter, and the Sync status, Money, Explore and Connections pages. Pages that do not exist yet are reported as
+"not built yet", pages the app's navigation does not list yet as "not reachable".
 Each timed run is a full rerun of the page script (the widgets keep their state), after one warm-up run.
 
 Run: `.venv/bin/python -m bench.dashboard build --rows 100000 --dir /tmp/d`, then `... render --dir /tmp/d`.
@@ -23,7 +24,8 @@ if TYPE_CHECKING:
     from streamlit.testing.v1.element_tree import TextInput
 
 PAGES = {"overview": "pages/overview.py", "transactions": "pages/transactions.py",
-         "sync_status": "pages/sync_status.py"}
+         "sync_status": "pages/sync_status.py", "money": "pages/money.py", "explore": "pages/explore.py",
+         "connections": "pages/connections.py"}
 FILTER_TEXT = "ifood"
 """A merchant of the card account (about 2% of the rows), typed in lower case."""
 FILTER_WORDS = ("search", "filter", "text", "description", "merchant", "busca")
@@ -93,7 +95,7 @@ def render(folder: Path, repeat: int) -> dict[str, Any]:
     result["overview"] = {"runs": _timed_runs(at, repeat)}
     result["overview_peak_rss_mb"] = peak_rss_mb()
 
-    for page in ("transactions", "sync_status"):
+    for page in (p for p in PAGES if p != "overview"):
         if not (REPO / PAGES[page]).is_file():
             result[page] = {"status": "not built yet"}
             continue
@@ -118,8 +120,7 @@ def render(folder: Path, repeat: int) -> dict[str, Any]:
                                    "runs": _timed_runs(at, repeat), "rows_shown": _rows_shown(at),
                                    "matches": _matches(at)}
         result[page] = entry
-    for entry in (result["overview"], result["transactions"], result["sync_status"],
-                  result["transactions"].get("filter", {})):
+    for entry in (*(result[page] for page in PAGES), result["transactions"].get("filter", {})):
         if "runs" in entry:
             entry["median_s"] = median(entry["runs"])
     result["peak_rss_mb"] = peak_rss_mb()
