@@ -157,16 +157,18 @@ balance_rows = [{"currency": a.currency, "day": a.balance_as_of if pd.notna(a.ba
                 for a in accounts.itertuples() if pd.notna(a.current_balance)]
 in_base = money.to_base(balance_rows, list(BALANCES), base, book)
 flows_base = money.to_base(flows.to_dict("records"), list(FLOWS), base, book)
-cols = st.columns(5)
+balances, period_flows = st.columns(3), st.columns(3)
 converted = f"Converted to {base} at the rate in force on each amount's date. {as_of_caption(as_of)}"
 in_period = f"{start:%Y-%m-%d} – {end:%Y-%m-%d}.{pending_note} {converted}"
-cols[0].metric(f"Net worth ({base})", format_money(in_base.totals["net_worth"], base),
-               help=f"Current balances. {converted}")
-cols[1].metric("Assets", format_money(in_base.totals["assets"], base), help=f"Current balances. {converted}")
-cols[2].metric("Liabilities", format_money(in_base.totals["liabilities"], base),
-               help=f"Current balances. {converted}")
-cols[3].metric("Income in period", format_money(flows_base.totals["income"], base), help=in_period)
-cols[4].metric("Spending in period", format_money(flows_base.totals["spending"], base), help=in_period)
+balances[0].metric(f"Net worth ({base})", format_money(in_base.totals["net_worth"], base),
+                   help=f"Current balances. {converted}")
+balances[1].metric("Assets", format_money(in_base.totals["assets"], base), help=f"Current balances. {converted}")
+balances[2].metric("Liabilities", format_money(in_base.totals["liabilities"], base),
+                   help=f"Current balances. {converted}")
+period_flows[0].metric("Income in period", format_money(flows_base.totals["income"], base), help=in_period)
+period_flows[1].metric("Spending in period", format_money(flows_base.totals["spending"], base), help=in_period)
+period_flows[2].metric("Income − spending", format_money(flows_base.totals["income"] - flows_base.totals["spending"],
+                                                         base), help=in_period)
 for gap in in_base.gaps:
     st.warning("Balances: " + money.describe_gap(gap, BALANCES), icon="⚠️")
 for gap in flows_base.gaps:
