@@ -1,26 +1,26 @@
-"""Connections: connect a bank (sandbox flow with MFA), sync now with progress, delete."""
+"""Connections: connect a bank through the connect widget; per connection its state, accounts, sync now,
+reconnect (update mode) and disconnect; the offline sandbox controls."""
 
 import streamlit as st
 
-from finance.formatting import format_when
-from finance.model import ConnectionState, ConnectionStatus
+from finance.connect_flow import Flow
+from finance.demo import DEMO_BANKS, DemoUnavailable, demo_available, run_demo
+from finance.formatting import format_money, format_when
+from finance.model import ConnectionStatus
 from finance.providers.base import ProviderError
 from finance.providers.registry import offline_emulators
 from finance.store import queries
 from finance.sync import SyncResult
+from finance.ui import connect_widget
 from finance.ui.context import services, status_badge
 
 st.title("Connections")
 svc = services()
 
-
-SANDBOX_HINTS = {
-    "pluggy": "Offline sandbox: use **Pluggy Bank** with user `user-ok` and password `password-ok` "
-              "(`user-ok-mfa` asks for the code `123456`).",
-    "plaid": "Offline sandbox: use **First Platypus Bank** with user `user_good` and password `pass_good` "
-             "(`user_transactions_dynamic` for lively pending transactions).",
-}
-
+# The "needs you" banner on every page, and the Reconnect buttons below, ask for a reconnect through this key.
+RECONNECT_REQUEST = "reconnect_connection_id"
+NEEDS_RECONNECT = {ConnectionStatus.NEEDS_RECONNECT.value, ConnectionStatus.CONSENT_EXPIRING.value,
+                   ConnectionStatus.NEEDS_INPUT.value}
 
 FAULT_PATHS = {
     "pluggy": {"/v2/transactions": "Transactions", "/accounts": "Accounts", "/items": "Items", "": "Every request"},
@@ -43,6 +43,10 @@ def show_flash() -> None:
         st.warning(text, icon="⚠️")
 
 
+def request_reconnect(connection_id: str) -> None:
+    st.session_state[RECONNECT_REQUEST] = connection_id
+
+
 def run_sync(connection_id: str, trigger: str) -> SyncResult:
     bar = st.progress(0.0, text="Starting sync…")
     result = svc.sync.sync_connection(connection_id, trigger=trigger,
@@ -51,133 +55,114 @@ def run_sync(connection_id: str, trigger: str) -> SyncResult:
     return result
 
 
-def settle(provider_name: str, state: ConnectionState) -> None:
-    """Wait for the bank, then ask for MFA, or register and run the first sync."""
-    provider = svc.providers[provider_name]
-    with st.status("Talking to the bank…", expanded=True) as box:
-        state = provider.wait_until_settled(
-            state.external_id, on_progress=lambda step: box.update(label=f"Bank: {step.replace('_', ' ').lower()}"))
-        box.update(label="The bank answered.", state="complete", expanded=False)
-    if state.status is ConnectionStatus.NEEDS_INPUT and state.mfa_prompt:
-        st.session_state["pending_mfa"] = {"provider": provider_name, "external_id": state.external_id,
-                                           "name": state.mfa_prompt.name,
-                                           "label": state.mfa_prompt.label,
-                                           "instructions": state.mfa_prompt.instructions}
+def start_demo() -> None:
+    bar = st.progress(0.0, text="Starting the demo…")
+    try:
+        results = run_demo(svc, lambda label, fraction: bar.progress(fraction, text=label))
+    except DemoUnavailable as exc:
+        flash("error", str(exc))
         st.rerun()
-    if state.status not in (ConnectionStatus.ACTIVE, ConnectionStatus.CONSENT_EXPIRING):
-        flash("error", f"Could not connect: {state.status_detail or state.provider_status}")
-        st.rerun()
-    connection_id = svc.sync.register(state)
-    result = run_sync(connection_id, "connect")
-    name = state.institution.name if state.institution else "The bank"
-    flash("success" if result.outcome == "success" else "error", f"{name} connected. {result.message}")
+    failed = any(r.outcome == "failed" for r in results)
+    flash("error" if failed else "success", " ".join(r.message for r in results))
     st.rerun()
 
 
+def open_requested_reconnect() -> None:
+    """Open the widget in update mode for the connection a Reconnect button (here or in a banner) asked for."""
+    wanted = st.session_state.pop(RECONNECT_REQUEST, None)
+    if not wanted:
+        return
+    with svc.engine.connect() as conn:
+        rows = queries.connections_status(conn)
+    match = rows[rows["id"] == wanted]
+    if match.empty:
+        st.error("That connection no longer exists; connect the bank again below.", icon="⚠️")
+        return
+    row = match.iloc[0]
+    problem = connect_widget.start_reconnect(svc, str(row["id"]), str(row["provider"]), str(row["external_id"]))
+    if problem:
+        st.error(problem, icon="⚠️")
+
+
+def announce(finished: Flow | None) -> None:
+    """Say how a connect or reconnect that finished in this run went (the widget keeps saying it, too)."""
+    if finished is not None and finished.message:
+        with notice:
+            (st.success if finished.ok else st.warning)(finished.message, icon="✅" if finished.ok else "⚠️")
+
+
 show_flash()
+notice = st.container()
+open_requested_reconnect()
+announce(connect_widget.reconnect_panel(svc))
+listing = st.container()  # filled after the connect widget has acted, so a new connection shows at once
 
-with svc.engine.connect() as conn:
-    status = queries.connections_status(conn)
+st.subheader("Connect a bank")
+names = list(svc.providers)
+provider_name = st.radio("Provider", names, format_func=lambda n: svc.providers[n].label, horizontal=True,
+                         key="provider")
+announce(connect_widget.connect_panel(svc, provider_name))
 
-with st.expander("Connect a bank", expanded=status.empty or "pending_mfa" in st.session_state):
-    pending = st.session_state.get("pending_mfa")
-    if pending:
-        st.write(f"**{pending['label']}** — the bank sent you a code.")
-        if pending.get("instructions"):
-            st.caption(pending["instructions"])
-        with st.form("mfa"):
-            code = st.text_input(pending["label"], key="mfa_code")
-            send, cancel = st.columns(2)
-            submitted = send.form_submit_button("Send code", type="primary")
-            cancelled = cancel.form_submit_button("Cancel")
-        if cancelled:
-            del st.session_state["pending_mfa"]
-            st.rerun()
-        if submitted:
-            if not code.strip():
-                st.error("Enter the code the bank sent you.")
-            else:
-                del st.session_state["pending_mfa"]
-                try:
-                    provider = svc.providers[pending["provider"]]
-                    settle(pending["provider"],
-                           provider.submit_mfa(pending["external_id"], {pending["name"]: code.strip()}))
-                except ProviderError as exc:
-                    flash("error", exc.message)
-                    st.rerun()
-    else:
-        names = list(svc.providers)
-        provider_name = st.radio("Provider", names, format_func=lambda n: svc.providers[n].label,
-                                 horizontal=True, key="provider")
-        provider = svc.providers[provider_name]
-        if provider_name in offline_emulators(svc.settings):
-            st.caption(SANDBOX_HINTS.get(provider_name, "Offline sandbox."))
-        try:
-            institutions = provider.institutions()
-        except ProviderError as exc:
-            st.error(f"Could not load the list of banks: {exc.message}")
-            institutions = []
-        if institutions:
-            labels = {i.id: f"{i.name}{' (sandbox)' if i.is_sandbox else ''}" for i in institutions}
-            ordered = sorted(labels, key=lambda i: not labels[i].endswith("(sandbox)"))  # stable: provider order
-            institution_id = st.selectbox("Bank", ordered, format_func=labels.__getitem__, key="institution")
-            fields = provider.credential_fields(institution_id)
-            with st.form("connect"):
-                values = {
-                    str(f["name"]): st.text_input(str(f.get("label") or f["name"]), key=f"cred_{f['name']}",
-                                                  type="password" if f.get("type") == "password" else "default")
-                    for f in fields
-                }
-                submitted = st.form_submit_button("Connect", type="primary")
-            if submitted:
-                missing = [name for name, value in values.items() if not value]
-                if missing:
-                    st.error(f"Fill in: {', '.join(missing)}.")
-                else:
-                    try:
-                        settle(provider_name, provider.create_connection(institution_id, values))
-                    except ProviderError as exc:
-                        flash("error", exc.message)
-                        st.rerun()
+with listing:
+    with svc.engine.connect() as conn:
+        status = queries.connections_status(conn)
+        accounts = queries.accounts_summary(conn)
+    if status.empty:
+        st.info("No banks connected yet. Pick a provider and a bank below"
+                + (": the sandbox banks work offline, e.g. **Pluggy Bank** with user `user-ok` and password "
+                   "`password-ok`." if offline_emulators(svc.settings) else "."), icon="👋")
+        if demo_available(svc):
+            if st.button("Try the demo: connect two sandbox banks", type="primary", icon="🚀",
+                         key="connections_demo"):
+                start_demo()
+            st.caption("One click connects " + " and ".join(f"**{b.name}**" for b in DEMO_BANKS)
+                       + " on the offline sandboxes (Brazil and the US) and syncs them.")
 
-if status.empty:
-    st.info("No connections yet.")
-
-for row in status.itertuples():
-    with st.container(border=True):
-        info, actions = st.columns([3, 1])
-        last = format_when(row.last_success_at)
-        info.markdown(f"### {row.institution_name} {status_badge(row.status)}")
-        info.caption(f"{row.provider} · {row.accounts} accounts · last successful sync {last}"
-                     + format_when(row.consent_expires_at, " · consent until %Y-%m-%d", missing=""))
-        if row.last_outcome == "failed":
-            info.error(f"Last sync failed: {row.last_message}", icon="⚠️")
-        elif row.last_message:
-            info.caption(f"Last sync: {row.last_message}")
-        if row.status_detail and row.status != ConnectionStatus.ACTIVE.value:
-            info.warning(row.status_detail)
+    for row in status.itertuples():
         provider = svc.providers.get(row.provider)
-        if provider is None:
-            info.error(f"The {row.provider} provider is not available in this app.")
-            continue
-        if actions.button("Sync now", key=f"sync_{row.id}", type="primary"):
-            result = run_sync(row.id, "manual")
-            flash("success" if result.outcome == "success" else "error",
-                  f"{row.institution_name}: {result.message}")
-            st.rerun()
-        with actions.popover("Delete"):
-            st.write("Disconnect this bank? Pluggy will stop syncing it.")
-            keep = st.checkbox("Keep its transactions here for reports", value=True, key=f"keep_{row.id}")
-            if st.button("Disconnect", key=f"delete_{row.id}", type="primary"):
-                try:
-                    provider.disconnect(row.external_id)
-                except ProviderError as exc:
-                    flash("error", f"{provider.label} could not remove the connection: {exc.message}")
-                    st.rerun()
-                svc.sync.delete_connection(row.id, keep_history=keep)
-                flash("success", f"{row.institution_name} disconnected"
-                      + ("; its history is kept." if keep else " and its data deleted."))
+        label = provider.label if provider else row.provider
+        with st.container(border=True):
+            info, actions = st.columns([3, 1])
+            info.markdown(f"### {row.institution_name} {status_badge(row.status)}")
+            info.caption(f"{label}{' sandbox' if row.is_sandbox else ''} · {row.accounts} accounts · last successful "
+                         f"sync {format_when(row.last_success_at)}"
+                         + format_when(row.consent_expires_at, " · consent until %Y-%m-%d", missing=""))
+            if row.last_outcome == "failed":
+                info.error(f"Last sync failed: {row.last_message}", icon="⚠️")
+            elif row.last_message:
+                info.caption(f"Last sync: {row.last_message}")
+            if row.status_detail and row.status != ConnectionStatus.ACTIVE.value:
+                info.warning(row.status_detail)
+            for account in accounts[accounts["connection_id"] == row.id].itertuples():
+                info.markdown(f"- {account.name}{f' ··{account.mask}' if account.mask else ''} "
+                              f"({str(account.type).replace('_', ' ')}): "
+                              f"**{format_money(account.current_balance, account.currency)}**")
+            if provider is None:
+                info.error(f"The {row.provider} provider is not available in this app.")
+                continue
+            if actions.button("Sync now", key=f"sync_{row.id}", type="primary"):
+                result = run_sync(row.id, "manual")
+                flash("success" if result.outcome == "success" else "error",
+                      f"{row.institution_name}: {result.message}")
                 st.rerun()
+            actions.button("Reconnect", key=f"reconnect_{row.id}", on_click=request_reconnect, args=(row.id,),
+                           type="primary" if row.status in NEEDS_RECONNECT else "secondary",
+                           help="Log in to the bank again (update mode) to renew access, then sync.")
+            with actions.popover("Disconnect"):
+                st.write(f"Disconnect this bank? {label} will stop syncing it.")
+                keep = st.checkbox("Keep its transactions here for reports", value=True, key=f"keep_{row.id}")
+                if st.button("Disconnect", key=f"delete_{row.id}", type="primary"):
+                    try:
+                        provider.disconnect(row.external_id)
+                    except ProviderError as exc:
+                        flash("error", f"{label} could not remove the connection: {exc.message}")
+                        st.rerun()
+                    svc.sync.delete_connection(row.id, keep_history=keep)
+                    if connect_widget.reconnecting() == row.id:
+                        connect_widget.close_reconnect()
+                    flash("success", f"{row.institution_name} disconnected"
+                          + ("; its history is kept." if keep else " and its data deleted."))
+                    st.rerun()
 
 for name, emulator in offline_emulators(svc.settings).items():
     label = svc.providers[name].label

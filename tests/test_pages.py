@@ -1,4 +1,5 @@
-"""The pages through Streamlit's AppTest: connect (with MFA), sync, faults, delete, and the Overview."""
+"""The pages through Streamlit's AppTest: connect through the connect widget (with MFA), sync, faults, delete,
+and the Overview. Widget events are injected as the browser sends them (tests/test_connect_widget.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from finance.config import load_settings
 from finance.providers.registry import pluggy_emulator
+from tests.test_connect_widget import send, widget
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -29,12 +31,14 @@ def button(at: AppTest, label: str):
     return matches[0]
 
 
-def connect(at: AppTest, user: str) -> AppTest:
-    at.text_input(key="cred_user").input(user)
-    at.text_input(key="cred_password").input("password-ok")
-    button(at, "Connect").click()
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
+PLUGGY = "connect_widget_pluggy"
+PLAID = "connect_widget_plaid"
+
+
+def connect(at: AppTest, user: str, password: str = "password-ok") -> AppTest:
+    """On the Connections page: pick Pluggy Bank in the connect widget and log in as `user`."""
+    send(at, PLUGGY, "choose", institution_id="0")
+    send(at, PLUGGY, "submit", values={"user": user, "password": password})
     return at
 
 
@@ -51,8 +55,9 @@ def test_empty_overview_leads_to_a_first_connection(offline):
 def test_connect_sandbox_bank_then_second_sync_reports_no_changes(offline):
     at = connect(open_page("connections"), "user-ok")
 
-    assert "Pluggy Bank connected" in at.success[0].value
-    assert "Synced 2 accounts" in at.success[0].value
+    done = widget(at, PLUGGY)
+    assert done["step"] == "done" and done["ok"]
+    assert done["message"].startswith("Pluggy Bank connected. Synced 2 accounts")
     assert any("Pluggy Bank" in m.value for m in at.markdown)
 
     button(at, "Sync now").click()
@@ -62,31 +67,22 @@ def test_connect_sandbox_bank_then_second_sync_reports_no_changes(offline):
 
 def test_mfa_path_asks_for_the_code(offline):
     at = connect(open_page("connections"), "user-ok-mfa")
-    assert at.text_input(key="mfa_code").label == "Token"
+    asked = widget(at, PLUGGY)
+    assert asked["step"] == "mfa" and asked["prompt"]["label"] == "Token"
 
-    at.text_input(key="mfa_code").input("123456")
-    button(at, "Send code").click()
-    at.run()
-
-    assert not at.exception
-    assert "connected" in at.success[0].value
+    done = send(at, PLUGGY, "mfa", values={"token": "123456"})
+    assert done["step"] == "done" and "Pluggy Bank connected" in done["message"]
 
 
 def test_wrong_mfa_code_explains_what_to_do(offline):
     at = connect(open_page("connections"), "user-ok-mfa")
-    at.text_input(key="mfa_code").input("000000")
-    button(at, "Send code").click()
-    at.run()
-    assert "code was not accepted" in at.error[0].value
+    refused = send(at, PLUGGY, "mfa", values={"token": "000000"})
+    assert refused["step"] == "error" and "code was not accepted" in refused["error"]
 
 
 def test_wrong_password_is_reported(offline):
-    at = open_page("connections")
-    at.text_input(key="cred_user").input("user-ok")
-    at.text_input(key="cred_password").input("nope")
-    button(at, "Connect").click()
-    at.run()
-    assert "username or password" in at.error[0].value
+    refused = widget(connect(open_page("connections"), "user-ok", password="nope"), PLUGGY)
+    assert refused["step"] == "error" and "username or password" in refused["error"]
 
 
 def test_injected_server_error_leaves_data_unchanged_and_says_so(offline):
@@ -152,12 +148,9 @@ def test_connect_a_plaid_sandbox_bank_beside_pluggy(offline):
     at = connect(open_page("connections"), "user-ok")
     at.radio(key="provider").set_value("plaid")
     at.run()
-    at.text_input(key="cred_username").input("user_good")
-    at.text_input(key="cred_password").input("pass_good")
-    button(at, "Connect").click()
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    assert "First Platypus Bank connected" in at.success[0].value
+    send(at, PLAID, "choose", institution_id="ins_109508")
+    done = send(at, PLAID, "submit", values={"username": "user_good", "password": "pass_good"})
+    assert done["step"] == "done" and "First Platypus Bank connected" in done["message"]
 
     at = open_page("overview")
     labels = [m.label for m in at.metric]

@@ -842,6 +842,10 @@ class PlaidProvider:
         """A link_token for Plaid Link (update mode when access_token is given)."""
         return str(self.client.create_link_token(user_id, access_token=access_token)["link_token"])
 
+    def update_link_token(self, user_id: str, external_id: str) -> str:
+        """A link_token for Link's update mode on a stored Item; its access token never leaves the server."""
+        return self.link_token(user_id, access_token=self._token(external_id))
+
     def exchange(self, public_token: str) -> ConnectionState:
         """Link's public token → the new Item's state, its access token in `state.secret` to store encrypted."""
         access_token, item_id = self.client.exchange_public_token(public_token)
