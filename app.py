@@ -1,14 +1,50 @@
-"""Streamlit entry point: `streamlit run app.py` (see the README)."""
+"""Streamlit entry point: `streamlit run app.py` (see the README).
+
+This one file is both the server and the page script:
+- `streamlit run app.py` finds `app = st.App(...)` below and serves it. Next to the pages it serves the webhook routes
+  (`POST /webhooks/pluggy`, `POST /webhooks/plaid`), a status route (`GET /api/status`, loopback only), and its
+  lifespan runs the background worker (webhook-triggered and scheduled syncs) on the same store as the pages.
+- Streamlit then runs this file as the page script (as `__main__`, also under AppTest): the navigation, and on every
+  page the banner for connections that need the user.
+"""
 
 import streamlit as st
 
-st.set_page_config(page_title="Open Finance dashboard", page_icon="💰", layout="wide")
+if __name__ == "__main__":
+    from finance.ui.banner import render_banner
 
-navigation = st.navigation([
-    st.Page("pages/overview.py", title="Overview", icon="📊", default=True),
-    st.Page("pages/transactions.py", title="Transactions", icon="🧾"),
-    st.Page("pages/connections.py", title="Connections", icon="🏦"),
-    st.Page("pages/sync_status.py", title="Sync status", icon="🔄"),
-    st.Page("pages/explore.py", title="Explore", icon="🔎"),
-])
-navigation.run()
+    st.set_page_config(page_title="Open Finance dashboard", page_icon="💰", layout="wide")
+    connections = st.Page("pages/connections.py", title="Connections", icon="🏦")
+    navigation = st.navigation([
+        st.Page("pages/overview.py", title="Overview", icon="📊", default=True),
+        st.Page("pages/transactions.py", title="Transactions", icon="🧾"),
+        st.Page("pages/money.py", title="Money", icon="💱"),
+        connections,
+        st.Page("pages/sync_status.py", title="Sync status", icon="🔄"),
+        st.Page("pages/explore.py", title="Explore", icon="🔎"),
+    ])
+    render_banner(connections)
+    navigation.run()
+else:
+    import logging
+    from collections.abc import AsyncIterator
+    from contextlib import asynccontextmanager
+
+    import anyio.to_thread
+
+    from finance import webhooks, worker
+
+    @asynccontextmanager
+    async def lifespan(_app: st.App) -> AsyncIterator[None]:
+        """Start the background worker (it opens the store the pages share) and stop it with the server."""
+        try:
+            await anyio.to_thread.run_sync(worker.start_background)
+        except Exception:  # e.g. another process holds the database: the pages say so; the server still starts
+            logging.getLogger("finance").exception("background work did not start")
+        try:
+            yield None
+        finally:
+            await anyio.to_thread.run_sync(worker.stop_background)
+
+    app = st.App("app.py", routes=[*webhooks.routes(worker.current_receiver), worker.status_route()],
+                 lifespan=lifespan)

@@ -35,21 +35,28 @@ def cmd_sandbox_serve(args: argparse.Namespace) -> int:
     state = Path(args.state) if args.state else None
     emulator: PluggyEmulator | PlaidEmulator
     if args.provider == "plaid":
-        emulator = PlaidEmulator(seed=args.seed, state_path=state, client_id=args.client_id, secret=args.client_secret)
+        emulator = PlaidEmulator(seed=args.seed, state_path=state, client_id=args.client_id, secret=args.client_secret,
+                                 webhook_url=args.webhook_url)
         hint = "PLAID_BASE_URL={url} and any non-empty PLAID_CLIENT_ID/PLAID_SECRET"
     else:
+        headers = {"X-Webhook-Secret": args.webhook_secret} if args.webhook_secret else None
         emulator = PluggyEmulator(seed=args.seed, state_path=state, client_id=args.client_id,
-                                  client_secret=args.client_secret, settle_delay=args.settle_seconds)
+                                  client_secret=args.client_secret, settle_delay=args.settle_seconds,
+                                  webhook_url=args.webhook_url, webhook_headers=headers)
         hint = "PLUGGY_BASE_URL={url} and any non-empty PLUGGY_CLIENT_ID/PLUGGY_CLIENT_SECRET"
     server = emulator.serve(port=args.port)
+    emulator.deliver_webhooks(time_scale=args.webhook_time_scale)
     print(f"{args.provider.capitalize()} emulator listening on {server.base_url} (Ctrl+C to stop).", flush=True)
     print("Point the app at it with " + hint.format(url=server.base_url) + ".", flush=True)
+    if args.webhook_url:
+        print(f"Webhooks go to {args.webhook_url}.", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.stop()
+        emulator.stop_webhook_delivery()
     return 0
 
 
@@ -62,6 +69,33 @@ def cmd_sandbox_advance(args: argparse.Namespace) -> int:
         emulator = PluggyEmulator(state_path=Path(args.state)) if args.state else pluggy_emulator(settings)
     emulator.advance(days=args.days, hours=args.hours)
     print(f"Sandbox clock is now {emulator.clock.now():%Y-%m-%d %H:%M} UTC. Sync to see what changed.")
+    return 0
+
+
+def cmd_sandbox_reset_login(args: argparse.Namespace) -> int:
+    """Break a sandbox login, as a bank would: Plaid ITEM_LOGIN_REQUIRED, Pluggy LOGIN_ERROR (with their webhooks)."""
+    settings = load_settings()
+    emulator: PluggyEmulator | PlaidEmulator
+    if args.provider == "plaid":
+        emulator = PlaidEmulator(state_path=Path(args.state)) if args.state else plaid_emulator(settings)
+        ids = [i["item_id"] for i in emulator.list_items()]
+    else:
+        emulator = PluggyEmulator(state_path=Path(args.state)) if args.state else pluggy_emulator(settings)
+        ids = [i["id"] for i in emulator.list_items()]
+    targets = [args.item] if args.item else ids
+    if not targets:
+        print("No sandbox items yet: connect a bank first.")
+        return 1
+    for item_id in targets:
+        try:
+            if isinstance(emulator, PlaidEmulator):
+                emulator.reset_login(item_id)
+            else:
+                emulator.set_item_status(item_id, "LOGIN_ERROR", "ERROR", "INVALID_CREDENTIALS")
+        except KeyError:
+            print(f"No sandbox item {item_id}. Items: {', '.join(ids) or 'none'}")
+            return 1
+        print(f"{item_id}: the bank now asks for a new login; reconnect it in the app.")
     return 0
 
 
@@ -150,6 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--client-id", help="require this client id (default: accept any non-empty)")
     serve.add_argument("--client-secret", help="require this client secret")
     serve.add_argument("--settle-seconds", type=float, default=1.5, help="how long a new item takes to sync")
+    serve.add_argument("--webhook-url", help="send webhooks here (loopback only): Pluggy, every event; Plaid, items "
+                                             "created without a webhook")
+    serve.add_argument("--webhook-secret", help="Pluggy: the X-Webhook-Secret header sent with --webhook-url "
+                                                "(the app also registers its own at start-up)")
+    serve.add_argument("--webhook-time-scale", type=float, default=1.0,
+                       help="multiply the providers' webhook retry delays (e.g. 0.001 turns hours into seconds)")
     serve.set_defaults(func=cmd_sandbox_serve)
     advance = sandbox.add_parser("advance", help="move the sandbox clock forward (new and posted transactions)")
     advance.add_argument("--provider", choices=PROVIDERS, default="pluggy")
@@ -157,6 +197,11 @@ def build_parser() -> argparse.ArgumentParser:
     advance.add_argument("--hours", type=float, default=0)
     advance.add_argument("--state", help="emulator state file (default: the app's, under data/sandbox/)")
     advance.set_defaults(func=cmd_sandbox_advance)
+    reset = sandbox.add_parser("reset-login", help="make a sandbox bank ask for a new login (reconnect needed)")
+    reset.add_argument("--provider", choices=PROVIDERS, default="plaid")
+    reset.add_argument("--item", help="the item id (default: every item)")
+    reset.add_argument("--state", help="emulator state file (default: the app's, under data/sandbox/)")
+    reset.set_defaults(func=cmd_sandbox_reset_login)
 
     connect = sub.add_parser("connect", help="connect a bank from the terminal")
     connect.add_argument("--provider", choices=PROVIDERS, default="pluggy")

@@ -6,16 +6,22 @@ through the same client code path.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import tomllib
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SECRETS_FILE = REPO_ROOT / ".streamlit" / "secrets.toml"
 
 PLUGGY_API_URL = "https://api.pluggy.ai"
 PLAID_ENVIRONMENTS = {"sandbox": "https://sandbox.plaid.com", "production": "https://production.plaid.com"}
+DEFAULT_SYNC_INTERVAL = timedelta(hours=6)
+WEBHOOK_PATHS = {"pluggy": "/webhooks/pluggy", "plaid": "/webhooks/plaid"}
 
 
 def _secrets_file_values(path: Path) -> dict[str, str]:
@@ -39,6 +45,11 @@ class Settings:
     plaid_base_url: str | None = None
     encryption_key: str | None = None
     sandbox_settle_seconds: float = 1.5
+    public_url: str | None = None  # where the providers reach this app's webhook routes (FINANCE_PUBLIC_URL)
+    webhook_secret: str | None = None  # the Pluggy webhook header secret; derived from the encryption key if unset
+    webhook_allowed_ips: tuple[str, ...] = ()  # networks Pluggy webhooks may come from (empty: any)
+    sync_interval: timedelta | None = DEFAULT_SYNC_INTERVAL  # scheduled syncs; None turns them off
+    sandbox_webhook_time_scale: float = 1.0  # multiplies the offline emulators' webhook retry delays
 
     @property
     def pluggy_offline(self) -> bool:
@@ -58,6 +69,15 @@ class Settings:
     def sandbox_state_dir(self) -> Path:
         return self.data_dir / "sandbox"
 
+    def webhook_url(self, provider: str) -> str | None:
+        """The URL a provider should send its webhooks to, when a public base URL is configured."""
+        return f"{self.public_url}{WEBHOOK_PATHS[provider]}" if self.public_url else None
+
+    @property
+    def stale_after(self) -> timedelta:
+        """Data older than this is stale: twice the sync schedule (two days when scheduled syncs are off)."""
+        return 2 * self.sync_interval if self.sync_interval else timedelta(days=2)
+
 
 def load_settings(env: dict[str, str] | None = None, secrets_file: Path = SECRETS_FILE) -> Settings:
     values = {**_secrets_file_values(secrets_file), **{k: v for k, v in (env or os.environ).items() if v}}
@@ -75,6 +95,12 @@ def load_settings(env: dict[str, str] | None = None, secrets_file: Path = SECRET
         plaid_base_url=values.get("PLAID_BASE_URL", "").rstrip("/") or None,
         encryption_key=values.get("FINANCE_ENCRYPTION_KEY"),
         sandbox_settle_seconds=float(values.get("FINANCE_SANDBOX_SETTLE_SECONDS", "1.5")),
+        public_url=_public_url(values.get("FINANCE_PUBLIC_URL")),
+        webhook_secret=values.get("FINANCE_WEBHOOK_SECRET"),
+        webhook_allowed_ips=_networks(values.get("FINANCE_WEBHOOK_ALLOWED_IPS", "")),
+        sync_interval=parse_interval(values.get("FINANCE_SYNC_INTERVAL")),
+        sandbox_webhook_time_scale=_non_negative("FINANCE_SANDBOX_WEBHOOK_TIME_SCALE",
+                                                 values.get("FINANCE_SANDBOX_WEBHOOK_TIME_SCALE", "1")),
     )
 
 
@@ -82,3 +108,57 @@ def _plaid_env(name: str) -> str:
     if name not in PLAID_ENVIRONMENTS:
         raise ValueError(f"PLAID_ENV must be one of {', '.join(PLAID_ENVIRONMENTS)} (got {name!r}).")
     return name
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_interval(text: str | None) -> timedelta | None:
+    """FINANCE_SYNC_INTERVAL: `6h` (default), `90m`, `1d`, `3600` (seconds); `off` or `0` turns scheduled syncs off."""
+    if text is None or not text.strip():
+        return DEFAULT_SYNC_INTERVAL
+    if text.strip().lower() in ("off", "none", "never", "0"):
+        return None
+    match = _DURATION.match(text)
+    if match is None:
+        raise ValueError(f"FINANCE_SYNC_INTERVAL must look like 6h, 90m, 1d or a number of seconds, or be off "
+                         f"(got {text!r}).")
+    seconds = float(match.group(1)) * _UNITS[match.group(2).lower()]
+    if seconds < 60:
+        raise ValueError(f"FINANCE_SYNC_INTERVAL must be at least a minute (got {text!r}).")
+    return timedelta(seconds=seconds)
+
+
+def _public_url(text: str | None) -> str | None:
+    if not text:
+        return None
+    parts = urlsplit(text.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ValueError(f"FINANCE_PUBLIC_URL must be an http(s) base URL such as https://finance.example.com "
+                         f"(got {text!r}).")
+    return text.strip().rstrip("/")
+
+
+def _networks(text: str) -> tuple[str, ...]:
+    """FINANCE_WEBHOOK_ALLOWED_IPS: comma-separated addresses or networks (CIDR), normalized."""
+    networks = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise ValueError(f"FINANCE_WEBHOOK_ALLOWED_IPS holds {part!r}, which is not an IP address or network "
+                             "(e.g. 177.71.238.212 or 10.0.0.0/8).") from None
+    return tuple(networks)
+
+
+def _non_negative(name: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        raise ValueError(f"{name} must be a number of zero or more (got {text!r}).")
+    return value

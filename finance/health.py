@@ -18,6 +18,11 @@ import sqlalchemy as sa
 from finance.model import ConnectionStatus
 
 STALE_AFTER = timedelta(days=2)
+EXPIRING_SIGNALS = frozenset({"PENDING_EXPIRATION", "PENDING_DISCONNECT"})  # webhooks announcing an end date
+REVOKED_SIGNALS = frozenset({"USER_PERMISSION_REVOKED"})
+NOTICE_SIGNALS = frozenset({"NEW_ACCOUNTS_AVAILABLE", "USER_ACCOUNT_REVOKED"})
+PAUSED_STATUSES = frozenset({ConnectionStatus.NEEDS_RECONNECT.value, ConnectionStatus.NEEDS_INPUT.value,
+                             ConnectionStatus.REVOKED.value})
 CONSENT_WARNING = timedelta(days=7)
 STUCK_AFTER = timedelta(minutes=30)
 
@@ -142,6 +147,10 @@ def connection_health(connection: Mapping[str, Any], runs: Sequence[Mapping[str,
             reason = "The bank is updating this connection."
         return Health(SYNCING, "Syncing", "Nothing to do: a sync is in progress. Reload the page to see the result.",
                       reason)
+    signal = _get(connection, "signal_code")
+    signal_detail = _get(connection, "signal_detail") or ""
+    if signal in REVOKED_SIGNALS:
+        return Health(ATTENTION, "Access revoked", RECONNECT, signal_detail or "Access to this bank was revoked.")
     if status == ConnectionStatus.REVOKED.value:
         return Health(ATTENTION, "Disconnected",
                       "Connect the bank again on Connections to resume syncing; the history here is kept.",
@@ -156,6 +165,13 @@ def connection_health(connection: Mapping[str, Any], runs: Sequence[Mapping[str,
                       "reconnect.")
     if status == ConnectionStatus.NEEDS_RECONNECT.value:
         return Health(ATTENTION, "Reconnect needed", RECONNECT, detail or "The bank asked for a new login.")
+    until = _utc(_get(connection, "signal_until"))
+    if signal in EXPIRING_SIGNALS:
+        if until is not None and until <= now:
+            return Health(ATTENTION, "Reconnect needed", RECONNECT,
+                          f"The bank announced the connection would stop on {until:%Y-%m-%d}; that date has passed.")
+        return Health(ATTENTION, "Consent expiring", f"{RECONNECT} Do it before the date to keep data flowing.",
+                      signal_detail or "The bank announced this connection will stop working soon.")
     if latest is not None and latest.get("outcome") == "failed":
         code = _get(latest, "error_code")
         action = action_for_error(code)
@@ -180,7 +196,131 @@ def connection_health(connection: Mapping[str, Any], runs: Sequence[Mapping[str,
     if age > STALE_AFTER:
         return Health(ATTENTION, "Data is stale", "Press Sync now on Connections to fetch what changed.",
                       f"The last successful sync was {format_age(age)} ago ({last_success:%Y-%m-%d %H:%M} UTC).")
+    if signal in NOTICE_SIGNALS:
+        return Health(ATTENTION, "New accounts available" if signal == "NEW_ACCOUNTS_AVAILABLE" else "Account revoked",
+                      "Reconnect on Connections to choose which accounts to share.", signal_detail)
     return Health(CONNECTED, "Connected", "", f"Last successful sync {format_age(age)} ago.")
+
+
+# --------------------------------------------------------------------------------------------
+# Consent lifecycle, schedule and the banner (pure)
+# --------------------------------------------------------------------------------------------
+
+ACTIVE, SYNCING_STATE, NEEDS_RECONNECT, CONSENT_EXPIRING, REVOKED, FAILED_STATE = (
+    "active", "syncing", "needs reconnect", "consent expiring", "revoked", "failed")
+LIFECYCLE_COLORS = {ACTIVE: "green", SYNCING_STATE: "blue", NEEDS_RECONNECT: "red", CONSENT_EXPIRING: "orange",
+                    REVOKED: "gray", FAILED_STATE: "red"}
+
+
+def lifecycle_state(connection: Mapping[str, Any], runs: Sequence[Mapping[str, Any]], now: datetime) -> str:
+    """Where a connection stands in its consent lifecycle, from the provider's signals: its status (what the last
+    sync or webhook read), a webhook's announced end date or revocation, the consent expiry and its latest run.
+    One of active, syncing, needs reconnect, consent expiring, revoked, failed."""
+    now = _utc(now) or datetime.now(UTC)
+    status = _get(connection, "status") or ""
+    signal = _get(connection, "signal_code")
+    until = _utc(_get(connection, "signal_until"))
+    consent = _utc(_get(connection, "consent_expires_at"))
+    latest = max(runs, key=lambda r: _utc(r.get("started_at")) or datetime.min.replace(tzinfo=UTC), default=None)
+    if status == ConnectionStatus.REVOKED.value or signal in REVOKED_SIGNALS:
+        return REVOKED
+    if status in (ConnectionStatus.NEEDS_RECONNECT.value, ConnectionStatus.NEEDS_INPUT.value):
+        return NEEDS_RECONNECT
+    if (consent is not None and consent <= now) or (signal in EXPIRING_SIGNALS and until is not None
+                                                     and until <= now):
+        return NEEDS_RECONNECT
+    if latest is not None and latest.get("outcome") == "failed" and action_for_error(
+            _get(latest, "error_code")) == RECONNECT:
+        return NEEDS_RECONNECT
+    if (signal in EXPIRING_SIGNALS or status == ConnectionStatus.CONSENT_EXPIRING.value
+            or (consent is not None and consent - now <= CONSENT_WARNING)):
+        return CONSENT_EXPIRING
+    started = _utc(latest.get("started_at")) if latest is not None else None
+    if status == ConnectionStatus.SYNCING.value or (
+            latest is not None and latest.get("outcome") == "running" and started is not None
+            and now - started <= STUCK_AFTER):
+        return SYNCING_STATE
+    if status == ConnectionStatus.FAILED.value or (latest is not None and latest.get("outcome") == "failed"):
+        return FAILED_STATE
+    return ACTIVE
+
+
+def is_paused(connection: Mapping[str, Any]) -> bool:
+    """Scheduled syncs skip a connection that needs the user (reconnect, a code, revoked); a reconnect that
+    succeeds makes it active again, and the schedule resumes."""
+    return (_get(connection, "status") or "") in PAUSED_STATUSES or _get(connection, "signal_code") in REVOKED_SIGNALS
+
+
+def next_sync_at(connection: Mapping[str, Any], interval: timedelta | None) -> datetime | None:
+    """When the schedule syncs this connection next: `interval` after its last attempt (or its creation); None when
+    scheduled syncs are off or the connection is paused."""
+    if interval is None or is_paused(connection):
+        return None
+    moments = [m for m in (_utc(_get(connection, k)) for k in ("last_success_at", "last_attempt_at")) if m]
+    base = max(moments) if moments else _utc(_get(connection, "created_at"))
+    return (base or datetime.now(UTC)) + interval
+
+
+@dataclass(frozen=True, slots=True)
+class BannerItem:
+    """A connection that needs the user, as the banner on every page shows it."""
+
+    connection_id: str
+    institution: str
+    state: str
+    message: str
+
+    @property
+    def urgent(self) -> bool:
+        """Data has stopped (reconnect or revoked) rather than about to stop."""
+        return self.state != CONSENT_EXPIRING
+
+
+def banner_items(connections: Sequence[Mapping[str, Any]], now: datetime) -> list[BannerItem]:
+    """The connections that need the user: reconnect needed, consent expiring, or access revoked at the bank (a
+    connection the user disconnected here is left alone)."""
+    items = []
+    for row in connections:
+        state = lifecycle_state(row, [], now)
+        revoked_by_bank = _get(row, "signal_code") in REVOKED_SIGNALS
+        if state not in (NEEDS_RECONNECT, CONSENT_EXPIRING) and not (state == REVOKED and revoked_by_bank):
+            continue
+        name = _get(row, "institution_name") or str(row["id"])
+        reason = _get(row, "signal_detail") if _get(row, "signal_code") else None
+        reason = reason or _get(row, "status_detail") or {
+            NEEDS_RECONNECT: "The bank needs you to log in again.",
+            CONSENT_EXPIRING: "Your consent for this bank expires soon.",
+        }.get(state, "Access to this bank was revoked.")
+        items.append(BannerItem(str(row["id"]), str(name), state, reason))
+    return items
+
+
+def schedule_line(connection: Mapping[str, Any], interval: timedelta | None, now: datetime,
+                  next_run: datetime | None = None) -> str:
+    """When the schedule syncs this connection next, or why it does not: for the Sync status cards."""
+    if interval is None:
+        return "Scheduled syncs are off (FINANCE_SYNC_INTERVAL=off)."
+    if is_paused(connection):
+        return "Scheduled syncs are paused until you reconnect; they resume by themselves after that."
+    due = next_run or next_sync_at(connection, interval)
+    if due is None:
+        return ""
+    now = _utc(now) or datetime.now(UTC)
+    due = _utc(due) or due
+    when = "due now" if due <= now else f"in {format_age(due - now)}"
+    return f"Next scheduled sync {when} (every {format_age(interval)})."
+
+
+def events_table(events: pd.DataFrame) -> pd.DataFrame:
+    """The recent webhook events as the Sync status page shows them."""
+    return pd.DataFrame({
+        "Received": pd.to_datetime(events["received_at"], utc=True),
+        "Provider": events["provider"],
+        "Event": events["event_type"],
+        "Concerns": events["concerns"].fillna(""),
+        "Outcome": events["outcome"],
+        "What happened": events["detail"].fillna("") + events["error"].fillna("").map(lambda e: f" ({e})" if e else ""),
+    })
 
 
 # --------------------------------------------------------------------------------------------
@@ -204,7 +344,8 @@ def read_status(conn: sa.Connection, *, limit: int = 500, per_connection: int = 
     """Connections and their sync runs: the newest `limit` overall plus the newest `per_connection` of each."""
     connections = _frame(conn, """
         SELECT c.id, c.provider, c.institution_name, c.is_sandbox, c.status, c.status_detail, c.error_code,
-               c.consent_expires_at, c.last_success_at, c.last_attempt_at, c.created_at,
+               c.consent_expires_at, c.last_success_at, c.last_attempt_at, c.created_at, c.signal_code,
+               c.signal_detail, c.signal_at, c.signal_until,
                (SELECT COUNT(*) FROM accounts a WHERE a.connection_id = c.id) AS accounts
         FROM connections c ORDER BY c.created_at
     """)

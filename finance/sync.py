@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from finance.model import ConnectionState, ConnectionStatus
 from finance.providers.base import NotFound, Provider, ProviderError, ReauthRequired
+from finance.store.events import clear_signal
 from finance.store.ingest import ApplyCounts, apply_sync, upsert_connection
 from finance.store.schema import accounts, balance_history, connections, sync_runs, transactions
 from finance.store.secrets import SecretStore
@@ -89,6 +90,7 @@ class SyncEngine:
             raise ValueError("Storing a provider secret needs a SecretStore")
         with self.engine.begin() as conn:
             upsert_connection(conn, state, now=self._now(), owner=owner)
+            clear_signal(conn, state.id)  # a reconnect answers the provider's earlier warning (webhooks)
             if secret is not None and self.secrets is not None:
                 conn.execute(connections.update().where(connections.c.id == state.id).values(
                     encrypted_secret=self.secrets.seal(secret)))
@@ -109,17 +111,19 @@ class SyncEngine:
         return results
 
     def sync_connection(self, connection_id: str, *, trigger: str = "manual",
-                        on_progress: Progress | None = None) -> SyncResult:
+                        on_progress: Progress | None = None, removed: Collection[str] = ()) -> SyncResult:
+        """Sync one connection. `removed`: provider transaction ids known to be gone (a webhook said so), applied
+        with the fetch like the provider's own removals."""
         lock = _connection_lock(f"{self.engine.url}|{connection_id}")
         if not lock.acquire(blocking=False):
             return SyncResult(connection_id, None, "skipped", ApplyCounts(),
                               "A sync of this connection is already running.")
         try:
-            return self._sync(connection_id, trigger, on_progress or (lambda _s, _f: None))
+            return self._sync(connection_id, trigger, on_progress or (lambda _s, _f: None), removed)
         finally:
             lock.release()
 
-    def _sync(self, connection_id: str, trigger: str, progress: Progress) -> SyncResult:
+    def _sync(self, connection_id: str, trigger: str, progress: Progress, removed: Collection[str] = ()) -> SyncResult:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(connections).where(connections.c.id == connection_id)).first()
         if row is None:
@@ -148,6 +152,7 @@ class SyncEngine:
             accounts = provider.fetch_accounts(row.external_id)
             progress("Fetching transactions", 0.35)
             changes = provider.fetch_transactions(row.external_id, accounts, row.sync_cursor)
+            changes.removed.extend(sorted(set(removed) - set(changes.removed)))
             progress("Saving", 0.85)
             finished = self._now()
             duration = int((time.monotonic() - clock) * 1000)

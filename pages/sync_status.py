@@ -1,11 +1,13 @@
-"""Sync status: a health strip per connection, the timeline of sync runs, and open errors with their fix."""
+"""Sync status: a health strip per connection (with its consent state and next scheduled sync), background work
+(queue, schedule, webhooks), the timeline of sync runs, and open errors with their fix."""
 
 from datetime import UTC, datetime
 
 import streamlit as st
 
-from finance import health
+from finance import health, worker
 from finance.formatting import format_when
+from finance.store import events
 from finance.ui.context import services
 
 st.title("Sync status")
@@ -13,6 +15,7 @@ svc = services()
 
 with svc.engine.connect() as conn:
     data = health.read_status(conn)
+    recent = events.recent_events(conn, limit=50)
 
 if data.connections.empty:
     st.info("No banks connected yet, so there is nothing to sync. Connect the sandbox bank **Pluggy Bank** "
@@ -22,22 +25,69 @@ if data.connections.empty:
 
 now = datetime.now(UTC)
 healths = health.health_by_connection(data, now)
+background = worker.current()
+state = background.snapshot() if background is not None else None
+interval = state.interval if state is not None else svc.settings.sync_interval
 if st.button("Refresh", key="status_refresh", icon="🔄"):
     st.rerun()
 
 st.subheader("Connections")
 rows = data.connections.to_dict("records")
+runs_by_connection = {cid: group.to_dict("records") for cid, group in data.runs.groupby("connection_id")} \
+    if not data.runs.empty else {}
 for start in range(0, len(rows), 3):
     for column, row in zip(st.columns(3), rows[start:start + 3], strict=False):
         h = healths[row["id"]]
+        lifecycle = health.lifecycle_state(row, runs_by_connection.get(row["id"], []), now)
         with column.container(border=True):
-            st.markdown(f"**{row['institution_name'] or row['id']}** :{h.color}-badge[{h.level_label}]")
+            st.markdown(f"**{row['institution_name'] or row['id']}** :{h.color}-badge[{h.level_label}] "
+                        f":{health.LIFECYCLE_COLORS[lifecycle]}-badge[{lifecycle}]")
             st.caption(f"{row['provider']} · {row['accounts']} accounts · last successful sync "
                        f"{format_when(row['last_success_at'])}"
                        + format_when(row["consent_expires_at"], " · consent until %Y-%m-%d", missing=""))
             st.markdown(h.reason if h.label == h.level_label else f"**{h.label}.** {h.reason}")
             if h.action:
                 st.markdown(f"👉 {h.action}")
+            next_run = state.next_runs.get(row["id"]) if state is not None else None
+            st.caption(health.schedule_line(row, interval, now, next_run))
+
+st.subheader("Background sync and webhooks")
+if state is None:
+    st.info("Background work (webhooks and scheduled syncs) runs in the app server started with "
+            "`streamlit run app.py`; it is not running in this process.", icon="ℹ️")
+else:
+    names = {row["id"]: row["institution_name"] or row["id"] for row in rows}
+    left, middle, right = st.columns(3)
+    left.metric("Queued syncs", len(state.queue) + (1 if state.current else 0))
+    middle.metric("Webhooks received", state.received, help=f"{state.duplicates} replays ignored")
+    right.metric("Webhooks rejected", state.rejected, help=state.last_rejection or "None so far")
+    lines = []
+    if state.current:
+        lines.append(f"Syncing **{names.get(state.current, state.current)}** now.")
+    for queued in state.queue:
+        lines.append(f"Queued: **{names.get(queued.connection_id, queued.connection_id)}** ({queued.trigger}, "
+                     f"{queued.events} events, starts in {queued.due_in:.0f} s).")
+    if state.next_runs:
+        soonest = min(state.next_runs.values())
+        lines.append(f"Next scheduled sync: {format_when(soonest)} UTC (every {health.format_age(state.interval)})."
+                     if state.interval else "Scheduled syncs are off.")
+    if state.paused:
+        lines.append("Paused until reconnected: " + ", ".join(names.get(c, c) for c in state.paused) + ".")
+    if state.last_webhook:
+        provider, kind, when = state.last_webhook
+        lines.append(f"Last webhook: {provider} `{kind}` at {format_when(when)} UTC.")
+    if state.syncs:
+        lines.append("Syncs run by the worker: " + ", ".join(f"{n} {t}" for t, n in sorted(state.syncs.items())) + ".")
+    lines += list(state.registration)
+    if state.last_error:
+        lines.append(f":red[Last background error: {state.last_error} (see the server log).]")
+    st.markdown("\n".join(f"- {line}" for line in lines) or "Idle.")
+if not svc.settings.public_url:
+    st.caption("Webhooks are off: set FINANCE_PUBLIC_URL to the address the providers can reach this app at (e.g. "
+               "http://127.0.0.1:8501 for the offline sandbox) and restart.")
+if not recent.empty:
+    st.dataframe(health.events_table(recent), hide_index=True, width="stretch", key="status_webhooks",
+                 column_config={"Received": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")})
 
 runs = data.runs
 st.subheader("Sync runs")

@@ -632,6 +632,11 @@ class PlaidClient:
         return self._field(data, "institutions", list, "/institutions/search")
 
     # -- webhooks ---------------------------------------------------------------------------
+    def item_webhook_update(self, access_token: str, webhook: str) -> dict[str, Any]:
+        """Point an Item's webhooks at `webhook`; Plaid confirms with WEBHOOK_UPDATE_ACKNOWLEDGED there."""
+        data = self._post("/item/webhook/update", {"access_token": access_token, "webhook": webhook})
+        return self._field(data, "item", dict, "/item/webhook/update")
+
     def webhook_verification_key_get(self, key_id: str) -> dict[str, Any]:
         """The JWK that signs webhooks with this key id (kid)."""
         data = self._post("/webhook_verification_key/get", {"key_id": key_id})
@@ -745,9 +750,10 @@ class PlaidProvider:
     label = LABEL
 
     def __init__(self, client: PlaidClient, token_lookup: Callable[[str], str | None], *,
-                 now: Callable[[], datetime] | None = None) -> None:
+                 now: Callable[[], datetime] | None = None, webhook_url: str | None = None) -> None:
         self.client = client
         self._token_lookup = token_lookup
+        self.webhook_url = webhook_url  # given to new Items (link tokens, sandbox Items) when set
         self._now = now or client.now
         self._institutions: dict[str, Institution] = {}
         self._connected: dict[str, str] = {}  # item_id → access token of Items connected by this process
@@ -825,7 +831,7 @@ class PlaidProvider:
                                   "opens Plaid's own window.", code="LINK_REQUIRED", provider=NAME)
         public_token = self.client.sandbox_public_token_create(
             institution_id, username=credentials.get("username") or None,
-            password=credentials.get("password") or None)
+            password=credentials.get("password") or None, webhook=self.webhook_url)
         return self.exchange(public_token)
 
     def submit_mfa(self, external_id: str, values: dict[str, str]) -> ConnectionState:
@@ -840,7 +846,16 @@ class PlaidProvider:
 
     def link_token(self, user_id: str, access_token: str | None = None) -> str:
         """A link_token for Plaid Link (update mode when access_token is given)."""
-        return str(self.client.create_link_token(user_id, access_token=access_token)["link_token"])
+        return str(self.client.create_link_token(user_id, access_token=access_token,
+                                                 webhook=self.webhook_url)["link_token"])
+
+    def ensure_webhook(self, external_id: str, url: str) -> bool:
+        """Point an existing Item's webhooks at `url` unless they already go there; True when it was changed."""
+        token = self._token(external_id)
+        if self.client.item_get(token)["item"].get("webhook") == url:
+            return False
+        self.client.item_webhook_update(token, url)
+        return True
 
     def update_link_token(self, user_id: str, external_id: str) -> str:
         """A link_token for Link's update mode on a stored Item; its access token never leaves the server."""

@@ -539,6 +539,32 @@ class PluggyClient:
     def delete_item(self, item_id: str) -> None:
         self._send("DELETE", f"/items/{item_id}")
 
+    # -- webhooks (application-wide; custom headers carry our shared secret) -------------------
+    def webhooks(self) -> list[dict[str, Any]]:
+        """The webhooks registered for this application (Pluggy answers 204 when there are none)."""
+        response = self._send("GET", "/webhooks")
+        if response.status_code == 204 or not response.content:
+            return []
+        data = _decode_json(response)
+        results = data.get("results") if isinstance(data, dict) else data
+        if not isinstance(results, list):
+            raise BadData("Pluggy's webhook list was not a list.", code="BAD_PAGE", provider=NAME)
+        return [w for w in results if isinstance(w, dict)]
+
+    def create_webhook(self, url: str, event: str = "all", headers: dict[str, str] | None = None) -> dict[str, Any]:
+        """Register a webhook for `event` ("all": every event); `headers` are sent with each delivery."""
+        body: dict[str, Any] = {"url": url, "event": event}
+        if headers:
+            body["headers"] = headers
+        return self._object(_decode_json(self._send("POST", "/webhooks", json=body, idempotent=False)))
+
+    def update_webhook(self, webhook_id: str, *, url: str | None = None, event: str | None = None,
+                       headers: dict[str, str] | None = None, enabled: bool | None = None) -> dict[str, Any]:
+        """Change a webhook; `enabled=True` re-enables one Pluggy disabled after failed deliveries."""
+        body = {k: v for k, v in {"url": url, "event": event, "headers": headers, "enabled": enabled}.items()
+                if v is not None}
+        return self._object(_decode_json(self._send("PATCH", f"/webhooks/{webhook_id}", json=body)))
+
     def accounts(self, item_id: str) -> list[dict[str, Any]]:
         return list(self._paged("/accounts", {"itemId": item_id}))
 

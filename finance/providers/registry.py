@@ -74,7 +74,8 @@ def plaid_provider(settings: Settings, secrets: SecretStore) -> PlaidProvider:
         transport=transport,
         now=now,
     )
-    return PlaidProvider(client, lambda item_id: secrets.get("plaid", item_id), now=now)
+    return PlaidProvider(client, lambda item_id: secrets.get("plaid", item_id), now=now,
+                         webhook_url=settings.webhook_url("plaid"))
 
 
 def build_providers(settings: Settings, secrets: SecretStore) -> dict[str, ConnectableProvider]:

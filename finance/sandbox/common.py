@@ -1,18 +1,29 @@
-"""Pieces shared by the emulators: an advanceable clock, switchable faults, and a loopback HTTP server."""
+"""Pieces shared by the emulators: an advanceable clock, switchable faults, a loopback HTTP server, and the delivery
+of their webhooks over loopback with the provider's retry schedule."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
-from collections.abc import Callable
+import time
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
+
+log = logging.getLogger(__name__)
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+OUTBOX_LIMIT = 1000
+DELIVERY_LOG_LIMIT = 1000
 
 
 class Clock:
@@ -206,18 +217,154 @@ class LoopbackServer:
         self.stop()
 
 
-class EmulatorBase:
-    """What every emulator shares: its clock, its transport and server, and its state file.
+class WebhookSender:
+    """Delivers an emulator's outbox on a background thread: POSTs each webhook to its URL (loopback only: the
+    emulators are offline), retrying failures on the provider's schedule (`retry_delays` seconds after each failed
+    attempt, times `time_scale`, so tests can compress hours into milliseconds).
 
-    The state file holds only small facts (items, tokens, the clock); it is written atomically and re-read
-    whenever another process (the CLI, say) changed it. Subclasses set `_clock`, `_lock` and `state_path`,
-    answer requests in `handle`, and say what their state is in `_state_to_dict`/`_state_from_dict`.
+    The outbox lives in the emulator's state file, so a webhook another process queued (the CLI advancing the
+    sandbox clock) is delivered by the process that runs the sender, which also applies whatever fell due (auto-syncs,
+    refreshes) every `poll` seconds."""
+
+    def __init__(self, emulator: EmulatorBase, *, time_scale: float = 1.0, poll: float = 0.25,
+                 timeout: float = 10.0) -> None:
+        self._emulator = emulator
+        self._scale = time_scale
+        self._poll = poll
+        self._http = httpx.Client(timeout=timeout, follow_redirects=False)
+        self._wake = threading.Event()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sandbox-webhooks", daemon=True)
+
+    def start(self) -> WebhookSender:
+        self._thread.start()
+        return self
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._wake.set()
+        self._thread.join(timeout=15)
+        self._http.close()
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                for entry in self._emulator._due_webhooks():
+                    if self._stopped.is_set():
+                        break
+                    self._attempt(entry)
+            except Exception:  # a broken state file or a bug must not kill delivery for good
+                log.exception("sandbox webhook delivery failed")
+            self._wake.wait(self._poll)
+            self._wake.clear()
+
+    def _attempt(self, entry: dict[str, Any]) -> None:
+        body = entry["body"].encode()
+        status: int | None = None
+        if urlsplit(entry["url"]).hostname not in LOOPBACK_HOSTS:
+            outcome = "not sent: the offline emulator delivers only to 127.0.0.1/localhost"
+        else:
+            headers = {"Content-Type": "application/json", **entry["headers"], **self._emulator._sign_webhook(body)}
+            try:
+                status = self._http.post(entry["url"], content=body, headers=headers).status_code
+                outcome = f"HTTP {status}"
+            except httpx.HTTPError as exc:
+                outcome = type(exc).__name__
+        self._emulator._delivered(entry["id"], status, outcome, self._scale)
+
+
+class EmulatorBase:
+    """What every emulator shares: its clock, its transport and server, its state file and its webhook outbox.
+
+    The state file holds only small facts (items, tokens, the clock, undelivered webhooks); it is written atomically
+    and re-read whenever another process (the CLI, say) changed it. Subclasses set `_clock`, `_lock` and
+    `state_path`, answer requests in `handle`, and say what their state is in `_state_to_dict`/`_state_from_dict`.
     """
 
     _clock: Clock
     _lock: threading.RLock
     state_path: Path | None
     _state_signature: tuple[int, int, int] | None = None
+    _outbox: list[dict[str, Any]]
+    _sender: WebhookSender | None = None
+    WEBHOOK_RETRY_DELAYS: Sequence[float] = ()
+    """Seconds to wait after each failed delivery before the next attempt; attempts = len + 1."""
+    WEBHOOK_FINAL_STATUSES: frozenset[int] = frozenset()
+    """Answers after which the provider does not retry."""
+
+    # -- webhooks ----------------------------------------------------------------------------------------------
+    def _init_webhooks(self) -> None:
+        """Call in __init__ before the state is opened."""
+        self._outbox = []
+        self.delivery_log: list[dict[str, Any]] = []
+        """Every delivery attempt this process made (newest last): event, url, attempt, status, outcome, final."""
+
+    def pending_webhooks(self) -> list[dict[str, Any]]:
+        """The webhooks waiting to be delivered (or retried), oldest first: event, url, attempt, body."""
+        with self._lock:
+            self._reload_if_changed()
+            return [dict(entry) for entry in self._outbox]
+
+    def deliver_webhooks(self, *, time_scale: float = 1.0, poll: float = 0.25) -> None:
+        """Start delivering this emulator's webhooks in the background (see WebhookSender)."""
+        with self._lock:
+            if self._sender is None:
+                self._sender = WebhookSender(self, time_scale=time_scale, poll=poll).start()
+
+    def stop_webhook_delivery(self) -> None:
+        with self._lock:
+            sender, self._sender = self._sender, None
+        if sender is not None:
+            sender.stop()
+
+    def _enqueue_webhook(self, url: str, payload: dict[str, Any], *, headers: dict[str, str] | None = None) -> None:
+        """Queue one webhook (the caller holds the lock and saves the state). The body is serialized once here, so
+        what is signed is exactly what is sent."""
+        event = str(payload.get("event") or f"{payload.get('webhook_type')}/{payload.get('webhook_code')}")
+        self._outbox.append({"id": uuid.uuid4().hex, "url": url, "headers": dict(headers or {}), "event": event,
+                             "body": json.dumps(payload, indent=2, ensure_ascii=False), "attempt": 0,
+                             "due": time.time()})
+        del self._outbox[:-OUTBOX_LIMIT]
+        if self._sender is not None:
+            self._sender.wake()
+
+    def _tick(self) -> bool:
+        """Apply what fell due by the clock (auto-syncs, refreshes); True when the state changed."""
+        return False
+
+    def _sign_webhook(self, body: bytes) -> dict[str, str]:
+        """Headers that authenticate one delivery of `body` (Plaid signs; Pluggy sends registered headers)."""
+        return {}
+
+    def _due_webhooks(self) -> list[dict[str, Any]]:
+        with self._lock:
+            self._reload_if_changed()
+            if self._tick():
+                self._save()
+            now = time.time()
+            return [dict(entry) for entry in self._outbox if entry["due"] <= now]
+
+    def _delivered(self, entry_id: str, status: int | None, outcome: str, time_scale: float) -> None:
+        with self._lock:
+            self._reload_if_changed()
+            entry = next((e for e in self._outbox if e["id"] == entry_id), None)
+            if entry is None:  # another process delivered it meanwhile
+                return
+            entry["attempt"] += 1
+            ok = status is not None and 200 <= status < 300
+            final = ok or status in self.WEBHOOK_FINAL_STATUSES or entry["attempt"] > len(self.WEBHOOK_RETRY_DELAYS)
+            final = final or outcome.startswith("not sent")
+            self.delivery_log.append({"event": entry["event"], "url": entry["url"], "attempt": entry["attempt"],
+                                      "status": status, "outcome": outcome, "final": final, "at": time.time()})
+            del self.delivery_log[:-DELIVERY_LOG_LIMIT]
+            if final:
+                self._outbox.remove(entry)
+            else:
+                entry["due"] = time.time() + self.WEBHOOK_RETRY_DELAYS[entry["attempt"] - 1] * time_scale
+            self._save()
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         raise NotImplementedError
@@ -274,6 +421,7 @@ class EmulatorBase:
         self._state_signature = self._signature()
         state = json.loads(self.state_path.read_text(encoding="utf-8"))
         self._clock.load_state(state["clock"])
+        self._outbox = list(state.get("outbox", []))
         self._state_from_dict(state)
 
     def _save(self) -> None:
@@ -281,7 +429,7 @@ class EmulatorBase:
         self._prune()
         if self.state_path is None:
             return
-        state = {"version": 1, "clock": self._clock.to_state(), **self._state_to_dict()}
+        state = {"version": 1, "clock": self._clock.to_state(), "outbox": self._outbox, **self._state_to_dict()}
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.state_path.with_name(f".{self.state_path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         temporary.write_text(json.dumps(state, ensure_ascii=False, indent=1), encoding="utf-8")

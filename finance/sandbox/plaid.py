@@ -24,8 +24,15 @@ Faults (`emulator.faults.add(kind, path=..., after=..., times=...)`): "rate_limi
 "unavailable" (503), "timeout" (httpx.ReadTimeout), "malformed_json" (200 with a truncated body, after handling),
 "institution_down", "institution_not_responding", "product_not_ready" (400 with that code) and
 "mutation_during_pagination" (the next `/transactions/sync` page request that continues a walk fails).
-Testers' hooks: `advance`, `list_items`, `complete_link` (what Plaid Link does when a user finishes it),
-`sent_webhooks` (webhooks recorded for later delivery), `request_log`.
+Testers' hooks: `advance`, `list_items`, `complete_link` (what Plaid Link does when a user finishes it), `reset_login`,
+`sent_webhooks` (every webhook recorded for an item), `request_log`.
+
+Webhooks go to the item's webhook URL: ITEM events (ERROR on /sandbox/item/reset_login or a login expiry,
+WEBHOOK_UPDATE_ACKNOWLEDGED, whatever /sandbox/item/fire_webhook asks for) and TRANSACTIONS SYNC_UPDATES_AVAILABLE
+when a refresh brings changes (once /transactions/sync has been called on the item). They are queued in the state
+file and delivered by `deliver_webhooks()` over loopback, each signed as Plaid signs them: a `Plaid-Verification`
+ES256 JWT (kid of the key /webhook_verification_key/get publishes, `iat`, `request_body_sha256` of the exact bytes
+sent), retried 30 s after a failure and four times longer after each further one, for up to a day.
 """
 
 from __future__ import annotations
@@ -44,9 +51,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from time import time as wall_time
 from typing import Any
 
 import httpx
+import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from finance.sandbox.common import Clock, EmulatorBase, Fault, Faults
@@ -530,8 +539,10 @@ class PlaidEmulator(EmulatorBase):
     client_id/secret: when set, requests must carry exactly these; otherwise any non-empty pair is accepted.
     """
 
+    WEBHOOK_RETRY_DELAYS = (30.0, 120.0, 480.0, 1920.0, 7680.0, 30720.0)
+
     def __init__(self, *, clock: Clock | None = None, seed: int = 7, state_path: Path | None = None,
-                 client_id: str | None = None, secret: str | None = None) -> None:
+                 client_id: str | None = None, secret: str | None = None, webhook_url: str | None = None) -> None:
         self._clock = clock or Clock()
         self.faults = Faults()
         self.seed = seed
@@ -549,15 +560,31 @@ class PlaidEmulator(EmulatorBase):
         self._views: OrderedDict[tuple[object, ...], _View] = OrderedDict()
         self._changes: OrderedDict[tuple[object, ...], list[tuple[str, str, _Row]]] = OrderedDict()
         self._mutation_pending = False
-        numbers = webhook_signing_key(seed).public_key().public_numbers()
+        self.default_webhook = webhook_url  # for Items created without one (sandbox serve --webhook-url)
+        self._signing_key = webhook_signing_key(seed)
+        numbers = self._signing_key.public_key().public_numbers()
         self._jwk = {"alg": "ES256", "kty": "EC", "crv": "P-256", "use": "sig",
                      "kid": stable_uuid(seed, "webhook-verification-key"),
                      "x": _b64url(numbers.x.to_bytes(32, "big")), "y": _b64url(numbers.y.to_bytes(32, "big")),
                      "created_at": _WEBHOOK_KEY_CREATED, "expired_at": None}
+        self._init_webhooks()
         self._routes = self._build_routes()
         self._open_state()
 
     # -- testers' hooks ----------------------------------------------------------------------------------------------
+
+    def reset_login(self, item_id: str) -> None:
+        """What /sandbox/item/reset_login does, by item id: ITEM_LOGIN_REQUIRED and an ITEM ERROR webhook."""
+        with self._lock:
+            self._reload_if_changed()
+            item = self._items.get(item_id)
+            if item is None:
+                raise KeyError(item_id)
+            if self._item_error(item) is None:
+                now = self._clock.now()
+                item["frozen"].append([now.isoformat(), None, "ITEM_LOGIN_REQUIRED"])
+                self._record_webhook(item, "ITEM", "ERROR", now)
+                self._save()
 
     def advance(self, *, days: float = 0, hours: float = 0) -> None:
         """Move the emulator clock forward (refreshes and login expiries that fall due happen) and persist it."""
@@ -808,7 +835,8 @@ class PlaidEmulator(EmulatorBase):
             "item_id": item_id,
             "access_token": f"access-sandbox-{stable_uuid(self.seed, 'access', item_id)}",
             "institution_id": institution["institution_id"], "user": username, "layout": layout, "custom": custom,
-            "products": list(products), "webhook": webhook or "", "created_at": now.isoformat(),
+            "products": list(products), "webhook": webhook or self.default_webhook or "",
+            "created_at": now.isoformat(),
             "auth_at": now.isoformat(),
             "transactions_since": now.isoformat() if "transactions" in products else None,
             "days_requested": days_requested, "start_date": window[0], "end_date": window[1],
@@ -849,17 +877,41 @@ class PlaidEmulator(EmulatorBase):
         return None
 
     def _settle(self, now: datetime) -> bool:
-        """Apply what fell due by `now` (sandbox login expiry, when enabled). True when anything changed."""
-        if LOGIN_EXPIRES_AFTER is None:
-            return False
+        """Apply what fell due by `now`: the sandbox login expiry (when enabled), and SYNC_UPDATES_AVAILABLE for items
+        whose data refreshed with changes since they were last told. True when anything changed."""
         changed = False
         for item in self._items.values():
-            expires = _parse(item["auth_at"]) + LOGIN_EXPIRES_AFTER
-            if self._item_error(item) is None and expires <= now:
-                item["frozen"].append([expires.isoformat(), None, "ITEM_LOGIN_REQUIRED"])
-                self._record_webhook(item, "ITEM", "ERROR", expires)
-                changed = True
+            if LOGIN_EXPIRES_AFTER is not None:
+                expires = _parse(item["auth_at"]) + LOGIN_EXPIRES_AFTER
+                if self._item_error(item) is None and expires <= now:
+                    item["frozen"].append([expires.isoformat(), None, "ITEM_LOGIN_REQUIRED"])
+                    self._record_webhook(item, "ITEM", "ERROR", expires)
+                    changed = True
+            changed |= self._notify_updates(item, now)
         return changed
+
+    def _notify_updates(self, item: dict[str, Any], now: datetime) -> bool:
+        """SYNC_UPDATES_AVAILABLE when the item's latest refresh changed its transactions. Plaid sends it only to
+        items whose /transactions/sync was called once; `notified_refresh` is the refresh last announced."""
+        if not item["webhook"] or not item.get("notified_refresh") or self._item_error(item) is not None:
+            return False
+        seen = _parse(item["notified_refresh"])
+        current = self._snapshot(item, now)
+        if current <= seen:
+            return False
+        item["notified_refresh"] = current.isoformat()
+        if self._delta(item, seen, current, None):
+            self._record_webhook(item, "TRANSACTIONS", "SYNC_UPDATES_AVAILABLE", current)
+        return True
+
+    def _tick(self) -> bool:
+        return self._settle(self._clock.now())
+
+    def _sign_webhook(self, body: bytes) -> dict[str, str]:
+        """Plaid-Verification: an ES256 JWT over the body's SHA-256, signed now with the published key."""
+        claims = {"iat": int(wall_time()), "request_body_sha256": hashlib.sha256(body).hexdigest()}
+        token = jwt.encode(claims, self._signing_key, algorithm="ES256", headers={"kid": self._jwk["kid"]})
+        return {"Plaid-Verification": token}
 
     def _snapshot(self, item: dict[str, Any], at: datetime) -> datetime:
         """The item's last refresh at or before `at`: every REFRESH_EVERY from creation except while it needed a
@@ -901,6 +953,7 @@ class PlaidEmulator(EmulatorBase):
         payload["environment"] = "sandbox"
         item["webhooks"].append({"sent_at": _wire_time(now), "url": item["webhook"], "payload": payload})
         del item["webhooks"][:-WEBHOOK_LOG_LIMIT]
+        self._enqueue_webhook(item["webhook"], payload)
 
     # -- data: layout, ledger, views ---------------------------------------------------------------------------------
 
@@ -1281,6 +1334,9 @@ class PlaidEmulator(EmulatorBase):
         if call.now < _parse(item["transactions_since"]) + TRANSACTIONS_READY_AFTER:
             return self._not_ready()
         current = self._snapshot(item, call.now)
+        if item["webhook"] and not item.get("notified_refresh"):  # from now on, refreshes are announced
+            item["notified_refresh"] = current.isoformat()
+            self._save()
         if cursor == "now":
             seen, target, offset = current, None, 0
         else:

@@ -14,7 +14,14 @@ ledger in `finance.sandbox.ledger`; what a client sees is a snapshot taken at th
 Faults (`emulator.faults.add(kind, path=..., method=..., after=..., times=...)`): "rate_limit" (429 with RateLimit-*
 and Retry-After), "server_error" (500), "unavailable" (503), "timeout" (httpx.ReadTimeout), "malformed_json" (200 with a
 truncated body, after the request was handled) and "expired_key" (the bare 403 of an expired API key). Testers' hooks:
-`advance`, `set_item_status`, `list_items`, `request_log`.
+`advance`, `set_item_status`, `set_connector_status`, `list_items`, `request_log`.
+
+Webhooks: application webhooks (`POST/GET/PATCH/DELETE /webhooks`, with custom headers sent on each delivery) and an
+item's `webhookUrl` receive the item's events — `item/created|updated|error|deleted|waiting_user_input|
+waiting_user_action|login_succeeded` as its status changes, `transactions/created|updated|deleted` when a sync
+changes its data, `connector/status_updated` — queued in the state file and delivered by `deliver_webhooks()` over
+loopback with Pluggy's retry schedule (3 attempts, 3 more an hour later, 3 more two hours after that; a 401 is not
+retried). Unlike Pluggy, plain-http loopback URLs are accepted, so the whole loop runs offline.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import base64
 import bisect
 import hashlib
 import hmac
+import ipaddress
 import json
 import math
 import re
@@ -36,11 +44,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 
-from finance.sandbox.common import Clock, EmulatorBase, Fault, Faults
+from finance.sandbox.common import LOOPBACK_HOSTS, Clock, EmulatorBase, Fault, Faults
 from finance.sandbox.ledger import (
     CARD_LAST4,
     HOLDER,
@@ -72,6 +80,19 @@ CREDIT_LIMIT = 12000.0
 SANDBOX_PASSWORD = "password-ok"
 REQUEST_LOG_LIMIT = 10_000
 RATE_LIMITS: dict[str, int] = {"auth": 360, "accounts": 360, "transactions": 360, "item_update": 20}
+MAX_WEBHOOKS_PER_EVENT = 5
+WEBHOOK_EVENTS = frozenset({
+    "all", "item/all", "item/created", "item/updated", "item/error", "item/deleted", "item/waiting_user_input",
+    "item/waiting_user_action", "item/login_succeeded", "connector/status_updated", "transactions/created",
+    "transactions/updated", "transactions/deleted", "payment_intent/created", "payment_intent/completed",
+    "payment_intent/waiting_payer_authorization", "payment_intent/error", "scheduled_payment/created",
+    "scheduled_payment/completed", "scheduled_payment/error", "scheduled_payment/canceled",
+    "scheduled_payment/all_completed", "scheduled_payment/all_created", "automatic_pix_payment/created",
+    "automatic_pix_payment/completed", "automatic_pix_payment/error", "automatic_pix_payment/canceled",
+    "payment_request/updated", "boleto/updated", "smart_transfer_preauthorization/completed",
+    "smart_transfer_preauthorization/error", "smart_transfer_payment/completed", "smart_transfer_payment/error",
+})
+"""Event types a webhook may subscribe to (reference/pluggy.md §6.2)."""
 """Requests per minute per endpoint group (reference/pluggy.md §7.2); /v2/transactions shares the transactions one."""
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
@@ -298,10 +319,14 @@ class PluggyEmulator(EmulatorBase):
     (0: the first read after a sync already sees its outcome).
     """
 
+    WEBHOOK_RETRY_DELAYS = (0.0, 0.0, 3600.0, 0.0, 0.0, 7200.0, 0.0, 0.0)
+    WEBHOOK_FINAL_STATUSES = frozenset({401})
+
     def __init__(self, *, clock: Clock | None = None, seed: int = 7, state_path: Path | None = None,
                  client_id: str | None = None, client_secret: str | None = None,
                  card_sign: str = "purchase_positive", mfa_code: str = "123456",
-                 settle_delay: float = 0.0) -> None:
+                 settle_delay: float = 0.0, webhook_url: str | None = None,
+                 webhook_headers: dict[str, str] | None = None) -> None:
         if card_sign not in ("purchase_positive", "purchase_negative"):
             raise ValueError("card_sign must be 'purchase_positive' or 'purchase_negative'")
         self._clock = clock or Clock()
@@ -324,8 +349,12 @@ class PluggyEmulator(EmulatorBase):
         self._sync_started: dict[str, float] = {}
         self._windows: dict[str, tuple[int, int]] = {}
         self._views: OrderedDict[tuple[object, ...], list[_AccountView]] = OrderedDict()
+        self._webhooks: dict[str, dict[str, Any]] = {}
+        self._init_webhooks()
         self._routes = self._build_routes()
         self._open_state()
+        if webhook_url:  # like an application webhook set up beforehand (sandbox serve --webhook-url)
+            self._preset_webhook(webhook_url, webhook_headers or {})
 
     # -- testers' hooks ----------------------------------------------------------------------------------------------
 
@@ -365,13 +394,30 @@ class PluggyEmulator(EmulatorBase):
                         statusDetail=None, updatedAt=iso_z(now),
                         error={"code": error_code, "message": ERROR_MESSAGES.get(error_code, error_code)}
                         if error_code else None)
+            before = self._views_of(item) if self._targets(item, "item/updated") else None
             if status == "UPDATED":
                 scenario = SCENARIOS.get(item["user"], Scenario())
                 item["layout"] = item.get("layout") or {"checking": scenario.checking_accounts, "card": scenario.card}
                 item["syncs"].append(iso_z(now))
                 item["lastUpdatedAt"] = iso_z(now)
+                self._emit("item/updated", item, triggeredBy="INTERNAL")
+                if before is not None:
+                    self._emit_data_events(item, before)
+            else:
+                self._emit_status(item, "INTERNAL")
             self._save()
             return self._item_json(item)
+
+    def set_connector_status(self, connector_id: int, status: str) -> None:
+        """Announce a connector's health (ONLINE, UNSTABLE, OFFLINE) to the webhooks: connector/status_updated."""
+        if status not in ("ONLINE", "UNSTABLE", "OFFLINE"):
+            raise ValueError("status must be ONLINE, UNSTABLE or OFFLINE")
+        connector = self._find_connector(connector_id)
+        with self._lock:
+            self._reload_if_changed()
+            self._emit("connector/status_updated", None, id=str(connector["id"]), connectorId=connector["id"],
+                       data={"status": status})
+            self._save()
 
     # -- the API -----------------------------------------------------------------------------------------------------
 
@@ -468,6 +514,11 @@ class PluggyEmulator(EmulatorBase):
             ("PATCH", r"/transactions/(?P<id>[^/]+)", self._update_transaction, "api"),
             ("GET", r"/categories", self._list_categories, "api"),
             ("GET", r"/categories/(?P<id>[^/]+)", self._get_category, "api"),
+            ("POST", r"/webhooks", self._create_webhook, "api"),
+            ("GET", r"/webhooks", self._list_webhooks, "api"),
+            ("GET", r"/webhooks/(?P<id>[^/]+)", self._get_webhook, "api"),
+            ("PATCH", r"/webhooks/(?P<id>[^/]+)", self._update_webhook, "api"),
+            ("DELETE", r"/webhooks/(?P<id>[^/]+)", self._delete_webhook, "api"),
         ]
         return [(method, re.compile(pattern), handler, auth) for method, pattern, handler, auth in table]
 
@@ -713,6 +764,7 @@ class PluggyEmulator(EmulatorBase):
 
     def _delete_item(self, call: _Call) -> tuple[int, Any]:
         item = self._item(call)
+        self._emit("item/deleted", item, triggeredBy="CLIENT")
         del self._items[item["id"]]
         self._sync_started.pop((item.get("running") or {}).get("id", ""), None)
         self._save()
@@ -816,6 +868,7 @@ class PluggyEmulator(EmulatorBase):
                 item.update(status="OUTDATED", executionStatus="USER_INPUT_TIMEOUT", parameter=None,
                             error={"code": "USER_INPUT_TIMEOUT", "message": ERROR_MESSAGES["USER_INPUT_TIMEOUT"]},
                             updatedAt=iso_z(now))
+                self._emit_status(item, "SYNC")
                 return True
             return False
         if item["status"] != "UPDATED" or not item["autoSync"] or not item["syncs"]:
@@ -823,15 +876,21 @@ class PluggyEmulator(EmulatorBase):
         last = _parse_time(item["syncs"][-1])
         if last + AUTO_SYNC_EVERY > now:
             return False
+        before = self._views_of(item) if self._targets(item, "item/updated") else None
         while last + AUTO_SYNC_EVERY <= now:
             last += AUTO_SYNC_EVERY
             item["syncs"].append(iso_z(last))
         item["lastUpdatedAt"] = item["updatedAt"] = iso_z(last)
+        if before is not None:
+            self._emit("item/updated", item, triggeredBy="SYNC")
+            self._emit_data_events(item, before)
         return True
 
     def _settle(self, item: dict[str, Any], run: dict[str, Any], now: datetime) -> None:
         outcome = run["outcome"]
         self._sync_started.pop(run["id"], None)
+        first = not item["syncs"]
+        before = self._views_of(item) if self._targets(item, "item/updated") else None
         item.update(running=None, status=outcome["status"], executionStatus=outcome["executionStatus"],
                     error=outcome["error"], parameter=outcome["parameter"], statusDetail=outcome["statusDetail"],
                     updatedAt=iso_z(max(now, _parse_time(run["syncAt"]))))
@@ -844,6 +903,15 @@ class PluggyEmulator(EmulatorBase):
                 item["consentExpiresAt"] = iso_z(_parse_time(run["syncAt"]) + CONSENT_TTL)
         elif outcome["status"] == "LOGIN_ERROR":
             item["consecutiveFailedLoginAttempts"] += 1
+        if before is None:
+            return
+        if outcome["layout"] is not None:
+            if outcome["renewsConsent"]:
+                self._emit("item/login_succeeded", item, triggeredBy="USER")
+            self._emit("item/created" if first else "item/updated", item, triggeredBy="USER")
+            self._emit_data_events(item, before)
+        else:
+            self._emit_status(item, "USER")
 
     def _item_json(self, item: dict[str, Any]) -> dict[str, Any]:
         status, execution = item["status"], item["executionStatus"]
@@ -1143,11 +1211,168 @@ class PluggyEmulator(EmulatorBase):
         self._tokens = state.get("connectTokens", {})
         self._patches = state.get("transactionPatches", {})
         self._item_counter = int(state.get("itemCounter", 0))
+        self._webhooks = state.get("webhooks", {})
         self._patch_version += 1
 
     def _state_to_dict(self) -> dict[str, Any]:
         return {"items": self._items, "connectTokens": self._tokens, "transactionPatches": self._patches,
-                "itemCounter": self._item_counter}
+                "itemCounter": self._item_counter, "webhooks": self._webhooks}
+
+    def _tick(self) -> bool:
+        return self._refresh_all()
+
+    # -- webhooks ----------------------------------------------------------------------------------------------------
+
+    def _check_webhook_url(self, url: object) -> str:
+        """Pluggy's rules (https, a public host) except that loopback URLs are allowed: the emulator is offline."""
+        if not isinstance(url, str) or not url:
+            raise _bad_request("url must be a valid URL")
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        loopback = host in LOOPBACK_HOSTS
+        if parts.scheme not in ("https", "http") or not host or (parts.scheme == "http" and not loopback):
+            raise _bad_request("url must be a valid https URL (the offline emulator also accepts http://127.0.0.1)")
+        if not loopback and (host.endswith((".localhost", ".local", ".internal")) or _is_ip(host)):
+            raise _bad_request("url must not point to a private, local or IP address")
+        return url
+
+    @staticmethod
+    def _webhook_json(hook: dict[str, Any]) -> dict[str, Any]:
+        return {k: hook[k] for k in ("id", "event", "url", "disabledAt", "createdAt", "updatedAt")}
+
+    def _find_webhook(self, call: _Call) -> dict[str, Any]:
+        hook = self._webhooks.get(call.match["id"])
+        if hook is None:
+            raise _not_found("WEBHOOK", "webhook not found")
+        return hook
+
+    def _check_webhook_slot(self, event: object, url: str, ignore: str | None = None) -> str:
+        if not isinstance(event, str) or event not in WEBHOOK_EVENTS:
+            raise _bad_request(f"Invalid event type '{event}' for webhook")
+        same = [h for h in self._webhooks.values() if h["event"] == event and h["id"] != ignore]
+        if any(h["url"] == url for h in same):
+            raise _bad_request(f"A webhook for event '{event}' and url '{url}' already exists.")
+        if len(same) >= MAX_WEBHOOKS_PER_EVENT:
+            raise _bad_request(f"There can be at most {MAX_WEBHOOKS_PER_EVENT} webhooks for event '{event}'.")
+        return event
+
+    @staticmethod
+    def _headers(value: object) -> dict[str, str]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            raise _bad_request("headers must be an object of strings")
+        return dict(value)
+
+    def _create_webhook(self, call: _Call) -> tuple[int, Any]:
+        body = call.body()
+        url = self._check_webhook_url(body.get("url"))
+        event = self._check_webhook_slot(body.get("event"), url)
+        now = iso_z(call.now)
+        hook = {"id": str(uuid.uuid4()), "event": event, "url": url, "headers": self._headers(body.get("headers")),
+                "disabledAt": None, "createdAt": now, "updatedAt": now}
+        self._webhooks[hook["id"]] = hook
+        self._save()
+        return 201, self._webhook_json(hook)
+
+    def _list_webhooks(self, call: _Call) -> tuple[int, Any]:
+        return 200, _page([self._webhook_json(h) for h in self._webhooks.values()])
+
+    def _get_webhook(self, call: _Call) -> tuple[int, Any]:
+        return 200, self._webhook_json(self._find_webhook(call))
+
+    def _update_webhook(self, call: _Call) -> tuple[int, Any]:
+        hook = self._find_webhook(call)
+        body = call.body()
+        url = self._check_webhook_url(body["url"]) if body.get("url") is not None else hook["url"]
+        event = body.get("event") if body.get("event") is not None else hook["event"]
+        if (url, event) != (hook["url"], hook["event"]):
+            self._check_webhook_slot(event, url, ignore=hook["id"])
+        hook.update(url=url, event=event)
+        if "headers" in body:  # null clears them
+            hook["headers"] = self._headers(body["headers"])
+        if body.get("enabled") is True:
+            hook["disabledAt"] = None
+        hook["updatedAt"] = iso_z(call.now)
+        self._save()
+        return 200, self._webhook_json(hook)
+
+    def _delete_webhook(self, call: _Call) -> tuple[int, Any]:
+        hook = self._find_webhook(call)
+        del self._webhooks[hook["id"]]
+        self._save()
+        return 200, {"count": 1}
+
+    def _preset_webhook(self, url: str, headers: dict[str, str]) -> None:
+        with self._lock:
+            self._reload_if_changed()
+            self._check_webhook_url(url)
+            found = next((h for h in self._webhooks.values() if h["url"] == url and h["event"] == "all"), None)
+            now = iso_z(self._clock.now())
+            if found is None:
+                found = {"id": str(uuid.uuid4()), "event": "all", "url": url, "headers": {}, "disabledAt": None,
+                         "createdAt": now, "updatedAt": now}
+                self._webhooks[found["id"]] = found
+            if headers:
+                found["headers"] = dict(headers)
+            self._save()
+
+    def _targets(self, item: dict[str, Any] | None, event: str) -> list[tuple[str, dict[str, str]]]:
+        """(url, headers) for every destination of `event`: the item's webhookUrl and each application webhook
+        subscribed to it (one delivery per URL; a registered webhook's headers win)."""
+        found: dict[str, dict[str, str]] = {}
+        if item is not None and item.get("webhookUrl"):
+            found[item["webhookUrl"]] = {}
+        for hook in self._webhooks.values():
+            subscribed = hook["event"] in (event, "all") or (hook["event"] == "item/all" and event.startswith("item/"))
+            if subscribed and hook["disabledAt"] is None:
+                found[hook["url"]] = dict(hook.get("headers") or {})
+        return list(found.items())
+
+    def _emit(self, event: str, item: dict[str, Any] | None, **fields: Any) -> None:
+        """Queue `event` for every destination (the caller saves the state)."""
+        targets = self._targets(item, event)
+        if not targets:
+            return
+        payload: dict[str, Any] = {"event": event, "eventId": str(uuid.uuid4())}
+        if item is not None:
+            payload.update(id=item["id"], itemId=item["id"], clientUserId=item.get("clientUserId"))
+        payload.update(fields)
+        for url, headers in targets:
+            self._enqueue_webhook(url, payload, headers=headers)
+
+    def _emit_status(self, item: dict[str, Any], triggered_by: str) -> None:
+        """The event for an item's new (non-UPDATED) status."""
+        status = item["status"]
+        if status == "WAITING_USER_INPUT":
+            self._emit("item/waiting_user_input", item, triggeredBy=triggered_by)
+        elif status == "WAITING_USER_ACTION":
+            self._emit("item/waiting_user_action", item, triggeredBy=triggered_by)
+        elif status in ("LOGIN_ERROR", "OUTDATED"):
+            error = item.get("error") or {"code": "UNEXPECTED_ERROR", "message": ERROR_MESSAGES["UNEXPECTED_ERROR"]}
+            self._emit("item/error", item, triggeredBy=triggered_by,
+                       error={"code": error["code"], "message": error["message"]})
+
+    def _emit_data_events(self, item: dict[str, Any], before: list[_AccountView]) -> None:
+        """transactions/created|updated|deleted for what the last sync changed, account by account."""
+        old = {view.account_id: {t["id"]: t for t in view.rows} for view in before}
+        client = self._client_id or "pluggy-emulator"
+        for view in self._views_of(item):
+            previous = old.get(view.account_id, {})
+            current = {t["id"]: t for t in view.rows}
+            created = [t for tid, t in current.items() if tid not in previous]
+            updated = sorted(tid for tid, t in current.items() if tid in previous and previous[tid] != t)
+            deleted = sorted(tid for tid in previous if tid not in current)
+            if created:
+                since = min(t["createdAt"] for t in created)
+                link = f"https://api.pluggy.ai/v2/transactions?accountId={view.account_id}&createdAtFrom={since}"
+                self._emit("transactions/created", item, id=view.account_id, accountId=view.account_id,
+                           transactionsCreatedAtFrom=since, transactionsCount=len(created),
+                           createdTransactionsLink=link, createdTransactionsLinkV2=link)
+            for event, ids in (("transactions/updated", updated), ("transactions/deleted", deleted)):
+                if ids:
+                    self._emit(event, item, id=view.account_id, accountId=view.account_id, clientId=client,
+                               transactionIds=ids, transactionsCount=len(ids))
 
     def _prune(self) -> None:
         if self.state_path is None:
@@ -1185,6 +1410,14 @@ def _check_strings(body: dict[str, Any]) -> None:
     products = body.get("products")
     if products is not None and not (isinstance(products, list) and all(isinstance(p, str) for p in products)):
         raise _bad_request("products must be an array of strings")
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _local_midnight(day: date) -> datetime:

@@ -34,6 +34,11 @@ connections = sa.Table(
     sa.Column("sync_cursor", sa.String, comment="provider sync position, stored with the data it produced"),
     sa.Column("created_at", UtcTime, nullable=False),
     sa.Column("updated_at", UtcTime, nullable=False),
+    sa.Column("signal_code", sa.String, comment="a provider webhook that needs the user (PENDING_DISCONNECT, "
+                                                "USER_PERMISSION_REVOKED, ITEM_DELETED, ...) until a reconnect"),
+    sa.Column("signal_detail", sa.String, comment="what that webhook means for the user"),
+    sa.Column("signal_at", UtcTime, comment="when the webhook arrived"),
+    sa.Column("signal_until", UtcTime, comment="when the announced expiry or disconnection happens"),
 )
 
 accounts = sa.Table(
@@ -123,8 +128,12 @@ webhook_events = sa.Table(
     sa.Column("event_type", sa.String, nullable=False),
     sa.Column("connection_id", sa.String),
     sa.Column("received_at", UtcTime, nullable=False),
-    sa.Column("outcome", sa.String, nullable=False),
-    sa.Column("detail", sa.String),
+    sa.Column("outcome", sa.String, nullable=False, comment="queued, processed, ignored, failed"),
+    sa.Column("detail", sa.String, comment="what the event did, for a person"),
+    sa.Column("item_id", sa.String, comment="the provider's item id the event names"),
+    sa.Column("error", sa.String, comment="why processing failed"),
+    sa.Column("processed_at", UtcTime),
+    sa.Column("payload", sa.String, comment="the verified JSON body (ids and codes, no amounts)"),
 )
 
 audit_log = sa.Table(

@@ -862,7 +862,8 @@ def test_state_is_shared_through_the_state_file(tmp_path: Path) -> None:
     assert_valid("ItemWithConsentFields", listed[0])
     assert listed[0]["error"]["error_code"] == "ITEM_LOGIN_REQUIRED"
     state = json.loads(path.read_text())
-    assert set(state) == {"version", "clock", "items", "removedItems", "linkTokens", "publicTokens", "counters"}
+    assert set(state) == {"version", "clock", "outbox", "items", "removedItems", "linkTokens", "publicTokens",
+                          "counters"}
     assert path.stat().st_size < 20_000  # transactions are generated, never stored
     assert "pass_good" not in path.read_text() and "override_accounts" not in path.read_text()
 

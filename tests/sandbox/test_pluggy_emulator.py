@@ -643,7 +643,8 @@ def test_state_is_shared_through_the_state_file(tmp_path: Path) -> None:
     second.set_item_status(item["id"], "OUTDATED", "SITE_NOT_AVAILABLE", error_code="SITE_NOT_AVAILABLE")
     assert client.get(f"/items/{item['id']}").json()["status"] == "OUTDATED"
     state = json.loads(path.read_text())
-    assert set(state) == {"version", "clock", "items", "connectTokens", "transactionPatches", "itemCounter"}
+    assert set(state) == {"version", "clock", "outbox", "items", "connectTokens", "transactionPatches", "itemCounter",
+                          "webhooks"}
     assert path.stat().st_size < 20_000  # transactions are generated, never stored
     assert "password-ok" not in path.read_text()  # nor are passwords
 

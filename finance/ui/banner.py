@@ -1,0 +1,53 @@
+"""Shown on every page (app.py draws it before the page): a banner for each connection that needs the user, with a
+one-click Reconnect, and a watcher that reruns the page when background work changed the data."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import streamlit as st
+
+from finance import health, worker
+from finance.store import events
+from finance.ui.context import services
+
+RECONNECT_KEY = "reconnect_connection_id"
+"""The connection the Connections page opens in update mode (set by the banner's Reconnect button)."""
+CONNECTIONS_PAGE = "pages/connections.py"
+REFRESH_SECONDS = 3.0
+_SEEN_VERSION = "_finance_seen_data_version"
+
+
+def render_banner(connections_page: st.Page | str = CONNECTIONS_PAGE) -> None:
+    """One line per connection that needs the user (reconnect needed, consent expiring, access revoked), each with
+    a Reconnect button that opens the Connections page (`connections_page`) in update mode for it."""
+    with services().engine.connect() as conn:
+        rows = events.schedule_rows(conn)
+    for item in health.banner_items(rows, datetime.now(UTC)):
+        text, button = st.columns([6, 1], vertical_alignment="center")
+        verb = {health.CONSENT_EXPIRING: "consent is expiring", health.REVOKED: "access was revoked"}.get(
+            item.state, "needs you to reconnect")
+        message = f"**{item.institution}** {verb}: {item.message}"
+        if item.urgent:
+            text.error(message, icon="🔌")
+        else:
+            text.warning(message, icon="⏳")
+        if button.button("Reconnect", key=f"banner_reconnect_{item.connection_id}", type="primary",
+                         width="stretch"):
+            st.session_state[RECONNECT_KEY] = item.connection_id
+            st.switch_page(connections_page)
+    _watch_background_work()
+
+
+@st.fragment(run_every=REFRESH_SECONDS)
+def _watch_background_work() -> None:
+    """Rerun the whole page when the background worker changed something (a webhook's sync brought new
+    transactions, a connection's status changed), so new data appears without anyone pressing anything."""
+    current = worker.current()
+    if current is None:  # no worker in this process (AppTest, or the app failed to start it)
+        return
+    version = current.data_version
+    seen = st.session_state.setdefault(_SEEN_VERSION, version)
+    if version != seen:
+        st.session_state[_SEEN_VERSION] = version
+        st.rerun(scope="app")

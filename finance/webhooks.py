@@ -1,0 +1,498 @@
+"""Provider webhooks: verification, parsing, what each event means, registration, and the thin Starlette routes.
+
+- Pluggy authenticates with a shared secret in a header we set when registering the webhook (`POST /webhooks`
+  with `headers`), compared in constant time, plus an optional allow-list of source addresses.
+- Plaid signs each delivery: the `Plaid-Verification` header is an ES256 JWT whose key is fetched by `kid` from
+  `/webhook_verification_key/get` (cached; unknown kids are fetched a bounded number of times), whose `iat` must be
+  within five minutes, and whose `request_body_sha256` must match the raw body (constant-time compare).
+
+A request that fails any check is answered 4xx and changes nothing. A verified event is stored in `webhook_events`
+(a replayed id is acknowledged and ignored) and handed to the background worker; the answer goes out at once.
+`plan_event` says, without touching anything, what an event means for its connection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+import jwt
+
+from finance.health import EXPIRING_SIGNALS
+from finance.model import ConnectionStatus
+from finance.providers import plaid as plaid_provider
+from finance.providers import pluggy as pluggy_provider
+from finance.providers.base import ProviderError
+from finance.store import events as store
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from finance.services import Services
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+"""Larger requests are refused (413) before they are read to the end: real webhook bodies are a few hundred bytes."""
+PLAID_MAX_AGE = timedelta(minutes=5)
+SECRET_HEADER = "X-Webhook-Secret"
+PLAID_HEADER = "Plaid-Verification"
+MAX_ID_LENGTH = 200
+MAX_LISTED_IDS = 10_000
+
+
+class WebhookRejected(Exception):
+    """A request that is not a genuine, well-formed webhook: answered with `status`, nothing stored."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEvent:
+    """A verified delivery: `id` is unique per event (Pluggy's eventId; for Plaid a digest of the signed token)."""
+
+    id: str
+    provider: str
+    type: str  # "item/updated", or Plaid's "TRANSACTIONS/SYNC_UPDATES_AVAILABLE"
+    item_id: str | None
+    payload: dict[str, Any]
+    received_at: datetime
+
+
+def _lower(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items()}
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        payload = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise WebhookRejected(400, "The body is not JSON.") from None
+    if not isinstance(payload, dict):
+        raise WebhookRejected(400, "The body is not a JSON object.")
+    return payload
+
+
+def _text(payload: Mapping[str, Any], key: str, *, required: bool = True) -> str | None:
+    value = payload.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value or len(value) > MAX_ID_LENGTH:
+        raise WebhookRejected(400, f"The body has no usable {key}.")
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# Pluggy
+# --------------------------------------------------------------------------------------------
+
+def verify_pluggy(headers: Mapping[str, str], client_ip: str | None, *, secret: str,
+                  allowed_networks: Sequence[str] = ()) -> None:
+    """Raise WebhookRejected unless the request comes from an allowed address and carries our secret header."""
+    if allowed_networks:
+        try:
+            address = ipaddress.ip_address(client_ip or "")
+        except ValueError:
+            raise WebhookRejected(403, "The sender's address is not allowed.") from None
+        if not any(address in ipaddress.ip_network(n) for n in allowed_networks):
+            raise WebhookRejected(403, "The sender's address is not allowed.")
+    provided = _lower(headers).get(SECRET_HEADER.lower())
+    if not secret or provided is None or not hmac.compare_digest(provided.encode(), secret.encode()):
+        raise WebhookRejected(401, "The webhook secret is missing or wrong.")
+
+
+def parse_pluggy(body: bytes, received_at: datetime) -> WebhookEvent:
+    """A Pluggy event from its body: `event` and `eventId` are required; `itemId` names the connection."""
+    payload = _json_object(body)
+    event = _text(payload, "event")
+    event_id = _text(payload, "eventId")
+    item_id = _text(payload, "itemId", required=False)
+    ids = payload.get("transactionIds")
+    if ids is not None and (not isinstance(ids, list) or len(ids) > MAX_LISTED_IDS
+                            or not all(isinstance(i, str) and 0 < len(i) <= MAX_ID_LENGTH for i in ids)):
+        raise WebhookRejected(400, "transactionIds is not a list of ids.")
+    return WebhookEvent(f"pluggy:{event_id}", "pluggy", str(event), item_id, payload, received_at)
+
+
+# --------------------------------------------------------------------------------------------
+# Plaid
+# --------------------------------------------------------------------------------------------
+
+class PlaidKeys:
+    """Plaid's webhook verification keys (JWKs) by kid, fetched on first use and kept.
+
+    A kid Plaid does not know is remembered for a minute, and at most `fetches_per_minute` unknown kids are looked up
+    per minute, so forged headers cannot turn each request into a call to Plaid.
+    """
+
+    def __init__(self, fetch: Callable[[str], dict[str, Any]], *, max_keys: int = 16, fetches_per_minute: int = 10,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._fetch = fetch
+        self._max_keys = max_keys
+        self._budget = fetches_per_minute
+        self._clock = clock
+        self._keys: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._unknown: OrderedDict[str, float] = OrderedDict()
+        self._fetches: list[float] = []
+        self._lock = threading.Lock()
+        self.fetch_count = 0
+
+    def get(self, kid: str) -> dict[str, Any]:
+        now = self._clock()
+        with self._lock:
+            if kid in self._keys:
+                self._keys.move_to_end(kid)
+                return self._keys[kid]
+            if self._unknown.get(kid, -1e18) > now - 60:
+                raise WebhookRejected(401, "The signing key id is unknown.")
+            self._fetches = [t for t in self._fetches if t > now - 60]
+            if len(self._fetches) >= self._budget:
+                raise WebhookRejected(401, "The signing key id is unknown (too many new key ids to look up).")
+            self._fetches.append(now)
+            self.fetch_count += 1
+        try:
+            jwk = self._fetch(kid)
+        except ProviderError as exc:
+            if exc.retryable:
+                raise WebhookRejected(503, "Plaid's verification key could not be fetched; try again.") from None
+            jwk = None
+        valid = (isinstance(jwk, dict) and jwk.get("kid") == kid and jwk.get("kty") == "EC"
+                 and jwk.get("crv") == "P-256" and jwk.get("alg", "ES256") == "ES256")
+        with self._lock:
+            if not valid:
+                self._unknown[kid] = now
+                while len(self._unknown) > 256:
+                    self._unknown.popitem(last=False)
+                raise WebhookRejected(401, "The signing key id is unknown.")
+            assert isinstance(jwk, dict)
+            self._keys[kid] = jwk
+            while len(self._keys) > self._max_keys:
+                self._keys.popitem(last=False)
+            return jwk
+
+
+def verify_plaid(headers: Mapping[str, str], body: bytes, keys: PlaidKeys, now: datetime) -> str:
+    """The verified `Plaid-Verification` token, or WebhookRejected: ES256 only, a key Plaid knows, `iat` within five
+    minutes of `now`, and the SHA-256 of the raw body equal to the signed `request_body_sha256`."""
+    token = _lower(headers).get(PLAID_HEADER.lower())
+    if not token:
+        raise WebhookRejected(401, "The Plaid-Verification header is missing.")
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise WebhookRejected(401, "The Plaid-Verification header is not a JWT.") from None
+    if header.get("alg") != "ES256":  # no "none", no HS256 keyed with the public key, no RSA
+        raise WebhookRejected(401, "The Plaid-Verification algorithm is not ES256.")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid or len(kid) > MAX_ID_LENGTH:
+        raise WebhookRejected(401, "The Plaid-Verification header has no key id.")
+    jwk = keys.get(kid)
+    expired_at = jwk.get("expired_at")
+    if isinstance(expired_at, int | float) and expired_at <= now.timestamp():
+        raise WebhookRejected(401, "The signing key has expired.")
+    try:
+        key = jwt.PyJWK.from_dict({k: jwk[k] for k in ("kty", "crv", "x", "y", "kid") if k in jwk}, "ES256")
+        claims = jwt.decode(token, key=key, algorithms=["ES256"],
+                            options={"verify_exp": False, "verify_iat": False, "verify_nbf": False,
+                                     "verify_aud": False, "verify_iss": False, "require": ["iat"]})
+    except jwt.PyJWTError:
+        raise WebhookRejected(401, "The Plaid-Verification signature is not valid.") from None
+    iat = claims.get("iat")
+    if isinstance(iat, bool) or not isinstance(iat, int | float) or \
+            abs(now.timestamp() - iat) > PLAID_MAX_AGE.total_seconds():
+        raise WebhookRejected(401, "The Plaid-Verification token is too old (or from the future).")
+    claimed = claims.get("request_body_sha256")
+    if not isinstance(claimed, str) or not hmac.compare_digest(hashlib.sha256(body).hexdigest().encode(),
+                                                                claimed.lower().encode()):
+        raise WebhookRejected(401, "The body does not match its signature.")
+    return token
+
+
+def parse_plaid(body: bytes, token: str, received_at: datetime) -> WebhookEvent:
+    """A Plaid event: `webhook_type` and `webhook_code` are required. Plaid gives no event id, so the id is a
+    digest of the signed token: a replay of the same request is recognised; a retry by Plaid (newly signed) is not,
+    which is harmless because every handler is idempotent."""
+    payload = _json_object(body)
+    kind = _text(payload, "webhook_type")
+    code = _text(payload, "webhook_code")
+    item_id = _text(payload, "item_id", required=False)
+    digest = hashlib.sha256(token.encode()).hexdigest()[:40]
+    return WebhookEvent(f"plaid:{digest}", "plaid", f"{kind}/{code}", item_id, payload, received_at)
+
+
+# --------------------------------------------------------------------------------------------
+# What an event means (pure)
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What to do for one event: record a status or a signal on its connection now, and/or sync it."""
+
+    note: str
+    sync: bool = False
+    removed: tuple[str, ...] = ()
+    status: str | None = None
+    detail: str | None = None
+    error_code: str | None = None
+    signal: str | None = None
+    signal_until: datetime | None = None
+    clear_signal: bool = False
+    needs_connection: bool = True
+    known: bool = True
+
+
+SIGNAL_MESSAGES = {
+    "NEW_ACCOUNTS_AVAILABLE": "The bank has new accounts you could share: reconnect to choose them.",
+    "ITEM_DELETED": "Pluggy deleted this connection (idle sandbox items and retired connectors are removed). "
+                    "Connect the bank again to resume syncing; the history here is kept.",
+}
+_SYNC_NOTE = "sync requested"
+_PLAID_LEGACY = frozenset({"INITIAL_UPDATE", "HISTORICAL_UPDATE", "DEFAULT_UPDATE", "TRANSACTIONS_REMOVED",
+                           "RECURRING_TRANSACTIONS_UPDATE"})
+
+
+def _instant(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _error_plan(code: str, message: str, reauth: bool, note: str) -> Plan:
+    status = ConnectionStatus.NEEDS_RECONNECT if reauth else ConnectionStatus.FAILED
+    return Plan(note=note, sync=True, status=status.value, detail=message, error_code=code)
+
+
+def _plan_pluggy(event: WebhookEvent) -> Plan:
+    payload, kind = event.payload, event.type
+    if kind in ("item/created", "item/updated", "item/login_succeeded", "transactions/created",
+                "transactions/updated"):
+        return Plan(note=f"{kind}: {_SYNC_NOTE}", sync=True)
+    if kind == "transactions/deleted":
+        ids = tuple(payload.get("transactionIds") or ())
+        return Plan(note=f"{len(ids)} transactions deleted at Pluggy: removed with a sync", sync=True, removed=ids)
+    if kind == "item/error":
+        error = payload.get("error") if isinstance(payload.get("error"), dict) else {}
+        code = str(error.get("code") or "UNEXPECTED_ERROR")[:MAX_ID_LENGTH]
+        message = pluggy_provider.ERROR_MESSAGES.get(code) or f"The bank connection failed ({code})."
+        return _error_plan(code, message, code in pluggy_provider.REAUTH_CODES, f"item error {code}: sync requested")
+    if kind in ("item/waiting_user_input", "item/waiting_user_action"):
+        detail = ("The bank asks for a security code: reconnect on Connections to enter it."
+                  if kind.endswith("input") else "The bank needs you to act in its app; then reconnect.")
+        return Plan(note=kind, status=ConnectionStatus.NEEDS_INPUT.value, detail=detail,
+                    error_code="USER_ACTION_REQUIRED")
+    if kind == "item/deleted":
+        return Plan(note="the item was deleted at Pluggy", status=ConnectionStatus.REVOKED.value,
+                    detail=SIGNAL_MESSAGES["ITEM_DELETED"], error_code="ITEM_DELETED")
+    if kind == "connector/status_updated":
+        data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
+        connector = payload.get("connectorId", payload.get("id"))
+        return Plan(note=f"connector {connector} is {data.get('status') or 'in an unknown state'}",
+                    needs_connection=False)
+    return Plan(note=f"unknown Pluggy event {kind!r}: recorded only", needs_connection=False, known=False)
+
+
+def _plan_plaid(event: WebhookEvent) -> Plan:
+    payload = event.payload
+    kind, _, code = event.type.partition("/")
+    messages = plaid_provider.ERROR_MESSAGES
+    if kind == "TRANSACTIONS" and code == "SYNC_UPDATES_AVAILABLE":
+        return Plan(note=f"SYNC_UPDATES_AVAILABLE: {_SYNC_NOTE}", sync=True)
+    if kind == "TRANSACTIONS" and code in _PLAID_LEGACY:
+        return Plan(note=f"{code}: a /transactions/get webhook; SYNC_UPDATES_AVAILABLE covers it")
+    if kind != "ITEM":
+        return Plan(note=f"unknown Plaid webhook {event.type!r}: recorded only", needs_connection=False, known=False)
+    if code == "ERROR":
+        error = payload.get("error") if isinstance(payload.get("error"), dict) else {}
+        error_code = str(error.get("error_code") or "UNKNOWN_ERROR")[:MAX_ID_LENGTH]
+        message = messages.get(error_code) or f"The connection failed ({error_code})."
+        reauth = error_code in plaid_provider.REAUTH_CODES - plaid_provider.EXPIRING_CODES
+        return _error_plan(error_code, message, reauth, f"item error {error_code}: sync requested")
+    if code in EXPIRING_SIGNALS:
+        until = _instant(payload.get("consent_expiration_time" if code == "PENDING_EXPIRATION" else "disconnect_time"))
+        when = f" on {until:%Y-%m-%d}" if until else " soon"
+        detail = (f"Your consent for this bank expires{when}. Reconnect before then to keep data flowing."
+                  if code == "PENDING_EXPIRATION" else
+                  f"This bank connection will stop working{when}. Reconnect before then to keep it.")
+        return Plan(note=code, signal=code, signal_until=until, detail=detail)
+    if code == "USER_PERMISSION_REVOKED":
+        return Plan(note=code, status=ConnectionStatus.REVOKED.value, detail=messages[code], error_code=code,
+                    signal=code)
+    if code == "USER_ACCOUNT_REVOKED":
+        return Plan(note=f"{code}: sync requested", sync=True, signal=code, detail=messages[code])
+    if code == "NEW_ACCOUNTS_AVAILABLE":
+        return Plan(note=code, signal=code, detail=SIGNAL_MESSAGES[code])
+    if code == "LOGIN_REPAIRED":
+        return Plan(note=f"{code}: sync requested", sync=True, clear_signal=True)
+    if code == "WEBHOOK_UPDATE_ACKNOWLEDGED":
+        return Plan(note="Plaid confirmed the webhook URL")
+    return Plan(note=f"unknown Plaid webhook {event.type!r}: recorded only", needs_connection=False, known=False)
+
+
+def plan_event(event: WebhookEvent) -> Plan:
+    """What an event means for its connection (no side effects)."""
+    return _plan_pluggy(event) if event.provider == "pluggy" else _plan_plaid(event)
+
+
+# --------------------------------------------------------------------------------------------
+# Receiving: verify, store, hand over (the routes call this in a worker thread)
+# --------------------------------------------------------------------------------------------
+
+class EventSink(Protocol):
+    """Where verified events go (the background worker)."""
+
+    def submit(self, event_id: str) -> None: ...
+
+    def note_received(self, event: WebhookEvent, *, duplicate: bool) -> None: ...
+
+    def note_rejected(self, provider: str, reason: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    body: dict[str, Any]
+
+
+class WebhookReceiver:
+    """Verifies a delivery, stores it once, and hands it to the worker. Everything here is fast: no syncing."""
+
+    def __init__(self, services: Services, sink: EventSink | None = None, *,
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC), plaid_keys: PlaidKeys | None = None) -> None:
+        self.services = services
+        self.sink = sink
+        self._now = now
+        if plaid_keys is None:
+            plaid = services.providers.get("plaid")
+            client = getattr(plaid, "client", None)
+            plaid_keys = PlaidKeys(client.webhook_verification_key_get if client is not None else _no_keys)
+        self.plaid_keys = plaid_keys
+
+    def receive(self, provider: str, headers: Mapping[str, str], body: bytes, client_ip: str | None) -> Reply:
+        now = self._now()
+        try:
+            if len(body) > MAX_BODY_BYTES:
+                raise WebhookRejected(413, "The body is too large.")
+            if provider == "pluggy":
+                settings = self.services.settings
+                verify_pluggy(headers, client_ip, secret=self.services.webhook_secret,
+                              allowed_networks=settings.webhook_allowed_ips)
+                event = parse_pluggy(body, now)
+            elif provider == "plaid":
+                event = parse_plaid(body, verify_plaid(headers, body, self.plaid_keys, now), now)
+            else:
+                raise WebhookRejected(404, "No such webhook.")
+        except WebhookRejected as rejected:
+            log.warning("%s webhook rejected (%s): %s", provider, rejected.status, rejected.reason)
+            if self.sink is not None:
+                self.sink.note_rejected(provider, rejected.reason)
+            return Reply(rejected.status, {"error": rejected.reason})
+        stored = store.record_event(self.services.engine, id=event.id, provider=event.provider,
+                                    event_type=event.type, item_id=event.item_id, received_at=event.received_at,
+                                    payload=event.payload)
+        if self.sink is not None:
+            self.sink.note_received(event, duplicate=not stored)
+            if stored:
+                self.sink.submit(event.id)
+        return Reply(200, {"status": "accepted" if stored else "duplicate"})
+
+
+def _no_keys(kid: str) -> dict[str, Any]:
+    raise WebhookRejected(401, "Plaid is not configured.")
+
+
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The raw body, refused (413) as soon as it passes `limit` bytes, whatever Content-Length claims."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise WebhookRejected(413, "The body is too large.")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise WebhookRejected(413, "The body is too large.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def routes(receiver: Callable[[], WebhookReceiver | None]) -> list[Route]:
+    """`POST /webhooks/pluggy` and `POST /webhooks/plaid`: read the body (bounded), then hand it to the receiver in
+    a thread (it touches the database) and answer with its reply."""
+    import anyio.to_thread
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    def endpoint(provider: str) -> Callable[[Request], Any]:
+        async def handle(request: Request) -> Response:
+            current = receiver()
+            if current is None:
+                return JSONResponse({"error": "The app is starting; try again."}, status_code=503)
+            try:
+                body = await read_body(request)
+            except WebhookRejected as rejected:
+                return JSONResponse({"error": rejected.reason}, status_code=rejected.status)
+            client_ip = request.client.host if request.client else None
+            reply = await anyio.to_thread.run_sync(current.receive, provider, dict(request.headers), body, client_ip)
+            return JSONResponse(reply.body, status_code=reply.status)
+        return handle
+
+    return [Route(f"/webhooks/{name}", endpoint(name), methods=["POST"], name=f"webhook_{name}")
+            for name in ("pluggy", "plaid")]
+
+
+# --------------------------------------------------------------------------------------------
+# Registering our URL with the providers
+# --------------------------------------------------------------------------------------------
+
+def register_webhooks(services: Services) -> list[str]:
+    """Point the providers at this app's webhook routes (FINANCE_PUBLIC_URL): Pluggy's application webhook for every
+    event, carrying our secret header (created, or updated and re-enabled), and each Plaid Item's webhook URL.
+    Returns what was done, one line per provider, for the Sync status page."""
+    done: list[str] = []
+    settings = services.settings
+    pluggy_url = settings.webhook_url("pluggy")
+    pluggy = services.providers.get("pluggy")
+    if pluggy_url and pluggy is not None:
+        try:
+            client = pluggy.client  # type: ignore[attr-defined]
+            headers = {SECRET_HEADER: services.webhook_secret}
+            ours = [w for w in client.webhooks() if w.get("url") == pluggy_url]
+            if ours:
+                client.update_webhook(str(ours[0]["id"]), event="all", headers=headers, enabled=True)
+                done.append(f"Pluggy: webhook {pluggy_url} updated.")
+            else:
+                client.create_webhook(pluggy_url, "all", headers)
+                done.append(f"Pluggy: webhook {pluggy_url} registered.")
+        except ProviderError as exc:
+            done.append(f"Pluggy: could not register the webhook ({exc.message})")
+    plaid_url = settings.webhook_url("plaid")
+    plaid = services.providers.get("plaid")
+    if plaid_url and plaid is not None:
+        changed = failed = 0
+        with services.engine.connect() as conn:
+            items = store.live_items(conn, "plaid")
+        for item_id in items:
+            try:
+                changed += bool(plaid.ensure_webhook(item_id, plaid_url))  # type: ignore[attr-defined]
+            except ProviderError:
+                failed += 1
+        done.append(f"Plaid: {changed} items pointed at {plaid_url}" + (f", {failed} failed." if failed else "."))
+    return done

@@ -1,0 +1,476 @@
+"""The app process's background worker: it applies webhook events, runs the syncs they ask for, and runs the
+scheduled syncs (every FINANCE_SYNC_INTERVAL, default 6 h).
+
+- One worker per app process, started by the `st.App` lifespan (`start_background`), on the same `Services` as
+  the pages (DuckDB admits one process per file).
+- Single flight per connection: the sync engine's lock; a sync skipped because another is running is retried.
+- Storms coalesce: a connection has at most one pending sync; events arriving while it is queued or running join
+  it, so hundreds of events for one item cost a bounded number of syncs (one running, one pending).
+- Scheduled syncs pause for a connection that needs the user (reconnect, a code, revoked) and resume once a
+  reconnect made it active again (`health.next_sync_at`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+import sqlalchemy as sa
+
+from finance import health
+from finance.store import events as store
+from finance.webhooks import WebhookEvent, WebhookReceiver, plan_event, register_webhooks
+
+if TYPE_CHECKING:
+    from starlette.routing import Route
+
+    from finance.services import Services
+    from finance.sync import SyncResult
+
+log = logging.getLogger(__name__)
+
+WEBHOOK, SCHEDULE = "webhook", "schedule"
+DEBOUNCE = 0.5
+"""Seconds a webhook-triggered sync waits for more events of the same connection before it starts."""
+SKIPPED_RETRY = 2.0
+MAX_SKIPPED = 30
+CHECK_EVERY = 30.0
+NEW_CONNECTION_GRACE = timedelta(minutes=10)
+"""A connection younger than this that never synced is left to its connect flow, which runs the first sync."""
+
+
+@dataclass(slots=True)
+class _Pending:
+    trigger: str
+    due: float
+    removed: set[str] = field(default_factory=set)
+    events: list[str] = field(default_factory=list)
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedSync:
+    connection_id: str
+    trigger: str
+    due_in: float
+    events: int
+    removals: int
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerState:
+    """What the Sync status page shows about background work."""
+
+    running: bool
+    started_at: datetime | None
+    interval: timedelta | None
+    current: str | None
+    queue: tuple[QueuedSync, ...]
+    next_runs: dict[str, datetime]
+    paused: tuple[str, ...]
+    last_webhook: tuple[str, str, datetime] | None
+    received: int
+    duplicates: int
+    rejected: int
+    last_rejection: str | None
+    syncs: dict[str, int]
+    registration: tuple[str, ...]
+    data_version: int
+    last_error: str | None
+
+
+class Worker:
+    """Background work on one thread. `start()` runs it; tests may instead call `run_until_idle()`."""
+
+    def __init__(self, services: Services, *, interval: timedelta | Literal["settings"] | None = "settings",
+                 debounce: float = DEBOUNCE,
+                 skipped_retry: float = SKIPPED_RETRY, check_every: float = CHECK_EVERY,
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 monotonic: Callable[[], float] = time.monotonic, register: bool = True) -> None:
+        self.services = services
+        self.interval = services.settings.sync_interval if interval == "settings" else interval
+        self._debounce = debounce
+        self._skipped_retry = skipped_retry
+        self._check_every = check_every
+        self._now = now
+        self._mono = monotonic
+        self._register = register
+        self._cond = threading.Condition()
+        self._events: deque[str] = deque()
+        self._pending: dict[str, _Pending] = {}
+        self._carry: dict[str, set[str]] = {}
+        self._current: str | None = None
+        self._next_check = 0.0
+        self._next_runs: dict[str, datetime] = {}
+        self._paused: tuple[str, ...] = ()
+        self._scheduled_tries: dict[str, datetime] = {}
+        self._thread: threading.Thread | None = None
+        self._stop = False
+        self._started_at: datetime | None = None
+        self._last_webhook: tuple[str, str, datetime] | None = None
+        self._counts: Counter[str] = Counter()
+        self._syncs: Counter[str] = Counter()
+        self._last_rejection: str | None = None
+        self._registration: tuple[str, ...] = ()
+        self._last_error: str | None = None
+        self.data_version = 0
+
+    # -- feeding it --------------------------------------------------------------------------
+    def submit(self, event_id: str) -> None:
+        """A stored webhook event to process."""
+        with self._cond:
+            self._events.append(event_id)
+            self._cond.notify_all()
+
+    def note_received(self, event: WebhookEvent, *, duplicate: bool) -> None:
+        with self._cond:
+            self._counts["duplicates" if duplicate else "received"] += 1
+            self._last_webhook = (event.provider, event.type, event.received_at)
+
+    def note_rejected(self, provider: str, reason: str) -> None:
+        with self._cond:
+            self._counts["rejected"] += 1
+            self._last_rejection = f"{provider}: {reason}"
+
+    def request_sync(self, connection_id: str, trigger: str, *, removed: Iterable[str] = (),
+                     events: Iterable[str] = (), delay: float | None = None) -> None:
+        """Queue a sync; one already queued for the connection absorbs this one (the storm coalesces)."""
+        with self._cond:
+            due = self._mono() + (self._debounce if delay is None else delay)
+            pending = self._pending.get(connection_id)
+            if pending is None:
+                pending = self._pending[connection_id] = _Pending(trigger, due)
+            elif trigger == WEBHOOK:
+                pending.trigger = WEBHOOK  # a webhook's reason outranks the schedule's
+            pending.removed.update(removed)
+            pending.events.extend(events)
+            self._cond.notify_all()
+
+    # -- running it --------------------------------------------------------------------------
+    def start(self) -> Worker:
+        with self._cond:
+            if self._thread is not None:
+                return self
+            self._stop = False
+            self._started_at = self._now()
+            self._thread = threading.Thread(target=self._main, name="finance-worker", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        with self._cond:
+            self._thread = None
+
+    def _main(self) -> None:
+        self._startup()
+        while True:
+            work = self._take(block=True)
+            if work is None:
+                return
+            self._do(work)
+
+    def _startup(self) -> None:
+        """Register our webhook URLs (when FINANCE_PUBLIC_URL is set) and pick up events a stop left queued."""
+        if self._register and self.services.settings.public_url:
+            try:
+                self._registration = tuple(register_webhooks(self.services))
+            except Exception as exc:  # a provider being down must not stop background work
+                log.exception("webhook registration failed")
+                self._registration = (f"Webhook registration failed ({type(exc).__name__}).",)
+        with self.services.engine.connect() as conn:
+            left = [e.id for e in store.queued_events(conn)]
+        with self._cond:
+            self._events.extend(left)
+
+    def run_until_idle(self, *, max_steps: int = 10_000, wait_for_due: bool = True) -> int:
+        """Do everything queued now, on the calling thread (tests, benchmarks); returns the syncs run.
+
+        wait_for_due: also run syncs whose debounce has not elapsed yet (sleeping until they are due)."""
+        before = sum(self._syncs.values())
+        for _ in range(max_steps):
+            work = self._take(block=False, include_schedule=False)
+            if work is None:
+                with self._cond:
+                    waits = [p.due for p in self._pending.values()]
+                if not (wait_for_due and waits):
+                    break
+                time.sleep(max(0.0, min(waits) - self._mono()))
+                continue
+            self._do(work)
+        return sum(self._syncs.values()) - before
+
+    def check_schedule(self) -> None:
+        """Queue the connections whose scheduled sync is due (the thread does this every half minute)."""
+        self._do(("schedule",))
+
+    def _take(self, *, block: bool, include_schedule: bool = True) -> tuple[Any, ...] | None:
+        with self._cond:
+            while not self._stop:
+                if self._events:
+                    ids = list(self._events)
+                    self._events.clear()
+                    return ("events", ids)
+                now = self._mono()
+                due = [(p.due, cid) for cid, p in self._pending.items() if p.due <= now and cid != self._current]
+                if due:
+                    _, cid = min(due)
+                    self._current = cid
+                    return ("sync", cid, self._pending.pop(cid))
+                if include_schedule and now >= self._next_check:
+                    self._next_check = now + self._check_every
+                    return ("schedule",)
+                if not block:
+                    return None
+                wake = [self._next_check] + [p.due for c, p in self._pending.items() if c != self._current]
+                self._cond.wait(max(0.01, min(wake) - now))
+            return None
+
+    def _do(self, work: tuple[Any, ...]) -> None:
+        try:
+            if work[0] == "events":
+                self._process_events(work[1])
+            elif work[0] == "sync":
+                self._run_sync(work[1], work[2])
+            else:
+                self._schedule()
+        except Exception as exc:  # background work must survive anything; the page shows the last error
+            log.exception("background work failed")
+            self._last_error = f"{type(exc).__name__} while handling {work[0]}"
+        finally:
+            if work[0] == "sync":
+                with self._cond:
+                    self._current = None
+                    self._cond.notify_all()
+
+    # -- events -------------------------------------------------------------------------------
+    def _process_events(self, ids: list[str]) -> None:
+        engine = self.services.engine
+        with engine.connect() as conn:
+            stored = store.queued_events(conn, ids)
+        syncs: list[tuple[str, tuple[str, ...], str]] = []
+        changed = False
+        now = self._now()
+        with engine.begin() as conn:
+            for event in stored:
+                request, touched = self._apply_event(conn, event, now)
+                changed |= touched
+                if request is not None:
+                    syncs.append(request)
+        if changed:
+            self._bump()
+        for connection_id, removed, event_id in syncs:
+            self.request_sync(connection_id, WEBHOOK, removed=removed, events=[event_id])
+
+    def _apply_event(self, conn: sa.Connection, stored: store.StoredEvent,
+                     now: datetime) -> tuple[tuple[str, tuple[str, ...], str] | None, bool]:
+        """Record what one event says; (the sync it asks for, whether a connection changed)."""
+        event = WebhookEvent(stored.id, stored.provider, stored.event_type, stored.item_id, stored.payload,
+                             stored.received_at)
+        plan = plan_event(event)
+        row = store.connection_for_item(conn, event.provider, event.item_id)
+
+        def finish(outcome: str, detail: str) -> None:
+            store.finish_event(conn, event.id, outcome=outcome, detail=detail, error=None,
+                               connection_id=row["id"] if row else None, now=now)
+
+        if not plan.known:
+            finish(store.IGNORED, plan.note)
+            return None, False
+        if row is None:
+            finish(store.PROCESSED if not plan.needs_connection else store.IGNORED,
+                   plan.note if not plan.needs_connection else "not a connection of this app: ignored")
+            return None, False
+        if row["status"] == "revoked" and not plan.clear_signal:
+            finish(store.IGNORED, "the connection is disconnected here: ignored")
+            return None, False
+        touched = False
+        if plan.status is not None:
+            store.set_status(conn, row["id"], status=plan.status, detail=plan.detail, error_code=plan.error_code,
+                             now=now)
+            touched = True
+        if plan.signal is not None:
+            store.set_signal(conn, row["id"], code=plan.signal, detail=plan.detail or plan.note, at=now,
+                             until=plan.signal_until)
+            touched = True
+        if plan.clear_signal:
+            store.clear_signal(conn, row["id"])
+            touched = True
+        if not plan.sync:
+            finish(store.PROCESSED, plan.note)
+            return None, touched
+        created = row["created_at"]
+        created = created.replace(tzinfo=UTC) if created is not None and created.tzinfo is None else created
+        if row["last_success_at"] is None and created is not None and now - created < NEW_CONNECTION_GRACE:
+            finish(store.IGNORED, "the connection's first sync (run by the connect flow) fetches everything")
+            return None, touched
+        return (row["id"], plan.removed, event.id), touched
+
+    # -- syncs --------------------------------------------------------------------------------
+    def _run_sync(self, connection_id: str, pending: _Pending) -> None:
+        removed = pending.removed | self._carry.get(connection_id, set())
+        result: SyncResult = self.services.sync.sync_connection(connection_id, trigger=pending.trigger,
+                                                                removed=sorted(removed))
+        if result.outcome == "skipped":
+            pending.attempts += 1
+            if pending.attempts < MAX_SKIPPED:
+                with self._cond:
+                    again = self._pending.setdefault(connection_id, _Pending(pending.trigger, 0.0))
+                    again.due = self._mono() + self._skipped_retry
+                    again.removed |= pending.removed
+                    again.events[:0] = pending.events
+                    again.attempts = max(again.attempts, pending.attempts)
+                return
+            self._finish_events(pending.events, store.IGNORED, "another sync of the connection kept running", None)
+            return
+        with self._cond:
+            self._syncs[pending.trigger] += 1
+        if result.outcome == "success":
+            self._carry.pop(connection_id, None)
+            self._finish_events(pending.events, store.PROCESSED, result.message, None)
+        else:
+            if removed:
+                self._carry[connection_id] = removed  # the next sync of this connection applies them
+            self._finish_events(pending.events, store.FAILED, result.message, result.error_code)
+        self._bump()
+
+    def _finish_events(self, ids: list[str], outcome: str, detail: str, error: str | None) -> None:
+        if not ids:
+            return
+        with self.services.engine.begin() as conn:
+            store.finish_events(conn, ids, outcome=outcome, detail=detail, error=error, now=self._now())
+
+    # -- schedule -----------------------------------------------------------------------------
+    def _schedule(self) -> None:
+        now = self._now()
+        with self.services.engine.connect() as conn:
+            rows = store.schedule_rows(conn)
+        next_runs: dict[str, datetime] = {}
+        paused = []
+        for row in rows:
+            due = health.next_sync_at(row, self.interval)
+            if due is None:
+                if self.interval is not None and health.is_paused(row):
+                    paused.append(row["id"])
+                continue
+            tried = self._scheduled_tries.get(row["id"])
+            if tried is not None and self.interval is not None:
+                due = max(due, tried + self.interval)  # a sync that failed without recording still waits its turn
+            next_runs[row["id"]] = due
+            if due <= now:
+                self._scheduled_tries[row["id"]] = now
+                self.request_sync(row["id"], SCHEDULE, delay=0.0)
+        with self._cond:
+            self._next_runs, self._paused = next_runs, tuple(paused)
+            upcoming = [d for d in next_runs.values() if d > now]
+            if upcoming:
+                seconds = (min(upcoming) - now).total_seconds()
+                self._next_check = min(self._next_check, self._mono() + max(1.0, seconds))
+
+    # -- reporting ----------------------------------------------------------------------------
+    def _bump(self) -> None:
+        with self._cond:
+            self.data_version += 1
+
+    def snapshot(self) -> WorkerState:
+        with self._cond:
+            now = self._mono()
+            queue = tuple(QueuedSync(cid, p.trigger, max(0.0, p.due - now), len(p.events), len(p.removed))
+                          for cid, p in sorted(self._pending.items(), key=lambda kv: kv[1].due))
+            return WorkerState(
+                running=self._thread is not None and self._thread.is_alive(), started_at=self._started_at,
+                interval=self.interval, current=self._current, queue=queue, next_runs=dict(self._next_runs),
+                paused=self._paused, last_webhook=self._last_webhook, received=self._counts["received"],
+                duplicates=self._counts["duplicates"], rejected=self._counts["rejected"],
+                last_rejection=self._last_rejection, syncs=dict(self._syncs), registration=self._registration,
+                data_version=self.data_version, last_error=self._last_error)
+
+
+# --------------------------------------------------------------------------------------------
+# The process's background work (started by the st.App lifespan in app.py)
+# --------------------------------------------------------------------------------------------
+
+_lock = threading.Lock()
+_worker: Worker | None = None
+_receiver: WebhookReceiver | None = None
+
+
+def current() -> Worker | None:
+    """The worker of this process, if the app server started one (not under AppTest or the CLI)."""
+    return _worker
+
+
+def current_receiver() -> WebhookReceiver | None:
+    return _receiver
+
+
+def start_background(services: Services | None = None) -> Worker:
+    """Start the worker and the webhook receiver on the process's shared services; with FINANCE_PUBLIC_URL set,
+    the in-process sandbox emulators start delivering their webhooks to this app."""
+    global _worker, _receiver
+    from finance.providers.registry import offline_emulators
+    from finance.services import shared_services
+
+    services = services or shared_services()
+    with _lock:
+        if _worker is not None:
+            return _worker
+        if services.settings.public_url:
+            for emulator in offline_emulators(services.settings).values():
+                emulator.deliver_webhooks(time_scale=services.settings.sandbox_webhook_time_scale)
+        worker = Worker(services)
+        _receiver = WebhookReceiver(services, worker)
+        _worker = worker.start()
+        return worker
+
+
+def stop_background() -> None:
+    global _worker, _receiver
+    from finance.providers.registry import offline_emulators
+
+    with _lock:
+        worker, _worker, _receiver = _worker, None, None
+    if worker is not None:
+        worker.stop()
+        for emulator in offline_emulators(worker.services.settings).values():
+            emulator.stop_webhook_delivery()
+
+
+def status_route() -> Route:
+    """`GET /api/status`: counts only (transactions, connections per status, webhook events per outcome) and the
+    worker's queue, for monitoring and the end-to-end test. Answered to loopback clients only."""
+    import anyio.to_thread
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    def read() -> dict[str, Any]:
+        worker = current()
+        if worker is None:
+            return {"worker": None}
+        with worker.services.engine.connect() as conn:
+            body = store.summary(conn)
+        state = worker.snapshot()
+        body["worker"] = {"running": state.running, "queue": len(state.queue), "syncing": state.current is not None,
+                          "received": state.received, "duplicates": state.duplicates, "rejected": state.rejected,
+                          "syncs": state.syncs, "data_version": state.data_version}
+        return body
+
+    async def status(request: Request) -> Response:
+        host = request.client.host if request.client else ""
+        if host not in ("127.0.0.1", "::1", "localhost"):
+            return JSONResponse({"error": "Not found."}, status_code=404)
+        return JSONResponse(await anyio.to_thread.run_sync(read))
+
+    return Route("/api/status", status, methods=["GET"], name="finance_status")
