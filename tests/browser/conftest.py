@@ -1,5 +1,5 @@
 """Browser fixtures: `streamlit run app.py` on a free loopback port (one server per test module, on a fresh data
-folder, offline emulators, instant sandbox bank), and Debian's Chromium driven by Playwright (one per session).
+folder, offline emulators, instant sandbox bank), and Debian's Chromium driven by Playwright (one per module).
 
 Without /usr/bin/chromium (or Playwright) the tests skip on a developer machine, but FAIL when the CI
 environment variable is set: CI installs the browser (.ci/run), so a missing one is a broken pipeline.
@@ -46,8 +46,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium for one module's tests. Not session-wide: Playwright's sync API keeps an asyncio loop on the main
+    thread while it runs, which would break later tests that start their own loop (asyncio.run, anyio)."""
     if not CHROMIUM.exists():
         unavailable(f"{CHROMIUM} is missing")
     try:
