@@ -4,8 +4,8 @@ This one file is both the server and the page script:
 - `streamlit run app.py` finds `app = st.App(...)` below and serves it. Next to the pages it serves the webhook routes
   (`POST /webhooks/pluggy`, `POST /webhooks/plaid`), a status route (`GET /api/status`, loopback only), and its
   lifespan runs the background worker (webhook-triggered and scheduled syncs) on the same store as the pages.
-- Streamlit then runs this file as the page script (as `__main__`, also under AppTest): the navigation, and on every
-  page the banner for connections that need the user.
+- Streamlit then runs this file as the page script (as `__main__`, also under AppTest): the navigation, and on top of
+  every page the banner for connections that need the user.
 """
 
 import streamlit as st
@@ -23,8 +23,9 @@ if __name__ == "__main__":
         st.Page("pages/sync_status.py", title="Sync status", icon="🔄"),
         st.Page("pages/explore.py", title="Explore", icon="🔎"),
     ])
-    render_banner(connections)
+    redraw_banner = render_banner(connections)
     navigation.run()
+    redraw_banner()  # a reconnect or sync on this page changes the banner at once
 else:
     import logging
     from collections.abc import AsyncIterator

@@ -22,7 +22,7 @@ from typing import Any
 
 from bench.common import REPO, ChildFailed, log, run_child
 
-SECTIONS = ("ingest", "sync", "latency", "dashboard")
+SECTIONS = ("ingest", "sync", "latency", "dashboard", "webhooks")
 MB = 1_000_000 / 2**20
 """One MB (10^6 bytes) in MiB: the memory target is 600 MB = 572 MiB."""
 
@@ -173,6 +173,20 @@ def dashboard_figures(r: dict[int, dict[str, Any]], top: int) -> list[Figure]:
     return figures
 
 
+def webhook_figures(r: dict[str, Any]) -> list[Figure]:
+    """Lines of section 6 from bench.webhooks's result."""
+    return [
+        Figure(f"Webhook → new transactions committed, `streamlit run app.py`, Pluggy, median of {r['rounds']}",
+               f"{r['pluggy_median_s']:.2f} s (max {r['pluggy_max_s']:.2f} s; {r['debounce_s']:.1f} s of it is the "
+               f"worker's debounce); a page open shows it at its next check, ≤ {r['refresh_s']:.0f} s later"),
+        Figure(f"… Plaid (signed SYNC_UPDATES_AVAILABLE), median of {r['rounds']}",
+               f"{r['plaid_median_s']:.2f} s (max {r['plaid_max_s']:.2f} s)"),
+        Figure(f"Webhook route's answer, {r['posts']} signed posts",
+               f"median {r['answer_median_s'] * 1000:.0f} ms, p95 {r['answer_p95_s'] * 1000:.0f} ms, max "
+               f"{r['answer_max_s'] * 1000:.0f} ms", "< 1 s", r["answer_max_s"] < 1),
+    ]
+
+
 def table(figures: list[tuple[str, list[Figure]]]) -> str:
     """The figures as one Markdown table."""
     lines = ["| Figure | Value | Target | Met? |", "|---|---|---|---|"]
@@ -254,6 +268,12 @@ def main() -> None:
             results["dashboard"] = {str(k): v for k, v in pages.items()}
             if pages:
                 figures.append(("4. Dashboard", dashboard_figures(pages, scales[-1])))
+        if "webhooks" in args.only:
+            log("webhooks: latency from a webhook to the data, with streamlit run")
+            r = attempt("Webhooks", lambda: run_child("webhooks", "--rounds", "3" if args.quick else "5"))
+            if r:
+                results["webhooks"] = r
+                figures.append(("6. Webhooks", webhook_figures(r)))
         memory = memory_figures(results.get("sync"), pages, scales[-1])
         if memory:
             figures.append(("5. Memory", memory))

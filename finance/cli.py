@@ -68,7 +68,8 @@ def cmd_sandbox_advance(args: argparse.Namespace) -> int:
     else:
         emulator = PluggyEmulator(state_path=Path(args.state)) if args.state else pluggy_emulator(settings)
     emulator.advance(days=args.days, hours=args.hours)
-    print(f"Sandbox clock is now {emulator.clock.now():%Y-%m-%d %H:%M} UTC. Sync to see what changed.")
+    told = " The running app is told by webhook." if settings.public_url and not args.state else ""
+    print(f"Sandbox clock is now {emulator.clock.now():%Y-%m-%d %H:%M} UTC.{told or ' Sync to see what changed.'}")
     return 0
 
 

@@ -183,7 +183,7 @@ def test_the_banner_is_on_every_page_and_reconnect_opens_update_mode(offline: Pa
         assert any("Pluggy Bank** needs you to reconnect: Log in again." in e.value for e in at.error), page
     at.switch_page("pages/overview.py")
     at.run()
-    next(b for b in at.button if b.key == f"banner_reconnect_{connection_id}").click()
+    next(b for b in at.button if b.key == f"banner_reconnect_top_{connection_id}").click()
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.title[0].value == "Connections"
@@ -201,3 +201,24 @@ def test_the_banner_clears_once_reconnected(offline: Path) -> None:
                      {"id": connection_id})
     at.run()
     assert not any("needs you to reconnect" in e.value for e in at.error)
+
+
+def test_the_banner_follows_what_the_page_did(offline: Path) -> None:
+    """A reconnect (or sync) on the page changes the banner in the same run: it is redrawn after the page."""
+    connection_id = register(ConnectionStatus.NEEDS_RECONNECT, "Log in again.")
+    folder = offline / "entry"
+    (folder / "views").mkdir(parents=True)
+    (folder / "views" / "fix.py").write_text(
+        "import sqlalchemy as sa\nimport streamlit as st\nfrom finance.ui.context import services\n\n"
+        "st.title('Fix')\nwith services().engine.begin() as conn:\n"
+        "    conn.execute(sa.text(\"UPDATE connections SET status = 'active'\"))\n")
+    (folder / "app.py").write_text(
+        "import streamlit as st\nfrom finance.ui.banner import render_banner\n\n"
+        "fix = st.Page('views/fix.py', title='Fix', default=True)\n"
+        "navigation = st.navigation([fix])\nredraw = render_banner(fix)\nnavigation.run()\nredraw()\n")
+    at = AppTest.from_file(str(folder / "app.py"), default_timeout=60)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.title[0].value == "Fix" and connection_id
+    assert not [e for e in at.error if "needs you to reconnect" in e.value]
+    assert not [b for b in at.button if b.label == "Reconnect"]

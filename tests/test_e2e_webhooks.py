@@ -138,12 +138,13 @@ def test_webhooks_bring_data_and_consent_changes_without_a_click(stack: Stack, m
     start = stack.status()
     assert start["connections"] == {"active": 2} and start["webhook_events"] == {}
 
-    # New Pluggy transactions arrive: the CLI advances the sandbox clock; the served emulator sends the webhooks.
-    stack.cli("sandbox", "advance", "--provider", "pluggy", "--days", "1", "--state", str(stack.tmp / "pluggy.json"))
+    # New Pluggy transactions arrive: the CLI advances the sandbox clock a week (a single day can be quiet at the bank);
+    # the served emulator sends the webhooks.
+    stack.cli("sandbox", "advance", "--provider", "pluggy", "--days", "7", "--state", str(stack.tmp / "pluggy.json"))
     after_pluggy = wait_for("Pluggy's new transactions", lambda: (
         s := stack.status())["transactions"] > start["transactions"] and s["worker"]["queue"] == 0 and s)
     # Plaid: a refresh with changes → a signed SYNC_UPDATES_AVAILABLE → a sync.
-    stack.cli("sandbox", "advance", "--provider", "plaid", "--days", "1", "--state", str(stack.tmp / "plaid.json"))
+    stack.cli("sandbox", "advance", "--provider", "plaid", "--days", "7", "--state", str(stack.tmp / "plaid.json"))
     wait_for("Plaid's new transactions", lambda: (
         s := stack.status())["transactions"] > after_pluggy["transactions"] and s["worker"]["queue"] == 0)
 

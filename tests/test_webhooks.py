@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -295,7 +296,8 @@ def test_routes_refuse_oversized_bodies_while_reading(services: Services, receiv
             big = await http.post("/webhooks/pluggy", content=b"x" * (1024 * 1024), headers=secret)
             assert big.status_code == 413 and "too large" in big.json()["error"]
 
-    anyio.run(scenario)
+    with ThreadPoolExecutor(1) as pool:  # its own thread: an event loop may already run in this one (Playwright)
+        pool.submit(anyio.run, scenario).result()
     assert counts(services.engine)["webhook_events"] == 2
 
 

@@ -3,7 +3,9 @@ one-click Reconnect, and a watcher that reruns the page when background work cha
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import streamlit as st
 
@@ -16,27 +18,55 @@ RECONNECT_KEY = "reconnect_connection_id"
 CONNECTIONS_PAGE = "pages/connections.py"
 REFRESH_SECONDS = 3.0
 _SEEN_VERSION = "_finance_seen_data_version"
+_GO = "_finance_banner_reconnect"
 
 
-def render_banner(connections_page: st.Page | str = CONNECTIONS_PAGE) -> None:
+def render_banner(connections_page: st.Page | str = CONNECTIONS_PAGE) -> Callable[[], None]:
     """One line per connection that needs the user (reconnect needed, consent expiring, access revoked), each with
-    a Reconnect button that opens the Connections page (`connections_page`) in update mode for it."""
+    a Reconnect button that opens the Connections page (`connections_page`) in update mode for it.
+
+    Call it before the page runs (so a page that stops early still shows it); call the function it returns after the
+    page ran: it redraws the banner if the page changed what it says (a reconnect or a sync done there)."""
+    if st.session_state.pop(_GO, False):  # a Reconnect button was pressed in the previous run
+        st.switch_page(connections_page)
+    top, redrawn = st.empty(), st.empty()  # the second stays empty unless the page changed the banner
+    before = _items()
+    _draw(top, before, "top")
+    _watch_background_work()
+
+    def after_page() -> None:
+        now = _items()
+        if now != before:
+            top.empty()
+            _draw(redrawn, now, "after")
+    return after_page
+
+
+def _items() -> list[health.BannerItem]:
     with services().engine.connect() as conn:
         rows = events.schedule_rows(conn)
-    for item in health.banner_items(rows, datetime.now(UTC)):
-        text, button = st.columns([6, 1], vertical_alignment="center")
-        verb = {health.CONSENT_EXPIRING: "consent is expiring", health.REVOKED: "access was revoked"}.get(
-            item.state, "needs you to reconnect")
-        message = f"**{item.institution}** {verb}: {item.message}"
-        if item.urgent:
-            text.error(message, icon="🔌")
-        else:
-            text.warning(message, icon="⏳")
-        if button.button("Reconnect", key=f"banner_reconnect_{item.connection_id}", type="primary",
-                         width="stretch"):
-            st.session_state[RECONNECT_KEY] = item.connection_id
-            st.switch_page(connections_page)
-    _watch_background_work()
+    return health.banner_items(rows, datetime.now(UTC))
+
+
+def _reconnect(connection_id: str) -> None:
+    """The button's callback: hand the connection to the Connections page and go there at the next run."""
+    st.session_state[RECONNECT_KEY] = connection_id
+    st.session_state[_GO] = True
+
+
+def _draw(slot: Any, items: list[health.BannerItem], place: str) -> None:
+    with slot.container():
+        for item in items:
+            text, button = st.columns([6, 1], vertical_alignment="center")
+            verb = {health.CONSENT_EXPIRING: "consent is expiring", health.REVOKED: "access was revoked"}.get(
+                item.state, "needs you to reconnect")
+            message = f"**{item.institution}** {verb}: {item.message}"
+            if item.urgent:
+                text.error(message, icon="🔌")
+            else:
+                text.warning(message, icon="⏳")
+            button.button("Reconnect", key=f"banner_reconnect_{place}_{item.connection_id}", type="primary",
+                          width="stretch", on_click=_reconnect, args=(item.connection_id,))
 
 
 @st.fragment(run_every=REFRESH_SECONDS)
