@@ -19,7 +19,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import sqlalchemy as sa
 
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from finance.sync import SyncResult
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 WEBHOOK, SCHEDULE = "webhook", "schedule"
 DEBOUNCE = 0.5
@@ -259,15 +260,19 @@ class Worker:
         engine = self.services.engine
         with engine.connect() as conn:
             stored = store.queued_events(conn, ids)
-        syncs: list[tuple[str, tuple[str, ...], str]] = []
-        changed = False
         now = self._now()
-        with engine.begin() as conn:
-            for event in stored:
-                request, touched = self._apply_event(conn, event, now)
-                changed |= touched
-                if request is not None:
-                    syncs.append(request)
+
+        def apply() -> tuple[list[tuple[str, tuple[str, ...], str]], bool]:
+            syncs, changed = [], False
+            with engine.begin() as conn:
+                for event in stored:
+                    request, touched = self._apply_event(conn, event, now)
+                    changed |= touched
+                    if request is not None:
+                        syncs.append(request)
+            return syncs, changed
+
+        syncs, changed = _retrying(apply)
         if changed:
             self._bump()
         for connection_id, removed, event_id in syncs:
@@ -332,24 +337,31 @@ class Worker:
                     again.events[:0] = pending.events
                     again.attempts = max(again.attempts, pending.attempts)
                 return
-            self._finish_events(pending.events, store.IGNORED, "another sync of the connection kept running", None)
+            self._finish_events(connection_id, pending.events, store.IGNORED,
+                                "another sync of the connection kept running", None)
             return
         with self._cond:
             self._syncs[pending.trigger] += 1
         if result.outcome == "success":
             self._carry.pop(connection_id, None)
-            self._finish_events(pending.events, store.PROCESSED, result.message, None)
+            self._finish_events(connection_id, pending.events, store.PROCESSED, result.message, None)
         else:
             if removed:
                 self._carry[connection_id] = removed  # the next sync of this connection applies them
-            self._finish_events(pending.events, store.FAILED, result.message, result.error_code)
+            self._finish_events(connection_id, pending.events, store.FAILED, result.message, result.error_code)
         self._bump()
 
-    def _finish_events(self, ids: list[str], outcome: str, detail: str, error: str | None) -> None:
+    def _finish_events(self, connection_id: str, ids: list[str], outcome: str, detail: str,
+                       error: str | None) -> None:
         if not ids:
             return
-        with self.services.engine.begin() as conn:
-            store.finish_events(conn, ids, outcome=outcome, detail=detail, error=error, now=self._now())
+
+        def finish() -> None:
+            with self.services.engine.begin() as conn:
+                store.finish_events(conn, ids, outcome=outcome, detail=detail, error=error,
+                                    connection_id=connection_id, now=self._now())
+
+        _retrying(finish)
 
     # -- schedule -----------------------------------------------------------------------------
     def _schedule(self) -> None:
@@ -395,6 +407,19 @@ class Worker:
                 duplicates=self._counts["duplicates"], rejected=self._counts["rejected"],
                 last_rejection=self._last_rejection, syncs=dict(self._syncs), registration=self._registration,
                 data_version=self.data_version, last_error=self._last_error)
+
+
+def _retrying(write: Callable[[], T], attempts: int = 5, pause: float = 0.2) -> T:
+    """Run a write transaction again when it lost a race: DuckDB refuses a commit that conflicts with another
+    thread's (a sync started from a page updating the same connection row)."""
+    for attempt in range(attempts):
+        try:
+            return write()
+        except sa.exc.DBAPIError as exc:
+            if attempt == attempts - 1 or "conflict" not in str(exc).lower():
+                raise
+            time.sleep(pause * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 # --------------------------------------------------------------------------------------------

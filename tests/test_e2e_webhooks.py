@@ -164,8 +164,9 @@ def test_webhooks_bring_data_and_consent_changes_without_a_click(stack: Stack, m
     assert pluggy_api.patch(f"/items/{item_id}", json={"parameters": {"user": "user-ok", "password": "password-ok"}}
                             ).status_code == 200
     wait_for("the Pluggy reconnect to clear its warning", lambda: needing_reconnect(stack) == 1)
-    final = stack.status()
-    assert final["worker"]["rejected"] == 0 and final["webhook_events"].get("queued", 0) == 0
+    final = wait_for("the worker to finish", lambda: (s := stack.status())["webhook_events"].get("queued", 0) == 0
+                     and not s["worker"]["syncing"] and s["worker"]["queue"] == 0 and s)
+    assert final["worker"]["rejected"] == 0
     pluggy_api.close()
     stack.stop()
 

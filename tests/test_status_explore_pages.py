@@ -136,3 +136,37 @@ def test_explore_documents_the_schema(offline):
     connections_doc = next(e.dataframe[0].value for e in at.expander if "`connections`" in e.label)
     secret = connections_doc[connections_doc["Column"] == "encrypted_secret"]
     assert "not available in the console" in secret["Meaning"].item()
+
+
+def test_sync_status_shows_background_work_schedule_and_webhooks(offline, monkeypatch):
+    import json
+    from datetime import timedelta
+
+    import finance.worker
+    from finance.config import load_settings
+    from finance.services import shared_services
+    from finance.webhooks import WebhookReceiver
+
+    at = connect(app(offline), "user-ok")
+    svc = shared_services(load_settings())
+    worker = finance.worker.Worker(svc, interval=timedelta(hours=6), debounce=0.0)
+    monkeypatch.setattr(finance.worker, "_worker", worker)  # as if the app server had started it
+    with svc.engine.connect() as conn:
+        item_id = conn.execute(sa.text("SELECT external_id FROM connections")).scalar_one()
+    receiver = WebhookReceiver(svc, worker)
+    body = json.dumps({"event": "transactions/created", "eventId": "e-1", "itemId": item_id}).encode()
+    assert receiver.receive("pluggy", {"X-Webhook-Secret": svc.webhook_secret}, body, None).status == 200
+    assert receiver.receive("pluggy", {"X-Webhook-Secret": "forged"}, body, None).status == 401
+    worker.check_schedule()
+    assert worker.run_until_idle() == 1
+
+    at = goto(at, "sync_status")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics == {"Queued syncs": "0", "Webhooks received": "1", "Webhooks rejected": "1"}
+    assert any("Next scheduled sync in 6 h (every 6 h)." in c.value for c in at.caption)
+    assert any(":green-badge[active]" in m.value for m in at.markdown)
+    assert any("Syncs run by the worker: 1 webhook." in m.value for m in at.markdown)
+    events = next(d.value for d in at.dataframe if "Event" in d.value.columns)
+    assert events[["Provider", "Event", "Concerns", "Outcome"]].values.tolist() == [
+        ["pluggy", "transactions/created", "Pluggy Bank", "processed"]]
+    assert "Up to date" in events["What happened"].iloc[0] or "Synced" in events["What happened"].iloc[0]

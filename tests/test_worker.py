@@ -287,3 +287,23 @@ def test_plaid_pending_disconnect_is_remembered_until_the_user_reconnects(svc: S
     assert status_of(svc, connection_id)[1] == "PENDING_DISCONNECT"
     svc.sync.register(plaid.connection_state(state.external_id))  # reconnecting answers it
     assert status_of(svc, connection_id)[1] is None
+
+
+def test_a_write_that_lost_a_race_is_tried_again() -> None:
+    from finance.worker import _retrying
+
+    calls: list[int] = []
+
+    def write() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise sa.exc.OperationalError("UPDATE connections", {}, Exception("TransactionContext Error: Conflict"))
+        return "done"
+
+    assert _retrying(write, pause=0.0) == "done" and len(calls) == 3
+
+    def broken() -> None:
+        raise sa.exc.OperationalError("UPDATE connections", {}, Exception("disk full"))
+
+    with pytest.raises(sa.exc.OperationalError):
+        _retrying(broken, pause=0.0)

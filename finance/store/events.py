@@ -62,13 +62,14 @@ def finish_event(conn: sa.Connection, event_id: str, *, outcome: str, detail: st
 
 
 def finish_events(conn: sa.Connection, ids: Iterable[str], *, outcome: str, detail: str, error: str | None,
-                  now: datetime) -> None:
-    """Close the events a sync answered, all with that sync's outcome and message."""
-    rows = [{"event_id": i, "outcome": outcome, "detail": detail[:500], "error": error, "now": now} for i in ids]
+                  connection_id: str, now: datetime) -> None:
+    """Close the events a sync of their connection answered, all with that sync's outcome and message."""
+    rows = [{"event_id": i, "outcome": outcome, "detail": detail[:500], "error": error, "connection": connection_id,
+             "now": now} for i in ids]
     if rows:
         conn.execute(webhook_events.update().where(webhook_events.c.id == sa.bindparam("event_id")).values(
             outcome=sa.bindparam("outcome"), detail=sa.bindparam("detail"), error=sa.bindparam("error"),
-            processed_at=sa.bindparam("now")), rows)
+            connection_id=sa.bindparam("connection"), processed_at=sa.bindparam("now")), rows)
 
 
 def connection_for_item(conn: sa.Connection, provider: str, item_id: str | None) -> Mapping[str, Any] | None:
