@@ -7,6 +7,7 @@ import getpass
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from finance.config import load_settings
 from finance.demo import ConnectFailed, connect_bank
@@ -14,6 +15,7 @@ from finance.formatting import format_money, format_when
 from finance.model import MfaPrompt
 from finance.providers.base import ProviderError
 from finance.providers.registry import plaid_emulator, pluggy_emulator
+from finance.sandbox.common import LOOPBACK_HOSTS
 from finance.sandbox.plaid import PlaidEmulator
 from finance.sandbox.pluggy import PluggyEmulator
 from finance.services import open_services
@@ -34,6 +36,10 @@ def _progress_bar(label: str, fraction: float, width: int = 30) -> None:
 def cmd_sandbox_serve(args: argparse.Namespace) -> int:
     state = Path(args.state) if args.state else None
     emulator: PluggyEmulator | PlaidEmulator
+    if args.webhook_url and urlsplit(args.webhook_url).hostname not in LOOPBACK_HOSTS:
+        print(f"error: --webhook-url must point at this machine (127.0.0.1 or localhost): the emulators are "
+              f"offline and deliver over loopback only (got {args.webhook_url}).", file=sys.stderr)
+        return 2
     if args.provider == "plaid":
         emulator = PlaidEmulator(seed=args.seed, state_path=state, client_id=args.client_id, secret=args.client_secret,
                                  webhook_url=args.webhook_url)

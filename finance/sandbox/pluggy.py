@@ -1306,7 +1306,10 @@ class PluggyEmulator(EmulatorBase):
     def _preset_webhook(self, url: str, headers: dict[str, str]) -> None:
         with self._lock:
             self._reload_if_changed()
-            self._check_webhook_url(url)
+            try:
+                self._check_webhook_url(url)
+            except ApiError as error:
+                raise ValueError(f"Webhook URL {url!r} refused: {error.body['message']}") from None
             found = next((h for h in self._webhooks.values() if h["url"] == url and h["event"] == "all"), None)
             now = iso_z(self._clock.now())
             if found is None:

@@ -292,3 +292,26 @@ def test_webhooks_queued_by_another_process_are_delivered(tmp_path: Path, receiv
     assert json.loads(path.read_text())["outbox"] == []
     assert app_side.clock.now() >= datetime.now(UTC) + timedelta(days=2) - timedelta(minutes=5)
     assert CREDENTIALS["clientSecret"] not in path.read_text()
+
+
+# -- the CLI's sandbox commands ------------------------------------------------------------------------------------
+
+def test_cli_reset_login_and_a_refused_webhook_url(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from finance.cli import main
+
+    assert main(["sandbox", "serve", "--webhook-url", "https://example.com/hook", "--port", "0"]) == 2
+    assert "loopback only" in capsys.readouterr().err
+    path = tmp_path / "plaid.json"
+    emulator = PlaidEmulator(state_path=path, webhook_url="http://127.0.0.1:1/hook")
+    client = PlaidClient("id", "secret", transport=emulator.transport(), sleep=lambda _s: None)
+    token = client.exchange_public_token(client.sandbox_public_token_create("ins_109508"))[0]
+    assert main(["sandbox", "reset-login", "--provider", "plaid", "--state", str(path)]) == 0
+    assert "asks for a new login" in capsys.readouterr().out
+    assert client.item_get(token)["item"]["error"]["error_code"] == "ITEM_LOGIN_REQUIRED"
+    assert [e["event"] for e in emulator.pending_webhooks()] == ["ITEM/ERROR"]
+    assert main(["sandbox", "reset-login", "--provider", "plaid", "--item", "nope", "--state", str(path)]) == 1
+    client.close()
+    pluggy_path = tmp_path / "pluggy.json"
+    create_item(make_client(PluggyEmulator(state_path=pluggy_path)))
+    assert main(["sandbox", "reset-login", "--provider", "pluggy", "--state", str(pluggy_path)]) == 0
+    assert PluggyEmulator(state_path=pluggy_path).list_items()[0]["status"] == "LOGIN_ERROR"
