@@ -1,8 +1,11 @@
-"""The one HTTP client factory, and the retry loop every provider call goes through.
+"""The one HTTP client factory, the retry loop every provider call goes through, and the client-side rate limiter.
 
 Retries only what is safe and likely to pass: 429 (honouring the provider's wait), 5xx and
 timeouts, with jittered exponential backoff. Non-idempotent calls (e.g. Pluggy's POST /items,
 which has no idempotency key) are retried only on 429, which the server rejected before acting.
+
+Before sending, a request takes a token from each of its provider's limit groups (`RateLimiter`), so
+concurrent syncs stay under the published per-minute limits instead of running into 429s.
 """
 
 from __future__ import annotations
@@ -10,8 +13,12 @@ from __future__ import annotations
 import json
 import logging
 import random
+import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -25,15 +32,117 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 
+RateLimits = Callable[[httpx.Request], Sequence[tuple[str, int]]]
+"""The limit groups a request counts against, as (bucket key, requests per minute) pairs."""
+
+WINDOW_SECONDS = 60.0
+
+
+class RateLimiter:
+    """Token buckets per limit group, shared by every request of a client (the app keeps one client per provider,
+    which all its concurrent syncs use).
+
+    A bucket holds `limit` tokens; a request takes one from each of its groups, and a token comes back
+    60 s after it was taken. So no 60 s span ever holds more than `limit` requests of a group, which keeps
+    us inside fixed per-minute windows (Pluggy) as well as sliding ones, at the full published rate. When a
+    bucket is empty the request waits for its oldest token to come back.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic, sleep: Sleep = time.sleep,
+                 window: float = WINDOW_SECONDS) -> None:
+        self._clock = clock
+        self._sleep = sleep
+        self._window = window
+        self._taken: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, buckets: Sequence[tuple[str, int]]) -> float:
+        """Take one token from every bucket, waiting until all have one; returns the seconds waited."""
+        waited = 0.0
+        while True:
+            with self._lock:
+                now = self._clock()
+                wait = 0.0
+                for key, limit in buckets:
+                    taken = self._taken.setdefault(key, deque())
+                    while taken and taken[0] <= now - self._window:
+                        taken.popleft()
+                    if len(taken) >= limit:
+                        wait = max(wait, taken[len(taken) - limit] + self._window - now)
+                if wait <= 0:
+                    for key, _ in buckets:
+                        self._taken[key].append(now)
+                    return waited
+            log.info("client-side rate limit: waiting %.1fs", wait)
+            self._sleep(wait)
+            waited += wait
+
+
+class RequestCount:
+    """HTTP requests sent within one `counting_requests()` block, from any thread that carries its context.
+
+    Blocks nest: a request counts in every enclosing block (a fetch's own count, and its sync's).
+    """
+
+    def __init__(self, parent: RequestCount | None = None) -> None:
+        self._value = 0
+        self._parent = parent
+        self._lock = threading.Lock()
+
+    def add(self) -> None:
+        with self._lock:
+            self._value += 1
+        if self._parent is not None:
+            self._parent.add()
+
+    @property
+    def value(self) -> int:
+        return self._value
+
+
+_current_count: ContextVar[RequestCount | None] = ContextVar("finance_request_count", default=None)
+
+
+@contextmanager
+def counting_requests() -> Iterator[RequestCount]:
+    """Count the requests this context sends (one sync's, while other syncs run concurrently).
+
+    Worker threads count too when started with a copy of the context (`contextvars.copy_context().run`).
+    """
+    count = RequestCount(_current_count.get())
+    token = _current_count.set(count)
+    try:
+        yield count
+    finally:
+        _current_count.reset(token)
+
+
 def make_client(base_url: str, *, transport: httpx.BaseTransport | None = None,
-                headers: dict[str, str] | None = None, timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> httpx.Client:
-    """An httpx client for one provider: the real network, or an emulator's transport offline."""
+                headers: dict[str, str] | None = None, timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+                rate_limits: RateLimits | None = None, limiter: RateLimiter | None = None) -> httpx.Client:
+    """An httpx client for one provider: the real network, or an emulator's transport offline.
+
+    With `rate_limits`, every request first takes its tokens from `limiter` (default: the client's own).
+    """
+    if rate_limits is not None and limiter is None:
+        limiter = RateLimiter()
+
+    def before_send(request: httpx.Request) -> None:
+        if rate_limits is not None and limiter is not None:
+            buckets = rate_limits(request)
+            if buckets:
+                limiter.acquire(buckets)
+        count = _current_count.get()
+        if count is not None:
+            count.add()
+
     return httpx.Client(
         base_url=base_url,
         transport=transport,
         headers={"Accept": "application/json", "User-Agent": "open-finance-dashboard/1", **(headers or {})},
         timeout=timeout,
         follow_redirects=False,
+        event_hooks={"request": [before_send]},
     )
 
 

@@ -6,10 +6,14 @@ Balances follow the same rule from the user's side: a credit card's amount owed 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
+
+import pyarrow as pa
 
 
 class AccountType(StrEnum):
@@ -39,6 +43,10 @@ class ConnectionStatus(StrEnum):
     CONSENT_EXPIRING = "consent_expiring"
     REVOKED = "revoked"
     FAILED = "failed"  # the last attempt failed for a reason that may pass
+
+
+NEEDS_USER = frozenset({ConnectionStatus.NEEDS_RECONNECT, ConnectionStatus.NEEDS_INPUT, ConnectionStatus.REVOKED})
+"""Connection states in which no data flows until the user acts."""
 
 
 def stable_id(provider: str, external_id: str) -> str:
@@ -146,18 +154,117 @@ class Transaction:
         return stable_id(self.provider, self.account_external_id)
 
 
-@dataclass(slots=True)
-class TransactionChanges:
-    """What one fetch learned about an account's transactions.
+MONEY = pa.decimal128(18, 2)
+"""Money as the store keeps it: DECIMAL(18,2) in the account's currency."""
 
-    upserts: rows added or possibly changed. removed: provider ids the provider says are gone.
-    windows: (account external id, first date) pairs for which `upserts` lists every live row
-    on or after that date, so a stored row there that is absent is gone too (Pluggy has no
-    removal feed). cursor: opaque provider state to store with the connection once applied.
+TRANSACTION_SCHEMA = pa.schema([
+    pa.field("external_id", pa.string(), nullable=False),
+    pa.field("account_external_id", pa.string(), nullable=False),
+    pa.field("booked_date", pa.date32(), nullable=False),
+    pa.field("authorized_date", pa.date32()),
+    pa.field("amount", MONEY, nullable=False),
+    pa.field("currency", pa.string(), nullable=False),
+    pa.field("original_amount", MONEY),
+    pa.field("original_currency", pa.string()),
+    pa.field("description", pa.string(), nullable=False),
+    pa.field("merchant", pa.string()),
+    pa.field("category", pa.string(), nullable=False),
+    pa.field("provider_category", pa.string()),
+    pa.field("provider_category_id", pa.string()),
+    pa.field("status", pa.string(), nullable=False),
+    pa.field("payment_method", pa.string()),
+    pa.field("installment_number", pa.int32()),
+    pa.field("installment_total", pa.int32()),
+    pa.field("pending_external_id", pa.string()),
+    pa.field("provider_created_at", pa.timestamp("us", tz="UTC")),
+])
+"""A mapped page of transactions, column by column: what every provider's mapping produces and the store stages.
+
+Amounts are already in store form (half-even cents); ids are the provider's own, prefixed by the store.
+"""
+
+Column = Sequence[Any] | pa.Array
+"""One value per row: a Python list, or an Arrow array the mapping computed in bulk."""
+
+
+@dataclass(frozen=True, slots=True)
+class WireAmounts:
+    """Amounts exactly as the provider sent them (float, int or Decimal), and whether our sign is the opposite.
+
+    Converting them is the only step that differs between the two renderings of a mapping: exact Decimals for
+    `Transaction` objects, half-even cents for the Arrow batch the store ingests.
     """
 
-    upserts: list[Transaction] = field(default_factory=list)
+    values: Sequence[Any]
+    negate: bool
+    field: str
+    optional: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionColumns:
+    """One provider mapping's result for a list of raw transactions, one column per `Transaction` field.
+
+    Each provider has one mapping function that builds this; `finance.providers.wire.to_batch` (bulk ingest)
+    and `to_transactions` (single rows, tests) only render it, so the two can never disagree on a rule.
+    """
+
+    provider: str
+    external_id: Column
+    account_external_id: Column
+    booked_date: Column
+    amount: WireAmounts
+    currency: Column
+    description: Column
+    status: Column
+    category: Column
+    provider_category: Column
+    provider_category_id: Column
+    authorized_date: Column
+    original_amount: WireAmounts
+    original_currency: Column
+    merchant: Column
+    payment_method: Column
+    installment_number: Column
+    installment_total: Column
+    pending_external_id: Column
+    provider_created_at: Column
+
+    def __len__(self) -> int:
+        return len(self.external_id)
+
+
+def transactions_from_batch(batch: pa.RecordBatch, provider: str) -> list[Transaction]:
+    """A mapped batch back as `Transaction` objects (amounts in cents, as stored)."""
+    rows = batch.to_pylist()
+    return [Transaction(provider, **{**row, "status": TxnStatus(row["status"])}) for row in rows]
+
+
+@dataclass(slots=True)
+class TransactionChanges:
+    """What one fetch learned about a connection's transactions.
+
+    batches: mapped rows added or possibly changed (TRANSACTION_SCHEMA), unless the fetch handed them to a
+    sink as it went (`staged` counts those). removed: provider ids the provider says are gone.
+    windows: (account external id, first date) pairs for which the rows list every live row on or after
+    that date, so a stored row there that is absent is gone too (Pluggy has no removal feed).
+    cursor: opaque provider state to store with the connection once applied.
+    """
+
+    provider: str = ""
+    batches: list[pa.RecordBatch] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     windows: list[tuple[str, date]] = field(default_factory=list)
     cursor: str | None = None
     requests: int = 0
+    staged: int = 0
+
+    @property
+    def upserts(self) -> list[Transaction]:
+        """The rows of `batches` as objects (for small paths and tests; the store ingests the batches)."""
+        return [t for batch in self.batches for t in transactions_from_batch(batch, self.provider)]
+
+    @property
+    def rows(self) -> int:
+        """Rows fetched: kept in `batches` or handed to a sink."""
+        return self.staged + sum(b.num_rows for b in self.batches)

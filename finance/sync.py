@@ -1,28 +1,35 @@
 """The sync engine: fetch from a provider into staging, then apply everything in one database transaction.
 
 - Single-flight per connection; one failing connection never stops the others.
+- Concurrent: `sync_all` fetches every connection at once (the providers' client-side rate limiters keep
+  the published limits); the applies take turns, since the database has one writer.
 - All or nothing: accounts, transactions, removals, balance history, the run row and the new cursor
   commit together. A failed run changes no data; it is recorded with a message a person can act on.
 - Idempotent: a second run with nothing new adds, modifies and removes nothing.
+- Streaming: mapped pages go to a staging file as they arrive, so memory does not grow with the sync's size.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
+import queue
 import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Mapping
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from finance.model import ConnectionState, ConnectionStatus
+from finance.http import counting_requests
+from finance.model import NEEDS_USER, Account, ConnectionState, ConnectionStatus
 from finance.providers.base import NotFound, Provider, ProviderError, ReauthRequired
 from finance.store.events import clear_signal
-from finance.store.ingest import ApplyCounts, apply_sync, upsert_connection
+from finance.store.ingest import ApplyCounts, StagedTransactions, apply_sync, configure_store, upsert_connection
 from finance.store.schema import accounts, balance_history, connections, sync_runs, transactions
 from finance.store.secrets import SecretStore
 
@@ -32,6 +39,9 @@ Progress = Callable[[str, float], None]
 
 LOCAL_ZONES = {"pluggy": ZoneInfo("America/Sao_Paulo"), "plaid": ZoneInfo("America/New_York")}
 
+MAX_CONCURRENT_SYNCS = 8
+"""Connections `sync_all` fetches at once (each Pluggy connection also reads up to 4 accounts at once)."""
+
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
 
@@ -39,6 +49,11 @@ _locks_guard = threading.Lock()
 def _connection_lock(key: str) -> threading.Lock:
     with _locks_guard:
         return _locks.setdefault(key, threading.Lock())
+
+
+def _writer_lock(database: str) -> threading.Lock:
+    """One apply at a time per database (DuckDB has one writer; concurrent merges would conflict)."""
+    return _connection_lock(f"{database}|writer")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +68,6 @@ class SyncResult:
     requests: int = 0
 
 
-NEEDS_USER = {ConnectionStatus.NEEDS_RECONNECT, ConnectionStatus.NEEDS_INPUT, ConnectionStatus.REVOKED}
 
 
 def _describe(counts: ApplyCounts, accounts: int) -> str:
@@ -74,11 +88,14 @@ def _error_message(exc: Exception) -> tuple[str, str]:
 
 class SyncEngine:
     def __init__(self, engine: sa.Engine, providers: Mapping[str, Provider], *,
-                 now: Callable[[], datetime] | None = None, secrets: SecretStore | None = None) -> None:
+                 now: Callable[[], datetime] | None = None, secrets: SecretStore | None = None,
+                 max_concurrent: int = MAX_CONCURRENT_SYNCS) -> None:
         self.engine = engine
         self.providers = providers
         self.secrets = secrets
+        self.max_concurrent = max_concurrent
         self._now = now or (lambda: datetime.now(UTC))
+        configure_store(engine)  # a big sync spills to disk rather than growing the process
 
     def _today(self, provider: str) -> date:
         return self._now().astimezone(LOCAL_ZONES.get(provider, UTC)).date()
@@ -97,18 +114,40 @@ class SyncEngine:
         return state.id
 
     def sync_all(self, trigger: str = "manual", on_progress: Progress | None = None) -> list[SyncResult]:
-        """Sync every connection in turn; a failure is recorded and the next one still runs."""
+        """Sync every connection, concurrently; a failure is recorded and the others still run.
+
+        Results come in the connections' order. `on_progress` is called on the calling thread (Streamlit
+        widgets can only be updated there) with the latest stage and the mean fraction done.
+        """
         with self.engine.connect() as conn:
             ids = [r.id for r in conn.execute(
                 sa.select(connections.c.id).where(connections.c.status != ConnectionStatus.REVOKED.value)
                 .order_by(connections.c.created_at))]
-        results = []
-        for index, connection_id in enumerate(ids):
-            def scoped(stage: str, fraction: float, i: int = index) -> None:
+        if not ids:
+            return []
+        events: queue.SimpleQueue[tuple[int, str, float]] = queue.SimpleQueue()
+        done = [0.0] * len(ids)
+
+        def report() -> None:
+            while not events.empty():
+                index, stage, fraction = events.get()
+                done[index] = fraction
                 if on_progress:
-                    on_progress(stage, (i + fraction) / len(ids))
-            results.append(self.sync_connection(connection_id, trigger=trigger, on_progress=scoped))
-        return results
+                    on_progress(stage, sum(done) / len(ids))
+
+        def run(index: int, connection_id: str) -> SyncResult:
+            return self.sync_connection(connection_id, trigger=trigger,
+                                        on_progress=lambda stage, fraction: events.put((index, stage, fraction)))
+
+        with ThreadPoolExecutor(max_workers=max(1, min(len(ids), self.max_concurrent)),
+                                thread_name_prefix="sync") as pool:
+            futures = [pool.submit(contextvars.copy_context().run, run, i, cid) for i, cid in enumerate(ids)]
+            pending = set(futures)
+            while pending:
+                _, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+                report()
+        report()
+        return [future.result() for future in futures]
 
     def sync_connection(self, connection_id: str, *, trigger: str = "manual",
                         on_progress: Progress | None = None, removed: Collection[str] = ()) -> SyncResult:
@@ -140,34 +179,28 @@ class SyncEngine:
             conn.execute(sync_runs.insert().values(
                 id=run_id, connection_id=connection_id, trigger=trigger, started_at=started, outcome="running",
                 added=0, modified=0, removed=0, merged=0, accounts=0, requests=0))
-        requests_before = getattr(getattr(provider, "client", None), "requests", 0)
         state: ConnectionState | None = None
         try:
-            progress("Checking the connection", 0.05)
-            state = provider.connection_state(row.external_id)
-            if state.status in NEEDS_USER:
-                raise ReauthRequired(state.status_detail or "This connection needs you to reconnect.",
-                                     code=state.error_code or state.status.value, provider=row.provider)
-            progress("Fetching accounts", 0.15)
-            accounts = provider.fetch_accounts(row.external_id)
-            progress("Fetching transactions", 0.35)
-            changes = provider.fetch_transactions(row.external_id, accounts, row.sync_cursor)
-            changes.removed.extend(sorted(set(removed) - set(changes.removed)))
-            progress("Saving", 0.85)
-            finished = self._now()
-            duration = int((time.monotonic() - clock) * 1000)
-            requests = getattr(getattr(provider, "client", None), "requests", 0) - requests_before
-            with self.engine.begin() as conn:
-                counts = apply_sync(conn, state=state, accounts=accounts, changes=changes, now=finished,
-                                    today=self._today(row.provider))
-                upsert_connection(conn, state, now=finished, cursor=changes.cursor, success=True)
-                windows = [start for _, start in changes.windows]
-                message = _describe(counts, len(accounts))
-                conn.execute(sync_runs.update().where(sync_runs.c.id == run_id).values(
-                    finished_at=finished, duration_ms=duration, outcome="success", added=counts.added,
-                    modified=counts.modified, removed=counts.removed, merged=counts.merged,
-                    accounts=len(accounts), requests=requests, window_start=min(windows) if windows else None,
-                    message=message))
+            with counting_requests() as sent, StagedTransactions() as staged:
+                progress("Checking the connection", 0.05)
+                state, accounts = provider.fetch_connection(row.external_id)
+                if state.status in NEEDS_USER:
+                    raise ReauthRequired(state.status_detail or "This connection needs you to reconnect.",
+                                         code=state.error_code or state.status.value, provider=row.provider)
+                progress("Fetching transactions", 0.25)
+                changes = provider.fetch_transactions(row.external_id, accounts, row.sync_cursor, sink=staged.append)
+                changes.removed.extend(sorted(set(removed) - set(changes.removed)))
+                requests = sent.value
+                progress("Saving", 0.85)
+                with _writer_lock(str(self.engine.url)):
+                    finished = self._now()
+                    duration = int((time.monotonic() - clock) * 1000)
+                    with self.engine.begin() as conn:
+                        counts = apply_sync(conn, state=state, accounts=accounts, changes=changes, now=finished,
+                                            today=self._today(row.provider), staged=staged)
+                        self._record_success(conn, run_id, state, accounts, changes.cursor, changes.windows,
+                                             counts, finished, duration, requests)
+            message = _describe(counts, len(accounts))
             progress("Done", 1.0)
             return SyncResult(connection_id, run_id, "success", counts, message, duration_ms=duration,
                               requests=requests)
@@ -180,6 +213,19 @@ class SyncEngine:
             duration = int((time.monotonic() - clock) * 1000)
             self._record_failure(run_id, connection_id, exc, code, message, duration, state)
             return SyncResult(connection_id, run_id, "failed", ApplyCounts(), message, code, duration)
+
+    @staticmethod
+    def _record_success(conn: sa.Connection, run_id: str, state: ConnectionState, accounts: list[Account],
+                        cursor: str | None, windows: list[tuple[str, date]], counts: ApplyCounts,
+                        finished: datetime, duration: int, requests: int) -> None:
+        """The connection's new state and cursor, and the run's row, in the apply's transaction."""
+        upsert_connection(conn, state, now=finished, cursor=cursor, success=True)
+        starts = [start for _, start in windows]
+        conn.execute(sync_runs.update().where(sync_runs.c.id == run_id).values(
+            finished_at=finished, duration_ms=duration, outcome="success", added=counts.added,
+            modified=counts.modified, removed=counts.removed, merged=counts.merged, accounts=len(accounts),
+            requests=requests, window_start=min(starts) if starts else None,
+            message=_describe(counts, len(accounts))))
 
     def _record_failure(self, run_id: str, connection_id: str, exc: Exception, code: str, message: str,
                         duration: int, state: ConnectionState | None) -> None:

@@ -1,9 +1,13 @@
-"""The retry loop: what is retried, how long it waits, and what is never retried."""
+"""The retry loop (what is retried, how long it waits, what never is), the client-side rate limiter and request
+counting."""
 
 from __future__ import annotations
 
+import contextvars
 import random
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -11,7 +15,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import finance.http
-from finance.http import RetryPolicy, backoff_delay, call_with_retries, make_client, retry_after_seconds
+from finance.http import (
+    RateLimiter,
+    RetryPolicy,
+    backoff_delay,
+    call_with_retries,
+    counting_requests,
+    make_client,
+    retry_after_seconds,
+)
 from finance.providers.base import (
     BadData,
     ConfigurationError,
@@ -270,3 +282,85 @@ def test_make_client_defaults() -> None:
         assert response.request.headers["X-Extra"] == "1"
         assert client.follow_redirects is False
         assert client.timeout == httpx.Timeout(30.0, connect=10.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Client-side rate limiter (token buckets whose tokens come back 60 s after use)
+# --------------------------------------------------------------------------------------------
+
+class FakeTime:
+    """A clock that only moves when the limiter sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_limiter_lets_a_burst_through_then_waits_for_the_oldest_token() -> None:
+    time = FakeTime()
+    limiter = RateLimiter(clock=time.clock, sleep=time.sleep)
+    for _ in range(3):
+        assert limiter.acquire([("pluggy:transactions", 3)]) == 0
+        time.now += 1.0
+    assert limiter.acquire([("pluggy:transactions", 3)]) == pytest.approx(57.0)  # the first token, 60 s after use
+    assert time.now == pytest.approx(60.0)
+
+
+def test_limiter_groups_are_independent_and_a_request_waits_for_all_its_buckets() -> None:
+    time = FakeTime()
+    limiter = RateLimiter(clock=time.clock, sleep=time.sleep)
+    limiter.acquire([("plaid:/item/get", 5000), ("plaid:/item/get:item-a", 1)])
+    assert limiter.acquire([("plaid:/item/get", 5000), ("plaid:/item/get:item-b", 1)]) == 0  # another item
+    assert limiter.acquire([("plaid:/accounts/get", 15)]) == 0  # another group
+    assert limiter.acquire([("plaid:/item/get", 5000), ("plaid:/item/get:item-a", 1)]) == pytest.approx(60.0)
+
+
+@given(gaps=st.lists(st.floats(min_value=0, max_value=30), min_size=1, max_size=60),
+       limit=st.integers(min_value=1, max_value=8))
+def test_no_sixty_second_span_ever_holds_more_than_the_limit(gaps: list[float], limit: int) -> None:
+    time = FakeTime()
+    limiter = RateLimiter(clock=time.clock, sleep=time.sleep)
+    sent = []
+    for gap in gaps:
+        time.now += gap
+        limiter.acquire([("group", limit)])
+        sent.append(time.now)
+    for i, start in enumerate(sent):  # so no fixed one-minute window (Pluggy's) can see more either
+        assert sum(1 for t in sent[i:] if t < start + 60) <= limit
+
+
+def test_make_client_takes_tokens_for_every_request_retries_included() -> None:
+    time = FakeTime()
+    limiter = RateLimiter(clock=time.clock, sleep=time.sleep)
+    transport = httpx.MockTransport(lambda request: httpx.Response(200))
+    limits = lambda request: [("test:things", 2)] if request.url.path == "/things" else []  # noqa: E731
+    with make_client("https://api.example.com", transport=transport, rate_limits=limits, limiter=limiter) as client:
+        for _ in range(3):
+            client.get("/things")
+        client.get("/other")  # no published limit: never waits
+    assert time.slept == [60.0]
+
+
+def test_requests_are_counted_per_context_including_worker_threads_and_nested_blocks() -> None:
+    transport = httpx.MockTransport(lambda request: httpx.Response(200))
+    with make_client("https://api.example.com", transport=transport) as client:
+        client.get("/outside")  # counted nowhere
+        with counting_requests() as outer:
+            client.get("/a")
+            with counting_requests() as inner:
+                client.get("/b")
+                with ThreadPoolExecutor(max_workers=3) as pool:
+                    futures = [pool.submit(contextvars.copy_context().run, client.get, "/c") for _ in range(3)]
+                    for future in futures:
+                        future.result()
+            other_thread = threading.Thread(target=client.get, args=("/uncounted",))  # no copied context
+            other_thread.start()
+            other_thread.join()
+    assert (inner.value, outer.value) == (4, 5)

@@ -1,8 +1,13 @@
-"""The sync engine against the Pluggy emulator: idempotence, atomicity under faults, merges, user edits."""
+"""The sync engine against the Pluggy emulator: idempotence, atomicity under faults, merges, user edits,
+concurrent syncs with serialized applies, and streaming through a staging file."""
 
 from __future__ import annotations
 
+import tempfile
+import threading
+import time
 from datetime import timedelta
+from itertools import pairwise
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -12,10 +17,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import finance.sandbox.pluggy as pluggy_emulator_module
+import finance.sync as sync_module
 from finance.providers.pluggy import FIRST_SYNC_DAYS, PluggyClient, PluggyProvider
 from finance.sandbox.common import Clock
 from finance.sandbox.pluggy import PluggyEmulator
 from finance.store.db import create_engine, init_schema
+from finance.store.ingest import STORE_MEMORY_LIMIT_MB
 from finance.sync import SyncEngine, _connection_lock
 from tests.conftest import START, connect
 
@@ -157,9 +164,9 @@ def test_concurrent_sync_of_the_same_connection_is_single_flight(provider, sync)
     assert sync.sync_connection(connection_id).outcome == "success"
 
 
-# Where a fault can strike in one sync: GET /items twice, /accounts once, /v2/transactions on every page
-# of four cursor walks (so `after` lands in the middle of a walk).
-REQUESTS_PER_SYNC = {"/items": 2, "/accounts": 1, "/v2/transactions": 4}
+# Where a fault can strike in one sync: GET /items once (its state also dates the accounts), /accounts once,
+# /v2/transactions on every page of four cursor walks (so `after` lands in the middle of a walk).
+REQUESTS_PER_SYNC = {"/items": 1, "/accounts": 1, "/v2/transactions": 4}
 FAULTS = st.tuples(
     st.sampled_from(["server_error", "unavailable", "timeout", "malformed_json", "rate_limit"]),
     st.sampled_from(sorted(REQUESTS_PER_SYNC)),
@@ -221,7 +228,11 @@ def _store_matches_provider(provider: PluggyProvider, engine: sa.Engine) -> bool
     """The store holds exactly the provider's rows inside the synced window: none lost, none doubled."""
     with engine.connect() as conn:
         accounts = conn.execute(sa.text("SELECT external_id, type FROM accounts")).all()
-        stored = {r.id for r in conn.execute(sa.text("SELECT id FROM transactions"))}
+        ids = [r.id for r in conn.execute(sa.text("SELECT id FROM transactions"))]
+    stored = set(ids)
+    if len(stored) != len(ids):
+        return False  # no key constraint: the merge alone keeps ids unique
+    with engine.connect() as conn:
         first_window = conn.execute(sa.text("SELECT MIN(window_start) FROM sync_runs WHERE outcome = 'success'")
                                     ).scalar()
     expected: set[str] = set()
@@ -266,3 +277,83 @@ def test_first_sync_window_is_twelve_months(provider, sync, engine, emulator):
     today_in_sao_paulo = emulator.clock.now().astimezone(ZoneInfo("America/Sao_Paulo")).date()
     assert window == today_in_sao_paulo - timedelta(days=FIRST_SYNC_DAYS)
     assert oldest >= window
+
+
+# --------------------------------------------------------------------------------------------
+# Concurrency, streaming and the apply
+# --------------------------------------------------------------------------------------------
+
+def test_a_sync_reads_the_item_once(provider, sync, engine, emulator):
+    connection_id = connect(provider, sync)
+    before = len(emulator.request_log)
+    assert sync.sync_connection(connection_id).outcome == "success"
+    paths = [path.split("?")[0] for _, path in emulator.request_log[before:]]
+    assert paths.count(f"/items/{connection_id.split(':', 1)[1]}") == 1
+    assert paths.count("/accounts") == 1
+
+
+class MeetingProvider:
+    """A provider whose fetches wait for each other: connections fetched one after another would never meet."""
+
+    def __init__(self, inner: PluggyProvider, parties: int) -> None:
+        self.inner, self.name, self.client = inner, inner.name, inner.client
+        self.barrier = threading.Barrier(parties, timeout=10)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def fetch_transactions(self, *args: object, **kwargs: object) -> object:
+        self.barrier.wait()
+        return self.inner.fetch_transactions(*args, **kwargs)
+
+
+def test_sync_all_fetches_connections_at_once_and_applies_them_one_at_a_time(provider, engine, emulator, monkeypatch):
+    meeting = MeetingProvider(provider, parties=3)
+    sync = SyncEngine(engine, {"pluggy": meeting}, now=emulator.clock.now)  # type: ignore[dict-item]
+    ids = [connect(provider, sync) for _ in range(3)]
+    applying: list[tuple[float, float]] = []
+    original = sync_module.apply_sync
+
+    def timed_apply(*args: object, **kwargs: object) -> object:
+        started = time.monotonic()
+        time.sleep(0.05)  # widen the window an overlap would show in
+        try:
+            return original(*args, **kwargs)
+        finally:
+            applying.append((started, time.monotonic()))
+
+    monkeypatch.setattr(sync_module, "apply_sync", timed_apply)
+    progress_threads: set[str] = set()
+    before = len(emulator.request_log)
+
+    results = sync.sync_all(on_progress=lambda _stage, _f: progress_threads.add(threading.current_thread().name))
+
+    assert [r.connection_id for r in results] == ids  # in the connections' order
+    assert all(r.outcome == "success" for r in results), [r.message for r in results]
+    spans = sorted(applying)
+    assert all(end <= next_start for (_, end), (next_start, _) in pairwise(spans))
+    assert progress_threads == {threading.current_thread().name}  # Streamlit can draw it
+    with engine.connect() as conn:
+        counted = conn.execute(sa.text("SELECT SUM(requests) FROM sync_runs WHERE outcome = 'success'")).scalar()
+        duplicates = conn.execute(sa.text("SELECT COUNT(*) FROM (SELECT id FROM transactions GROUP BY id "
+                                          "HAVING COUNT(*) > 1)")).scalar()
+    assert counted == len(emulator.request_log) - before  # each run counted its own requests, none twice
+    assert duplicates == 0
+
+
+def test_the_staging_file_is_removed_after_a_sync_that_succeeds_or_fails(provider, sync, emulator, tmp_path,
+                                                                         monkeypatch):
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(staging))
+    connection_id = connect(provider, sync)
+    assert sync.sync_connection(connection_id).outcome == "success"
+    emulator.faults.add("server_error", path="/v2/transactions", after=1, times=-1)
+    assert sync.sync_connection(connection_id).outcome == "failed"
+    assert list(staging.iterdir()) == []
+
+
+def test_the_sync_engine_caps_the_memory_of_its_database_file(sync, engine):
+    with engine.connect() as conn:
+        limit = conn.exec_driver_sql("SELECT current_setting('memory_limit')").scalar()
+    assert limit == f"{STORE_MEMORY_LIMIT_MB * 10**6 / 2**20:.1f} MiB"  # DuckDB reports MB in MiB

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextvars
+import threading
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-from finance.model import Account, ConnectionState, Institution, TransactionChanges
+import pyarrow as pa
+
+from finance.model import NEEDS_USER, Account, ConnectionState, Institution, TransactionChanges
 
 
 class ProviderError(Exception):
@@ -63,6 +67,45 @@ class NotFound(RequestRejected):
 
 ProgressFn = Callable[[str, float], None]
 
+T = TypeVar("T")
+U = TypeVar("U")
+
+
+def at_once(first: Callable[[], T], second: Callable[[], U]) -> tuple[T, U | Exception]:
+    """`first()` here and `second()` on another thread at the same time: one round trip instead of two.
+
+    `first`'s error propagates (after `second` is done); `second`'s error is returned for the caller to weigh.
+    """
+    outcome: list[U | Exception] = []
+
+    def run_second() -> None:
+        try:
+            outcome.append(second())
+        except Exception as exc:  # handed to the caller
+            outcome.append(exc)
+
+    worker = threading.Thread(target=contextvars.copy_context().run, args=(run_second,), daemon=True)
+    worker.start()
+    try:
+        result = first()
+    finally:
+        worker.join()
+    return result, outcome[0]
+
+
+def unless_blocked(state: ConnectionState, result: U | Exception) -> U | None:
+    """A result read alongside `state`: None when the connection needs the user (its request failing then is
+    expected, not news); otherwise the result, or its error raised."""
+    if state.status in NEEDS_USER:
+        return None
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+TransactionSink = Callable[[pa.RecordBatch], None]
+"""Receives mapped transaction batches (finance.model.TRANSACTION_SCHEMA) as a fetch produces them; thread-safe."""
+
 
 class Provider(Protocol):
     """What the sync engine needs from an aggregator."""
@@ -73,8 +116,15 @@ class Provider(Protocol):
 
     def fetch_accounts(self, connection_external_id: str) -> list[Account]: ...
 
-    def fetch_transactions(self, connection_external_id: str, accounts: list[Account],
-                           cursor: str | None) -> TransactionChanges: ...
+    def fetch_connection(self, external_id: str) -> tuple[ConnectionState, list[Account]]:
+        """`connection_state` and `fetch_accounts` in one step, their requests sent at once (what a sync needs
+        first). The accounts are only meaningful when the state does not need the user."""
+        ...
+
+    def fetch_transactions(self, connection_external_id: str, accounts: list[Account], cursor: str | None,
+                           *, sink: TransactionSink | None = None) -> TransactionChanges:
+        """What changed since `cursor`; mapped batches go to `sink` as they arrive, or stay in the result."""
+        ...
 
     def disconnect(self, external_id: str) -> None: ...
 

@@ -13,22 +13,27 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import json
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
 
 import httpx
+import pyarrow as pa
 
 from finance.categories import UNCATEGORIZED
 from finance.crypto import SecretError
 from finance.http import (
     DEFAULT_POLICY,
+    RateLimiter,
     RetryPolicy,
     Sleep,
     call_with_retries,
+    counting_requests,
     decode_json,
     error_body,
     make_client,
@@ -42,7 +47,9 @@ from finance.model import (
     Institution,
     Transaction,
     TransactionChanges,
+    TransactionColumns,
     TxnStatus,
+    WireAmounts,
 )
 from finance.providers.base import (
     BadData,
@@ -53,8 +60,18 @@ from finance.providers.base import (
     ReauthRequired,
     RequestRejected,
     TransientError,
+    at_once,
+    unless_blocked,
 )
-from finance.providers.wire import wire_decimal, wire_instant
+from finance.providers.wire import (
+    date_array,
+    per_distinct,
+    to_batch,
+    to_transactions,
+    wire_date,
+    wire_decimal,
+    wire_instant,
+)
 
 NAME = "plaid"
 LABEL = "Plaid"
@@ -70,6 +87,7 @@ CONSENT_WARNING = timedelta(days=7)
 # slot frees within seconds; a few seconds' wait is enough without stalling a sync for a whole minute.
 RATE_LIMIT_WAIT = 5.0
 CLIENT_NAME_MAX = 30  # Link shows "This Application" for longer names
+MAP_CHUNK = 5_000  # rows mapped into one Arrow batch
 
 
 # --------------------------------------------------------------------------------------------
@@ -176,11 +194,7 @@ def negate(value: Decimal) -> Decimal:
 
 
 def parse_date(value: Any, field: str) -> date:
-    try:
-        return date.fromisoformat(str(value))
-    except ValueError as exc:
-        raise BadData(f"Plaid sent an unreadable {field}: {str(value)[:40]!r}", code="BAD_DATE",
-                      provider=NAME) from exc
+    return wire_date(value, field, provider=NAME, label=LABEL)
 
 
 def parse_instant(value: Any) -> datetime | None:
@@ -272,41 +286,58 @@ def _merchant(raw: dict[str, Any]) -> str | None:
     return None
 
 
-def map_transaction(raw: dict[str, Any], account: Account) -> Transaction:
-    """A Plaid transaction, signed so that negative is money leaving the user (Plaid's sign, flipped)."""
+def transaction_columns(raws: Sequence[dict[str, Any]], accounts: Sequence[Account]) -> TransactionColumns:
+    """THE mapping of Plaid transactions (`accounts[i]` holds `raws[i]`), signed so that negative is money leaving
+    the user: Plaid's sign, flipped. Rendered by `map_transactions` (bulk) and `map_transaction` (one object)."""
     try:
-        external_id = str(raw["transaction_id"])
-        amount = negate(to_decimal(raw["amount"], "amount"))
-        pending = raw["pending"]
-        if not isinstance(pending, bool):
-            raise BadData("Plaid sent a transaction whose pending flag is not true or false.",
-                          code="BAD_TRANSACTION", provider=NAME)
-        booked = parse_date(raw["date"], "date")
-        authorized = raw.get("authorized_date")
-        pfc = raw.get("personal_finance_category")
-        pfc = pfc if isinstance(pfc, dict) else {}
-        primary = pfc.get("primary") if isinstance(pfc.get("primary"), str) else None
-        detailed = pfc.get("detailed") if isinstance(pfc.get("detailed"), str) else None
-        return Transaction(
-            provider=NAME,
-            external_id=external_id,
-            account_external_id=account.external_id,
-            booked_date=booked,
-            amount=amount,
-            currency=currency_of(raw) or account.currency,
-            description=str(raw.get("name") or raw.get("original_description") or raw.get("merchant_name") or ""),
-            status=TxnStatus.PENDING if pending else TxnStatus.POSTED,
-            category=map_category(primary, detailed),
-            provider_category=detailed,
-            provider_category_id=primary,
-            authorized_date=parse_date(authorized, "authorized date") if authorized else None,
-            merchant=_merchant(raw),
-            payment_method=_payment_method(raw.get("payment_channel")),
-            pending_external_id=raw.get("pending_transaction_id") or None,
-        )
+        external_ids = [str(r["transaction_id"]) for r in raws]
+        amounts = [r["amount"] for r in raws]
+        pendings = [r["pending"] for r in raws]
+        dates = [r["date"] for r in raws]
     except KeyError as exc:
         raise BadData(f"Plaid sent a transaction without {exc.args[0]}.", code="BAD_TRANSACTION",
                       provider=NAME) from exc
+    if not all(isinstance(p, bool) for p in pendings):
+        raise BadData("Plaid sent a transaction whose pending flag is not true or false.", code="BAD_TRANSACTION",
+                      provider=NAME)
+    n = len(raws)
+    pfcs = [pfc if isinstance(pfc := r.get("personal_finance_category"), dict) else {} for r in raws]
+    primaries = [p if isinstance(p := c.get("primary"), str) else None for c in pfcs]
+    detailed = [d if isinstance(d := c.get("detailed"), str) else None for c in pfcs]
+    return TransactionColumns(
+        provider=NAME,
+        external_id=external_ids,
+        account_external_id=[a.external_id for a in accounts],
+        booked_date=date_array(dates, "date", provider=NAME),
+        amount=WireAmounts(amounts, negate=True, field="amount"),
+        currency=[currency_of(r) or a.currency for r, a in zip(raws, accounts, strict=True)],
+        description=[str(r.get("name") or r.get("original_description") or r.get("merchant_name") or "")
+                     for r in raws],
+        status=[TxnStatus.PENDING.value if p else TxnStatus.POSTED.value for p in pendings],
+        category=per_distinct(list(zip(primaries, detailed, strict=True)), lambda pd: map_category(*pd)),
+        provider_category=detailed,
+        provider_category_id=primaries,
+        authorized_date=date_array([a or None for a in (r.get("authorized_date") for r in raws)],
+                                   "authorized date", provider=NAME, optional=True),
+        original_amount=WireAmounts([None] * n, negate=True, field="amount", optional=True),
+        original_currency=[None] * n,
+        merchant=[_merchant(r) for r in raws],
+        payment_method=per_distinct([r.get("payment_channel") for r in raws], _payment_method),
+        installment_number=[None] * n,
+        installment_total=[None] * n,
+        pending_external_id=[r.get("pending_transaction_id") or None for r in raws],
+        provider_created_at=[None] * n,
+    )
+
+
+def map_transactions(raws: Sequence[dict[str, Any]], accounts: Sequence[Account]) -> pa.RecordBatch:
+    """Plaid transactions as an Arrow batch for the store (see `transaction_columns`)."""
+    return to_batch(transaction_columns(raws, accounts))
+
+
+def map_transaction(raw: dict[str, Any], account: Account) -> Transaction:
+    """One Plaid transaction as a `Transaction` with the exact amount (see `transaction_columns`)."""
+    return to_transactions(transaction_columns([raw], [account]))[0]
 
 
 # Messages a person can act on, by Plaid error_code.
@@ -469,6 +500,32 @@ def classify_response(response: httpx.Response) -> ProviderError | None:
                            provider=NAME, status=status)
 
 
+RATE_LIMITS: dict[str, tuple[int | None, int | None]] = {
+    "/accounts/get": (15, 15_000),
+    "/accounts/balance/get": (5, 1_200),
+    "/item/get": (15, 5_000),
+    "/item/remove": (30, 2_000),
+    "/institutions/get_by_id": (None, 400),
+    "/transactions/sync": (50, 2_500),
+}
+"""Requests per minute (per Item, per client) by endpoint, Plaid's production defaults (reference plaid.md §6.3)."""
+
+
+def rate_limits(request: httpx.Request) -> list[tuple[str, int]]:
+    """The token buckets a request takes from: the endpoint's per-client one and its Item's own."""
+    path = request.url.path
+    per_item, per_client = RATE_LIMITS.get(path, (None, None))
+    buckets = [(f"plaid:{path}", per_client)] if per_client else []
+    if per_item:
+        try:
+            token = json.loads(request.content).get("access_token")
+        except (ValueError, AttributeError):
+            token = None
+        if isinstance(token, str) and token:  # keyed by a digest: the limiter never holds the token itself
+            buckets.append((f"plaid:{path}:{hashlib.sha256(token.encode()).hexdigest()[:16]}", per_item))
+    return buckets
+
+
 def _redacted(error: ProviderError, secret: str) -> ProviderError:
     """Never let the secret reach a message, should a server ever echo it."""
     if secret and secret in error.message:
@@ -482,7 +539,10 @@ class PlaidClient:
 
     def __init__(self, client_id: str, secret: str, *, environment: str = "sandbox", base_url: str | None = None,
                  transport: httpx.BaseTransport | None = None, policy: RetryPolicy = DEFAULT_POLICY,
-                 sleep: Sleep = time.sleep, now: Callable[[], datetime] | None = None) -> None:
+                 sleep: Sleep = time.sleep, now: Callable[[], datetime] | None = None,
+                 rate_limited: bool | None = None, limiter: RateLimiter | None = None) -> None:
+        """`rate_limited`: keep Plaid's per-Item and per-client limits client-side (default: on the network, not
+        against an in-process emulator's transport); `limiter`: the token buckets (default: the client's own)."""
         if not client_id or not secret:
             raise ConfigurationError("Plaid needs PLAID_CLIENT_ID and PLAID_SECRET.", code="NO_CREDENTIALS",
                                      provider=NAME)
@@ -491,8 +551,10 @@ class PlaidClient:
                                      code="BAD_ENVIRONMENT", provider=NAME)
         self.environment = environment
         self._secret = secret
+        limited = (transport is None or limiter is not None) if rate_limited is None else rate_limited
         self._http = make_client(base_url or ENVIRONMENTS[environment], transport=transport, headers={
-            "PLAID-CLIENT-ID": client_id, "PLAID-SECRET": secret, "Plaid-Version": PLAID_VERSION})
+            "PLAID-CLIENT-ID": client_id, "PLAID-SECRET": secret, "Plaid-Version": PLAID_VERSION},
+            rate_limits=rate_limits if limited else None, limiter=limiter)
         self._policy = policy
         self._sleep = sleep
         self.now = now or (lambda: datetime.now(UTC))
@@ -880,17 +942,25 @@ class PlaidProvider:
         data = self.client.accounts_get(self._token(connection_external_id))
         return [map_account(raw, connection_external_id) for raw in data["accounts"]]
 
-    def fetch_transactions(self, connection_external_id: str, accounts: list[Account],
-                           cursor: str | None) -> TransactionChanges:
+    def fetch_connection(self, external_id: str) -> tuple[ConnectionState, list[Account]]:
+        """The Item's state and its accounts, /item/get and /accounts/get sent at once."""
+        token = self._token(external_id)
+        state, answer = at_once(lambda: self._state(token), lambda: self.client.accounts_get(token))
+        data = unless_blocked(state, answer)
+        return state, [map_account(raw, external_id) for raw in data["accounts"]] if data else []
+
+    def fetch_transactions(self, connection_external_id: str, accounts: list[Account], cursor: str | None,
+                           *, sink: Callable[[pa.RecordBatch], None] | None = None) -> TransactionChanges:
         """Every change since the cursor, applied page by page so the latest word on each id wins.
 
         An account that /transactions/sync lists but `accounts` lacks (added at the bank between the two
         calls) is mapped from the sync answer and appended to `accounts`, so the engine stores it along
         with its transactions. A transaction for an account neither lists is BadData: nothing is applied
-        and the cursor stays, so no change is skipped.
+        and the cursor stays, so no change is skipped. The walk must end before anything is mapped (a
+        mutation restarts it from the pre-loop cursor); the mapped batches go to `sink`, or stay in the result.
         """
-        before = self.client.requests
-        walk = transactions_sync_all(self.client, self._token(connection_external_id), cursor)
+        with counting_requests() as count:
+            walk = transactions_sync_all(self.client, self._token(connection_external_id), cursor)
         by_id = {a.external_id: a for a in accounts}
         for page in walk.pages:
             for raw in page["accounts"]:
@@ -898,7 +968,7 @@ class PlaidProvider:
                     account = map_account(raw, connection_external_id)
                     by_id[account.external_id] = account
                     accounts.append(account)
-        live: dict[str, Transaction] = {}
+        live: dict[str, tuple[dict[str, Any], Account]] = {}
         gone: dict[str, None] = {}
         for page in walk.pages:
             for raw in [*page["added"], *page["modified"]]:
@@ -909,15 +979,25 @@ class PlaidProvider:
                 if account is None:
                     raise BadData("Plaid sent a transaction for an account it did not list. Nothing was changed; "
                                   "the next sync will try again.", code="UNKNOWN_ACCOUNT", provider=NAME)
-                txn = map_transaction(raw, account)
-                live.pop(txn.external_id, None)  # re-insert so the order follows Plaid's
-                live[txn.external_id] = txn
-                gone.pop(txn.external_id, None)
+                tid = str(raw.get("transaction_id"))
+                live.pop(tid, None)  # re-insert so the order follows Plaid's
+                live[tid] = (raw, account)
+                gone.pop(tid, None)
             for tid in _removed_ids(page):
                 live.pop(tid, None)
                 gone[tid] = None
-        return TransactionChanges(upserts=list(live.values()), removed=list(gone), windows=[],
-                                  cursor=walk.next_cursor or cursor, requests=self.client.requests - before)
+        changes = TransactionChanges(provider=NAME, removed=list(gone), windows=[], cursor=walk.next_cursor or cursor)
+        rows = list(live.values())
+        for start in range(0, len(rows), MAP_CHUNK):
+            chunk = rows[start:start + MAP_CHUNK]
+            batch = map_transactions([raw for raw, _ in chunk], [account for _, account in chunk])
+            if sink is None:
+                changes.batches.append(batch)
+            else:
+                sink(batch)
+                changes.staged += batch.num_rows
+        changes.requests = count.value
+        return changes
 
     def disconnect(self, external_id: str) -> None:
         with contextlib.suppress(NotFound):  # already removed at Plaid: that is what we wanted

@@ -7,10 +7,11 @@ which replaces only the transport.
 from __future__ import annotations
 
 import base64
+import contextvars
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -20,13 +21,17 @@ from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
 import httpx
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from finance.categories import UNCATEGORIZED
 from finance.http import (
     DEFAULT_POLICY,
+    RateLimiter,
     RetryPolicy,
     Sleep,
     call_with_retries,
+    counting_requests,
     decode_json,
     error_body,
     make_client,
@@ -41,7 +46,9 @@ from finance.model import (
     MfaPrompt,
     Transaction,
     TransactionChanges,
+    TransactionColumns,
     TxnStatus,
+    WireAmounts,
 )
 from finance.providers.base import (
     BadData,
@@ -52,8 +59,18 @@ from finance.providers.base import (
     ReauthRequired,
     RequestRejected,
     TransientError,
+    at_once,
+    unless_blocked,
 )
-from finance.providers.wire import wire_decimal, wire_instant
+from finance.providers.wire import (
+    instant_array,
+    per_distinct,
+    to_batch,
+    to_transactions,
+    wire_decimal,
+    wire_instant,
+)
+from finance.providers.wire import local_dates as wire_local_dates
 
 NAME = "pluggy"
 LABEL = "Pluggy"
@@ -119,18 +136,23 @@ def parse_instant(value: str | None) -> datetime | None:
     return wire_instant(value, provider=NAME, label=LABEL)
 
 
-def local_date(value: str) -> date:
-    """The São Paulo calendar day of a Pluggy transaction date.
+def local_dates(instants: pa.Array) -> pa.Array:
+    """The São Paulo calendar day of each Pluggy transaction instant (UTC timestamps).
 
     Pluggy pads date-only values to midnight UTC; those are taken as the date they name. Any other
     instant is converted to America/Sao_Paulo first (T03:00Z is local midnight; 02:30Z is the
     evening before), so a late purchase lands on the day the user made it.
     """
-    instant = parse_instant(value)
-    assert instant is not None
-    if instant.astimezone(UTC).time() == datetime.min.time():
-        return instant.astimezone(UTC).date()
-    return instant.astimezone(SAO_PAULO).date()
+    padded = pc.equal(pc.floor_temporal(instants, unit="day"), instants)
+    return pc.if_else(padded, pc.cast(instants, pa.date32()), wire_local_dates(instants, SAO_PAULO.key))
+
+
+def local_date(value: str) -> date:
+    """The São Paulo calendar day of one Pluggy transaction date (see `local_dates`)."""
+    day = local_dates(instant_array([value], provider=NAME))[0].as_py()
+    if day is None:
+        raise BadData(f"Pluggy sent an unreadable date: {str(value)[:40]!r}", code="BAD_DATE", provider=NAME)
+    return day
 
 
 def to_decimal(value: Any, field: str) -> Decimal:
@@ -186,10 +208,8 @@ def map_account(raw: dict[str, Any], *, as_of: datetime | None = None) -> Accoun
         raise BadData(f"Pluggy sent an account without {exc.args[0]}.", code="BAD_ACCOUNT", provider=NAME) from exc
 
 
-def _counterparty(raw: dict[str, Any], outflow: bool) -> str | None:
-    merchant = raw.get("merchant") or {}
-    if merchant.get("name") or merchant.get("businessName"):
-        return str(merchant.get("name") or merchant.get("businessName"))
+def _party(raw: dict[str, Any], outflow: bool) -> str | None:
+    """The other side of a transfer without a merchant: the receiver of an outflow, the payer of an inflow."""
     payment = raw.get("paymentData") or {}
     party = payment.get("receiver") if outflow else payment.get("payer")
     if party:
@@ -197,8 +217,8 @@ def _counterparty(raw: dict[str, Any], outflow: bool) -> str | None:
     return None
 
 
-def _payment_method(raw: dict[str, Any], acc_type: AccountType) -> str | None:
-    method = ((raw.get("paymentData") or {}).get("paymentMethod") or raw.get("operationType") or "").upper()
+def _payment_method(method: Any, acc_type: AccountType) -> str | None:
+    method = (method or "").upper()
     if method in PAYMENT_METHODS:
         return method
     if acc_type is AccountType.CREDIT_CARD:
@@ -206,55 +226,115 @@ def _payment_method(raw: dict[str, Any], acc_type: AccountType) -> str | None:
     return method or None
 
 
-def map_transaction(raw: dict[str, Any], account: Account) -> Transaction:
-    """A Pluggy transaction, signed so that negative is money leaving the user.
+_NO_METADATA: dict[str, Any] = {}
+
+
+def _status(value: Any) -> str:
+    return TxnStatus.PENDING.value if str(value or "POSTED").upper() == "PENDING" else TxnStatus.POSTED.value
+
+
+def transaction_columns(raws: Sequence[dict[str, Any]], account: Account) -> TransactionColumns:
+    """THE mapping of Pluggy transactions of one account, signed so that negative is money leaving the user.
 
     Bank accounts already use that sign. On credit cards Pluggy sends purchases positive and
     payments negative, so the sign is flipped. Foreign purchases use amountInAccountCurrency and
-    keep the original currency and amount beside it.
+    keep the original currency and amount beside it. Rendered by `map_transactions` (bulk) and
+    `map_transaction` (one object).
     """
+    card = account.type is AccountType.CREDIT_CARD
     try:
-        currency = str(raw.get("currencyCode") or account.currency)
-        amount = to_decimal(raw["amount"], "amount")
-        in_account = raw.get("amountInAccountCurrency")
-        original_amount: Decimal | None = None
-        original_currency: str | None = None
-        if currency != account.currency:
-            if in_account is None:
-                raise BadData("Pluggy sent a foreign-currency transaction without its amount in the account "
-                              "currency.", code="BAD_AMOUNT", provider=NAME)
-            original_amount, original_currency = amount, currency
-            amount = to_decimal(in_account, "amount in account currency")
-        if account.type is AccountType.CREDIT_CARD:
-            amount = -amount
-            original_amount = -original_amount if original_amount is not None else None
-        card = raw.get("creditCardMetadata") or {}
-        purchase = card.get("purchaseDate")
-        status = TxnStatus.PENDING if str(raw.get("status") or "POSTED").upper() == "PENDING" else TxnStatus.POSTED
-        return Transaction(
-            provider=NAME,
-            external_id=str(raw["id"]),
-            account_external_id=account.external_id,
-            booked_date=local_date(str(raw["date"])),
-            amount=amount,
-            currency=account.currency,
-            description=str(raw.get("description") or raw.get("descriptionRaw") or ""),
-            status=status,
-            category=map_category(raw.get("categoryId")),
-            provider_category=raw.get("category"),
-            provider_category_id=raw.get("categoryId"),
-            authorized_date=local_date(str(purchase)) if purchase else None,
-            original_amount=original_amount,
-            original_currency=original_currency,
-            merchant=_counterparty(raw, outflow=amount < 0),
-            payment_method=_payment_method(raw, account.type),
-            installment_number=_optional_int(card.get("installmentNumber")),
-            installment_total=_optional_int(card.get("totalInstallments")),
-            provider_created_at=parse_instant(raw.get("createdAt")),
-        )
+        external_ids = [str(r["id"]) for r in raws]
+        amounts = [r["amount"] for r in raws]
+        dates = [str(r["date"]) for r in raws]
     except KeyError as exc:
         raise BadData(f"Pluggy sent a transaction without {exc.args[0]}.", code="BAD_TRANSACTION",
                       provider=NAME) from exc
+    n = len(raws)
+    currencies = [r.get("currencyCode") or account.currency for r in raws]
+    originals: list[Any] = [None] * n
+    original_currencies: list[str | None] = [None] * n
+    if currencies.count(account.currency) != n:
+        for i, currency in enumerate(currencies):
+            if currency != account.currency:
+                in_account = raws[i].get("amountInAccountCurrency")
+                if in_account is None:
+                    raise BadData("Pluggy sent a foreign-currency transaction without its amount in the account "
+                                  "currency.", code="BAD_AMOUNT", provider=NAME)
+                originals[i], original_currencies[i] = amounts[i], str(currency)
+                amounts[i] = in_account
+
+    def counterparty(raw: dict[str, Any], amount: Any) -> str | None:
+        if not raw.get("paymentData"):
+            return None
+        if type(amount) not in (float, int, Decimal):
+            amount = wire_decimal(amount, "amount", provider=NAME, label=LABEL)
+        return _party(raw, outflow=amount > 0 if card else amount < 0)
+
+    merchants = [(name if name.__class__ is str else str(name))
+                 if (name := (m.get("name") or m.get("businessName")) if (m := r.get("merchant")) else None)
+                 else counterparty(r, amount)
+                 for r, amount in zip(raws, amounts, strict=True)]
+    methods = [(p.get("paymentMethod") if (p := r.get("paymentData")) else None) or r.get("operationType")
+               for r in raws]
+    category_ids = [r.get("categoryId") for r in raws]
+    metas = [r.get("creditCardMetadata") for r in raws]
+    if metas.count(None) == n:  # bank accounts: no card metadata at all
+        purchases: list[Any] = [None] * n
+        installments: list[int | None] = [None] * n
+        totals: list[int | None] = [None] * n
+    else:
+        metas = [m or _NO_METADATA for m in metas]
+        purchases = [str(p) if (p := m.get("purchaseDate")) else None for m in metas]
+        installments = [_optional_int(m.get("installmentNumber")) for m in metas]
+        totals = [_optional_int(m.get("totalInstallments")) for m in metas]
+    return TransactionColumns(
+        provider=NAME,
+        external_id=external_ids,
+        account_external_id=pa.repeat(account.external_id, n),
+        booked_date=local_dates(instant_array(dates, provider=NAME)),
+        amount=WireAmounts(amounts, negate=card, field="amount"),
+        currency=pa.repeat(account.currency, n),
+        description=[str(r.get("description") or r.get("descriptionRaw") or "") for r in raws],
+        status=per_distinct([r.get("status") for r in raws], _status),
+        category=per_distinct(category_ids, map_category),
+        provider_category=[r.get("category") for r in raws],
+        provider_category_id=category_ids,
+        authorized_date=local_dates(instant_array(purchases, provider=NAME)),
+        original_amount=WireAmounts(originals, negate=card, field="amount", optional=True),
+        original_currency=original_currencies,
+        merchant=merchants,
+        payment_method=per_distinct(methods, lambda m: _payment_method(m, account.type)),
+        installment_number=installments,
+        installment_total=totals,
+        pending_external_id=pa.nulls(n, pa.string()),
+        provider_created_at=instant_array([r.get("createdAt") for r in raws], provider=NAME),
+    )
+
+
+MAP_CHUNK_ROWS = 2_000
+"""Rows mapped at once: a few pages, so Arrow's per-call overhead is paid per chunk, not per 500-row page."""
+
+
+def page_chunks(pages: Iterable[list[dict[str, Any]]], rows: int = MAP_CHUNK_ROWS) -> Iterator[list[dict[str, Any]]]:
+    """Consecutive pages joined into chunks of at least `rows` rows (the last may be smaller)."""
+    chunk: list[dict[str, Any]] = []
+    for page in pages:
+        chunk.extend(page)
+        if len(chunk) >= rows:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def map_transactions(raws: Sequence[dict[str, Any]], account: Account) -> pa.RecordBatch:
+    """Pluggy transactions of one account as an Arrow batch for the store (see `transaction_columns`)."""
+    return to_batch(transaction_columns(raws, account))
+
+
+def map_transaction(raw: dict[str, Any], account: Account) -> Transaction:
+    """One Pluggy transaction as a `Transaction` with the exact amount (see `transaction_columns`)."""
+    return to_transactions(transaction_columns([raw], account))[0]
 
 
 def _optional_int(value: Any) -> int | None:
@@ -402,6 +482,77 @@ def _cursor_from_next(next_query: str) -> str | None:
     return None
 
 
+RATE_LIMITS: dict[str, int] = {"auth": 360, "accounts": 360, "transactions": 360, "item_update": 20}
+"""Requests per minute per IP and endpoint group (reference pluggy.md §7.2); /v2/transactions counts as transactions."""
+
+
+def rate_limit_group(method: str, path: str) -> str | None:
+    """The limit group a request counts against, or None for endpoints without a published limit."""
+    if method == "POST" and path == "/auth":
+        return "auth"
+    if method == "GET" and (path == "/accounts" or path.startswith("/accounts/")):
+        return "accounts"
+    if method == "GET" and (path in ("/transactions", "/v2/transactions") or path.startswith("/transactions/")):
+        return "transactions"
+    if method == "PATCH" and path.startswith("/items/") and path.count("/") == 2:
+        return "item_update"
+    return None
+
+
+def rate_limits(request: httpx.Request) -> list[tuple[str, int]]:
+    """The token buckets a request takes from (one per limit group; Pluggy counts per IP, so per server)."""
+    group = rate_limit_group(request.method, request.url.path)
+    return [(f"pluggy:{group}", RATE_LIMITS[group])] if group else []
+
+
+_NEXT_KEY = b'"next"'
+_JSON_VALUE = json.JSONDecoder()
+
+
+def _next_cursor_hint(content: bytes) -> str | None:
+    """The `after` cursor of a /v2/transactions answer read straight off its bytes (the last "next" key), or
+    None. Only a guess to request the next page early: the decoded page is the authority."""
+    at = content.rfind(_NEXT_KEY)
+    if at < 0:
+        return None
+    rest = content[at + len(_NEXT_KEY):].decode("utf-8", "replace").lstrip()
+    if not rest.startswith(":"):
+        return None
+    try:
+        value, _ = _JSON_VALUE.raw_decode(rest[1:].lstrip())
+    except ValueError:
+        return None
+    return _cursor_from_next(value) if isinstance(value, str) and value else None
+
+
+class _Ahead:
+    """A request sent on its own thread for a page the walk expects to need next."""
+
+    def __init__(self, fetch: Callable[[str], httpx.Response], cursor: str) -> None:
+        self.cursor = cursor
+        self._response: httpx.Response | None = None
+        self._error: Exception | None = None
+        self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._run, fetch),
+                                        daemon=True, name="pluggy-page-ahead")
+        self._thread.start()
+
+    def _run(self, fetch: Callable[[str], httpx.Response]) -> None:
+        try:
+            self._response = fetch(self.cursor)
+        except Exception as exc:  # raised by result(), if the page turns out to be needed
+            self._error = exc
+
+    def result(self) -> httpx.Response:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._response is not None
+        return self._response
+
+    def abandon(self) -> None:
+        """Not needed after all: let the request finish on its own and drop its answer."""
+
+
 def _jwt_expiry(token: str) -> datetime | None:
     try:
         payload = token.split(".")[1]
@@ -416,12 +567,17 @@ class PluggyClient:
 
     def __init__(self, client_id: str, client_secret: str, *, base_url: str = "https://api.pluggy.ai",
                  transport: httpx.BaseTransport | None = None, policy: RetryPolicy = DEFAULT_POLICY,
-                 sleep: Sleep = time.sleep, now: Callable[[], datetime] | None = None) -> None:
+                 sleep: Sleep = time.sleep, now: Callable[[], datetime] | None = None,
+                 rate_limited: bool | None = None, limiter: RateLimiter | None = None) -> None:
+        """`rate_limited`: keep Pluggy's per-minute limits client-side (default: on the network, not against
+        an in-process emulator's transport); `limiter`: the token buckets to use (default: the client's own)."""
         if not client_id or not client_secret:
             raise ConfigurationError("Pluggy needs a client id and secret.", code="NO_CREDENTIALS", provider=NAME)
         self._client_id = client_id
         self._client_secret = client_secret
-        self._http = make_client(base_url, transport=transport)
+        limited = (transport is None or limiter is not None) if rate_limited is None else rate_limited
+        self._http = make_client(base_url, transport=transport, rate_limits=rate_limits if limited else None,
+                                 limiter=limiter)
         self._policy = policy
         self._sleep = sleep
         self._now = now or (lambda: datetime.now(UTC))  # the emulator's clock offline, to read key expiry
@@ -579,6 +735,14 @@ class PluggyClient:
                      created_at_from: datetime | None = None, ids: list[str] | None = None,
                      ) -> Iterator[dict[str, Any]]:
         """Every transaction matching the filters, walking /v2/transactions cursors to the end."""
+        for page in self.transaction_pages(account_id, date_from=date_from, created_at_from=created_at_from,
+                                           ids=ids):
+            yield from page
+
+    def transaction_pages(self, account_id: str, *, date_from: date | None = None,
+                          created_at_from: datetime | None = None, ids: list[str] | None = None,
+                          ) -> Iterator[list[dict[str, Any]]]:
+        """The pages of `transactions`, one list of rows per /v2/transactions answer (for page-wise mapping)."""
         if date_from and created_at_from:
             raise ValueError("Pluggy does not accept dateFrom together with createdAtFrom")
         params: dict[str, Any] = {"accountId": account_id}
@@ -588,19 +752,33 @@ class PluggyClient:
             params["createdAtFrom"] = created_at_from.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
         if ids:
             params["ids"] = ",".join(ids)
-        after: str | None = None
+
+        def fetch(after: str | None) -> httpx.Response:
+            return self._send("GET", "/v2/transactions", params={**params, "after": after} if after else params)
+
+        # Pipelined: the next page is requested as soon as its cursor can be read off the raw answer, and this
+        # page is decoded (and used by the caller) while that request is in flight. The guess is checked
+        # against the decoded page; a wrong one is dropped and the right page requested.
+        response = fetch(None)
         while True:
-            page_params = {**params, "after": after} if after else params
-            page = self._get_json("/v2/transactions", params=page_params)
-            if not isinstance(page, dict) or not isinstance(page.get("results"), list):
-                raise BadData("Pluggy's transaction page had no results list.", code="BAD_PAGE", provider=NAME)
-            yield from page["results"]
-            next_query = page.get("next")
-            if not next_query:
-                return
-            after = _cursor_from_next(str(next_query))
-            if not after:
-                raise BadData("Pluggy's next-page link had no cursor.", code="BAD_CURSOR", provider=NAME)
+            guess = _next_cursor_hint(response.content)
+            ahead = _Ahead(fetch, guess) if guess else None
+            try:
+                page = _decode_json(response)
+                if not isinstance(page, dict) or not isinstance(page.get("results"), list):
+                    raise BadData("Pluggy's transaction page had no results list.", code="BAD_PAGE", provider=NAME)
+                next_query = page.get("next")
+                after = _cursor_from_next(str(next_query)) if next_query else None
+                if next_query and not after:
+                    raise BadData("Pluggy's next-page link had no cursor.", code="BAD_CURSOR", provider=NAME)
+                yield page["results"]
+                if after is None:
+                    return
+                response = ahead.result() if ahead is not None and ahead.cursor == after else fetch(after)
+                ahead = None
+            finally:
+                if ahead is not None:
+                    ahead.abandon()
 
     def _paged(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
         page = 1
@@ -685,20 +863,39 @@ class PluggyProvider:
         as_of = parse_instant(item.get("lastUpdatedAt")) or self._now()
         return [map_account(raw, as_of=as_of) for raw in self.client.accounts(connection_external_id)]
 
-    def fetch_transactions(self, connection_external_id: str, accounts: list[Account],
-                           cursor: str | None) -> TransactionChanges:
+    def fetch_connection(self, external_id: str) -> tuple[ConnectionState, list[Account]]:
+        """The item's state and its accounts, GET /items/{id} and GET /accounts sent at once (the item dates them)."""
+        item, raw_accounts = at_once(lambda: self.client.item(external_id), lambda: self.client.accounts(external_id))
+        state = map_item(item, now=self._now())
+        as_of = state.last_updated_at or self._now()
+        return state, [map_account(raw, as_of=as_of) for raw in unless_blocked(state, raw_accounts) or []]
+
+    def fetch_transactions(self, connection_external_id: str, accounts: list[Account], cursor: str | None,
+                           *, sink: Callable[[pa.RecordBatch], None] | None = None) -> TransactionChanges:
         """New rows since the createdAt high-water mark, plus a full re-read of the recent window.
 
         The re-read window is authoritative: a stored row dated inside it that Pluggy no longer lists
         (a pending charge that posted under a new id, or was dropped) is removed by the sync engine.
+        Each page is mapped as it arrives and handed to `sink` (from several threads; the accounts are
+        read concurrently), or kept in the result's batches without one; raw pages are never accumulated.
         """
         state = _load_cursor(cursor)
         today = self._today()
-        before = self.client.requests
+        changes = TransactionChanges(provider=NAME)
+        kept_lock = threading.Lock()
 
-        def fetch_one(account: Account) -> tuple[Account, list[Transaction], date, AccountCursor]:
+        def emit(batch: pa.RecordBatch) -> None:
+            if sink is not None:
+                sink(batch)
+            with kept_lock:
+                if sink is None:
+                    changes.batches.append(batch)
+                else:
+                    changes.staged += batch.num_rows
+
+        def fetch_one(account: Account) -> tuple[date, AccountCursor]:
             known = state.get(account.external_id)
-            rows: dict[str, dict[str, Any]] = {}
+            since: datetime | None = None
             if known is None:
                 origin = window_start = today - timedelta(days=FIRST_SYNC_DAYS)
             else:
@@ -706,26 +903,41 @@ class PluggyProvider:
                 origin = known.origin
                 window_start = max(origin, min(today, known.synced_on) - timedelta(days=REREAD_DAYS))
                 since = (parse_instant(known.mark) or self._now()) - CREATED_AT_OVERLAP
-                for raw in self.client.transactions(account.external_id, created_at_from=since):
-                    rows[str(raw["id"])] = raw
-            for raw in self.client.transactions(account.external_id, date_from=window_start):
-                rows[str(raw["id"])] = raw
-            mapped = [map_transaction(raw, account) for raw in rows.values()]
-            marks = [m for m in (parse_instant(r.get("createdAt")) for r in rows.values()) if m is not None]
-            mark = max(marks).isoformat() if marks else (known.mark if known else None)
-            # Rows created lately but dated before the first sync's window stay out, as they did then.
-            kept = [t for t in mapped if t.booked_date >= origin]
-            return account, kept, window_start, AccountCursor(mark=mark, origin=origin, synced_on=today)
+            newest: datetime | None = None
+            in_window: set[str] = set()  # the window's version of a row wins over the createdAt walk's
+            first_day = pa.scalar(origin, pa.date32())
+            walks: list[dict[str, Any]] = [{"date_from": window_start}]
+            if since is not None:
+                walks.append({"created_at_from": since})
+            for walk in walks:
+                for rows in page_chunks(self.client.transaction_pages(account.external_id, **walk)):
+                    if "created_at_from" in walk:
+                        rows = [raw for raw in rows if str(raw.get("id")) not in in_window]
+                    if not rows:
+                        continue
+                    batch = map_transactions(rows, account)
+                    latest = pc.max(batch.column("provider_created_at")).as_py()
+                    newest = latest if newest is None or (latest is not None and latest > newest) else newest
+                    if since is not None and "date_from" in walk:
+                        in_window.update(batch.column("external_id").to_pylist())
+                    # Rows created lately but dated before the first sync's window stay out, as they did then.
+                    batch = batch.filter(pc.greater_equal(batch.column("booked_date"), first_day))
+                    if batch.num_rows:
+                        emit(batch)
+            mark = newest.isoformat() if newest else (known.mark if known else None)
+            return window_start, AccountCursor(mark=mark, origin=origin, synced_on=today)
 
-        changes = TransactionChanges()
         new_state = dict(state)
-        with ThreadPoolExecutor(max_workers=max(1, min(self._max_workers, len(accounts)))) as pool:
-            for account, rows, window_start, account_cursor in pool.map(fetch_one, accounts):
-                changes.upserts.extend(rows)
+        workers = max(1, min(self._max_workers, len(accounts)))
+        with counting_requests() as count, ThreadPoolExecutor(max_workers=workers) as pool:
+            # Each worker runs in a copy of this context, so its requests count here (and in the sync's count).
+            futures = [pool.submit(contextvars.copy_context().run, fetch_one, account) for account in accounts]
+            for account, future in zip(accounts, futures, strict=True):
+                window_start, account_cursor = future.result()
                 changes.windows.append((account.external_id, window_start))
                 new_state[account.external_id] = account_cursor
         changes.cursor = _dump_cursor(new_state)
-        changes.requests = self.client.requests - before
+        changes.requests = count.value
         return changes
 
     def disconnect(self, external_id: str) -> None:

@@ -15,13 +15,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from jsonschema import Draft4Validator
 
 from finance.categories import CATEGORIES, UNCATEGORIZED, category, is_transfer
-from finance.model import Account, AccountType, ConnectionStatus, Institution, TxnStatus
+from finance.model import TRANSACTION_SCHEMA, Account, AccountType, ConnectionStatus, Institution, TxnStatus
 from finance.providers.base import BadData
 from finance.providers.plaid import (
     CATEGORY_MAP,
@@ -32,7 +33,10 @@ from finance.providers.plaid import (
     map_institution,
     map_item,
     map_transaction,
+    map_transactions,
+    rate_limits,
 )
+from finance.providers.wire import money
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "plaid"
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
@@ -904,3 +908,44 @@ def test_institution_logo_becomes_a_data_url() -> None:
 def test_institution_without_id_is_bad_data() -> None:
     with pytest.raises(BadData):
         map_institution({"name": "Nameless"})
+
+
+# --------------------------------------------------------------------------------------------
+# One mapping, two renderings: the Arrow batch the store ingests and the Transaction objects
+# --------------------------------------------------------------------------------------------
+
+def test_bulk_mapping_of_every_fixture_equals_the_objects_row_by_row() -> None:
+    raws = [raw_txn(key) for key in TRANSACTIONS]
+    accounts = [BY_ACCOUNT_ID[raw["account_id"]] for raw in raws]
+    batch = map_transactions(raws, accounts)
+    assert batch.schema.equals(TRANSACTION_SCHEMA)
+    expected = []
+    for raw, account in zip(raws, accounts, strict=True):
+        txn = map_transaction(raw, account)
+        row = {name: getattr(txn, name) for name in TRANSACTION_SCHEMA.names}
+        row["amount"] = money(txn.amount)
+        expected.append({**row, "status": txn.status.value})
+    assert batch.to_pylist() == expected
+
+
+@pytest.mark.parametrize(("field", "value", "code"), [
+    ("amount", "abc", "BAD_AMOUNT"), ("pending", 1, "BAD_TRANSACTION"), ("date", "09/24/2023", "BAD_DATE")])
+def test_bulk_mapping_raises_the_same_bad_data_as_one_row(field: str, value: Any, code: str) -> None:
+    raw = raw_txn("card_purchase")
+    raw[field] = value
+    with pytest.raises(BadData) as info:
+        map_transactions([raw_txn("payroll"), raw], [MAPPED_ACCOUNTS["checking"], MAPPED_ACCOUNTS["credit_card"]])
+    assert info.value.code == code
+
+
+def test_rate_limit_buckets_per_client_and_per_item_never_hold_the_token() -> None:
+    token = "access-sandbox-0123456789"
+    request = httpx.Request("POST", "https://sandbox.plaid.com/transactions/sync", json={"access_token": token})
+    buckets = rate_limits(request)
+    assert [limit for _, limit in buckets] == [2_500, 50]  # plaid.md §6.3: per client, per Item
+    assert all(token not in key for key, _ in buckets)
+    other = httpx.Request("POST", "https://sandbox.plaid.com/transactions/sync", json={"access_token": "another"})
+    assert rate_limits(other)[1][0] != buckets[1][0]
+    assert rate_limits(httpx.Request("POST", "https://sandbox.plaid.com/institutions/get_by_id",
+                                     json={"institution_id": "ins_1"})) == [("plaid:/institutions/get_by_id", 400)]
+    assert rate_limits(httpx.Request("POST", "https://sandbox.plaid.com/link/token/create", json={})) == []

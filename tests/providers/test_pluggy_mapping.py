@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft7Validator
 
 from finance.categories import CATEGORIES, UNCATEGORIZED, category, is_transfer
-from finance.model import Account, AccountType, ConnectionStatus, MfaPrompt, TxnStatus
+from finance.model import TRANSACTION_SCHEMA, Account, AccountType, ConnectionStatus, MfaPrompt, Transaction, TxnStatus
 from finance.providers.base import BadData
 from finance.providers.pluggy import (
     CATEGORY_MAP,
@@ -25,7 +25,10 @@ from finance.providers.pluggy import (
     map_category,
     map_item,
     map_transaction,
+    map_transactions,
+    page_chunks,
 )
+from finance.providers.wire import money
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "pluggy"
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
@@ -677,3 +680,54 @@ def test_item_without_id_is_bad_data() -> None:
     with pytest.raises(BadData) as info:
         map_item(raw, now=NOW)
     assert info.value.code == "BAD_ITEM"
+
+
+# --------------------------------------------------------------------------------------------
+# One mapping, two renderings: the Arrow batch the store ingests and the Transaction objects
+# --------------------------------------------------------------------------------------------
+
+def stored(txn: Transaction) -> dict[str, Any]:
+    """A Transaction as the batch carries it: every field but the provider, amounts in half-even cents."""
+    row = {name: getattr(txn, name) for name in TRANSACTION_SCHEMA.names}
+    for name in ("amount", "original_amount"):
+        row[name] = None if row[name] is None else money(row[name])
+    return {**row, "status": txn.status.value}
+
+
+@pytest.mark.parametrize("account_key", sorted(TRANSACTIONS))
+def test_bulk_mapping_of_a_page_equals_the_objects_row_by_row(account_key: str) -> None:
+    account = CHECKING if account_key == "checking" else CARD
+    raws = [raw_txn(account_key, key) for key in TRANSACTIONS[account_key]]
+    batch = map_transactions(raws, account)
+    assert batch.schema.equals(TRANSACTION_SCHEMA)
+    assert batch.to_pylist() == [stored(map_transaction(raw, account)) for raw in raws]
+
+
+@given(amount=amounts, kind=st.sampled_from(list(AccountType)), as_float=st.booleans())
+def test_bulk_sign_rule_matches_the_object_rule(amount: Decimal, kind: AccountType, as_float: bool) -> None:
+    account = _account_of(kind)
+    raw = raw_txn("checking", "debit")
+    raw["amount"] = float(amount) if as_float else amount
+    assert map_transactions([raw], account).column("amount").to_pylist() == [money(map_transaction(raw, account)
+                                                                                   .amount)]
+
+
+def test_bulk_mapping_raises_the_same_bad_data_as_one_row() -> None:
+    good = raw_txn("checking", "debit")
+    broken = raw_txn("checking", "salary")
+    del broken["date"]
+    with pytest.raises(BadData) as info:
+        map_transactions([good, broken], CHECKING)
+    assert info.value.code == "BAD_TRANSACTION" and "date" in info.value.message
+    broken = raw_txn("checking", "salary")
+    broken["date"] = "10/03/2024"
+    with pytest.raises(BadData) as info:
+        map_transactions([good, broken], CHECKING)
+    assert info.value.code == "BAD_DATE"
+
+
+def test_pages_are_mapped_a_few_at_a_time() -> None:
+    pages = [[{"id": str(i)} for i in range(start, min(start + 500, 2250))] for start in range(0, 2250, 500)]
+    chunks = list(page_chunks(pages, rows=1_000))
+    assert [len(c) for c in chunks] == [1_000, 1_000, 250]
+    assert [row["id"] for c in chunks for row in c] == [str(i) for i in range(2250)]
