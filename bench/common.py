@@ -18,10 +18,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from finance.model import Account, ConnectionState, ConnectionStatus, Institution, Transaction, TransactionChanges
-from finance.providers.pluggy import SAO_PAULO, map_account, map_transaction
+from finance.providers.pluggy import SAO_PAULO, map_account, map_transactions, page_chunks
 from finance.sandbox.ledger import generate_transactions, stable_uuid
 from finance.store.db import create_engine, init_schema
-from finance.store.ingest import ApplyCounts, apply_sync, upsert_connection
+from finance.store.ingest import ApplyCounts, StagedTransactions, apply_sync, configure_store, upsert_connection
 from finance.store.schema import sync_runs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,6 +90,42 @@ def run_child(module: str, *args: str, env: dict[str, str] | None = None, timeou
                 break
             return dict(json.loads(line[len(RESULT_PREFIX):]))
     raise ChildFailed(f"{' '.join(command[1:])} exited with {proc.returncode}")
+
+
+class Server:
+    """The bench.server child process: the bulk emulator on loopback, its CPU and memory not ours."""
+
+    def __init__(self, rows_per_account: int, accounts: int, *, rate_limits: bool = False) -> None:
+        command = [sys.executable, "-m", "bench.server", "--rows-per-account", str(rows_per_account),
+                   "--accounts", str(accounts), *(["--rate-limits"] if rate_limits else [])]
+        self.proc = subprocess.Popen(command, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        ready = self._line()
+        if not ready.startswith("READY "):
+            raise RuntimeError(f"bench.server did not start: {ready!r}")
+        self.url = f"http://127.0.0.1:{int(ready.split()[1])}"
+
+    def _line(self) -> str:
+        assert self.proc.stdout is not None
+        return self.proc.stdout.readline().strip()
+
+    def command(self, text: str) -> str:
+        """Send one command line and return the server's OK answer."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(text + "\n")
+        self.proc.stdin.flush()
+        answer = self._line()
+        if not answer.startswith("OK"):
+            raise RuntimeError(f"bench.server answered {answer!r} to {text!r}")
+        return answer
+
+    def stop(self) -> None:
+        """Close the server's input (it stops) and wait for it."""
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
 
 
 # --------------------------------------------------------------------------------------------
@@ -188,6 +224,7 @@ def fresh_engine(path: Path) -> sa.Engine:
     path.unlink(missing_ok=True)
     engine = create_engine(f"duckdb:///{path}")
     init_schema(engine)
+    configure_store(engine)  # as the sync engine configures the app's store
     return engine
 
 
@@ -200,27 +237,32 @@ def register(engine: sa.Engine, data: DataSet, now: datetime) -> None:
 def ingest(engine: sa.Engine, data: DataSet) -> dict[str, Any]:
     """Map every raw page and apply the whole sync in one transaction, as the sync engine does.
 
-    Generating the raw pages (the provider's side) is not timed; mapping and applying are.
-    Returns the seconds spent mapping and applying, and the apply counts.
+    Pages are mapped a few at a time into Arrow batches (as the provider maps them) and appended to the sync's
+    staging file as they come (what the engine's sink does during a fetch); then apply_sync loads the staged
+    rows and merges them in one transaction. Generating the raw pages (the provider's side) is not timed;
+    mapping, staging and applying are. Returns the seconds spent mapping (and staging) and applying, and the
+    apply counts.
     """
     now = datetime.now(UTC)
     register(engine, data, now)
     accounts = data.accounts(now)
-    upserts: list[Transaction] = []
     map_seconds = 0.0
-    for index, account in enumerate(accounts):
-        for page in data.account_pages(index):
-            started = time.perf_counter()
-            upserts.extend([map_transaction(raw, account) for raw in page])
-            map_seconds += time.perf_counter() - started
-    changes = TransactionChanges(upserts=upserts, windows=[(a.external_id, data.start) for a in accounts])
-    started = time.perf_counter()
-    with engine.begin() as conn:
-        counts = apply_sync(conn, state=data.state(), accounts=accounts, changes=changes, now=now, today=data.today)
-        upsert_connection(conn, data.state(), now=now, success=True)
-        _record_run(conn, data, now, counts, len(accounts))
-    apply_seconds = time.perf_counter() - started
-    return {"rows": len(upserts), "map_s": map_seconds, "apply_s": apply_seconds, "added": counts.added,
+    with StagedTransactions() as staged:
+        for index, account in enumerate(accounts):
+            for rows in page_chunks(data.account_pages(index)):  # as PluggyProvider.fetch_transactions maps them
+                started = time.perf_counter()
+                staged.append(map_transactions(rows, account))
+                map_seconds += time.perf_counter() - started
+        changes = TransactionChanges(provider="pluggy", windows=[(a.external_id, data.start) for a in accounts],
+                                     staged=staged.rows)
+        started = time.perf_counter()
+        with engine.begin() as conn:
+            counts = apply_sync(conn, state=data.state(), accounts=accounts, changes=changes, now=now,
+                                today=data.today, staged=staged)
+            upsert_connection(conn, data.state(), now=now, success=True)
+            _record_run(conn, data, now, counts, len(accounts))
+        apply_seconds = time.perf_counter() - started
+    return {"rows": changes.rows, "map_s": map_seconds, "apply_s": apply_seconds, "added": counts.added,
             "modified": counts.modified, "removed": counts.removed}
 
 

@@ -1,17 +1,21 @@
 """The Pluggy emulator serving bulk generated data, and an instrumented httpx transport.
 
 `BulkPluggyEmulator` is the unchanged `PluggyEmulator` (auth, items, accounts, cursors, errors, rate limits) with
-three benchmark-only differences, all in this subclass:
+four benchmark-only differences, all in this subclass:
 - every item's accounts hold `rows_per_account` rows from `generate_transactions` instead of the household ledger;
 - `/v2/transactions` memoizes the filtered, sorted match list per query, so a page costs O(page) rather than a scan
   of the whole account (the emulator's linear scan per page makes a 100k-row account quadratic; answers are equal);
-- the per-minute rate limits can be switched off for the bulk scenarios (they stay on for the latency one).
+- the per-minute rate limits can be switched off for the bulk scenarios (they stay on for the latency one);
+- after `encode_rows()`, pages are assembled from rows encoded once, outside the emulator's lock: the base emulator
+  answers one request at a time, which would queue ten concurrent page requests behind each other's JSON encoding
+  (7-10 ms a page) where a provider's servers answer them in parallel.
 """
 
 from __future__ import annotations
 
 import base64
 import bisect
+import json
 import threading
 import time
 from collections import Counter, OrderedDict
@@ -41,6 +45,9 @@ class BulkPluggyEmulator(emu.PluggyEmulator):
             OrderedDict())
         self._originals: dict[str, str] = {}
         self._bulk_lock = threading.Lock()
+        self.encoded = False
+        self._encoded: dict[int, bytes] = {}
+        self._spliced = threading.local()
 
     # -- data ------------------------------------------------------------------------------------
     def _ledger(self, item: dict[str, Any]) -> Ledger:
@@ -86,6 +93,7 @@ class BulkPluggyEmulator(emu.PluggyEmulator):
                     original = self._originals.setdefault(row["id"], row["description"])
                     row["description"] = f"{original} (rev {variant})"
                     row["updatedAt"] = iso_z(self._clock.now())
+                    self._encoded.pop(id(row), None)
                     changed += 1
         return changed
 
@@ -127,7 +135,44 @@ class BulkPluggyEmulator(emu.PluggyEmulator):
             query += [(k, params[k]) for k in ("ids", "dateFrom", "dateTo", "createdAtFrom") if params.get(k)]
             query.append(("after", cursor))
             next_query = "?" + urlencode(query, quote_via=quote, safe="")
+        if self.encoded:
+            # Answer with a placeholder the lock-holding base class encodes in no time; `handle` splices the
+            # rows in, from their encodings made at warm-up, once the emulator's lock is released.
+            self._spliced.page = (page, next_query)
+            return 200, {"results": [], "next": next_query}
         return 200, {"results": page, "next": next_query}
+
+    def encode_rows(self) -> None:
+        """Encode every generated row now (warm-up), so pages are served by joining bytes (see `handle`)."""
+        with self._bulk_lock:
+            for views in self._bulk.values():
+                for view in views:
+                    for row in view.rows:
+                        self._encoded[id(row)] = _encode(row)
+        self.encoded = True
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        """The emulator's answer; a /v2/transactions page from encoded rows is assembled outside its lock.
+
+        The base emulator answers one request at a time (its lock covers encoding the JSON); a provider's
+        servers answer concurrent requests in parallel, so the benchmark must not queue ten pages behind it.
+        """
+        self._spliced.page = None
+        response = super().handle(request)
+        spliced, self._spliced.page = self._spliced.page, None
+        if spliced is None or response.status_code != 200:
+            return response
+        rows, next_query = spliced
+        if response.content != _encode({"results": [], "next": next_query}):
+            return response  # a fault altered the answer: leave it as the base emulator made it
+        encoded = self._encoded
+        content = b'{"results":[' + b",".join(encoded.get(id(r)) or _encode(r) for r in rows) + b'],"next":' + (
+            _encode(next_query) + b"}")
+        return httpx.Response(200, content=content, headers=response.headers)
+
+
+def _encode(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def limit_group(method: str, path: str) -> str:

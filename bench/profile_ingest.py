@@ -20,12 +20,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 
 import finance.store.ingest as ingest_module
 from bench.common import DataSet, fresh_engine, ingest, log, peak_rss_mb, rss_mb
 from finance.model import TransactionChanges
-from finance.providers.pluggy import REREAD_DAYS, map_transaction
+from finance.providers.pluggy import REREAD_DAYS, map_transactions, page_chunks
 from finance.store.ingest import apply_sync
 
 
@@ -75,16 +77,22 @@ def resync_apply(engine: sa.Engine, data: DataSet) -> dict[str, Any]:
     accounts = data.accounts(now)
     started = time.perf_counter()
     first = (window_start - timedelta(days=1)).isoformat()  # raw dates are UTC; booked dates are São Paulo's
-    upserts = [t for i, account in enumerate(accounts) for raw in data.account_rows(i)
-               if raw["date"] >= first and (t := map_transaction(raw, account)).booked_date >= window_start]
+    batches = []
+    for i, account in enumerate(accounts):
+        recent = [raw for raw in data.account_rows(i) if raw["date"] >= first]
+        for rows in page_chunks([recent]):
+            batch = map_transactions(rows, account)
+            batches.append(batch.filter(pc.greater_equal(batch.column("booked_date"),
+                                                         pa.scalar(window_start, pa.date32()))))
     map_seconds = time.perf_counter() - started
-    changes = TransactionChanges(upserts=upserts, windows=[(a.external_id, window_start) for a in accounts])
+    changes = TransactionChanges(provider="pluggy", batches=batches,
+                                 windows=[(a.external_id, window_start) for a in accounts])
     started = time.perf_counter()
     with engine.begin() as conn:
         counts = apply_sync(conn, state=data.state(), accounts=accounts, changes=changes, now=now, today=data.today)
     if counts.added or counts.modified or counts.removed:
         raise RuntimeError(f"a no-change re-sync changed rows: {counts}")
-    return {"rows": len(upserts), "map_s": map_seconds, "apply_s": time.perf_counter() - started}
+    return {"rows": changes.rows, "map_s": map_seconds, "apply_s": time.perf_counter() - started}
 
 
 def main() -> None:
@@ -105,7 +113,7 @@ def main() -> None:
         lambda _conn, stmt, *_a, **_k: "SQLAlchemy " + _first_line(str(stmt)), original_execute)
     sa.Connection._commit_impl = steps.wrap(  # type: ignore[method-assign]
         lambda _conn: "COMMIT", sa.Connection._commit_impl)
-    for name in ("transactions_table", "_rebuild_balance_history", "_upsert_accounts"):
+    for name in ("_stage", "_rebuild_balance_history", "_upsert_accounts"):
         setattr(ingest_module, name, steps.wrap(lambda *_a, _n=name, **_k: f"python {_n}",
                                                 getattr(ingest_module, name)))
     original_pair = ingest_module.pair_pending_with_posted

@@ -1,17 +1,22 @@
 """The bulk Pluggy emulator served on loopback in its own process, so its memory is not the client's.
 
 Protocol on stdin/stdout: prints `READY <port>` once serving; then reads commands, one per line:
-`warm` (generate every item's data now) -> `OK`; `modify <count> <variant>` -> `OK <changed>`;
-`stats` -> `OK <requests served>`; end of input stops the server.
+`warm [encode]` (generate every item's data now; with `encode`, encode its rows too: see BulkPluggyEmulator)
+-> `OK`; `modify <count> <variant>` -> `OK <changed>`; `stats` -> `OK <requests served>`; end of input stops the server.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from http.server import ThreadingHTTPServer
 
 from bench.emulator import BulkPluggyEmulator
 from finance.sandbox.common import LoopbackServer
+
+# The stdlib's listen backlog of 5 drops part of a burst of simultaneous connects (ten account walks starting at
+# once), which the client's TCP retries a whole second later; a production API server listens with a deep one.
+ThreadingHTTPServer.request_queue_size = 128
 
 
 def main() -> None:
@@ -32,6 +37,8 @@ def main() -> None:
             if command == "warm":
                 for item in emulator.list_items():
                     emulator._views_of(emulator._items[item["id"]])
+                if rest == ["encode"]:
+                    emulator.encode_rows()
                 print("OK", flush=True)
             elif command == "modify":
                 print(f"OK {emulator.modify(int(rest[0]), int(rest[1]))}", flush=True)

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,15 +19,16 @@ from typing import Any
 
 import httpx
 
-from bench.common import ACCOUNTS, REPO, emit, fresh_engine, log, median, peak_rss_mb, rss_mb, union_seconds
+from bench.common import ACCOUNTS, Server, emit, fresh_engine, log, median, peak_rss_mb, rss_mb, union_seconds
 from bench.emulator import TimedTransport
 from finance.model import Account, ConnectionState, TransactionChanges
+from finance.providers.base import TransactionSink
 from finance.providers.pluggy import PluggyClient, PluggyProvider
 from finance.sync import SyncEngine
 
 
 class TimedProvider:
-    """Delegates to a provider and times the three fetch phases the sync engine calls."""
+    """Delegates to a provider and times the two fetch phases the sync engine calls."""
 
     def __init__(self, inner: PluggyProvider) -> None:
         self.inner = inner
@@ -47,55 +46,15 @@ class TimedProvider:
         finally:
             self.phases[phase] = self.phases.get(phase, 0.0) + time.perf_counter() - started
 
-    def connection_state(self, external_id: str) -> ConnectionState:
-        """Timed `connection_state`."""
-        return self._timed("connection_state", self.inner.connection_state, external_id)
+    def fetch_connection(self, external_id: str) -> tuple[ConnectionState, list[Account]]:
+        """Timed `fetch_connection`."""
+        return self._timed("fetch_connection", self.inner.fetch_connection, external_id)
 
-    def fetch_accounts(self, connection_external_id: str) -> list[Account]:
-        """Timed `fetch_accounts`."""
-        return self._timed("fetch_accounts", self.inner.fetch_accounts, connection_external_id)
-
-    def fetch_transactions(self, connection_external_id: str, accounts: list[Account],
-                           cursor: str | None) -> TransactionChanges:
-        """Timed `fetch_transactions`."""
-        return self._timed("fetch_transactions", self.inner.fetch_transactions, connection_external_id, accounts,
-                           cursor)
-
-
-class Server:
-    """The bench.server child process."""
-
-    def __init__(self, rows_per_account: int, accounts: int) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.server", "--rows-per-account", str(rows_per_account),
-             "--accounts", str(accounts)], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        ready = self._line()
-        if not ready.startswith("READY "):
-            raise RuntimeError(f"bench.server did not start: {ready!r}")
-        self.url = f"http://127.0.0.1:{int(ready.split()[1])}"
-
-    def _line(self) -> str:
-        assert self.proc.stdout is not None
-        return self.proc.stdout.readline().strip()
-
-    def command(self, text: str) -> str:
-        """Send one command line and return the server's OK answer."""
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(text + "\n")
-        self.proc.stdin.flush()
-        answer = self._line()
-        if not answer.startswith("OK"):
-            raise RuntimeError(f"bench.server answered {answer!r} to {text!r}")
-        return answer
-
-    def stop(self) -> None:
-        """Close the server's input (it stops) and wait for it."""
-        if self.proc.stdin:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+    def fetch_transactions(self, connection_external_id: str, accounts: list[Account], cursor: str | None,
+                           *, sink: TransactionSink | None = None) -> TransactionChanges:
+        """Timed `fetch_transactions` (mapping and staging each page included, as they happen during the fetch)."""
+        return self._timed("fetch_transactions", lambda: self.inner.fetch_transactions(
+            connection_external_id, accounts, cursor, sink=sink))
 
 
 def timed_sync(sync: SyncEngine, connection_id: str, transport: TimedTransport,
