@@ -4,7 +4,7 @@ reconnect (update mode) and disconnect; the offline sandbox controls."""
 import streamlit as st
 
 from finance.connect_flow import Flow
-from finance.demo import DEMO_BANKS, DemoUnavailable, demo_available, run_demo
+from finance.demo import DEMO_BANKS, demo_available
 from finance.formatting import format_money, format_when
 from finance.model import ConnectionStatus
 from finance.providers.base import ProviderError
@@ -13,12 +13,14 @@ from finance.store import queries
 from finance.sync import SyncResult
 from finance.ui import connect_widget
 from finance.ui.context import services, status_badge
+from finance.ui.widgets import flash, show_flash, start_demo
 
 st.title("Connections")
 svc = services()
 
 # The "needs you" banner on every page, and the Reconnect buttons below, ask for a reconnect through this key.
 RECONNECT_REQUEST = "reconnect_connection_id"
+PAGE = "connections"
 NEEDS_RECONNECT = {ConnectionStatus.NEEDS_RECONNECT.value, ConnectionStatus.CONSENT_EXPIRING.value,
                    ConnectionStatus.NEEDS_INPUT.value}
 
@@ -27,20 +29,6 @@ FAULT_PATHS = {
     "plaid": {"/transactions/sync": "Transactions", "/accounts/get": "Accounts", "/item/get": "Items",
               "": "Every request"},
 }
-
-
-def flash(kind: str, text: str) -> None:
-    st.session_state["flash"] = (kind, text)
-
-
-def show_flash() -> None:
-    kind, text = st.session_state.pop("flash", (None, None))
-    if kind == "success":
-        st.success(text, icon="✅")
-    elif kind == "error":
-        st.error(text, icon="⚠️")
-    elif kind == "warning":
-        st.warning(text, icon="⚠️")
 
 
 def request_reconnect(connection_id: str) -> None:
@@ -53,18 +41,6 @@ def run_sync(connection_id: str, trigger: str) -> SyncResult:
                                       on_progress=lambda stage, f: bar.progress(min(f, 1.0), text=stage))
     bar.empty()
     return result
-
-
-def start_demo() -> None:
-    bar = st.progress(0.0, text="Starting the demo…")
-    try:
-        results = run_demo(svc, lambda label, fraction: bar.progress(fraction, text=label))
-    except DemoUnavailable as exc:
-        flash("error", str(exc))
-        st.rerun()
-    failed = any(r.outcome == "failed" for r in results)
-    flash("error" if failed else "success", " ".join(r.message for r in results))
-    st.rerun()
 
 
 def open_requested_reconnect() -> None:
@@ -91,7 +67,7 @@ def announce(finished: Flow | None) -> None:
             (st.success if finished.ok else st.warning)(finished.message, icon="✅" if finished.ok else "⚠️")
 
 
-show_flash()
+show_flash(PAGE)
 notice = st.container()
 open_requested_reconnect()
 announce(connect_widget.reconnect_panel(svc))
@@ -114,7 +90,7 @@ with listing:
         if demo_available(svc):
             if st.button("Try the demo: connect two sandbox banks", type="primary", icon="🚀",
                          key="connections_demo"):
-                start_demo()
+                start_demo(svc, PAGE)
             st.caption("One click connects " + " and ".join(f"**{b.name}**" for b in DEMO_BANKS)
                        + " on the offline sandboxes (Brazil and the US) and syncs them.")
 
@@ -142,7 +118,7 @@ with listing:
                 continue
             if actions.button("Sync now", key=f"sync_{row.id}", type="primary"):
                 result = run_sync(row.id, "manual")
-                flash("success" if result.outcome == "success" else "error",
+                flash(PAGE, "success" if result.outcome == "success" else "error",
                       f"{row.institution_name}: {result.message}")
                 st.rerun()
             actions.button("Reconnect", key=f"reconnect_{row.id}", on_click=request_reconnect, args=(row.id,),
@@ -155,12 +131,12 @@ with listing:
                     try:
                         provider.disconnect(row.external_id)
                     except ProviderError as exc:
-                        flash("error", f"{label} could not remove the connection: {exc.message}")
+                        flash(PAGE, "error", f"{label} could not remove the connection: {exc.message}")
                         st.rerun()
                     svc.sync.delete_connection(row.id, keep_history=keep)
                     if connect_widget.reconnecting() == row.id:
                         connect_widget.close_reconnect()
-                    flash("success", f"{row.institution_name} disconnected"
+                    flash(PAGE, "success", f"{row.institution_name} disconnected"
                           + ("; its history is kept." if keep else " and its data deleted."))
                     st.rerun()
 
@@ -172,7 +148,7 @@ for name, emulator in offline_emulators(svc.settings).items():
         days = st.number_input("Days", min_value=1, max_value=60, value=3, key=f"{name}_advance_days")
         if st.button("Advance the clock", key=f"{name}_advance"):
             emulator.advance(days=float(days))
-            flash("success", f"Sandbox clock moved {days} days forward. Press Sync now to fetch the changes.")
+            flash(PAGE, "success", f"Sandbox clock moved {days} days forward. Press Sync now to fetch the changes.")
             st.rerun()
         st.divider()
         kinds = {"server_error": "HTTP 500", "unavailable": "HTTP 503", "rate_limit": "HTTP 429 rate limit",
@@ -188,7 +164,7 @@ for name, emulator in offline_emulators(svc.settings).items():
         if st.button("Inject fault", key=f"{name}_inject"):
             emulator.faults.add(kind, path=path or None, times=times)
             how_long = "until you clear it" if times == -1 else f"for the next {times} requests"
-            flash("warning", f"{paths[path]} requests will fail with {kinds[kind]} {how_long}.")
+            flash(PAGE, "warning", f"{paths[path]} requests will fail with {kinds[kind]} {how_long}.")
             st.rerun()
         active = emulator.faults.active()
         if active:

@@ -10,6 +10,7 @@ from finance import charts, money
 from finance.formatting import format_money, format_rate, format_when
 from finance.store import queries
 from finance.ui.context import as_of_caption, services
+from finance.ui.widgets import actor, flash, period_picker, show_flash
 
 st.title("Money")
 svc = services()
@@ -17,26 +18,7 @@ svc = services()
 COMMON_CURRENCIES = ("BRL", "USD", "EUR", "GBP")
 BALANCES = {"net_worth": "net worth", "assets": "assets", "liabilities": "liabilities"}
 FLOWS = {"income": "income", "spending": "spending"}
-
-
-def flash(kind: str, text: str) -> None:
-    st.session_state["money_flash"] = (kind, text)
-
-
-def show_flash() -> None:
-    kind, text = st.session_state.pop("money_flash", (None, None))
-    if kind == "success":
-        st.success(text, icon="✅")
-    elif kind == "error":
-        st.error(text, icon="⚠️")
-
-
-def actor() -> str:
-    """Who is editing, for the audit log: the signed-in user when login is on."""
-    try:
-        return str(st.user.get("email") or "user") if st.user.is_logged_in else "user"
-    except Exception:  # no auth configured
-        return "user"
+PAGE = "money"
 
 
 def add_rate() -> None:
@@ -47,9 +29,9 @@ def add_rate() -> None:
                                 state["money_new_date"], state["money_new_note"])
         queries.add_exchange_rate(svc.engine, rate, actor=actor())
     except money.RateError as exc:
-        flash("error", str(exc))
+        flash(PAGE, "error", str(exc))
         return
-    flash("success", f"Rate saved: {format_rate(rate.rate, rate.from_currency, rate.to_currency)} from "
+    flash(PAGE, "success", f"Rate saved: {format_rate(rate.rate, rate.from_currency, rate.to_currency)} from "
                      f"{rate.valid_from:%Y-%m-%d}.")
     state["money_new_rate"] = ""
     state["money_new_note"] = ""
@@ -62,24 +44,24 @@ def save_rate(rate_id: str) -> None:
                                 state["money_edit_date"], state["money_edit_note"], rate_id=rate_id)
         changed = queries.update_exchange_rate(svc.engine, rate_id, rate, actor=actor())
     except money.RateError as exc:
-        flash("error", str(exc))
+        flash(PAGE, "error", str(exc))
         return
-    flash("success", "Rate updated." if changed else "Nothing to save: the rate is unchanged.")
+    flash(PAGE, "success", "Rate updated." if changed else "Nothing to save: the rate is unchanged.")
 
 
 def delete_rate(rate_id: str) -> None:
     try:
         gone = queries.delete_exchange_rate(svc.engine, rate_id, actor=actor())
     except money.RateError as exc:
-        flash("error", str(exc))
+        flash(PAGE, "error", str(exc))
         return
     st.session_state.pop("money_edit_id", None)
     st.session_state.pop("money_edit_loaded", None)
-    flash("success", f"Rate deleted: {format_rate(gone.rate, gone.from_currency, gone.to_currency)} from "
+    flash(PAGE, "success", f"Rate deleted: {format_rate(gone.rate, gone.from_currency, gone.to_currency)} from "
                      f"{gone.valid_from:%Y-%m-%d}.")
 
 
-show_flash()
+show_flash(PAGE)
 
 with svc.engine.connect() as conn:
     accounts = queries.accounts_summary(conn)
@@ -96,18 +78,7 @@ if accounts.empty:
 
 st.caption(as_of_caption(as_of))
 today = date.today()
-controls = st.columns([1.3, 2, 1.2], vertical_alignment="bottom")
-preset = controls[0].selectbox("Period", money.PERIODS, index=money.PERIODS.index("Last 12 months"),
-                               key="money_period_preset")
-if preset == "Custom":
-    default = money.preset_period("Last 12 months", today)
-    period = controls[1].date_input("From – to", value=(max(first_day or today, default[0]), last_day or today),
-                                    key="money_period")
-    start, end = period if isinstance(period, tuple) and len(period) == 2 else default
-else:
-    start, end = money.preset_period(preset, today)
-    controls[1].markdown(f"{start:%Y-%m-%d} – {end:%Y-%m-%d}")
-include_pending = controls[2].toggle("Include pending", value=True, key="money_pending")
+start, end, include_pending = period_picker("money_period", first_day, last_day)
 pending_note = "" if include_pending else " Pending transactions excluded."
 
 with svc.engine.connect() as conn:

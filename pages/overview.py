@@ -8,37 +8,17 @@ import pandas as pd
 import streamlit as st
 
 from finance import charts, money
-from finance.demo import DEMO_BANKS, DemoUnavailable, demo_available, run_demo
+from finance.demo import DEMO_BANKS, demo_available
 from finance.formatting import format_money, format_when
 from finance.store import explorer, queries
 from finance.ui.context import as_of_caption, services, status_badge
+from finance.ui.widgets import period_picker, show_flash, start_demo
 
 st.title("Overview")
 svc = services()
 
 DRILL_ROWS = 200
 TRANSACTIONS_PAGE = "pages/transactions.py"
-
-
-def show_flash() -> None:
-    kind, text = st.session_state.pop("overview_flash", (None, None))
-    if kind == "success":
-        st.success(text, icon="✅")
-    elif kind == "error":
-        st.error(text, icon="⚠️")
-
-
-def start_demo() -> None:
-    """Connect and sync the two sandbox banks with a progress bar, then show the dashboard."""
-    bar = st.progress(0.0, text="Starting the demo…")
-    try:
-        results = run_demo(svc, lambda label, fraction: bar.progress(fraction, text=label))
-    except DemoUnavailable as exc:
-        st.session_state["overview_flash"] = ("error", str(exc))
-        st.rerun()
-    failed = any(r.outcome == "failed" for r in results)
-    st.session_state["overview_flash"] = ("error" if failed else "success", " ".join(r.message for r in results))
-    st.rerun()
 
 
 def signed(delta: object, currency: str) -> str | None:
@@ -66,7 +46,7 @@ def hand_off_to_transactions(category: str, start: date, end: date, include_pend
     st.switch_page(TRANSACTIONS_PAGE)
 
 
-show_flash()
+show_flash("overview")
 
 with svc.engine.connect() as conn:
     status = queries.connections_status(conn)
@@ -78,7 +58,7 @@ if status.empty:
             "`password-ok`) to see how it works — no credentials or network needed.")
     if demo_available(svc):
         if st.button("Try the demo: connect two sandbox banks", type="primary", icon="🚀", key="overview_demo"):
-            start_demo()
+            start_demo(svc, "overview")
         st.caption("One click connects " + " and ".join(f"**{b.name}**" for b in DEMO_BANKS) +
                    " on the offline sandboxes (Brazil and the US) and syncs them: a few seconds, no typing.")
     st.page_link("pages/connections.py", label="Connect a bank", icon="🏦")
@@ -87,19 +67,7 @@ if status.empty:
 st.caption(as_of_caption(as_of))
 
 # ---- The period ----------------------------------------------------------------------------------------------------
-today = date.today()
-controls = st.columns([1.3, 2, 1.2], vertical_alignment="bottom")
-preset = controls[0].selectbox("Period", money.PERIODS, index=money.PERIODS.index("Last 12 months"),
-                               key="period_preset")
-if preset == "Custom":
-    default = money.preset_period("Last 12 months", today)
-    period = controls[1].date_input("From – to", value=(max(first_day or today, default[0]), last_day or today),
-                                    key="period")
-    start, end = period if isinstance(period, tuple) and len(period) == 2 else default
-else:
-    start, end = money.preset_period(preset, today)
-    controls[1].markdown(f"{start:%Y-%m-%d} – {end:%Y-%m-%d}")
-include_pending = controls[2].toggle("Include pending", value=True, key="include_pending")
+start, end, include_pending = period_picker("period", first_day, last_day)
 previous_start, previous_end = money.previous_period(start, end)
 previous_covered = first_day is not None and first_day <= previous_start
 

@@ -9,6 +9,7 @@ import streamlit as st
 from finance.formatting import format_money
 from finance.store import explorer, queries
 from finance.ui.context import as_of_caption, services
+from finance.ui.widgets import actor, flash, show_flash
 
 st.title("Transactions")
 svc = services()
@@ -17,26 +18,7 @@ DIRECTIONS = {"": "In and out", "out": "Money out", "in": "Money in"}
 STATUS_LABELS = {"pending": "Pending", "posted": "Posted"}
 SOURCE_LABELS = {"user": "set by you", "rule": "set by your rule for this merchant", "provider": "from the bank"}
 TABLE = "txn_table"
-
-
-def flash(kind: str, text: str) -> None:
-    st.session_state["txn_flash"] = (kind, text)
-
-
-def show_flash() -> None:
-    kind, text = st.session_state.pop("txn_flash", (None, None))
-    if kind == "success":
-        st.success(text, icon="✅")
-    elif kind == "error":
-        st.error(text, icon="⚠️")
-
-
-def actor() -> str:
-    """Who is editing, for the audit log: the signed-in user when login is on."""
-    try:
-        return str(st.user.get("email") or "user") if st.user.is_logged_in else "user"
-    except Exception:  # no auth configured
-        return "user"
+PAGE = "txn"
 
 
 def clear_selection() -> None:
@@ -47,9 +29,9 @@ def clear_selection() -> None:
 def edit(action, *args, **kwargs) -> None:
     """A button callback: run one edit and report it; nothing stays selected, as the row may have left the view."""
     try:
-        flash("success", action(svc.engine, *args, actor=actor(), **kwargs))
+        flash(PAGE, "success", action(svc.engine, *args, actor=actor(), **kwargs))
     except explorer.EditError as exc:
-        flash("error", str(exc))
+        flash(PAGE, "error", str(exc))
     clear_selection()
 
 
@@ -109,7 +91,7 @@ def table(rows: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-show_flash()
+show_flash(PAGE)
 
 with svc.engine.connect() as conn:
     as_of = queries.data_as_of(conn)

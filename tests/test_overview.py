@@ -154,7 +154,7 @@ def test_category_drill_down_lists_its_transactions_and_opens_transactions_filte
 
 def test_pending_toggle_excludes_pending_transactions_everywhere(overview: AppTest, offline: Path):
     at = overview
-    at.toggle(key="include_pending").set_value(False)
+    at.toggle(key="period_pending").set_value(False)
     at.selectbox(key="overview_category").select("food")
     ok(at.run())
     start, end = money.preset_period("Last 12 months", date.today())

@@ -126,7 +126,7 @@ def test_overview_shows_balances_charts_and_sync_status(offline):
     assert [d.value.columns[0] for d in at.dataframe[1:]] == ["Merchant", "Card"]
     assert any("Pluggy Bank" in m.value and "Connected" in m.value for m in at.markdown)
 
-    at.toggle(key="include_pending").set_value(False)
+    at.toggle(key="period_pending").set_value(False)
     at.run()
     assert not at.exception
 

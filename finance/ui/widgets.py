@@ -1,0 +1,66 @@
+"""Small Streamlit pieces several pages share: the one-shot message after a rerun, who is editing, the period
+picker, and the one-click sandbox demo. One definition each, so pages behave alike."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import streamlit as st
+
+from finance import money
+from finance.demo import DemoUnavailable, run_demo
+from finance.services import Services
+
+FLASH_KINDS = {"success": (st.success, "✅"), "error": (st.error, "⚠️"), "warning": (st.warning, "⚠️")}
+
+
+def flash(page: str, kind: str, text: str) -> None:
+    """Keep a message for the page's next run (a callback or st.rerun would otherwise lose it)."""
+    st.session_state[f"{page}_flash"] = (kind, text)
+
+
+def show_flash(page: str) -> None:
+    """Show, once, the message `flash` kept for this page."""
+    kind, text = st.session_state.pop(f"{page}_flash", (None, None))
+    if kind in FLASH_KINDS:
+        show, icon = FLASH_KINDS[kind]
+        show(text, icon=icon)
+
+
+def actor() -> str:
+    """Who is editing, for the audit log: the signed-in user when login is on."""
+    try:
+        return str(st.user.get("email") or "user") if st.user.is_logged_in else "user"
+    except Exception:  # no auth configured
+        return "user"
+
+
+def period_picker(key: str, first_day: date | None, last_day: date | None) -> tuple[date, date, bool]:
+    """A preset period (or custom dates) and the pending toggle; returns (start, end, include_pending)."""
+    today = date.today()
+    controls = st.columns([1.3, 2, 1.2], vertical_alignment="bottom")
+    preset = controls[0].selectbox("Period", money.PERIODS, index=money.PERIODS.index("Last 12 months"),
+                                   key=f"{key}_preset")
+    if preset == "Custom":
+        default = money.preset_period("Last 12 months", today)
+        period = controls[1].date_input("From – to", value=(max(first_day or today, default[0]), last_day or today),
+                                        key=key)
+        start, end = period if isinstance(period, tuple) and len(period) == 2 else default
+    else:
+        start, end = money.preset_period(preset, today)
+        controls[1].markdown(f"{start:%Y-%m-%d} – {end:%Y-%m-%d}")
+    include_pending = controls[2].toggle("Include pending", value=True, key=f"{key}_pending")
+    return start, end, include_pending
+
+
+def start_demo(svc: Services, page: str) -> None:
+    """Connect and sync the two sandbox banks with a progress bar, then rerun the page to show the result."""
+    bar = st.progress(0.0, text="Starting the demo…")
+    try:
+        results = run_demo(svc, lambda label, fraction: bar.progress(fraction, text=label))
+    except DemoUnavailable as exc:
+        flash(page, "error", str(exc))
+        st.rerun()
+    failed = any(r.outcome == "failed" for r in results)
+    flash(page, "error" if failed else "success", " ".join(r.message for r in results))
+    st.rerun()
