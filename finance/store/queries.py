@@ -84,10 +84,11 @@ def net_worth_by_day(conn: sa.Connection, start: date, end: date) -> pd.DataFram
     """, {"start": start, "end": end})
 
 
-def monthly_cashflow(conn: sa.Connection, start: date, end: date, *, include_pending: bool = True) -> pd.DataFrame:
-    """Income and spending per month and currency. Transfers count as neither; refunds net off spending."""
+def _flows(conn: sa.Connection, period: str, start: date, end: date, include_pending: bool) -> pd.DataFrame:
+    """Income and spending per `period` (a SELECT expression naming its column) and currency. Transfers count as
+    neither; refunds net off spending."""
     return _frame(conn, f"""
-        SELECT CAST(date_trunc('month', t.booked_date) AS DATE) AS month, t.currency,
+        SELECT {period}, t.currency,
                SUM(CASE WHEN {IS_INCOME} THEN t.amount ELSE 0 END) AS income,
                -SUM(CASE WHEN {IS_SPENDING} THEN t.amount ELSE 0 END) AS spending
         FROM {EFFECTIVE_TRANSACTIONS} t JOIN categories k ON k.id = {EFFECTIVE_CATEGORY}
@@ -95,6 +96,11 @@ def monthly_cashflow(conn: sa.Connection, start: date, end: date, *, include_pen
           AND (:pending OR t.status = 'posted')
         GROUP BY 1, 2 ORDER BY 1, 2
     """, {"start": start, "end": end, "pending": include_pending})
+
+
+def monthly_cashflow(conn: sa.Connection, start: date, end: date, *, include_pending: bool = True) -> pd.DataFrame:
+    """Income and spending per month and currency."""
+    return _flows(conn, "CAST(date_trunc('month', t.booked_date) AS DATE) AS month", start, end, include_pending)
 
 
 def spending_by_category(conn: sa.Connection, start: date, end: date, *,
@@ -166,15 +172,7 @@ def as_of_by_currency(conn: sa.Connection) -> dict[str, datetime | None]:
 
 def daily_flows(conn: sa.Connection, start: date, end: date, *, include_pending: bool = True) -> pd.DataFrame:
     """Income and spending per day and currency (the Money page converts each day at its own rate)."""
-    return _frame(conn, f"""
-        SELECT t.booked_date AS day, t.currency,
-               SUM(CASE WHEN {IS_INCOME} THEN t.amount ELSE 0 END) AS income,
-               -SUM(CASE WHEN {IS_SPENDING} THEN t.amount ELSE 0 END) AS spending
-        FROM {EFFECTIVE_TRANSACTIONS} t JOIN categories k ON k.id = {EFFECTIVE_CATEGORY}
-        WHERE {LIVE} AND t.booked_date BETWEEN :start AND :end
-          AND (:pending OR t.status = 'posted')
-        GROUP BY 1, 2 ORDER BY 1, 2
-    """, {"start": start, "end": end, "pending": include_pending})
+    return _flows(conn, "t.booked_date AS day", start, end, include_pending)
 
 
 def period_figures(conn: sa.Connection, start: date, end: date, previous_start: date, *,
