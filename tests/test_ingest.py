@@ -101,7 +101,7 @@ def test_staging_takes_batches_from_many_threads_and_cleans_up(tmp_path: Path) -
             worker.start()
         for worker in workers:
             worker.join()
-        table = staging.reader().read_all()
+        table = staging.read_all()
         assert staging.rows == table.num_rows == 280
         assert sorted(table.column("seq").to_pylist()) == list(range(280))
         assert table.schema.remove(table.schema.get_field_index("seq")).equals(TRANSACTION_SCHEMA)

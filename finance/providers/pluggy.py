@@ -136,6 +136,9 @@ def parse_instant(value: str | None) -> datetime | None:
     return wire_instant(value, provider=NAME, label=LABEL)
 
 
+DAY_MICROS = 86_400_000_000
+
+
 def local_dates(instants: pa.Array) -> pa.Array:
     """The São Paulo calendar day of each Pluggy transaction instant (UTC timestamps).
 
@@ -143,7 +146,8 @@ def local_dates(instants: pa.Array) -> pa.Array:
     instant is converted to America/Sao_Paulo first (T03:00Z is local midnight; 02:30Z is the
     evening before), so a late purchase lands on the day the user made it.
     """
-    padded = pc.equal(pc.floor_temporal(instants, unit="day"), instants)
+    micros = instants.cast(pa.int64())
+    padded = pc.equal(pc.multiply(pc.divide(micros, DAY_MICROS), DAY_MICROS), micros)  # exactly 00:00:00.000000Z
     return pc.if_else(padded, pc.cast(instants, pa.date32()), wire_local_dates(instants, SAO_PAULO.key))
 
 
@@ -208,15 +212,6 @@ def map_account(raw: dict[str, Any], *, as_of: datetime | None = None) -> Accoun
         raise BadData(f"Pluggy sent an account without {exc.args[0]}.", code="BAD_ACCOUNT", provider=NAME) from exc
 
 
-def _party(raw: dict[str, Any], outflow: bool) -> str | None:
-    """The other side of a transfer without a merchant: the receiver of an outflow, the payer of an inflow."""
-    payment = raw.get("paymentData") or {}
-    party = payment.get("receiver") if outflow else payment.get("payer")
-    if party:
-        return party.get("name") or (party.get("documentNumber") or {}).get("value")
-    return None
-
-
 def _payment_method(method: Any, acc_type: AccountType) -> str | None:
     method = (method or "").upper()
     if method in PAYMENT_METHODS:
@@ -227,6 +222,7 @@ def _payment_method(method: Any, acc_type: AccountType) -> str | None:
 
 
 _NO_METADATA: dict[str, Any] = {}
+_NUMBERS = frozenset({float, int, Decimal})
 
 
 def _status(value: Any) -> str:
@@ -263,17 +259,17 @@ def transaction_columns(raws: Sequence[dict[str, Any]], account: Account) -> Tra
                 originals[i], original_currencies[i] = amounts[i], str(currency)
                 amounts[i] = in_account
 
-    def counterparty(raw: dict[str, Any], amount: Any) -> str | None:
-        if not raw.get("paymentData"):
-            return None
-        if type(amount) not in (float, int, Decimal):
-            amount = wire_decimal(amount, "amount", provider=NAME, label=LABEL)
-        return _party(raw, outflow=amount > 0 if card else amount < 0)
-
+    signs = amounts if {type(a) for a in amounts} <= _NUMBERS else [
+        wire_decimal(a, "amount", provider=NAME, label=LABEL) for a in amounts]
+    # The merchant's name; without one, the other side of a transfer (the receiver of money leaving the user,
+    # the payer of money arriving: on cards a positive amount leaves), by name or document number.
     merchants = [(name if name.__class__ is str else str(name))
-                 if (name := (m.get("name") or m.get("businessName")) if (m := r.get("merchant")) else None)
-                 else counterparty(r, amount)
-                 for r, amount in zip(raws, amounts, strict=True)]
+                 if (m := r.get("merchant")) and (name := m.get("name") or m.get("businessName"))
+                 else (party.get("name") or (party.get("documentNumber") or _NO_METADATA).get("value")
+                       if (pay := r.get("paymentData"))
+                       and (party := pay.get("receiver") if (a > 0 if card else a < 0) else pay.get("payer"))
+                       else None)
+                 for r, a in zip(raws, signs, strict=True)]
     methods = [(p.get("paymentMethod") if (p := r.get("paymentData")) else None) or r.get("operationType")
                for r in raws]
     category_ids = [r.get("categoryId") for r in raws]

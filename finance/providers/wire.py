@@ -136,14 +136,10 @@ def per_distinct(values: Sequence[Any], rule: Callable[[Any], Any]) -> list[Any]
 
 def instant_array(values: Sequence[Any], *, provider: str) -> pa.Array:
     """Each ISO 8601 timestamp as UTC microseconds; empty values are null (like `wire_instant`)."""
-    kinds = {v.__class__ for v in values}
-    if kinds == {type(None)}:
-        return pa.nulls(len(values), INSTANT)
-    if kinds <= {str, type(None)}:
-        try:
-            return pc.cast(pa.array(values, pa.string()), INSTANT)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            pass  # a form Arrow does not read (empty, no offset, date only, …): read each value below
+    try:  # strings and nulls only (anything else is refused here), in a form Arrow reads
+        return pc.cast(pa.array(values, pa.string()), INSTANT)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        pass  # a form Arrow does not read (empty, no offset, date only, …) or not text: read each value below
     label = LABELS.get(provider, provider)
     return pa.array([wire_instant(v, provider=provider, label=label) for v in values], INSTANT)
 

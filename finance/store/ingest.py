@@ -2,9 +2,9 @@
 
 Mapped rows arrive as Arrow batches (finance.model.TRANSACTION_SCHEMA): kept in memory for small syncs, or
 appended page by page to a staging file (`StagedTransactions`) while the fetch runs, so a sync of a million
-rows holds one buffer of them at a time. The apply loads them into DuckDB once and merges with set-based SQL:
-no row-by-row inserts, only new rows inserted and only changed rows rewritten. User fields (category override,
-note, tombstone) are never overwritten by provider data.
+rows holds one buffer of them at a time. The apply merges them with set-based SQL that DuckDB runs over the
+staged rows: no row-by-row inserts, only new rows inserted and only changed rows rewritten. User fields
+(category override, note, tombstone) are never overwritten by provider data.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import os
 import tempfile
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -42,7 +43,7 @@ STAGED_COLUMNS = (
 )
 STAGING_SCHEMA = TRANSACTION_SCHEMA.append(pa.field("seq", pa.int64(), nullable=False))
 """Staged rows: the mapping's columns plus their arrival order (the latest word on an id wins)."""
-STAGING_FLUSH_ROWS = 65_536
+STAGING_FLUSH_ROWS = 16_384
 """Rows buffered before a write: DuckDB scans a few large batches much faster than thousands of pages."""
 
 
@@ -73,19 +74,20 @@ def _money(value: Decimal | None) -> Decimal | None:
 
 
 class StagedTransactions:
-    """One sync's mapped transactions, appended as the fetch produces them to an Arrow stream file on disk.
+    """One sync's mapped transactions, appended as the fetch produces them to an Arrow file on disk.
 
-    Thread-safe (`append` is the provider's sink). The file is read once, by `apply_sync`, into a DuckDB
-    temporary table. Appending pages straight to a DuckDB table costs several times more (each filled row
-    group is compressed as it closes) and holding them in Python would cost the memory this avoids.
+    Thread-safe (`append` is the provider's sink). `apply_sync` scans the file a few times (DuckDB reads it in
+    batches); only rows already stored are copied into DuckDB, new rows go straight from the file into the
+    table. Appending pages to a DuckDB table instead costs several times more (each filled row group is
+    compressed as it closes), and holding them in Python would cost the memory this avoids.
     Use as a context manager: the file is removed on exit.
     """
 
     def __init__(self, directory: str | Path | None = None, *, flush_rows: int = STAGING_FLUSH_ROWS) -> None:
-        handle, name = tempfile.mkstemp(prefix="finance-staging-", suffix=".arrows", dir=directory)
+        handle, name = tempfile.mkstemp(prefix="finance-staging-", suffix=".arrow", dir=directory)
         self.path = Path(name)
         self._sink = os.fdopen(handle, "wb")
-        self._writer: pa.ipc.RecordBatchStreamWriter | None = pa.ipc.new_stream(self._sink, STAGING_SCHEMA)
+        self._writer: pa.ipc.RecordBatchFileWriter | None = pa.ipc.new_file(self._sink, STAGING_SCHEMA)
         self._flush_rows = flush_rows
         self._pending: list[pa.RecordBatch] = []
         self._pending_rows = 0
@@ -113,24 +115,29 @@ class StagedTransactions:
             self._writer.write_batch(pa.concat_batches(self._pending))
         self._pending, self._pending_rows = [], 0
 
-    def reader(self) -> pa.RecordBatchReader:
-        """Finish writing and open the staged rows for one scan."""
+    def _finish(self) -> None:
         with self._lock:
             if self._writer is not None:
                 self._flush()
                 self._writer.close()
                 self._sink.close()
                 self._writer = None
-        return pa.ipc.open_stream(pa.OSFile(str(self.path), "rb"))
+
+    def reader(self) -> pa.RecordBatchReader:
+        """Finish writing; the staged rows for one scan, read from disk a batch at a time (no read-ahead)."""
+        self._finish()
+        source = pa.ipc.open_file(pa.OSFile(str(self.path), "rb"))
+        return pa.RecordBatchReader.from_batches(
+            STAGING_SCHEMA, (source.get_batch(i) for i in range(source.num_record_batches)))
+
+    def read_all(self) -> pa.Table:
+        """Finish writing; every staged row (for tests and small checks)."""
+        return self.reader().read_all()
 
     def close(self) -> None:
         """Remove the staging file."""
-        with self._lock:
-            if self._writer is not None:
-                self._writer.close()
-                self._sink.close()
-                self._writer = None
-            self._pending = []
+        self._finish()
+        self._pending = []
         self.path.unlink(missing_ok=True)
 
     def __enter__(self) -> StagedTransactions:
@@ -140,14 +147,18 @@ class StagedTransactions:
         self.close()
 
 
-def _batches_reader(batches: list[pa.RecordBatch]) -> pa.RecordBatchReader:
+def _batches_table(batches: list[pa.RecordBatch]) -> pa.Table:
     """In-memory batches as staged rows (the path of small syncs and tests)."""
     staged, seq = [], 0
     for batch in batches:
         numbers = pa.array(range(seq, seq + batch.num_rows), pa.int64())
         staged.append(pa.RecordBatch.from_arrays([*batch.columns, numbers], schema=STAGING_SCHEMA))
         seq += batch.num_rows
-    return pa.RecordBatchReader.from_batches(STAGING_SCHEMA, staged)
+    return pa.Table.from_batches(staged, STAGING_SCHEMA)
+
+
+Scan = Callable[[], pa.RecordBatchReader | pa.Table]
+"""Opens the staged rows for one more scan."""
 
 
 def upsert_connection(conn: sa.Connection, state: ConnectionState, *, now: datetime,
@@ -199,82 +210,109 @@ def apply_sync(conn: sa.Connection, *, state: ConnectionState, accounts: list[Ac
     The rows are `staged` (when the fetch streamed them there) followed by `changes.batches`.
     """
     duck = duckdb_connection(conn)
-    connection_id = state.id
     _upsert_accounts(conn, accounts, now)
-
+    scan: Scan
     if staged is not None:
         for batch in changes.batches:
             staged.append(batch)
-        incoming = staged.reader()
+        scan = staged.reader
     else:
-        incoming = _batches_reader(changes.batches)
-    duck.register("incoming_txn", incoming)
-    windows = pa.table({
+        table = _batches_table(changes.batches)
+        scan = lambda: table  # noqa: E731 - an in-memory table can be scanned again as is
+    duck.register("incoming_windows", pa.table({
         "account_id": pa.array([stable_id(state.provider, a) for a, _ in changes.windows], pa.string()),
         "start_date": pa.array([d for _, d in changes.windows], pa.date32()),
-    })
-    duck.register("incoming_windows", windows)
+    }))
     duck.register("incoming_removed", pa.table({
         "id": pa.array([stable_id(state.provider, r) for r in changes.removed], pa.string())}))
     try:
-        _stage(conn, state.provider, connection_id)
+        return _merge(conn, Incoming(state.provider, state.id, scan), accounts, now, today)
     finally:
-        duck.unregister("incoming_txn")
-    try:
-        return _merge(conn, connection_id, accounts, now, today)
-    finally:
-        for view in ("incoming_windows", "incoming_removed"):
+        for view in ("incoming_raw", "incoming_windows", "incoming_removed"):
             duck.unregister(view)
 
 
-def _stage(conn: sa.Connection, provider: str, connection_id: str) -> None:
-    """Load the incoming rows once into the temporary table `stg`, classified against the stored rows.
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """The fetched rows as store rows: `select()` reads them from `incoming_raw`, parameters $1..$3 first.
 
-    is_new: no stored row has the id; changed: a stored row has it with different provider data.
-    An id staged twice (a row listed again by a later page) keeps its latest version.
+    The staged rows are read afresh for each statement that scans them (`open` before it): a reader streams
+    them from disk a batch at a time, so no statement holds them all in memory.
     """
-    x = conn.exec_driver_sql
-    prefix = f"{provider}:"
-    x(f"""
-        CREATE OR REPLACE TEMP TABLE stg AS
-        SELECT i.*, t.id IS NULL AS is_new, COALESCE(t.id IS NOT NULL AND ({_distinct('i', 't')}), false) AS changed
-        FROM (
+
+    provider: str
+    connection_id: str
+    scan: Scan
+    superseded: bool = False  # some ids were staged twice: only each id's latest version counts
+
+    @property
+    def params(self) -> tuple[str, str, str]:
+        return f"{self.provider}:", self.connection_id, self.provider
+
+    def open(self, conn: sa.Connection) -> None:
+        duckdb_connection(conn).register("incoming_raw", self.scan())
+
+    def select(self) -> str:
+        latest = " WHERE seq NOT IN (SELECT seq FROM superseded)" if self.superseded else ""
+        return f"""(
             SELECT $1 || external_id AS id, $1 || account_external_id AS account_id, $2 AS connection_id,
                    $3 AS provider, external_id, {", ".join(MATERIAL_COLUMNS)},
                    CASE WHEN pending_external_id IS NOT NULL THEN $1 || pending_external_id END AS pending_id,
-                   provider_created_at, seq
-            FROM incoming_txn
-        ) i LEFT JOIN transactions t ON t.id = i.id
-    """, (prefix, connection_id, provider))
-    # A cheap test first (64-bit hashes); the exact de-duplication runs only when it finds a repeat.
-    repeats = x("SELECT count(*) - count(DISTINCT hash(id)) FROM stg").scalar_one()
-    if repeats:
-        x("DELETE FROM stg WHERE seq NOT IN (SELECT max(seq) FROM stg GROUP BY id)")
+                   provider_created_at
+            FROM incoming_raw{latest})"""
 
 
-def _merge(conn: sa.Connection, connection_id: str, accounts: list[Account], now: datetime,
+def _merge(conn: sa.Connection, incoming: Incoming, accounts: list[Account], now: datetime,
            today: date) -> ApplyCounts:
     x = conn.exec_driver_sql
+    incoming.open(conn)
+    staged = x("SELECT count(*) - count(DISTINCT hash(external_id)), count(*) FROM incoming_raw").one()
+    if staged[0]:  # a cheap test first (64-bit hashes); the exact search only when it finds a repeat
+        incoming.open(conn)
+        x("CREATE OR REPLACE TEMP TABLE repeats AS SELECT external_id, max(seq) AS seq FROM incoming_raw "
+          "GROUP BY external_id HAVING count(*) > 1")
+        incoming.open(conn)
+        x("""
+            CREATE OR REPLACE TEMP TABLE superseded AS
+            SELECT i.seq FROM incoming_raw i JOIN repeats r ON r.external_id = i.external_id WHERE i.seq < r.seq
+        """)
+        incoming = Incoming(incoming.provider, incoming.connection_id, incoming.scan, superseded=True)
+    rows = incoming.select()
+    params = incoming.params
+    # Rows already stored: the only ones copied into DuckDB (new rows go from the staged rows into the table).
+    incoming.open(conn)
+    x(f"""
+        CREATE OR REPLACE TEMP TABLE stg AS
+        SELECT i.*, ({_distinct('i', 't')}) AS changed
+        FROM {rows} i JOIN transactions t ON t.id = i.id
+    """, params)
+    known, modified = x("SELECT count(*), count(*) FILTER (changed) FROM stg").one()
+    superseded = x("SELECT count(*) FROM superseded").scalar_one() if incoming.superseded else 0
+    added = staged[1] - superseded - known
+
     # Rows the provider no longer lists: explicitly removed, or absent from an authoritative window.
-    x("""
-        CREATE OR REPLACE TEMP TABLE gone AS
-        SELECT t.id, t.account_id, t.amount, t.booked_date, t.status, t.merchant, t.description
-        FROM transactions t
-        WHERE t.connection_id = $1
-          AND (t.id IN (SELECT id FROM incoming_removed)
-               OR EXISTS (SELECT 1 FROM incoming_windows w
-                          WHERE w.account_id = t.account_id AND t.booked_date >= w.start_date))
-          AND NOT EXISTS (SELECT 1 FROM stg s WHERE s.id = t.id)
-    """, (connection_id,))
-    added, modified, staged = x("SELECT count(*) FILTER (is_new), count(*) FILTER (changed), count(*) FROM stg").one()
-    gone = x("SELECT id, account_id, amount, booked_date, status, merchant, description FROM gone").all()
+    in_scope = """t.connection_id = $1 AND (t.id IN (SELECT id FROM incoming_removed)
+                  OR EXISTS (SELECT 1 FROM incoming_windows w
+                             WHERE w.account_id = t.account_id AND t.booked_date >= w.start_date))"""
+    gone: list[sa.Row] = []
+    if x(f"SELECT count(*) FROM transactions t WHERE {in_scope}", (incoming.connection_id,)).scalar_one():
+        incoming.open(conn)
+        x(f"""
+            CREATE OR REPLACE TEMP TABLE gone AS
+            SELECT t.id, t.account_id, t.amount, t.booked_date, t.status, t.merchant, t.description
+            FROM transactions t
+            WHERE {in_scope} AND NOT EXISTS (SELECT 1 FROM incoming_raw s WHERE s.external_id = t.external_id)
+        """, (incoming.connection_id,))
+        gone = x("SELECT id, account_id, amount, booked_date, status, merchant, description FROM gone").all()
     # Only new rows that could replace a vanished pending row come back to Python for pairing.
-    candidates = x("""
-        SELECT s.id, s.account_id, s.amount, s.booked_date, s.status, s.pending_id, s.merchant, s.description
-        FROM stg s WHERE s.is_new
-          AND (s.pending_id IN (SELECT id FROM gone)
-               OR (s.status = 'posted' AND s.account_id IN (SELECT account_id FROM gone WHERE status = 'pending')))
-    """).all() if gone else []
+    if gone:
+        incoming.open(conn)
+    candidates = x(f"""
+        SELECT i.id, i.account_id, i.amount, i.booked_date, i.status, i.pending_id, i.merchant, i.description
+        FROM {rows} i WHERE NOT EXISTS (SELECT 1 FROM stg s WHERE s.id = i.id)
+          AND (i.pending_id IN (SELECT id FROM gone)
+               OR (i.status = 'posted' AND i.account_id IN (SELECT account_id FROM gone WHERE status = 'pending')))
+    """, params).all() if gone else []
 
     # Pending → posted: the provider's explicit link first (Plaid), then a scored match (Pluggy).
     gone_ids = {g.id for g in gone}
@@ -295,11 +333,14 @@ def _merge(conn: sa.Connection, connection_id: str, accounts: list[Account], now
             UPDATE transactions SET {updates}, pending_id = COALESCE(s.pending_id, transactions.pending_id)
             FROM stg s WHERE transactions.id = s.id AND s.changed
         """)
-    if staged > added:
-        x("UPDATE transactions SET last_seen_at = $1 WHERE id IN (SELECT id FROM stg WHERE NOT is_new)", (now,))
+    if known:
+        x("UPDATE transactions SET last_seen_at = $1 WHERE id IN (SELECT id FROM stg)", (now,))
     if added:
-        x(f"INSERT INTO transactions ({columns}, first_seen_at, last_seen_at) "
-          f"SELECT {columns}, $1, $1 FROM stg WHERE is_new", (now,))
+        incoming.open(conn)
+        x(f"""
+            INSERT INTO transactions ({columns}, first_seen_at, last_seen_at)
+            SELECT {columns}, $4, $4 FROM {rows} i WHERE NOT EXISTS (SELECT 1 FROM stg s WHERE s.id = i.id)
+        """, (*params, now))
     if pairs:
         duck = duckdb_connection(conn)
         duck.register("merge_pairs", pa.table({"old_id": pa.array([p[0] for p in pairs], pa.string()),
@@ -319,8 +360,8 @@ def _merge(conn: sa.Connection, connection_id: str, accounts: list[Account], now
     if gone:
         x("DELETE FROM transactions WHERE id IN (SELECT id FROM gone)")
     _rebuild_balance_history(conn, accounts, now, today)
-    x("DROP TABLE IF EXISTS stg")
-    x("DROP TABLE IF EXISTS gone")
+    for table in ("stg", "gone", "superseded", "repeats"):
+        x(f"DROP TABLE IF EXISTS {table}")
     return ApplyCounts(added=int(added), modified=int(modified), removed=len(gone) - len(pairs), merged=len(pairs))
 
 
