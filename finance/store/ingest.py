@@ -291,18 +291,23 @@ def _merge(conn: sa.Connection, incoming: Incoming, accounts: list[Account], now
     added = staged[1] - superseded - known
 
     # Rows the provider no longer lists: explicitly removed, or absent from an authoritative window.
-    in_scope = """t.connection_id = $1 AND (t.id IN (SELECT id FROM incoming_removed)
-                  OR EXISTS (SELECT 1 FROM incoming_windows w
-                             WHERE w.account_id = t.account_id AND t.booked_date >= w.start_date))"""
+    x("""
+        CREATE OR REPLACE TEMP TABLE scope AS
+        SELECT t.id, t.external_id, t.account_id, t.amount, t.booked_date, t.status, t.merchant, t.description
+        FROM transactions t JOIN incoming_windows w ON w.account_id = t.account_id
+        WHERE t.connection_id = $1 AND t.booked_date >= w.start_date
+        UNION
+        SELECT t.id, t.external_id, t.account_id, t.amount, t.booked_date, t.status, t.merchant, t.description
+        FROM transactions t WHERE t.connection_id = $1 AND t.id IN (SELECT id FROM incoming_removed)
+    """, (incoming.connection_id,))
     gone: list[sa.Row] = []
-    if x(f"SELECT count(*) FROM transactions t WHERE {in_scope}", (incoming.connection_id,)).scalar_one():
+    if x("SELECT count(*) FROM scope").scalar_one():
         incoming.open(conn)
-        x(f"""
+        x("""
             CREATE OR REPLACE TEMP TABLE gone AS
-            SELECT t.id, t.account_id, t.amount, t.booked_date, t.status, t.merchant, t.description
-            FROM transactions t
-            WHERE {in_scope} AND NOT EXISTS (SELECT 1 FROM incoming_raw s WHERE s.external_id = t.external_id)
-        """, (incoming.connection_id,))
+            SELECT id, account_id, amount, booked_date, status, merchant, description FROM scope s
+            WHERE NOT EXISTS (SELECT 1 FROM incoming_raw i WHERE i.external_id = s.external_id)
+        """)
         gone = x("SELECT id, account_id, amount, booked_date, status, merchant, description FROM gone").all()
     # Only new rows that could replace a vanished pending row come back to Python for pairing.
     if gone:
@@ -360,7 +365,7 @@ def _merge(conn: sa.Connection, incoming: Incoming, accounts: list[Account], now
     if gone:
         x("DELETE FROM transactions WHERE id IN (SELECT id FROM gone)")
     _rebuild_balance_history(conn, accounts, now, today)
-    for table in ("stg", "gone", "superseded", "repeats"):
+    for table in ("stg", "scope", "gone", "superseded", "repeats"):
         x(f"DROP TABLE IF EXISTS {table}")
     return ApplyCounts(added=int(added), modified=int(modified), removed=len(gone) - len(pairs), merged=len(pairs))
 
