@@ -294,6 +294,14 @@ class EmulatorBase:
     """Seconds to wait after each failed delivery before the next attempt; attempts = len + 1."""
     WEBHOOK_FINAL_STATUSES: frozenset[int] = frozenset()
     """Answers after which the provider does not retry."""
+    request_log: list[tuple[str, str]]
+    REQUEST_LOG_LIMIT = 10_000
+
+    def _log_request(self, request: httpx.Request) -> None:
+        """Remember (method, raw path) for tests and the UI; a long-running server must not grow without bound."""
+        self.request_log.append((request.method.upper(), request.url.raw_path.decode("ascii", "replace")))
+        if len(self.request_log) > self.REQUEST_LOG_LIMIT:
+            del self.request_log[: self.REQUEST_LOG_LIMIT // 2]
 
     # -- webhooks ----------------------------------------------------------------------------------------------
     def _init_webhooks(self) -> None:

@@ -92,7 +92,6 @@ LOGIN_EXPIRES_AFTER: timedelta | None = None
 """Plaid's sandbox items fall into ITEM_LOGIN_REQUIRED 30 days after their last login; None (default) turns that off."""
 MAX_SANDBOX_TRANSACTIONS = 10
 SANDBOX_TRANSACTIONS_MAX_AGE = timedelta(days=14)
-REQUEST_LOG_LIMIT = 10_000
 WEBHOOK_LOG_LIMIT = 100
 RATE_LIMITS: dict[str, tuple[int | None, int | None, str]] = {
     "/accounts/get": (15, 15_000, "ACCOUNTS_LIMIT"),
@@ -650,9 +649,7 @@ class PlaidEmulator(EmulatorBase):
         method = request.method.upper()
         path = request.url.path.rstrip("/") or "/"
         with self._lock:
-            self.request_log.append((method, request.url.raw_path.decode("ascii", "replace")))
-            if len(self.request_log) > REQUEST_LOG_LIMIT:  # a long-running server must not grow without bound
-                del self.request_log[: REQUEST_LOG_LIMIT // 2]
+            self._log_request(request)
             fault = self.faults.take(method, path)
             request_id = _request_id()
             headers = {"Plaid-Version": request.headers.get("Plaid-Version") or API_VERSION}

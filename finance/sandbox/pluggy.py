@@ -78,7 +78,6 @@ AUTO_SYNC_EVERY = timedelta(hours=24)
 CONSENT_TTL = timedelta(days=365)
 CREDIT_LIMIT = 12000.0
 SANDBOX_PASSWORD = "password-ok"
-REQUEST_LOG_LIMIT = 10_000
 RATE_LIMITS: dict[str, int] = {"auth": 360, "accounts": 360, "transactions": 360, "item_update": 20}
 MAX_WEBHOOKS_PER_EVENT = 5
 WEBHOOK_EVENTS = frozenset({
@@ -426,9 +425,7 @@ class PluggyEmulator(EmulatorBase):
         method = request.method.upper()
         path = request.url.path.rstrip("/") or "/"
         with self._lock:
-            self.request_log.append((method, request.url.raw_path.decode("ascii", "replace")))
-            if len(self.request_log) > REQUEST_LOG_LIMIT:  # a long-running server must not grow without bound
-                del self.request_log[: REQUEST_LOG_LIMIT // 2]
+            self._log_request(request)
             fault = self.faults.take(method, path)
             if fault is not None and fault.kind != "malformed_json":
                 return self._fault_response(fault, request, method, path)
