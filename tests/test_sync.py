@@ -238,7 +238,7 @@ def _store_matches_provider(provider: PluggyProvider, engine: sa.Engine) -> bool
     expected: set[str] = set()
     for account in accounts:
         for raw in provider.client.transactions(account.external_id, date_from=first_window):
-            expected.add(f"pluggy:{raw['id']}")
+            expected.add(f"pluggy:{raw.id}")
     return stored == expected
 
 

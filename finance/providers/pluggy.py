@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import contextvars
 import json
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -16,11 +17,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
 import httpx
+import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -32,6 +34,7 @@ from finance.http import (
     Sleep,
     call_with_retries,
     counting_requests,
+    decode_body,
     decode_json,
     error_body,
     make_client,
@@ -221,15 +224,84 @@ def _payment_method(method: Any, acc_type: AccountType) -> str | None:
     return method or None
 
 
-_NO_METADATA: dict[str, Any] = {}
-_NUMBERS = frozenset({float, int, Decimal})
-
-
 def _status(value: Any) -> str:
     return TxnStatus.PENDING.value if str(value or "POSTED").upper() == "PENDING" else TxnStatus.POSTED.value
 
 
-def transaction_columns(raws: Sequence[dict[str, Any]], account: Account) -> TransactionColumns:
+# The part of Pluggy's Transaction (pluggy-sdk-schemas.json) the mapping reads, decoded straight from a page's
+# bytes: the shape is checked while decoding, other fields are skipped unread, amounts are exact Decimals, and
+# the objects are not tracked by the garbage collector (a 1M-row sync creates tens of millions of them).
+class RawDocument(msgspec.Struct, gc=False):  # field names as Pluggy spells them
+    value: str | None = None
+
+
+class RawParticipant(msgspec.Struct, gc=False):
+    name: str | None = None
+    documentNumber: RawDocument | None = None
+
+
+class RawPaymentData(msgspec.Struct, gc=False):
+    paymentMethod: str | None = None
+    payer: RawParticipant | None = None
+    receiver: RawParticipant | None = None
+
+
+class RawMerchant(msgspec.Struct, gc=False):
+    name: str | None = None
+    businessName: str | None = None
+
+
+class RawCardMetadata(msgspec.Struct, gc=False):
+    purchaseDate: str | None = None
+    installmentNumber: int | float | None = None  # "number" in the schema
+    totalInstallments: int | float | None = None
+
+
+class RawTransaction(msgspec.Struct, gc=False):
+    """One Pluggy transaction as sent (the fields the mapping reads)."""
+
+    id: str
+    amount: Decimal
+    date: str
+    description: str | None = None
+    descriptionRaw: str | None = None
+    currencyCode: str | None = None
+    amountInAccountCurrency: Decimal | None = None
+    category: str | None = None
+    categoryId: str | None = None
+    status: str | None = None
+    operationType: str | None = None
+    paymentData: RawPaymentData | None = None
+    merchant: RawMerchant | None = None
+    creditCardMetadata: RawCardMetadata | None = None
+    createdAt: str | None = None
+
+
+class RawTransactionPage(msgspec.Struct, gc=False):
+    """One /v2/transactions answer."""
+
+    results: list[RawTransaction]
+    next: str | None = None
+
+
+TRANSACTION_PAGE = msgspec.json.Decoder(RawTransactionPage)
+
+
+def read_transaction_page(content: bytes) -> RawTransactionPage:
+    """A /v2/transactions answer's bytes, decoded and shape-checked; BadData (nothing stored) otherwise."""
+    return cast(RawTransactionPage, decode_body(content, NAME, LABEL, TRANSACTION_PAGE))
+
+
+def read_transactions(raws: Sequence[dict[str, Any]]) -> list[RawTransaction]:
+    """Transactions already decoded as plain JSON objects (fixtures, one-off lookups), shape-checked."""
+    try:
+        return msgspec.convert(list(raws), list[RawTransaction])
+    except msgspec.ValidationError as exc:
+        raise BadData(f"Pluggy sent a transaction that does not have the documented shape ({exc}).",
+                      code="BAD_TRANSACTION", provider=NAME) from exc
+
+
+def transaction_columns(raws: Sequence[RawTransaction], account: Account) -> TransactionColumns:
     """THE mapping of Pluggy transactions of one account, signed so that negative is money leaving the user.
 
     Bank accounts already use that sign. On credit cards Pluggy sends purchases positive and
@@ -238,62 +310,50 @@ def transaction_columns(raws: Sequence[dict[str, Any]], account: Account) -> Tra
     `map_transaction` (one object).
     """
     card = account.type is AccountType.CREDIT_CARD
-    try:
-        external_ids = [str(r["id"]) for r in raws]
-        amounts = [r["amount"] for r in raws]
-        dates = [str(r["date"]) for r in raws]
-    except KeyError as exc:
-        raise BadData(f"Pluggy sent a transaction without {exc.args[0]}.", code="BAD_TRANSACTION",
-                      provider=NAME) from exc
     n = len(raws)
-    currencies = [r.get("currencyCode") or account.currency for r in raws]
-    originals: list[Any] = [None] * n
+    amounts: list[Decimal] = [r.amount for r in raws]
+    currencies = [r.currencyCode or account.currency for r in raws]
+    originals: list[Decimal | None] = [None] * n
     original_currencies: list[str | None] = [None] * n
     if currencies.count(account.currency) != n:
         for i, currency in enumerate(currencies):
             if currency != account.currency:
-                in_account = raws[i].get("amountInAccountCurrency")
+                in_account = raws[i].amountInAccountCurrency
                 if in_account is None:
                     raise BadData("Pluggy sent a foreign-currency transaction without its amount in the account "
                                   "currency.", code="BAD_AMOUNT", provider=NAME)
-                originals[i], original_currencies[i] = amounts[i], str(currency)
+                originals[i], original_currencies[i] = amounts[i], currency
                 amounts[i] = in_account
-
-    signs = amounts if {type(a) for a in amounts} <= _NUMBERS else [
-        wire_decimal(a, "amount", provider=NAME, label=LABEL) for a in amounts]
     # The merchant's name; without one, the other side of a transfer (the receiver of money leaving the user,
     # the payer of money arriving: on cards a positive amount leaves), by name or document number.
-    merchants = [(name if name.__class__ is str else str(name))
-                 if (m := r.get("merchant")) and (name := m.get("name") or m.get("businessName"))
-                 else (party.get("name") or (party.get("documentNumber") or _NO_METADATA).get("value")
-                       if (pay := r.get("paymentData"))
-                       and (party := pay.get("receiver") if (a > 0 if card else a < 0) else pay.get("payer"))
+    merchants = [name if (m := r.merchant) and (name := m.name or m.businessName)
+                 else (party.name or (party.documentNumber.value if party.documentNumber else None)
+                       if (pay := r.paymentData)
+                       and (party := pay.receiver if (a > 0 if card else a < 0) else pay.payer)
                        else None)
-                 for r, a in zip(raws, signs, strict=True)]
-    methods = [(p.get("paymentMethod") if (p := r.get("paymentData")) else None) or r.get("operationType")
-               for r in raws]
-    category_ids = [r.get("categoryId") for r in raws]
-    metas = [r.get("creditCardMetadata") for r in raws]
+                 for r, a in zip(raws, amounts, strict=True)]
+    methods = [(p.paymentMethod if (p := r.paymentData) else None) or r.operationType for r in raws]
+    category_ids = [r.categoryId for r in raws]
+    metas = [r.creditCardMetadata for r in raws]
     if metas.count(None) == n:  # bank accounts: no card metadata at all
-        purchases: list[Any] = [None] * n
+        purchases: list[str | None] = [None] * n
         installments: list[int | None] = [None] * n
         totals: list[int | None] = [None] * n
     else:
-        metas = [m or _NO_METADATA for m in metas]
-        purchases = [str(p) if (p := m.get("purchaseDate")) else None for m in metas]
-        installments = [_optional_int(m.get("installmentNumber")) for m in metas]
-        totals = [_optional_int(m.get("totalInstallments")) for m in metas]
+        purchases = [m.purchaseDate if m else None for m in metas]
+        installments = [_optional_int(m.installmentNumber) if m else None for m in metas]
+        totals = [_optional_int(m.totalInstallments) if m else None for m in metas]
     return TransactionColumns(
         provider=NAME,
-        external_id=external_ids,
+        external_id=[r.id for r in raws],
         account_external_id=pa.repeat(account.external_id, n),
-        booked_date=local_dates(instant_array(dates, provider=NAME)),
+        booked_date=local_dates(instant_array([r.date for r in raws], provider=NAME)),
         amount=WireAmounts(amounts, negate=card, field="amount"),
         currency=pa.repeat(account.currency, n),
-        description=[str(r.get("description") or r.get("descriptionRaw") or "") for r in raws],
-        status=per_distinct([r.get("status") for r in raws], _status),
+        description=[r.description or r.descriptionRaw or "" for r in raws],
+        status=per_distinct([r.status for r in raws], _status),
         category=per_distinct(category_ids, map_category),
-        provider_category=[r.get("category") for r in raws],
+        provider_category=[r.category for r in raws],
         provider_category_id=category_ids,
         authorized_date=local_dates(instant_array(purchases, provider=NAME)),
         original_amount=WireAmounts(originals, negate=card, field="amount", optional=True),
@@ -303,7 +363,7 @@ def transaction_columns(raws: Sequence[dict[str, Any]], account: Account) -> Tra
         installment_number=installments,
         installment_total=totals,
         pending_external_id=pa.nulls(n, pa.string()),
-        provider_created_at=instant_array([r.get("createdAt") for r in raws], provider=NAME),
+        provider_created_at=instant_array([r.createdAt for r in raws], provider=NAME),
     )
 
 
@@ -311,9 +371,9 @@ MAP_CHUNK_ROWS = 2_000
 """Rows mapped at once: a few pages, so Arrow's per-call overhead is paid per chunk, not per 500-row page."""
 
 
-def page_chunks(pages: Iterable[list[dict[str, Any]]], rows: int = MAP_CHUNK_ROWS) -> Iterator[list[dict[str, Any]]]:
+def page_chunks(pages: Iterable[list[RawTransaction]], rows: int = MAP_CHUNK_ROWS) -> Iterator[list[RawTransaction]]:
     """Consecutive pages joined into chunks of at least `rows` rows (the last may be smaller)."""
-    chunk: list[dict[str, Any]] = []
+    chunk: list[RawTransaction] = []
     for page in pages:
         chunk.extend(page)
         if len(chunk) >= rows:
@@ -323,18 +383,19 @@ def page_chunks(pages: Iterable[list[dict[str, Any]]], rows: int = MAP_CHUNK_ROW
         yield chunk
 
 
-def map_transactions(raws: Sequence[dict[str, Any]], account: Account) -> pa.RecordBatch:
+def map_transactions(raws: Sequence[RawTransaction], account: Account) -> pa.RecordBatch:
     """Pluggy transactions of one account as an Arrow batch for the store (see `transaction_columns`)."""
     return to_batch(transaction_columns(raws, account))
 
 
-def map_transaction(raw: dict[str, Any], account: Account) -> Transaction:
+def map_transaction(raw: RawTransaction | dict[str, Any], account: Account) -> Transaction:
     """One Pluggy transaction as a `Transaction` with the exact amount (see `transaction_columns`)."""
-    return to_transactions(transaction_columns([raw], account))[0]
+    row = read_transactions([raw])[0] if isinstance(raw, dict) else raw
+    return to_transactions(transaction_columns([row], account))[0]
 
 
-def _optional_int(value: Any) -> int | None:
-    return int(value) if isinstance(value, int | float | Decimal) and not isinstance(value, bool) else None
+def _optional_int(value: float | None) -> int | None:
+    return int(value) if value is not None and math.isfinite(value) else None
 
 
 ERROR_MESSAGES: dict[str, str] = {
@@ -729,7 +790,7 @@ class PluggyClient:
 
     def transactions(self, account_id: str, *, date_from: date | None = None,
                      created_at_from: datetime | None = None, ids: list[str] | None = None,
-                     ) -> Iterator[dict[str, Any]]:
+                     ) -> Iterator[RawTransaction]:
         """Every transaction matching the filters, walking /v2/transactions cursors to the end."""
         for page in self.transaction_pages(account_id, date_from=date_from, created_at_from=created_at_from,
                                            ids=ids):
@@ -737,7 +798,7 @@ class PluggyClient:
 
     def transaction_pages(self, account_id: str, *, date_from: date | None = None,
                           created_at_from: datetime | None = None, ids: list[str] | None = None,
-                          ) -> Iterator[list[dict[str, Any]]]:
+                          ) -> Iterator[list[RawTransaction]]:
         """The pages of `transactions`, one list of rows per /v2/transactions answer (for page-wise mapping)."""
         if date_from and created_at_from:
             raise ValueError("Pluggy does not accept dateFrom together with createdAtFrom")
@@ -760,14 +821,11 @@ class PluggyClient:
             guess = _next_cursor_hint(response.content)
             ahead = _Ahead(fetch, guess) if guess else None
             try:
-                page = _decode_json(response)
-                if not isinstance(page, dict) or not isinstance(page.get("results"), list):
-                    raise BadData("Pluggy's transaction page had no results list.", code="BAD_PAGE", provider=NAME)
-                next_query = page.get("next")
-                after = _cursor_from_next(str(next_query)) if next_query else None
-                if next_query and not after:
+                page = read_transaction_page(response.content)
+                after = _cursor_from_next(page.next) if page.next else None
+                if page.next and not after:
                     raise BadData("Pluggy's next-page link had no cursor.", code="BAD_CURSOR", provider=NAME)
-                yield page["results"]
+                yield page.results
                 if after is None:
                     return
                 response = ahead.result() if ahead is not None and ahead.cursor == after else fetch(after)
@@ -908,7 +966,7 @@ class PluggyProvider:
             for walk in walks:
                 for rows in page_chunks(self.client.transaction_pages(account.external_id, **walk)):
                     if "created_at_from" in walk:
-                        rows = [raw for raw in rows if str(raw.get("id")) not in in_window]
+                        rows = [raw for raw in rows if raw.id not in in_window]
                     if not rows:
                         continue
                     batch = map_transactions(rows, account)

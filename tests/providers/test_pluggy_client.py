@@ -399,7 +399,7 @@ def test_cursor_walk_follows_next_and_keeps_the_filters(api: respx.MockRouter, a
 
     rows = list(client.transactions(ACCOUNT, date_from=date(2024, 3, 1)))
 
-    assert [r["id"] for r in rows] == [r["id"] for p in pages for r in p["results"]]
+    assert [r.id for r in rows] == [r["id"] for p in pages for r in p["results"]]
     assert route.call_count == 3
     params = [dict(c.request.url.params.multi_items()) for c in route.calls]
     assert params == [
@@ -430,7 +430,7 @@ def test_cursor_walk_sends_only_the_cursor_from_next(api: respx.MockRouter, auth
 def test_next_null_stops_after_one_page(api: respx.MockRouter, auth: respx.Route, client: PluggyClient) -> None:
     route = api.get("/v2/transactions").mock(return_value=httpx.Response(200, json=load("transactions_page_3.json")))
     rows = list(client.transactions(ACCOUNT))
-    assert [r["id"] for r in rows] == ["0b6f2a1e-1c1d-4e0a-9f3b-000000000005"]
+    assert [r.id for r in rows] == ["0b6f2a1e-1c1d-4e0a-9f3b-000000000005"]
     assert route.call_count == 1
     assert dict(route.calls[0].request.url.params.multi_items()) == {"accountId": ACCOUNT}
 
@@ -447,7 +447,8 @@ def test_transaction_page_without_results_is_bad_data(api: respx.MockRouter, aut
     api.get("/v2/transactions").mock(return_value=httpx.Response(200, json={"next": None}))
     with pytest.raises(BadData) as info:
         list(client.transactions(ACCOUNT))
-    assert info.value.code == "BAD_PAGE"
+    assert info.value.code == "BAD_SHAPE"
+    assert "missing required field `results`" in info.value.message
 
 
 def test_transaction_amounts_arrive_as_exact_decimals(api: respx.MockRouter, auth: respx.Route,
@@ -455,8 +456,28 @@ def test_transaction_amounts_arrive_as_exact_decimals(api: respx.MockRouter, aut
     row = load("transactions.json")["credit_card"]["foreign"]
     api.get("/v2/transactions").mock(return_value=httpx.Response(200, json={"results": [row], "next": None}))
     (got,) = client.transactions(ACCOUNT)
-    assert (got["amount"], got["amountInAccountCurrency"]) == (58, Decimal("298.19"))
-    assert type(got["amountInAccountCurrency"]) is Decimal
+    assert (got.amount, got.amountInAccountCurrency) == (58, Decimal("298.19"))
+    assert type(got.amount) is Decimal and type(got.amountInAccountCurrency) is Decimal
+
+
+def test_a_row_off_the_documented_shape_fails_the_page_naming_where_not_what(api: respx.MockRouter, auth: respx.Route,
+                                                                            client: PluggyClient) -> None:
+    good = load("transactions.json")["checking"]["debit"]
+    bad = {**good, "id": "t-2", "amount": "secret-looking-value"}
+    api.get("/v2/transactions").mock(return_value=httpx.Response(200, json={"results": [good, bad], "next": None}))
+    with pytest.raises(BadData) as info:
+        list(client.transactions(ACCOUNT))
+    assert info.value.code == "BAD_SHAPE"
+    assert "$.results[1].amount" in info.value.message and "secret-looking-value" not in str(info.value)
+
+
+def test_amounts_keep_every_digit_pluggy_sent(api: respx.MockRouter, auth: respx.Route, client: PluggyClient) -> None:
+    row = load("transactions.json")["checking"]["debit"]
+    body = json.dumps({"results": [row], "next": None}).replace(json.dumps(row["amount"]),
+                                                                  "-1234567890123.456789012345678901")
+    api.get("/v2/transactions").mock(return_value=httpx.Response(200, content=body.encode()))
+    (got,) = client.transactions(ACCOUNT)
+    assert got.amount == Decimal("-1234567890123.456789012345678901")
 
 
 @pytest.mark.parametrize(("created_at_from", "wire"), [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -27,7 +28,28 @@ def check(schemas: dict, name: str, instance: object) -> None:
     assert not errors, [e.message for e in errors[:5]]
 
 
-def test_every_client_call_against_the_emulator(provider: PluggyProvider, schemas: dict):
+@pytest.fixture
+def recorded(emulator: PluggyEmulator) -> Iterator[tuple[PluggyProvider, list[httpx.Response]]]:
+    """A provider on the emulator, and every /v2/transactions answer it received, as sent."""
+    inner = emulator.transport()
+    pages: list[httpx.Response] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        response = inner.handle_request(request)
+        response.read()
+        if request.url.path == "/v2/transactions":
+            pages.append(response)
+        return response
+
+    client = PluggyClient("test-id", "test-secret", transport=httpx.MockTransport(handle), sleep=lambda _s: None,
+                          now=emulator.clock.now)
+    yield PluggyProvider(client, now=emulator.clock.now), pages
+    client.close()
+
+
+def test_every_client_call_against_the_emulator(recorded: tuple[PluggyProvider, list[httpx.Response]],
+                                                schemas: dict):
+    provider, pages = recorded
     client = provider.client
 
     connectors = client.connectors(sandbox=True)
@@ -52,11 +74,12 @@ def test_every_client_call_against_the_emulator(provider: PluggyProvider, schema
     assert sorted(a.type for a in mapped) == [AccountType.CHECKING, AccountType.CREDIT_CARD]
 
     rows = list(client.transactions(accounts[0]["id"]))
-    for row in rows[:50]:
-        check(schemas, "PluggyTransaction", row)
-    assert len({r["id"] for r in rows}) == len(rows) > 100
-    some = [r["id"] for r in rows[:3]]
-    assert [r["id"] for r in client.transactions(accounts[0]["id"], ids=some)] == some
+    for page in pages:
+        check(schemas, "PluggyTransactionCursorPage", page.json())
+    assert [r["id"] for page in pages for r in page.json()["results"]] == [r.id for r in rows]
+    assert len({r.id for r in rows}) == len(rows) > 100
+    some = [r.id for r in rows[:3]]
+    assert [r.id for r in client.transactions(accounts[0]["id"], ids=some)] == some
 
     categories = client.categories()
     for category in categories:

@@ -39,43 +39,48 @@ def page(rows: list[dict[str, Any]], after: str | None, *, next_first: bool = Fa
     return json.dumps(body).encode()
 
 
-def walk(server: FakePluggy) -> list[list[dict[str, Any]]]:
+def row(transaction_id: str, **extra: Any) -> dict[str, Any]:
+    return {"id": transaction_id, "amount": -1.5, "date": "2024-03-01T12:00:00.000Z", **extra}
+
+
+def walk(server: FakePluggy) -> list[list[str]]:
+    """The ids on each page the walk yields."""
     client = PluggyClient("id", "secret", transport=httpx.MockTransport(server.handle), sleep=lambda _s: None)
     try:
-        return list(client.transaction_pages("acc"))
+        return [[r.id for r in rows] for rows in client.transaction_pages("acc")]
     finally:
         client.close()
 
 
 def test_the_walk_asks_for_each_page_once_when_the_cursor_read_ahead_is_right() -> None:
-    server = FakePluggy({None: page([{"id": "1"}], "A"), "A": page([{"id": "2"}], "B"), "B": page([{"id": "3"}], None)})
-    assert walk(server) == [[{"id": "1"}], [{"id": "2"}], [{"id": "3"}]]
+    server = FakePluggy({None: page([row("1")], "A"), "A": page([row("2")], "B"), "B": page([row("3")], None)})
+    assert walk(server) == [["1"], ["2"], ["3"]]
     assert sorted(server.cursors, key=str) == sorted([None, "A", "B"], key=str)
 
 
 def test_a_wrong_read_ahead_is_dropped_and_the_page_the_answer_names_is_fetched() -> None:
     # "next" comes first and a row carries a "next" field too: the byte-level guess reads the row's value.
-    decoy = [{"id": "1", "next": "?after=WRONG"}]
-    server = FakePluggy({None: page(decoy, "A", next_first=True), "A": page([{"id": "2"}], None)})
-    assert walk(server) == [decoy, [{"id": "2"}]]
+    decoy = [row("1", next="?after=WRONG")]
+    server = FakePluggy({None: page(decoy, "A", next_first=True), "A": page([row("2")], None)})
+    assert walk(server) == [["1"], ["2"]]
     assert sorted(server.cursors, key=str) == sorted([None, "WRONG", "A"], key=str)
 
 
 def test_a_page_that_is_not_json_fails_the_walk_with_bad_data() -> None:
-    server = FakePluggy({None: page([{"id": "1"}], "A")[:-20], "A": page([{"id": "2"}], None)})
+    server = FakePluggy({None: page([row("1")], "A")[:-20], "A": page([row("2")], None)})
     with pytest.raises(BadData) as info:
         walk(server)
     assert info.value.code == "MALFORMED_RESPONSE"
 
 
 def test_an_error_on_a_page_requested_ahead_surfaces_when_that_page_is_needed() -> None:
-    server = FakePluggy({None: page([{"id": "1"}], "A"), "A": page([{"id": "2"}], "B")})  # no page B: 400
+    server = FakePluggy({None: page([row("1")], "A"), "A": page([row("2")], "B")})  # no page B: 400
     pages = []
     with pytest.raises(RequestRejected) as info:
         for rows in PluggyClient("id", "secret", transport=httpx.MockTransport(server.handle),
                                  sleep=lambda _s: None).transaction_pages("acc"):
-            pages.append(rows)
-    assert pages == [[{"id": "1"}], [{"id": "2"}]]
+            pages.append([r.id for r in rows])
+    assert pages == [["1"], ["2"]]
     assert info.value.status == 400
 
 
@@ -95,7 +100,7 @@ def test_against_the_emulator_pages_match_a_plain_walk_and_no_request_is_wasted(
         sent = sum(1 for _, path in emulator.request_log if path.startswith("/v2/transactions")) - before
     finally:
         client.close()
-    rows = [row["id"] for rows in pages for row in rows]
+    rows = [r.id for rows in pages for r in rows]
     assert len(pages) > 3 and sent == len(pages)
     assert len(rows) == len(set(rows))
 
