@@ -1,8 +1,10 @@
-"""Ingest: raw Pluggy pages -> map_transaction -> apply_sync committed on a fresh DuckDB file, with two baselines.
+"""Ingest: Pluggy's JSON pages -> decode -> map -> apply_sync committed on a fresh DuckDB file, with two baselines.
 
-- end to end: every page of 500 raw dicts mapped, then the sync engine's apply path in one transaction;
-- row by row: the usual integration code, SQLAlchemy Core `conn.execute(transactions.insert(), row)` per row, on a
-  sample (mapping included), extrapolated to the full size;
+- end to end: every page of 500 transactions, as the JSON bytes Pluggy sends, decoded and mapped as the client
+  does, then the sync engine's apply path in one transaction;
+- row by row: the usual integration code, `json.loads` of each page and SQLAlchemy Core
+  `conn.execute(transactions.insert(), row)` per row, on a sample (decoding and mapping included), extrapolated to
+  the full size;
 - Arrow append: DuckDB appending an already-built Arrow table of the final rows (what the database can do at best).
 
 Run: `.venv/bin/python -m bench.ingest --rows 1000000 --repeat 3`.
@@ -11,6 +13,7 @@ Run: `.venv/bin/python -m bench.ingest --rows 1000000 --repeat 3`.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import tempfile
 import time
@@ -21,7 +24,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from bench.common import DataSet, emit, fresh_engine, ingest, log, median, peak_rss_mb, transaction_row
+from bench.common import PAGE_SIZE, DataSet, emit, fresh_engine, ingest, log, median, peak_rss_mb, transaction_row
 from finance.providers.pluggy import map_transaction
 from finance.store.db import create_engine, duckdb_connection
 from finance.store.schema import transactions
@@ -37,21 +40,23 @@ def end_to_end(data: DataSet, path: Path) -> dict[str, Any]:
 
 
 def row_by_row(data: DataSet, path: Path, sample: int) -> float:
-    """Seconds to map and insert `sample` rows one at a time (one transaction, commit included)."""
+    """Seconds to decode, map and insert `sample` rows one at a time (one transaction, commit included)."""
     engine = fresh_engine(path)
     now = datetime.now(UTC)
     accounts = data.accounts(now)
     per_account = max(1, sample // len(accounts))
-    raws = []
-    for index, account in enumerate(accounts):
-        raws += [(raw, account) for raw in islice(data.account_rows(index), per_account)]
+    bodies = [(body, account) for index, account in enumerate(accounts)
+              for body in islice(data.account_bodies(index), -(-per_account // PAGE_SIZE))]
     try:
         started = time.perf_counter()
+        inserted = 0
         with engine.begin() as conn:
-            for raw, account in raws:
-                conn.execute(transactions.insert(), transaction_row(map_transaction(raw, account),
-                                                                    data.connection_id, now))
-        return (time.perf_counter() - started) / len(raws) * sample
+            for body, account in bodies:
+                for raw in json.loads(body)["results"][:per_account]:
+                    conn.execute(transactions.insert(), transaction_row(map_transaction(raw, account),
+                                                                        data.connection_id, now))
+                    inserted += 1
+        return (time.perf_counter() - started) / inserted * sample
     finally:
         engine.dispose()
 
