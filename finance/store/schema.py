@@ -64,6 +64,8 @@ transactions = sa.Table(
     "transactions", metadata,
     # Unique, but deliberately not a PRIMARY KEY: its index would more than double the cost of a bulk sync (2.3 s
     # of 4 s for 1M rows, bench/RESULTS.md). The sync's merge, the only writer of rows, keeps ids unique.
+    # No other index either: DuckDB answers the dashboard's filters from its per-row-group min/max, and an index on
+    # (account_id, booked_date) cost a quarter of a bulk apply without making any page faster (bench/RESULTS.md).
     sa.Column("id", sa.String, nullable=False, comment="provider:provider's transaction id (unique)"),
     sa.Column("account_id", sa.String, nullable=False),
     sa.Column("connection_id", sa.String, nullable=False),
@@ -92,7 +94,6 @@ transactions = sa.Table(
     sa.Column("first_seen_at", UtcTime, nullable=False),
     sa.Column("last_seen_at", UtcTime, nullable=False),
 )
-sa.Index("ix_transactions_account_date", transactions.c.account_id, transactions.c.booked_date)
 
 balance_history = sa.Table(
     "balance_history", metadata,
