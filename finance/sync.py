@@ -2,7 +2,8 @@
 
 - Single-flight per connection; one failing connection never stops the others.
 - Concurrent: `sync_all` fetches every connection at once (the providers' client-side rate limiters keep
-  the published limits); the applies take turns, since the database has one writer.
+  the published limits), and their applies may overlap: each touches only its own connection's rows, which
+  DuckDB's optimistic concurrency lets transactions of one process write side by side.
 - All or nothing: accounts, transactions, removals, balance history, the run row and the new cursor
   commit together. A failed run changes no data; it is recorded with a message a person can act on.
 - Idempotent: a second run with nothing new adds, modifies and removes nothing.
@@ -49,11 +50,6 @@ _locks_guard = threading.Lock()
 def _connection_lock(key: str) -> threading.Lock:
     with _locks_guard:
         return _locks.setdefault(key, threading.Lock())
-
-
-def _writer_lock(database: str) -> threading.Lock:
-    """One apply at a time per database (DuckDB has one writer; concurrent merges would conflict)."""
-    return _connection_lock(f"{database}|writer")
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,14 +188,13 @@ class SyncEngine:
                 changes.removed.extend(sorted(set(removed) - set(changes.removed)))
                 requests = sent.value
                 progress("Saving", 0.85)
-                with _writer_lock(str(self.engine.url)):
-                    finished = self._now()
-                    duration = int((time.monotonic() - clock) * 1000)
-                    with self.engine.begin() as conn:
-                        counts = apply_sync(conn, state=state, accounts=accounts, changes=changes, now=finished,
-                                            today=self._today(row.provider), staged=staged)
-                        self._record_success(conn, run_id, state, accounts, changes.cursor, changes.windows,
-                                             counts, finished, duration, requests)
+                finished = self._now()
+                duration = int((time.monotonic() - clock) * 1000)
+                with self.engine.begin() as conn:
+                    counts = apply_sync(conn, state=state, accounts=accounts, changes=changes, now=finished,
+                                        today=self._today(row.provider), staged=staged)
+                    self._record_success(conn, run_id, state, accounts, changes.cursor, changes.windows,
+                                         counts, finished, duration, requests)
             message = _describe(counts, len(accounts))
             progress("Done", 1.0)
             return SyncResult(connection_id, run_id, "success", counts, message, duration_ms=duration,
