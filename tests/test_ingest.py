@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -114,3 +115,15 @@ def test_staging_takes_batches_from_many_threads_and_cleans_up(tmp_path: Path) -
 def test_staging_refuses_a_batch_of_another_shape(tmp_path: Path) -> None:
     with StagedTransactions(tmp_path) as staging, pytest.raises(ValueError):
         staging.append(pa.record_batch({"id": ["x"]}))
+
+
+def test_accounts_are_inserted_then_refreshed_keeping_when_they_were_first_seen(engine: sa.Engine) -> None:
+    later = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
+    moved = dataclasses.replace(ACCOUNT, current_balance=Decimal("250.555"), name="Conta renomeada")
+    for when, account in ((NOW, ACCOUNT), (later, moved)):
+        with engine.begin() as conn:
+            apply_sync(conn, state=STATE, accounts=[account], changes=TransactionChanges(provider="pluggy"),
+                       now=when, today=when.date())
+    with engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT name, current_balance, first_seen_at, last_seen_at FROM accounts")).all()
+    assert stored == [("Conta renomeada", Decimal("250.56"), NOW, later)]

@@ -22,6 +22,7 @@ from types import TracebackType
 
 import pyarrow as pa
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as upsert  # DuckDB speaks its ON CONFLICT
 
 from finance.balances import reconstruct_balances
 from finance.dedupe import Candidate, pair_pending_with_posted
@@ -184,18 +185,21 @@ def upsert_connection(conn: sa.Connection, state: ConnectionState, *, now: datet
 
 
 def _upsert_accounts(conn: sa.Connection, accounts: list[Account], now: datetime) -> None:
-    for account in accounts:
-        values = {
-            "connection_id": account.connection_id, "provider": account.provider,
-            "external_id": account.external_id, "type": account.type.value, "subtype": account.subtype,
-            "name": account.name, "mask": account.mask, "currency": account.currency,
-            "current_balance": _money(account.current_balance), "available_balance": _money(account.available_balance),
-            "credit_limit": _money(account.credit_limit), "balance_as_of": account.balance_as_of or now,
-            "last_seen_at": now,
-        }
-        updated = conn.execute(accounts_t.update().where(accounts_t.c.id == account.id).values(**values))
-        if updated.rowcount == 0:
-            conn.execute(accounts_t.insert().values(id=account.id, first_seen_at=now, **values))
+    """Every account of the fetch inserted or refreshed in one statement (first_seen_at kept)."""
+    if not accounts:
+        return
+    rows = [{
+        "id": account.id, "connection_id": account.connection_id, "provider": account.provider,
+        "external_id": account.external_id, "type": account.type.value, "subtype": account.subtype,
+        "name": account.name, "mask": account.mask, "currency": account.currency,
+        "current_balance": _money(account.current_balance), "available_balance": _money(account.available_balance),
+        "credit_limit": _money(account.credit_limit), "balance_as_of": account.balance_as_of or now,
+        "first_seen_at": now, "last_seen_at": now,
+    } for account in accounts]
+    statement = upsert(accounts_t).values(rows)
+    conn.execute(statement.on_conflict_do_update(
+        index_elements=[accounts_t.c.id],
+        set_={name: statement.excluded[name] for name in rows[0] if name not in ("id", "first_seen_at")}))
 
 
 def _distinct(a: str, b: str) -> str:
