@@ -228,10 +228,11 @@ def _status(value: Any) -> str:
     return TxnStatus.PENDING.value if str(value or "POSTED").upper() == "PENDING" else TxnStatus.POSTED.value
 
 
-# The part of Pluggy's Transaction (pluggy-sdk-schemas.json) the mapping reads, decoded straight from a page's
-# bytes: the shape is checked while decoding, other fields are skipped unread, amounts are exact Decimals, and
-# the objects are not tracked by the garbage collector (a 1M-row sync creates tens of millions of them).
-class RawDocument(msgspec.Struct, gc=False):  # field names as Pluggy spells them
+# The part of Pluggy's Transaction (pluggy-sdk-schemas.json) the mapping reads, field names as Pluggy spells them,
+# decoded straight from a page's bytes: the shape is checked while decoding, other fields are skipped unread,
+# amounts are exact Decimals, and the objects are not tracked by the garbage collector (a 1M-row sync makes
+# millions of them).
+class RawDocument(msgspec.Struct, gc=False):
     value: str | None = None
 
 
@@ -367,8 +368,10 @@ def transaction_columns(raws: Sequence[RawTransaction], account: Account) -> Tra
     )
 
 
-MAP_CHUNK_ROWS = 2_000
-"""Rows mapped at once: a few pages, so Arrow's per-call overhead is paid per chunk, not per 500-row page."""
+MAP_CHUNK_ROWS = 500
+"""Rows mapped at once: a full /v2/transactions page, mapped as soon as it is decoded. Mapping rows while they are
+still in the CPU's caches beats amortizing Arrow's per-call cost over bigger chunks (decode and map: ~3.1 µs a
+row at 500, ~5 µs at 2,000 here), and leaves little to map after a walk's last page."""
 
 
 def page_chunks(pages: Iterable[list[RawTransaction]], rows: int = MAP_CHUNK_ROWS) -> Iterator[list[RawTransaction]]:
