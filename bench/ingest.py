@@ -130,6 +130,7 @@ def main() -> None:
         emit({
             "rows": args.rows, "repeat": args.repeat, "sample": args.sample,
             "total_s": total, "map_s": median(r["map_s"] for r in runs), "apply_s": median(r["apply_s"] for r in runs),
+            "decode_s": median(r["decode_s"] for r in runs),
             "rows_per_s": args.rows / total, "runs_total_s": [r["total_s"] for r in runs],
             "row_by_row_rows_per_s": row_rate, "row_by_row_extrapolated_s": args.rows / row_rate,
             "arrow_append_s": median(arrow), "runs_arrow_s": arrow,
