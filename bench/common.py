@@ -235,7 +235,7 @@ class DataSet:
 
 
 # --------------------------------------------------------------------------------------------
-# The ingest path: raw pages -> map_transaction -> apply_sync, in one transaction
+# The ingest path: JSON pages -> decode -> map -> apply_sync, in one transaction
 # --------------------------------------------------------------------------------------------
 
 def fresh_engine(path: Path) -> sa.Engine:
@@ -257,8 +257,8 @@ def ingest(engine: sa.Engine, data: DataSet) -> dict[str, Any]:
     """Decode and map every page and apply the whole sync in one transaction, as the sync engine does.
 
     Each page arrives as the JSON bytes Pluggy sends; it is decoded and shape-checked as the client does
-    (`read_transaction_page`), mapped a few pages at a time into Arrow batches and appended to the sync's staging
-    file (what the engine's sink does during a fetch); then apply_sync loads the staged rows and merges them in
+    (`read_transaction_page`), mapped page by page into Arrow batches and appended to the sync's staging file
+    (what the engine's sink does during a fetch); then apply_sync loads the staged rows and merges them in
     one transaction. Generating the pages (the provider's side) is not timed; decoding, mapping, staging and
     applying are. Returns the seconds spent decoding, mapping and staging (map_s; decode_s of it decoding), and
     applying, and the apply counts.
@@ -294,8 +294,7 @@ def ingest(engine: sa.Engine, data: DataSet) -> dict[str, Any]:
             _record_run(conn, data, now, counts, len(accounts))
         apply_seconds = time.perf_counter() - started
     return {"rows": changes.rows, "map_s": map_seconds, "decode_s": decode_seconds, "apply_s": apply_seconds,
-            "added": counts.added,
-            "modified": counts.modified, "removed": counts.removed}
+            "added": counts.added, "modified": counts.modified, "removed": counts.removed}
 
 
 def _record_run(conn: sa.Connection, data: DataSet, now: datetime, counts: ApplyCounts, accounts: int) -> None:

@@ -231,10 +231,9 @@ ANY_JSON = msgspec.json.Decoder(float_hook=Decimal)
 """Any JSON document, numbers with a fraction as exact Decimals (msgspec: twice the stdlib's speed here)."""
 
 
-def decode_json(response: httpx.Response, provider: str, label: str,
-                decoder: msgspec.json.Decoder[Any] = ANY_JSON) -> Any:
-    """A response body decoded by `decoder` (see `decode_body`)."""
-    return decode_body(response.content, provider, label, decoder, status=response.status_code)
+def decode_json(response: httpx.Response, provider: str, label: str) -> Any:
+    """A response body as any JSON (see `decode_body`)."""
+    return decode_body(response.content, provider, label, status=response.status_code)
 
 
 def decode_body(content: bytes, provider: str, label: str, decoder: msgspec.json.Decoder[Any] = ANY_JSON, *,
