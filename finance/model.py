@@ -240,6 +240,15 @@ def transactions_from_batch(batch: pa.RecordBatch, provider: str) -> list[Transa
     return [Transaction(provider, **{**row, "status": TxnStatus(row["status"])}) for row in rows]
 
 
+@dataclass(frozen=True, slots=True)
+class SetAside:
+    """A row a provider sent that cannot be real (finance.screening): never stored, reported with the reason."""
+
+    external_id: str
+    account_external_id: str
+    reason: str
+
+
 @dataclass(slots=True)
 class TransactionChanges:
     """What one fetch learned about a connection's transactions.
@@ -249,6 +258,7 @@ class TransactionChanges:
     windows: (account external id, first date) pairs for which the rows list every live row on or after
     that date, so a stored row there that is absent is gone too (Pluggy has no removal feed).
     cursor: opaque provider state to store with the connection once applied.
+    set_aside: rows that cannot be real, kept out of the store (their stored versions, if any, stay as they are).
     """
 
     provider: str = ""
@@ -258,6 +268,7 @@ class TransactionChanges:
     cursor: str | None = None
     requests: int = 0
     staged: int = 0
+    set_aside: list[SetAside] = field(default_factory=list)
 
     @property
     def upserts(self) -> list[Transaction]:

@@ -72,6 +72,7 @@ from finance.providers.wire import (
     wire_decimal,
     wire_instant,
 )
+from finance.screening import Limits, map_screened, sent_twice
 
 NAME = "plaid"
 LABEL = "Plaid"
@@ -290,13 +291,16 @@ def transaction_columns(raws: Sequence[dict[str, Any]], accounts: Sequence[Accou
     """THE mapping of Plaid transactions (`accounts[i]` holds `raws[i]`), signed so that negative is money leaving
     the user: Plaid's sign, flipped. Rendered by `map_transactions` (bulk) and `map_transaction` (one object)."""
     try:
-        external_ids = [str(r["transaction_id"]) for r in raws]
+        external_ids = [r["transaction_id"] for r in raws]
         amounts = [r["amount"] for r in raws]
         pendings = [r["pending"] for r in raws]
         dates = [r["date"] for r in raws]
     except KeyError as exc:
         raise BadData(f"Plaid sent a transaction without {exc.args[0]}.", code="BAD_TRANSACTION",
                       provider=NAME) from exc
+    if not all(isinstance(t, str) for t in external_ids):
+        raise BadData("Plaid sent a transaction whose transaction_id is not text.", code="BAD_TRANSACTION",
+                      provider=NAME)
     if not all(isinstance(p, bool) for p in pendings):
         raise BadData("Plaid sent a transaction whose pending flag is not true or false.", code="BAD_TRANSACTION",
                       provider=NAME)
@@ -970,7 +974,9 @@ class PlaidProvider:
                     accounts.append(account)
         live: dict[str, tuple[dict[str, Any], Account]] = {}
         gone: dict[str, None] = {}
+        twice: dict[str, str] = {}  # id → account id: sent twice in one page with different values
         for page in walk.pages:
+            in_page: dict[str, dict[str, Any]] = {}
             for raw in [*page["added"], *page["modified"]]:
                 if not isinstance(raw, dict):
                     raise BadData("Plaid sent a transaction that is not an object.", code="BAD_TRANSACTION",
@@ -980,17 +986,26 @@ class PlaidProvider:
                     raise BadData("Plaid sent a transaction for an account it did not list. Nothing was changed; "
                                   "the next sync will try again.", code="UNKNOWN_ACCOUNT", provider=NAME)
                 tid = str(raw.get("transaction_id"))
+                if in_page.setdefault(tid, raw) != raw:
+                    twice[tid] = account.external_id
                 live.pop(tid, None)  # re-insert so the order follows Plaid's
                 live[tid] = (raw, account)
                 gone.pop(tid, None)
             for tid in _removed_ids(page):
                 live.pop(tid, None)
                 gone[tid] = None
-        changes = TransactionChanges(provider=NAME, removed=list(gone), windows=[], cursor=walk.next_cursor or cursor)
-        rows = list(live.values())
+        changes = TransactionChanges(provider=NAME, removed=list(gone), windows=[], cursor=walk.next_cursor or cursor,
+                                     set_aside=[sent_twice(tid, account_id) for tid, account_id in twice.items()])
+        rows = [row for tid, row in live.items() if tid not in twice]
+        limits = Limits.around(self._now().date())
         for start in range(0, len(rows), MAP_CHUNK):
             chunk = rows[start:start + MAP_CHUNK]
-            batch = map_transactions([raw for raw, _ in chunk], [account for _, account in chunk])
+            batch, rejected = map_screened(
+                chunk, lambda pairs: map_transactions([raw for raw, _ in pairs], [account for _, account in pairs]),
+                lambda pair: (pair[0].get("transaction_id"), pair[1].external_id), limits)
+            changes.set_aside.extend(rejected)
+            if batch is None:
+                continue
             if sink is None:
                 changes.batches.append(batch)
             else:

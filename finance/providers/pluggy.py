@@ -47,6 +47,7 @@ from finance.model import (
     ConnectionStatus,
     Institution,
     MfaPrompt,
+    SetAside,
     Transaction,
     TransactionChanges,
     TransactionColumns,
@@ -74,6 +75,7 @@ from finance.providers.wire import (
     wire_instant,
 )
 from finance.providers.wire import local_dates as wire_local_dates
+from finance.screening import Limits, map_screened
 
 NAME = "pluggy"
 LABEL = "Pluggy"
@@ -938,6 +940,7 @@ class PluggyProvider:
         """
         state = _load_cursor(cursor)
         today = self._today()
+        limits = Limits.around(today)
         changes = TransactionChanges(provider=NAME)
         kept_lock = threading.Lock()
 
@@ -961,6 +964,7 @@ class PluggyProvider:
                 window_start = max(origin, min(today, known.synced_on) - timedelta(days=REREAD_DAYS))
                 since = (parse_instant(known.mark) or self._now()) - CREATED_AT_OVERLAP
             newest: datetime | None = None
+            retry_from: datetime | None = None  # the earliest createdAt of a row set aside: read again next time
             in_window: set[str] = set()  # the window's version of a row wins over the createdAt walk's
             first_day = pa.scalar(origin, pa.date32())
             walks: list[dict[str, Any]] = [{"date_from": window_start}]
@@ -972,15 +976,24 @@ class PluggyProvider:
                         rows = [raw for raw in rows if raw.id not in in_window]
                     if not rows:
                         continue
-                    batch = map_transactions(rows, account)
+                    if since is not None and "date_from" in walk:
+                        in_window.update(raw.id for raw in rows)
+                    batch, rejected = map_screened(rows, lambda chunk: map_transactions(chunk, account),
+                                                   lambda raw: (raw.id, account.external_id), limits)
+                    if rejected:
+                        with kept_lock:
+                            changes.set_aside.extend(rejected)
+                        retry_from = _earliest_created(rows, rejected, limits, retry_from)
+                    if batch is None:
+                        continue
                     latest = pc.max(batch.column("provider_created_at")).as_py()
                     newest = latest if newest is None or (latest is not None and latest > newest) else newest
-                    if since is not None and "date_from" in walk:
-                        in_window.update(batch.column("external_id").to_pylist())
                     # Rows created lately but dated before the first sync's window stay out, as they did then.
                     batch = batch.filter(pc.greater_equal(batch.column("booked_date"), first_day))
                     if batch.num_rows:
                         emit(batch)
+            if retry_from is not None and (newest is None or retry_from < newest):
+                newest = retry_from  # a provider that corrects a bad row re-sends it with the same createdAt
             mark = newest.isoformat() if newest else (known.mark if known else None)
             return window_start, AccountCursor(mark=mark, origin=origin, synced_on=today)
 
@@ -1002,6 +1015,24 @@ class PluggyProvider:
             self.client.delete_item(external_id)
         except NotFound:
             return  # already gone at Pluggy: that is what we wanted
+
+
+def _earliest_created(rows: Sequence[RawTransaction], rejected: Sequence[SetAside], limits: Limits,
+                      earliest: datetime | None) -> datetime | None:
+    """The earliest readable, plausible createdAt among the rejected rows (and `earliest`)."""
+    ids = {row.external_id for row in rejected}
+    for raw in rows:
+        if raw.id not in ids:
+            continue
+        try:
+            created = parse_instant(raw.createdAt)
+        except BadData:
+            continue
+        if created is None or not limits.earliest <= created.date() <= limits.latest:
+            continue
+        if earliest is None or created < earliest:
+            earliest = created
+    return earliest
 
 
 @dataclass(frozen=True, slots=True)

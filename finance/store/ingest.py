@@ -229,10 +229,12 @@ def apply_sync(conn: sa.Connection, *, state: ConnectionState, accounts: list[Ac
     }))
     duck.register("incoming_removed", pa.table({
         "id": pa.array([stable_id(state.provider, r) for r in changes.removed], pa.string())}))
+    duck.register("incoming_set_aside", pa.table({
+        "external_id": pa.array([row.external_id for row in changes.set_aside], pa.string())}))
     try:
         return _merge(conn, Incoming(state.provider, state.id, scan), accounts, now, today)
     finally:
-        for view in ("incoming_raw", "incoming_windows", "incoming_removed"):
+        for view in ("incoming_raw", "incoming_windows", "incoming_removed", "incoming_set_aside"):
             duck.unregister(view)
 
 
@@ -294,12 +296,14 @@ def _merge(conn: sa.Connection, incoming: Incoming, accounts: list[Account], now
     superseded = x("SELECT count(*) FROM superseded").scalar_one() if incoming.superseded else 0
     added = staged[1] - superseded - known
 
-    # Rows the provider no longer lists: explicitly removed, or absent from an authoritative window.
+    # Rows the provider no longer lists: explicitly removed, or absent from an authoritative window. A row the
+    # provider did send, but that was set aside as impossible, is not absent: its stored version stays.
     x("""
         CREATE OR REPLACE TEMP TABLE scope AS
         SELECT t.id, t.external_id, t.account_id, t.amount, t.booked_date, t.status, t.merchant, t.description
         FROM transactions t JOIN incoming_windows w ON w.account_id = t.account_id
         WHERE t.connection_id = $1 AND t.booked_date >= w.start_date
+          AND t.external_id NOT IN (SELECT external_id FROM incoming_set_aside)
         UNION
         SELECT t.id, t.external_id, t.account_id, t.amount, t.booked_date, t.status, t.merchant, t.description
         FROM transactions t WHERE t.connection_id = $1 AND t.id IN (SELECT id FROM incoming_removed)

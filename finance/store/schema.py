@@ -122,6 +122,9 @@ sync_runs = sa.Table(
     sa.Column("requests", sa.Integer, nullable=False, default=0),
     sa.Column("error_code", sa.String),
     sa.Column("message", sa.String, comment="what happened, for a person"),
+    sa.Column("process", sa.String, comment="the process running it (host/pid/start): a running row whose process "
+                                            "is gone was interrupted"),
+    sa.Column("set_aside", sa.Integer, comment="rows the provider sent that cannot be real, kept out of the store"),
 )
 
 webhook_events = sa.Table(
