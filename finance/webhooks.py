@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-import json
 import logging
 import threading
 import time
@@ -33,6 +32,19 @@ from finance.model import ConnectionStatus
 from finance.providers import plaid as plaid_provider
 from finance.providers import pluggy as pluggy_provider
 from finance.providers.base import ProviderError
+from finance.providers.webhook import (
+    MAX_ID_LENGTH,
+    MAX_LISTED_IDS,
+    SYNC_NOTE,
+    Plan,
+    WebhookEvent,
+    WebhookRejected,
+    error_plan,
+    instant,
+    json_object,
+    lower_headers,
+    text_field,
+)
 from finance.store import events as store
 
 if TYPE_CHECKING:
@@ -49,52 +61,6 @@ MAX_BODY_BYTES = 64 * 1024
 PLAID_MAX_AGE = timedelta(minutes=5)
 SECRET_HEADER = "X-Webhook-Secret"
 PLAID_HEADER = "Plaid-Verification"
-MAX_ID_LENGTH = 200
-MAX_LISTED_IDS = 10_000
-
-
-class WebhookRejected(Exception):
-    """A request that is not a genuine, well-formed webhook: answered with `status`, nothing stored."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-
-
-@dataclass(frozen=True, slots=True)
-class WebhookEvent:
-    """A verified delivery: `id` is unique per event (Pluggy's eventId; for Plaid a digest of the signed token)."""
-
-    id: str
-    provider: str
-    type: str  # "item/updated", or Plaid's "TRANSACTIONS/SYNC_UPDATES_AVAILABLE"
-    item_id: str | None
-    payload: dict[str, Any]
-    received_at: datetime
-
-
-def _lower(headers: Mapping[str, str]) -> dict[str, str]:
-    return {k.lower(): v for k, v in headers.items()}
-
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        payload = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise WebhookRejected(400, "The body is not JSON.") from None
-    if not isinstance(payload, dict):
-        raise WebhookRejected(400, "The body is not a JSON object.")
-    return payload
-
-
-def _text(payload: Mapping[str, Any], key: str, *, required: bool = True) -> str | None:
-    value = payload.get(key)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value or len(value) > MAX_ID_LENGTH:
-        raise WebhookRejected(400, f"The body has no usable {key}.")
-    return value
 
 
 # --------------------------------------------------------------------------------------------
@@ -111,17 +77,17 @@ def verify_pluggy(headers: Mapping[str, str], client_ip: str | None, *, secret: 
             raise WebhookRejected(403, "The sender's address is not allowed.") from None
         if not any(address in ipaddress.ip_network(n) for n in allowed_networks):
             raise WebhookRejected(403, "The sender's address is not allowed.")
-    provided = _lower(headers).get(SECRET_HEADER.lower())
+    provided = lower_headers(headers).get(SECRET_HEADER.lower())
     if not secret or provided is None or not hmac.compare_digest(provided.encode(), secret.encode()):
         raise WebhookRejected(401, "The webhook secret is missing or wrong.")
 
 
 def parse_pluggy(body: bytes, received_at: datetime) -> WebhookEvent:
     """A Pluggy event from its body: `event` and `eventId` are required; `itemId` names the connection."""
-    payload = _json_object(body)
-    event = _text(payload, "event")
-    event_id = _text(payload, "eventId")
-    item_id = _text(payload, "itemId", required=False)
+    payload = json_object(body)
+    event = text_field(payload, "event")
+    event_id = text_field(payload, "eventId")
+    item_id = text_field(payload, "itemId", required=False)
     ids = payload.get("transactionIds")
     if ids is not None and (not isinstance(ids, list) or len(ids) > MAX_LISTED_IDS
                             or not all(isinstance(i, str) and 0 < len(i) <= MAX_ID_LENGTH for i in ids)):
@@ -189,7 +155,7 @@ class PlaidKeys:
 def verify_plaid(headers: Mapping[str, str], body: bytes, keys: PlaidKeys, now: datetime) -> str:
     """The verified `Plaid-Verification` token, or WebhookRejected: ES256 only, a key Plaid knows, `iat` within five
     minutes of `now`, and the SHA-256 of the raw body equal to the signed `request_body_sha256`."""
-    token = _lower(headers).get(PLAID_HEADER.lower())
+    token = lower_headers(headers).get(PLAID_HEADER.lower())
     if not token:
         raise WebhookRejected(401, "The Plaid-Verification header is missing.")
     try:
@@ -227,10 +193,10 @@ def parse_plaid(body: bytes, token: str, received_at: datetime) -> WebhookEvent:
     """A Plaid event: `webhook_type` and `webhook_code` are required. Plaid gives no event id, so the id is a
     digest of the signed token: a replay of the same request is recognised; a retry by Plaid (newly signed) is not,
     which is harmless because every handler is idempotent."""
-    payload = _json_object(body)
-    kind = _text(payload, "webhook_type")
-    code = _text(payload, "webhook_code")
-    item_id = _text(payload, "item_id", required=False)
+    payload = json_object(body)
+    kind = text_field(payload, "webhook_type")
+    code = text_field(payload, "webhook_code")
+    item_id = text_field(payload, "item_id", required=False)
     digest = hashlib.sha256(token.encode()).hexdigest()[:40]
     return WebhookEvent(f"plaid:{digest}", "plaid", f"{kind}/{code}", item_id, payload, received_at)
 
@@ -239,53 +205,20 @@ def parse_plaid(body: bytes, token: str, received_at: datetime) -> WebhookEvent:
 # What an event means (pure)
 # --------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """What to do for one event: record a status or a signal on its connection now, and/or sync it."""
-
-    note: str
-    sync: bool = False
-    removed: tuple[str, ...] = ()
-    status: str | None = None
-    detail: str | None = None
-    error_code: str | None = None
-    signal: str | None = None
-    signal_until: datetime | None = None
-    clear_signal: bool = False
-    needs_connection: bool = True
-    known: bool = True
-
-
 SIGNAL_MESSAGES = {
     "NEW_ACCOUNTS_AVAILABLE": "The bank has new accounts you could share: reconnect to choose them.",
     "ITEM_DELETED": "Pluggy deleted this connection (idle sandbox items and retired connectors are removed). "
                     "Connect the bank again to resume syncing; the history here is kept.",
 }
-_SYNC_NOTE = "sync requested"
 _PLAID_LEGACY = frozenset({"INITIAL_UPDATE", "HISTORICAL_UPDATE", "DEFAULT_UPDATE", "TRANSACTIONS_REMOVED",
                            "RECURRING_TRANSACTIONS_UPDATE"})
-
-
-def _instant(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _error_plan(code: str, message: str, reauth: bool, note: str) -> Plan:
-    status = ConnectionStatus.NEEDS_RECONNECT if reauth else ConnectionStatus.FAILED
-    return Plan(note=note, sync=True, status=status.value, detail=message, error_code=code)
 
 
 def _plan_pluggy(event: WebhookEvent) -> Plan:
     payload, kind = event.payload, event.type
     if kind in ("item/created", "item/updated", "item/login_succeeded", "transactions/created",
                 "transactions/updated"):
-        return Plan(note=f"{kind}: {_SYNC_NOTE}", sync=True)
+        return Plan(note=f"{kind}: {SYNC_NOTE}", sync=True)
     if kind == "transactions/deleted":
         ids = tuple(payload.get("transactionIds") or ())
         return Plan(note=f"{len(ids)} transactions deleted at Pluggy: removed with a sync", sync=True, removed=ids)
@@ -293,7 +226,7 @@ def _plan_pluggy(event: WebhookEvent) -> Plan:
         error = payload.get("error") if isinstance(payload.get("error"), dict) else {}
         code = str(error.get("code") or "UNEXPECTED_ERROR")[:MAX_ID_LENGTH]
         message = pluggy_provider.ERROR_MESSAGES.get(code) or f"The bank connection failed ({code})."
-        return _error_plan(code, message, code in pluggy_provider.REAUTH_CODES, f"item error {code}: sync requested")
+        return error_plan(code, message, code in pluggy_provider.REAUTH_CODES, f"item error {code}: sync requested")
     if kind in ("item/waiting_user_input", "item/waiting_user_action"):
         detail = ("The bank asks for a security code: reconnect on Connections to enter it."
                   if kind.endswith("input") else "The bank needs you to act in its app; then reconnect.")
@@ -315,7 +248,7 @@ def _plan_plaid(event: WebhookEvent) -> Plan:
     kind, _, code = event.type.partition("/")
     messages = plaid_provider.ERROR_MESSAGES
     if kind == "TRANSACTIONS" and code == "SYNC_UPDATES_AVAILABLE":
-        return Plan(note=f"SYNC_UPDATES_AVAILABLE: {_SYNC_NOTE}", sync=True)
+        return Plan(note=f"SYNC_UPDATES_AVAILABLE: {SYNC_NOTE}", sync=True)
     if kind == "TRANSACTIONS" and code in _PLAID_LEGACY:
         return Plan(note=f"{code}: a /transactions/get webhook; SYNC_UPDATES_AVAILABLE covers it")
     if kind != "ITEM":
@@ -325,9 +258,9 @@ def _plan_plaid(event: WebhookEvent) -> Plan:
         error_code = str(error.get("error_code") or "UNKNOWN_ERROR")[:MAX_ID_LENGTH]
         message = messages.get(error_code) or f"The connection failed ({error_code})."
         reauth = error_code in plaid_provider.REAUTH_CODES - plaid_provider.EXPIRING_CODES
-        return _error_plan(error_code, message, reauth, f"item error {error_code}: sync requested")
+        return error_plan(error_code, message, reauth, f"item error {error_code}: sync requested")
     if code in EXPIRING_SIGNALS:
-        until = _instant(payload.get("consent_expiration_time" if code == "PENDING_EXPIRATION" else "disconnect_time"))
+        until = instant(payload.get("consent_expiration_time" if code == "PENDING_EXPIRATION" else "disconnect_time"))
         when = f" on {until:%Y-%m-%d}" if until else " soon"
         detail = (f"Your consent for this bank expires{when}. Reconnect before then to keep data flowing."
                   if code == "PENDING_EXPIRATION" else
