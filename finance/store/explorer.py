@@ -16,16 +16,18 @@ once; and `user_category` only ever holds what the user chose for that very row.
 as `FROM {EFFECTIVE_TRANSACTIONS} t` in any query that needs the category (a join, ~4 ms at a million rows).
 
 Every edit runs in one database transaction together with its `audit_log` row; bad input raises `EditError`
-and changes nothing.
+and changes nothing. An edit of a pending row that a sync is merging into its posted row waits for the sync
+and lands on the posted row (see `_edit`).
 """
 
 from __future__ import annotations
 
 import io
 import json
+import time
 import uuid
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -37,12 +39,17 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
+from finance.store.ingest import is_write_conflict
 from finance.store.queries import EFFECTIVE_TRANSACTIONS, RULES_IN_FORCE
 
 MAX_NOTE_LENGTH = 500
 MAX_SEARCH_WORDS = 8
 STATUSES = ("pending", "posted")
 DEFAULT_ACTOR = "user"
+EDIT_WAIT_SECONDS = 15.0
+"""How long an edit waits for a sync that is merging its row to commit (a merge of a big sync takes seconds)."""
+SYNC_BUSY = "A sync is saving this transaction right now. Nothing was changed; try again in a moment."
+POSTED = "This pending purchase has posted, so the change was made on the posted transaction. "
 
 _ORDER = "t.booked_date DESC, t.provider_created_at DESC NULLS LAST, t.id DESC"
 
@@ -284,13 +291,49 @@ def _audit(conn: sa.Connection, *, actor: str, action: str, object_id: str, deta
 
 
 def _transaction(conn: sa.Connection, transaction_id: str) -> sa.Row[Any]:
+    """The row to edit: the transaction, or the posted row a sync merged it into (`followed_from` says so)."""
     row = conn.execute(sa.text(f"""
-        SELECT t.id, t.merchant, t.user_category, t.effective_category, t.note, t.deleted_at
-        FROM {EFFECTIVE_TRANSACTIONS} t WHERE t.id = :id
+        SELECT t.id, t.merchant, t.user_category, t.effective_category, t.note, t.deleted_at,
+               CASE WHEN t.id <> :id THEN :id END AS followed_from
+        FROM {EFFECTIVE_TRANSACTIONS} t WHERE t.id = :id OR t.pending_id = :id
+        ORDER BY t.id = :id DESC, t.id LIMIT 1
     """), {"id": transaction_id}).first()
     if row is None:
         raise EditError("That transaction no longer exists (a sync may have removed it). Nothing was changed.")
     return row
+
+
+def _edit(engine: sa.Engine, transaction_id: str, change: Callable[[sa.Connection, sa.Row[Any]], str | None],
+          unchanged: str) -> str:
+    """Apply `change` to the transaction's row in one database transaction; the sentence for the user.
+
+    A sync merging a pending row writes the row's user columns before deleting it (finance.store.ingest,
+    `_claim_merged_pending_rows`), so an edit of it while that merge is uncommitted, or committed since this
+    edit's transaction began, fails with a write conflict instead of being saved onto a row that disappears. The
+    edit is then retried in a new transaction (for up to EDIT_WAIT_SECONDS; then SYNC_BUSY): once the merge has
+    committed, `_transaction` follows the pending row to its posted row through `pending_id`, and the edit is
+    made there. On PostgreSQL the merge's `FOR UPDATE` makes the edit's UPDATE wait instead, then match no row:
+    check its row count there and retry the same way.
+    """
+    deadline, delay = time.monotonic() + EDIT_WAIT_SECONDS, 0.02
+    while True:
+        try:
+            with engine.begin() as conn:
+                row = _transaction(conn, transaction_id)
+                message = change(conn, row) or unchanged
+            return POSTED + message if row.followed_from else message
+        except sa.exc.DBAPIError as exc:
+            if not is_write_conflict(exc):
+                raise
+            if time.monotonic() + delay > deadline:
+                raise EditError(SYNC_BUSY) from None
+        time.sleep(delay)
+        delay = min(delay * 2, 0.25)
+
+
+def _row_detail(row: sa.Row[Any], detail: dict[str, Any]) -> dict[str, Any]:
+    """An audit detail of an edit of `row`, naming the pending row the user edited when it had posted."""
+    return detail | {"pending_id": row.followed_from} if row.followed_from else detail
 
 
 def _category_name(conn: sa.Connection, category: str) -> str:
@@ -349,15 +392,15 @@ def _apply_category(conn: sa.Connection, row: sa.Row[Any], category: str | None,
         _category_name(conn, category)  # validate before touching the row
         if row.user_category is not None:  # this row now follows the rule like the merchant's other rows
             conn.execute(sa.text("UPDATE transactions SET user_category = NULL WHERE id = :id"), {"id": row.id})
-            _audit(conn, actor=actor, action="set_category", object_id=row.id,
-                   detail={"from": row.user_category, "to": None, "reason": "follows the merchant's rule"}, now=now)
+            _audit(conn, actor=actor, action="set_category", object_id=row.id, now=now, detail=_row_detail(
+                row, {"from": row.user_category, "to": None, "reason": "follows the merchant's rule"}))
         return _save_rule(conn, row.merchant, category, actor=actor, now=now, from_transaction=row.id)
     name = _category_name(conn, category) if category is not None else None
     if row.user_category == category:
         return None
     conn.execute(sa.text("UPDATE transactions SET user_category = :c WHERE id = :id"), {"c": category, "id": row.id})
     _audit(conn, actor=actor, action="set_category", object_id=row.id,
-           detail={"from": row.user_category, "to": category}, now=now)
+           detail=_row_detail(row, {"from": row.user_category, "to": category}), now=now)
     return f"Category set to {name}." if name else "Your category was removed: the rule's or the bank's applies."
 
 
@@ -365,7 +408,8 @@ def _apply_note(conn: sa.Connection, row: sa.Row[Any], note: str | None, *, acto
     if row.note == note:
         return None
     conn.execute(sa.text("UPDATE transactions SET note = :note WHERE id = :id"), {"note": note, "id": row.id})
-    _audit(conn, actor=actor, action="set_note", object_id=row.id, detail={"from": row.note, "to": note}, now=now)
+    _audit(conn, actor=actor, action="set_note", object_id=row.id,
+           detail=_row_detail(row, {"from": row.note, "to": note}), now=now)
     return "Note saved." if note else "Note removed."
 
 
@@ -375,19 +419,18 @@ def set_category(engine: sa.Engine, transaction_id: str, category: str | None, *
     the transaction's merchant: the rule is created or replaced, this row's own category is cleared so it
     follows the rule, and rows where the user chose a category keep theirs. Returns a sentence for the user."""
     category = (category or "").strip() or None
-    with engine.begin() as conn:
-        row = _transaction(conn, transaction_id)
-        message = _apply_category(conn, row, category, as_rule=as_rule, actor=actor, now=_now(now))
-    return message or "The category is unchanged."
+    moment = _now(now)
+    return _edit(engine, transaction_id, lambda conn, row: _apply_category(
+        conn, row, category, as_rule=as_rule, actor=actor, now=moment), "The category is unchanged.")
 
 
 def set_note(engine: sa.Engine, transaction_id: str, note: str | None, *, actor: str = DEFAULT_ACTOR,
              now: datetime | None = None) -> str:
     """Set the note of one transaction (blank removes it); at most MAX_NOTE_LENGTH characters."""
     value = _clean_note(note)
-    with engine.begin() as conn:
-        message = _apply_note(conn, _transaction(conn, transaction_id), value, actor=actor, now=_now(now))
-    return message or "The note is unchanged."
+    moment = _now(now)
+    return _edit(engine, transaction_id, lambda conn, row: _apply_note(conn, row, value, actor=actor, now=moment),
+                 "The note is unchanged.")
 
 
 def save_edits(engine: sa.Engine, transaction_id: str, *, category: str, note: str | None, as_rule: bool = False,
@@ -399,13 +442,15 @@ def save_edits(engine: sa.Engine, transaction_id: str, *, category: str, note: s
     if not category:
         raise EditError("Choose a category. Nothing was changed.")
     moment = _now(now)
-    with engine.begin() as conn:
-        row = _transaction(conn, transaction_id)
+
+    def change(conn: sa.Connection, row: sa.Row[Any]) -> str:
         messages = []
         if as_rule or category != row.effective_category:
             messages.append(_apply_category(conn, row, category, as_rule=as_rule, actor=actor, now=moment))
         messages.append(_apply_note(conn, row, value, actor=actor, now=moment))
-    return " ".join(m for m in messages if m) or "Nothing to save: the category and note are unchanged."
+        return " ".join(m for m in messages if m)
+
+    return _edit(engine, transaction_id, change, "Nothing to save: the category and note are unchanged.")
 
 
 def create_rule(engine: sa.Engine, merchant: str, category: str, *, actor: str = DEFAULT_ACTOR,
@@ -435,25 +480,28 @@ def delete_transaction(engine: sa.Engine, transaction_id: str, *, actor: str = D
                        now: datetime | None = None) -> str:
     """Tombstone a transaction: hidden from every view and report, and no re-sync brings it back."""
     moment = _now(now)
-    with engine.begin() as conn:
-        row = _transaction(conn, transaction_id)
+
+    def change(conn: sa.Connection, row: sa.Row[Any]) -> str:
         if row.deleted_at is not None:
             raise EditError("This transaction is already deleted. Nothing was changed.")
-        conn.execute(sa.text("UPDATE transactions SET deleted_at = :now WHERE id = :id"),
-                     {"now": moment, "id": transaction_id})
-        _audit(conn, actor=actor, action="delete", object_id=transaction_id, detail={}, now=moment)
-    return "Transaction deleted. Turn on “Show deleted” to see or restore it."
+        conn.execute(sa.text("UPDATE transactions SET deleted_at = :now WHERE id = :id"), {"now": moment, "id": row.id})
+        _audit(conn, actor=actor, action="delete", object_id=row.id, detail=_row_detail(row, {}), now=moment)
+        return "Transaction deleted. Turn on “Show deleted” to see or restore it."
+
+    return _edit(engine, transaction_id, change, "")
 
 
 def restore_transaction(engine: sa.Engine, transaction_id: str, *, actor: str = DEFAULT_ACTOR,
                         now: datetime | None = None) -> str:
     """Undo a deletion."""
     moment = _now(now)
-    with engine.begin() as conn:
-        row = _transaction(conn, transaction_id)
+
+    def change(conn: sa.Connection, row: sa.Row[Any]) -> str:
         if row.deleted_at is None:
             raise EditError("This transaction is not deleted. Nothing was changed.")
-        conn.execute(sa.text("UPDATE transactions SET deleted_at = NULL WHERE id = :id"), {"id": transaction_id})
-        _audit(conn, actor=actor, action="restore", object_id=transaction_id,
-               detail={"deleted_at": row.deleted_at}, now=moment)
-    return "Transaction restored."
+        conn.execute(sa.text("UPDATE transactions SET deleted_at = NULL WHERE id = :id"), {"id": row.id})
+        _audit(conn, actor=actor, action="restore", object_id=row.id,
+               detail=_row_detail(row, {"deleted_at": row.deleted_at}), now=moment)
+        return "Transaction restored."
+
+    return _edit(engine, transaction_id, change, "")

@@ -27,6 +27,7 @@ from sqlalchemy.dialects.postgresql import insert as upsert  # DuckDB speaks its
 from finance.balances import reconstruct_balances
 from finance.dedupe import Candidate, pair_pending_with_posted
 from finance.model import MONEY, TRANSACTION_SCHEMA, Account, ConnectionState, TransactionChanges, stable_id
+from finance.providers.base import TransientError
 from finance.providers.wire import money
 from finance.store.db import duckdb_connection
 from finance.store.schema import accounts as accounts_t
@@ -231,11 +232,12 @@ def apply_sync(conn: sa.Connection, *, state: ConnectionState, accounts: list[Ac
         "id": pa.array([stable_id(state.provider, r) for r in changes.removed], pa.string())}))
     duck.register("incoming_set_aside", pa.table({
         "external_id": pa.array([row.external_id for row in changes.set_aside], pa.string())}))
-    try:
-        return _merge(conn, Incoming(state.provider, state.id, scan), accounts, now, today)
-    finally:
-        for view in ("incoming_raw", "incoming_windows", "incoming_removed", "incoming_set_aside"):
-            duck.unregister(view)
+    counts = _merge(conn, Incoming(state.provider, state.id, scan), accounts, now, today)
+    # Only after success: a failed statement aborts the transaction, where unregistering raises and would hide
+    # the failure; the rollback drops the registrations with it.
+    for view in ("incoming_raw", "incoming_windows", "incoming_removed", "incoming_set_aside"):
+        duck.unregister(view)
+    return counts
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,24 +360,69 @@ def _merge(conn: sa.Connection, incoming: Incoming, accounts: list[Account], now
         duck = duckdb_connection(conn)
         duck.register("merge_pairs", pa.table({"old_id": pa.array([p[0] for p in pairs], pa.string()),
                                                "new_id": pa.array([p[1] for p in pairs], pa.string())}))
-        try:
-            # The user's category, note and deletion follow the purchase to its posted row.
-            x("""
-                UPDATE transactions SET pending_id = m.old_id,
-                    user_category = COALESCE(transactions.user_category, o.user_category),
-                    note = COALESCE(transactions.note, o.note),
-                    deleted_at = COALESCE(transactions.deleted_at, o.deleted_at)
-                FROM merge_pairs m JOIN transactions o ON o.id = m.old_id
-                WHERE transactions.id = m.new_id
-            """)
-        finally:
-            duck.unregister("merge_pairs")
+        # The user's category, note and deletion follow the purchase to its posted row...
+        x("""
+            UPDATE transactions SET pending_id = m.old_id,
+                user_category = COALESCE(transactions.user_category, o.user_category),
+                note = COALESCE(transactions.note, o.note),
+                deleted_at = COALESCE(transactions.deleted_at, o.deleted_at)
+            FROM merge_pairs m JOIN transactions o ON o.id = m.old_id
+            WHERE transactions.id = m.new_id
+        """)
+        _claim_merged_pending_rows(conn, now)  # ...as they are now, not as this apply first read them
+        duck.unregister("merge_pairs")  # on failure, the rollback drops it (see apply_sync)
     if gone:
         x("DELETE FROM transactions WHERE id IN (SELECT id FROM gone)")
     _rebuild_balance_history(conn, accounts, now, today)
     for table in ("stg", "scope", "gone", "superseded", "repeats"):
         x(f"DROP TABLE IF EXISTS {table}")
     return ApplyCounts(added=int(added), modified=int(modified), removed=len(gone) - len(pairs), merged=len(pairs))
+
+
+class EditedDuringSync(TransientError):
+    """A pending row this apply merges was edited after the apply read it: nothing was saved, the edit is kept."""
+
+
+EDITED_DURING_SYNC = ("A pending purchase this sync was merging into its posted transaction was edited while the "
+                      "sync was saving, so nothing from this sync was saved and the edit is kept. Sync again: the "
+                      "next sync carries the edit over to the posted transaction.")
+
+
+def is_write_conflict(exc: BaseException) -> bool:
+    """`exc` is a write that lost to another transaction's write of the same row, which a new transaction may
+    retry: DuckDB's "Conflict on update", PostgreSQL's serialization failure or deadlock (SQLSTATE 40001, 40P01)."""
+    orig = getattr(exc, "orig", None) or exc
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return state in ("40001", "40P01") or (type(orig).__name__ == "TransactionException"
+                                           and "conflict" in str(orig).lower())
+
+
+def _claim_merged_pending_rows(conn: sa.Connection, now: datetime) -> None:
+    """Write the user columns of the pending rows in `merge_pairs`, so that an edit of them and this merge conflict.
+
+    The copy to the posted rows reads the apply's snapshot, taken when its transaction began, and DuckDB's DELETE
+    never conflicts with an UPDATE of the row it deletes. DuckDB does make the second writer of one column of one
+    row fail ("Conflict on update"), whether the first has committed since the second's snapshot or not. So each
+    user column of each merged pending row is changed (NULL to a value, a value to NULL: DuckDB does not reliably
+    count a write of the value already there), just before the rows are deleted in this same transaction:
+    - an edit committed since the apply began makes this write fail: the apply stops with EditedDuringSync and
+      saves nothing (the edit stays on the pending row; the next sync carries it over);
+    - an edit from now until the commit fails instead: the edit is retried and, once this apply has committed,
+      follows the pending row to its posted row through `pending_id` (finance.store.explorer).
+    On PostgreSQL, `SELECT ... FROM transactions WHERE id IN (<old ids>) FOR UPDATE` before the copy does both
+    jobs under READ COMMITTED without failing the apply: it waits for an edit in flight, returns the committed
+    values to copy, and holds edits back until the commit, after which their UPDATE finds the row gone.
+    """
+    try:
+        conn.exec_driver_sql("""
+            UPDATE transactions SET user_category = CASE WHEN user_category IS NULL THEN '' END,
+                note = CASE WHEN note IS NULL THEN '' END, deleted_at = CASE WHEN deleted_at IS NULL THEN $1 END
+            WHERE id IN (SELECT old_id FROM merge_pairs)
+        """, (now,))
+    except sa.exc.DBAPIError as exc:
+        if is_write_conflict(exc):
+            raise EditedDuringSync(EDITED_DURING_SYNC, code="EDITED_DURING_SYNC") from exc
+        raise
 
 
 def _rebuild_balance_history(conn: sa.Connection, accounts: list[Account], now: datetime, today: date) -> None:
