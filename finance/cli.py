@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from finance.config import load_settings
+from finance.crypto import SecretError
 from finance.demo import ConnectFailed, connect_bank
 from finance.formatting import format_money, format_when
 from finance.model import MfaPrompt
@@ -20,7 +22,7 @@ from finance.sandbox.plaid import PlaidEmulator
 from finance.sandbox.pluggy import PluggyEmulator
 from finance.services import open_services
 from finance.store import queries
-from finance.store.db import DatabaseBusy
+from finance.store.db import StoreError, store_error
 
 PROVIDERS = ["pluggy", "plaid"]
 
@@ -152,6 +154,10 @@ def cmd_sync(args: argparse.Namespace) -> int:
     if not results:
         print("No connections yet. Connect one with: python -m finance connect")
         return 0
+    failed = [r for r in results if r.outcome == "failed"]
+    if len(failed) == len(results) and {r.error_code for r in failed} == {failed[0].error_code} \
+            and (failed[0].error_code or "").startswith("STORE_"):
+        raise StoreError(failed[0].message, code=failed[0].error_code)  # the store failed, not each bank
     for result in results:
         print(f"{result.connection_id}: {result.outcome} — {result.message}")
     return 0 if all(r.outcome != "failed" for r in results) else 1
@@ -226,16 +232,50 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="connections, their health and net worth")
     status.set_defaults(func=cmd_status)
+    parser.add_argument("--verbose", "-v", action="store_true", help="log progress, and errors with their tracebacks")
     return parser
 
 
+class _OneLine(logging.Formatter):
+    """Log records as one line each, without tracebacks (`--verbose` shows them)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = f"{record.levelname.lower()}: {record.getMessage()}"
+        return f"{line} (run with --verbose for details)" if record.exc_info else line
+
+
+class _CliHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The CLI's log output on stderr; each `main` call installs its own (the stderr of that call)."""
+
+
+def _configure_logging(verbose: bool) -> None:
+    """Errors as one line on stderr; with --verbose, info and warnings too, with tracebacks. The printed results
+    already say what each sync did, so its warnings stay out of the way by default."""
+    logger = logging.getLogger("finance")
+    for old in [h for h in logger.handlers if isinstance(h, _CliHandler)]:
+        logger.removeHandler(old)
+    handler = _CliHandler(sys.stderr)
+    handler.setLevel(logging.INFO if verbose else logging.ERROR)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s") if verbose else _OneLine())
+    logger.setLevel(logging.INFO if verbose else logging.NOTSET)
+    logger.addHandler(handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command; a store, key or provider problem is one line on stderr saying what to do (no traceback)."""
     args = build_parser().parse_args(argv)
+    _configure_logging(args.verbose)
     try:
         return int(args.func(args))
-    except DatabaseBusy as exc:
+    except (StoreError, SecretError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except ProviderError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
+    except Exception as exc:  # a store failing under a command (a read, a write): say so; anything else is a bug
+        problem = store_error(exc)
+        if problem is None:
+            raise
+        print(f"error: {problem.message}", file=sys.stderr)
+        return 2

@@ -42,18 +42,42 @@ class SecretBox:
 
 
 def load_or_create_key(configured: str | None, data_dir: Path) -> bytes:
-    """The configured key, else the key file under data_dir, created (mode 0600) when missing."""
+    """The configured key, else the key file under data_dir, created (mode 0600) when missing.
+
+    A key file that cannot be read, or does not hold a key, raises SecretError naming the file (not the environment
+    variable, which was not used)."""
     if configured:
         return configured.encode()
     path = data_dir / KEY_FILE_NAME
     if path.exists():
-        return path.read_bytes().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    key = Fernet.generate_key()
+        return _read_key_file(path)
     try:
+        data_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:  # another process created it first: use theirs
-        return path.read_bytes().strip()
+        return _read_key_file(path)
+    except OSError as exc:
+        raise SecretError(f"The encryption key file {path} cannot be created ({exc.strerror or type(exc).__name__}). "
+                          "Make its folder writable by the app, or set FINANCE_ENCRYPTION_KEY.") from exc
+    key = Fernet.generate_key()
     with os.fdopen(fd, "wb") as fh:
         fh.write(key)
+    return key
+
+
+def _read_key_file(path: Path) -> bytes:
+    """The key in `path`, checked; what is wrong with the file otherwise, and what to do (the key is never shown)."""
+    restore = ("Restore the file from a backup (or set FINANCE_ENCRYPTION_KEY to the key it held); without it the "
+               "stored bank tokens cannot be decrypted, and the banks must be reconnected.")
+    try:
+        key = path.read_bytes().strip()
+    except OSError as exc:
+        problem = "it is a folder" if isinstance(exc, IsADirectoryError) else exc.strerror or type(exc).__name__
+        raise SecretError(f"The encryption key file {path} cannot be read ({problem}). Check that it is a file the "
+                          f"app can read. {restore}") from exc
+    try:
+        Fernet(key)
+    except ValueError as exc:
+        raise SecretError(f"The encryption key file {path} does not hold a valid key (it is damaged or was "
+                          f"overwritten). {restore}") from exc
     return key

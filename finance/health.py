@@ -33,7 +33,9 @@ LEVELS: dict[str, tuple[str, str]] = {  # level: (label, badge colour)
     SYNCING: ("Syncing", "blue"),
     FAILED: ("Failed", "red"),
 }
-OUTCOME_COLORS = {"success": "#2e7d32", "failed": "#c62828", "running": "#1565c0"}
+OUTCOME_COLORS = {"success": "#2e7d32", "failed": "#c62828", "interrupted": "#ef6c00", "running": "#1565c0"}
+UNFINISHED = frozenset({"failed", "interrupted"})
+"""Run outcomes that stay open errors until a later run of the connection succeeds."""
 
 SYNC_NOW = "press Sync now on Connections"
 RETRY = f"Will retry on the next sync; {SYNC_NOW} to try at once."
@@ -56,6 +58,14 @@ CONFIG_CODES = frozenset({
     "INVALID_API_KEYS", "INVALID_SECRET", "INVALID_CLIENT_ID", "MISSING_CLIENT_ID", "MISSING_SECRET",
     "UNAUTHORIZED_ENVIRONMENT", "HTTP_401", "HTTP_403",
 })
+STORE_ACTIONS = {  # the store failed, not the bank: finance.store.db.StoreError codes
+    "STORE_FULL": f"Free disk space on the machine running the app, then {SYNC_NOW}.",
+    "STORE_READ_ONLY": f"Make the database file and its folder writable by the app, then {SYNC_NOW}.",
+    "STORE_CORRUPT": "Restore the database file from a backup (or move it aside to start afresh); restart the app.",
+    "STORE_UNAVAILABLE": f"Restart the app, then {SYNC_NOW}; if it keeps failing, check the disk or restore a backup.",
+    "STORE_BUSY": "Another process holds the database file: stop it (or use the running app), then try again.",
+}
+INTERRUPTED_ACTION = f"Nothing from the interrupted run was saved; {SYNC_NOW}, or wait for the next scheduled sync."
 GONE_CODES = frozenset({
     "NOT_FOUND", "ITEM_NOT_FOUND", "INVALID_ACCESS_TOKEN", "NO_ACCESS_TOKEN", "INSTITUTION_NOT_FOUND",
     "CONNECTOR_NOT_FOUND", "revoked",
@@ -115,6 +125,10 @@ def action_for_error(code: str | None) -> str:
                 f"PLAID_SECRET in .streamlit/secrets.toml or the environment), restart the app, then {SYNC_NOW}.")
     if code in GONE_CODES:
         return "The provider no longer knows this connection: delete it on Connections and connect the bank again."
+    if code in STORE_ACTIONS:
+        return STORE_ACTIONS[code]
+    if code == "INTERRUPTED":
+        return INTERRUPTED_ACTION
     if code == "INTERNAL":
         return f"An unexpected error in the app; nothing was changed. Check the server logs, then {SYNC_NOW}."
     return RETRY  # transient: 5xx, timeouts, rate limits, the bank down, unreadable answers
@@ -172,6 +186,9 @@ def connection_health(connection: Mapping[str, Any], runs: Sequence[Mapping[str,
                           f"The bank announced the connection would stop on {until:%Y-%m-%d}; that date has passed.")
         return Health(ATTENTION, "Consent expiring", f"{RECONNECT} Do it before the date to keep data flowing.",
                       signal_detail or "The bank announced this connection will stop working soon.")
+    if latest is not None and latest.get("outcome") == "interrupted":
+        return Health(ATTENTION, "Sync interrupted", INTERRUPTED_ACTION,
+                      _get(latest, "message") or "The last sync stopped before it finished.")
     if latest is not None and latest.get("outcome") == "failed":
         code = _get(latest, "error_code")
         action = action_for_error(code)
@@ -380,7 +397,7 @@ def health_by_connection(data: StatusData, now: datetime) -> dict[str, Health]:
 
 @dataclass(frozen=True, slots=True)
 class OpenError:
-    """A failed run not yet followed by a success, with what fixes it."""
+    """A failed (or interrupted) run not yet followed by a success, with what fixes it."""
 
     connection_id: str
     institution: str
@@ -391,14 +408,14 @@ class OpenError:
 
 
 def open_errors(runs: pd.DataFrame, per_connection: int = 3) -> list[OpenError]:
-    """Failed runs not yet followed by a successful one, newest first, with what fixes each."""
+    """Failed and interrupted runs not yet followed by a successful one, newest first, with what fixes each."""
     errors: list[OpenError] = []
     for connection_id, group in runs.sort_values("started_at", ascending=False).groupby("connection_id", sort=False):
         found = 0
         for row in group.to_dict("records"):
             if row["outcome"] == "success" or found >= per_connection:
                 break
-            if row["outcome"] != "failed":
+            if row["outcome"] not in UNFINISHED:
                 continue
             found += 1
             code = _get(row, "error_code")
@@ -424,7 +441,7 @@ def runs_table(runs: pd.DataFrame) -> pd.DataFrame:
 def timeline_figure(runs: pd.DataFrame) -> go.Figure:
     """Sync runs over time: duration on the y axis, one colour per outcome, counts and message on hover."""
     fig = go.Figure()
-    for outcome in ("success", "failed", "running"):
+    for outcome in OUTCOME_COLORS:
         data = runs[runs["outcome"] == outcome]
         if data.empty:
             continue

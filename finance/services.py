@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import threading
 from dataclasses import dataclass, field
 
@@ -18,10 +19,12 @@ from finance.config import Settings, load_settings
 from finance.crypto import SecretBox, load_or_create_key
 from finance.providers.base import ConnectableProvider
 from finance.providers.registry import build_providers
-from finance.store.db import create_engine, init_schema
+from finance.store.db import create_engine, init_schema, store_error
 from finance.store.migrate import add_missing_columns
 from finance.store.secrets import SecretStore
 from finance.sync import SyncEngine
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -43,14 +46,31 @@ def webhook_secret(settings: Settings, key: bytes) -> str:
 
 
 def open_services(settings: Settings | None = None) -> Services:
+    """Open the store (bringing its schema up to date), the providers and the sync engine, and close the sync runs
+    a killed process left running. A store that cannot be opened raises StoreError (finance.store.db), a key that
+    cannot be read SecretError (finance.crypto): each says what to do."""
     settings = settings or load_settings()
     engine = create_engine(settings.database_url)
-    init_schema(engine)
-    add_missing_columns(engine)
+    try:
+        init_schema(engine)
+        add_missing_columns(engine)
+    except Exception as exc:
+        engine.dispose()
+        problem = store_error(exc)
+        if problem is None:
+            raise
+        raise problem from exc
     key = load_or_create_key(settings.encryption_key, settings.data_dir)
     secrets = SecretStore(engine, SecretBox(key))
     providers = build_providers(settings, secrets)
     sync = SyncEngine(engine, providers, secrets=secrets)
+    try:
+        sync.close_interrupted_runs()
+    except Exception as exc:  # a full or read-only store can still be read: its runs are closed next time
+        problem = store_error(exc)
+        if problem is None:
+            raise
+        log.warning("could not close interrupted sync runs: %s", problem.code)
     return Services(settings=settings, engine=engine, providers=providers, sync=sync, secrets=secrets,
                     webhook_secret=webhook_secret(settings, key))
 

@@ -13,8 +13,11 @@
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
+import os
 import queue
+import socket
 import threading
 import time
 import uuid
@@ -22,13 +25,16 @@ from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pyarrow as pa
 import sqlalchemy as sa
 
 from finance.http import counting_requests
 from finance.model import NEEDS_USER, Account, ConnectionState, ConnectionStatus
 from finance.providers.base import NotFound, Provider, ProviderError, ReauthRequired
+from finance.store.db import store_error
 from finance.store.events import clear_signal
 from finance.store.ingest import ApplyCounts, StagedTransactions, apply_sync, configure_store, upsert_connection
 from finance.store.schema import accounts, balance_history, connections, sync_runs, transactions
@@ -56,7 +62,7 @@ def _connection_lock(key: str) -> threading.Lock:
 class SyncResult:
     connection_id: str
     run_id: str | None
-    outcome: str  # success, failed, skipped
+    outcome: str  # success, failed, skipped (a run row's outcome may also be running or interrupted)
     counts: ApplyCounts
     message: str
     error_code: str | None = None
@@ -75,11 +81,83 @@ def _describe(counts: ApplyCounts, accounts: int) -> str:
     return f"Synced {accounts} accounts: " + ", ".join(parts) + "."
 
 
+VALUE_OUT_OF_RANGE = ("The provider sent a value the store cannot hold (an amount or a date out of range); nothing "
+                      "was changed. The next sync tries again; if it keeps failing, the logs name the field.")
+_UNSTORABLE_DRIVER_ERRORS = frozenset({"ConversionException", "OutOfRangeException"})
+
+
+def _unstorable(exc: BaseException) -> bool:
+    """A value the store's types cannot hold (an amount past DECIMAL(18,2), a date before year 1 in a time zone):
+    bad data from the provider, not a bug of ours."""
+    return isinstance(exc, OverflowError | pa.ArrowInvalid) or type(exc).__name__ in _UNSTORABLE_DRIVER_ERRORS or (
+        isinstance(getattr(exc, "orig", None), BaseException) and _unstorable(exc.orig))  # type: ignore[attr-defined]
+
+
 def _error_message(exc: Exception) -> tuple[str, str]:
+    """(error code, message for a person) of a failed sync, from the error taxonomy: a provider's error, a store
+    problem (disk full, read-only, damaged), a value the store cannot hold, or a bug."""
     if isinstance(exc, ProviderError):
         return exc.code or type(exc).__name__, exc.message
+    problem = store_error(exc)
+    if problem is not None:
+        return problem.code, problem.message
+    if _unstorable(exc):
+        return "VALUE_OUT_OF_RANGE", VALUE_OUT_OF_RANGE
     # Unexpected bugs: say so plainly, keep details (which could hold data) out of the message.
     return "INTERNAL", f"The sync failed unexpectedly ({type(exc).__name__}). Nothing was changed; see the logs."
+
+
+# --------------------------------------------------------------------------------------------
+# Runs left running by a process that no longer exists
+# --------------------------------------------------------------------------------------------
+
+RUNNING, INTERRUPTED = "running", "interrupted"
+INTERRUPTED_MESSAGE = ("Interrupted: the app stopped during this sync; nothing from it was saved. The next sync "
+                       "fetches it again.")
+UNRECORDED_MESSAGE = ("Interrupted: how this sync ended could not be recorded (the database failed); nothing from "
+                      "it was saved. The next sync fetches it again.")
+
+
+def _start_token(pid: int) -> str:
+    """When process `pid` started, as `<boot id>:<start ticks>` (Linux /proc): a pid reused by a later process, or
+    after a restart of the machine or container, gives another token. Empty where it cannot be read."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return f"{boot[:8]}:{stat.rsplit(')', 1)[1].split()[19]}"  # field 22, starttime
+
+
+@functools.cache
+def _process_of(pid: int) -> str:
+    return f"{socket.gethostname()}/{pid}/{_start_token(pid)}"
+
+
+def this_process() -> str:
+    """`host/pid/start token` of the running process, recorded on its sync runs."""
+    return _process_of(os.getpid())
+
+
+def process_gone(owner: str | None, *, exclusive: bool) -> bool:
+    """Whether the process that recorded a run (`host/pid/start token`) no longer exists. `exclusive`: this process
+    holds the database alone (DuckDB locks its file), so a row of any other process is stale. Otherwise only a
+    process of this host can be checked; another host's, or an unknown one, is taken as alive."""
+    if owner == this_process():
+        return False
+    if exclusive:
+        return True
+    host, _, rest = (owner or "").partition("/")
+    pid, _, token = rest.partition("/")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) <= 0:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # it exists, under another user
+        pass
+    return bool(token) and _start_token(int(pid)) not in ("", token)
 
 
 class SyncEngine:
@@ -159,24 +237,19 @@ class SyncEngine:
             lock.release()
 
     def _sync(self, connection_id: str, trigger: str, progress: Progress, removed: Collection[str] = ()) -> SyncResult:
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(connections).where(connections.c.id == connection_id)).first()
-        if row is None:
-            return SyncResult(connection_id, None, "failed", ApplyCounts(), "No such connection.", "NOT_FOUND")
-        provider = self.providers.get(row.provider)
-        if provider is None:
-            return SyncResult(connection_id, None, "failed", ApplyCounts(),
-                              f"The {row.provider} provider is not configured.", "NO_PROVIDER")
-
-        run_id = uuid.uuid4().hex
-        started = self._now()
         clock = time.monotonic()
-        with self.engine.begin() as conn:
-            conn.execute(sync_runs.insert().values(
-                id=run_id, connection_id=connection_id, trigger=trigger, started_at=started, outcome="running",
-                added=0, modified=0, removed=0, merged=0, accounts=0, requests=0))
+        run_id: str | None = None
         state: ConnectionState | None = None
-        try:
+        try:  # from the first read of the store: a store that fails fails this connection only
+            with self.engine.connect() as conn:
+                row = conn.execute(sa.select(connections).where(connections.c.id == connection_id)).first()
+            if row is None:
+                return SyncResult(connection_id, None, "failed", ApplyCounts(), "No such connection.", "NOT_FOUND")
+            provider = self.providers.get(row.provider)
+            if provider is None:
+                return SyncResult(connection_id, None, "failed", ApplyCounts(),
+                                  f"The {row.provider} provider is not configured.", "NO_PROVIDER")
+            run_id = self._start_run(connection_id, trigger)
             with counting_requests() as sent, StagedTransactions() as staged:
                 progress("Checking the connection", 0.05)
                 state, accounts = provider.fetch_connection(row.external_id)
@@ -200,14 +273,65 @@ class SyncEngine:
             return SyncResult(connection_id, run_id, "success", counts, message, duration_ms=duration,
                               requests=requests)
         except Exception as exc:  # every failure is recorded; none escapes to other connections
-            code, message = _error_message(exc)
-            if isinstance(exc, ProviderError):
-                log.warning("sync of %s failed: %s", connection_id, code)
-            else:
-                log.exception("sync of %s failed unexpectedly", connection_id)
-            duration = int((time.monotonic() - clock) * 1000)
+            return self._failed(connection_id, run_id, exc, state, int((time.monotonic() - clock) * 1000))
+
+    def _start_run(self, connection_id: str, trigger: str) -> str:
+        """Insert the run's `running` row, owned by this process; runs of this connection left running by a dead
+        process, or by this one when recording their end failed, are closed first (we hold its lock)."""
+        run_id = uuid.uuid4().hex
+        with self.engine.begin() as conn:
+            self._close_stale(conn, connection_id)
+            conn.execute(sync_runs.insert().values(
+                id=run_id, connection_id=connection_id, trigger=trigger, started_at=self._now(), outcome=RUNNING,
+                added=0, modified=0, removed=0, merged=0, accounts=0, requests=0, process=this_process()))
+        return run_id
+
+    def close_interrupted_runs(self) -> int:
+        """Close the runs a process that no longer exists left `running` (killed mid-sync) as interrupted, with a
+        message; returns how many. Run at start-up (`open_services`: the app, its worker and the CLI)."""
+        with self.engine.begin() as conn:
+            return self._close_stale(conn)
+
+    def _close_stale(self, conn: sa.Connection, connection_id: str | None = None) -> int:
+        """Close stale running rows (of one connection, or all); with a connection, this process's own running rows
+        of it are stale too (its sync lock is held, so none of them is in progress)."""
+        query = sa.select(sync_runs.c.id, sync_runs.c.process).where(sync_runs.c.outcome == RUNNING)
+        if connection_id is not None:
+            query = query.where(sync_runs.c.connection_id == connection_id)
+        exclusive = self.engine.dialect.name == "duckdb"
+        stale: dict[str, list[str]] = {INTERRUPTED_MESSAGE: [], UNRECORDED_MESSAGE: []}
+        for run in conn.execute(query):
+            if run.process == this_process():
+                if connection_id is not None:
+                    stale[UNRECORDED_MESSAGE].append(run.id)
+            elif process_gone(run.process, exclusive=exclusive):
+                stale[INTERRUPTED_MESSAGE].append(run.id)
+        for message, ids in stale.items():
+            if ids:
+                conn.execute(sync_runs.update().where(sync_runs.c.id.in_(ids), sync_runs.c.outcome == RUNNING)
+                             .values(outcome=INTERRUPTED, error_code="INTERRUPTED", message=message))
+                log.warning("closed %d sync runs as interrupted: %s", len(ids), message)
+        return sum(map(len, stale.values()))
+
+    def _failed(self, connection_id: str, run_id: str | None, exc: Exception, state: ConnectionState | None,
+                duration: int) -> SyncResult:
+        """Record a failed sync and say why; when the store cannot record it either, the result says so too."""
+        code, message = _error_message(exc)
+        if isinstance(exc, ProviderError) or code.startswith("STORE_"):  # explained by its code: no traceback
+            log.warning("sync of %s failed: %s (%s)", connection_id, code, type(exc).__name__)
+        else:
+            log.exception("sync of %s failed (%s)", connection_id, code)
+        try:
             self._record_failure(run_id, connection_id, exc, code, message, duration, state)
-            return SyncResult(connection_id, run_id, "failed", ApplyCounts(), message, code, duration)
+        except Exception as problem:
+            unrecorded = store_error(problem)
+            if unrecorded is None:
+                log.exception("recording the failed sync of %s failed", connection_id)
+            else:
+                log.warning("recording the failed sync of %s failed: %s", connection_id, unrecorded.code)
+                if unrecorded.code != code:
+                    message = f"{message} It could not be recorded either: {unrecorded.message}"
+        return SyncResult(connection_id, run_id, "failed", ApplyCounts(), message, code, duration)
 
     @staticmethod
     def _record_success(conn: sa.Connection, run_id: str, state: ConnectionState, accounts: list[Account],
@@ -222,12 +346,14 @@ class SyncEngine:
             requests=requests, window_start=min(starts) if starts else None,
             message=_describe(counts, len(accounts))))
 
-    def _record_failure(self, run_id: str, connection_id: str, exc: Exception, code: str, message: str,
+    def _record_failure(self, run_id: str | None, connection_id: str, exc: Exception, code: str, message: str,
                         duration: int, state: ConnectionState | None) -> None:
+        """The run's end and the connection's new status; without a run row (inserting it failed) only the latter."""
         now = self._now()
         with self.engine.begin() as conn:
-            conn.execute(sync_runs.update().where(sync_runs.c.id == run_id).values(
-                finished_at=now, duration_ms=duration, outcome="failed", error_code=code, message=message))
+            if run_id is not None:
+                conn.execute(sync_runs.update().where(sync_runs.c.id == run_id).values(
+                    finished_at=now, duration_ms=duration, outcome="failed", error_code=code, message=message))
             values: dict[str, object] = {"last_attempt_at": now}
             if isinstance(exc, ReauthRequired):
                 status = state.status if state and state.status in NEEDS_USER else ConnectionStatus.NEEDS_RECONNECT

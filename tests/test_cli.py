@@ -10,6 +10,9 @@ from pathlib import Path
 import httpx
 
 from finance.cli import main
+from finance.config import load_settings
+from finance.services import open_services
+from tests.conftest import connect
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -66,3 +69,50 @@ def test_sandbox_serve_over_loopback(tmp_path: Path):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def _one_error_line(err: str) -> str:
+    """stderr holds one line, an error, and no traceback."""
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+def test_a_corrupt_store_is_one_clear_line_for_every_command(offline, capsys):
+    (offline / "finance.duckdb").write_bytes(os.urandom(64 * 1024))
+    for command in (["status"], ["sync"], ["connect", "--institution", "0", "--user", "user-ok", "--password", "x"]):
+        assert main(command) == 2
+        line = _one_error_line(capsys.readouterr().err)
+        assert "damaged" in line and "backup" in line
+
+
+def test_a_read_only_store_can_be_read_but_a_sync_says_it_cannot_write(offline, monkeypatch, capsys):
+    services = open_services()
+    connect(services.providers["pluggy"], services.sync)  # type: ignore[arg-type]
+    services.engine.dispose()
+    monkeypatch.setenv("FINANCE_DATABASE_URL", f"{load_settings().database_url}?access_mode=read_only")
+    capsys.readouterr()
+
+    assert main(["status"]) == 0
+    assert "Pluggy Bank [pluggy]" in capsys.readouterr().out
+    assert main(["sync"]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "cannot be written" in line and "permissions" in line
+
+
+def test_an_unreadable_key_file_is_one_clear_line(offline, capsys):
+    (offline / "secret.key").mkdir()
+    assert main(["status"]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert "secret.key cannot be read" in line
+
+
+def test_the_cli_prints_no_traceback_for_a_corrupt_store(offline):
+    (offline / "finance.duckdb").write_bytes(os.urandom(64 * 1024))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PLUGGY_", "PLAID_", "FINANCE_"))}
+    done = subprocess.run([sys.executable, "-m", "finance", "status"], cwd=REPO, capture_output=True, text=True,
+                          env=env | {"FINANCE_DATA_DIR": str(offline), "PYTHONPATH": str(REPO)}, timeout=60)
+    assert done.returncode == 2
+    assert "damaged" in _one_error_line(done.stderr)
+    assert (offline / "finance.duckdb").stat().st_size == 64 * 1024  # left as it was, for the user to restore

@@ -41,3 +41,21 @@ def test_key_file_is_created_once_owner_only(tmp_path: Path):
     assert mode == 0o600
     assert load_or_create_key(None, tmp_path) == first
     assert load_or_create_key("configured-wins", tmp_path) == b"configured-wins"
+
+
+def test_a_key_file_that_cannot_be_read_names_the_file_not_the_variable(tmp_path: Path):
+    (tmp_path / "secret.key").mkdir()  # a folder where the key file should be
+    with pytest.raises(SecretError) as info:
+        load_or_create_key(None, tmp_path)
+    message = str(info.value)
+    assert "secret.key cannot be read (it is a folder)" in message and "Restore the file" in message
+    assert "FINANCE_ENCRYPTION_KEY is not a valid key" not in message
+
+
+def test_a_damaged_key_file_names_the_file_not_the_variable(tmp_path: Path):
+    (tmp_path / "secret.key").write_bytes(b"\xff\xfe not a key")
+    with pytest.raises(SecretError) as info:
+        load_or_create_key(None, tmp_path)
+    message = str(info.value)
+    assert "secret.key does not hold a valid key" in message and "backup" in message
+    assert "FINANCE_ENCRYPTION_KEY is not a valid key" not in message and "not a key" not in message

@@ -699,12 +699,22 @@ class PluggyClient:
                                          policy=self._policy, sleep=self._sleep, provider=LABEL)
             except ConfigurationError as exc:
                 # An expired key looks like 401 or a bare 403: renew once, then give up.
-                if auth and not refreshed and exc.status in (401, 403):
-                    refreshed = True
-                    with self._auth_lock:
-                        self._api_key = None
-                    continue
-                raise
+                if not auth or exc.status not in (401, 403):
+                    raise
+                if refreshed and exc.code == f"HTTP_{exc.status}":
+                    # /auth just issued this key, so our client id and secret are good: the refusal is not theirs.
+                    raise RequestRejected(
+                        f"Pluggy refused the request (HTTP {exc.status}) even after renewing our API key, which "
+                        "Pluggy had just issued, so the client id and secret are fine: Pluggy is denying this request "
+                        "itself (a fault on its side, or no access to this item). Try again later; if it keeps "
+                        "happening, contact Pluggy support.", code="API_KEY_REFUSED", provider=NAME,
+                        status=exc.status) from exc
+                if refreshed:
+                    raise
+                refreshed = True
+                with self._auth_lock:
+                    self._api_key = None
+                continue
 
     def _get_json(self, path: str, **kwargs: Any) -> Any:
         return _decode_json(self._send("GET", path, **kwargs))

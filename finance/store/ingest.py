@@ -82,14 +82,19 @@ class StagedTransactions:
     batches); only rows already stored are copied into DuckDB, new rows go straight from the file into the
     table. Appending pages to a DuckDB table instead costs several times more (each filled row group is
     compressed as it closes), and holding them in Python would cost the memory this avoids.
-    Use as a context manager: the file is removed on exit.
+    Use as a context manager: the file is removed on exit, even when writing or closing it fails (a full disk).
     """
 
     def __init__(self, directory: str | Path | None = None, *, flush_rows: int = STAGING_FLUSH_ROWS) -> None:
         handle, name = tempfile.mkstemp(prefix="finance-staging-", suffix=".arrow", dir=directory)
         self.path = Path(name)
         self._sink = os.fdopen(handle, "wb")
-        self._writer: pa.ipc.RecordBatchFileWriter | None = pa.ipc.new_file(self._sink, STAGING_SCHEMA)
+        try:
+            self._writer: pa.ipc.RecordBatchFileWriter | None = pa.ipc.new_file(self._sink, STAGING_SCHEMA)
+        except BaseException:
+            self._sink.close()
+            self.path.unlink(missing_ok=True)
+            raise
         self._flush_rows = flush_rows
         self._pending: list[pa.RecordBatch] = []
         self._pending_rows = 0
@@ -118,12 +123,18 @@ class StagedTransactions:
         self._pending, self._pending_rows = [], 0
 
     def _finish(self) -> None:
+        """Write what is pending and close the file; once only, even when a write fails (the file is then
+        unusable, and `close` still removes it)."""
         with self._lock:
-            if self._writer is not None:
+            if self._writer is None:
+                return
+            try:
                 self._flush()
                 self._writer.close()
-                self._sink.close()
+            finally:
                 self._writer = None
+                self._pending, self._pending_rows = [], 0
+                self._sink.close()
 
     def reader(self) -> pa.RecordBatchReader:
         """Finish writing; the staged rows for one scan, read from disk a batch at a time (no read-ahead)."""
@@ -137,16 +148,24 @@ class StagedTransactions:
         return self.reader().read_all()
 
     def close(self) -> None:
-        """Remove the staging file."""
-        self._finish()
-        self._pending = []
-        self.path.unlink(missing_ok=True)
+        """Remove the staging file; it is gone even when finishing it raises (the error still propagates)."""
+        try:
+            self._finish()
+        finally:
+            self.path.unlink(missing_ok=True)
 
     def __enter__(self) -> StagedTransactions:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.close()
+        """Remove the file; a failure to close it does not hide the error that ended the block (it becomes a note)."""
+        if exc is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except Exception as problem:
+            exc.add_note(f"Closing the staging file failed too ({type(problem).__name__}).")
 
 
 def _batches_table(batches: list[pa.RecordBatch]) -> pa.Table:

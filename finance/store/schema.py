@@ -113,7 +113,7 @@ sync_runs = sa.Table(
     sa.Column("finished_at", UtcTime),
     sa.Column("duration_ms", sa.Integer),
     sa.Column("window_start", sa.Date, comment="earliest date re-read by this run"),
-    sa.Column("outcome", sa.String, nullable=False, comment="running, success, failed"),
+    sa.Column("outcome", sa.String, nullable=False, comment="running, success, failed, interrupted"),
     sa.Column("added", sa.Integer, nullable=False, default=0),
     sa.Column("modified", sa.Integer, nullable=False, default=0),
     sa.Column("removed", sa.Integer, nullable=False, default=0),

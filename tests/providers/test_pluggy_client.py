@@ -174,16 +174,22 @@ def test_expired_key_is_refreshed_once_and_the_call_retried(api: respx.MockRoute
     assert [c.request.headers["X-API-KEY"] for c in items.calls] == [KEY_1, KEY_2]
 
 
-def test_second_401_raises_configuration_error(api: respx.MockRouter, client: PluggyClient, slept: list[float]) -> None:
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refusal_after_renewing_the_key_says_so_not_check_your_client_id(api: respx.MockRouter, client: PluggyClient,
+                                                                          slept: list[float], status: int) -> None:
     auth = api.post("/auth").mock(side_effect=[httpx.Response(200, json={"apiKey": KEY_1}),
                                                httpx.Response(200, json={"apiKey": KEY_2})])
-    items = api.get(f"/items/{ITEM}").mock(return_value=error(401, message="Unauthorized"))
+    items = api.get(f"/items/{ITEM}").mock(return_value=error(status, message="Missing or invalid authorization token"))
 
-    with pytest.raises(ConfigurationError) as info:
+    with pytest.raises(RequestRejected) as info:
         client.item(ITEM)
-    assert (info.value.status, info.value.code, info.value.provider) == (401, "HTTP_401", "pluggy")
+    exc = info.value
+    assert (exc.status, exc.code, exc.provider) == (status, "API_KEY_REFUSED", "pluggy")
+    assert "after renewing our API key" in exc.message and "client id and secret are fine" in exc.message
+    assert "PLUGGY_CLIENT_ID" not in exc.message and SECRET not in str(exc)
     assert auth.call_count == 2
     assert items.call_count == 2
+    assert [c.request.headers["X-API-KEY"] for c in items.calls] == [KEY_1, KEY_2]
     assert slept == []
 
 
