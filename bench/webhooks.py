@@ -26,7 +26,7 @@ import httpx
 
 from bench.common import REPO, emit, log, median
 from finance.config import load_settings
-from finance.sandbox.plaid import PlaidEmulator
+from finance.providers.plaid.sandbox import PlaidEmulator
 from finance.sandbox.pluggy import PluggyEmulator
 from finance.services import open_services
 from finance.ui.banner import REFRESH_SECONDS

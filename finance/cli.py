@@ -16,9 +16,9 @@ from finance.demo import ConnectFailed, connect_bank
 from finance.formatting import format_money, format_when
 from finance.model import MfaPrompt
 from finance.providers.base import ProviderError
+from finance.providers.plaid.sandbox import PlaidEmulator
 from finance.providers.registry import plaid_emulator, pluggy_emulator
 from finance.sandbox.common import LOOPBACK_HOSTS
-from finance.sandbox.plaid import PlaidEmulator
 from finance.sandbox.pluggy import PluggyEmulator
 from finance.services import open_services
 from finance.store import queries

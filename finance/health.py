@@ -15,10 +15,9 @@ import pandas as pd
 import plotly.graph_objects as go
 import sqlalchemy as sa
 
-from finance.model import ConnectionStatus
+from finance.model import EXPIRING_SIGNALS, ConnectionStatus
 
 STALE_AFTER = timedelta(days=2)
-EXPIRING_SIGNALS = frozenset({"PENDING_EXPIRATION", "PENDING_DISCONNECT"})  # webhooks announcing an end date
 REVOKED_SIGNALS = frozenset({"USER_PERMISSION_REVOKED"})
 NOTICE_SIGNALS = frozenset({"NEW_ACCOUNTS_AVAILABLE", "USER_ACCOUNT_REVOKED"})
 PAUSED_STATUSES = frozenset({ConnectionStatus.NEEDS_RECONNECT.value, ConnectionStatus.NEEDS_INPUT.value,

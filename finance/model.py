@@ -47,6 +47,8 @@ class ConnectionStatus(StrEnum):
 
 NEEDS_USER = frozenset({ConnectionStatus.NEEDS_RECONNECT, ConnectionStatus.NEEDS_INPUT, ConnectionStatus.REVOKED})
 """Connection states in which no data flows until the user acts."""
+EXPIRING_SIGNALS = frozenset({"PENDING_EXPIRATION", "PENDING_DISCONNECT"})
+"""Signals a provider raises on a connection to announce the date it stops working (its consent ends)."""
 
 
 def stable_id(provider: str, external_id: str) -> str:

@@ -2,9 +2,7 @@
 
 - Pluggy authenticates with a shared secret in a header we set when registering the webhook (`POST /webhooks`
   with `headers`), compared in constant time, plus an optional allow-list of source addresses.
-- Plaid signs each delivery: the `Plaid-Verification` header is an ES256 JWT whose key is fetched by `kid` from
-  `/webhook_verification_key/get` (cached; unknown kids are fetched a bounded number of times), whose `iat` must be
-  within five minutes, and whose `request_body_sha256` must match the raw body (constant-time compare).
+- Plaid signs each delivery (finance.providers.plaid.webhooks).
 
 A request that fails any check is answered 4xx and changes nothing. A verified event is stored in `webhook_events`
 (a replayed id is acknowledged and ignored) and handed to the background worker; the answer goes out at once.
@@ -13,25 +11,19 @@ A request that fails any check is answered 4xx and changes nothing. A verified e
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
 import logging
-import threading
-import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-import jwt
-
-from finance.health import EXPIRING_SIGNALS
 from finance.model import ConnectionStatus
-from finance.providers import plaid as plaid_provider
 from finance.providers import pluggy as pluggy_provider
 from finance.providers.base import ProviderError
+from finance.providers.plaid import webhooks as plaid_webhooks
+from finance.providers.plaid.webhooks import PlaidKeys, no_keys, parse_plaid, verify_plaid
 from finance.providers.webhook import (
     MAX_ID_LENGTH,
     MAX_LISTED_IDS,
@@ -40,7 +32,6 @@ from finance.providers.webhook import (
     WebhookEvent,
     WebhookRejected,
     error_plan,
-    instant,
     json_object,
     lower_headers,
     text_field,
@@ -58,9 +49,7 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
 """Larger requests are refused (413) before they are read to the end: real webhook bodies are a few hundred bytes."""
-PLAID_MAX_AGE = timedelta(minutes=5)
 SECRET_HEADER = "X-Webhook-Secret"
-PLAID_HEADER = "Plaid-Verification"
 
 
 # --------------------------------------------------------------------------------------------
@@ -96,122 +85,13 @@ def parse_pluggy(body: bytes, received_at: datetime) -> WebhookEvent:
 
 
 # --------------------------------------------------------------------------------------------
-# Plaid
-# --------------------------------------------------------------------------------------------
-
-class PlaidKeys:
-    """Plaid's webhook verification keys (JWKs) by kid, fetched on first use and kept.
-
-    A kid Plaid does not know is remembered for a minute, and at most `fetches_per_minute` unknown kids are looked up
-    per minute, so forged headers cannot turn each request into a call to Plaid.
-    """
-
-    def __init__(self, fetch: Callable[[str], dict[str, Any]], *, max_keys: int = 16, fetches_per_minute: int = 10,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self._fetch = fetch
-        self._max_keys = max_keys
-        self._budget = fetches_per_minute
-        self._clock = clock
-        self._keys: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        self._unknown: OrderedDict[str, float] = OrderedDict()
-        self._fetches: list[float] = []
-        self._lock = threading.Lock()
-        self.fetch_count = 0
-
-    def get(self, kid: str) -> dict[str, Any]:
-        now = self._clock()
-        with self._lock:
-            if kid in self._keys:
-                self._keys.move_to_end(kid)
-                return self._keys[kid]
-            if self._unknown.get(kid, -1e18) > now - 60:
-                raise WebhookRejected(401, "The signing key id is unknown.")
-            self._fetches = [t for t in self._fetches if t > now - 60]
-            if len(self._fetches) >= self._budget:
-                raise WebhookRejected(401, "The signing key id is unknown (too many new key ids to look up).")
-            self._fetches.append(now)
-            self.fetch_count += 1
-        try:
-            jwk = self._fetch(kid)
-        except ProviderError as exc:
-            if exc.retryable:
-                raise WebhookRejected(503, "Plaid's verification key could not be fetched; try again.") from None
-            jwk = None
-        valid = (isinstance(jwk, dict) and jwk.get("kid") == kid and jwk.get("kty") == "EC"
-                 and jwk.get("crv") == "P-256" and jwk.get("alg", "ES256") == "ES256")
-        with self._lock:
-            if not valid:
-                self._unknown[kid] = now
-                while len(self._unknown) > 256:
-                    self._unknown.popitem(last=False)
-                raise WebhookRejected(401, "The signing key id is unknown.")
-            assert isinstance(jwk, dict)
-            self._keys[kid] = jwk
-            while len(self._keys) > self._max_keys:
-                self._keys.popitem(last=False)
-            return jwk
-
-
-def verify_plaid(headers: Mapping[str, str], body: bytes, keys: PlaidKeys, now: datetime) -> str:
-    """The verified `Plaid-Verification` token, or WebhookRejected: ES256 only, a key Plaid knows, `iat` within five
-    minutes of `now`, and the SHA-256 of the raw body equal to the signed `request_body_sha256`."""
-    token = lower_headers(headers).get(PLAID_HEADER.lower())
-    if not token:
-        raise WebhookRejected(401, "The Plaid-Verification header is missing.")
-    try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError:
-        raise WebhookRejected(401, "The Plaid-Verification header is not a JWT.") from None
-    if header.get("alg") != "ES256":  # no "none", no HS256 keyed with the public key, no RSA
-        raise WebhookRejected(401, "The Plaid-Verification algorithm is not ES256.")
-    kid = header.get("kid")
-    if not isinstance(kid, str) or not kid or len(kid) > MAX_ID_LENGTH:
-        raise WebhookRejected(401, "The Plaid-Verification header has no key id.")
-    jwk = keys.get(kid)
-    expired_at = jwk.get("expired_at")
-    if isinstance(expired_at, int | float) and expired_at <= now.timestamp():
-        raise WebhookRejected(401, "The signing key has expired.")
-    try:
-        key = jwt.PyJWK.from_dict({k: jwk[k] for k in ("kty", "crv", "x", "y", "kid") if k in jwk}, "ES256")
-        claims = jwt.decode(token, key=key, algorithms=["ES256"],
-                            options={"verify_exp": False, "verify_iat": False, "verify_nbf": False,
-                                     "verify_aud": False, "verify_iss": False, "require": ["iat"]})
-    except jwt.PyJWTError:
-        raise WebhookRejected(401, "The Plaid-Verification signature is not valid.") from None
-    iat = claims.get("iat")
-    if isinstance(iat, bool) or not isinstance(iat, int | float) or \
-            abs(now.timestamp() - iat) > PLAID_MAX_AGE.total_seconds():
-        raise WebhookRejected(401, "The Plaid-Verification token is too old (or from the future).")
-    claimed = claims.get("request_body_sha256")
-    if not isinstance(claimed, str) or not hmac.compare_digest(hashlib.sha256(body).hexdigest().encode(),
-                                                                claimed.lower().encode()):
-        raise WebhookRejected(401, "The body does not match its signature.")
-    return token
-
-
-def parse_plaid(body: bytes, token: str, received_at: datetime) -> WebhookEvent:
-    """A Plaid event: `webhook_type` and `webhook_code` are required. Plaid gives no event id, so the id is a
-    digest of the signed token: a replay of the same request is recognised; a retry by Plaid (newly signed) is not,
-    which is harmless because every handler is idempotent."""
-    payload = json_object(body)
-    kind = text_field(payload, "webhook_type")
-    code = text_field(payload, "webhook_code")
-    item_id = text_field(payload, "item_id", required=False)
-    digest = hashlib.sha256(token.encode()).hexdigest()[:40]
-    return WebhookEvent(f"plaid:{digest}", "plaid", f"{kind}/{code}", item_id, payload, received_at)
-
-
-# --------------------------------------------------------------------------------------------
 # What an event means (pure)
 # --------------------------------------------------------------------------------------------
 
 SIGNAL_MESSAGES = {
-    "NEW_ACCOUNTS_AVAILABLE": "The bank has new accounts you could share: reconnect to choose them.",
     "ITEM_DELETED": "Pluggy deleted this connection (idle sandbox items and retired connectors are removed). "
                     "Connect the bank again to resume syncing; the history here is kept.",
 }
-_PLAID_LEGACY = frozenset({"INITIAL_UPDATE", "HISTORICAL_UPDATE", "DEFAULT_UPDATE", "TRANSACTIONS_REMOVED",
-                           "RECURRING_TRANSACTIONS_UPDATE"})
 
 
 def _plan_pluggy(event: WebhookEvent) -> Plan:
@@ -243,46 +123,9 @@ def _plan_pluggy(event: WebhookEvent) -> Plan:
     return Plan(note=f"unknown Pluggy event {kind!r}: recorded only", needs_connection=False, known=False)
 
 
-def _plan_plaid(event: WebhookEvent) -> Plan:
-    payload = event.payload
-    kind, _, code = event.type.partition("/")
-    messages = plaid_provider.ERROR_MESSAGES
-    if kind == "TRANSACTIONS" and code == "SYNC_UPDATES_AVAILABLE":
-        return Plan(note=f"SYNC_UPDATES_AVAILABLE: {SYNC_NOTE}", sync=True)
-    if kind == "TRANSACTIONS" and code in _PLAID_LEGACY:
-        return Plan(note=f"{code}: a /transactions/get webhook; SYNC_UPDATES_AVAILABLE covers it")
-    if kind != "ITEM":
-        return Plan(note=f"unknown Plaid webhook {event.type!r}: recorded only", needs_connection=False, known=False)
-    if code == "ERROR":
-        error = payload.get("error") if isinstance(payload.get("error"), dict) else {}
-        error_code = str(error.get("error_code") or "UNKNOWN_ERROR")[:MAX_ID_LENGTH]
-        message = messages.get(error_code) or f"The connection failed ({error_code})."
-        reauth = error_code in plaid_provider.REAUTH_CODES - plaid_provider.EXPIRING_CODES
-        return error_plan(error_code, message, reauth, f"item error {error_code}: sync requested")
-    if code in EXPIRING_SIGNALS:
-        until = instant(payload.get("consent_expiration_time" if code == "PENDING_EXPIRATION" else "disconnect_time"))
-        when = f" on {until:%Y-%m-%d}" if until else " soon"
-        detail = (f"Your consent for this bank expires{when}. Reconnect before then to keep data flowing."
-                  if code == "PENDING_EXPIRATION" else
-                  f"This bank connection will stop working{when}. Reconnect before then to keep it.")
-        return Plan(note=code, signal=code, signal_until=until, detail=detail)
-    if code == "USER_PERMISSION_REVOKED":
-        return Plan(note=code, status=ConnectionStatus.REVOKED.value, detail=messages[code], error_code=code,
-                    signal=code)
-    if code == "USER_ACCOUNT_REVOKED":
-        return Plan(note=f"{code}: sync requested", sync=True, signal=code, detail=messages[code])
-    if code == "NEW_ACCOUNTS_AVAILABLE":
-        return Plan(note=code, signal=code, detail=SIGNAL_MESSAGES[code])
-    if code == "LOGIN_REPAIRED":
-        return Plan(note=f"{code}: sync requested", sync=True, clear_signal=True)
-    if code == "WEBHOOK_UPDATE_ACKNOWLEDGED":
-        return Plan(note="Plaid confirmed the webhook URL")
-    return Plan(note=f"unknown Plaid webhook {event.type!r}: recorded only", needs_connection=False, known=False)
-
-
 def plan_event(event: WebhookEvent) -> Plan:
     """What an event means for its connection (no side effects)."""
-    return _plan_pluggy(event) if event.provider == "pluggy" else _plan_plaid(event)
+    return _plan_pluggy(event) if event.provider == "pluggy" else plaid_webhooks.plan(event)
 
 
 # --------------------------------------------------------------------------------------------
@@ -316,7 +159,7 @@ class WebhookReceiver:
         if plaid_keys is None:
             plaid = services.providers.get("plaid")
             client = getattr(plaid, "client", None)
-            plaid_keys = PlaidKeys(client.webhook_verification_key_get if client is not None else _no_keys)
+            plaid_keys = PlaidKeys(client.webhook_verification_key_get if client is not None else no_keys)
         self.plaid_keys = plaid_keys
 
     def receive(self, provider: str, headers: Mapping[str, str], body: bytes, client_ip: str | None) -> Reply:
@@ -346,10 +189,6 @@ class WebhookReceiver:
             if stored:
                 self.sink.submit(event.id)
         return Reply(200, {"status": "accepted" if stored else "duplicate"})
-
-
-def _no_keys(kid: str) -> dict[str, Any]:
-    raise WebhookRejected(401, "Plaid is not configured.")
 
 
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
@@ -419,13 +258,8 @@ def register_webhooks(services: Services) -> list[str]:
     plaid_url = settings.webhook_url("plaid")
     plaid = services.providers.get("plaid")
     if plaid_url and plaid is not None:
-        changed = failed = 0
         with services.engine.connect() as conn:
             items = store.live_items(conn, "plaid")
-        for item_id in items:
-            try:
-                changed += bool(plaid.ensure_webhook(item_id, plaid_url))  # type: ignore[attr-defined]
-            except ProviderError:
-                failed += 1
-        done.append(f"Plaid: {changed} items pointed at {plaid_url}" + (f", {failed} failed." if failed else "."))
+        done.append(plaid.register_webhook(plaid_url, secret=services.webhook_secret,  # type: ignore[attr-defined]
+                                           items=items))
     return done

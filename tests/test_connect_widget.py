@@ -25,7 +25,7 @@ from finance import connect_flow as cf
 from finance.config import PLUGGY_API_URL, Settings, load_settings
 from finance.connect_flow import Choice, Field, Finish, Flow, Login, MintToken, SendMfa, Step
 from finance.model import ConnectionState, ConnectionStatus, Institution, MfaPrompt
-from finance.sandbox.plaid import PlaidEmulator
+from finance.providers.plaid.sandbox import PlaidEmulator
 from finance.sandbox.pluggy import PluggyEmulator
 from finance.services import open_services
 

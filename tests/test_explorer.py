@@ -20,10 +20,11 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
 from finance.crypto import SecretBox
-from finance.providers.plaid import PlaidClient, PlaidProvider
+from finance.providers.plaid.client import PlaidClient
+from finance.providers.plaid.provider import PlaidProvider
+from finance.providers.plaid.sandbox import PlaidEmulator
 from finance.providers.pluggy import PluggyClient, PluggyProvider
 from finance.sandbox.common import Clock
-from finance.sandbox.plaid import PlaidEmulator
 from finance.sandbox.pluggy import PluggyEmulator
 from finance.store import explorer
 from finance.store.db import create_engine, init_schema

@@ -14,10 +14,11 @@ from hypothesis import strategies as st
 from finance.config import load_settings
 from finance.crypto import SecretBox
 from finance.model import ConnectionStatus
-from finance.providers.plaid import PlaidClient, PlaidProvider
+from finance.providers.plaid.client import PlaidClient
+from finance.providers.plaid.provider import PlaidProvider
+from finance.providers.plaid.sandbox import PlaidEmulator
 from finance.providers.registry import plaid_emulator
 from finance.sandbox.common import Clock
-from finance.sandbox.plaid import PlaidEmulator
 from finance.services import Services, open_services
 from finance.store.db import create_engine, init_schema
 from finance.store.secrets import SecretStore
@@ -143,9 +144,9 @@ def test_dynamic_pending_churn_loses_and_doubles_nothing(tmp_path_factory, steps
 
 
 def test_mutation_during_pagination_restarts_and_applies_once(services: Services, offline: Path, monkeypatch):
-    import finance.sandbox.plaid as plaid_sandbox
+    from finance.providers.plaid.sandbox import transactions as plaid_transactions
 
-    monkeypatch.setattr(plaid_sandbox, "SYNC_PAGE_SIZE_CAP", 50)  # several pages per walk
+    monkeypatch.setattr(plaid_transactions, "SYNC_PAGE_SIZE_CAP", 50)  # several pages per walk
     plaid_id = connect_plaid(services)
     emulator = plaid_emulator(load_settings())
     emulator.faults.add("mutation_during_pagination", path="/transactions/sync", after=1, times=1)

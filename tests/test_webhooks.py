@@ -24,12 +24,15 @@ from starlette.applications import Starlette
 
 from finance import webhooks
 from finance.config import load_settings
-from finance.providers.plaid import PlaidClient
+from finance.providers.plaid.client import PlaidClient
+from finance.providers.plaid.provider import PlaidProvider
+from finance.providers.plaid.sandbox import PlaidEmulator
+from finance.providers.plaid.sandbox.webhooks import webhook_signing_key
+from finance.providers.plaid.webhooks import PlaidKeys, verify_plaid
 from finance.sandbox.ledger import stable_uuid
-from finance.sandbox.plaid import PlaidEmulator, webhook_signing_key
 from finance.services import Services, open_services
 from finance.store.schema import metadata
-from finance.webhooks import PlaidKeys, WebhookReceiver, WebhookRejected, verify_plaid, verify_pluggy
+from finance.webhooks import WebhookReceiver, WebhookRejected, verify_pluggy
 
 NOW = datetime.now(UTC)
 KID = stable_uuid(7, "webhook-verification-key")
@@ -110,6 +113,21 @@ def test_a_genuine_plaid_webhook_verifies(keys: PlaidKeys) -> None:
     assert keys.fetch_count == 1
     verify_plaid(sign(PLAID_BODY, iat=NOW.timestamp() - 10), PLAID_BODY, keys, NOW)
     assert keys.fetch_count == 1  # the key is cached
+
+
+def test_the_plaid_provider_reads_plans_and_registers_its_webhooks() -> None:
+    """The operations the shared receiver calls: verify and parse, plan, and point Items at our URL."""
+    emulator = PlaidEmulator(seed=7)
+    client = PlaidClient("id", "secret", transport=emulator.transport(), sleep=lambda _s: None)
+    provider = PlaidProvider(client, lambda item_id: None)
+    event = provider.read_webhook(sign(PLAID_BODY), PLAID_BODY, None, NOW, secret="", allowed_networks=())
+    assert (event.provider, event.type, event.item_id) == ("plaid", "TRANSACTIONS/SYNC_UPDATES_AVAILABLE", "item-1")
+    assert provider.plan_webhook(event).sync
+    with pytest.raises(WebhookRejected):
+        provider.read_webhook({}, PLAID_BODY, None, NOW, secret="", allowed_networks=())
+    line = provider.register_webhook("https://example.test/webhooks/plaid", secret="", items=["gone"])
+    assert line == "Plaid: 0 items pointed at https://example.test/webhooks/plaid, 1 failed."
+    client.close()
 
 
 @pytest.mark.parametrize(("case", "headers", "reason"), [

@@ -12,9 +12,10 @@ import httpx
 
 from finance.config import Settings
 from finance.providers.base import ConnectableProvider
-from finance.providers.plaid import PlaidClient, PlaidProvider
+from finance.providers.plaid.client import PlaidClient
+from finance.providers.plaid.provider import PlaidProvider
+from finance.providers.plaid.sandbox import PlaidEmulator
 from finance.providers.pluggy import PluggyClient, PluggyProvider
-from finance.sandbox.plaid import PlaidEmulator
 from finance.sandbox.pluggy import PluggyEmulator
 from finance.store.secrets import SecretStore
 

@@ -84,7 +84,7 @@ class Fault:
     kind: a fault name the emulator understands. Every emulator renders the generic ones:
       "rate_limit" (429 with the provider's headers), "server_error" (500), "unavailable" (503),
       "timeout" (the transport raises httpx.ReadTimeout; served mode stalls), "malformed_json"
-      (200 with a truncated body). Emulators add their own (Plaid: "institution_down", ...).
+      (200 with a truncated body). Emulators add their own (e.g. an institution being down).
     path: only requests whose path starts with this are affected (None: every request).
     method: only this HTTP method (None: any).
     after: let this many matching requests through first (e.g. fail in the middle of a cursor walk).
@@ -344,7 +344,7 @@ class EmulatorBase:
         return False
 
     def _sign_webhook(self, body: bytes) -> dict[str, str]:
-        """Headers that authenticate one delivery of `body` (Plaid signs; Pluggy sends registered headers)."""
+        """Headers that authenticate one delivery of `body` (a signature, or headers registered with the webhook)."""
         return {}
 
     def _due_webhooks(self) -> list[dict[str, Any]]:

@@ -18,12 +18,12 @@ import streamlit as st
 from finance import connect_flow
 from finance.connect_flow import Effect, Finish, Flow, Login, MintToken, SendMfa, Step
 from finance.model import ConnectionState
-from finance.providers import plaid
 from finance.providers.base import ConnectableProvider, ProviderError
-from finance.providers.plaid import PlaidProvider
+from finance.providers.plaid.mapping import ERROR_MESSAGES as PLAID_ERROR_MESSAGES
+from finance.providers.plaid.provider import PlaidProvider
+from finance.providers.plaid.sandbox import PlaidApiError, PlaidEmulator
 from finance.providers.pluggy import PluggyProvider
 from finance.providers.registry import offline_emulators
-from finance.sandbox.plaid import PlaidApiError, PlaidEmulator
 from finance.services import Services
 
 ASSETS = Path(__file__).with_name("connect_widget")
@@ -159,7 +159,7 @@ def _perform(svc: Services, flow: Flow, effect: Effect) -> Flow:
     except ProviderError as exc:
         return connect_flow.failed(flow, exc.message)
     except PlaidApiError as exc:  # the offline stand-in for Plaid Link refused the login
-        return connect_flow.failed(flow, plaid.ERROR_MESSAGES.get(exc.code) or exc.display_message or exc.message)
+        return connect_flow.failed(flow, PLAID_ERROR_MESSAGES.get(exc.code) or exc.display_message or exc.message)
     flow = connect_flow.settled(flow, state)
     if flow.step is Step.SYNCING:
         flow = _first_sync(svc, flow, state)

@@ -33,16 +33,15 @@ from finance.providers.base import (
     RequestRejected,
     TransientError,
 )
-from finance.providers.plaid import (
-    ERROR_MESSAGES,
+from finance.providers.plaid.client import (
     MAX_SYNC_RESTARTS,
     RATE_LIMIT_WAIT,
     PlaidClient,
-    PlaidProvider,
     SyncMutationDuringPagination,
-    map_account,
     transactions_sync_all,
 )
+from finance.providers.plaid.mapping import ERROR_MESSAGES, map_account
+from finance.providers.plaid.provider import PlaidProvider
 from tests.providers.test_plaid_mapping import openapi_document, request_validator, response_validator, schema_errors
 
 BASE = "https://sandbox.plaid.com"

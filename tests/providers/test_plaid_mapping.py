@@ -24,7 +24,8 @@ from jsonschema import Draft4Validator
 from finance.categories import CATEGORIES, UNCATEGORIZED, category, is_transfer
 from finance.model import TRANSACTION_SCHEMA, Account, AccountType, ConnectionStatus, Institution, TxnStatus
 from finance.providers.base import BadData
-from finance.providers.plaid import (
+from finance.providers.plaid.client import rate_limits
+from finance.providers.plaid.mapping import (
     CATEGORY_MAP,
     ERROR_MESSAGES,
     account_type,
@@ -34,7 +35,6 @@ from finance.providers.plaid import (
     map_item,
     map_transaction,
     map_transactions,
-    rate_limits,
 )
 from finance.providers.wire import money
 

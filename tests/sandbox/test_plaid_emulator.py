@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections import Counter
@@ -20,10 +21,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft4Validator, FormatChecker
 
-import finance.sandbox.plaid as plaid_module
+from finance.providers.plaid.sandbox import PlaidApiError, PlaidEmulator, items, transactions
+from finance.providers.plaid.sandbox.household import UsHousehold, pfc_primary
+from finance.providers.plaid.sandbox.webhooks import webhook_signing_key
 from finance.sandbox.common import Clock
-from finance.sandbox.ledger import UsHousehold, pfc_primary
-from finance.sandbox.plaid import PlaidApiError, PlaidEmulator
+from finance.sandbox.ledger import stable_uuid
 
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
 BASE_URL = "https://sandbox.plaid.com"
@@ -456,7 +458,7 @@ def test_cursor_now_and_page_size_cap(monkeypatch: pytest.MonkeyPatch, emulator:
     assert (now["added"], now["has_more"]) == ([], False)
     emulator.advance(days=1)
     assert sync(api, token, now["next_cursor"])[0]["added"]
-    monkeypatch.setattr(plaid_module, "SYNC_PAGE_SIZE_CAP", 50)
+    monkeypatch.setattr(transactions, "SYNC_PAGE_SIZE_CAP", 50)
     page = api.ok("/transactions/sync", {"access_token": token, "count": 500})
     assert len(page["added"]) == 50 and page["has_more"]
 
@@ -496,7 +498,7 @@ def test_not_ready_until_transactions_is_initialized(monkeypatch: pytest.MonkeyP
     ready = api.ok("/transactions/sync", {"access_token": token})
     assert ready["added"] and ready["transactions_update_status"] == "HISTORICAL_UPDATE_COMPLETE"
     assert "transactions" in api.ok("/item/get", {"access_token": token})["item"]["billed_products"]
-    monkeypatch.setattr(plaid_module, "TRANSACTIONS_READY_AFTER", timedelta(seconds=30))
+    monkeypatch.setattr(transactions, "TRANSACTIONS_READY_AFTER", timedelta(seconds=30))
     slow = new_item(api)
     assert api.ok("/transactions/sync", {"access_token": slow})["next_cursor"] == ""
     emulator.advance(hours=0.01)
@@ -667,16 +669,16 @@ def test_institutions(api: Api) -> None:
 
 
 def test_webhook_verification_key(emulator: PlaidEmulator, api: Api) -> None:
-    kid = plaid_module.stable_uuid(7, "webhook-verification-key")
+    kid = stable_uuid(7, "webhook-verification-key")
     key = api.ok("/webhook_verification_key/get", {"key_id": kid})["key"]
     assert (key["alg"], key["kty"], key["crv"], key["use"], key["kid"], key["expired_at"]) == (
         "ES256", "EC", "P-256", "sig", kid, None)
 
     def number(text: str) -> int:
-        return int.from_bytes(plaid_module.base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)), "big")
+        return int.from_bytes(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)), "big")
 
     public = ec.EllipticCurvePublicNumbers(number(key["x"]), number(key["y"]), ec.SECP256R1()).public_key()
-    expected = plaid_module.webhook_signing_key(7).public_key().public_numbers()
+    expected = webhook_signing_key(7).public_key().public_numbers()
     assert public.public_numbers() == expected
     assert PlaidEmulator(clock=Clock(start=START))._jwk == key | {}  # every instance with the seed agrees
     api.fails("/webhook_verification_key/get", {"key_id": "nope"}, 400, "INVALID_WEBHOOK_VERIFICATION_KEY_ID")
@@ -751,7 +753,7 @@ def test_dynamic_user_churns_often(emulator: PlaidEmulator, api: Api) -> None:
 
 def test_sandbox_login_expiry(monkeypatch: pytest.MonkeyPatch, emulator: PlaidEmulator, api: Api,
                               token: str) -> None:
-    monkeypatch.setattr(plaid_module, "LOGIN_EXPIRES_AFTER", timedelta(days=30))
+    monkeypatch.setattr(items, "LOGIN_EXPIRES_AFTER", timedelta(days=30))
     emulator.advance(days=29)
     api.ok("/accounts/get", {"access_token": token})
     emulator.advance(days=2)

@@ -1,0 +1,267 @@
+"""Plaid behind the Provider interface: what the sync engine, the connect flow and the webhook receiver use."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+
+from finance.crypto import SecretError
+from finance.http import Sleep, counting_requests
+from finance.model import Account, ConnectionState, Institution, TransactionChanges
+from finance.providers.base import (
+    BadData,
+    NotFound,
+    ProviderError,
+    ReauthRequired,
+    RequestRejected,
+    at_once,
+    unless_blocked,
+)
+from finance.providers.plaid.client import PlaidClient, removed_ids, transactions_sync_all
+from finance.providers.plaid.mapping import LABEL, NAME, map_account, map_institution, map_item, map_transactions
+from finance.providers.plaid.webhooks import PlaidKeys, parse_plaid, plan, register, verify_plaid
+from finance.providers.webhook import Plan, WebhookEvent
+from finance.screening import Limits, map_screened, sent_twice
+
+SANDBOX_INSTITUTIONS = ("ins_109508", "ins_109509", "ins_109510", "ins_109511", "ins_109512")
+MAP_CHUNK = 5_000  # rows mapped into one Arrow batch
+
+
+class PlaidProvider:
+    """Plaid behind the Provider interface, plus the connect flow (Link tokens, exchange, sandbox Items).
+
+    `token_lookup(item_id)` returns the Item's decrypted access token (the store keeps it encrypted).
+    A freshly connected Item's token is handed over in `ConnectionState.secret` for the sync engine to
+    store, and kept in memory meanwhile, so the Item can be read before it is registered.
+    """
+
+    name = NAME
+    label = LABEL
+
+    def __init__(self, client: PlaidClient, token_lookup: Callable[[str], str | None], *,
+                 now: Callable[[], datetime] | None = None, webhook_url: str | None = None) -> None:
+        self.client = client
+        self._token_lookup = token_lookup
+        self.webhook_url = webhook_url  # given to new Items (link tokens, sandbox Items) when set
+        self._now = now or client.now
+        self._institutions: dict[str, Institution] = {}
+        self._connected: dict[str, str] = {}  # item_id → access token of Items connected by this process
+        self._lock = threading.Lock()
+        self.webhook_keys = PlaidKeys(client.webhook_verification_key_get)  # the keys that sign deliveries
+
+    def _token(self, item_id: str) -> str:
+        with self._lock:
+            token = self._connected.get(item_id)
+        if token:
+            return token
+        try:
+            token = self._token_lookup(item_id)
+        except (SecretError, KeyError) as exc:
+            raise ReauthRequired("No readable Plaid access token is stored for this connection. Reconnect the bank.",
+                                 code="NO_ACCESS_TOKEN", provider=NAME) from exc
+        if not token:
+            raise ReauthRequired("No Plaid access token is stored for this connection. Reconnect the bank.",
+                                 code="NO_ACCESS_TOKEN", provider=NAME)
+        return token
+
+    def _institution(self, institution_id: str) -> Institution | None:
+        """The institution with its name and logo, looked up once; None if Plaid cannot say."""
+        with self._lock:
+            known = self._institutions.get(institution_id)
+        if known is not None:
+            return known
+        try:
+            found = map_institution(self.client.institution_get(institution_id), sandbox=self.client.is_sandbox)
+        except ProviderError:
+            return None  # cosmetic: the Item's own id and name are used instead
+        with self._lock:
+            self._institutions[institution_id] = found
+        return found
+
+    def _state(self, access_token: str) -> ConnectionState:
+        data = self.client.item_get(access_token)
+        item = data["item"]
+        institution = self._institution(str(item["institution_id"])) if item.get("institution_id") else None
+        return map_item(item, data.get("status"), now=self._now(), institution=institution,
+                        sandbox=self.client.is_sandbox)
+
+    def _with_secret(self, state: ConnectionState) -> ConnectionState:
+        with self._lock:
+            token = self._connected.get(state.external_id)
+        return dataclasses.replace(state, secret=token) if token else state
+
+    # -- connect flow -------------------------------------------------------------------------
+    def institutions(self) -> list[Institution]:
+        """The sandbox institutions a tester can pick; none in production, where Plaid Link lists banks."""
+        if not self.client.is_sandbox:
+            return []
+        found = []
+        for institution_id in SANDBOX_INSTITUTIONS:
+            try:
+                raw = self.client.institution_get(institution_id)
+            except NotFound:
+                continue
+            institution = map_institution(raw, sandbox=True)
+            with self._lock:
+                self._institutions[institution.id] = institution
+            found.append(institution)
+        return found
+
+    def credential_fields(self, institution_id: str) -> list[dict[str, Any]]:
+        """The sandbox login (user_good / pass_good); none in production, where the bank asks inside Link."""
+        if not self.client.is_sandbox:
+            return []
+        return [{"name": "username", "label": "Username", "type": "text", "placeholder": "user_good"},
+                {"name": "password", "label": "Password", "type": "password", "placeholder": "pass_good"}]
+
+    def create_connection(self, institution_id: str, credentials: dict[str, str]) -> ConnectionState:
+        """Connect a sandbox institution without Link; the access token comes back in `state.secret`."""
+        if not self.client.is_sandbox:
+            raise RequestRejected("Plaid connections are made through Plaid Link: use the Connect button, which "
+                                  "opens Plaid's own window.", code="LINK_REQUIRED", provider=NAME)
+        public_token = self.client.sandbox_public_token_create(
+            institution_id, username=credentials.get("username") or None,
+            password=credentials.get("password") or None, webhook=self.webhook_url)
+        return self.exchange(public_token)
+
+    def submit_mfa(self, external_id: str, values: dict[str, str]) -> ConnectionState:
+        raise RequestRejected("Plaid asks for security codes inside Plaid Link, not here.", code="MFA_IN_LINK",
+                              provider=NAME)
+
+    def wait_until_settled(self, external_id: str, *, on_progress: Callable[[str], None] | None = None,
+                           timeout: float = 300.0, interval: float = 1.0,
+                           sleep: Sleep = time.sleep) -> ConnectionState:
+        """A Plaid Item is usable as soon as it exists: its state now (with the new token, if any)."""
+        return self._with_secret(self.connection_state(external_id))
+
+    def link_token(self, user_id: str, access_token: str | None = None) -> str:
+        """A link_token for Plaid Link (update mode when access_token is given)."""
+        return str(self.client.create_link_token(user_id, access_token=access_token,
+                                                 webhook=self.webhook_url)["link_token"])
+
+    def ensure_webhook(self, external_id: str, url: str) -> bool:
+        """Point an existing Item's webhooks at `url` unless they already go there; True when it was changed."""
+        token = self._token(external_id)
+        if self.client.item_get(token)["item"].get("webhook") == url:
+            return False
+        self.client.item_webhook_update(token, url)
+        return True
+
+    def update_link_token(self, user_id: str, external_id: str) -> str:
+        """A link_token for Link's update mode on a stored Item; its access token never leaves the server."""
+        return self.link_token(user_id, access_token=self._token(external_id))
+
+    def exchange(self, public_token: str) -> ConnectionState:
+        """Link's public token → the new Item's state, its access token in `state.secret` to store encrypted."""
+        access_token, item_id = self.client.exchange_public_token(public_token)
+        with self._lock:
+            self._connected[item_id] = access_token
+        state = self._state(access_token)
+        if state.external_id != item_id:
+            with self._lock:
+                self._connected[state.external_id] = access_token
+        return self._with_secret(state)
+
+    # -- Provider interface ---------------------------------------------------------------------
+    def connection_state(self, external_id: str) -> ConnectionState:
+        return self._state(self._token(external_id))
+
+    def fetch_accounts(self, connection_external_id: str) -> list[Account]:
+        data = self.client.accounts_get(self._token(connection_external_id))
+        return [map_account(raw, connection_external_id) for raw in data["accounts"]]
+
+    def fetch_connection(self, external_id: str) -> tuple[ConnectionState, list[Account]]:
+        """The Item's state and its accounts, /item/get and /accounts/get sent at once."""
+        token = self._token(external_id)
+        state, answer = at_once(lambda: self._state(token), lambda: self.client.accounts_get(token))
+        data = unless_blocked(state, answer)
+        return state, [map_account(raw, external_id) for raw in data["accounts"]] if data else []
+
+    def fetch_transactions(self, connection_external_id: str, accounts: list[Account], cursor: str | None,
+                           *, sink: Callable[[pa.RecordBatch], None] | None = None) -> TransactionChanges:
+        """Every change since the cursor, applied page by page so the latest word on each id wins.
+
+        An account that /transactions/sync lists but `accounts` lacks (added at the bank between the two
+        calls) is mapped from the sync answer and appended to `accounts`, so the engine stores it along
+        with its transactions. A transaction for an account neither lists is BadData: nothing is applied
+        and the cursor stays, so no change is skipped. The walk must end before anything is mapped (a
+        mutation restarts it from the pre-loop cursor); the mapped batches go to `sink`, or stay in the result.
+        """
+        with counting_requests() as count:
+            walk = transactions_sync_all(self.client, self._token(connection_external_id), cursor)
+        by_id = {a.external_id: a for a in accounts}
+        for page in walk.pages:
+            for raw in page["accounts"]:
+                if isinstance(raw, dict) and raw.get("account_id") and str(raw["account_id"]) not in by_id:
+                    account = map_account(raw, connection_external_id)
+                    by_id[account.external_id] = account
+                    accounts.append(account)
+        live: dict[str, tuple[dict[str, Any], Account]] = {}
+        gone: dict[str, None] = {}
+        twice: dict[str, str] = {}  # id → account id: sent twice in one page with different values
+        for page in walk.pages:
+            in_page: dict[str, dict[str, Any]] = {}
+            for raw in [*page["added"], *page["modified"]]:
+                if not isinstance(raw, dict):
+                    raise BadData("Plaid sent a transaction that is not an object.", code="BAD_TRANSACTION",
+                                  provider=NAME)
+                account = by_id.get(str(raw.get("account_id")))
+                if account is None:
+                    raise BadData("Plaid sent a transaction for an account it did not list. Nothing was changed; "
+                                  "the next sync will try again.", code="UNKNOWN_ACCOUNT", provider=NAME)
+                tid = str(raw.get("transaction_id"))
+                if in_page.setdefault(tid, raw) != raw:
+                    twice[tid] = account.external_id
+                live.pop(tid, None)  # re-insert so the order follows Plaid's
+                live[tid] = (raw, account)
+                gone.pop(tid, None)
+            for tid in removed_ids(page):
+                live.pop(tid, None)
+                gone[tid] = None
+        changes = TransactionChanges(provider=NAME, removed=list(gone), windows=[], cursor=walk.next_cursor or cursor,
+                                     set_aside=[sent_twice(tid, account_id) for tid, account_id in twice.items()])
+        rows = [row for tid, row in live.items() if tid not in twice]
+        limits = Limits.around(self._now().date())
+        for start in range(0, len(rows), MAP_CHUNK):
+            chunk = rows[start:start + MAP_CHUNK]
+            batch, rejected = map_screened(
+                chunk, lambda pairs: map_transactions([raw for raw, _ in pairs], [account for _, account in pairs]),
+                lambda pair: (pair[0].get("transaction_id"), pair[1].external_id), limits)
+            changes.set_aside.extend(rejected)
+            if batch is None:
+                continue
+            if sink is None:
+                changes.batches.append(batch)
+            else:
+                sink(batch)
+                changes.staged += batch.num_rows
+        changes.requests = count.value
+        return changes
+
+    def disconnect(self, external_id: str) -> None:
+        with contextlib.suppress(NotFound):  # already removed at Plaid: that is what we wanted
+            self.client.item_remove(self._token(external_id))
+        with self._lock:
+            self._connected.pop(external_id, None)
+
+    # -- webhooks -------------------------------------------------------------------------------
+    def read_webhook(self, headers: Mapping[str, str], body: bytes, client_ip: str | None, now: datetime, *,
+                     secret: str, allowed_networks: Sequence[str]) -> WebhookEvent:
+        """The verified event a delivery carries, or WebhookRejected. Plaid signs its deliveries, so the sender's
+        address, the shared secret and the allowed networks play no part."""
+        return parse_plaid(body, verify_plaid(headers, body, self.webhook_keys, now), now)
+
+    def plan_webhook(self, event: WebhookEvent) -> Plan:
+        """What a Plaid event means for its Item (no side effects)."""
+        return plan(event)
+
+    def register_webhook(self, url: str, *, secret: str, items: Sequence[str]) -> str:
+        """Point each of `items` at `url` (Plaid signs deliveries: no secret is sent); one line for the status page."""
+        return register(self.ensure_webhook, url, items)
