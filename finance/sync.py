@@ -21,7 +21,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -31,8 +31,9 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 import sqlalchemy as sa
 
+from finance import screening
 from finance.http import counting_requests
-from finance.model import NEEDS_USER, Account, ConnectionState, ConnectionStatus
+from finance.model import NEEDS_USER, Account, ConnectionState, ConnectionStatus, SetAside, TransactionChanges
 from finance.providers.base import NotFound, Provider, ProviderError, ReauthRequired
 from finance.store.db import store_error
 from finance.store.events import clear_signal
@@ -72,13 +73,14 @@ class SyncResult:
 
 
 
-def _describe(counts: ApplyCounts, accounts: int) -> str:
+def _describe(counts: ApplyCounts, accounts: int, set_aside: Sequence[SetAside] = ()) -> str:
+    aside = f" {screening.summary(set_aside)}" if set_aside else ""
     if not (counts.added or counts.modified or counts.removed or counts.merged):
-        return f"Up to date: {accounts} accounts checked, no changes."
+        return f"Up to date: {accounts} accounts checked, no changes.{aside}"
     parts = [f"{counts.added} new", f"{counts.modified} updated", f"{counts.removed} removed"]
     if counts.merged:
         parts.append(f"{counts.merged} pending merged into posted")
-    return f"Synced {accounts} accounts: " + ", ".join(parts) + "."
+    return f"Synced {accounts} accounts: " + ", ".join(parts) + "." + aside
 
 
 VALUE_OUT_OF_RANGE = ("The provider sent a value the store cannot hold (an amount or a date out of range); nothing "
@@ -266,9 +268,9 @@ class SyncEngine:
                 with self.engine.begin() as conn:
                     counts = apply_sync(conn, state=state, accounts=accounts, changes=changes, now=finished,
                                         today=self._today(row.provider), staged=staged)
-                    self._record_success(conn, run_id, state, accounts, changes.cursor, changes.windows,
+                    self._record_success(conn, run_id, state, accounts, changes,
                                          counts, finished, duration, requests)
-            message = _describe(counts, len(accounts))
+            message = _describe(counts, len(accounts), changes.set_aside)
             progress("Done", 1.0)
             return SyncResult(connection_id, run_id, "success", counts, message, duration_ms=duration,
                               requests=requests)
@@ -335,16 +337,18 @@ class SyncEngine:
 
     @staticmethod
     def _record_success(conn: sa.Connection, run_id: str, state: ConnectionState, accounts: list[Account],
-                        cursor: str | None, windows: list[tuple[str, date]], counts: ApplyCounts,
+                        changes: TransactionChanges, counts: ApplyCounts,
                         finished: datetime, duration: int, requests: int) -> None:
         """The connection's new state and cursor, and the run's row, in the apply's transaction."""
-        upsert_connection(conn, state, now=finished, cursor=cursor, success=True)
-        starts = [start for _, start in windows]
+        upsert_connection(conn, state, now=finished, cursor=changes.cursor, success=True)
+        starts = [start for _, start in changes.windows]
+        if changes.set_aside:
+            log.warning("sync of %s: %s", state.id, screening.summary(changes.set_aside))
         conn.execute(sync_runs.update().where(sync_runs.c.id == run_id).values(
             finished_at=finished, duration_ms=duration, outcome="success", added=counts.added,
             modified=counts.modified, removed=counts.removed, merged=counts.merged, accounts=len(accounts),
-            requests=requests, window_start=min(starts) if starts else None,
-            message=_describe(counts, len(accounts))))
+            requests=requests, window_start=min(starts) if starts else None, set_aside=len(changes.set_aside),
+            message=_describe(counts, len(accounts), changes.set_aside)))
 
     def _record_failure(self, run_id: str | None, connection_id: str, exc: Exception, code: str, message: str,
                         duration: int, state: ConnectionState | None) -> None:
