@@ -13,16 +13,16 @@ from urllib.parse import urlsplit
 from finance.config import load_settings
 from finance.crypto import SecretError
 from finance.demo import ConnectFailed, connect_bank
+from finance.errors import ProviderError, StoreError
 from finance.formatting import format_money, format_when
 from finance.model import MfaPrompt
-from finance.providers.base import ProviderError
 from finance.providers.plaid.sandbox import PlaidEmulator
 from finance.providers.registry import plaid_emulator, pluggy_emulator
 from finance.sandbox.common import LOOPBACK_HOSTS
 from finance.sandbox.pluggy import PluggyEmulator
 from finance.services import open_services
 from finance.store import queries
-from finance.store.db import StoreError, store_error
+from finance.store.db import store_error
 
 PROVIDERS = ["pluggy", "plaid"]
 

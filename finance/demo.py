@@ -12,8 +12,9 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
+from finance.errors import ProviderError
 from finance.model import ConnectionState, ConnectionStatus, MfaPrompt
-from finance.providers.base import ConnectableProvider, ProviderError
+from finance.providers.base import ConnectableProvider
 from finance.providers.registry import offline_emulators
 from finance.services import Services
 from finance.store import queries

@@ -57,7 +57,7 @@ CONFIG_CODES = frozenset({
     "INVALID_API_KEYS", "INVALID_SECRET", "INVALID_CLIENT_ID", "MISSING_CLIENT_ID", "MISSING_SECRET",
     "UNAUTHORIZED_ENVIRONMENT", "HTTP_401", "HTTP_403",
 })
-STORE_ACTIONS = {  # the store failed, not the bank: finance.store.db.StoreError codes
+STORE_ACTIONS = {  # the store failed, not the bank: finance.errors.StoreError codes
     "STORE_FULL": f"Free disk space on the machine running the app, then {SYNC_NOW}.",
     "STORE_READ_ONLY": f"Make the database file and its folder writable by the app, then {SYNC_NOW}.",
     "STORE_CORRUPT": "Restore the database file from a backup (or move it aside to start afresh); restart the app.",

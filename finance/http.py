@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import msgspec
 
-from finance.providers.base import BadData, ProviderError, RateLimited, TransientError
+from finance.errors import BadData, ProviderError, RateLimited, TransientError
 
 log = logging.getLogger(__name__)
 

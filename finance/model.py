@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -158,6 +158,12 @@ class Transaction:
 
 MONEY = pa.decimal128(18, 2)
 """Money as the store keeps it: DECIMAL(18,2) in the account's currency."""
+CENT = Decimal("0.01")
+
+
+def money(value: Decimal) -> Decimal:
+    """An amount as the store keeps it: cents, rounded half to even."""
+    return value.quantize(CENT, rounding=ROUND_HALF_EVEN)
 
 TRANSACTION_SCHEMA = pa.schema([
     pa.field("external_id", pa.string(), nullable=False),

@@ -20,8 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from babel.numbers import list_currencies
 
+from finance.errors import BadData
 from finance.model import TRANSACTION_SCHEMA, SetAside
-from finance.providers.base import BadData
 
 EARLIEST_YEARS = 30
 """How far back a transaction may be dated (providers send 1–2 years; imports bring more, never a century)."""

@@ -32,9 +32,10 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from finance import screening
+from finance.errors import NotFound, ProviderError, ReauthRequired
 from finance.http import counting_requests
 from finance.model import NEEDS_USER, Account, ConnectionState, ConnectionStatus, SetAside, TransactionChanges
-from finance.providers.base import NotFound, Provider, ProviderError, ReauthRequired
+from finance.providers.base import Provider
 from finance.store.db import store_error
 from finance.store.events import clear_signal
 from finance.store.ingest import ApplyCounts, StagedTransactions, apply_sync, configure_store, upsert_connection

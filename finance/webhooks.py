@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from finance.errors import ProviderError
 from finance.model import ConnectionStatus
 from finance.providers import pluggy as pluggy_provider
-from finance.providers.base import ProviderError
 from finance.providers.plaid import webhooks as plaid_webhooks
 from finance.providers.plaid.webhooks import PlaidKeys, no_keys, parse_plaid, verify_plaid
 from finance.providers.webhook import (

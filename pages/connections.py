@@ -5,9 +5,9 @@ import streamlit as st
 
 from finance.connect_flow import Flow
 from finance.demo import DEMO_BANKS, demo_available
+from finance.errors import ProviderError
 from finance.formatting import format_money, format_when
 from finance.model import ConnectionStatus
-from finance.providers.base import ProviderError
 from finance.providers.registry import offline_emulators
 from finance.store import queries
 from finance.sync import SyncResult

@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import finance.http
+from finance.errors import BadData, ConfigurationError, ProviderError, RateLimited, RequestRejected, TransientError
 from finance.http import (
     RateLimiter,
     RetryPolicy,
@@ -23,14 +24,6 @@ from finance.http import (
     counting_requests,
     make_client,
     retry_after_seconds,
-)
-from finance.providers.base import (
-    BadData,
-    ConfigurationError,
-    ProviderError,
-    RateLimited,
-    RequestRejected,
-    TransientError,
 )
 
 POLICY = RetryPolicy(attempts=4, base_delay=0.5, max_delay=3.0, max_rate_limit_wait=90.0)

@@ -173,7 +173,7 @@ def test_an_expired_key_is_refused() -> None:
 
 
 def test_a_provider_outage_while_fetching_the_key_asks_for_a_retry() -> None:
-    from finance.providers.base import TransientError
+    from finance.errors import TransientError
 
     def down(kid: str) -> dict[str, Any]:
         raise TransientError("Plaid is down", provider="plaid")

@@ -1,68 +1,27 @@
-"""The Provider interface and the error taxonomy every provider maps its failures into."""
+"""The Provider interface (what the sync engine and the pages use of an aggregator) and the kit each aggregator
+hands the registry, so that shared code asks rather than naming one."""
 
 from __future__ import annotations
 
 import contextvars
 import threading
-from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
 from finance.model import NEEDS_USER, Account, ConnectionState, Institution, TransactionChanges
 
+if TYPE_CHECKING:
 
-class ProviderError(Exception):
-    """A provider call failed. `message` is written for the person using the app, never holds secrets."""
-
-    retryable: bool = False
-
-    def __init__(self, message: str, *, code: str | None = None, provider: str | None = None,
-                 status: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.provider = provider
-        self.status = status
-
-    def __str__(self) -> str:
-        return f"{self.message} [{self.code}]" if self.code else self.message
-
-
-class ReauthRequired(ProviderError):
-    """The user must reconnect (new credentials, MFA, or renewed consent) before data can flow again."""
-
-
-class RateLimited(ProviderError):
-    """The provider asked us to slow down; `retry_after` is how long, in seconds."""
-
-    retryable = True
-
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
-        super().__init__(message, **kwargs)  # type: ignore[arg-type]
-        self.retry_after = retry_after
-
-
-class TransientError(ProviderError):
-    """A failure that is likely to pass: 5xx, timeouts, the institution being down."""
-
-    retryable = True
-
-
-class BadData(ProviderError):
-    """The provider answered with something we cannot read; nothing from it is stored."""
-
-
-class ConfigurationError(ProviderError):
-    """Our credentials or settings are wrong (e.g. a bad client id); the operator must fix them."""
-
-
-class RequestRejected(ProviderError):
-    """The provider refused the request for a reason a retry will not fix."""
-
-
-class NotFound(RequestRejected):
-    """The object no longer exists at the provider."""
+    from finance.config import Settings
+    from finance.providers.webhook import Plan, WebhookEvent
+    from finance.sandbox.common import Emulator
+    from finance.store.secrets import SecretStore
 
 
 ProgressFn = Callable[[str, float], None]
@@ -111,6 +70,7 @@ class Provider(Protocol):
     """What the sync engine needs from an aggregator."""
 
     name: str
+    local_zone: ZoneInfo  # the calendar its accounts' days follow
 
     def connection_state(self, external_id: str) -> ConnectionState: ...
 
@@ -145,3 +105,81 @@ class ConnectableProvider(Provider, Protocol):
     def wait_until_settled(self, external_id: str, *, on_progress: Callable[[str], None] | None = None,
                            timeout: float = 300.0, interval: float = 1.0,
                            sleep: Callable[[float], None] = ...) -> ConnectionState: ...
+
+    def hosted_token(self, client_user_id: str, external_id: str | None) -> str:
+        """A fresh token for the provider's own connect widget (update mode for `external_id`)."""
+        ...
+
+    def complete_hosted(self, *, item_id: str | None, public_token: str | None) -> ConnectionState | None:
+        """What the hosted widget's success hands over, turned into a connection when the provider must do that
+        first (a public token exchanged); None when the item it names only needs to settle."""
+        ...
+
+    def relogin(self, external_id: str, credentials: dict[str, str]) -> ConnectionState:
+        """New credentials for an existing connection (update mode without the hosted widget)."""
+        ...
+
+    def read_webhook(self, headers: Mapping[str, str], body: bytes, client_ip: str | None, now: datetime, *,
+                     secret: str, allowed_networks: Sequence[str]) -> WebhookEvent:
+        """A verified delivery, or WebhookRejected (nothing stored)."""
+        ...
+
+    def plan_webhook(self, event: WebhookEvent) -> Plan:
+        """What an event means for its connection (no side effects)."""
+        ...
+
+    def register_webhook(self, url: str, *, secret: str, items: Sequence[str]) -> str:
+        """Point the provider's webhooks at `url`; one line saying what was done, for the status page."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class HostedWidget:
+    """A provider's own connect widget, loaded from its CDN with a token our backend mints."""
+
+    kind: str  # what the browser component draws, e.g. "acme_connect"; its launcher is `launcher` (JavaScript)
+    name: str  # as the provider calls it, for messages
+    script: str  # the script's URL
+    launcher: Path  # JavaScript registering `launchers[kind]` for the shared widget (finance/ui/connect_widget)
+    update_by_item: bool = False  # update mode opens on the item id (else the token carries it)
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxBank:
+    """A sandbox bank a tester, the demo and the empty pages can point to."""
+
+    institution_id: str
+    name: str
+    credentials: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class EmulatorOptions:
+    """How to start an offline emulator: in the app (a state file under data/) or served by the CLI."""
+
+    state_path: Path | None = None
+    seed: int | None = None
+    client_id: str | None = None
+    client_secret: str | None = None
+    settle_seconds: float | None = None
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderKit:
+    """Everything shared code asks one aggregator for, so that it never names one (finance.providers.registry
+    lists the kits). Each provider's package builds its kit in its `__init__`."""
+
+    name: str
+    label: str
+    hosted_widget: HostedWidget
+    sandbox_hint: str  # what to type in the offline widget
+    sandbox_bank: SandboxBank  # the bank the demo connects
+    fault_targets: Mapping[str, str]  # request path prefix → what it covers, for the sandbox fault controls
+    serve_hint: str  # how to point the app at a served emulator; `{url}` is its address
+    is_offline: Callable[[Settings], bool]  # runs on its in-process emulator with these settings
+    uses_hosted_widget: Callable[[Settings], bool]  # talks to the real service, where its own widget works
+    make_emulator: Callable[[EmulatorOptions], Emulator]
+    make_provider: Callable[[Settings, SecretStore, Emulator | None], ConnectableProvider]
+    """The provider for these settings: through `emulator`'s transport and clock when one is given."""

@@ -27,6 +27,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from finance.categories import UNCATEGORIZED
+from finance.errors import (
+    BadData,
+    ConfigurationError,
+    NotFound,
+    ProviderError,
+    RateLimited,
+    ReauthRequired,
+    RequestRejected,
+    TransientError,
+)
 from finance.http import (
     DEFAULT_POLICY,
     RateLimiter,
@@ -54,18 +64,7 @@ from finance.model import (
     TxnStatus,
     WireAmounts,
 )
-from finance.providers.base import (
-    BadData,
-    ConfigurationError,
-    NotFound,
-    ProviderError,
-    RateLimited,
-    ReauthRequired,
-    RequestRejected,
-    TransientError,
-    at_once,
-    unless_blocked,
-)
+from finance.providers.base import at_once, unless_blocked
 from finance.providers.wire import (
     instant_array,
     per_distinct,

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from finance.errors import BadData
 from finance.model import (
     MONEY,
     TRANSACTION_SCHEMA,
@@ -22,10 +23,9 @@ from finance.model import (
     TransactionColumns,
     TxnStatus,
     WireAmounts,
+    money,
 )
-from finance.providers.base import BadData
 
-CENT = Decimal("0.01")
 INSTANT = pa.timestamp("us", tz="UTC")
 FLOAT_EXACT_BELOW = 1e13
 """Floats under this size that round-trip through cents carry at most two decimals in their repr (ulp < 1/100)."""
@@ -66,11 +66,6 @@ def wire_date(value: Any, field: str, *, provider: str, label: str) -> date:
     except ValueError as exc:
         raise BadData(f"{label} sent an unreadable {field}: {str(value)[:40]!r}", code="BAD_DATE",
                       provider=provider) from exc
-
-
-def money(value: Decimal) -> Decimal:
-    """An amount as the store keeps it: cents, rounded half to even."""
-    return value.quantize(CENT, rounding=ROUND_HALF_EVEN)
 
 
 def _signed(value: Decimal, negate: bool) -> Decimal:

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -443,3 +443,32 @@ class EmulatorBase:
         temporary.write_text(json.dumps(state, ensure_ascii=False, indent=1), encoding="utf-8")
         os.replace(temporary, self.state_path)
         self._state_signature = self._signature()
+
+
+class Emulator(Protocol):
+    """What the app and the CLI use of an offline emulator, whichever provider it stands in for."""
+
+    faults: Faults
+
+    @property
+    def clock(self) -> Clock: ...
+
+    def transport(self) -> httpx.MockTransport: ...
+
+    def serve(self, port: int = 0) -> LoopbackServer: ...
+
+    def advance(self, *, days: float = 0, hours: float = 0) -> None:
+        """Move the sandbox clock: new transactions arrive, pending ones post."""
+        ...
+
+    def deliver_webhooks(self, *, time_scale: float = 1.0, poll: float = 0.25) -> None: ...
+
+    def stop_webhook_delivery(self) -> None: ...
+
+    def item_ids(self) -> list[str]:
+        """The ids of the items (bank logins) the sandbox holds."""
+        ...
+
+    def break_login(self, item_id: str) -> None:
+        """Make the bank ask for a new login, as after a password change (KeyError for an unknown item)."""
+        ...

@@ -10,27 +10,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from finance.categories import CATEGORIES
+from finance.errors import DatabaseBusy, StoreError
 from finance.store.schema import categories, metadata
-
-
-class StoreError(RuntimeError):
-    """The store cannot be used as asked (disk full, read-only, damaged, gone). `message` says what happened and
-    what to do, for a person; it never holds the database URL (which may carry a password) or stored data."""
-
-    code = "STORE_UNAVAILABLE"
-
-    def __init__(self, message: str, *, code: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        if code is not None:
-            self.code = code
-
-
-class DatabaseBusy(StoreError):
-    """Another process holds the DuckDB file (DuckDB allows one writer process per file)."""
-
-    code = "STORE_BUSY"
-
 
 STORE_FULL = ("The disk is full (or the app's file size limit is reached): the database could not be written, so "
               "nothing was changed. Free some disk space, then try again.")

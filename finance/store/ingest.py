@@ -26,9 +26,8 @@ from sqlalchemy.dialects.postgresql import insert as upsert  # DuckDB speaks its
 
 from finance.balances import reconstruct_balances
 from finance.dedupe import Candidate, pair_pending_with_posted
-from finance.model import MONEY, TRANSACTION_SCHEMA, Account, ConnectionState, TransactionChanges, stable_id
-from finance.providers.base import TransientError
-from finance.providers.wire import money
+from finance.errors import TransientError
+from finance.model import MONEY, TRANSACTION_SCHEMA, Account, ConnectionState, TransactionChanges, money, stable_id
 from finance.store.db import duckdb_connection
 from finance.store.schema import accounts as accounts_t
 from finance.store.schema import balance_history, connections

@@ -17,8 +17,9 @@ import streamlit as st
 
 from finance import connect_flow
 from finance.connect_flow import Effect, Finish, Flow, Login, MintToken, SendMfa, Step
+from finance.errors import ProviderError
 from finance.model import ConnectionState
-from finance.providers.base import ConnectableProvider, ProviderError
+from finance.providers.base import ConnectableProvider
 from finance.providers.plaid.mapping import ERROR_MESSAGES as PLAID_ERROR_MESSAGES
 from finance.providers.plaid.provider import PlaidProvider
 from finance.providers.plaid.sandbox import PlaidApiError, PlaidEmulator

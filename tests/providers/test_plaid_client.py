@@ -21,9 +21,7 @@ import respx
 
 import finance.http
 from finance.crypto import SecretError
-from finance.http import RetryPolicy
-from finance.model import AccountType, ConnectionStatus, TxnStatus
-from finance.providers.base import (
+from finance.errors import (
     BadData,
     ConfigurationError,
     NotFound,
@@ -33,6 +31,8 @@ from finance.providers.base import (
     RequestRejected,
     TransientError,
 )
+from finance.http import RetryPolicy
+from finance.model import AccountType, ConnectionStatus, TxnStatus
 from finance.providers.plaid.client import (
     MAX_SYNC_RESTARTS,
     RATE_LIMIT_WAIT,

@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from jsonschema import Draft4Validator
 
 from finance.categories import CATEGORIES, UNCATEGORIZED, category, is_transfer
-from finance.model import TRANSACTION_SCHEMA, Account, AccountType, ConnectionStatus, Institution, TxnStatus
-from finance.providers.base import BadData
+from finance.errors import BadData
+from finance.model import TRANSACTION_SCHEMA, Account, AccountType, ConnectionStatus, Institution, TxnStatus, money
 from finance.providers.plaid.client import rate_limits
 from finance.providers.plaid.mapping import (
     CATEGORY_MAP,
@@ -36,7 +36,6 @@ from finance.providers.plaid.mapping import (
     map_transaction,
     map_transactions,
 )
-from finance.providers.wire import money
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "plaid"
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"

@@ -15,8 +15,8 @@ import pytest
 import respx
 
 import finance.http
+from finance.errors import BadData, ConfigurationError, NotFound, RateLimited, RequestRejected, TransientError
 from finance.http import RetryPolicy
-from finance.providers.base import BadData, ConfigurationError, NotFound, RateLimited, RequestRejected, TransientError
 from finance.providers.pluggy import PluggyClient, PluggyProvider
 
 BASE = "https://api.pluggy.ai"

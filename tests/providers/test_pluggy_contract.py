@@ -10,8 +10,8 @@ import httpx
 import pytest
 from jsonschema import Draft7Validator, FormatChecker
 
+from finance.errors import ConfigurationError, NotFound
 from finance.model import AccountType, ConnectionStatus
-from finance.providers.base import ConfigurationError, NotFound
 from finance.providers.pluggy import PluggyClient, PluggyProvider
 from finance.sandbox.pluggy import PluggyEmulator
 from tests.conftest import REFERENCE

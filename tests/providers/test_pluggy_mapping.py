@@ -15,8 +15,17 @@ from hypothesis import strategies as st
 from jsonschema import Draft7Validator
 
 from finance.categories import CATEGORIES, UNCATEGORIZED, category, is_transfer
-from finance.model import TRANSACTION_SCHEMA, Account, AccountType, ConnectionStatus, MfaPrompt, Transaction, TxnStatus
-from finance.providers.base import BadData
+from finance.errors import BadData
+from finance.model import (
+    TRANSACTION_SCHEMA,
+    Account,
+    AccountType,
+    ConnectionStatus,
+    MfaPrompt,
+    Transaction,
+    TxnStatus,
+    money,
+)
 from finance.providers.pluggy import (
     CATEGORY_MAP,
     ERROR_MESSAGES,
@@ -29,7 +38,6 @@ from finance.providers.pluggy import (
     page_chunks,
     read_transactions,
 )
-from finance.providers.wire import money
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "pluggy"
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 import finance.sandbox.pluggy as pluggy_emulator_module
-from finance.providers.base import BadData, RequestRejected
+from finance.errors import BadData, RequestRejected
 from finance.providers.pluggy import PluggyClient, rate_limit_group, rate_limits
 from finance.sandbox.common import Clock
 from finance.sandbox.pluggy import PluggyEmulator

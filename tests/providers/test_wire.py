@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from finance.errors import BadData
 from finance.model import MONEY, WireAmounts
-from finance.providers.base import BadData
 from finance.providers.wire import (
     date_array,
     exact_amounts,

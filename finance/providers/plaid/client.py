@@ -18,6 +18,16 @@ from typing import Any, NamedTuple
 
 import httpx
 
+from finance.errors import (
+    BadData,
+    ConfigurationError,
+    NotFound,
+    ProviderError,
+    RateLimited,
+    ReauthRequired,
+    RequestRejected,
+    TransientError,
+)
 from finance.http import (
     DEFAULT_POLICY,
     RateLimiter,
@@ -28,16 +38,6 @@ from finance.http import (
     error_body,
     make_client,
     retry_after_seconds,
-)
-from finance.providers.base import (
-    BadData,
-    ConfigurationError,
-    NotFound,
-    ProviderError,
-    RateLimited,
-    ReauthRequired,
-    RequestRejected,
-    TransientError,
 )
 from finance.providers.plaid.mapping import (
     CONFIG_CODES,

@@ -16,6 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 from finance.categories import UNCATEGORIZED
+from finance.errors import BadData
 from finance.model import (
     Account,
     AccountType,
@@ -27,7 +28,6 @@ from finance.model import (
     TxnStatus,
     WireAmounts,
 )
-from finance.providers.base import BadData
 from finance.providers.wire import (
     date_array,
     per_distinct,

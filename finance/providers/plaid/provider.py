@@ -13,17 +13,10 @@ from typing import Any
 import pyarrow as pa
 
 from finance.crypto import SecretError
+from finance.errors import BadData, NotFound, ProviderError, ReauthRequired, RequestRejected
 from finance.http import Sleep, counting_requests
 from finance.model import Account, ConnectionState, Institution, TransactionChanges
-from finance.providers.base import (
-    BadData,
-    NotFound,
-    ProviderError,
-    ReauthRequired,
-    RequestRejected,
-    at_once,
-    unless_blocked,
-)
+from finance.providers.base import at_once, unless_blocked
 from finance.providers.plaid.client import PlaidClient, removed_ids, transactions_sync_all
 from finance.providers.plaid.mapping import LABEL, NAME, map_account, map_institution, map_item, map_transactions
 from finance.providers.plaid.webhooks import PlaidKeys, parse_plaid, plan, register, verify_plaid

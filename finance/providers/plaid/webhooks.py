@@ -18,8 +18,8 @@ from typing import Any
 
 import jwt
 
+from finance.errors import ProviderError
 from finance.model import EXPIRING_SIGNALS, ConnectionStatus
-from finance.providers.base import ProviderError
 from finance.providers.plaid.mapping import ERROR_MESSAGES, EXPIRING_CODES, REAUTH_CODES
 from finance.providers.webhook import (
     MAX_ID_LENGTH,

@@ -1,0 +1,79 @@
+"""The error taxonomy every provider maps its failures into (a leaf: imports nothing of the project).
+
+Each error carries a message written for the person using the app — what happened and what to do — and never
+secrets; `code` is the provider's or ours, for the record and for the advice on the Sync status page.
+"""
+
+from __future__ import annotations
+
+
+class ProviderError(Exception):
+    """A provider call failed. `message` is written for the person using the app, never holds secrets."""
+
+    retryable: bool = False
+
+    def __init__(self, message: str, *, code: str | None = None, provider: str | None = None,
+                 status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.provider = provider
+        self.status = status
+
+    def __str__(self) -> str:
+        return f"{self.message} [{self.code}]" if self.code else self.message
+
+
+class ReauthRequired(ProviderError):
+    """The user must reconnect (new credentials, MFA, or renewed consent) before data can flow again."""
+
+
+class RateLimited(ProviderError):
+    """The provider asked us to slow down; `retry_after` is how long, in seconds."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.retry_after = retry_after
+
+
+class TransientError(ProviderError):
+    """A failure that is likely to pass: 5xx, timeouts, the institution being down."""
+
+    retryable = True
+
+
+class BadData(ProviderError):
+    """The provider answered with something we cannot read; nothing from it is stored."""
+
+
+class ConfigurationError(ProviderError):
+    """Our credentials or settings are wrong (e.g. a bad client id); the operator must fix them."""
+
+
+class RequestRejected(ProviderError):
+    """The provider refused the request for a reason a retry will not fix."""
+
+
+class NotFound(RequestRejected):
+    """The object no longer exists at the provider."""
+
+
+class StoreError(RuntimeError):
+    """The store cannot be used as asked (disk full, read-only, damaged, gone). `message` says what happened and
+    what to do, for a person; it never holds the database URL (which may carry a password) or stored data."""
+
+    code = "STORE_UNAVAILABLE"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class DatabaseBusy(StoreError):
+    """Another process holds the DuckDB file (DuckDB allows one writer process per file)."""
+
+    code = "STORE_BUSY"
