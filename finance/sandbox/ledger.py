@@ -900,13 +900,21 @@ def _payment_data(entry: Entry, amount: float) -> dict[str, Any] | None:
             "boletoMetadata": boleto}
 
 
+def _bill_post_date(entry: Entry) -> str:
+    """The local day a card row was posted onto its bill ("YYYY-MM-DD"): when a pending purchase settled, else the
+    day the row appeared (pluggy-sdk 0.92.0 `CreditCardMetadata.billPostDate`; pending rows are on no bill yet)."""
+    posted = entry.posts_at or entry.when + entry.lag
+    return posted.astimezone(SAO_PAULO).date().isoformat()
+
+
 def pluggy_transaction(entry: Entry, *, account_id: str, pending: bool, created_at: datetime, flip: bool,
                        card_number: str | None = None, category_id: str | None = None,
                        updated_at: datetime | None = None) -> dict[str, Any]:
     """An entry as Pluggy's `Transaction` object.
 
     flip: negate amounts and balance (credit cards under the "purchases positive" convention).
-    card_number: set for credit-card accounts, which get `creditCardMetadata`.
+    card_number: set for credit-card accounts, which get `creditCardMetadata` (with `transactionDateTime` only when
+    the institution knows the time of day, as Open Finance card data carries it).
     category_id / updated_at: a user's re-categorization (PATCH /transactions/{id}) and when it happened.
     """
     amount = entry.amount if pending else entry.final_amount
@@ -915,8 +923,10 @@ def pluggy_transaction(entry: Entry, *, account_id: str, pending: bool, created_
     metadata = None
     if card_number is not None:
         metadata = {"cardNumber": card_number, "billId": None if pending else entry.bill_id,
+                    "billPostDate": None if pending else _bill_post_date(entry),
                     "payeeMCC": entry.merchant.mcc if entry.merchant else None,
-                    "purchaseDate": iso_z(entry.when)}
+                    "purchaseDate": iso_z(entry.when),
+                    "transactionDateTime": iso_z(entry.when) if entry.exact_time else None}
         if entry.installment is not None:
             metadata.update(installmentNumber=entry.installment.number,
                             totalInstallments=entry.installment.total,

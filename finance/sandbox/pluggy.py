@@ -121,7 +121,7 @@ def _connector(connector_id: int, name: str, url: str, color: str, *, sandbox: b
         "imageUrl": f"https://cdn.pluggy.ai/assets/connector-icons/{icon}.svg", "primaryColor": color,
         "type": "PERSONAL_BANK", "country": "BR", "credentials": credentials, "hasMFA": False,
         "oauth": open_finance, "oauthUrl": None, "resetPasswordUrl": None,
-        "health": {"status": "ONLINE", "stage": None}, "products": products, "isSandbox": sandbox,
+        "health": {"status": "ONLINE", "stage": None, "incidents": []}, "products": products, "isSandbox": sandbox,
         "isOpenFinance": open_finance, "supportsPaymentInitiation": open_finance,
         "supportsScheduledPayments": open_finance, "supportsSmartTransfers": False,
         "supportsBoletoManagement": False, "supportsAutomaticPix": open_finance,
@@ -940,6 +940,11 @@ class PluggyEmulator(EmulatorBase):
             "lastUpdatedAt": item["lastUpdatedAt"],
             "nextAutoSyncAt": next_sync,
             "consentExpiresAt": item["consentExpiresAt"],
+            # pluggy-sdk 0.92.0: when the institution's Open Finance resource list was last read, and whether one of
+            # those resources awaits the user's approval. Both are null for connectors other than Open Finance, and
+            # the only connector the emulator connects, Pluggy Bank, is not one.
+            "resourcesCollectedAt": None,
+            "hasResourcesPendingAuthorization": None,
             "products": item["products"],
             "oauthRedirectUri": None,
         }

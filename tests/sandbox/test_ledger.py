@@ -129,6 +129,21 @@ def test_installment_purchases_have_one_row_per_month(ledger: Ledger) -> None:
     assert wire and all(t["creditCardMetadata"]["billId"] and t["creditCardMetadata"]["purchaseDate"] for t in wire)
 
 
+def test_card_rows_say_when_they_were_posted_to_the_bill_and_the_exact_time_if_known(ledger: Ledger) -> None:
+    rows = list(zip(entries(ledger, CARD), render(ledger, CARD, CREATED), strict=True))
+    pending = [meta for _, tx in rows if tx["status"] == "PENDING" and (meta := tx["creditCardMetadata"])]
+    assert pending and all(m["billPostDate"] is None and m["billId"] is None for m in pending)
+    settled = [(entry, tx) for entry, tx in rows if entry.posts_at is not None and tx["status"] == "POSTED"]
+    assert settled and all(tx["creditCardMetadata"]["billPostDate"] == entry.posts_at.date().isoformat()
+                           for entry, tx in settled)
+    posted = [(entry, tx["creditCardMetadata"]) for entry, tx in rows if tx["status"] == "POSTED"]
+    assert all(re.fullmatch(r"\d{4}-\d{2}-\d{2}", m["billPostDate"])
+               and m["billPostDate"] >= entry.when.date().isoformat() for entry, m in posted)
+    timed = [tx for entry, tx in rows if entry.exact_time]
+    assert timed and all(tx["creditCardMetadata"]["transactionDateTime"] == tx["date"] for tx in timed)
+    assert all(tx["creditCardMetadata"]["transactionDateTime"] is None for entry, tx in rows if not entry.exact_time)
+
+
 def test_foreign_purchases_carry_usd_and_brl_amounts(ledger: Ledger) -> None:
     usd = [t for t in render(ledger, CARD, CREATED) if t["currencyCode"] == "USD"]
     assert len(usd) >= 13  # at least the monthly USD subscription

@@ -153,7 +153,7 @@ def test_connectors_hide_sandbox_unless_asked_and_filter(client: httpx.Client) -
         0, "Pluggy Bank", "PERSONAL_BANK", "BR", False)
     assert [(c["name"], c["type"]) for c in bank["credentials"]] == [("user", "text"), ("password", "password")]
     assert set(bank["products"]) == {"ACCOUNTS", "CREDIT_CARDS", "TRANSACTIONS"}
-    assert bank["health"]["status"] == "ONLINE"
+    assert (bank["health"]["status"], bank["health"]["incidents"]) == ("ONLINE", [])
     assert [c["name"] for c in client.get("/connectors", params={"name": "itau"}).json()["results"]] == ["Itaú"]
     assert client.get("/connectors", params={"countries": "MX,AR"}).json()["total"] == 0
     assert client.get("/connectors", params={"types": "INVESTMENT", "sandbox": "true"}).json()["results"] == []
@@ -200,6 +200,27 @@ def test_user_ok_connects_with_a_checking_account_and_a_card(client: httpx.Clien
     assert client.get("/accounts", params={"itemId": item["id"], "type": "CREDIT"}).json()["total"] == 1
     missing = client.get(f"/accounts/{item['id']}")
     assert missing.status_code == 404 and missing.json()["codeDescription"] == "ACCOUNT_NOT_FOUND"
+
+
+def test_item_resource_fields_stay_null_through_the_connect_lifecycle(emulator: PluggyEmulator,
+                                                                      client: httpx.Client) -> None:
+    """pluggy-sdk 0.92.0 always sends `resourcesCollectedAt` and `hasResourcesPendingAuthorization`; both describe
+    an Open Finance consent's resources, so on Pluggy Bank (not Open Finance) they are null at every stage."""
+    def resources(item: dict[str, Any]) -> tuple[Any, Any]:
+        assert_valid("PluggyItem", item)
+        return item["resourcesCollectedAt"], item["hasResourcesPendingAuthorization"]
+
+    created = client.post("/items", json={"connectorId": 0, "parameters": {"user": "user-ok-mfa",
+                                                                           "password": "password-ok"}}).json()
+    assert created["connector"]["isOpenFinance"] is False and resources(created) == (None, None)
+    waiting = client.get(f"/items/{created['id']}").json()
+    assert waiting["status"] == "WAITING_USER_INPUT" and resources(waiting) == (None, None)
+    assert resources(client.post(f"/items/{created['id']}/mfa", json={"token": "123456"}).json()) == (None, None)
+    updated = client.get(f"/items/{created['id']}").json()
+    assert updated["status"] == "UPDATED" and updated["lastUpdatedAt"] and resources(updated) == (None, None)
+    assert resources(client.patch(f"/items/{created['id']}", json={}).json()) == (None, None)
+    assert resources(emulator.set_item_status(created["id"], "LOGIN_ERROR", "INVALID_CREDENTIALS",
+                                              "INVALID_CREDENTIALS")) == (None, None)
 
 
 def test_account_balances_match_their_transactions(client: httpx.Client, item: dict[str, Any]) -> None:
