@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -31,7 +32,7 @@ from finance.errors import (
     RequestRejected,
     TransientError,
 )
-from finance.http import RetryPolicy
+from finance.http import RateLimiter, RetryPolicy
 from finance.model import AccountType, ConnectionStatus, TxnStatus
 from finance.providers.plaid.client import (
     MAX_SYNC_RESTARTS,
@@ -607,11 +608,31 @@ def test_sandbox_endpoints_are_refused_in_production() -> None:
         assert prod.calls.call_count == 0
 
 
-def test_request_counter_is_thread_safe(api: respx.MockRouter, client: PlaidClient) -> None:
+class LimiterTime:
+    """A clock for the client-side rate limiter that its waits move forward, so a test never sleeps for real."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._lock = threading.Lock()
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.now += seconds
+
+
+def test_request_counter_is_thread_safe(api: respx.MockRouter, slept: list[float]) -> None:
     api.post("/item/get").mock(return_value=ok(ITEMS["healthy"]))
+    time = LimiterTime()
+    client = PlaidClient(CLIENT_ID, SECRET, policy=POLICY, sleep=slept.append, now=lambda: NOW,
+                         limiter=RateLimiter(clock=time.clock, sleep=time.sleep))
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(lambda _i: client.item_get(ACCESS_TOKEN), range(40)))
+    client.close()
     assert client.requests == 40
+    assert time.now >= 60  # /item/get's per-Item limit made some requests wait a window (on the limiter's clock)
 
 
 # --------------------------------------------------------------------------------------------
