@@ -21,7 +21,7 @@ from finance.providers.registry import plaid_emulator, pluggy_emulator
 from finance.sandbox.common import LOOPBACK_HOSTS
 from finance.sandbox.pluggy import PluggyEmulator
 from finance.services import open_services
-from finance.store import queries
+from finance.store import accounts, connections
 from finance.store.db import store_error
 
 PROVIDERS = ["pluggy", "plaid"]
@@ -166,8 +166,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
 def cmd_status(_args: argparse.Namespace) -> int:
     services = open_services()
     with services.engine.connect() as conn:
-        status = queries.connections_status(conn)
-        totals = queries.balance_totals(conn)
+        status = connections.connections_status(conn)
+        totals = accounts.balance_totals(conn)
     if status.empty:
         print("No connections yet. Connect one with: python -m finance connect")
         return 0

@@ -17,7 +17,7 @@ from finance.model import ConnectionState, ConnectionStatus, MfaPrompt
 from finance.providers.base import ConnectableProvider
 from finance.providers.registry import offline_emulators
 from finance.services import Services
-from finance.store import queries
+from finance.store import connections
 from finance.store.ingest import ApplyCounts
 from finance.sync import SyncResult
 
@@ -78,7 +78,7 @@ def demo_available(svc: Services) -> bool:
 def _existing(svc: Services, bank: DemoBank) -> str | None:
     """The id of a live sandbox connection to `bank`, if one exists."""
     with svc.engine.connect() as conn:
-        status = queries.connections_status(conn)
+        status = connections.connections_status(conn)
     same = status[(status["provider"] == bank.provider) & (status["institution_id"] == bank.institution_id)
                   & status["is_sandbox"].astype(bool) & (status["status"] != ConnectionStatus.REVOKED.value)]
     return None if same.empty else str(same.iloc[0]["id"])

@@ -1,4 +1,5 @@
-"""The error taxonomy every provider maps its failures into (a leaf: imports nothing of the project).
+"""The error taxonomy every provider maps its failures into, and the refusals of the store and of the user's edits
+and queries (a leaf: imports nothing of the project).
 
 Each error carries a message written for the person using the app — what happened and what to do — and never
 secrets; `code` is the provider's or ours, for the record and for the advice on the Sync status page.
@@ -77,3 +78,15 @@ class DatabaseBusy(StoreError):
     """Another process holds the DuckDB file (DuckDB allows one writer process per file)."""
 
     code = "STORE_BUSY"
+
+
+class EditError(ValueError):
+    """An edit of a transaction or rule the store refused, with a message for the user. Nothing was changed."""
+
+
+class ConsoleError(Exception):
+    """A console query was refused or failed; `message` is written for the analyst and holds no internal paths."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message

@@ -1,7 +1,7 @@
 """The health of each connection, the sync-run timeline and the errors with what fixes them.
 
-`connection_health` and the figure and table builders are pure (data in, answer out); `read_status` is the one
-read from the store behind the Sync status page.
+All of it is pure (data in, answer out): the Sync status page reads its data through
+finance.store.sync_runs.read_status.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
-import sqlalchemy as sa
 
 from finance.model import EXPIRING_SIGNALS, ConnectionStatus
 
@@ -340,50 +339,16 @@ def events_table(events: pd.DataFrame) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------------------
-# Reading the store
+# Page building blocks (pure)
 # --------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class StatusData:
-    """What the Sync status page reads from the store."""
+    """What the Sync status page reads from the store (finance.store.sync_runs.read_status)."""
 
     connections: pd.DataFrame  # one row per connection (no secrets)
     runs: pd.DataFrame  # sync runs, newest first, with the institution's name
 
-
-def _frame(conn: sa.Connection, sql: str, params: dict[str, object] | None = None) -> pd.DataFrame:
-    result = conn.execute(sa.text(sql), params or {})
-    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-
-
-def read_status(conn: sa.Connection, *, limit: int = 500, per_connection: int = 20) -> StatusData:
-    """Connections and their sync runs: the newest `limit` overall plus the newest `per_connection` of each."""
-    connections = _frame(conn, """
-        SELECT c.id, c.provider, c.institution_name, c.is_sandbox, c.status, c.status_detail, c.error_code,
-               c.consent_expires_at, c.last_success_at, c.last_attempt_at, c.created_at, c.signal_code,
-               c.signal_detail, c.signal_at, c.signal_until,
-               (SELECT COUNT(*) FROM accounts a WHERE a.connection_id = c.id) AS accounts
-        FROM connections c ORDER BY c.created_at
-    """)
-    runs = _frame(conn, """
-        WITH ranked AS (
-            SELECT r.*, ROW_NUMBER() OVER (PARTITION BY r.connection_id ORDER BY r.started_at DESC) AS rn_connection,
-                   ROW_NUMBER() OVER (ORDER BY r.started_at DESC) AS rn_all
-            FROM sync_runs r
-        )
-        SELECT r.id, r.connection_id, COALESCE(c.institution_name, r.connection_id) AS institution, r.trigger,
-               r.started_at, r.finished_at, r.duration_ms, r.window_start, r.outcome, r.added, r.modified,
-               r.removed, r.merged, r.accounts, r.requests, r.error_code, r.message
-        FROM ranked r LEFT JOIN connections c ON c.id = r.connection_id
-        WHERE r.rn_connection <= :per_connection OR r.rn_all <= :limit
-        ORDER BY r.started_at DESC
-    """, {"per_connection": per_connection, "limit": limit})
-    return StatusData(connections=connections, runs=runs)
-
-
-# --------------------------------------------------------------------------------------------
-# Page building blocks (pure)
-# --------------------------------------------------------------------------------------------
 
 def health_by_connection(data: StatusData, now: datetime) -> dict[str, Health]:
     """Each connection's health, by connection id."""

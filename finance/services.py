@@ -1,4 +1,9 @@
-"""Wires settings, the store, the providers and the sync engine together (for the CLI and the app).
+"""Wires settings, the store, the providers and the sync engine together (for the CLI and the app), and names the
+operations the pages call.
+
+Like Fava's ledger modules, `Services` carries small modules — `svc.reports`, `svc.transactions`, `svc.rates`,
+`svc.connections`, `svc.status`, `svc.events`, `svc.console`… — each a named set of operations that opens its
+own connection, so a page asks for what it shows and never holds a connection or picks a store module.
 
 DuckDB lets one process hold a database file, so inside the app process everything — the pages, the webhook
 routes and the background worker — must use the same engine: `shared_services` keeps one `Services` per settings
@@ -11,30 +16,298 @@ import hashlib
 import hmac
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal, TypeVar
 
+import pandas as pd
+import pyarrow as pa
 import sqlalchemy as sa
 
 from finance.config import Settings, load_settings
 from finance.crypto import SecretBox, load_or_create_key
+from finance.filters import TransactionFilter
+from finance.health import StatusData
+from finance.money import Rate
 from finance.providers.base import ConnectableProvider
 from finance.providers.registry import build_providers
+from finance.store import accounts, connections, console, rates, reports, rules, sync_runs, transactions, webhook_events
 from finance.store.db import create_engine, init_schema, store_error
 from finance.store.migrate import add_missing_columns
 from finance.store.secrets import SecretStore
-from finance.sync import SyncEngine
+from finance.sync import Progress, SyncEngine, SyncResult
 
 log = logging.getLogger(__name__)
 
 
+T = TypeVar("T")
+
+
+class StoreOperations:
+    """A named set of operations on the store; each opens (and closes) its own connection."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+
+    def _read(self, query: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`query(conn, *args, **kwargs)` on a connection of its own."""
+        with self._engine.connect() as conn:
+            return query(conn, *args, **kwargs)
+
+
+class Accounts(StoreOperations):
+    """Every account and the balances now."""
+
+    def summary(self) -> pd.DataFrame:
+        """Every account with its institution and balance."""
+        return self._read(accounts.accounts_summary)
+
+    def totals(self) -> pd.DataFrame:
+        """Assets, liabilities and net worth now, one row per currency."""
+        return self._read(accounts.balance_totals)
+
+
+class Reports(StoreOperations):
+    """The figures of the Overview and Money pages, always per currency."""
+
+    def data_as_of(self) -> datetime | None:
+        """When the store last received data from any provider."""
+        return self._read(reports.data_as_of)
+
+    def as_of_by_currency(self) -> dict[str, datetime | None]:
+        """Per currency, when its data was last refreshed."""
+        return self._read(reports.as_of_by_currency)
+
+    def net_worth_by_day(self, start: date, end: date) -> pd.DataFrame:
+        """End-of-day net worth per currency."""
+        return self._read(reports.net_worth_by_day, start, end)
+
+    def monthly_cashflow(self, start: date, end: date, *, include_pending: bool = True) -> pd.DataFrame:
+        """Income and spending per month and currency."""
+        return self._read(reports.monthly_cashflow, start, end, include_pending=include_pending)
+
+    def daily_flows(self, start: date, end: date, *, include_pending: bool = True) -> pd.DataFrame:
+        """Income and spending per day and currency."""
+        return self._read(reports.daily_flows, start, end, include_pending=include_pending)
+
+    def spending_by_category(self, start: date, end: date, *, include_pending: bool = True) -> pd.DataFrame:
+        """Net spending per top-level category and currency."""
+        return self._read(reports.spending_by_category, start, end, include_pending=include_pending)
+
+    def period_figures(self, start: date, end: date, previous_start: date, *,
+                       include_pending: bool = True) -> pd.DataFrame:
+        """Income, spending and the largest expense of the period and the one before, per currency."""
+        return self._read(reports.period_figures, start, end, previous_start, include_pending=include_pending)
+
+    def top_merchants(self, start: date, end: date, *, include_pending: bool = True) -> pd.DataFrame:
+        """The merchants with the most net spending in the period, per currency."""
+        return self._read(reports.top_merchants, start, end, include_pending=include_pending)
+
+
+class Transactions(StoreOperations):
+    """The Transactions page: the filtered view, its options and exports, and the user's edits (each returns a
+    sentence for the user, or raises EditError and changes nothing)."""
+
+    MAX_NOTE_LENGTH = transactions.MAX_NOTE_LENGTH
+
+    def date_range(self) -> tuple[date | None, date | None]:
+        """The first and last booked date of the live transactions."""
+        return self._read(transactions.transaction_date_range)
+
+    def account_options(self) -> pd.DataFrame:
+        """Accounts with a readable label, for the filter."""
+        return self._read(transactions.account_options)
+
+    def category_options(self) -> pd.DataFrame:
+        """Categories with a readable label, parents before their children."""
+        return self._read(transactions.category_options)
+
+    def page(self, filters: TransactionFilter, *, limit: int = 50, offset: int = 0) -> transactions.TransactionPage:
+        """One page of the filtered view, its row count and its totals per currency."""
+        return self._read(transactions.transaction_page, filters, limit=limit, offset=offset)
+
+    def export(self, filters: TransactionFilter, kind: Literal["csv", "parquet"]) -> bytes:
+        """The whole filtered view as CSV or Parquet, built in memory."""
+        table: pa.Table = self._read(transactions.export_table, filters)
+        return transactions.to_csv(table) if kind == "csv" else transactions.to_parquet(table)
+
+    def set_category(self, transaction_id: str, category: str | None, *, as_rule: bool = False,
+                     actor: str) -> str:
+        """Set (None: remove) the user's own category, or make it the merchant's rule."""
+        return transactions.set_category(self._engine, transaction_id, category, as_rule=as_rule, actor=actor)
+
+    def save_edits(self, transaction_id: str, *, category: str, note: str | None, as_rule: bool = False,
+                   actor: str) -> str:
+        """What the edit form holds (category, note), in one transaction."""
+        return transactions.save_edits(self._engine, transaction_id, category=category, note=note,
+                                       as_rule=as_rule, actor=actor)
+
+    def delete(self, transaction_id: str, *, actor: str) -> str:
+        """Hide a transaction everywhere; no re-sync brings it back."""
+        return transactions.delete_transaction(self._engine, transaction_id, actor=actor)
+
+    def restore(self, transaction_id: str, *, actor: str) -> str:
+        """Undo a deletion."""
+        return transactions.restore_transaction(self._engine, transaction_id, actor=actor)
+
+
+class Rules(StoreOperations):
+    """The merchant → category rules."""
+
+    def all(self) -> pd.DataFrame:
+        """The rules in force, with how many transactions each decides."""
+        return self._read(rules.list_rules)
+
+    def delete(self, rule_id: str, *, actor: str) -> str:
+        """Remove a rule; returns a sentence for the user."""
+        return rules.delete_rule(self._engine, rule_id, actor=actor)
+
+
+class Rates(StoreOperations):
+    """The exchange rates the user enters; every change is audited."""
+
+    def all(self) -> list[Rate]:
+        """Every rate, newest date first."""
+        return self._read(rates.exchange_rates)
+
+    def add(self, rate: Rate, *, actor: str) -> str:
+        """Store a validated rate; its id. RateError when the pair has one that day."""
+        return rates.add_exchange_rate(self._engine, rate, actor=actor)
+
+    def update(self, rate_id: str, rate: Rate, *, actor: str) -> bool:
+        """Replace a rate's values; False when nothing differs."""
+        return rates.update_exchange_rate(self._engine, rate_id, rate, actor=actor)
+
+    def delete(self, rate_id: str, *, actor: str) -> Rate:
+        """Remove a rate; returns what was removed."""
+        return rates.delete_exchange_rate(self._engine, rate_id, actor=actor)
+
+
+class Connections(StoreOperations):
+    """The bank connections: their state, and a sync of one of them."""
+
+    def __init__(self, engine: sa.Engine, sync: SyncEngine) -> None:
+        super().__init__(engine)
+        self._sync = sync
+
+    def status(self) -> pd.DataFrame:
+        """Every connection with its accounts count and its latest sync run."""
+        return self._read(connections.connections_status)
+
+    def schedule_rows(self) -> list[dict[str, Any]]:
+        """Every connection with what its health and schedule are derived from (for the banner)."""
+        return self._read(connections.schedule_rows)
+
+    def sync(self, connection_id: str, *, trigger: str, on_progress: Progress | None = None) -> SyncResult:
+        """Sync one connection now."""
+        return self._sync.sync_connection(connection_id, trigger=trigger, on_progress=on_progress)
+
+
+class Status(StoreOperations):
+    """The Sync status page's data."""
+
+    def read(self) -> StatusData:
+        """Connections and their recent sync runs."""
+        return self._read(sync_runs.read_status)
+
+
+class Events(StoreOperations):
+    """The webhook events log."""
+
+    def recent(self, limit: int = 50) -> pd.DataFrame:
+        """The newest webhook events with the institution they concern (no payloads)."""
+        return self._read(webhook_events.recent_events, limit)
+
+
+class Console(StoreOperations):
+    """The read-only SQL console and the user's saved queries (a file in the data folder)."""
+
+    MAX_ROWS = console.MAX_ROWS
+    TIMEOUT_SECONDS = console.TIMEOUT_SECONDS
+    EXAMPLES = console.EXAMPLE_QUERIES
+
+    def __init__(self, engine: sa.Engine, data_dir: Path) -> None:
+        super().__init__(engine)
+        self._saved_path = console.saved_queries_path(data_dir)
+
+    def run(self, sql: str) -> console.QueryResult:
+        """Validate and run one query on a snapshot of the store; ConsoleError says why not."""
+        return console.run_query(self._engine, sql)
+
+    def saved(self) -> list[console.SavedQuery]:
+        """The user's saved queries, by name."""
+        return console.load_saved_queries(self._saved_path)
+
+    def save(self, name: str, sql: str) -> console.SavedQuery:
+        """Save (or replace) a query under `name`."""
+        return console.save_query(self._saved_path, name, sql)
+
+    def delete(self, name: str) -> bool:
+        """Remove a saved query; False when there was none of that name."""
+        return console.delete_saved_query(self._saved_path, name)
+
+    def schema(self) -> list[console.TableDoc]:
+        """The documented tables and columns."""
+        return console.schema_doc()
+
+    def csv(self, table: pa.Table) -> bytes:
+        """A result as CSV."""
+        return console.to_csv_bytes(table)
+
+    def parquet(self, table: pa.Table) -> bytes:
+        """A result as Parquet."""
+        return console.to_parquet_bytes(table)
+
+
 @dataclass(frozen=True)
 class Services:
+    """The settings, the store's engine, the providers and the sync engine, and the operations hung off them."""
+
     settings: Settings
     engine: sa.Engine
     providers: dict[str, ConnectableProvider]
     sync: SyncEngine
     secrets: SecretStore
-    webhook_secret: str = field(default="", repr=False)  # the header secret Pluggy webhooks must carry
+    webhook_secret: str = field(default="", repr=False)  # the header secret webhooks carry, where a provider sends one
+
+    @cached_property
+    def accounts(self) -> Accounts:
+        return Accounts(self.engine)
+
+    @cached_property
+    def reports(self) -> Reports:
+        return Reports(self.engine)
+
+    @cached_property
+    def transactions(self) -> Transactions:
+        return Transactions(self.engine)
+
+    @cached_property
+    def rules(self) -> Rules:
+        return Rules(self.engine)
+
+    @cached_property
+    def rates(self) -> Rates:
+        return Rates(self.engine)
+
+    @cached_property
+    def connections(self) -> Connections:
+        return Connections(self.engine, self.sync)
+
+    @cached_property
+    def status(self) -> Status:
+        return Status(self.engine)
+
+    @cached_property
+    def events(self) -> Events:
+        return Events(self.engine)
+
+    @cached_property
+    def console(self) -> Console:
+        return Console(self.engine, self.settings.data_dir)
 
 
 def webhook_secret(settings: Settings, key: bytes) -> str:
@@ -42,7 +315,7 @@ def webhook_secret(settings: Settings, key: bytes) -> str:
     on its own; it changes when the key does, and the app then registers the new one at start-up)."""
     if settings.webhook_secret:
         return settings.webhook_secret
-    return hmac.new(key, b"finance/pluggy-webhook-secret/v1", hashlib.sha256).hexdigest()
+    return hmac.new(key, b"finance/webhook-secret/v2", hashlib.sha256).hexdigest()
 
 
 def open_services(settings: Settings | None = None) -> Services:

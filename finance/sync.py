@@ -36,8 +36,8 @@ from finance.errors import NotFound, ProviderError, ReauthRequired
 from finance.http import counting_requests
 from finance.model import NEEDS_USER, Account, ConnectionState, ConnectionStatus, SetAside, TransactionChanges
 from finance.providers.base import Provider
+from finance.store.connections import clear_signal
 from finance.store.db import store_error
-from finance.store.events import clear_signal
 from finance.store.ingest import ApplyCounts, StagedTransactions, apply_sync, configure_store, upsert_connection
 from finance.store.schema import accounts, balance_history, connections, sync_runs, transactions
 from finance.store.secrets import SecretStore

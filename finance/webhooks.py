@@ -36,7 +36,7 @@ from finance.providers.webhook import (
     lower_headers,
     text_field,
 )
-from finance.store import events as store
+from finance.store import connections, webhook_events
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -181,7 +181,7 @@ class WebhookReceiver:
             if self.sink is not None:
                 self.sink.note_rejected(provider, rejected.reason)
             return Reply(rejected.status, {"error": rejected.reason})
-        stored = store.record_event(self.services.engine, id=event.id, provider=event.provider,
+        stored = webhook_events.record_event(self.services.engine, id=event.id, provider=event.provider,
                                     event_type=event.type, item_id=event.item_id, received_at=event.received_at,
                                     payload=event.payload)
         if self.sink is not None:
@@ -259,7 +259,7 @@ def register_webhooks(services: Services) -> list[str]:
     plaid = services.providers.get("plaid")
     if plaid_url and plaid is not None:
         with services.engine.connect() as conn:
-            items = store.live_items(conn, "plaid")
+            items = connections.live_items(conn, "plaid")
         done.append(plaid.register_webhook(plaid_url, secret=services.webhook_secret,  # type: ignore[attr-defined]
                                            items=items))
     return done

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import sqlalchemy as sa
 
 from finance import health
-from finance.store import events as store
+from finance.store import connections, webhook_events
 from finance.webhooks import WebhookEvent, WebhookReceiver, plan_event, register_webhooks
 
 if TYPE_CHECKING:
@@ -191,7 +191,7 @@ class Worker:
                 log.exception("webhook registration failed")
                 self._registration = (f"Webhook registration failed ({type(exc).__name__}).",)
         with self.services.engine.connect() as conn:
-            left = [e.id for e in store.queued_events(conn)]
+            left = [e.id for e in webhook_events.queued_events(conn)]
         with self._cond:
             self._events.extend(left)
 
@@ -259,7 +259,7 @@ class Worker:
     def _process_events(self, ids: list[str]) -> None:
         engine = self.services.engine
         with engine.connect() as conn:
-            stored = store.queued_events(conn, ids)
+            stored = webhook_events.queued_events(conn, ids)
         now = self._now()
 
         def apply() -> tuple[list[tuple[str, tuple[str, ...], str]], bool]:
@@ -278,47 +278,47 @@ class Worker:
         for connection_id, removed, event_id in syncs:
             self.request_sync(connection_id, WEBHOOK, removed=removed, events=[event_id])
 
-    def _apply_event(self, conn: sa.Connection, stored: store.StoredEvent,
+    def _apply_event(self, conn: sa.Connection, stored: webhook_events.StoredEvent,
                      now: datetime) -> tuple[tuple[str, tuple[str, ...], str] | None, bool]:
         """Record what one event says; (the sync it asks for, whether a connection changed)."""
         event = WebhookEvent(stored.id, stored.provider, stored.event_type, stored.item_id, stored.payload,
                              stored.received_at)
         plan = plan_event(event)
-        row = store.connection_for_item(conn, event.provider, event.item_id)
+        row = connections.connection_for_item(conn, event.provider, event.item_id)
 
         def finish(outcome: str, detail: str) -> None:
-            store.finish_event(conn, event.id, outcome=outcome, detail=detail, error=None,
+            webhook_events.finish_event(conn, event.id, outcome=outcome, detail=detail, error=None,
                                connection_id=row["id"] if row else None, now=now)
 
         if not plan.known:
-            finish(store.IGNORED, plan.note)
+            finish(webhook_events.IGNORED, plan.note)
             return None, False
         if row is None:
-            finish(store.PROCESSED if not plan.needs_connection else store.IGNORED,
+            finish(webhook_events.PROCESSED if not plan.needs_connection else webhook_events.IGNORED,
                    plan.note if not plan.needs_connection else "not a connection of this app: ignored")
             return None, False
         if row["status"] == "revoked" and not plan.clear_signal:
-            finish(store.IGNORED, "the connection is disconnected here: ignored")
+            finish(webhook_events.IGNORED, "the connection is disconnected here: ignored")
             return None, False
         touched = False
         if plan.status is not None:
-            store.set_status(conn, row["id"], status=plan.status, detail=plan.detail, error_code=plan.error_code,
+            connections.set_status(conn, row["id"], status=plan.status, detail=plan.detail, error_code=plan.error_code,
                              now=now)
             touched = True
         if plan.signal is not None:
-            store.set_signal(conn, row["id"], code=plan.signal, detail=plan.detail or plan.note, at=now,
+            connections.set_signal(conn, row["id"], code=plan.signal, detail=plan.detail or plan.note, at=now,
                              until=plan.signal_until)
             touched = True
         if plan.clear_signal:
-            store.clear_signal(conn, row["id"])
+            connections.clear_signal(conn, row["id"])
             touched = True
         if not plan.sync:
-            finish(store.PROCESSED, plan.note)
+            finish(webhook_events.PROCESSED, plan.note)
             return None, touched
         created = row["created_at"]
         created = created.replace(tzinfo=UTC) if created is not None and created.tzinfo is None else created
         if row["last_success_at"] is None and created is not None and now - created < NEW_CONNECTION_GRACE:
-            finish(store.IGNORED, "the connection's first sync (run by the connect flow) fetches everything")
+            finish(webhook_events.IGNORED, "the connection's first sync (run by the connect flow) fetches everything")
             return None, touched
         return (row["id"], plan.removed, event.id), touched
 
@@ -337,18 +337,18 @@ class Worker:
                     again.events[:0] = pending.events
                     again.attempts = max(again.attempts, pending.attempts)
                 return
-            self._finish_events(connection_id, pending.events, store.IGNORED,
+            self._finish_events(connection_id, pending.events, webhook_events.IGNORED,
                                 "another sync of the connection kept running", None)
             return
         with self._cond:
             self._syncs[pending.trigger] += 1
         if result.outcome == "success":
             self._carry.pop(connection_id, None)
-            self._finish_events(connection_id, pending.events, store.PROCESSED, result.message, None)
+            self._finish_events(connection_id, pending.events, webhook_events.PROCESSED, result.message, None)
         else:
             if removed:
                 self._carry[connection_id] = removed  # the next sync of this connection applies them
-            self._finish_events(connection_id, pending.events, store.FAILED, result.message, result.error_code)
+            self._finish_events(connection_id, pending.events, webhook_events.FAILED, result.message, result.error_code)
         self._bump()
 
     def _finish_events(self, connection_id: str, ids: list[str], outcome: str, detail: str,
@@ -358,7 +358,7 @@ class Worker:
 
         def finish() -> None:
             with self.services.engine.begin() as conn:
-                store.finish_events(conn, ids, outcome=outcome, detail=detail, error=error,
+                webhook_events.finish_events(conn, ids, outcome=outcome, detail=detail, error=error,
                                     connection_id=connection_id, now=self._now())
 
         _retrying(finish)
@@ -367,7 +367,7 @@ class Worker:
     def _schedule(self) -> None:
         now = self._now()
         with self.services.engine.connect() as conn:
-            rows = store.schedule_rows(conn)
+            rows = connections.schedule_rows(conn)
         next_runs: dict[str, datetime] = {}
         paused = []
         for row in rows:
@@ -485,7 +485,7 @@ def status_route() -> Route:
         if worker is None:
             return {"worker": None}
         with worker.services.engine.connect() as conn:
-            body = store.summary(conn)
+            body = webhook_events.summary(conn)
         state = worker.snapshot()
         body["worker"] = {"running": state.running, "queue": len(state.queue), "syncing": state.current is not None,
                           "received": state.received, "duplicates": state.duplicates, "rejected": state.rejected,

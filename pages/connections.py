@@ -9,8 +9,7 @@ from finance.errors import ProviderError
 from finance.formatting import format_money, format_when
 from finance.model import ConnectionStatus
 from finance.providers.registry import offline_emulators
-from finance.store import queries
-from finance.sync import SyncResult
+from finance.services import SyncResult
 from finance.ui import connect_widget
 from finance.ui.context import services, status_badge
 from finance.ui.widgets import flash, show_flash, start_demo
@@ -37,8 +36,8 @@ def request_reconnect(connection_id: str) -> None:
 
 def run_sync(connection_id: str, trigger: str) -> SyncResult:
     bar = st.progress(0.0, text="Starting sync…")
-    result = svc.sync.sync_connection(connection_id, trigger=trigger,
-                                      on_progress=lambda stage, f: bar.progress(min(f, 1.0), text=stage))
+    result = svc.connections.sync(connection_id, trigger=trigger,
+                                  on_progress=lambda stage, f: bar.progress(min(f, 1.0), text=stage))
     bar.empty()
     return result
 
@@ -48,8 +47,7 @@ def open_requested_reconnect() -> None:
     wanted = st.session_state.pop(RECONNECT_REQUEST, None)
     if not wanted:
         return
-    with svc.engine.connect() as conn:
-        rows = queries.connections_status(conn)
+    rows = svc.connections.status()
     match = rows[rows["id"] == wanted]
     if match.empty:
         st.error("That connection no longer exists; connect the bank again below.", icon="⚠️")
@@ -80,9 +78,8 @@ provider_name = st.radio("Provider", names, format_func=lambda n: svc.providers[
 announce(connect_widget.connect_panel(svc, provider_name))
 
 with listing:
-    with svc.engine.connect() as conn:
-        status = queries.connections_status(conn)
-        accounts = queries.accounts_summary(conn)
+    status = svc.connections.status()
+    accounts = svc.accounts.summary()
     if status.empty:
         st.info("No banks connected yet. Pick a provider and a bank below"
                 + (": the sandbox banks work offline, e.g. **Pluggy Bank** with user `user-ok` and password "

@@ -2,12 +2,12 @@
 
 import streamlit as st
 
-from finance.store import console
+from finance.errors import ConsoleError
 from finance.ui.context import services
 
 st.title("Explore")
 svc = services()
-saved_path = console.saved_queries_path(svc.settings.data_dir)
+console = svc.console
 
 st.caption(f"Read-only SQL (DuckDB dialect) over a snapshot of the store taken when you press Run. At most "
            f"{console.MAX_ROWS:,} rows and {console.TIMEOUT_SECONDS:g} s per query; files, extensions and settings "
@@ -15,11 +15,11 @@ st.caption(f"Read-only SQL (DuckDB dialect) over a snapshot of the store taken w
            "leaves you.")
 
 try:
-    saved = console.load_saved_queries(saved_path)
-except console.ConsoleError as exc:
+    saved = console.saved()
+except ConsoleError as exc:
     st.warning(exc.message)
     saved = []
-choices = {q.name: q for q in (*saved, *console.EXAMPLE_QUERIES)}
+choices = {q.name: q for q in (*saved, *console.EXAMPLES)}
 
 
 def load_choice() -> None:
@@ -31,22 +31,21 @@ def load_choice() -> None:
 
 def save_current() -> None:
     try:
-        query = console.save_query(saved_path, st.session_state.get("explore_save_name", ""),
-                                   st.session_state["explore_sql"])
+        query = console.save(st.session_state.get("explore_save_name", ""), st.session_state["explore_sql"])
         st.session_state["explore_flash"] = ("success", f"Saved “{query.name}”.")
-    except console.ConsoleError as exc:
+    except ConsoleError as exc:
         st.session_state["explore_flash"] = ("error", exc.message)
 
 
 def delete_chosen() -> None:
     name = st.session_state.get("explore_saved")
-    if name and console.delete_saved_query(saved_path, name):
+    if name and console.delete(name):
         st.session_state["explore_saved"] = ""
         st.session_state["explore_flash"] = ("success", f"Deleted “{name}”.")
 
 
 if "explore_sql" not in st.session_state:
-    st.session_state["explore_sql"] = console.EXAMPLE_QUERIES[0].sql
+    st.session_state["explore_sql"] = console.EXAMPLES[0].sql
 
 console_tab, schema_tab = st.tabs(["SQL console", "Schema"])
 
@@ -57,8 +56,8 @@ with console_tab:
     run, save_name, save, delete = st.columns([1, 2, 1, 1], vertical_alignment="bottom")
     if run.button("Run", type="primary", key="explore_run", icon="▶️"):
         try:
-            st.session_state["explore_result"] = (sql, console.run_query(svc.engine, sql))
-        except console.ConsoleError as exc:
+            st.session_state["explore_result"] = (sql, console.run(sql))
+        except ConsoleError as exc:
             st.session_state["explore_result"] = (sql, exc)
     save_name.text_input("Name", key="explore_save_name", placeholder="Name to save this query under")
     save.button("Save", key="explore_save", on_click=save_current)
@@ -72,9 +71,9 @@ with console_tab:
         st.error(text, icon="⚠️")
 
     ran_sql, outcome = st.session_state.get("explore_result", (None, None))
-    if isinstance(outcome, console.ConsoleError):
+    if isinstance(outcome, ConsoleError):
         st.error(outcome.message, icon="⚠️")
-    elif isinstance(outcome, console.QueryResult):
+    elif outcome is not None:
         if ran_sql != sql:
             st.caption("The query changed since these results; press Run to refresh them.")
         more = f" (only the first {console.MAX_ROWS:,} are shown and downloaded)" if outcome.truncated else ""
@@ -82,16 +81,16 @@ with console_tab:
         st.dataframe(outcome.table, hide_index=True, width="stretch")
         table = outcome.table
         downloads = st.container(horizontal=True)
-        downloads.download_button("Download CSV", data=lambda: console.to_csv_bytes(table), file_name="query.csv",
+        downloads.download_button("Download CSV", data=lambda: console.csv(table), file_name="query.csv",
                              mime="text/csv", key="explore_csv", on_click="ignore", icon="⬇️")
-        downloads.download_button("Download Parquet", data=lambda: console.to_parquet_bytes(table),
+        downloads.download_button("Download Parquet", data=lambda: console.parquet(table),
                               file_name="query.parquet", mime="application/vnd.apache.parquet",
                               key="explore_parquet", on_click="ignore", icon="⬇️")
 
 with schema_tab:
     st.markdown("Money is `DECIMAL(18,2)` in the account's currency; ids are `provider:provider's id`. The "
                 "effective category is `COALESCE(user_category, category)`; reports skip rows with `deleted_at` set.")
-    for doc in console.schema_doc():
+    for doc in console.schema():
         with st.expander(f"`{doc.name}` — {doc.description}", expanded=doc.name == "transactions"):
             st.dataframe(doc.frame(), hide_index=True, width="stretch", column_config={
                 "Column": st.column_config.TextColumn(width="medium"),

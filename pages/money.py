@@ -8,7 +8,6 @@ import streamlit as st
 
 from finance import charts, money
 from finance.formatting import format_money, format_rate, format_when
-from finance.store import queries
 from finance.ui.context import as_of_caption, services
 from finance.ui.widgets import actor, flash, period_picker, show_flash
 
@@ -27,7 +26,7 @@ def add_rate() -> None:
     try:
         rate = money.clean_rate(state["money_new_from"], state["money_new_to"], state["money_new_rate"],
                                 state["money_new_date"], state["money_new_note"])
-        queries.add_exchange_rate(svc.engine, rate, actor=actor())
+        svc.rates.add(rate, actor=actor())
     except money.RateError as exc:
         flash(PAGE, "error", str(exc))
         return
@@ -42,7 +41,7 @@ def save_rate(rate_id: str) -> None:
     try:
         rate = money.clean_rate(state["money_edit_from"], state["money_edit_to"], state["money_edit_rate"],
                                 state["money_edit_date"], state["money_edit_note"], rate_id=rate_id)
-        changed = queries.update_exchange_rate(svc.engine, rate_id, rate, actor=actor())
+        changed = svc.rates.update(rate_id, rate, actor=actor())
     except money.RateError as exc:
         flash(PAGE, "error", str(exc))
         return
@@ -51,7 +50,7 @@ def save_rate(rate_id: str) -> None:
 
 def delete_rate(rate_id: str) -> None:
     try:
-        gone = queries.delete_exchange_rate(svc.engine, rate_id, actor=actor())
+        gone = svc.rates.delete(rate_id, actor=actor())
     except money.RateError as exc:
         flash(PAGE, "error", str(exc))
         return
@@ -63,12 +62,11 @@ def delete_rate(rate_id: str) -> None:
 
 show_flash(PAGE)
 
-with svc.engine.connect() as conn:
-    accounts = queries.accounts_summary(conn)
-    as_of = queries.data_as_of(conn)
-    fresh = queries.as_of_by_currency(conn)
-    first_day, last_day = queries.transaction_date_range(conn)
-    rates = queries.exchange_rates(conn)
+accounts = svc.accounts.summary()
+as_of = svc.reports.data_as_of()
+fresh = svc.reports.as_of_by_currency()
+first_day, last_day = svc.transactions.date_range()
+rates = svc.rates.all()
 
 if accounts.empty:
     st.info("No accounts yet. Connect the sandbox bank **Pluggy Bank** (user `user-ok`, password `password-ok`) "
@@ -81,10 +79,9 @@ today = date.today()
 start, end, include_pending = period_picker("money_period", first_day, last_day)
 pending_note = "" if include_pending else " Pending transactions excluded."
 
-with svc.engine.connect() as conn:
-    totals = queries.balance_totals(conn)
-    flows = queries.daily_flows(conn, start, end, include_pending=include_pending)
-    net_worth = queries.net_worth_by_day(conn, start, end)
+totals = svc.accounts.totals()
+flows = svc.reports.daily_flows(start, end, include_pending=include_pending)
+net_worth = svc.reports.net_worth_by_day(start, end)
 
 # ---- Per currency: nothing converted -------------------------------------------------------------------------------
 st.subheader("Per currency")

@@ -9,8 +9,8 @@ import streamlit as st
 
 from finance import charts, money
 from finance.demo import DEMO_BANKS, demo_available
+from finance.filters import TransactionFilter
 from finance.formatting import format_money, format_when
-from finance.store import explorer, queries
 from finance.ui.context import as_of_caption, services, status_badge
 from finance.ui.widgets import period_picker, show_flash, start_demo
 
@@ -48,10 +48,9 @@ def hand_off_to_transactions(category: str, start: date, end: date, include_pend
 
 show_flash("overview")
 
-with svc.engine.connect() as conn:
-    status = queries.connections_status(conn)
-    as_of = queries.data_as_of(conn)
-    first_day, last_day = queries.transaction_date_range(conn)
+status = svc.connections.status()
+as_of = svc.reports.data_as_of()
+first_day, last_day = svc.transactions.date_range()
 
 if status.empty:
     st.info("No banks connected yet. Connect the sandbox bank **Pluggy Bank** (user `user-ok`, password "
@@ -71,17 +70,15 @@ start, end, include_pending = period_picker("period", first_day, last_day)
 previous_start, previous_end = money.previous_period(start, end)
 previous_covered = first_day is not None and first_day <= previous_start
 
-with svc.engine.connect() as conn:
-    totals = queries.balance_totals(conn)
-    accounts = queries.accounts_summary(conn)
-    fresh = queries.as_of_by_currency(conn)
-    net_worth = queries.net_worth_by_day(conn, start, end)
-    cashflow = queries.monthly_cashflow(conn, start, end, include_pending=include_pending)
-    by_category = queries.spending_by_category(conn, start, end, include_pending=include_pending)
-    figures = money.key_figures(queries.period_figures(conn, start, end, previous_start,
-                                                       include_pending=include_pending),
-                                previous_covered=previous_covered)
-    merchants = queries.top_merchants(conn, start, end, include_pending=include_pending)
+totals = svc.accounts.totals()
+accounts = svc.accounts.summary()
+fresh = svc.reports.as_of_by_currency()
+net_worth = svc.reports.net_worth_by_day(start, end)
+cashflow = svc.reports.monthly_cashflow(start, end, include_pending=include_pending)
+by_category = svc.reports.spending_by_category(start, end, include_pending=include_pending)
+figures = money.key_figures(svc.reports.period_figures(start, end, previous_start, include_pending=include_pending),
+                            previous_covered=previous_covered)
+merchants = svc.reports.top_merchants(start, end, include_pending=include_pending)
 cards = money.card_use(accounts)
 card_totals = money.card_use_totals(cards)
 
@@ -191,10 +188,9 @@ names = by_category.drop_duplicates("category_id").set_index("category_id")["cat
 choice = st.selectbox("Category", list(names), index=None, format_func=names.get, key="overview_category",
                       placeholder="Choose a category to see its transactions in this period")
 if choice is not None:
-    filters = explorer.TransactionFilter(start=start, end=end, categories=(choice,),
-                                         statuses=() if include_pending else ("posted",))
-    with svc.engine.connect() as conn:
-        found = explorer.transaction_page(conn, filters, limit=DRILL_ROWS)
+    filters = TransactionFilter(start=start, end=end, categories=(choice,),
+                                statuses=() if include_pending else ("posted",))
+    found = svc.transactions.page(filters, limit=DRILL_ROWS)
     for total in found.totals.itertuples():
         st.markdown(f"**{names[choice]}** in {total.currency}: {total.transactions:,} transactions, "
                     f"{format_money(total.money_out, total.currency)} out, "

@@ -7,15 +7,13 @@ import streamlit as st
 
 from finance import health, worker
 from finance.formatting import format_when
-from finance.store import events
 from finance.ui.context import services
 
 st.title("Sync status")
 svc = services()
 
-with svc.engine.connect() as conn:
-    data = health.read_status(conn)
-    recent = events.recent_events(conn, limit=50)
+data = svc.status.read()
+recent = svc.events.recent(limit=50)
 
 if data.connections.empty:
     st.info("No banks connected yet, so there is nothing to sync. Connect the sandbox bank **Pluggy Bank** "

@@ -6,8 +6,9 @@ from decimal import Decimal
 import pandas as pd
 import streamlit as st
 
+from finance.errors import EditError
+from finance.filters import TransactionFilter
 from finance.formatting import format_money
-from finance.store import explorer, queries
 from finance.ui.context import as_of_caption, services
 from finance.ui.widgets import actor, flash, show_flash
 
@@ -29,8 +30,8 @@ def clear_selection() -> None:
 def edit(action, *args, **kwargs) -> None:
     """A button callback: run one edit and report it; nothing stays selected, as the row may have left the view."""
     try:
-        flash(PAGE, "success", action(svc.engine, *args, actor=actor(), **kwargs))
-    except explorer.EditError as exc:
+        flash(PAGE, "success", action(*args, actor=actor(), **kwargs))
+    except EditError as exc:
         flash(PAGE, "error", str(exc))
     clear_selection()
 
@@ -38,7 +39,7 @@ def edit(action, *args, **kwargs) -> None:
 def save(transaction_id: str) -> None:
     """The edit form's callback: its category (optionally as the merchant's rule) and note, in one transaction."""
     state = st.session_state
-    edit(explorer.save_edits, transaction_id, category=state["txn_category"], note=state["txn_note"],
+    edit(svc.transactions.save_edits, transaction_id, category=state["txn_category"], note=state["txn_note"],
          as_rule=state["txn_as_rule"])
 
 
@@ -93,11 +94,10 @@ def table(rows: pd.DataFrame) -> pd.DataFrame:
 
 show_flash(PAGE)
 
-with svc.engine.connect() as conn:
-    as_of = queries.data_as_of(conn)
-    first_day, last_day = queries.transaction_date_range(conn)
-    accounts = explorer.account_options(conn)
-    categories = explorer.category_options(conn)
+as_of = svc.reports.data_as_of()
+first_day, last_day = svc.transactions.date_range()
+accounts = svc.transactions.account_options()
+categories = svc.transactions.category_options()
 
 if accounts.empty:
     st.info("No transactions yet. Connect the sandbox bank **Pluggy Bank** (user `user-ok`, password "
@@ -131,7 +131,7 @@ if low is not None and high is not None and low > high:
     st.warning("The lower amount is above the upper one: they were swapped.")
     low, high = high, low
 start, end = period if isinstance(period, tuple) and len(period) == 2 else (None, None)
-filters = explorer.TransactionFilter(
+filters = TransactionFilter(
     start=start, end=end, account_ids=tuple(account_ids), categories=tuple(category_ids), statuses=tuple(statuses),
     direction=direction or None, min_amount=None if low is None else Decimal(str(low)),
     max_amount=None if high is None else Decimal(str(high)), text=text, include_deleted=include_deleted)
@@ -142,14 +142,13 @@ if st.session_state.get("txn_view") != (filters, page_size):  # a new view start
     st.session_state["txn_view"] = (filters, page_size)
     st.session_state["txn_page"] = 1
     clear_selection()
-with svc.engine.connect() as conn:
-    page_number = max(1, int(st.session_state.get("txn_page", 1)))
-    result = explorer.transaction_page(conn, filters, limit=page_size, offset=(page_number - 1) * page_size)
-    pages = max(1, -(-result.total // page_size))
-    if page_number > pages:  # the view shrank (an edit, a sync): show its last page
-        page_number = st.session_state["txn_page"] = pages
-        result = explorer.transaction_page(conn, filters, limit=page_size, offset=(pages - 1) * page_size)
-    rules = explorer.list_rules(conn)
+page_number = max(1, int(st.session_state.get("txn_page", 1)))
+result = svc.transactions.page(filters, limit=page_size, offset=(page_number - 1) * page_size)
+pages = max(1, -(-result.total // page_size))
+if page_number > pages:  # the view shrank (an edit, a sync): show its last page
+    page_number = st.session_state["txn_page"] = pages
+    result = svc.transactions.page(filters, limit=page_size, offset=(pages - 1) * page_size)
+rules = svc.rules.all()
 
 for total in result.totals.itertuples():
     cols = st.columns(4)
@@ -174,11 +173,7 @@ nav[1].selectbox("Rows per page", [25, 50, 100, 200], index=1, key="txn_page_siz
 
 def export(kind: str):
     """Built only when the button is pressed: the whole filtered view, in memory, never a connection secret."""
-    def build() -> bytes:
-        with svc.engine.connect() as conn:
-            data = explorer.export_table(conn, filters)
-        return explorer.to_csv(data) if kind == "csv" else explorer.to_parquet(data)
-    return build
+    return lambda: svc.transactions.export(filters, kind)
 
 
 stamp = f"{today:%Y%m%d}"
@@ -194,7 +189,7 @@ if not rules.empty:
         for rule in rules.itertuples():
             line, remove = st.columns([5, 1])
             line.markdown(f"**{rule.merchant}** → {rule.category_name} · {rule.transactions:,} transactions")
-            remove.button("Remove rule", key=f"txn_rule_{rule.id}", on_click=edit, args=(explorer.delete_rule, rule.id))
+            remove.button("Remove rule", key=f"txn_rule_{rule.id}", on_click=edit, args=(svc.rules.delete, rule.id))
 
 # ---- The selected transaction --------------------------------------------------------------------------------------
 picked = event.selection.rows if event is not None else []
@@ -228,15 +223,15 @@ with st.container(border=True):
                       else "No merchant: a change applies to this transaction only",
                       key="txn_as_rule", disabled=merchant is None,
                       help="Saved as a rule. Transactions where you chose a category yourself keep theirs.")
-        right.text_area("Note", key="txn_note", max_chars=explorer.MAX_NOTE_LENGTH, height=68)
+        right.text_area("Note", key="txn_note", max_chars=svc.transactions.MAX_NOTE_LENGTH, height=68)
         st.form_submit_button("Save", type="primary", on_click=save, args=(row["id"],))
     actions = st.columns([1, 1, 4])
     if deleted:
-        actions[0].button("Restore", key="txn_restore", on_click=edit, args=(explorer.restore_transaction, row["id"]))
+        actions[0].button("Restore", key="txn_restore", on_click=edit, args=(svc.transactions.restore, row["id"]))
     else:
-        actions[0].button("Delete", key="txn_delete", on_click=edit, args=(explorer.delete_transaction, row["id"]),
+        actions[0].button("Delete", key="txn_delete", on_click=edit, args=(svc.transactions.delete, row["id"]),
                           help="Hidden everywhere; a re-sync never brings it back.")
     if row["category_source"] == "user":
         actions[1].button("Undo my category", key="txn_clear_category", on_click=edit,
-                          args=(explorer.set_category, row["id"], None),
+                          args=(svc.transactions.set_category, row["id"], None),
                           help="Show the rule's or the bank's category again.")

@@ -15,11 +15,12 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
+from finance.errors import ConsoleError
 from finance.providers.pluggy import PluggyClient, PluggyProvider
 from finance.sandbox.common import Clock
 from finance.sandbox.pluggy import PluggyEmulator
 from finance.store import console
-from finance.store.console import ConsoleError, run_query
+from finance.store.console import run_query
 from finance.store.db import create_engine, init_schema
 from finance.store.schema import connections, metadata
 from finance.sync import SyncEngine

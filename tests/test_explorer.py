@@ -20,15 +20,16 @@ import sqlalchemy as sa
 from cryptography.fernet import Fernet
 
 from finance.crypto import SecretBox
+from finance.errors import EditError
+from finance.filters import TransactionFilter
 from finance.providers.plaid.client import PlaidClient
 from finance.providers.plaid.provider import PlaidProvider
 from finance.providers.plaid.sandbox import PlaidEmulator
 from finance.providers.pluggy import PluggyClient, PluggyProvider
 from finance.sandbox.common import Clock
 from finance.sandbox.pluggy import PluggyEmulator
-from finance.store import explorer
+from finance.store import rules, transactions
 from finance.store.db import create_engine, init_schema
-from finance.store.explorer import EditError, TransactionFilter
 from finance.store.secrets import SecretStore
 from finance.sync import SyncEngine
 from tests.conftest import START, connect
@@ -110,12 +111,12 @@ def everything(engine: sa.Engine) -> pd.DataFrame:
 
 def view_ids(engine: sa.Engine, filters: TransactionFilter) -> list[str]:
     with engine.connect() as conn:
-        return explorer.export_table(conn, filters).column("id").to_pylist()
+        return transactions.export_table(conn, filters).column("id").to_pylist()
 
 
-def page(engine: sa.Engine, filters: TransactionFilter | None = None, **kw) -> explorer.TransactionPage:
+def page(engine: sa.Engine, filters: TransactionFilter | None = None, **kw) -> transactions.TransactionPage:
     with engine.connect() as conn:
-        return explorer.transaction_page(conn, filters or TransactionFilter(), **kw)
+        return transactions.transaction_page(conn, filters or TransactionFilter(), **kw)
 
 
 def audit(engine: sa.Engine) -> list[sa.Row]:
@@ -126,7 +127,7 @@ def audit(engine: sa.Engine) -> list[sa.Row]:
 def effective(engine: sa.Engine, transaction_id: str) -> tuple[str, str]:
     with engine.connect() as conn:
         return tuple(conn.execute(sa.text(
-            f"SELECT t.effective_category, t.category_source FROM {explorer.EFFECTIVE_TRANSACTIONS} t "
+            f"SELECT t.effective_category, t.category_source FROM {transactions.EFFECTIVE_TRANSACTIONS} t "
             "WHERE t.id = :id"), {"id": transaction_id}).one())
 
 
@@ -233,10 +234,10 @@ def test_bad_filters_are_refused(store):
 
 def test_free_text_is_literal_case_insensitive_and_searches_notes(store):
     ids = list(page(store, limit=4).rows["id"])
-    explorer.set_note(store, ids[0], "50% off at the fair")
-    explorer.set_note(store, ids[1], "code a_b")
-    explorer.set_note(store, ids[2], r"path C:\temp")
-    explorer.set_note(store, ids[3], "5000 off")
+    transactions.set_note(store, ids[0], "50% off at the fair")
+    transactions.set_note(store, ids[1], "code a_b")
+    transactions.set_note(store, ids[2], r"path C:\temp")
+    transactions.set_note(store, ids[3], "5000 off")
 
     assert view_ids(store, TransactionFilter(text="50%")) == [ids[0]]  # % is not a wildcard
     assert view_ids(store, TransactionFilter(text="%")) == [ids[0]]
@@ -250,14 +251,14 @@ def test_free_text_is_literal_case_insensitive_and_searches_notes(store):
 
 
 def test_escape_like():
-    assert explorer.escape_like(r"50%_a\b") == r"50\%\_a\\b"
+    assert transactions.escape_like(r"50%_a\b") == r"50\%\_a\\b"
 
 
 # ---- Edits ---------------------------------------------------------------------------------------------------------
 
 def test_category_change_validates_and_writes_one_audit_row(store):
     row = page(store, TransactionFilter(text="uber"), limit=1).rows.iloc[0]
-    message = explorer.set_category(store, row["id"], "travel", actor="ana", now=EDIT_TIME)
+    message = transactions.set_category(store, row["id"], "travel", actor="ana", now=EDIT_TIME)
     assert message == "Category set to Travel."
     assert effective(store, row["id"]) == ("travel", "user")
     (entry,) = audit(store)
@@ -266,41 +267,41 @@ def test_category_change_validates_and_writes_one_audit_row(store):
     assert entry.occurred_at == EDIT_TIME
 
     before = everything(store)
-    for bad in (lambda: explorer.set_category(store, row["id"], "not-a-category"),
-                lambda: explorer.set_category(store, "pluggy:nope", "travel"),
-                lambda: explorer.set_category(store, row["id"], None, as_rule=True)):
+    for bad in (lambda: transactions.set_category(store, row["id"], "not-a-category"),
+                lambda: transactions.set_category(store, "pluggy:nope", "travel"),
+                lambda: transactions.set_category(store, row["id"], None, as_rule=True)):
         with pytest.raises(EditError, match="Nothing was changed"):
             bad()
     pd.testing.assert_frame_equal(everything(store), before)
     assert len(audit(store)) == 1
 
-    assert "removed" in explorer.set_category(store, row["id"], None)
+    assert "removed" in transactions.set_category(store, row["id"], None)
     assert effective(store, row["id"]) == ("transport.rideshare", "provider")
     assert [a.action for a in audit(store)] == ["set_category", "set_category"]
 
 
 def test_note_is_length_limited_and_audited(store):
     tid = page(store, limit=1).rows.iloc[0]["id"]
-    assert explorer.set_note(store, tid, "  dinner with Ana  ", now=EDIT_TIME) == "Note saved."
-    assert explorer.set_note(store, tid, "dinner with Ana") == "The note is unchanged."
+    assert transactions.set_note(store, tid, "  dinner with Ana  ", now=EDIT_TIME) == "Note saved."
+    assert transactions.set_note(store, tid, "dinner with Ana") == "The note is unchanged."
     with pytest.raises(EditError, match="at most 500"):
-        explorer.set_note(store, tid, "x" * 501)
+        transactions.set_note(store, tid, "x" * 501)
     with pytest.raises(EditError, match="control characters"):
-        explorer.set_note(store, tid, "bad\x00note")
+        transactions.set_note(store, tid, "bad\x00note")
     assert page(store, limit=1).rows.iloc[0]["note"] == "dinner with Ana"
-    assert explorer.set_note(store, tid, "   ") == "Note removed."
+    assert transactions.set_note(store, tid, "   ") == "Note removed."
     assert [(a.action, json.loads(a.detail)) for a in audit(store)] == [
         ("set_note", {"from": None, "to": "dinner with Ana"}), ("set_note", {"from": "dinner with Ana", "to": None})]
 
 
 def test_save_edits_writes_only_what_changed_in_one_transaction(store):
     row = page(store, TransactionFilter(text="ifood"), limit=1).rows.iloc[0]
-    assert explorer.save_edits(store, row["id"], category=row["category"], note="") == (
+    assert transactions.save_edits(store, row["id"], category=row["category"], note="") == (
         "Nothing to save: the category and note are unchanged.")
     with pytest.raises(EditError):  # the note is refused, so the category change is not applied either
-        explorer.save_edits(store, row["id"], category="travel", note="y" * 600)
+        transactions.save_edits(store, row["id"], category="travel", note="y" * 600)
     assert effective(store, row["id"]) == (row["category"], "provider") and audit(store) == []
-    assert explorer.save_edits(store, row["id"], category="travel", note="late lunch") == (
+    assert transactions.save_edits(store, row["id"], category="travel", note="late lunch") == (
         "Category set to Travel. Note saved.")
     assert [a.action for a in audit(store)] == ["set_category", "set_note"]
 
@@ -308,12 +309,12 @@ def test_save_edits_writes_only_what_changed_in_one_transaction(store):
 def test_delete_hides_restore_brings_back_and_both_are_audited(store):
     before = page(store)
     victim = before.rows.iloc[3]
-    explorer.delete_transaction(store, victim["id"], now=EDIT_TIME)
+    transactions.delete_transaction(store, victim["id"], now=EDIT_TIME)
     after = page(store)
     assert after.total == before.total - 1 and victim["id"] not in set(view_ids(store, TransactionFilter()))
     assert after.totals["net"].iloc[0] == before.totals["net"].iloc[0] - victim["amount"]
     with pytest.raises(EditError, match="already deleted"):
-        explorer.delete_transaction(store, victim["id"])
+        transactions.delete_transaction(store, victim["id"])
 
     shown = page(store, TransactionFilter(include_deleted=True))
     assert shown.total == before.total
@@ -321,10 +322,10 @@ def test_delete_hides_restore_brings_back_and_both_are_audited(store):
     assert shown.totals["net"].iloc[0] == after.totals["net"].iloc[0]  # deleted rows never count in money totals
     assert shown.rows.set_index("id").loc[victim["id"], "deleted_at"] == EDIT_TIME
 
-    explorer.restore_transaction(store, victim["id"])
+    transactions.restore_transaction(store, victim["id"])
     assert page(store).total == before.total
     with pytest.raises(EditError, match="not deleted"):
-        explorer.restore_transaction(store, victim["id"])
+        transactions.restore_transaction(store, victim["id"])
     assert [a.action for a in audit(store)] == ["delete", "restore"]
 
 
@@ -332,9 +333,9 @@ def test_tombstone_survives_resyncs_and_follows_a_pending_row_to_its_posted_row(
     rows = page(engine, limit=2000).rows
     posted = rows[rows["status"] == "posted"].iloc[0]["id"]
     pending = list(rows[rows["status"] == "pending"]["id"])
-    explorer.delete_transaction(engine, posted)
+    transactions.delete_transaction(engine, posted)
     for tid in pending:
-        explorer.delete_transaction(engine, tid)
+        transactions.delete_transaction(engine, tid)
     live = page(engine).total
 
     assert sync.sync_connection(synced).outcome == "success"  # same data again
@@ -358,9 +359,9 @@ def test_tombstone_survives_resyncs_and_follows_a_pending_row_to_its_posted_row(
 def test_rule_applies_to_past_rows_but_a_users_own_category_wins(store):
     ubers = list(page(store, TransactionFilter(text="uber"), limit=500).rows["id"])
     mine, via_rule = ubers[0], ubers[1]
-    explorer.set_category(store, mine, "health")
+    transactions.set_category(store, mine, "health")
 
-    message = explorer.set_category(store, via_rule, "transport.public", as_rule=True, actor="ana")
+    message = transactions.set_category(store, via_rule, "transport.public", as_rule=True, actor="ana")
     assert message.startswith(f"Rule saved: Uber is now Public transport for {len(ubers) - 1} transactions")
     assert "1 with a category you set yourself keep it" in message
 
@@ -372,12 +373,12 @@ def test_rule_applies_to_past_rows_but_a_users_own_category_wins(store):
     assert set(others.index) <= public and mine not in public  # beside the bank's own public-transport rows
     with store.connect() as conn:  # rules never write into user_category: it only holds the user's own choices
         owned = conn.execute(sa.text("SELECT COUNT(*) FROM transactions WHERE user_category IS NOT NULL")).scalar()
-        rules = explorer.list_rules(conn)
+        in_force = rules.list_rules(conn)
     assert owned == 1
-    assert rules[["merchant", "category", "transactions"]].values.tolist() == [
+    assert in_force[["merchant", "category", "transactions"]].values.tolist() == [
         ["Uber", "transport.public", len(ubers) - 1]]
     entry = audit(store)[-1]
-    assert (entry.action, entry.actor, entry.object_id) == ("create_rule", "ana", rules["id"].iloc[0])
+    assert (entry.action, entry.actor, entry.object_id) == ("create_rule", "ana", in_force["id"].iloc[0])
     assert json.loads(entry.detail) == {"merchant": "Uber", "category": "transport.public",
                                              "transactions": len(ubers) - 1, "kept_own_category": 1,
                                              "from_transaction": via_rule}
@@ -385,22 +386,22 @@ def test_rule_applies_to_past_rows_but_a_users_own_category_wins(store):
 
 def test_replacing_and_deleting_a_rule_takes_effect_everywhere(store):
     tid = page(store, TransactionFilter(text="ifood"), limit=1).rows.iloc[0]["id"]
-    explorer.create_rule(store, "iFood", "food.restaurants")
-    explorer.create_rule(store, "iFood", "travel")
+    rules.create_rule(store, "iFood", "food.restaurants")
+    rules.create_rule(store, "iFood", "travel")
     with store.connect() as conn:
         assert conn.execute(sa.text("SELECT merchant, category FROM category_rules")).all() == [("iFood", "travel")]
-        rule_id = explorer.list_rules(conn)["id"].iloc[0]
+        rule_id = rules.list_rules(conn)["id"].iloc[0]
     assert effective(store, tid) == ("travel", "rule")
     assert "replaced" in json.loads(audit(store)[-1].detail)
 
-    explorer.delete_rule(store, rule_id)
+    rules.delete_rule(store, rule_id)
     assert effective(store, tid) == ("food.delivery", "provider")
     with pytest.raises(EditError):
-        explorer.delete_rule(store, rule_id)
+        rules.delete_rule(store, rule_id)
     with pytest.raises(EditError, match="Unknown category"):
-        explorer.create_rule(store, "iFood", "nope")
+        rules.create_rule(store, "iFood", "nope")
     with pytest.raises(EditError, match="merchant"):
-        explorer.create_rule(store, "  ", "travel")
+        rules.create_rule(store, "  ", "travel")
     assert [a.action for a in audit(store)] == ["create_rule", "create_rule", "delete_rule"]
 
 
@@ -408,12 +409,12 @@ def test_rule_needs_a_merchant(store):
     rows = page(store, limit=2000).rows
     nameless = rows[rows["merchant"].isna()].iloc[0]["id"]
     with pytest.raises(EditError, match="no merchant"):
-        explorer.set_category(store, nameless, "travel", as_rule=True)
+        transactions.set_category(store, nameless, "travel", as_rule=True)
     assert audit(store) == []
 
 
 def test_rule_covers_rows_a_later_sync_brings_with_no_help_from_the_engine(engine, synced, sync, emulator):
-    explorer.create_rule(engine, "Uber", "travel")
+    rules.create_rule(engine, "Uber", "travel")
     known = set(view_ids(engine, TransactionFilter(text="uber")))
 
     emulator.advance(days=20)
@@ -434,19 +435,19 @@ def test_export_is_the_whole_filtered_view_in_csv_and_parquet_without_secrets(mi
         secret = conn.execute(sa.text("SELECT encrypted_secret FROM connections WHERE provider = 'plaid'")).scalar()
     assert secret, "the Plaid access token is stored (encrypted)"
     tid = page(mixed, TransactionFilter(text="uber"), limit=1).rows.iloc[0]["id"]
-    explorer.set_note(mixed, tid, 'said "thanks", 10% tip')
-    explorer.create_rule(mixed, "Uber", "travel")
+    transactions.set_note(mixed, tid, 'said "thanks", 10% tip')
+    rules.create_rule(mixed, "Uber", "travel")
     filters = TransactionFilter(text="uber")
     expected = page(mixed, filters)
     assert expected.total > 50  # more than one page
 
     with mixed.connect() as conn:
-        table = explorer.export_table(conn, filters)
-        everything_table = explorer.export_table(conn, TransactionFilter())
-    csv_bytes, parquet_bytes = explorer.to_csv(table), explorer.to_parquet(table)
+        table = transactions.export_table(conn, filters)
+        everything_table = transactions.export_table(conn, TransactionFilter())
+    csv_bytes, parquet_bytes = transactions.to_csv(table), transactions.to_parquet(table)
 
     back = pa_csv.read_csv(io.BytesIO(csv_bytes)).to_pandas()
-    assert tuple(back.columns) == explorer.EXPORT_COLUMNS
+    assert tuple(back.columns) == transactions.EXPORT_COLUMNS
     assert len(back) == expected.total and list(back["id"]) == table.column("id").to_pylist()
     assert set(back["category"]) == {"travel"} and set(back["category_source"]) == {"rule"}
     assert back.set_index("id").loc[tid, "note"] == 'said "thanks", 10% tip'
@@ -460,23 +461,24 @@ def test_export_is_the_whole_filtered_view_in_csv_and_parquet_without_secrets(mi
 
     assert everything_table.num_rows == page(mixed).total
     assert set(everything_table.column("currency").to_pylist()) == {"BRL", "USD"}
-    for blob in (csv_bytes, parquet_bytes, explorer.to_csv(everything_table), explorer.to_parquet(everything_table)):
+    everything = (transactions.to_csv(everything_table), transactions.to_parquet(everything_table))
+    for blob in (csv_bytes, parquet_bytes, *everything):
         assert secret.encode() not in blob and b"CURSOR-SENTINEL" not in blob
     assert not {"encrypted_secret", "sync_cursor", "connection_id"} & set(everything_table.column_names)
 
 
 def test_export_of_an_empty_view_is_a_header_only_csv(store):
     with store.connect() as conn:
-        table = explorer.export_table(conn, TransactionFilter(text="no such thing"))
+        table = transactions.export_table(conn, TransactionFilter(text="no such thing"))
     assert table.num_rows == 0
-    assert explorer.to_csv(table).decode().strip().split(",")[0] == '"id"'
-    assert pq.read_table(io.BytesIO(explorer.to_parquet(table))).num_rows == 0
+    assert transactions.to_csv(table).decode().strip().split(",")[0] == '"id"'
+    assert pq.read_table(io.BytesIO(transactions.to_parquet(table))).num_rows == 0
 
 
 def test_options_for_the_filters(mixed):
     with mixed.connect() as conn:
-        accounts = explorer.account_options(conn)
-        categories = explorer.category_options(conn)
+        accounts = transactions.account_options(conn)
+        categories = transactions.category_options(conn)
     assert accounts["currency"].value_counts().to_dict().keys() == {"BRL", "USD"}
     assert accounts["label"].str.contains(r" · .* \((?:BRL|USD)\)$").all()
     assert categories.set_index("id").loc["food.groceries", "label"] == "Food and drink › Groceries"

@@ -13,6 +13,7 @@ from finance import health
 from finance.health import ATTENTION, CONNECTED, FAILED, SYNCING, Health, connection_health
 from finance.providers.pluggy import PluggyProvider
 from finance.sandbox.pluggy import PluggyEmulator
+from finance.store.sync_runs import read_status
 from finance.sync import SyncEngine
 from tests.conftest import connect
 
@@ -212,7 +213,7 @@ def test_read_status_from_a_synced_store(engine: sa.Engine, provider: PluggyProv
     assert failed.outcome == "failed"
 
     with engine.connect() as conn_:
-        data = health.read_status(conn_)
+        data = read_status(conn_)
 
     assert data.connections["id"].tolist() == [connection_id]
     assert "encrypted_secret" not in data.connections.columns
@@ -227,6 +228,6 @@ def test_read_status_from_a_synced_store(engine: sa.Engine, provider: PluggyProv
     emulator.clock.advance(minutes=10)
     sync.sync_connection(connection_id)
     with engine.connect() as conn_:
-        data = health.read_status(conn_, limit=1, per_connection=2)
+        data = read_status(conn_, limit=1, per_connection=2)
     assert len(data.runs) == 2
     check(health.health_by_connection(data, emulator.clock.now())[connection_id], CONNECTED, "Connected")

@@ -17,18 +17,18 @@ import pytest
 import sqlalchemy as sa
 
 import finance.store.ingest as ingest
-from finance.store import explorer
-from finance.store.explorer import EditError
+from finance.errors import EditError
+from finance.store import transactions
 from finance.sync import SyncEngine, SyncResult
 from tests.conftest import connect
 
 Edit = Callable[[sa.Engine, str], str]
 EDITS: dict[str, tuple[Edit, Callable[[sa.Row], bool], str]] = {
-    "note": (lambda e, tid: explorer.set_note(e, tid, "split with Ana"),
+    "note": (lambda e, tid: transactions.set_note(e, tid, "split with Ana"),
              lambda row: row.note == "split with Ana", "set_note"),
-    "category": (lambda e, tid: explorer.set_category(e, tid, "travel"),
+    "category": (lambda e, tid: transactions.set_category(e, tid, "travel"),
                  lambda row: row.user_category == "travel", "set_category"),
-    "delete": (lambda e, tid: explorer.delete_transaction(e, tid),
+    "delete": (lambda e, tid: transactions.delete_transaction(e, tid),
                lambda row: row.deleted_at is not None, "delete"),
 }
 
@@ -175,11 +175,11 @@ def test_an_edit_after_the_merge_follows_the_pending_row_to_its_posted_row(sync,
     assert result.outcome == "success" and result.counts.merged >= 1
     pending_id, posted_id = hooks.pairs[0]
 
-    answer = explorer.set_note(engine, pending_id, "booked late")
-    assert answer == explorer.POSTED + "Note saved."
-    assert explorer.delete_transaction(engine, pending_id).startswith(explorer.POSTED + "Transaction deleted.")
-    assert explorer.restore_transaction(engine, pending_id) == explorer.POSTED + "Transaction restored."
-    assert explorer.set_note(engine, pending_id, "booked late") == explorer.POSTED + "The note is unchanged."
+    answer = transactions.set_note(engine, pending_id, "booked late")
+    assert answer == transactions.POSTED + "Note saved."
+    assert transactions.delete_transaction(engine, pending_id).startswith(transactions.POSTED + "Transaction deleted.")
+    assert transactions.restore_transaction(engine, pending_id) == transactions.POSTED + "Transaction restored."
+    assert transactions.set_note(engine, pending_id, "booked late") == transactions.POSTED + "The note is unchanged."
 
     posted = merged_rows(engine)[pending_id]
     assert (posted.id, posted.note, posted.deleted_at) == (posted_id, "booked late", None)
@@ -188,19 +188,19 @@ def test_an_edit_after_the_merge_follows_the_pending_row_to_its_posted_row(sync,
     assert [(a, o, json.loads(d)["pending_id"]) for a, o, d in entries] == [
         ("delete", posted_id, pending_id), ("restore", posted_id, pending_id), ("set_note", posted_id, pending_id)]
     with pytest.raises(EditError, match="no longer exists"):
-        explorer.set_note(engine, "pluggy:never-was", "x")
+        transactions.set_note(engine, "pluggy:never-was", "x")
 
 
 def test_an_edit_that_waits_too_long_for_a_merge_changes_nothing_and_says_why(sync, engine, posting, hooks,
                                                                               monkeypatch):
-    monkeypatch.setattr(explorer, "EDIT_WAIT_SECONDS", 0.3)
+    monkeypatch.setattr(transactions, "EDIT_WAIT_SECONDS", 0.3)
     pause = hooks.after_merge = Pause()
     thread, results = sync_in_thread(sync, posting)
     assert pause.reached.wait(30)
     pending_id, _ = hooks.pairs[0]
 
     with pytest.raises(EditError, match="A sync is saving this transaction"):
-        explorer.set_note(engine, pending_id, "too soon")
+        transactions.set_note(engine, pending_id, "too soon")
     pause.go.set()
     thread.join(30)
 

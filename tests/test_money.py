@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 from finance import money
 from finance.formatting import format_money, format_rate
 from finance.money import Rate, RateBook, RateError
-from finance.store import queries
+from finance.store import rates as rate_store
 from tests.test_demo import build_demo_store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -217,40 +217,40 @@ def audit(engine: sa.Engine) -> list[tuple[str, str]]:
 
 
 def test_rates_are_added_edited_and_deleted_with_audit_rows(engine: sa.Engine):
-    rate_id = queries.add_exchange_rate(engine, money.clean_rate("USD", "BRL", "5.25", DAY0, "PTAX"),
+    rate_id = rate_store.add_exchange_rate(engine, money.clean_rate("USD", "BRL", "5.25", DAY0, "PTAX"),
                                         actor="ana", now=datetime(2026, 1, 2, tzinfo=UTC))
     with engine.connect() as conn:
-        assert queries.exchange_rates(conn) == [Rate("USD", "BRL", Decimal("5.25"), DAY0, "PTAX", rate_id)]
+        assert rate_store.exchange_rates(conn) == [Rate("USD", "BRL", Decimal("5.25"), DAY0, "PTAX", rate_id)]
 
     same = money.clean_rate("USD", "BRL", "5.250", DAY0, "PTAX")
-    assert queries.update_exchange_rate(engine, rate_id, same, now=datetime(2026, 1, 3, tzinfo=UTC)) is False
+    assert rate_store.update_exchange_rate(engine, rate_id, same, now=datetime(2026, 1, 3, tzinfo=UTC)) is False
     edited = money.clean_rate("USD", "BRL", "5.3", DAY0 + timedelta(days=1), None)
-    assert queries.update_exchange_rate(engine, rate_id, edited, now=datetime(2026, 1, 4, tzinfo=UTC)) is True
+    assert rate_store.update_exchange_rate(engine, rate_id, edited, now=datetime(2026, 1, 4, tzinfo=UTC)) is True
     with engine.connect() as conn:
-        assert queries.exchange_rates(conn)[0].rate == Decimal("5.3")
+        assert rate_store.exchange_rates(conn)[0].rate == Decimal("5.3")
         detail = conn.execute(sa.text("SELECT detail, actor FROM audit_log WHERE action = 'add_rate'")).one()
     assert '"rate": "5.25"' in detail.detail and detail.actor == "ana"
 
-    gone = queries.delete_exchange_rate(engine, rate_id, now=datetime(2026, 1, 5, tzinfo=UTC))
+    gone = rate_store.delete_exchange_rate(engine, rate_id, now=datetime(2026, 1, 5, tzinfo=UTC))
     assert gone.rate == Decimal("5.3")
     with engine.connect() as conn:
-        assert queries.exchange_rates(conn) == []
+        assert rate_store.exchange_rates(conn) == []
     assert audit(engine) == [("add_rate", rate_id), ("edit_rate", rate_id), ("delete_rate", rate_id)]
 
 
 def test_a_second_rate_for_the_same_pair_and_day_is_refused_in_either_direction(engine: sa.Engine):
-    first = queries.add_exchange_rate(engine, money.clean_rate("USD", "BRL", "5.25", DAY0))
-    other = queries.add_exchange_rate(engine, money.clean_rate("USD", "BRL", "5.30", DAY0 + timedelta(days=1)))
+    first = rate_store.add_exchange_rate(engine, money.clean_rate("USD", "BRL", "5.25", DAY0))
+    other = rate_store.add_exchange_rate(engine, money.clean_rate("USD", "BRL", "5.30", DAY0 + timedelta(days=1)))
     before = audit(engine)
     for clash in (money.clean_rate("USD", "BRL", "6", DAY0), money.clean_rate("BRL", "USD", "0.2", DAY0)):
         with pytest.raises(RateError, match="already a USD → BRL rate dated 2026-01-01"):
-            queries.add_exchange_rate(engine, clash)
+            rate_store.add_exchange_rate(engine, clash)
     with pytest.raises(RateError, match="already"):
-        queries.update_exchange_rate(engine, other, money.clean_rate("USD", "BRL", "5.30", DAY0))
+        rate_store.update_exchange_rate(engine, other, money.clean_rate("USD", "BRL", "5.30", DAY0))
     with pytest.raises(RateError, match="no longer exists"):
-        queries.delete_exchange_rate(engine, "missing")
+        rate_store.delete_exchange_rate(engine, "missing")
     with engine.connect() as conn:
-        assert [(r.id, r.rate) for r in queries.exchange_rates(conn)] == [(other, Decimal("5.3")),
+        assert [(r.id, r.rate) for r in rate_store.exchange_rates(conn)] == [(other, Decimal("5.3")),
                                                                           (first, Decimal("5.25"))]
     assert audit(engine) == before
 
@@ -336,7 +336,7 @@ def metric(at: AppTest, label: str) -> str:
 
 
 def store_figures(folder: Path) -> dict[str, Decimal]:
-    """Balances per currency straight from the store, independent of the page's queries."""
+    """Balances per currency straight from the store, independent of the page's rate_store."""
     engine = sa.create_engine(f"duckdb:///{folder / 'finance.duckdb'}")
     with engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT currency, SUM(current_balance) FROM accounts GROUP BY 1")).all()

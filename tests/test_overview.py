@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 from finance import money
 from finance.categories import CATEGORIES
 from finance.formatting import format_money
-from finance.store import queries
+from finance.store import reports
 from tests.test_demo import build_demo_store
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -76,8 +76,8 @@ def test_key_figures_per_currency_against_the_period_before(overview: AppTest, o
     before_start, before_end = money.previous_period(start, end)
     engine = engine_of(offline)
     with engine.connect() as conn:  # the monthly query (another code path) over the same days
-        now = queries.monthly_cashflow(conn, start, end).groupby("currency")[["income", "spending"]].sum()
-        before = queries.monthly_cashflow(conn, before_start, before_end).groupby("currency")[
+        now = reports.monthly_cashflow(conn, start, end).groupby("currency")[["income", "spending"]].sum()
+        before = reports.monthly_cashflow(conn, before_start, before_end).groupby("currency")[
             ["income", "spending"]].sum()
         largest = dict(conn.execute(sa.text("""
             SELECT t.currency, -MIN(t.amount) FROM transactions t JOIN categories k ON k.id = t.category
@@ -160,7 +160,7 @@ def test_pending_toggle_excludes_pending_transactions_everywhere(overview: AppTe
     start, end = money.preset_period("Last 12 months", date.today())
     engine = engine_of(offline)
     with engine.connect() as conn:
-        posted = queries.monthly_cashflow(conn, start, end, include_pending=False).groupby("currency")[
+        posted = reports.monthly_cashflow(conn, start, end, include_pending=False).groupby("currency")[
             "spending"].sum()
         pending = conn.execute(sa.text("SELECT COUNT(*) FROM transactions WHERE status = 'pending'")).scalar_one()
     engine.dispose()

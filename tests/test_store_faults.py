@@ -33,6 +33,7 @@ from finance.services import open_services
 from finance.store.db import create_engine, init_schema, store_error
 from finance.store.ingest import StagedTransactions
 from finance.store.migrate import add_missing_columns
+from finance.store.sync_runs import read_status
 from finance.sync import INTERRUPTED_MESSAGE, SyncEngine, process_gone, this_process
 from tests.conftest import connect
 from tests.test_sync import _store_matches_provider, snapshot
@@ -341,7 +342,7 @@ def _after_kills(data_dir: Path, kills: int, seed: int) -> None:
             if run.outcome == "interrupted":
                 assert (run.error_code, run.message) == ("INTERRUPTED", INTERRUPTED_MESSAGE)
         with services.engine.connect() as conn:
-            data = health.read_status(conn)
+            data = read_status(conn)
         assert all(h.level != health.SYNCING for h in health.health_by_connection(data, datetime.now(UTC)).values())
         assert all(r.outcome == "success" for r in services.sync.sync_all())
         assert _store_matches_provider(services.providers["pluggy"], services.engine)  # type: ignore[arg-type]

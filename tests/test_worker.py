@@ -276,10 +276,11 @@ def test_plaid_pending_disconnect_is_remembered_until_the_user_reconnects(svc: S
     when = (datetime.now(UTC) + timedelta(days=7)).isoformat()
     payload = {"webhook_type": "ITEM", "webhook_code": "PENDING_DISCONNECT", "item_id": state.external_id,
                "reason": "INSTITUTION_TOKEN_EXPIRATION", "disconnect_time": when, "environment": "sandbox"}
-    from finance.store import events
+    from finance.store import webhook_events
 
-    events.record_event(svc.engine, id="plaid:pd", provider="plaid", event_type="ITEM/PENDING_DISCONNECT",
-                        item_id=state.external_id, received_at=datetime.now(UTC), payload=payload)
+    webhook_events.record_event(svc.engine, id="plaid:pd", provider="plaid",
+                                event_type="ITEM/PENDING_DISCONNECT", item_id=state.external_id,
+                                received_at=datetime.now(UTC), payload=payload)
     worker.submit("plaid:pd")
     worker.run_until_idle()
     assert status_of(svc, connection_id) == ("active", "PENDING_DISCONNECT")

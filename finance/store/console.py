@@ -47,7 +47,8 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 from duckdb_engine import Dialect as DuckDBDialect
 
-from finance.store.db import duckdb_connection
+from finance.errors import ConsoleError
+from finance.store.db import duckdb_connection, frame
 from finance.store.schema import metadata
 
 MAX_ROWS = 10_000
@@ -123,14 +124,6 @@ TABLE_NOTES = {
 }
 
 _PATH = re.compile(r"(?<![\w)\]])(?:[A-Za-z]:)?[\\/](?:[^\s\"'\\/]+[\\/])+[^\s\"'\\/]*")
-
-
-class ConsoleError(Exception):
-    """A query was refused or failed; `message` is written for the analyst and holds no internal paths."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 # --------------------------------------------------------------------------------------------
@@ -301,9 +294,8 @@ def snapshot_tables(engine: sa.Engine, meta: sa.MetaData = metadata) -> dict[str
                 tables[table.name] = duck.sql(f'SELECT {columns} FROM "{table.name}"').to_arrow_table()
         else:  # PostgreSQL and friends: through SQLAlchemy and pandas
             for table in meta.tables.values():
-                result = conn.execute(sa.select(*_visible_columns(table)))
-                frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-                tables[table.name] = pa.Table.from_pandas(frame, preserve_index=False)
+                rows = frame(conn, sa.select(*_visible_columns(table)))
+                tables[table.name] = pa.Table.from_pandas(rows, preserve_index=False)
         conn.rollback()
     return tables
 

@@ -1,12 +1,14 @@
-"""Engine creation and schema set-up. DuckDB is the embedded default; the schema is plain SQLAlchemy Core."""
+"""Engine creation, schema set-up and the one way a query becomes a DataFrame. DuckDB is the embedded default; the
+schema is plain SQLAlchemy Core."""
 
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import sqlalchemy as sa
 
 from finance.categories import CATEGORIES
@@ -113,3 +115,9 @@ def duckdb_connection(conn: sa.Connection) -> Any:
     if conn.dialect.name != "duckdb":
         raise NotImplementedError("Bulk ingest is implemented for DuckDB; other databases are not supported yet.")
     return conn.connection.dbapi_connection
+
+
+def frame(conn: sa.Connection, sql: str | sa.Executable, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """The rows of a query (SQL text, or a statement) as a DataFrame with the query's column names."""
+    result = conn.execute(sa.text(sql) if isinstance(sql, str) else sql, dict(params or {}))
+    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))

@@ -10,7 +10,6 @@ from typing import Any
 import streamlit as st
 
 from finance import health, worker
-from finance.store import events
 from finance.ui.context import services
 
 RECONNECT_KEY = "reconnect_connection_id"
@@ -43,9 +42,7 @@ def render_banner(connections_page: st.Page | str = CONNECTIONS_PAGE) -> Callabl
 
 
 def _items() -> list[health.BannerItem]:
-    with services().engine.connect() as conn:
-        rows = events.schedule_rows(conn)
-    return health.banner_items(rows, datetime.now(UTC))
+    return health.banner_items(services().connections.schedule_rows(), datetime.now(UTC))
 
 
 def _reconnect(connection_id: str) -> None:

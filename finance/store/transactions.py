@@ -1,4 +1,5 @@
-"""The SQL behind the Transactions page: filtered and paged reads, per-currency totals, exports, and the user's edits.
+"""`transactions`: the filtered and paged reads of the Transactions page, per-currency totals, exports, the filter
+options, and the user's edits.
 
 Reads filter, sort and page in SQL with bound parameters only: the WHERE clause is assembled from fixed
 fragments, and every value the user typed travels as a parameter (free text as ILIKE with `%`, `_` and `\\`
@@ -11,9 +12,10 @@ The effective category of a transaction is
 
 so a category the user set on one row always wins over a rule; a rule covers past rows and every row a later
 sync brings without the sync engine doing anything; changing or deleting a rule takes effect everywhere at
-once; and `user_category` only ever holds what the user chose for that very row. `EFFECTIVE_TRANSACTIONS` is
-`transactions` plus `effective_category`, `category_source` (user, rule, provider) and `rule_category`: use it
-as `FROM {EFFECTIVE_TRANSACTIONS} t` in any query that needs the category (a join, ~4 ms at a million rows).
+once; and `user_category` only ever holds what the user chose for that very row (the rules themselves live in
+finance.store.rules). `EFFECTIVE_TRANSACTIONS` is `transactions` plus `effective_category`, `category_source`
+(user, rule, provider) and `rule_category`: use it as `FROM {EFFECTIVE_TRANSACTIONS} t` in any query that needs
+the category (a join, ~4 ms at a million rows).
 
 Every edit runs in one database transaction together with its `audit_log` row; bad input raises `EditError`
 and changes nothing. An edit of a pending row that a sync is merging into its posted row waits for the sync
@@ -23,15 +25,13 @@ and lands on the posted row (see `_edit`).
 from __future__ import annotations
 
 import io
-import json
 import time
-import uuid
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -39,39 +39,30 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
+from finance.errors import EditError
+from finance.filters import TransactionFilter
+from finance.store import audit
+from finance.store.db import frame
 from finance.store.ingest import is_write_conflict
-from finance.store.queries import EFFECTIVE_TRANSACTIONS, RULES_IN_FORCE
+from finance.store.rules import RULES_IN_FORCE, category_name, save_rule
+
+# `transactions` with the category the user sees: their own choice, else the merchant's rule, else the provider's.
+EFFECTIVE_TRANSACTIONS = f"""(
+    SELECT tx.*, rl.category AS rule_category,
+           COALESCE(tx.user_category, rl.category, tx.category) AS effective_category,
+           CASE WHEN tx.user_category IS NOT NULL THEN 'user'
+                WHEN rl.category IS NOT NULL THEN 'rule' ELSE 'provider' END AS category_source
+    FROM transactions tx LEFT JOIN {RULES_IN_FORCE} rl ON rl.merchant = tx.merchant)"""
 
 MAX_NOTE_LENGTH = 500
 MAX_SEARCH_WORDS = 8
 STATUSES = ("pending", "posted")
-DEFAULT_ACTOR = "user"
 EDIT_WAIT_SECONDS = 15.0
 """How long an edit waits for a sync that is merging its row to commit (a merge of a big sync takes seconds)."""
 SYNC_BUSY = "A sync is saving this transaction right now. Nothing was changed; try again in a moment."
 POSTED = "This pending purchase has posted, so the change was made on the posted transaction. "
 
 _ORDER = "t.booked_date DESC, t.provider_created_at DESC NULLS LAST, t.id DESC"
-
-
-class EditError(ValueError):
-    """An edit the store refused, with a message for the user. Nothing was changed."""
-
-
-@dataclass(frozen=True, slots=True)
-class TransactionFilter:
-    """What the user is looking at. Empty tuples and None mean "no filter on this"."""
-
-    start: date | None = None
-    end: date | None = None
-    account_ids: tuple[str, ...] = ()
-    categories: tuple[str, ...] = ()  # effective category; a parent ("food") also matches its children
-    statuses: tuple[str, ...] = ()  # "pending", "posted"
-    direction: Literal["in", "out"] | None = None  # money in (amount > 0) or out (amount < 0)
-    min_amount: Decimal | None = None  # on the size of the amount, whatever its sign
-    max_amount: Decimal | None = None
-    text: str = ""  # every word must occur in the description, merchant or note (case-insensitive)
-    include_deleted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,11 +136,6 @@ def _statement(sql: str, lists: Iterable[str]) -> sa.TextClause:
     return sa.text(sql).bindparams(*(sa.bindparam(name, expanding=True) for name in lists))
 
 
-def _frame(conn: sa.Connection, statement: sa.TextClause, params: dict[str, Any]) -> pd.DataFrame:
-    result = conn.execute(statement, params)
-    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-
-
 def transaction_page(conn: sa.Connection, filters: TransactionFilter, *, limit: int = 50,
                      offset: int = 0) -> TransactionPage:
     """One page of the filtered view (newest first), the view's row count, and its totals per currency."""
@@ -157,7 +143,7 @@ def transaction_page(conn: sa.Connection, filters: TransactionFilter, *, limit: 
         raise ValueError("limit must be positive and offset not negative")
     where, params, lists = _where(filters)
     # Sort and page on a narrow row (the sort key and id), then fetch the page's rows: deep pages stay cheap.
-    rows = _frame(conn, _statement(f"""
+    rows = frame(conn, _statement(f"""
         WITH hits AS (
             SELECT t.id, t.booked_date, t.provider_created_at
             FROM {EFFECTIVE_TRANSACTIONS} t
@@ -178,7 +164,7 @@ def transaction_page(conn: sa.Connection, filters: TransactionFilter, *, limit: 
         LEFT JOIN categories k ON k.id = t.effective_category
         ORDER BY {_ORDER}
     """, lists), params | {"limit": limit, "offset": offset})
-    totals = _frame(conn, _statement(f"""
+    totals = frame(conn, _statement(f"""
         SELECT t.currency, COUNT(*) AS transactions,
                COUNT(t.deleted_at) AS deleted,
                COALESCE(SUM(CASE WHEN t.deleted_at IS NULL AND t.amount > 0 THEN t.amount END), 0) AS money_in,
@@ -239,38 +225,32 @@ def to_parquet(table: pa.Table) -> bytes:
 
 def category_options(conn: sa.Connection) -> pd.DataFrame:
     """Every category with a readable label ("Food and drink › Groceries"), parents before their children."""
-    return _frame(conn, sa.text("""
+    return frame(conn, """
         SELECT k.id, k.name, k.kind, k.parent_id,
                CASE WHEN p.name IS NULL THEN k.name ELSE p.name || ' › ' || k.name END AS label
         FROM categories k LEFT JOIN categories p ON p.id = k.parent_id
         ORDER BY k.id
-    """), {})
+    """)
 
 
 def account_options(conn: sa.Connection) -> pd.DataFrame:
     """Accounts that have transactions, labelled "Institution · Name ••1234 (BRL)"."""
-    frame = _frame(conn, sa.text("""
+    options = frame(conn, """
         SELECT a.id, c.institution_name AS institution, a.name, a.mask, a.type, a.currency
         FROM accounts a LEFT JOIN connections c ON c.id = a.connection_id
         ORDER BY c.institution_name, a.type, a.name
-    """), {})
-    frame["label"] = [f"{i if isinstance(i, str) else '?'} · {n}{f' ••{m}' if isinstance(m, str) and m else ''} ({c})"
-                      for i, n, m, c in zip(frame["institution"], frame["name"], frame["mask"], frame["currency"],
-                                            strict=True)]
-    return frame
+    """)
+    options["label"] = [f"{i if isinstance(i, str) else '?'} · {n}{f' ••{m}' if isinstance(m, str) and m else ''} ({c})"
+                        for i, n, m, c in zip(options["institution"], options["name"], options["mask"],
+                                              options["currency"], strict=True)]
+    return options
 
 
-def list_rules(conn: sa.Connection) -> pd.DataFrame:
-    """The category rules, with how many live transactions each decides (rows the user set themselves excluded)."""
-    return _frame(conn, sa.text(f"""
-        SELECT q.id, q.merchant, q.category, k.name AS category_name, q.created_at,
-               (SELECT COUNT(*) FROM transactions t
-                WHERE t.merchant = q.merchant AND t.user_category IS NULL AND t.deleted_at IS NULL) AS transactions
-        FROM category_rules q
-        JOIN {RULES_IN_FORCE} r ON r.merchant = q.merchant AND r.category = q.category
-        LEFT JOIN categories k ON k.id = q.category
-        ORDER BY q.merchant
-    """), {})
+def transaction_date_range(conn: sa.Connection) -> tuple[date | None, date | None]:
+    """The first and last booked date of the live transactions (None, None without any)."""
+    row = conn.execute(sa.text(
+        "SELECT MIN(booked_date), MAX(booked_date) FROM transactions t WHERE t.deleted_at IS NULL")).one()
+    return row[0], row[1]
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -279,15 +259,6 @@ def list_rules(conn: sa.Connection) -> pd.DataFrame:
 
 def _now(now: datetime | None) -> datetime:
     return now or datetime.now(UTC)
-
-
-def _audit(conn: sa.Connection, *, actor: str, action: str, object_id: str, detail: dict[str, Any],
-           now: datetime) -> None:
-    conn.execute(sa.text("""
-        INSERT INTO audit_log (id, occurred_at, actor, action, object_id, detail)
-        VALUES (:id, :occurred_at, :actor, :action, :object_id, :detail)
-    """), {"id": uuid.uuid4().hex, "occurred_at": now, "actor": actor or DEFAULT_ACTOR, "action": action,
-           "object_id": object_id, "detail": json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str)})
 
 
 def _transaction(conn: sa.Connection, transaction_id: str) -> sa.Row[Any]:
@@ -336,13 +307,6 @@ def _row_detail(row: sa.Row[Any], detail: dict[str, Any]) -> dict[str, Any]:
     return detail | {"pending_id": row.followed_from} if row.followed_from else detail
 
 
-def _category_name(conn: sa.Connection, category: str) -> str:
-    name = conn.execute(sa.text("SELECT name FROM categories WHERE id = :id"), {"id": category}).scalar()
-    if name is None:
-        raise EditError(f"Unknown category {category!r}. Nothing was changed.")
-    return str(name)
-
-
 def _clean_note(note: str | None) -> str | None:
     text = (note or "").strip()
     if len(text) > MAX_NOTE_LENGTH:
@@ -351,33 +315,6 @@ def _clean_note(note: str | None) -> str | None:
     if any(ord(ch) < 32 and ch not in "\n\t" for ch in text):
         raise EditError("The note contains control characters. Nothing was changed.")
     return text or None
-
-
-def _save_rule(conn: sa.Connection, merchant: str, category: str, *, actor: str, now: datetime,
-               from_transaction: str | None = None) -> str:
-    """Create or replace the merchant's rule; returns a sentence saying what it covers."""
-    name = _category_name(conn, category)
-    previous = conn.execute(sa.text("SELECT id, category FROM category_rules WHERE merchant = :m ORDER BY id"),
-                            {"m": merchant}).all()
-    conn.execute(sa.text("DELETE FROM category_rules WHERE merchant = :m"), {"m": merchant})
-    rule_id = uuid.uuid4().hex
-    conn.execute(sa.text("INSERT INTO category_rules (id, merchant, category, created_at) "
-                         "VALUES (:id, :merchant, :category, :created_at)"),
-                 {"id": rule_id, "merchant": merchant, "category": category, "created_at": now})
-    counts = conn.execute(sa.text("""
-        SELECT COUNT(*) FILTER (WHERE user_category IS NULL) AS follow,
-               COUNT(*) FILTER (WHERE user_category IS NOT NULL) AS own
-        FROM transactions WHERE merchant = :m AND deleted_at IS NULL
-    """), {"m": merchant}).one()
-    detail: dict[str, Any] = {"merchant": merchant, "category": category, "transactions": counts.follow,
-                              "kept_own_category": counts.own}
-    if previous:
-        detail["replaced"] = [{"id": p.id, "category": p.category} for p in previous]
-    if from_transaction:
-        detail["from_transaction"] = from_transaction
-    _audit(conn, actor=actor, action="create_rule", object_id=rule_id, detail=detail, now=now)
-    kept = f"; {counts.own} with a category you set yourself keep it" if counts.own else ""
-    return f"Rule saved: {merchant} is now {name} for {counts.follow} transactions so far and every future one{kept}."
 
 
 def _apply_category(conn: sa.Connection, row: sa.Row[Any], category: str | None, *, as_rule: bool, actor: str,
@@ -389,18 +326,18 @@ def _apply_category(conn: sa.Connection, row: sa.Row[Any], category: str | None,
         if not (row.merchant or "").strip():
             raise EditError("This transaction has no merchant, so no rule can match it: change only this "
                             "transaction instead. Nothing was changed.")
-        _category_name(conn, category)  # validate before touching the row
+        category_name(conn, category)  # validate before touching the row
         if row.user_category is not None:  # this row now follows the rule like the merchant's other rows
             conn.execute(sa.text("UPDATE transactions SET user_category = NULL WHERE id = :id"), {"id": row.id})
-            _audit(conn, actor=actor, action="set_category", object_id=row.id, now=now, detail=_row_detail(
+            audit.record(conn, actor=actor, action="set_category", object_id=row.id, now=now, detail=_row_detail(
                 row, {"from": row.user_category, "to": None, "reason": "follows the merchant's rule"}))
-        return _save_rule(conn, row.merchant, category, actor=actor, now=now, from_transaction=row.id)
-    name = _category_name(conn, category) if category is not None else None
+        return save_rule(conn, row.merchant, category, actor=actor, now=now, from_transaction=row.id)
+    name = category_name(conn, category) if category is not None else None
     if row.user_category == category:
         return None
     conn.execute(sa.text("UPDATE transactions SET user_category = :c WHERE id = :id"), {"c": category, "id": row.id})
-    _audit(conn, actor=actor, action="set_category", object_id=row.id,
-           detail=_row_detail(row, {"from": row.user_category, "to": category}), now=now)
+    audit.record(conn, actor=actor, action="set_category", object_id=row.id,
+                 detail=_row_detail(row, {"from": row.user_category, "to": category}), now=now)
     return f"Category set to {name}." if name else "Your category was removed: the rule's or the bank's applies."
 
 
@@ -408,13 +345,13 @@ def _apply_note(conn: sa.Connection, row: sa.Row[Any], note: str | None, *, acto
     if row.note == note:
         return None
     conn.execute(sa.text("UPDATE transactions SET note = :note WHERE id = :id"), {"note": note, "id": row.id})
-    _audit(conn, actor=actor, action="set_note", object_id=row.id,
-           detail=_row_detail(row, {"from": row.note, "to": note}), now=now)
+    audit.record(conn, actor=actor, action="set_note", object_id=row.id,
+                 detail=_row_detail(row, {"from": row.note, "to": note}), now=now)
     return "Note saved." if note else "Note removed."
 
 
 def set_category(engine: sa.Engine, transaction_id: str, category: str | None, *, as_rule: bool = False,
-                 actor: str = DEFAULT_ACTOR, now: datetime | None = None) -> str:
+                 actor: str = audit.DEFAULT_ACTOR, now: datetime | None = None) -> str:
     """Set the user's own category of one transaction (None removes it), or with `as_rule` make it the rule for
     the transaction's merchant: the rule is created or replaced, this row's own category is cleared so it
     follows the rule, and rows where the user chose a category keep theirs. Returns a sentence for the user."""
@@ -424,7 +361,7 @@ def set_category(engine: sa.Engine, transaction_id: str, category: str | None, *
         conn, row, category, as_rule=as_rule, actor=actor, now=moment), "The category is unchanged.")
 
 
-def set_note(engine: sa.Engine, transaction_id: str, note: str | None, *, actor: str = DEFAULT_ACTOR,
+def set_note(engine: sa.Engine, transaction_id: str, note: str | None, *, actor: str = audit.DEFAULT_ACTOR,
              now: datetime | None = None) -> str:
     """Set the note of one transaction (blank removes it); at most MAX_NOTE_LENGTH characters."""
     value = _clean_note(note)
@@ -434,7 +371,7 @@ def set_note(engine: sa.Engine, transaction_id: str, note: str | None, *, actor:
 
 
 def save_edits(engine: sa.Engine, transaction_id: str, *, category: str, note: str | None, as_rule: bool = False,
-               actor: str = DEFAULT_ACTOR, now: datetime | None = None) -> str:
+               actor: str = audit.DEFAULT_ACTOR, now: datetime | None = None) -> str:
     """What the edit form holds, in one transaction: the category the row should show (a change becomes the
     user's own category, or with `as_rule` the merchant's rule) and its note. Only what differs is written."""
     value = _clean_note(note)
@@ -453,30 +390,7 @@ def save_edits(engine: sa.Engine, transaction_id: str, *, category: str, note: s
     return _edit(engine, transaction_id, change, "Nothing to save: the category and note are unchanged.")
 
 
-def create_rule(engine: sa.Engine, merchant: str, category: str, *, actor: str = DEFAULT_ACTOR,
-                now: datetime | None = None) -> str:
-    """Every transaction of `merchant`, past and future, shows `category`, unless the user set one on that row."""
-    merchant = (merchant or "").strip()
-    if not merchant:
-        raise EditError("A rule needs a merchant. Nothing was changed.")
-    with engine.begin() as conn:
-        return _save_rule(conn, merchant, category, actor=actor, now=_now(now))
-
-
-def delete_rule(engine: sa.Engine, rule_id: str, *, actor: str = DEFAULT_ACTOR, now: datetime | None = None) -> str:
-    """Remove a rule: its merchant's rows show the provider's category again (rows the user set keep theirs)."""
-    with engine.begin() as conn:
-        rule = conn.execute(sa.text("SELECT id, merchant, category FROM category_rules WHERE id = :id"),
-                            {"id": rule_id}).first()
-        if rule is None:
-            raise EditError("That rule no longer exists. Nothing was changed.")
-        conn.execute(sa.text("DELETE FROM category_rules WHERE merchant = :m"), {"m": rule.merchant})
-        _audit(conn, actor=actor, action="delete_rule", object_id=rule_id,
-               detail={"merchant": rule.merchant, "category": rule.category}, now=_now(now))
-    return f"Rule for {rule.merchant} deleted: its transactions show the bank's category again."
-
-
-def delete_transaction(engine: sa.Engine, transaction_id: str, *, actor: str = DEFAULT_ACTOR,
+def delete_transaction(engine: sa.Engine, transaction_id: str, *, actor: str = audit.DEFAULT_ACTOR,
                        now: datetime | None = None) -> str:
     """Tombstone a transaction: hidden from every view and report, and no re-sync brings it back."""
     moment = _now(now)
@@ -485,13 +399,13 @@ def delete_transaction(engine: sa.Engine, transaction_id: str, *, actor: str = D
         if row.deleted_at is not None:
             raise EditError("This transaction is already deleted. Nothing was changed.")
         conn.execute(sa.text("UPDATE transactions SET deleted_at = :now WHERE id = :id"), {"now": moment, "id": row.id})
-        _audit(conn, actor=actor, action="delete", object_id=row.id, detail=_row_detail(row, {}), now=moment)
+        audit.record(conn, actor=actor, action="delete", object_id=row.id, detail=_row_detail(row, {}), now=moment)
         return "Transaction deleted. Turn on “Show deleted” to see or restore it."
 
     return _edit(engine, transaction_id, change, "")
 
 
-def restore_transaction(engine: sa.Engine, transaction_id: str, *, actor: str = DEFAULT_ACTOR,
+def restore_transaction(engine: sa.Engine, transaction_id: str, *, actor: str = audit.DEFAULT_ACTOR,
                         now: datetime | None = None) -> str:
     """Undo a deletion."""
     moment = _now(now)
@@ -500,8 +414,8 @@ def restore_transaction(engine: sa.Engine, transaction_id: str, *, actor: str = 
         if row.deleted_at is None:
             raise EditError("This transaction is not deleted. Nothing was changed.")
         conn.execute(sa.text("UPDATE transactions SET deleted_at = NULL WHERE id = :id"), {"id": row.id})
-        _audit(conn, actor=actor, action="restore", object_id=row.id,
-               detail=_row_detail(row, {"deleted_at": row.deleted_at}), now=moment)
+        audit.record(conn, actor=actor, action="restore", object_id=row.id,
+                     detail=_row_detail(row, {"deleted_at": row.deleted_at}), now=moment)
         return "Transaction restored."
 
     return _edit(engine, transaction_id, change, "")

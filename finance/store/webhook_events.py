@@ -1,5 +1,5 @@
-"""The SQL behind webhooks and background work: the `webhook_events` log, provider signals on connections, and the
-reads the worker, the banner, the Sync status page and the status route need."""
+"""`webhook_events`: the log of every verified webhook, queued until the worker processes it, and the reads the Sync
+status page and the status route need."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
+from finance.store.db import frame
 from finance.store.schema import connections, transactions, webhook_events
 
 QUEUED, PROCESSED, IGNORED, FAILED = "queued", "processed", "ignored", "failed"
@@ -72,65 +73,15 @@ def finish_events(conn: sa.Connection, ids: Iterable[str], *, outcome: str, deta
             connection_id=sa.bindparam("connection"), processed_at=sa.bindparam("now")), rows)
 
 
-def connection_for_item(conn: sa.Connection, provider: str, item_id: str | None) -> Mapping[str, Any] | None:
-    """The connection of a provider's item, or None when this app does not hold it."""
-    if not item_id:
-        return None
-    row = conn.execute(sa.select(
-        connections.c.id, connections.c.status, connections.c.signal_code, connections.c.last_success_at,
-        connections.c.created_at, connections.c.institution_name,
-    ).where(connections.c.provider == provider, connections.c.external_id == item_id)).first()
-    return row._asdict() if row is not None else None
-
-
-def set_status(conn: sa.Connection, connection_id: str, *, status: str, detail: str | None,
-               error_code: str | None, now: datetime) -> None:
-    """Record what a webhook says about a connection until the next sync re-reads the provider."""
-    conn.execute(connections.update().where(connections.c.id == connection_id).values(
-        status=status, status_detail=detail, error_code=error_code, updated_at=now))
-
-
-def set_signal(conn: sa.Connection, connection_id: str, *, code: str, detail: str, at: datetime,
-               until: datetime | None) -> None:
-    """Remember a webhook the provider will not repeat on a re-read (until the user reconnects)."""
-    conn.execute(connections.update().where(connections.c.id == connection_id).values(
-        signal_code=code, signal_detail=detail, signal_at=at, signal_until=until))
-
-
-def clear_signal(conn: sa.Connection, connection_id: str) -> None:
-    """Forget the provider's signal: the user reconnected, or the provider said the login was repaired."""
-    conn.execute(connections.update().where(connections.c.id == connection_id).values(
-        signal_code=None, signal_detail=None, signal_at=None, signal_until=None))
-
-
-def schedule_rows(conn: sa.Connection) -> list[dict[str, Any]]:
-    """Every connection with what its health and schedule are derived from (no secrets)."""
-    rows = conn.execute(sa.select(
-        connections.c.id, connections.c.provider, connections.c.institution_name, connections.c.status,
-        connections.c.status_detail, connections.c.error_code, connections.c.consent_expires_at,
-        connections.c.last_success_at, connections.c.last_attempt_at, connections.c.created_at,
-        connections.c.signal_code, connections.c.signal_detail, connections.c.signal_at,
-        connections.c.signal_until,
-    ).order_by(connections.c.created_at)).all()
-    return [r._asdict() for r in rows]
-
-
-def live_items(conn: sa.Connection, provider: str) -> list[str]:
-    """The provider's item ids of every connection not disconnected."""
-    return [r.external_id for r in conn.execute(sa.select(connections.c.external_id).where(
-        connections.c.provider == provider, connections.c.status != "revoked"))]
-
-
 def recent_events(conn: sa.Connection, limit: int = 50) -> pd.DataFrame:
     """The newest webhook events with the institution they concern (no payloads)."""
-    result = conn.execute(sa.select(
+    return frame(conn, sa.select(
         webhook_events.c.received_at, webhook_events.c.provider, webhook_events.c.event_type,
         sa.func.coalesce(connections.c.institution_name, webhook_events.c.item_id).label("concerns"),
         webhook_events.c.outcome, webhook_events.c.detail, webhook_events.c.error,
         webhook_events.c.processed_at,
     ).select_from(webhook_events.outerjoin(connections, connections.c.id == webhook_events.c.connection_id))
         .order_by(webhook_events.c.received_at.desc()).limit(limit))
-    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
 
 def summary(conn: sa.Connection) -> dict[str, Any]:
