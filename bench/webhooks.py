@@ -27,7 +27,7 @@ import httpx
 from bench.common import REPO, emit, log, median
 from finance.config import load_settings
 from finance.providers.plaid.sandbox import PlaidEmulator
-from finance.sandbox.pluggy import PluggyEmulator
+from finance.providers.pluggy.sandbox import PluggyEmulator
 from finance.services import open_services
 from finance.ui.banner import REFRESH_SECONDS
 from finance.worker import DEBOUNCE
@@ -68,8 +68,8 @@ def _connect(env: dict[str, str]) -> None:
 
 
 def _round(emulator: PluggyEmulator | PlaidEmulator, status: Any) -> float:
-    """Advance the emulator a day (again, until a day brings new rows); seconds from its first webhook delivery
-    to the new rows committed."""
+    """Advance the emulator a day (again, until a day brings a webhook); seconds from its first webhook delivery to
+    the sync it asked for committed."""
     before = status()
     seen = len(emulator.delivery_log)
     for _ in range(10):
@@ -79,7 +79,9 @@ def _round(emulator: PluggyEmulator | PlaidEmulator, status: Any) -> float:
             break
         except RuntimeError:
             continue  # a quiet day at the bank: nothing new, no webhook
-    _wait("the new transactions", lambda: (s := status())["transactions"] > before["transactions"]
+    # A day may only post pending rows (the count stays): wait for the sync the webhook asked for, not for more rows.
+    synced = sum(before["worker"]["syncs"].values())
+    _wait("the webhook's sync", lambda: sum((s := status())["worker"]["syncs"].values()) > synced
           and not s["worker"]["syncing"] and s["worker"]["queue"] == 0)
     visible = time.time()
     sent = [e["at"] for e in emulator.delivery_log[seen:]]
