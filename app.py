@@ -2,7 +2,7 @@
 
 This one file is both the server and the page script:
 - `streamlit run app.py` finds `app = st.App(...)` below and serves it. Next to the pages it serves the webhook routes
-  (`POST /webhooks/pluggy`, `POST /webhooks/plaid`), a status route (`GET /api/status`, loopback only), and its
+  (`POST /webhooks/<provider>`), a status route (`GET /api/status`, loopback only), and its
   lifespan runs the background worker (webhook-triggered and scheduled syncs) on the same store as the pages.
 - Streamlit then runs this file as the page script (as `__main__`, also under AppTest): the navigation, and on top of
   every page the banner for connections that need the user.

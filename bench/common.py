@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from finance.model import Account, ConnectionState, ConnectionStatus, Institution, Transaction, TransactionChanges
-from finance.providers.pluggy import (
+from finance.providers.pluggy.mapping import (
     SAO_PAULO,
     RawTransaction,
     map_account,
@@ -26,7 +26,8 @@ from finance.providers.pluggy import (
     page_chunks,
     read_transaction_page,
 )
-from finance.sandbox.ledger import generate_transactions, stable_uuid
+from finance.providers.pluggy.sandbox.wire import generate_transactions
+from finance.sandbox.ledger import stable_uuid
 from finance.store.db import create_engine, init_schema
 from finance.store.ingest import ApplyCounts, StagedTransactions, apply_sync, configure_store, upsert_connection
 from finance.store.schema import sync_runs

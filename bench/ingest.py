@@ -25,7 +25,7 @@ from typing import Any
 import pyarrow as pa
 
 from bench.common import PAGE_SIZE, DataSet, emit, fresh_engine, ingest, log, median, peak_rss_mb, transaction_row
-from finance.providers.pluggy import map_transaction
+from finance.providers.pluggy.mapping import map_transaction
 from finance.store.db import create_engine, duckdb_connection
 from finance.store.schema import transactions
 

@@ -32,8 +32,9 @@ import httpx
 from bench.common import Server, emit, fresh_engine, log, median, union_seconds
 from bench.emulator import TimedTransport
 from finance.model import ConnectionState
-from finance.providers.pluggy import PluggyClient, PluggyProvider
-from finance.sandbox.pluggy import RATE_LIMITS
+from finance.providers.pluggy.client import PluggyClient
+from finance.providers.pluggy.provider import PluggyProvider
+from finance.providers.pluggy.sandbox.base import RATE_LIMITS
 from finance.sync import SyncEngine
 
 PRE_TRANSACTION_REQUESTS = ("POST /auth", "GET /accounts")

@@ -27,7 +27,8 @@ import sqlalchemy as sa
 import finance.store.ingest as ingest_module
 from bench.common import DataSet, fresh_engine, ingest, log, peak_rss_mb, rss_mb
 from finance.model import TransactionChanges
-from finance.providers.pluggy import REREAD_DAYS, map_transactions, page_chunks, read_transactions
+from finance.providers.pluggy.mapping import map_transactions, page_chunks, read_transactions
+from finance.providers.pluggy.provider import REREAD_DAYS
 from finance.store.ingest import apply_sync
 
 

@@ -36,7 +36,7 @@ def main() -> None:
             command, *rest = line.split()
             if command == "warm":
                 for item in emulator.list_items():
-                    emulator._views_of(emulator._items[item["id"]])
+                    emulator.bulk_accounts(item["id"])
                 if rest == ["encode"]:
                     emulator.encode_rows()
                 print("OK", flush=True)

@@ -23,7 +23,8 @@ from bench.common import ACCOUNTS, Server, emit, fresh_engine, log, median, peak
 from bench.emulator import TimedTransport
 from finance.model import Account, ConnectionState, TransactionChanges
 from finance.providers.base import TransactionSink
-from finance.providers.pluggy import PluggyClient, PluggyProvider
+from finance.providers.pluggy.client import PluggyClient
+from finance.providers.pluggy.provider import PluggyProvider
 from finance.sync import SyncEngine
 
 

@@ -16,15 +16,12 @@ from finance.demo import ConnectFailed, connect_bank
 from finance.errors import ProviderError, StoreError
 from finance.formatting import format_money, format_when
 from finance.model import MfaPrompt
-from finance.providers.plaid.sandbox import PlaidEmulator
-from finance.providers.registry import plaid_emulator, pluggy_emulator
-from finance.sandbox.common import LOOPBACK_HOSTS
-from finance.sandbox.pluggy import PluggyEmulator
+from finance.providers import registry
+from finance.providers.base import EmulatorOptions, ProviderKit
+from finance.sandbox.common import LOOPBACK_HOSTS, Emulator
 from finance.services import open_services
 from finance.store import accounts, connections
 from finance.store.db import store_error
-
-PROVIDERS = ["pluggy", "plaid"]
 
 
 def _progress_bar(label: str, fraction: float, width: int = 30) -> None:
@@ -36,26 +33,19 @@ def _progress_bar(label: str, fraction: float, width: int = 30) -> None:
 
 
 def cmd_sandbox_serve(args: argparse.Namespace) -> int:
-    state = Path(args.state) if args.state else None
-    emulator: PluggyEmulator | PlaidEmulator
     if args.webhook_url and urlsplit(args.webhook_url).hostname not in LOOPBACK_HOSTS:
         print(f"error: --webhook-url must point at this machine (127.0.0.1 or localhost): the emulators are "
               f"offline and deliver over loopback only (got {args.webhook_url}).", file=sys.stderr)
         return 2
-    if args.provider == "plaid":
-        emulator = PlaidEmulator(seed=args.seed, state_path=state, client_id=args.client_id, secret=args.client_secret,
-                                 webhook_url=args.webhook_url)
-        hint = "PLAID_BASE_URL={url} and any non-empty PLAID_CLIENT_ID/PLAID_SECRET"
-    else:
-        headers = {"X-Webhook-Secret": args.webhook_secret} if args.webhook_secret else None
-        emulator = PluggyEmulator(seed=args.seed, state_path=state, client_id=args.client_id,
-                                  client_secret=args.client_secret, settle_delay=args.settle_seconds,
-                                  webhook_url=args.webhook_url, webhook_headers=headers)
-        hint = "PLUGGY_BASE_URL={url} and any non-empty PLUGGY_CLIENT_ID/PLUGGY_CLIENT_SECRET"
+    kit = registry.kit(args.provider)
+    emulator = kit.make_emulator(EmulatorOptions(
+        state_path=Path(args.state) if args.state else None, seed=args.seed, client_id=args.client_id,
+        client_secret=args.client_secret, settle_seconds=args.settle_seconds, webhook_url=args.webhook_url,
+        webhook_secret=args.webhook_secret))
     server = emulator.serve(port=args.port)
     emulator.deliver_webhooks(time_scale=args.webhook_time_scale)
-    print(f"{args.provider.capitalize()} emulator listening on {server.base_url} (Ctrl+C to stop).", flush=True)
-    print("Point the app at it with " + hint.format(url=server.base_url) + ".", flush=True)
+    print(f"{kit.label} emulator listening on {server.base_url} (Ctrl+C to stop).", flush=True)
+    print("Point the app at it with " + kit.serve_hint.format(url=server.base_url) + ".", flush=True)
     if args.webhook_url:
         print(f"Webhooks go to {args.webhook_url}.", flush=True)
     try:
@@ -68,39 +58,30 @@ def cmd_sandbox_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sandbox(args: argparse.Namespace) -> Emulator:
+    """The emulator a sandbox command acts on: the app's (under data/sandbox/), or the one on --state."""
+    return registry.emulator(args.provider, load_settings(), Path(args.state) if args.state else None)
+
+
 def cmd_sandbox_advance(args: argparse.Namespace) -> int:
-    settings = load_settings()
-    emulator: PluggyEmulator | PlaidEmulator
-    if args.provider == "plaid":
-        emulator = PlaidEmulator(state_path=Path(args.state)) if args.state else plaid_emulator(settings)
-    else:
-        emulator = PluggyEmulator(state_path=Path(args.state)) if args.state else pluggy_emulator(settings)
+    emulator = _sandbox(args)
     emulator.advance(days=args.days, hours=args.hours)
-    told = " The running app is told by webhook." if settings.public_url and not args.state else ""
+    told = " The running app is told by webhook." if load_settings().public_url and not args.state else ""
     print(f"Sandbox clock is now {emulator.clock.now():%Y-%m-%d %H:%M} UTC.{told or ' Sync to see what changed.'}")
     return 0
 
 
 def cmd_sandbox_reset_login(args: argparse.Namespace) -> int:
-    """Break a sandbox login, as a bank would: Plaid ITEM_LOGIN_REQUIRED, Pluggy LOGIN_ERROR (with their webhooks)."""
-    settings = load_settings()
-    emulator: PluggyEmulator | PlaidEmulator
-    if args.provider == "plaid":
-        emulator = PlaidEmulator(state_path=Path(args.state)) if args.state else plaid_emulator(settings)
-        ids = [i["item_id"] for i in emulator.list_items()]
-    else:
-        emulator = PluggyEmulator(state_path=Path(args.state)) if args.state else pluggy_emulator(settings)
-        ids = [i["id"] for i in emulator.list_items()]
+    """Break a sandbox login, as a bank would after a password change (with the provider's webhook)."""
+    emulator = _sandbox(args)
+    ids = emulator.item_ids()
     targets = [args.item] if args.item else ids
     if not targets:
         print("No sandbox items yet: connect a bank first.")
         return 1
     for item_id in targets:
         try:
-            if isinstance(emulator, PlaidEmulator):
-                emulator.reset_login(item_id)
-            else:
-                emulator.set_item_status(item_id, "LOGIN_ERROR", "ERROR", "INVALID_CREDENTIALS")
+            emulator.break_login(item_id)
         except KeyError:
             print(f"No sandbox item {item_id}. Items: {', '.join(ids) or 'none'}")
             return 1
@@ -183,51 +164,59 @@ def cmd_status(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _sandbox_login(kit: ProviderKit) -> tuple[str, str]:
+    """(username, password) of a provider's sandbox bank, for the help texts."""
+    values = list(kit.sandbox_bank.credentials.values())
+    return (values[0], values[-1]) if values else ("", "")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    names = registry.names()
     parser = argparse.ArgumentParser(prog="python -m finance", description="Open Finance dashboard tools.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     sandbox = sub.add_parser("sandbox", help="offline provider emulators").add_subparsers(dest="action",
                                                                                         required=True)
     serve = sandbox.add_parser("serve", help="serve an emulator over HTTP on 127.0.0.1")
-    serve.add_argument("--provider", choices=PROVIDERS, default="pluggy")
+    serve.add_argument("--provider", choices=names, default=names[0])
     serve.add_argument("--port", type=int, default=8765)
     serve.add_argument("--seed", type=int, default=7)
     serve.add_argument("--state", help="JSON file to keep the emulator's items and clock in")
     serve.add_argument("--client-id", help="require this client id (default: accept any non-empty)")
     serve.add_argument("--client-secret", help="require this client secret")
     serve.add_argument("--settle-seconds", type=float, default=1.5, help="how long a new item takes to sync")
-    serve.add_argument("--webhook-url", help="send webhooks here (loopback only): Pluggy, every event; Plaid, items "
-                                             "created without a webhook")
-    serve.add_argument("--webhook-secret", help="Pluggy: the X-Webhook-Secret header sent with --webhook-url "
-                                                "(the app also registers its own at start-up)")
+    serve.add_argument("--webhook-url", help="send webhooks here (loopback only): every event of an application "
+                                             "webhook, or of the items created without a webhook of their own")
+    serve.add_argument("--webhook-secret", help="the secret header sent with --webhook-url, where the provider "
+                                                "authenticates with one (the app also registers its own at start-up)")
     serve.add_argument("--webhook-time-scale", type=float, default=1.0,
                        help="multiply the providers' webhook retry delays (e.g. 0.001 turns hours into seconds)")
     serve.set_defaults(func=cmd_sandbox_serve)
     advance = sandbox.add_parser("advance", help="move the sandbox clock forward (new and posted transactions)")
-    advance.add_argument("--provider", choices=PROVIDERS, default="pluggy")
+    advance.add_argument("--provider", choices=names, default=names[0])
     advance.add_argument("--days", type=float, default=1)
     advance.add_argument("--hours", type=float, default=0)
     advance.add_argument("--state", help="emulator state file (default: the app's, under data/sandbox/)")
     advance.set_defaults(func=cmd_sandbox_advance)
     reset = sandbox.add_parser("reset-login", help="make a sandbox bank ask for a new login (reconnect needed)")
-    reset.add_argument("--provider", choices=PROVIDERS, default="plaid")
+    reset.add_argument("--provider", choices=names, default=names[0])
     reset.add_argument("--item", help="the item id (default: every item)")
     reset.add_argument("--state", help="emulator state file (default: the app's, under data/sandbox/)")
     reset.set_defaults(func=cmd_sandbox_reset_login)
 
     connect = sub.add_parser("connect", help="connect a bank from the terminal")
-    connect.add_argument("--provider", choices=PROVIDERS, default="pluggy")
-    connect.add_argument("--institution", help="Pluggy connector id (0: Pluggy Bank) or Plaid institution id "
-                                               "(ins_109508: First Platypus Bank)")
-    connect.add_argument("--user", help="bank username (sandbox: user-ok or user-ok-mfa; Plaid: user_good)")
-    connect.add_argument("--password", help="bank password (sandbox: password-ok; Plaid: pass_good); prompted "
-                                            "when omitted")
+    connect.add_argument("--provider", choices=names, default=names[0])
+    connect.add_argument("--institution", help="the institution id; sandbox: " + "; ".join(
+        f"{k.label} {k.sandbox_bank.institution_id} ({k.sandbox_bank.name})" for k in registry.KITS))
+    connect.add_argument("--user", help="bank username; sandbox: " + "; ".join(
+        f"{k.label} {_sandbox_login(k)[0]}" for k in registry.KITS))
+    connect.add_argument("--password", help="bank password, prompted when omitted; sandbox: " + "; ".join(
+        f"{k.label} {_sandbox_login(k)[1]}" for k in registry.KITS))
     connect.add_argument("--mfa", help="the one-time code, if the bank asks (sandbox: 123456)")
     connect.set_defaults(func=cmd_connect)
 
     sync = sub.add_parser("sync", help="sync every connection (or one) now")
-    sync.add_argument("--connection", help="a connection id, e.g. pluggy:<item id>")
+    sync.add_argument("--connection", help=f"a connection id, e.g. {names[0]}:<item id>")
     sync.set_defaults(func=cmd_sync)
 
     status = sub.add_parser("status", help="connections, their health and net worth")

@@ -8,8 +8,8 @@ performs before feeding the outcome back through `settled`, `failed`, `launched`
 Two kinds of widget walk the same flow:
 - `offline`: our own sandbox widget (pick a bank, credentials, MFA, success or error), each step a round
   trip to Python, which calls the provider (the in-process emulator, or any sandbox without a hosted widget);
-- `pluggy_connect` / `plaid_link`: the provider's own hosted widget, loaded from its CDN with a token our
-  backend mints; its success callback comes back as `Finish`.
+- hosted: the provider's own widget (its `HostedWidget`), loaded from its CDN with a token our backend mints;
+  its success callback comes back as `Finish`.
 Every event carries the `step_id` of the screen it was sent from, so a double click or a late callback
 from a screen that is gone changes nothing.
 """
@@ -21,32 +21,33 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from finance.config import PLUGGY_API_URL, Settings
 from finance.model import ConnectionState, ConnectionStatus, Institution
 
 OFFLINE = "offline"
-PLUGGY_CONNECT = "pluggy_connect"
-PLAID_LINK = "plaid_link"
 
-# Pinned Pluggy Connect build (shared/reference/pluggy.md §8); Plaid Link must load unversioned from cdn.plaid.com.
-PLUGGY_CONNECT_SCRIPT = "https://cdn.pluggy.ai/pluggy-connect/v2.7.0/pluggy-connect.js"
-PLAID_LINK_SCRIPT = "https://cdn.plaid.com/link/v2/stable/link-initialize.js"
-
-# The id this single-user dashboard gives providers for "the user" (Pluggy clientUserId, Plaid client_user_id).
+# The id this single-user dashboard gives providers for "the user" (their client user id).
 CLIENT_USER_ID = "open-finance-dashboard"
 
-MAX_VALUE_LENGTH = 4096  # longer than any credential; Plaid's user_custom JSON password fits
+MAX_VALUE_LENGTH = 4096  # longer than any credential; a sandbox's JSON password fits
 
-SANDBOX_HINTS = {
-    "pluggy": "Sandbox: pick Pluggy Bank, user user-ok, password password-ok. "
-              "user-ok-mfa asks for a code: 123456.",
-    "plaid": "Sandbox: pick First Platypus Bank, user user_good, password pass_good. "
-             "user_transactions_dynamic (any password) brings lively pending transactions.",
-}
 
-HOSTED_NAMES = {PLUGGY_CONNECT: "Pluggy Connect", PLAID_LINK: "Plaid Link"}
+@dataclass(frozen=True, slots=True)
+class HostedWidget:
+    """A provider's own connect widget, loaded from its CDN with a token our backend mints."""
+
+    kind: str  # what the browser draws; `launcher` registers `launchers[kind]` for the shared widget
+    name: str  # as the provider calls it, for messages
+    script: str  # the script's URL (pinned where the provider allows it)
+    launcher: Path  # JavaScript that opens the widget and reports its callbacks (see finance/ui/connect_widget)
+    returns_item: bool = False  # success names the item made or updated (else it hands over a public token)
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.script).hostname or self.script
 
 
 class Step(StrEnum):
@@ -59,19 +60,6 @@ class Step(StrEnum):
     DONE = "done"
     ERROR = "error"
     CLOSED = "closed"  # the user left a reconnect; the shell drops the flow
-
-
-def widget_kind(provider: str, settings: Settings) -> str:
-    """The provider's hosted widget when the app talks to its real API, else the offline sandbox widget.
-
-    A custom base URL (an emulator served over HTTP) gets the offline widget too: the hosted widgets only
-    work against the provider's own servers.
-    """
-    if provider == "pluggy" and not settings.pluggy_offline and settings.pluggy_base_url == PLUGGY_API_URL:
-        return PLUGGY_CONNECT
-    if provider == "plaid" and not settings.plaid_offline and settings.plaid_base_url is None:
-        return PLAID_LINK
-    return OFFLINE
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +82,7 @@ class Choice:
 
 @dataclass(frozen=True, slots=True)
 class Field:
-    """A login field the bank asks for (Pluggy connector credentials, Plaid's sandbox login)."""
+    """A login field the bank asks for (a connector's credentials, a sandbox login)."""
 
     name: str
     label: str
@@ -129,7 +117,7 @@ class Flow:
 
     provider: str
     label: str
-    kind: str
+    widget: HostedWidget | None  # None: our offline sandbox widget
     step: Step
     mode: str = "connect"  # or "reconnect": update mode for an existing connection
     step_id: int = 0
@@ -143,6 +131,11 @@ class Flow:
     error: str | None = None
     ok: bool = True
     token: str | None = None  # hosted: the connect/link token the browser opens the widget with
+    hint: str | None = None  # offline: which sandbox logins work
+
+    @property
+    def kind(self) -> str:
+        return self.widget.kind if self.widget else OFFLINE
 
     @property
     def reconnecting(self) -> bool:
@@ -177,7 +170,7 @@ class MintToken:
 
 @dataclass(frozen=True, slots=True)
 class Finish:
-    """The hosted widget succeeded: Pluggy's item id, or Plaid's public token (exchanged unless updating)."""
+    """The hosted widget succeeded: the item it made or updated, or a public token (exchanged unless updating)."""
 
     item_id: str | None = None
     public_token: str | None = None
@@ -188,21 +181,23 @@ Effect = Login | SendMfa | MintToken | Finish
 
 # -- starting a flow -------------------------------------------------------------------------------
 
-def start(provider: str, label: str, kind: str) -> Flow:
-    """A new connect flow: the list of banks offline, a button that opens the hosted widget otherwise."""
-    return Flow(provider=provider, label=label, kind=kind, step=Step.CHOOSE if kind == OFFLINE else Step.READY)
+def start(provider: str, label: str, widget: HostedWidget | None, *, hint: str | None = None) -> Flow:
+    """A new connect flow: the list of banks offline (`widget` None), a button that opens the hosted widget otherwise.
+    `hint` says which sandbox logins work offline."""
+    return Flow(provider=provider, label=label, widget=widget, hint=hint,
+                step=Step.CHOOSE if widget is None else Step.READY)
 
 
-def start_reconnect(provider: str, label: str, kind: str, *, connection_id: str, external_id: str,
-                    institution: Choice | None) -> Flow:
+def start_reconnect(provider: str, label: str, widget: HostedWidget | None, *, connection_id: str, external_id: str,
+                    institution: Choice | None, hint: str | None = None) -> Flow:
     """Update mode for an existing connection: its bank's login offline, the hosted widget's update mode otherwise."""
-    step = Step.CREDENTIALS if kind == OFFLINE else Step.READY
-    if kind == OFFLINE and institution is None:
-        return Flow(provider=provider, label=label, kind=kind, step=Step.ERROR, mode="reconnect",
+    step = Step.CREDENTIALS if widget is None else Step.READY
+    if widget is None and institution is None:
+        return Flow(provider=provider, label=label, widget=widget, hint=hint, step=Step.ERROR, mode="reconnect",
                     connection_id=connection_id, external_id=external_id, ok=False,
                     error=f"{label} did not say which bank this connection belongs to, so it cannot be "
                           "reconnected here. Disconnect it and connect the bank again.")
-    return Flow(provider=provider, label=label, kind=kind, step=step, mode="reconnect",
+    return Flow(provider=provider, label=label, widget=widget, hint=hint, step=step, mode="reconnect",
                 connection_id=connection_id, external_id=external_id, institution=institution)
 
 
@@ -244,7 +239,7 @@ def handle(flow: Flow, event: object) -> tuple[Flow, Effect | None]:
 
 def restart(flow: Flow) -> Flow:
     """Back to the first screen of a connect flow, keeping the loaded bank list."""
-    fresh = start(flow.provider, flow.label, flow.kind)
+    fresh = start(flow.provider, flow.label, flow.widget, hint=flow.hint)
     return dataclasses.replace(fresh, step_id=flow.step_id + 1, institutions=flow.institutions or None)
 
 
@@ -278,7 +273,7 @@ def _back(flow: Flow, _event: Mapping[str, Any]) -> tuple[Flow, Effect | None]:
 
 
 def _retry(flow: Flow, _event: Mapping[str, Any]) -> tuple[Flow, Effect | None]:
-    if flow.kind != OFFLINE:
+    if flow.widget is not None:
         return flow.to(Step.READY, token=None), None
     if flow.institution is not None and (flow.reconnecting or flow.fields):
         return flow.to(Step.CREDENTIALS, prompt=None, external_id=flow.external_id if flow.reconnecting else None,
@@ -291,24 +286,27 @@ def _open(flow: Flow, _event: Mapping[str, Any]) -> tuple[Flow, Effect | None]:
 
 
 def _hosted_success(flow: Flow, event: Mapping[str, Any]) -> tuple[Flow, Effect | None]:
-    if flow.kind == PLUGGY_CONNECT:
+    if flow.widget is None:
+        return flow, None
+    name = flow.widget.name
+    if flow.widget.returns_item:
         item_id = _short_text(event.get("item_id"))
         if not item_id:
-            return flow.to(Step.ERROR, ok=False, error="Pluggy Connect finished without saying which connection "
-                                                       "it made. Try again."), None
+            return flow.to(Step.ERROR, ok=False, error=f"{name} finished without saying which connection it made. "
+                                                       "Try again."), None
         if flow.reconnecting and item_id != flow.external_id:
-            return flow.to(Step.ERROR, ok=False, error="Pluggy Connect updated a different connection than the "
-                                                       "one being reconnected. Try again."), None
+            return flow.to(Step.ERROR, ok=False, error=f"{name} updated a different connection than the one being "
+                                                       "reconnected. Try again."), None
         return flow, Finish(item_id=item_id)
     token = _short_text(event.get("public_token"))
     if not token and not flow.reconnecting:
-        return flow.to(Step.ERROR, ok=False, error="Plaid Link finished without a public token. Try again."), None
+        return flow.to(Step.ERROR, ok=False, error=f"{name} finished without a public token. Try again."), None
     return flow, Finish(public_token=token or None)
 
 
 def _hosted_exit(flow: Flow, event: Mapping[str, Any]) -> tuple[Flow, Effect | None]:
     """The hosted widget closed: with an error to show, or because the user closed it."""
-    name = HOSTED_NAMES.get(flow.kind, flow.label)
+    name = flow.widget.name if flow.widget else flow.label
     error = event.get("error")
     if isinstance(error, Mapping) and error:
         code = _short_text(error.get("error_code") or error.get("code"))
@@ -326,15 +324,15 @@ def _hosted_error(flow: Flow, event: Mapping[str, Any]) -> tuple[Flow, Effect | 
 
     The step_id does not change, so the widget's later success or exit still counts.
     """
-    name = HOSTED_NAMES.get(flow.kind, flow.label)
+    name = flow.widget.name if flow.widget else flow.label
     error = event.get("error") if isinstance(event.get("error"), Mapping) else {}
     text = _short_text(error.get("message")) or _short_text(error.get("display_message")) or "an error occurred"
     return dataclasses.replace(flow, error=f"{name}: {text}"), None
 
 
 def _script_error(flow: Flow, _event: Mapping[str, Any]) -> tuple[Flow, Effect | None]:
-    name = HOSTED_NAMES.get(flow.kind, flow.label)
-    host = "cdn.pluggy.ai" if flow.kind == PLUGGY_CONNECT else "cdn.plaid.com"
+    name = flow.widget.name if flow.widget else flow.label
+    host = flow.widget.host if flow.widget else "its site"
     return flow.to(Step.ERROR, ok=False, token=None,
                    error=f"{name} could not be loaded from {host}. It needs internet access in the browser; "
                          "check the connection (or an ad blocker) and try again."), None
@@ -443,7 +441,8 @@ def widget_data(flow: Flow) -> dict[str, Any]:
         "step_id": flow.step_id, "mode": flow.mode, "message": flow.message, "error": flow.error, "ok": flow.ok,
         "institution": dataclasses.asdict(flow.institution) if flow.institution else None,
         # Offline is always a sandbox: say which logins work while the user picks and logs in.
-        "hint": SANDBOX_HINTS.get(flow.provider) if flow.kind == OFFLINE and flow.step in _HINTED else None,
+        "hint": flow.hint if flow.widget is None and flow.step in _HINTED else None,
+        "hosted_name": flow.widget.name if flow.widget else None,
     }
     if flow.step is Step.CHOOSE:
         data["institutions"] = [dataclasses.asdict(c) for c in flow.institutions or ()]
@@ -451,10 +450,9 @@ def widget_data(flow: Flow) -> dict[str, Any]:
         data["fields"] = [dataclasses.asdict(f) for f in flow.fields or ()]
     elif flow.step is Step.MFA and flow.prompt:
         data["prompt"] = dataclasses.asdict(flow.prompt)
-    elif flow.step is Step.LAUNCH and flow.kind in HOSTED_NAMES:
+    elif flow.step is Step.LAUNCH and flow.widget is not None:
         data["launch"] = {
-            "script": PLUGGY_CONNECT_SCRIPT if flow.kind == PLUGGY_CONNECT else PLAID_LINK_SCRIPT,
-            "token": flow.token, "include_sandbox": True,
-            "update_item": flow.external_id if flow.reconnecting and flow.kind == PLUGGY_CONNECT else None,
+            "script": flow.widget.script, "token": flow.token, "include_sandbox": True,
+            "update_item": flow.external_id if flow.reconnecting and flow.widget.returns_item else None,
         }
     return data

@@ -1,4 +1,4 @@
-"""Provider secrets (Plaid access tokens) encrypted at rest with Fernet (AES-128-CBC + HMAC-SHA256).
+"""Provider secrets (access tokens) encrypted at rest with Fernet (AES-128-CBC + HMAC-SHA256).
 
 The key comes from FINANCE_ENCRYPTION_KEY or, on first run, is generated into a file under the data
 folder readable by its owner only. Losing the key means reconnecting the banks, nothing worse.

@@ -1,6 +1,6 @@
 """Pending→posted reconciliation: pair pending rows that vanished with the posted rows that replaced them.
 
-Pluggy gives a posted transaction a new id (and sometimes a different amount, e.g. a tip), with no
+A provider may give a posted transaction a new id (and sometimes a different amount, e.g. a tip), with no
 link to its pending version. We pair them by score so the user's category and note carry over,
 and never pair one row twice, so two identical real purchases stay two rows.
 """

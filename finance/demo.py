@@ -1,9 +1,9 @@
 """The one-click sandbox demo, and the connect sequence it shares with `python -m finance connect`.
 
 `connect_bank` is how a bank is connected without a browser: create the item, wait for the bank, answer MFA
-when it asks, until the connection settles. `run_demo` uses it to connect Pluggy Bank (`user-ok`) and Plaid's
-First Platypus Bank (`user_good`) on the offline emulators, registers both and runs their first sync. It is safe
-to press twice: a sandbox bank that is already connected is reported as such, never connected again.
+when it asks, until the connection settles. `run_demo` uses it to connect each aggregator's sandbox bank on the
+offline emulators, registers them and runs their first sync. It is safe to press twice: a sandbox bank that is
+already connected is reported as such, never connected again.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from dataclasses import dataclass, field, replace
 
 from finance.errors import ProviderError
 from finance.model import ConnectionState, ConnectionStatus, MfaPrompt
+from finance.providers import registry
 from finance.providers.base import ConnectableProvider
-from finance.providers.registry import offline_emulators
 from finance.services import Services
 from finance.store import connections
 from finance.store.ingest import ApplyCounts
@@ -43,10 +43,9 @@ class DemoBank:
     credentials: Mapping[str, str] = field(default_factory=dict)
 
 
-DEMO_BANKS = (
-    DemoBank("pluggy", "0", "Pluggy Bank", {"user": "user-ok", "password": "password-ok"}),
-    DemoBank("plaid", "ins_109508", "First Platypus Bank", {"username": "user_good", "password": "pass_good"}),
-)
+DEMO_BANKS = tuple(DemoBank(kit.name, kit.sandbox_bank.institution_id, kit.sandbox_bank.name,
+                            kit.sandbox_bank.credentials) for kit in registry.KITS)
+"""One sandbox bank per aggregator."""
 
 
 def connect_bank(provider: ConnectableProvider, institution_id: str, credentials: Mapping[str, str], *,
@@ -71,7 +70,7 @@ def connect_bank(provider: ConnectableProvider, institution_id: str, credentials
 
 def demo_available(svc: Services) -> bool:
     """True when every provider the demo uses runs on its offline emulator (no credentials set)."""
-    offline = offline_emulators(svc.settings)
+    offline = registry.offline_emulators(svc.settings)
     return all(bank.provider in offline and bank.provider in svc.providers for bank in DEMO_BANKS)
 
 

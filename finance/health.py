@@ -39,13 +39,11 @@ SYNC_NOW = "press Sync now on Connections"
 RETRY = f"Will retry on the next sync; {SYNC_NOW} to try at once."
 RECONNECT = "Reconnect: on Connections, connect this bank again and log in (or approve access) at the bank."
 
-REAUTH_CODES = frozenset({
-    # Plaid
+REAUTH_CODES = frozenset({  # the providers' codes for "the user must log in again or renew consent", and ours
     "ITEM_LOGIN_REQUIRED", "PENDING_EXPIRATION", "PENDING_DISCONNECT", "ACCESS_NOT_GRANTED",
     "USER_PERMISSION_REVOKED", "USER_ACCOUNT_REVOKED", "ITEM_LOCKED", "INVALID_CREDENTIALS", "INVALID_MFA",
     "INVALID_UPDATED_USERNAME", "INSUFFICIENT_CREDENTIALS", "NO_ACCOUNTS", "USER_SETUP_REQUIRED",
     "USER_INPUT_TIMEOUT",
-    # Pluggy and our own statuses
     "LOGIN_ERROR", "INVALID_CREDENTIALS_MFA", "ACCOUNT_LOCKED", "USER_AUTHORIZATION_PENDING",
     "USER_AUTHORIZATION_NOT_GRANTED", "CONSENT_EXPIRED", "TOO_MANY_CONSECUTIVE_LOGIN_FAILURES",
     "MFA_PARAMERTER_WAS_ALREADY_USED_ERROR", "CONNECTOR_REQUIRED_PARAMETER_VALIDATION_ERROR",
@@ -119,8 +117,8 @@ def action_for_error(code: str | None) -> str:
     if code in REAUTH_CODES:
         return RECONNECT
     if code in CONFIG_CODES:
-        return ("Fix the provider's credentials (PLUGGY_CLIENT_ID/PLUGGY_CLIENT_SECRET or PLAID_CLIENT_ID/"
-                f"PLAID_SECRET in .streamlit/secrets.toml or the environment), restart the app, then {SYNC_NOW}.")
+        return ("Fix the provider's client id and secret (the message names the settings; set them in "
+                f".streamlit/secrets.toml or the environment), restart the app, then {SYNC_NOW}.")
     if code in GONE_CODES:
         return "The provider no longer knows this connection: delete it on Connections and connect the bank again."
     if code in STORE_ACTIONS:

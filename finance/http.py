@@ -1,7 +1,7 @@
 """The one HTTP client factory, the retry loop every provider call goes through, and the client-side rate limiter.
 
 Retries only what is safe and likely to pass: 429 (honouring the provider's wait), 5xx and
-timeouts, with jittered exponential backoff. Non-idempotent calls (e.g. Pluggy's POST /items,
+timeouts, with jittered exponential backoff. Non-idempotent calls (e.g. creating an item,
 which has no idempotency key) are retried only on 429, which the server rejected before acting.
 
 Before sending, a request takes a token from each of its provider's limit groups (`RateLimiter`), so
@@ -44,7 +44,7 @@ class RateLimiter:
 
     A bucket holds `limit` tokens; a request takes one from each of its groups, and a token comes back
     60 s after it was taken. So no 60 s span ever holds more than `limit` requests of a group, which keeps
-    us inside fixed per-minute windows (Pluggy) as well as sliding ones, at the full published rate. When a
+    us inside fixed per-minute windows as well as sliding ones, at the full published rate. When a
     bucket is empty the request waits for its oldest token to come back.
     """
 

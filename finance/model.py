@@ -67,7 +67,7 @@ class Institution:
 
 @dataclass(frozen=True, slots=True)
 class ConnectionState:
-    """What a provider says about one connection (Pluggy item, Plaid item)."""
+    """What a provider says about one connection (its item: one bank login)."""
 
     provider: str
     external_id: str
@@ -80,7 +80,7 @@ class ConnectionState:
     consent_expires_at: datetime | None = None
     last_updated_at: datetime | None = None
     mfa_prompt: MfaPrompt | None = None
-    # Set only right after connecting, when the provider hands over a token to keep (Plaid's access token);
+    # Set only right after connecting, when the provider hands over a token to keep (an access token);
     # the sync engine stores it encrypted. Never printed.
     secret: str | None = field(default=None, repr=False, compare=False)
 
@@ -264,7 +264,7 @@ class TransactionChanges:
     batches: mapped rows added or possibly changed (TRANSACTION_SCHEMA), unless the fetch handed them to a
     sink as it went (`staged` counts those). removed: provider ids the provider says are gone.
     windows: (account external id, first date) pairs for which the rows list every live row on or after
-    that date, so a stored row there that is absent is gone too (Pluggy has no removal feed).
+    that date, so a stored row there that is absent is gone too (for providers with no removal feed).
     cursor: opaque provider state to store with the connection once applied.
     set_aside: rows that cannot be real, kept out of the store (their stored versions, if any, stay as they are).
     """

@@ -28,7 +28,7 @@ EARLIEST_YEARS = 30
 LATEST_DAYS = 366
 """How far ahead a transaction may be dated (scheduled payments and card installments fall within a year)."""
 ID_PATTERN = r"^[!-~]{1,128}$"
-"""A provider id: 1 to 128 printable ASCII characters without spaces (Pluggy sends UUIDs, Plaid 37 characters)."""
+"""A provider id: 1 to 128 printable ASCII characters without spaces (providers send UUIDs or ~40 characters)."""
 CURRENCIES = pa.array(sorted(list_currencies()), pa.string())
 """ISO 4217 codes, current and historical (Babel's CLDR data)."""
 

@@ -26,7 +26,6 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -46,10 +45,9 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[str, float], None]
 
-LOCAL_ZONES = {"pluggy": ZoneInfo("America/Sao_Paulo"), "plaid": ZoneInfo("America/New_York")}
 
 MAX_CONCURRENT_SYNCS = 8
-"""Connections `sync_all` fetches at once (each Pluggy connection also reads up to 4 accounts at once)."""
+"""Connections `sync_all` fetches at once (a provider may also read several accounts of one connection at once)."""
 
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
@@ -174,8 +172,9 @@ class SyncEngine:
         self._now = now or (lambda: datetime.now(UTC))
         configure_store(engine)  # a big sync spills to disk rather than growing the process
 
-    def _today(self, provider: str) -> date:
-        return self._now().astimezone(LOCAL_ZONES.get(provider, UTC)).date()
+    def _today(self, provider: Provider) -> date:
+        """Today on the provider's calendar (the day its accounts' rows are booked on)."""
+        return self._now().astimezone(provider.local_zone).date()
 
     def register(self, state: ConnectionState, *, owner: str | None = None, secret: str | None = None) -> str:
         """Record a newly connected (or reconnected) item so it can be synced; its secret is stored encrypted."""
@@ -268,7 +267,7 @@ class SyncEngine:
                 duration = int((time.monotonic() - clock) * 1000)
                 with self.engine.begin() as conn:
                     counts = apply_sync(conn, state=state, accounts=accounts, changes=changes, now=finished,
-                                        today=self._today(row.provider), staged=staged)
+                                        today=self._today(provider), staged=staged)
                     self._record_success(conn, run_id, state, accounts, changes,
                                          counts, finished, duration, requests)
             message = _describe(counts, len(accounts), changes.set_aside)

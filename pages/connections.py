@@ -8,9 +8,8 @@ from finance.demo import DEMO_BANKS, demo_available
 from finance.errors import ProviderError
 from finance.formatting import format_money, format_when
 from finance.model import ConnectionStatus
-from finance.providers.registry import offline_emulators
 from finance.services import SyncResult
-from finance.ui import connect_widget
+from finance.ui import connect_widget, sandbox
 from finance.ui.context import services, status_badge
 from finance.ui.widgets import flash, show_flash, start_demo
 
@@ -22,13 +21,6 @@ RECONNECT_REQUEST = "reconnect_connection_id"
 PAGE = "connections"
 NEEDS_RECONNECT = {ConnectionStatus.NEEDS_RECONNECT.value, ConnectionStatus.CONSENT_EXPIRING.value,
                    ConnectionStatus.NEEDS_INPUT.value}
-
-FAULT_PATHS = {
-    "pluggy": {"/v2/transactions": "Transactions", "/accounts": "Accounts", "/items": "Items", "": "Every request"},
-    "plaid": {"/transactions/sync": "Transactions", "/accounts/get": "Accounts", "/item/get": "Items",
-              "": "Every request"},
-}
-
 
 def request_reconnect(connection_id: str) -> None:
     st.session_state[RECONNECT_REQUEST] = connection_id
@@ -82,8 +74,8 @@ with listing:
     accounts = svc.accounts.summary()
     if status.empty:
         st.info("No banks connected yet. Pick a provider and a bank below"
-                + (": the sandbox banks work offline, e.g. **Pluggy Bank** with user `user-ok` and password "
-                   "`password-ok`." if offline_emulators(svc.settings) else "."), icon="👋")
+                + (f": the sandbox banks work offline, e.g. {sandbox.first_bank()}." if sandbox.offline(svc) else "."),
+                icon="👋")
         if demo_available(svc):
             if st.button("Try the demo: connect two sandbox banks", type="primary", icon="🚀",
                          key="connections_demo"):
@@ -137,38 +129,4 @@ with listing:
                           + ("; its history is kept." if keep else " and its data deleted."))
                     st.rerun()
 
-for name, emulator in offline_emulators(svc.settings).items():
-    label = svc.providers[name].label
-    with st.expander(f"{label} sandbox controls (offline emulator)"):
-        st.caption(f"Sandbox clock: {emulator.clock.now():%Y-%m-%d %H:%M} UTC. Advancing it brings new "
-                   "transactions and posts pending ones; sync to see them.")
-        days = st.number_input("Days", min_value=1, max_value=60, value=3, key=f"{name}_advance_days")
-        if st.button("Advance the clock", key=f"{name}_advance"):
-            emulator.advance(days=float(days))
-            flash(PAGE, "success", f"Sandbox clock moved {days} days forward. Press Sync now to fetch the changes.")
-            st.rerun()
-        st.divider()
-        kinds = {"server_error": "HTTP 500", "unavailable": "HTTP 503", "rate_limit": "HTTP 429 rate limit",
-                 "timeout": "Timeout", "malformed_json": "Malformed JSON"}
-        kind = st.selectbox("Fault", list(kinds), format_func=kinds.__getitem__, key=f"{name}_fault_kind")
-        paths = FAULT_PATHS[name]
-        path = st.selectbox("On", list(paths), format_func=paths.__getitem__, key=f"{name}_fault_path")
-        persistent = st.checkbox("Keep failing until cleared", value=True, key=f"{name}_fault_persistent",
-                                 help="Otherwise only the next requests fail; the client retries 5xx, 429 and "
-                                      "timeouts up to 4 times, so a short fault is usually absorbed.")
-        times = -1 if persistent else int(st.number_input("Fail the next N requests", min_value=1, max_value=50,
-                                                          value=2, key=f"{name}_fault_times"))
-        if st.button("Inject fault", key=f"{name}_inject"):
-            emulator.faults.add(kind, path=path or None, times=times)
-            how_long = "until you clear it" if times == -1 else f"for the next {times} requests"
-            flash(PAGE, "warning", f"{paths[path]} requests will fail with {kinds[kind]} {how_long}.")
-            st.rerun()
-        active = emulator.faults.active()
-        if active:
-            st.write("Active faults: " + "; ".join(
-                f"{kinds.get(f.kind, f.kind)} on {paths.get(f.path or '', f.path)}"
-                + (" until cleared" if f.times == -1 else f" ×{max(0, f.after + f.times - f.seen)}")
-                for f in active))
-            if st.button("Clear faults", key=f"{name}_clear_faults"):
-                emulator.faults.clear()
-                st.rerun()
+sandbox.controls(svc, PAGE)

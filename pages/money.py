@@ -8,6 +8,7 @@ import streamlit as st
 
 from finance import charts, money
 from finance.formatting import format_money, format_rate, format_when
+from finance.ui import sandbox
 from finance.ui.context import as_of_caption, services
 from finance.ui.widgets import actor, flash, period_picker, show_flash
 
@@ -69,8 +70,8 @@ first_day, last_day = svc.transactions.date_range()
 rates = svc.rates.all()
 
 if accounts.empty:
-    st.info("No accounts yet. Connect the sandbox bank **Pluggy Bank** (user `user-ok`, password `password-ok`) "
-            "or try the demo on the Overview to see your money in BRL and USD.")
+    st.info(f"No accounts yet. Connect {sandbox.first_bank()} or try the demo on the Overview to see your money "
+            "in each currency and in one.")
     st.page_link("pages/connections.py", label="Connect a bank", icon="🏦")
     st.stop()
 

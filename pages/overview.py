@@ -11,6 +11,7 @@ from finance import charts, money
 from finance.demo import DEMO_BANKS, demo_available
 from finance.filters import TransactionFilter
 from finance.formatting import format_money, format_when
+from finance.ui import sandbox
 from finance.ui.context import as_of_caption, services, status_badge
 from finance.ui.widgets import period_picker, show_flash, start_demo
 
@@ -53,8 +54,8 @@ as_of = svc.reports.data_as_of()
 first_day, last_day = svc.transactions.date_range()
 
 if status.empty:
-    st.info("No banks connected yet. Connect the sandbox bank **Pluggy Bank** (user `user-ok`, password "
-            "`password-ok`) to see how it works — no credentials or network needed.")
+    st.info(f"No banks connected yet. Connect {sandbox.first_bank()} to see how it works — no credentials or "
+            "network needed.")
     if demo_available(svc):
         if st.button("Try the demo: connect two sandbox banks", type="primary", icon="🚀", key="overview_demo"):
             start_demo(svc, "overview")

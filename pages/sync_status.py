@@ -7,6 +7,7 @@ import streamlit as st
 
 from finance import health, worker
 from finance.formatting import format_when
+from finance.ui import sandbox
 from finance.ui.context import services
 
 st.title("Sync status")
@@ -16,8 +17,7 @@ data = svc.status.read()
 recent = svc.events.recent(limit=50)
 
 if data.connections.empty:
-    st.info("No banks connected yet, so there is nothing to sync. Connect the sandbox bank **Pluggy Bank** "
-            "(user `user-ok`, password `password-ok`) on Connections.")
+    st.info(f"No banks connected yet, so there is nothing to sync. Connect {sandbox.first_bank()} on Connections.")
     st.page_link("pages/connections.py", label="Connect a bank", icon="🏦")
     st.stop()
 

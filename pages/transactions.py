@@ -9,6 +9,7 @@ import streamlit as st
 from finance.errors import EditError
 from finance.filters import TransactionFilter
 from finance.formatting import format_money
+from finance.ui import sandbox
 from finance.ui.context import as_of_caption, services
 from finance.ui.widgets import actor, flash, show_flash
 
@@ -100,8 +101,8 @@ accounts = svc.transactions.account_options()
 categories = svc.transactions.category_options()
 
 if accounts.empty:
-    st.info("No transactions yet. Connect the sandbox bank **Pluggy Bank** (user `user-ok`, password "
-            "`password-ok`) to see how it works — no credentials or network needed.")
+    st.info(f"No transactions yet. Connect {sandbox.first_bank()} to see how it works — no credentials or network "
+            "needed.")
     st.page_link("pages/connections.py", label="Connect a bank", icon="🏦")
     st.stop()
 

@@ -26,9 +26,11 @@ from finance.config import PLUGGY_API_URL, Settings, load_settings
 from finance.connect_flow import Choice, Field, Finish, Flow, Login, MintToken, SendMfa, Step
 from finance.model import ConnectionState, ConnectionStatus, Institution, MfaPrompt
 from finance.providers.plaid.sandbox import PlaidEmulator
-from finance.sandbox.pluggy import PluggyEmulator
+from finance.providers.pluggy.sandbox import PluggyEmulator
+from finance.providers.registry import kit
 from finance.services import open_services
 
+PLUGGY, PLAID = kit("pluggy"), kit("plaid")
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PLUGGY_BANK = Institution(id="0", name="Pluggy Bank", primary_color="ef294b", is_sandbox=True,
                           logo_url="https://cdn.pluggy.ai/assets/connector-icons/sandbox.svg")
@@ -84,21 +86,19 @@ def settings(**values: Any) -> Settings:
     return Settings(data_dir=Path("/tmp/x"), database_url="duckdb:///:memory:", **values)
 
 
-def test_widget_kind_is_hosted_only_against_the_real_apis():
-    assert cf.widget_kind("pluggy", settings()) == cf.OFFLINE
-    assert cf.widget_kind("plaid", settings()) == cf.OFFLINE
-    assert cf.widget_kind("pluggy", settings(pluggy_client_id="a", pluggy_client_secret="b")) == cf.PLUGGY_CONNECT
-    assert cf.widget_kind("plaid", settings(plaid_client_id="a", plaid_secret="b")) == cf.PLAID_LINK
+def test_the_hosted_widget_is_used_only_against_the_real_apis():
+    pluggy, plaid = PLUGGY.uses_hosted_widget, PLAID.uses_hosted_widget
+    assert not pluggy(settings()) and not plaid(settings())
+    assert pluggy(settings(pluggy_client_id="a", pluggy_client_secret="b"))
+    assert plaid(settings(plaid_client_id="a", plaid_secret="b"))
     # An emulator served over HTTP has no hosted widget: the offline widget drives it.
-    assert cf.widget_kind("pluggy", settings(pluggy_client_id="a", pluggy_client_secret="b",
-                                             pluggy_base_url="http://127.0.0.1:8765")) == cf.OFFLINE
-    assert cf.widget_kind("plaid", settings(plaid_client_id="a", plaid_secret="b",
-                                            plaid_base_url="http://127.0.0.1:8766")) == cf.OFFLINE
+    assert not pluggy(settings(pluggy_client_id="a", pluggy_client_secret="b", pluggy_base_url="http://127.0.0.1:8765"))
+    assert not plaid(settings(plaid_client_id="a", plaid_secret="b", plaid_base_url="http://127.0.0.1:8766"))
     assert settings().pluggy_base_url == PLUGGY_API_URL
 
 
 def offline_flow() -> Flow:
-    return cf.with_institutions(cf.start("pluggy", "Pluggy", cf.OFFLINE), [ITAU, PLUGGY_BANK])
+    return cf.with_institutions(cf.start("pluggy", "Pluggy", None, hint=PLUGGY.sandbox_hint), [ITAU, PLUGGY_BANK])
 
 
 def at_credentials() -> Flow:
@@ -115,11 +115,11 @@ def test_offline_flow_lists_sandbox_banks_first_and_never_a_remote_logo():
     assert bank.color == "#ef294b" and bank.logo is None  # an https logo would be fetched from the internet
     data_logo = Choice.of(dataclasses.replace(PLUGGY_BANK, logo_url="data:image/png;base64,AAAA"))
     assert data_logo.logo == "data:image/png;base64,AAAA"
-    assert cf.needs_institutions(cf.start("pluggy", "Pluggy", cf.OFFLINE))
+    assert cf.needs_institutions(cf.start("pluggy", "Pluggy", None))
 
 
 def test_a_provider_without_banks_says_so():
-    flow = cf.with_institutions(cf.start("plaid", "Plaid", cf.OFFLINE), [])
+    flow = cf.with_institutions(cf.start("plaid", "Plaid", None), [])
     assert flow.step is Step.ERROR and "listed no banks" in (flow.error or "")
 
 
@@ -216,7 +216,7 @@ def test_a_refused_login_says_why_and_retry_returns_to_the_login():
 
 
 def test_reconnect_offline_asks_for_the_login_of_the_same_bank():
-    flow = cf.start_reconnect("pluggy", "Pluggy", cf.OFFLINE, connection_id="pluggy:item-1", external_id="item-1",
+    flow = cf.start_reconnect("pluggy", "Pluggy", None, connection_id="pluggy:item-1", external_id="item-1",
                               institution=Choice.of(PLUGGY_BANK))
     assert flow.step is Step.CREDENTIALS and flow.reconnecting and cf.needs_fields(flow)
     flow = cf.with_fields(flow, FIELDS)
@@ -231,18 +231,18 @@ def test_reconnect_offline_asks_for_the_login_of_the_same_bank():
     for kind in ("back", "cancel"):
         closed, _ = cf.handle(flow, {"type": kind, "step_id": flow.step_id})
         assert closed.step is Step.CLOSED
-    no_bank = cf.start_reconnect("pluggy", "Pluggy", cf.OFFLINE, connection_id="c", external_id="e", institution=None)
+    no_bank = cf.start_reconnect("pluggy", "Pluggy", None, connection_id="c", external_id="e", institution=None)
     assert no_bank.step is Step.ERROR and "Disconnect it" in (no_bank.error or "")
 
 
 def test_hosted_pluggy_connect_opens_with_a_fresh_token_and_finishes_with_the_item():
-    flow = cf.start("pluggy", "Pluggy", cf.PLUGGY_CONNECT)
+    flow = cf.start("pluggy", "Pluggy", PLUGGY.hosted_widget)
     assert flow.step is Step.READY and "launch" not in cf.widget_data(flow)
     same, effect = cf.handle(flow, {"type": "open", "step_id": 0})
     assert same == flow and effect == MintToken()
     flow = cf.launched(flow, "connect-token")
     data = cf.widget_data(flow)
-    assert data["launch"] == {"script": cf.PLUGGY_CONNECT_SCRIPT, "token": "connect-token", "include_sandbox": True,
+    assert data["launch"] == {"script": PLUGGY.hosted_widget.script, "token": "connect-token", "include_sandbox": True,
                               "update_item": None}
     assert data["hint"] is None  # hosted: real banks, no sandbox hint
     shown, effect = cf.handle(flow, {"type": "error", "step_id": flow.step_id, "error": {"message": "Bad login"}})
@@ -254,7 +254,7 @@ def test_hosted_pluggy_connect_opens_with_a_fresh_token_and_finishes_with_the_it
 
 
 def test_hosted_pluggy_update_mode_names_the_item_and_refuses_another():
-    flow = cf.launched(cf.start_reconnect("pluggy", "Pluggy", cf.PLUGGY_CONNECT, connection_id="pluggy:item-1",
+    flow = cf.launched(cf.start_reconnect("pluggy", "Pluggy", PLUGGY.hosted_widget, connection_id="pluggy:item-1",
                                           external_id="item-1", institution=None), "token")
     assert cf.widget_data(flow)["launch"]["update_item"] == "item-1"
     wrong, effect = cf.handle(flow, {"type": "success", "step_id": flow.step_id, "item_id": "item-2"})
@@ -264,8 +264,8 @@ def test_hosted_pluggy_update_mode_names_the_item_and_refuses_another():
 
 
 def test_plaid_link_success_exit_and_script_errors():
-    flow = cf.launched(cf.start("plaid", "Plaid", cf.PLAID_LINK), "link-sandbox-1")
-    assert cf.widget_data(flow)["launch"]["script"] == cf.PLAID_LINK_SCRIPT
+    flow = cf.launched(cf.start("plaid", "Plaid", PLAID.hosted_widget), "link-sandbox-1")
+    assert cf.widget_data(flow)["launch"]["script"] == PLAID.hosted_widget.script
     _, effect = cf.handle(flow, {"type": "success", "step_id": flow.step_id, "public_token": "public-1"})
     assert effect == Finish(public_token="public-1")
     error = {"error_code": "INSTITUTION_DOWN", "error_message": "internal", "display_message": "The bank is down."}
@@ -280,7 +280,7 @@ def test_plaid_link_success_exit_and_script_errors():
     assert blocked.step is Step.ERROR and "cdn.plaid.com" in (blocked.error or "")
     retry, _ = cf.handle(blocked, {"type": "retry", "step_id": blocked.step_id})
     assert retry.step is Step.READY
-    update = cf.launched(cf.start_reconnect("plaid", "Plaid", cf.PLAID_LINK, connection_id="plaid:i",
+    update = cf.launched(cf.start_reconnect("plaid", "Plaid", PLAID.hosted_widget, connection_id="plaid:i",
                                             external_id="i", institution=None), "link-update")
     _, effect = cf.handle(update, {"type": "success", "step_id": update.step_id, "public_token": None})
     assert effect == Finish(public_token=None)  # update mode: nothing to exchange
@@ -319,7 +319,7 @@ def test_pluggy_connect_token_then_success_registers_and_syncs(hosted):
     assert data["kind"] == "pluggy_connect" and data["step"] == "ready"
 
     data = send(at, "connect_widget_pluggy", "open")
-    assert data["step"] == "launch" and data["launch"]["script"] == cf.PLUGGY_CONNECT_SCRIPT
+    assert data["step"] == "launch" and data["launch"]["script"] == PLUGGY.hosted_widget.script
     token = data["launch"]["token"]
     assert token and data["launch"]["include_sandbox"] is True
     # What Pluggy Connect does with that token when the user logs in to Pluggy Bank.
@@ -341,7 +341,7 @@ def test_plaid_link_public_token_is_exchanged_and_the_access_token_stored_encryp
     assert widget(at, "connect_widget_plaid")["kind"] == "plaid_link"
 
     data = send(at, "connect_widget_plaid", "open")
-    assert data["launch"]["script"] == cf.PLAID_LINK_SCRIPT
+    assert data["launch"]["script"] == PLAID.hosted_widget.script
     public_token = plaid.complete_link(data["launch"]["token"])  # the user finishes Plaid Link
     data = send(at, "connect_widget_plaid", "success", public_token=public_token)
     assert data["step"] == "done" and data["ok"], data

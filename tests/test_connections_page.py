@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
 from finance.config import load_settings
-from finance.providers.registry import pluggy_emulator
+from finance.providers import registry
 from finance.services import open_services
 from tests.test_connect_widget import has_widget, send, widget
 from tests.test_pages import PLAID, PLUGGY, button, connect, open_page, store
@@ -103,7 +103,7 @@ def test_reconnect_offline_logs_in_again_with_mfa_and_resyncs(offline):
     at = connect(open_page("connections"), "user-ok-mfa")
     send(at, PLUGGY, "mfa", values={"token": "123456"})
     connection_id, item_id, _ = only_connection(offline)
-    pluggy_emulator(load_settings()).set_item_status(item_id, "LOGIN_ERROR", "INVALID_CREDENTIALS",
+    registry.emulator("pluggy", load_settings()).set_item_status(item_id, "LOGIN_ERROR", "INVALID_CREDENTIALS",
                                                      "INVALID_CREDENTIALS")
     sync_now(at)
     assert only_connection(offline)[2] == "needs_reconnect"

@@ -16,9 +16,10 @@ import pytest
 import sqlalchemy as sa
 
 from finance.errors import ConsoleError
-from finance.providers.pluggy import PluggyClient, PluggyProvider
+from finance.providers.pluggy.client import PluggyClient
+from finance.providers.pluggy.provider import PluggyProvider
+from finance.providers.pluggy.sandbox import PluggyEmulator
 from finance.sandbox.common import Clock
-from finance.sandbox.pluggy import PluggyEmulator
 from finance.store import console
 from finance.store.console import run_query
 from finance.store.db import create_engine, init_schema

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from finance.config import load_settings
 from finance.demo import ConnectFailed, DemoUnavailable, connect_bank, demo_available, run_demo
-from finance.providers.registry import pluggy_emulator
+from finance.providers import registry
 from finance.services import Services, open_services
 
 
@@ -78,7 +78,7 @@ def test_a_second_demo_says_already_connected_and_adds_nothing(svc: Services):
 
 
 def test_one_bank_failing_does_not_stop_the_other(svc: Services):
-    pluggy_emulator(svc.settings).faults.add("server_error", path="/items", times=-1)
+    registry.emulator("pluggy", svc.settings).faults.add("server_error", path="/items", times=-1)
 
     results = run_demo(svc)
 

@@ -25,9 +25,10 @@ from finance.filters import TransactionFilter
 from finance.providers.plaid.client import PlaidClient
 from finance.providers.plaid.provider import PlaidProvider
 from finance.providers.plaid.sandbox import PlaidEmulator
-from finance.providers.pluggy import PluggyClient, PluggyProvider
+from finance.providers.pluggy.client import PluggyClient
+from finance.providers.pluggy.provider import PluggyProvider
+from finance.providers.pluggy.sandbox import PluggyEmulator
 from finance.sandbox.common import Clock
-from finance.sandbox.pluggy import PluggyEmulator
 from finance.store import rules, transactions
 from finance.store.db import create_engine, init_schema
 from finance.store.secrets import SecretStore

@@ -19,9 +19,11 @@ from finance.crypto import SecretBox
 from finance.providers.plaid.client import PlaidClient, transactions_sync_all
 from finance.providers.plaid.provider import PlaidProvider
 from finance.providers.plaid.sandbox import PlaidEmulator
-from finance.providers.pluggy import PluggyClient, PluggyProvider, local_date
+from finance.providers.pluggy.client import PluggyClient
+from finance.providers.pluggy.mapping import local_date
+from finance.providers.pluggy.provider import PluggyProvider
+from finance.providers.pluggy.sandbox import PluggyEmulator
 from finance.sandbox.common import Clock
-from finance.sandbox.pluggy import PluggyEmulator
 from finance.store.db import create_engine, init_schema
 from finance.store.secrets import SecretStore
 from finance.sync import SyncEngine

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 from finance import health
 from finance.health import ATTENTION, CONNECTED, FAILED, SYNCING, Health, connection_health
-from finance.providers.pluggy import PluggyProvider
-from finance.sandbox.pluggy import PluggyEmulator
+from finance.providers.pluggy.provider import PluggyProvider
+from finance.providers.pluggy.sandbox import PluggyEmulator
 from finance.store.sync_runs import read_status
 from finance.sync import SyncEngine
 from tests.conftest import connect
@@ -112,9 +112,9 @@ def test_failed_run_that_needs_a_new_login():
 
 
 @pytest.mark.parametrize(("code", "action"), [
-    ("NO_CREDENTIALS", "PLUGGY_CLIENT_ID"),
-    ("NO_PROVIDER", "credentials"),
-    ("INVALID_API_KEYS", "PLAID_SECRET"),
+    ("NO_CREDENTIALS", "client id and secret"),
+    ("NO_PROVIDER", "client id and secret"),
+    ("INVALID_API_KEYS", "client id and secret"),
     ("INTERNAL", "server logs"),
     ("ITEM_NOT_FOUND", "connect the bank again"),
     ("NOT_FOUND", "delete it on Connections"),

@@ -20,7 +20,7 @@ from finance.model import (
     ConnectionStatus,
     TransactionChanges,
 )
-from finance.providers.pluggy import RawTransaction, map_transactions, read_transactions
+from finance.providers.pluggy.mapping import RawTransaction, map_transactions, read_transactions
 from finance.store.db import create_engine, init_schema
 from finance.store.ingest import StagedTransactions, apply_sync, upsert_connection
 

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
 from finance.config import load_settings
-from finance.providers.registry import pluggy_emulator
+from finance.providers import registry
 from tests.test_connect_widget import send, widget
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -96,7 +96,7 @@ def test_injected_server_error_leaves_data_unchanged_and_says_so(offline):
     at.selectbox(key="pluggy_fault_path").select("/v2/transactions")
     button(at, "Inject fault").click()
     at.run()
-    pluggy_emulator(load_settings()).advance(days=3)  # there is new data the failed sync must not half-apply
+    registry.emulator("pluggy", load_settings()).advance(days=3)  # new data the failed sync must not half-apply
     button(at, "Sync now").click()
     at.run()
 

@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from finance.config import load_settings
 from finance.crypto import SecretBox
 from finance.model import ConnectionStatus
+from finance.providers import registry
 from finance.providers.plaid.client import PlaidClient
 from finance.providers.plaid.provider import PlaidProvider
 from finance.providers.plaid.sandbox import PlaidEmulator
-from finance.providers.registry import plaid_emulator
 from finance.sandbox.common import Clock
 from finance.services import Services, open_services
 from finance.store.db import create_engine, init_schema
@@ -148,7 +148,7 @@ def test_mutation_during_pagination_restarts_and_applies_once(services: Services
 
     monkeypatch.setattr(plaid_transactions, "SYNC_PAGE_SIZE_CAP", 50)  # several pages per walk
     plaid_id = connect_plaid(services)
-    emulator = plaid_emulator(load_settings())
+    emulator = registry.emulator("plaid", load_settings())
     emulator.faults.add("mutation_during_pagination", path="/transactions/sync", after=1, times=1)
 
     result = services.sync.sync_connection(plaid_id)

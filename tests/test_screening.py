@@ -24,9 +24,11 @@ from finance.model import SetAside
 from finance.providers.plaid.client import PlaidClient
 from finance.providers.plaid.provider import PlaidProvider
 from finance.providers.plaid.sandbox import PlaidEmulator
-from finance.providers.pluggy import PluggyClient, PluggyProvider, map_transactions, read_transactions
+from finance.providers.pluggy.client import PluggyClient
+from finance.providers.pluggy.mapping import map_transactions, read_transactions
+from finance.providers.pluggy.provider import PluggyProvider
+from finance.providers.pluggy.sandbox import PluggyEmulator
 from finance.sandbox.common import Clock
-from finance.sandbox.pluggy import PluggyEmulator
 from finance.store.db import create_engine, init_schema
 from finance.store.secrets import SecretStore
 from finance.sync import SyncEngine
@@ -254,7 +256,7 @@ def test_summary_reads_as_a_sentence_and_bounds_its_length():
 
 
 def _account():
-    from finance.providers.pluggy import map_account
+    from finance.providers.pluggy.mapping import map_account
     return map_account({"id": "acc", "itemId": "item", "type": "BANK", "subtype": "CHECKING_ACCOUNT",
                         "balance": 100.0, "currencyCode": "BRL", "name": "Conta"})
 

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 import finance.sync as sync_module
 from finance import health
 from finance.config import load_settings
-from finance.providers.registry import pluggy_emulator
+from finance.providers import registry
 from finance.services import open_services
 from finance.store.db import create_engine, init_schema, store_error
 from finance.store.ingest import StagedTransactions
@@ -189,7 +189,7 @@ def _set_up(connections: int, *, synced: bool, advance_days: float = 0) -> None:
     finally:
         services.engine.dispose()
     if advance_days:
-        pluggy_emulator(load_settings()).advance(days=advance_days)
+        registry.emulator("pluggy", load_settings()).advance(days=advance_days)
 
 
 def _disk_full_at(limit: int) -> None:

@@ -14,11 +14,13 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import finance.sandbox.pluggy as pluggy_emulator_module
+import finance.providers.pluggy.sandbox.transactions as pluggy_emulator_transactions
 import finance.sync as sync_module
-from finance.providers.pluggy import FIRST_SYNC_DAYS, PluggyClient, PluggyProvider, local_date
+from finance.providers.pluggy.client import PluggyClient
+from finance.providers.pluggy.mapping import local_date
+from finance.providers.pluggy.provider import FIRST_SYNC_DAYS, PluggyProvider
+from finance.providers.pluggy.sandbox import PluggyEmulator
 from finance.sandbox.common import Clock
-from finance.sandbox.pluggy import PluggyEmulator
 from finance.store.db import create_engine, init_schema
 from finance.store.ingest import STORE_MEMORY_LIMIT_MB
 from finance.sync import SyncEngine, _connection_lock
@@ -174,7 +176,7 @@ FAULTS = st.tuples(
 
 @pytest.fixture
 def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pluggy_emulator_module, "V2_PAGE_SIZE", 40)  # several pages per walk
+    monkeypatch.setattr(pluggy_emulator_transactions, "V2_PAGE_SIZE", 40)  # several pages per walk
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

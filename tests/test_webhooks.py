@@ -24,15 +24,19 @@ from starlette.applications import Starlette
 
 from finance import webhooks
 from finance.config import load_settings
+from finance.providers.plaid import webhooks as plaid_webhooks
 from finance.providers.plaid.client import PlaidClient
 from finance.providers.plaid.provider import PlaidProvider
 from finance.providers.plaid.sandbox import PlaidEmulator
 from finance.providers.plaid.sandbox.webhooks import webhook_signing_key
 from finance.providers.plaid.webhooks import PlaidKeys, verify_plaid
+from finance.providers.pluggy import webhooks as pluggy_webhooks
+from finance.providers.pluggy.webhooks import verify as verify_pluggy
+from finance.providers.webhook import Plan
 from finance.sandbox.ledger import stable_uuid
 from finance.services import Services, open_services
 from finance.store.schema import metadata
-from finance.webhooks import WebhookReceiver, WebhookRejected, verify_pluggy
+from finance.webhooks import WebhookReceiver, WebhookRejected
 
 NOW = datetime.now(UTC)
 KID = stable_uuid(7, "webhook-verification-key")
@@ -90,9 +94,15 @@ def services(tmp_path: Path) -> Iterator[Services]:
     svc.engine.dispose()
 
 
+def receiver_for(services: Services, keys: PlaidKeys, sink: Any = None) -> WebhookReceiver:
+    """A receiver whose Plaid provider looks signing keys up in `keys` (the emulator's)."""
+    services.providers["plaid"].webhook_keys = keys  # type: ignore[attr-defined]
+    return WebhookReceiver(services, sink, now=lambda: NOW)
+
+
 @pytest.fixture
 def receiver(services: Services, keys: PlaidKeys) -> WebhookReceiver:
-    return WebhookReceiver(services, now=lambda: NOW, plaid_keys=keys)
+    return receiver_for(services, keys)
 
 
 def counts(engine: sa.Engine) -> dict[str, int]:
@@ -278,7 +288,7 @@ class Sink:
 
 def test_the_receiver_hands_new_events_to_the_worker(services: Services, keys: PlaidKeys) -> None:
     sink = Sink()
-    receiver = WebhookReceiver(services, sink, now=lambda: NOW, plaid_keys=keys)
+    receiver = receiver_for(services, keys, sink)
     secret = {"X-Webhook-Secret": "s3cret-value"}
     receiver.receive("pluggy", secret, pluggy_body(), None)
     receiver.receive("pluggy", secret, pluggy_body(), None)
@@ -325,53 +335,58 @@ def event(provider: str, kind: str, **payload: Any) -> webhooks.WebhookEvent:
     return webhooks.WebhookEvent(f"{provider}:x", provider, kind, "item-1", payload, NOW)
 
 
+def planned(event: webhooks.WebhookEvent) -> Plan:
+    """What the event's provider says it means."""
+    return {"pluggy": pluggy_webhooks.plan, "plaid": plaid_webhooks.plan}[event.provider](event)
+
+
 @pytest.mark.parametrize("kind", ["item/created", "item/updated", "item/login_succeeded", "transactions/created",
                                   "transactions/updated"])
 def test_pluggy_data_events_ask_for_a_sync(kind: str) -> None:
-    plan = webhooks.plan_event(event("pluggy", kind))
+    plan = planned(event("pluggy", kind))
     assert plan.sync and plan.status is None and plan.known
 
 
 def test_pluggy_deleted_transactions_are_removed_with_the_next_sync() -> None:
-    plan = webhooks.plan_event(event("pluggy", "transactions/deleted", transactionIds=["a", "b"]))
+    plan = planned(event("pluggy", "transactions/deleted", transactionIds=["a", "b"]))
     assert plan.sync and plan.removed == ("a", "b")
 
 
 def test_pluggy_item_states() -> None:
-    error = webhooks.plan_event(event("pluggy", "item/error", error={"code": "INVALID_CREDENTIALS", "message": "x"}))
+    error = planned(event("pluggy", "item/error", error={"code": "INVALID_CREDENTIALS", "message": "x"}))
     assert (error.status, error.error_code, error.sync) == ("needs_reconnect", "INVALID_CREDENTIALS", True)
     assert "Reconnect" in (error.detail or "")
-    outage = webhooks.plan_event(event("pluggy", "item/error", error={"code": "SITE_NOT_AVAILABLE", "message": "x"}))
+    outage = planned(event("pluggy", "item/error", error={"code": "SITE_NOT_AVAILABLE", "message": "x"}))
     assert outage.status == "failed"
-    assert webhooks.plan_event(event("pluggy", "item/waiting_user_input")).status == "needs_input"
-    deleted = webhooks.plan_event(event("pluggy", "item/deleted"))
+    assert planned(event("pluggy", "item/waiting_user_input")).status == "needs_input"
+    deleted = planned(event("pluggy", "item/deleted"))
     assert (deleted.status, deleted.sync) == ("revoked", False)
-    connector = webhooks.plan_event(event("pluggy", "connector/status_updated", connectorId=0,
+    connector = planned(event("pluggy", "connector/status_updated", connectorId=0,
                                           data={"status": "UNSTABLE"}))
     assert not connector.needs_connection and "UNSTABLE" in connector.note
-    unknown = webhooks.plan_event(event("pluggy", "boleto/updated"))
+    unknown = planned(event("pluggy", "boleto/updated"))
     assert not unknown.known and not unknown.sync
 
 
 def test_plaid_events() -> None:
-    assert webhooks.plan_event(event("plaid", "TRANSACTIONS/SYNC_UPDATES_AVAILABLE")).sync
-    assert not webhooks.plan_event(event("plaid", "TRANSACTIONS/DEFAULT_UPDATE")).sync
-    login = webhooks.plan_event(event("plaid", "ITEM/ERROR", error={"error_code": "ITEM_LOGIN_REQUIRED"}))
+    assert planned(event("plaid", "TRANSACTIONS/SYNC_UPDATES_AVAILABLE")).sync
+    assert not planned(event("plaid", "TRANSACTIONS/DEFAULT_UPDATE")).sync
+    login = planned(event("plaid", "ITEM/ERROR", error={"error_code": "ITEM_LOGIN_REQUIRED"}))
     assert (login.status, login.sync) == ("needs_reconnect", True)
-    down = webhooks.plan_event(event("plaid", "ITEM/ERROR", error={"error_code": "INSTITUTION_DOWN"}))
+    down = planned(event("plaid", "ITEM/ERROR", error={"error_code": "INSTITUTION_DOWN"}))
     assert down.status == "failed"
     when = (NOW + timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-    expiring = webhooks.plan_event(event("plaid", "ITEM/PENDING_EXPIRATION", consent_expiration_time=when))
+    expiring = planned(event("plaid", "ITEM/PENDING_EXPIRATION", consent_expiration_time=when))
     assert expiring.signal == "PENDING_EXPIRATION" and expiring.signal_until is not None
     assert expiring.status is None and "Reconnect" in (expiring.detail or "")
-    disconnect = webhooks.plan_event(event("plaid", "ITEM/PENDING_DISCONNECT", disconnect_time=when))
+    disconnect = planned(event("plaid", "ITEM/PENDING_DISCONNECT", disconnect_time=when))
     assert disconnect.signal == "PENDING_DISCONNECT"
-    revoked = webhooks.plan_event(event("plaid", "ITEM/USER_PERMISSION_REVOKED"))
+    revoked = planned(event("plaid", "ITEM/USER_PERMISSION_REVOKED"))
     assert (revoked.status, revoked.signal, revoked.sync) == ("revoked", "USER_PERMISSION_REVOKED", False)
-    new_accounts = webhooks.plan_event(event("plaid", "ITEM/NEW_ACCOUNTS_AVAILABLE"))
+    new_accounts = planned(event("plaid", "ITEM/NEW_ACCOUNTS_AVAILABLE"))
     assert new_accounts.signal == "NEW_ACCOUNTS_AVAILABLE" and new_accounts.status is None
-    repaired = webhooks.plan_event(event("plaid", "ITEM/LOGIN_REPAIRED"))
+    repaired = planned(event("plaid", "ITEM/LOGIN_REPAIRED"))
     assert repaired.clear_signal and repaired.sync
-    acknowledged = webhooks.plan_event(event("plaid", "ITEM/WEBHOOK_UPDATE_ACKNOWLEDGED"))
+    acknowledged = planned(event("plaid", "ITEM/WEBHOOK_UPDATE_ACKNOWLEDGED"))
     assert acknowledged.known and not acknowledged.sync and acknowledged.status is None
-    assert not webhooks.plan_event(event("plaid", "ASSETS/PRODUCT_READY")).known
+    assert not planned(event("plaid", "ASSETS/PRODUCT_READY")).known

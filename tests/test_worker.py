@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from finance.config import load_settings
 from finance.model import ConnectionStatus
-from finance.providers.registry import pluggy_emulator
+from finance.providers import registry
 from finance.services import Services, open_services
 from finance.store.ingest import ApplyCounts
 from finance.sync import SyncResult
@@ -136,7 +136,7 @@ def test_a_sync_skipped_because_another_runs_is_retried(svc: Services) -> None:
 def test_deleted_transactions_older_than_the_reread_window_are_removed(svc: Services) -> None:
     """Pluggy has no removal feed: without the webhook a row deleted long after it was booked would stay forever."""
     connection_id, item_id = connect(svc)
-    pluggy_emulator(svc.settings).advance(days=2)  # later syncs read only what is new, plus the last 14 days
+    registry.emulator("pluggy", svc.settings).advance(days=2)  # later syncs read what is new, plus the last 14 days
     assert svc.sync.sync_connection(connection_id).outcome == "success"
     with svc.engine.connect() as conn:
         old = conn.execute(sa.text("SELECT external_id FROM transactions WHERE booked_date < current_date - 60 "
@@ -214,7 +214,7 @@ def test_events_a_stop_left_queued_are_processed_at_the_next_start(svc: Services
 def test_a_login_error_pauses_the_schedule_and_a_reconnect_resumes_it(svc: Services) -> None:
     connection_id, item_id = connect(svc)
     assert register_webhooks(svc)[0].startswith("Pluggy: webhook http://127.0.0.1:9/webhooks/pluggy registered")
-    emulator = pluggy_emulator(svc.settings)
+    emulator = registry.emulator("pluggy", svc.settings)
     clock = [datetime.now(UTC)]
     worker = Worker(svc, interval=timedelta(hours=6), debounce=0.0, now=lambda: clock[0])
     receiver = WebhookReceiver(svc, worker)

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
+from finance.connect_flow import HostedWidget
 from finance.model import NEEDS_USER, Account, ConnectionState, Institution, TransactionChanges
 
 if TYPE_CHECKING:
@@ -134,17 +135,6 @@ class ConnectableProvider(Provider, Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class HostedWidget:
-    """A provider's own connect widget, loaded from its CDN with a token our backend mints."""
-
-    kind: str  # what the browser component draws, e.g. "acme_connect"; its launcher is `launcher` (JavaScript)
-    name: str  # as the provider calls it, for messages
-    script: str  # the script's URL
-    launcher: Path  # JavaScript registering `launchers[kind]` for the shared widget (finance/ui/connect_widget)
-    update_by_item: bool = False  # update mode opens on the item id (else the token carries it)
-
-
-@dataclass(frozen=True, slots=True)
 class SandboxBank:
     """A sandbox bank a tester, the demo and the empty pages can point to."""
 
@@ -169,11 +159,11 @@ class EmulatorOptions:
 @dataclass(frozen=True, slots=True)
 class ProviderKit:
     """Everything shared code asks one aggregator for, so that it never names one (finance.providers.registry
-    lists the kits). Each provider's package builds its kit in its `__init__`."""
+    lists the kits). Each provider's package builds its kit in its `kit` module."""
 
     name: str
     label: str
-    hosted_widget: HostedWidget
+    hosted_widget: HostedWidget  # its own connect widget, used when it talks to the real service
     sandbox_hint: str  # what to type in the offline widget
     sandbox_bank: SandboxBank  # the bank the demo connects
     fault_targets: Mapping[str, str]  # request path prefix → what it covers, for the sandbox fault controls

@@ -29,7 +29,11 @@ from finance.model import (
 INSTANT = pa.timestamp("us", tz="UTC")
 FLOAT_EXACT_BELOW = 1e13
 """Floats under this size that round-trip through cents carry at most two decimals in their repr (ulp < 1/100)."""
-LABELS = {"pluggy": "Pluggy", "plaid": "Plaid"}
+
+
+def label_of(provider: str) -> str:
+    """A provider's name as people read it in messages (its capitalised name)."""
+    return provider.capitalize()
 
 
 def wire_decimal(value: Any, field: str, *, provider: str, label: str) -> Decimal:
@@ -74,7 +78,7 @@ def _signed(value: Decimal, negate: bool) -> Decimal:
 
 def exact_amounts(amounts: WireAmounts, *, provider: str) -> list[Decimal | None]:
     """Each amount as the exact Decimal the provider sent, in our sign."""
-    label = LABELS.get(provider, provider)
+    label = label_of(provider)
     return [None if v is None and amounts.optional
             else _signed(wire_decimal(v, amounts.field, provider=provider, label=label), amounts.negate)
             for v in amounts.values]
@@ -135,7 +139,7 @@ def instant_array(values: Sequence[Any], *, provider: str) -> pa.Array:
         return pc.cast(pa.array(values, pa.string()), INSTANT)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         pass  # a form Arrow does not read (empty, no offset, date only, …) or not text: read each value below
-    label = LABELS.get(provider, provider)
+    label = label_of(provider)
     return pa.array([wire_instant(v, provider=provider, label=label) for v in values], INSTANT)
 
 
@@ -146,7 +150,7 @@ def date_array(values: Sequence[Any], field: str, *, provider: str, optional: bo
             return pc.cast(pa.array(values, pa.string()), pa.date32())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass
-    label = LABELS.get(provider, provider)
+    label = label_of(provider)
     return pa.array([None if optional and v is None else wire_date(v, field, provider=provider, label=label)
                      for v in values], pa.date32())
 
@@ -158,7 +162,7 @@ def local_dates(instants: pa.Array, zone: str) -> pa.Array:
 
 
 def _missing(provider: str, name: str) -> BadData:
-    return BadData(f"{LABELS.get(provider, provider)} sent a transaction without a usable {name.replace('_', ' ')}.",
+    return BadData(f"{label_of(provider)} sent a transaction without a usable {name.replace('_', ' ')}.",
                    code="BAD_TRANSACTION", provider=provider)
 
 

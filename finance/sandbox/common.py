@@ -3,6 +3,7 @@ of their webhooks over loopback with the provider's retry schedule."""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -24,6 +25,11 @@ log = logging.getLogger(__name__)
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 OUTBOX_LIMIT = 1000
 DELIVERY_LOG_LIMIT = 1000
+
+
+def b64url(data: bytes) -> str:
+    """Unpadded base64url, as JWTs and JWKs carry bytes (both emulators sign with it)."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 class Clock:

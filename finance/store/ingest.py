@@ -347,7 +347,7 @@ def _merge(conn: sa.Connection, incoming: Incoming, accounts: list[Account], now
                OR (i.status = 'posted' AND i.account_id IN (SELECT account_id FROM gone WHERE status = 'pending')))
     """, params).all() if gone else []
 
-    # Pending → posted: the provider's explicit link first (Plaid), then a scored match (Pluggy).
+    # Pending → posted: the provider's explicit link first, then a scored match (providers that give none).
     gone_ids = {g.id for g in gone}
     pairs = [(a.pending_id, a.id) for a in candidates if a.pending_id and a.pending_id in gone_ids]
     linked_old = {old for old, _ in pairs}

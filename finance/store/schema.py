@@ -17,7 +17,7 @@ connections = sa.Table(
     "connections", metadata,
     sa.Column("id", sa.String, primary_key=True, comment="provider:external id"),
     sa.Column("provider", sa.String, nullable=False),
-    sa.Column("external_id", sa.String, nullable=False, comment="Pluggy item id / Plaid item id"),
+    sa.Column("external_id", sa.String, nullable=False, comment="the provider's item id"),
     sa.Column("institution_id", sa.String),
     sa.Column("institution_name", sa.String),
     sa.Column("institution_logo_url", sa.String),

@@ -2,9 +2,9 @@
 
 The browser part (finance/ui/connect_widget/: plain JS, HTML and CSS) draws what finance/connect_flow.py
 describes and sends events back. This module performs what those events ask for against the providers
-(log in, MFA, mint a connect/link token, exchange Plaid's public token), registers the connection and runs
-its first sync with progress. `connect_panel` connects new banks; `reconnect_panel` renews an existing one
-in update mode (Pluggy `updateItem`, Plaid Link update mode, or the offline widget's login again).
+(log in, MFA, mint the hosted widget's token, turn its success into a connection), registers the connection and
+runs its first sync with progress. `connect_panel` connects new banks; `reconnect_panel` renews an existing one
+in update mode (the hosted widget's, or the offline widget's login again).
 """
 
 from __future__ import annotations
@@ -19,12 +19,8 @@ from finance import connect_flow
 from finance.connect_flow import Effect, Finish, Flow, Login, MintToken, SendMfa, Step
 from finance.errors import ProviderError
 from finance.model import ConnectionState
+from finance.providers import registry
 from finance.providers.base import ConnectableProvider
-from finance.providers.plaid.mapping import ERROR_MESSAGES as PLAID_ERROR_MESSAGES
-from finance.providers.plaid.provider import PlaidProvider
-from finance.providers.plaid.sandbox import PlaidApiError, PlaidEmulator
-from finance.providers.pluggy import PluggyProvider
-from finance.providers.registry import offline_emulators
 from finance.services import Services
 
 ASSETS = Path(__file__).with_name("connect_widget")
@@ -33,7 +29,9 @@ _component = st.components.v2.component(
     "finance.connect_widget",
     html=(ASSETS / "widget.html").read_text(encoding="utf-8"),
     css=(ASSETS / "widget.css").read_text(encoding="utf-8"),
-    js=(ASSETS / "widget.js").read_text(encoding="utf-8"),
+    # The shared widget, then each provider's launcher of its hosted widget (they fill the widget's `launchers`).
+    js="\n".join([(ASSETS / "widget.js").read_text(encoding="utf-8"),
+                   *(kit.hosted_widget.launcher.read_text(encoding="utf-8") for kit in registry.KITS)]),
 )
 
 RECONNECT_KEY = "reconnect_widget"
@@ -54,6 +52,16 @@ def mount(flow: Flow, *, key: str) -> None:
 
 # -- panels ------------------------------------------------------------------------------------------
 
+def _widget(svc: Services, provider_name: str) -> tuple[connect_flow.HostedWidget | None, str | None]:
+    """The provider's hosted widget when the app talks to its real service, else the offline widget (None) with
+    the sandbox logins that work. A custom base URL (an emulator served over HTTP) gets the offline widget too:
+    the hosted widgets only work against the provider's own servers."""
+    kit = registry.kit(provider_name)
+    if kit.uses_hosted_widget(svc.settings):
+        return kit.hosted_widget, None
+    return None, kit.sandbox_hint
+
+
 def connect_panel(svc: Services, provider_name: str) -> Flow | None:
     """The connect widget for one provider: act on its pending event, then draw it.
 
@@ -63,7 +71,8 @@ def connect_panel(svc: Services, provider_name: str) -> Flow | None:
     provider = svc.providers[provider_name]
     flow = st.session_state.get(f"{key}:flow")
     if not isinstance(flow, Flow):
-        flow = connect_flow.start(provider_name, provider.label, connect_flow.widget_kind(provider_name, svc.settings))
+        widget, hint = _widget(svc, provider_name)
+        flow = connect_flow.start(provider_name, provider.label, widget, hint=hint)
     before = flow.step
     flow = _advance(svc, flow, key)
     if flow.step is Step.CLOSED:
@@ -79,17 +88,17 @@ def start_reconnect(svc: Services, connection_id: str, provider_name: str, exter
     provider = svc.providers.get(provider_name)
     if provider is None:
         return f"The {provider_name} provider is not available in this app."
-    kind = connect_flow.widget_kind(provider_name, svc.settings)
+    widget, hint = _widget(svc, provider_name)
     institution = None
-    if kind == connect_flow.OFFLINE:
+    if widget is None:
         try:
             state = provider.connection_state(external_id)
         except ProviderError as exc:
             return f"{provider.label} could not find this connection: {exc.message}"
         institution = connect_flow.Choice.of(state.institution) if state.institution else None
     st.session_state[f"{RECONNECT_KEY}:flow"] = connect_flow.start_reconnect(
-        provider_name, provider.label, kind, connection_id=connection_id, external_id=external_id,
-        institution=institution)
+        provider_name, provider.label, widget, connection_id=connection_id, external_id=external_id,
+        institution=institution, hint=hint)
     st.session_state.pop(f"{RECONNECT_KEY}:event", None)
     return None
 
@@ -156,11 +165,9 @@ def _perform(svc: Services, flow: Flow, effect: Effect) -> Flow:
     try:
         if isinstance(effect, MintToken):
             return connect_flow.launched(flow, _mint_token(provider, flow))
-        state = _login_state(svc, provider, flow, effect)
+        state = _login_state(provider, flow, effect)
     except ProviderError as exc:
         return connect_flow.failed(flow, exc.message)
-    except PlaidApiError as exc:  # the offline stand-in for Plaid Link refused the login
-        return connect_flow.failed(flow, PLAID_ERROR_MESSAGES.get(exc.code) or exc.display_message or exc.message)
     flow = connect_flow.settled(flow, state)
     if flow.step is Step.SYNCING:
         flow = _first_sync(svc, flow, state)
@@ -169,52 +176,29 @@ def _perform(svc: Services, flow: Flow, effect: Effect) -> Flow:
 
 def _mint_token(provider: ConnectableProvider, flow: Flow) -> str:
     """A fresh token for the hosted widget (each open gets its own; they expire within 30 minutes to 4 hours)."""
-    if isinstance(provider, PluggyProvider):
-        return provider.client.create_connect_token(flow.external_id if flow.reconnecting else None,
-                                                    client_user_id=connect_flow.CLIENT_USER_ID)
-    if isinstance(provider, PlaidProvider):
-        if flow.reconnecting and flow.external_id:
-            return provider.update_link_token(connect_flow.CLIENT_USER_ID, flow.external_id)
-        return provider.link_token(connect_flow.CLIENT_USER_ID)
-    raise ProviderError(f"{provider.label} has no hosted connect widget.", code="NO_WIDGET", provider=provider.name)
+    return provider.hosted_token(connect_flow.CLIENT_USER_ID, flow.external_id if flow.reconnecting else None)
 
 
-def _login_state(svc: Services, provider: ConnectableProvider, flow: Flow, effect: Effect) -> ConnectionState:
+def _login_state(provider: ConnectableProvider, flow: Flow, effect: Effect) -> ConnectionState:
     """Call the provider for a login, an MFA code or a hosted widget's success; the connection's state after it."""
     if isinstance(effect, Login):
         if not flow.reconnecting:
             state = provider.create_connection(effect.institution_id, effect.credentials)
         else:
-            state = _relogin(svc, provider, flow, effect.credentials)
+            assert flow.external_id is not None  # update mode: new credentials for the existing item
+            state = provider.relogin(flow.external_id, effect.credentials)
         return _settle(provider, state.external_id)
     if isinstance(effect, SendMfa):
         provider.submit_mfa(effect.external_id, effect.values)
         return _settle(provider, effect.external_id)
     assert isinstance(effect, Finish)
-    if isinstance(provider, PlaidProvider) and not flow.reconnecting:
-        assert effect.public_token is not None
-        return provider.exchange(effect.public_token)  # the access token comes back in state.secret
+    if not flow.reconnecting:
+        state = provider.complete_hosted(item_id=effect.item_id, public_token=effect.public_token)
+        if state is not None:
+            return state  # a public token exchanged: the secret to keep comes back in state.secret
     external_id = effect.item_id or flow.external_id
     assert external_id is not None
     return _settle(provider, external_id)
-
-
-def _relogin(svc: Services, provider: ConnectableProvider, flow: Flow, credentials: dict[str, str]
-             ) -> ConnectionState:
-    """Update mode offline: new credentials for the existing item (Pluggy PATCH /items, Plaid Link update mode)."""
-    assert flow.external_id is not None
-    if isinstance(provider, PluggyProvider):
-        return provider.reconnect(flow.external_id, credentials)
-    emulator = offline_emulators(svc.settings).get(flow.provider)
-    if isinstance(provider, PlaidProvider) and isinstance(emulator, PlaidEmulator):
-        # What Plaid Link does in update mode: the user logs in again with an update-mode link token.
-        link_token = provider.update_link_token(connect_flow.CLIENT_USER_ID, flow.external_id)
-        emulator.complete_link(link_token, username=credentials.get("username", ""),
-                               password=credentials.get("password", ""))
-        return provider.connection_state(flow.external_id)
-    raise ProviderError(f"{provider.label} connections are renewed in {provider.label}'s own window, which needs "
-                        "the real service. Disconnect this one and connect the bank again.",
-                        code="NO_UPDATE_MODE", provider=provider.name)
 
 
 def _settle(provider: ConnectableProvider, external_id: str) -> ConnectionState:

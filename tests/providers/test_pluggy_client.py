@@ -17,7 +17,8 @@ import respx
 import finance.http
 from finance.errors import BadData, ConfigurationError, NotFound, RateLimited, RequestRejected, TransientError
 from finance.http import RetryPolicy
-from finance.providers.pluggy import PluggyClient, PluggyProvider
+from finance.providers.pluggy.client import PluggyClient
+from finance.providers.pluggy.provider import PluggyProvider
 
 BASE = "https://api.pluggy.ai"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "pluggy"

@@ -12,8 +12,9 @@ from jsonschema import Draft7Validator, FormatChecker
 
 from finance.errors import ConfigurationError, NotFound
 from finance.model import AccountType, ConnectionStatus
-from finance.providers.pluggy import PluggyClient, PluggyProvider
-from finance.sandbox.pluggy import PluggyEmulator
+from finance.providers.pluggy.client import PluggyClient
+from finance.providers.pluggy.provider import PluggyProvider
+from finance.providers.pluggy.sandbox import PluggyEmulator
 from tests.conftest import REFERENCE
 
 

@@ -26,7 +26,7 @@ from finance.model import (
     TxnStatus,
     money,
 )
-from finance.providers.pluggy import (
+from finance.providers.pluggy.mapping import (
     CATEGORY_MAP,
     ERROR_MESSAGES,
     local_date,

@@ -8,11 +8,11 @@ from typing import Any
 import httpx
 import pytest
 
-import finance.sandbox.pluggy as pluggy_emulator_module
+import finance.providers.pluggy.sandbox.transactions as pluggy_emulator_transactions
 from finance.errors import BadData, RequestRejected
-from finance.providers.pluggy import PluggyClient, rate_limit_group, rate_limits
+from finance.providers.pluggy.client import PluggyClient, rate_limit_group, rate_limits
+from finance.providers.pluggy.sandbox import PluggyEmulator
 from finance.sandbox.common import Clock
-from finance.sandbox.pluggy import PluggyEmulator
 from tests.conftest import START
 
 
@@ -86,7 +86,7 @@ def test_an_error_on_a_page_requested_ahead_surfaces_when_that_page_is_needed() 
 
 def test_against_the_emulator_pages_match_a_plain_walk_and_no_request_is_wasted(monkeypatch: pytest.MonkeyPatch
                                                                                  ) -> None:
-    monkeypatch.setattr(pluggy_emulator_module, "V2_PAGE_SIZE", 25)
+    monkeypatch.setattr(pluggy_emulator_transactions, "V2_PAGE_SIZE", 25)
     emulator = PluggyEmulator(clock=Clock(start=START), seed=3)
     client = PluggyClient("id", "secret", transport=emulator.transport(), sleep=lambda _s: None,
                           now=emulator.clock.now)

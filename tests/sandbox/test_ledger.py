@@ -13,21 +13,17 @@ from typing import Any
 import pytest
 from jsonschema import Draft7Validator, FormatChecker
 
-from finance.sandbox.ledger import (
+from finance.providers.pluggy.sandbox.categories import PLUGGY_CATEGORIES, category_parent
+from finance.providers.pluggy.sandbox.household import (
     CARD_LAST4,
-    PLUGGY_CATEGORIES,
     SAO_PAULO,
     BrazilianHousehold,
-    Entry,
-    Ledger,
-    add_months,
     bill_due_on,
     bill_total,
     brazilian_ledger,
-    category_parent,
-    generate_transactions,
-    pluggy_transaction,
 )
+from finance.providers.pluggy.sandbox.wire import generate_transactions, pluggy_transaction
+from finance.sandbox.ledger import Entry, Ledger, add_months
 
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
 SEED = 7

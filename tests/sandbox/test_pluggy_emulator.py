@@ -16,10 +16,12 @@ import httpx
 import pytest
 from jsonschema import Draft7Validator, FormatChecker
 
-import finance.sandbox.pluggy as pluggy_module
+import finance.providers.pluggy.sandbox.base as emulator_base
+import finance.providers.pluggy.sandbox.items as emulator_items
+import finance.providers.pluggy.sandbox.transactions as emulator_transactions
+from finance.providers.pluggy.sandbox import PluggyEmulator
+from finance.providers.pluggy.sandbox.household import brazilian_ledger
 from finance.sandbox.common import Clock
-from finance.sandbox.ledger import brazilian_ledger
-from finance.sandbox.pluggy import PluggyEmulator
 
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
 BASE_URL = "https://api.pluggy.ai"
@@ -385,7 +387,7 @@ def test_set_item_status_freezes_data_until_a_patch(emulator: PluggyEmulator, cl
 
 def test_settle_delay_shows_progress_in_real_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
     seconds = [100.0]
-    monkeypatch.setattr(pluggy_module, "time", SimpleNamespace(monotonic=lambda: seconds[0]))
+    monkeypatch.setattr(emulator_items, "time", SimpleNamespace(monotonic=lambda: seconds[0]))
     emulator = PluggyEmulator(clock=Clock(start=START), settle_delay=1.5)
     client = make_client(emulator)
     item_id = client.post("/items", json={"connectorId": 0, "parameters": {
@@ -435,7 +437,7 @@ def test_v2_cursor_walk_returns_every_row_once_in_order(monkeypatch: pytest.Monk
     card = accounts_of(client, item["id"])["CREDIT_CARD"]["id"]
     full, _ = walk(client, f"?accountId={card}")
     assert len(full) > 500
-    monkeypatch.setattr(pluggy_module, "V2_PAGE_SIZE", 7)
+    monkeypatch.setattr(emulator_transactions, "V2_PAGE_SIZE", 7)
     paged, links = walk(client, f"?accountId={card}")
     assert paged == full
     assert [(t["date"], t["id"]) for t in paged] == sorted((t["date"], t["id"]) for t in paged)
@@ -462,7 +464,7 @@ def test_v2_filters_and_validation(monkeypatch: pytest.MonkeyPatch, client: http
     chosen = [rows[3]["id"], rows[10]["id"], rows[-1]["id"]]
     by_ids = client.get("/v2/transactions", params={"accountId": card, "ids": ",".join(chosen)}).json()
     assert sorted(t["id"] for t in by_ids["results"]) == sorted(chosen)
-    monkeypatch.setattr(pluggy_module, "V2_PAGE_SIZE", 5)
+    monkeypatch.setattr(emulator_transactions, "V2_PAGE_SIZE", 5)
     filtered = client.get("/v2/transactions", params={"accountId": card, "dateFrom": "2025-05-01"}).json()
     assert "&dateFrom=2025-05-01&after=" in filtered["next"]
     errors = {
@@ -591,7 +593,7 @@ def test_fault_kinds(emulator: PluggyEmulator, client: httpx.Client, kind: str, 
         with pytest.raises(ValueError):
             response.json()
     elif kind == "rate_limit":
-        assert response.json() == pluggy_module._TOO_MANY
+        assert response.json() == emulator_base._TOO_MANY
         assert (response.headers["Retry-After"], response.headers["RateLimit-Reset"]) == ("60", "1")
         assert response.headers["RateLimit-Limit"]
     elif kind == "server_error":
@@ -613,7 +615,7 @@ def test_timeout_fault_and_unknown_fault(emulator: PluggyEmulator, client: httpx
 def test_a_fault_in_the_middle_of_a_cursor_walk(monkeypatch: pytest.MonkeyPatch, emulator: PluggyEmulator,
                                                client: httpx.Client, item: dict[str, Any]) -> None:
     card = accounts_of(client, item["id"])["CREDIT_CARD"]["id"]
-    monkeypatch.setattr(pluggy_module, "V2_PAGE_SIZE", 50)
+    monkeypatch.setattr(emulator_transactions, "V2_PAGE_SIZE", 50)
     emulator.faults.add("server_error", path="/v2/transactions", after=1)
     first = client.get("/v2/transactions", params={"accountId": card})
     assert first.status_code == 200 and first.json()["next"]
@@ -629,7 +631,7 @@ def test_rate_limit_per_minute_with_headers(emulator: PluggyEmulator, client: ht
     assert {r.status_code for r in responses[:360]} == {200}
     assert responses[0].headers["RateLimit-Limit"] == "360" and responses[0].headers["RateLimit-Remaining"] == "359"
     limited = responses[-1]
-    assert limited.status_code == 429 and limited.json() == pluggy_module._TOO_MANY
+    assert limited.status_code == 429 and limited.json() == emulator_base._TOO_MANY
     assert limited.headers["RateLimit-Limit"] == "360" and limited.headers["Retry-After"] == "60"
     assert limited.headers["RateLimit-Reset"] == "48"
     assert client.get("/categories").status_code == 200  # other groups are separate

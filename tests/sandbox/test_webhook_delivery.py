@@ -17,8 +17,8 @@ import pytest
 from finance.providers.plaid.client import PlaidClient
 from finance.providers.plaid.sandbox import PlaidEmulator
 from finance.providers.plaid.webhooks import PlaidKeys, parse_plaid, verify_plaid
+from finance.providers.pluggy.sandbox import PluggyEmulator
 from finance.sandbox.common import Clock, LoopbackServer
-from finance.sandbox.pluggy import PluggyEmulator
 from tests.sandbox.test_plaid_emulator import assert_valid as assert_plaid_valid
 from tests.sandbox.test_pluggy_emulator import CREDENTIALS, advance, assert_valid, create_item, make_client
 

@@ -9,9 +9,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
+from finance.connect_flow import CLIENT_USER_ID
 from finance.crypto import SecretError
 from finance.errors import BadData, NotFound, ProviderError, ReauthRequired, RequestRejected
 from finance.http import Sleep, counting_requests
@@ -22,6 +24,9 @@ from finance.providers.plaid.mapping import LABEL, NAME, map_account, map_instit
 from finance.providers.plaid.webhooks import PlaidKeys, parse_plaid, plan, register, verify_plaid
 from finance.providers.webhook import Plan, WebhookEvent
 from finance.screening import Limits, map_screened, sent_twice
+
+LinkStandIn = Callable[[str, dict[str, str]], None]
+"""Completes Plaid Link for a link token with these credentials (the offline sandbox's stand-in for Link)."""
 
 SANDBOX_INSTITUTIONS = ("ins_109508", "ins_109509", "ins_109510", "ins_109511", "ins_109512")
 MAP_CHUNK = 5_000  # rows mapped into one Arrow batch
@@ -37,10 +42,13 @@ class PlaidProvider:
 
     name = NAME
     label = LABEL
+    local_zone = ZoneInfo("America/New_York")
 
     def __init__(self, client: PlaidClient, token_lookup: Callable[[str], str | None], *,
-                 now: Callable[[], datetime] | None = None, webhook_url: str | None = None) -> None:
+                 now: Callable[[], datetime] | None = None, webhook_url: str | None = None,
+                 link_stand_in: LinkStandIn | None = None) -> None:
         self.client = client
+        self._link_stand_in = link_stand_in  # offline: does what Plaid Link does when the user logs in again
         self._token_lookup = token_lookup
         self.webhook_url = webhook_url  # given to new Items (link tokens, sandbox Items) when set
         self._now = now or client.now
@@ -150,6 +158,26 @@ class PlaidProvider:
     def update_link_token(self, user_id: str, external_id: str) -> str:
         """A link_token for Link's update mode on a stored Item; its access token never leaves the server."""
         return self.link_token(user_id, access_token=self._token(external_id))
+
+    def hosted_token(self, client_user_id: str, external_id: str | None) -> str:
+        """A link token for Plaid Link (update mode for a stored Item, whose access token never leaves the server)."""
+        if external_id:
+            return self.update_link_token(client_user_id, external_id)
+        return self.link_token(client_user_id)
+
+    def complete_hosted(self, *, item_id: str | None, public_token: str | None) -> ConnectionState | None:
+        """Link's public token exchanged for the new Item (its access token in `state.secret`); None in update mode,
+        where Link hands over nothing new."""
+        return self.exchange(public_token) if public_token else None
+
+    def relogin(self, external_id: str, credentials: dict[str, str]) -> ConnectionState:
+        """Update mode without Plaid Link: only the offline sandbox can stand in for the user logging in again."""
+        if self._link_stand_in is None:
+            raise RequestRejected("Plaid connections are renewed in Plaid Link, which needs the real service. "
+                                  "Disconnect this one and connect the bank again.", code="NO_UPDATE_MODE",
+                                  provider=NAME)
+        self._link_stand_in(self.update_link_token(CLIENT_USER_ID, external_id), credentials)
+        return self.connection_state(external_id)
 
     def exchange(self, public_token: str) -> ConnectionState:
         """Link's public token → the new Item's state, its access token in `state.secret` to store encrypted."""

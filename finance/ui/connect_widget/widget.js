@@ -2,10 +2,12 @@
 //
 // It draws the screen that finance/connect_flow.py describes in `data` and sends the user's actions back as
 // one trigger, "event": {type, step_id, ...}. Python decides what an event means and answers with the next
-// screen. Offline it is our own sandbox widget; with real credentials it opens the provider's hosted widget
-// (Pluggy Connect, Plaid Link) from its CDN and reports that widget's callbacks the same way.
+// screen. Offline it is our own sandbox widget; with real credentials it opens the provider's hosted widget from
+// its CDN and reports that widget's callbacks the same way. Each provider's launcher (its kit's JavaScript, appended
+// to this module by finance/ui/connect_widget.py) sets `launchers[kind] = async (launch, report) => {...}`.
 // Everything from `data` is inserted as text, never as HTML.
 
+const launchers = {}; // hosted widget kind → its launcher (the providers' kits add theirs below this module)
 const launched = new Set(); // tokens whose hosted widget was already opened on this page
 const scripts = new Map(); // CDN script url → load promise
 const drafts = new Map(); // typed values, so a redraw of the same screen keeps them
@@ -135,7 +137,7 @@ function mfaScreen(data, send) {
 }
 
 function hostedName(data) {
-  return data.kind === "pluggy_connect" ? "Pluggy Connect" : "Plaid Link";
+  return data.hosted_name || data.label;
 }
 
 function readyScreen(data, send) {
@@ -152,51 +154,12 @@ function readyScreen(data, send) {
   ];
 }
 
-async function openPluggy(launch, report) {
-  await loadScript(launch.script);
-  let finished = false;
-  let lastError = null;
-  const widget = new window.PluggyConnect({
-    connectToken: launch.token,
-    includeSandbox: launch.include_sandbox,
-    ...(launch.update_item ? { updateItem: launch.update_item } : {}),
-    onSuccess: (itemData) => {
-      finished = true;
-      report("success", { item_id: itemData && itemData.item ? itemData.item.id : null });
-    },
-    onError: (error) => {
-      lastError = { message: error && error.message, code: error && error.code };
-      report("error", { error: lastError });
-    },
-    onClose: () => {
-      if (!finished) report("exit", { error: lastError });
-      finished = true;
-    },
-  });
-  await widget.init();
-}
-
-async function openPlaid(launch, report) {
-  await loadScript(launch.script);
-  const handler = window.Plaid.create({
-    token: launch.token,
-    onSuccess: (publicToken, metadata) => report("success", {
-      public_token: publicToken,
-      institution: metadata && metadata.institution ? metadata.institution.name : null,
-    }),
-    onExit: (error) => report("exit", {
-      error: error ? { error_code: error.error_code, error_message: error.error_message,
-        display_message: error.display_message } : null,
-    }),
-  });
-  handler.open();
-}
-
 function launchScreen(data, send, report) {
   const name = hostedName(data);
   const open = () => {
-    const opener = data.kind === "pluggy_connect" ? openPluggy : openPlaid;
-    opener(data.launch, report).catch(() => report("script_error", {}));
+    const launcher = launchers[data.kind];
+    (launcher ? launcher(data.launch, report) : Promise.reject(new Error("no launcher")))
+      .catch(() => report("script_error", {}));
   };
   if (data.launch && data.launch.token && !launched.has(data.launch.token)) {
     launched.add(data.launch.token);

@@ -56,8 +56,8 @@ from finance.providers.plaid.sandbox.items import ItemsMixin
 from finance.providers.plaid.sandbox.link import _LINK_FIELDS, LinkMixin
 from finance.providers.plaid.sandbox.sandbox import SandboxMixin
 from finance.providers.plaid.sandbox.transactions import TransactionsMixin
-from finance.providers.plaid.sandbox.webhooks import _WEBHOOK_KEY_CREATED, WebhooksMixin, _b64url, webhook_signing_key
-from finance.sandbox.common import Clock, Faults
+from finance.providers.plaid.sandbox.webhooks import _WEBHOOK_KEY_CREATED, WebhooksMixin, webhook_signing_key
+from finance.sandbox.common import Clock, Faults, b64url
 from finance.sandbox.ledger import stable_uuid
 
 __all__ = ["PlaidApiError", "PlaidEmulator"]
@@ -98,7 +98,7 @@ class PlaidEmulator(ItemsMixin, LinkMixin, AccountsMixin, HistoryMixin, Transact
         numbers = self._signing_key.public_key().public_numbers()
         self._jwk = {"alg": "ES256", "kty": "EC", "crv": "P-256", "use": "sig",
                      "kid": stable_uuid(seed, "webhook-verification-key"),
-                     "x": _b64url(numbers.x.to_bytes(32, "big")), "y": _b64url(numbers.y.to_bytes(32, "big")),
+                     "x": b64url(numbers.x.to_bytes(32, "big")), "y": b64url(numbers.y.to_bytes(32, "big")),
                      "created_at": _WEBHOOK_KEY_CREATED, "expired_at": None}
         self._init_webhooks()
         self._routes = self._build_routes()

@@ -13,17 +13,20 @@ from random import Random
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from finance.sandbox.ledger import AccountSpec, Entry, Ledger, Merchant, Party, add_months, cached_ledger, stable_uuid
+from finance.sandbox.ledger import (
+    AccountSpec,
+    Entry,
+    Ledger,
+    Merchant,
+    Party,
+    add_months,
+    business_day,
+    cached_ledger,
+    stable_uuid,
+)
 
 HISTORY_MONTHS = 13
 """How many months of history before the item's creation month a household has."""
-
-
-def _business_day(day: date) -> date:
-    """`day`, or the Monday after it when it falls on a weekend (bank holidays are not modelled)."""
-    while day.weekday() >= 5:
-        day += timedelta(days=1)
-    return day
 
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -213,7 +216,7 @@ class UsHousehold:
         return out
 
     def _checking_calendar(self, day: date, month_rng: Random, rng: Random, out: list[Entry]) -> None:
-        first = _business_day(date(day.year, day.month, 1))
+        first = business_day(date(day.year, day.month, 1))
         if day >= self._payday and (day - self._payday).days % 14 == 0:
             out.append(self._posted(0, day, self.paycheck, "ACME CORP PAYROLL", "INCOME_WAGES", "payroll", rng,
                                     raw="ACME CORP DES:PAYROLL ID:XXXXX4821 INDN:JANE DOE CO ID:XXXXX12345 PPD",
@@ -226,13 +229,13 @@ class UsHousehold:
             out.append(self._posted(0, day, -self.rent, AVALON.descriptor, AVALON.category_id, "rent", rng,
                                     channel="online", code="bill payment", merchant=AVALON,
                                     raw="AVALONBAY COMM DES:WEB PMTS ID:XXXXX7731 INDN:JANE DOE"))
-        if day == _business_day(date(day.year, day.month, 12)):
+        if day == business_day(date(day.year, day.month, 12)):
             out.append(self._posted(0, day, -round(month_rng.uniform(55, 140), 2), CON_EDISON.descriptor,
                                     CON_EDISON.category_id, "utility", rng, code="bill payment", merchant=CON_EDISON))
-        if day == _business_day(date(day.year, day.month, 20)):
+        if day == business_day(date(day.year, day.month, 20)):
             out.append(self._posted(0, day, -79.99, VERIZON.descriptor, VERIZON.category_id, "utility", rng,
                                     code="bill payment", merchant=VERIZON))
-        if day == _business_day(date(day.year, day.month, 15)):
+        if day == business_day(date(day.year, day.month, 15)):
             out.append(self._posted(0, day, -self.student_payment, "DEPT EDUCATION STUDENT LN",
                                     "LOAN_PAYMENTS_STUDENT_LOAN_PAYMENT", "loan_payment", rng, code="bill payment",
                                     raw="DEPT EDUCATION DES:STUDENT LN ID:XXXXX0042 INDN:JANE DOE PPD"))
@@ -241,14 +244,14 @@ class UsHousehold:
                 out.append(self._posted(student, day, self.student_payment, "PAYMENT RECEIVED - THANK YOU",
                                         "LOAN_PAYMENTS_STUDENT_LOAN_PAYMENT", "loan_payment", rng, code="payment"))
         savings = self.account("savings")
-        if savings is not None and day == _business_day(date(day.year, day.month, 2)):
+        if savings is not None and day == business_day(date(day.year, day.month, 2)):
             out.append(self._posted(0, day, -self.savings_transfer, "ONLINE TRANSFER TO SAV XXXXXX1111",
                                     "TRANSFER_OUT_SAVINGS", "transfer", rng, channel="online", code="transfer"))
             out.append(self._posted(savings, day, self.savings_transfer, "ONLINE TRANSFER FROM CHK XXXXXX0000",
                                     "TRANSFER_IN_SAVINGS", "transfer", rng, channel="online", code="transfer"))
         card = self.account("card")
         statement = self._statements.get((day.year, day.month), 0.0)
-        if card is not None and statement > 0 and day == _business_day(date(day.year, day.month, 25)):
+        if card is not None and statement > 0 and day == business_day(date(day.year, day.month, 25)):
             out.append(self._posted(0, day, -statement, f"CREDIT CARD {US_CARD_LAST4} PAYMENT",
                                     "LOAN_PAYMENTS_CREDIT_CARD_PAYMENT", "card_payment", rng, code="bill payment",
                                     raw=f"ONLINE PAYMENT TO CREDIT CARD XXXXXXXXXXXX{US_CARD_LAST4}"))

@@ -58,6 +58,14 @@ class ItemsMixin(PlaidBase):
             self._settle(self._clock.now())
             self._save()
 
+    def item_ids(self) -> list[str]:
+        """The ids of the live items."""
+        return [str(item["item_id"]) for item in self.list_items()]
+
+    def break_login(self, item_id: str) -> None:
+        """The bank asks for a new login (ITEM_LOGIN_REQUIRED, with its webhook): `reset_login`."""
+        self.reset_login(item_id)
+
     def list_items(self) -> list[dict[str, Any]]:
         """Every live item, as /item/get's `item` would show it (Plaid has no list endpoint)."""
         with self._lock:

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from datetime import datetime, timedelta
@@ -19,10 +18,6 @@ from finance.providers.plaid.sandbox.base import PlaidApiError, PlaidBase, _Call
 WEBHOOK_LOG_LIMIT = 100
 _WEBHOOK_KEY_CREATED = 1_704_067_200
 _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def webhook_signing_key(seed: int) -> ec.EllipticCurvePrivateKey:
