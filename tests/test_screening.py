@@ -17,6 +17,8 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from finance import screening
 from finance.crypto import SecretBox
@@ -264,3 +266,24 @@ def _account():
 def _raw(external_id: str, **fields: Any) -> dict[str, Any]:
     return {"id": external_id, "amount": -12.5, "date": "2026-10-30T12:00:00.000Z", "description": "Padaria",
             "currencyCode": "BRL", "status": "POSTED", "createdAt": "2026-10-30T12:05:00.000Z", **fields}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(
+    st.one_of(st.text(alphabet="abcdef0123456789-", min_size=1, max_size=40),  # mostly usable ids
+              st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x24F), max_size=140)),
+    st.one_of(st.dates(min_value=date(2025, 1, 1), max_value=date(2027, 6, 30)),  # mostly near today
+              st.dates(min_value=date(1, 1, 1), max_value=date(9999, 12, 31))),
+    st.sampled_from(["BRL", "BRL", "USD", "ZZZ", "brl", ""])), min_size=1, max_size=8))
+def test_the_quick_whole_column_check_never_passes_a_row_the_row_checks_refuse(rows):
+    account = _account()
+    raws = [_raw(external_id, date=f"{day.isoformat()}T12:00:00.000Z") for external_id, day, _ in rows]
+    try:
+        batch = map_transactions(read_transactions(raws), account)
+    except Exception:
+        return
+    batch = batch.set_column(batch.schema.get_field_index("currency"), "currency",
+                             pa.array([currency for _, _, currency in rows], pa.string()))
+    limits = screening.Limits.around(date(2026, 11, 2))
+    refused = any(mask.to_pylist().count(True) for _, mask in screening._checks(batch, limits))
+    assert not (screening._plainly_fine(batch, limits) and refused)
