@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -27,6 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
 
+from finance import budgets
 from finance.config import Settings, load_settings
 from finance.crypto import SecretBox, load_or_create_key
 from finance.filters import TransactionFilter
@@ -35,6 +37,7 @@ from finance.money import Rate
 from finance.providers.base import ConnectableProvider
 from finance.providers.registry import build_providers
 from finance.store import accounts, connections, console, rates, reports, rules, sync_runs, transactions, webhook_events
+from finance.store import budgets as budget_store
 from finance.store.db import create_engine, init_schema, store_error
 from finance.store.migrate import add_missing_columns
 from finance.store.secrets import SecretStore
@@ -261,6 +264,56 @@ class Console(StoreOperations):
         """A result as Parquet."""
         return console.to_parquet_bytes(table)
 
+class Budgets(StoreOperations):
+    """Monthly budgets per category and currency, against actual spending; every change is audited. Refused input
+    raises BudgetError (finance.budgets) and changes nothing."""
+
+    def __init__(self, engine: sa.Engine, today: Callable[[], date] = date.today) -> None:
+        super().__init__(engine)
+        self._today = today
+
+    def of_month(self, month: date) -> list[budgets.Budget]:
+        """The budgets set for the month of `month`."""
+        return self._read(budget_store.budgets_of_month, budgets.first_of_month(month))
+
+    def set(self, month: date, category: str, currency: str, amount: str | Decimal, *, rollover: bool = False,
+            actor: str) -> str:
+        """Validate and set (or replace) one budget; a sentence for the user."""
+        budget = budgets.clean_budget(month, category, currency, amount, rollover=rollover, today=self._today())
+        return budget_store.set_budget(self._engine, budget, actor=actor)
+
+    def delete(self, budget_id: str, *, actor: str) -> str:
+        """Remove one budget; a sentence for the user."""
+        return budget_store.delete_budget(self._engine, budget_id, actor=actor)
+
+    def copy_last_month(self, month: date, *, actor: str) -> str:
+        """Copy the previous month's budgets into `month`, keeping those already set; a sentence for the user."""
+        return budget_store.copy_last_month(self._engine, budgets.clean_month(month, self._today()), actor=actor)
+
+    def _figures(self, conn: sa.Connection, month: date, include_pending: bool
+                 ) -> tuple[list[budgets.Budget], dict[tuple[str, str, date], Decimal], dict[str, str]]:
+        """The budgets up to `month`, the spending they need (one query) and the category names."""
+        found = budget_store.budgets_until(conn, month)
+        start = budgets.needed_from(found, month)
+        spent = budget_store.actual_spending(conn, start, budgets.last_of_month(month),
+                                             include_pending=include_pending)
+        return found, spent, budget_store.category_names(conn)
+
+    def month_view(self, month: date, *, include_pending: bool) -> list[budgets.BudgetLine]:
+        """Per category and currency, the month's budget (with what rollover carried in) against net spending, what
+        is left, whether it is over, and what is left per day for the rest of the month."""
+        first = budgets.first_of_month(month)
+        with self._engine.connect() as conn:
+            found, spent, names = self._figures(conn, first, include_pending)
+        return budgets.budget_lines(found, spent, first, self._today(), names)
+
+    def year_view(self, month: date, *, include_pending: bool) -> list[budgets.BudgetLine]:
+        """Per category and currency, the budgets of January through `month` against the spending of those months."""
+        first = budgets.first_of_month(month)
+        with self._engine.connect() as conn:
+            found, spent, names = self._figures(conn, first, include_pending)
+        return budgets.year_lines(found, spent, first, names)
+
 
 @dataclass(frozen=True)
 class Services:
@@ -308,6 +361,10 @@ class Services:
     @cached_property
     def console(self) -> Console:
         return Console(self.engine, self.settings.data_dir)
+
+    @cached_property
+    def budgets(self) -> Budgets:
+        return Budgets(self.engine)
 
 
 def webhook_secret(settings: Settings, key: bytes) -> str:

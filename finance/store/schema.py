@@ -181,3 +181,20 @@ exchange_rates = sa.Table(
     sa.Column("entered_at", UtcTime, nullable=False),
     comment="Exchange rates the user entered on the Money page; each change is also in audit_log.",
 )
+
+# Monthly budgets the user sets (Budgets page): one per month, category and currency; a parent category covers its
+# children. Rollover carries what was left into the next month (finance/budgets.py).
+budgets = sa.Table(
+    "budgets", metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("month", sa.Date, nullable=False, comment="the first day of the month"),
+    sa.Column("category", sa.String, nullable=False, comment="a spending category; a parent covers its children"),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("amount", Money, nullable=False, comment="positive"),
+    sa.Column("rollover", sa.Boolean, nullable=False, default=False,
+              comment="what is left (or overspent) carries into the next month's budget"),
+    sa.Column("created_at", UtcTime, nullable=False),
+    sa.Column("updated_at", UtcTime, nullable=False),
+    sa.UniqueConstraint("month", "category", "currency", name="budgets_month_category_currency"),
+    comment="Monthly budgets the user set on the Budgets page; each change is also in audit_log.",
+)
