@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import html
+
 import pandas as pd
 import plotly.graph_objects as go
+
+from finance.cashflow import MIDDLE, CashFlow
 
 INCOME_COLOR = "#2e7d32"
 SPENDING_COLOR = "#c62828"
@@ -60,3 +64,27 @@ def base_net_worth_figure(series: pd.DataFrame, base: str) -> go.Figure:
         fig.add_scatter(x=series["day"], y=series[code].astype(float), name=f"from {code} accounts",
                         line={"dash": "dot"}, connectgaps=False)
     return _layout(fig, f"Net worth in {base}", base)
+
+
+def sankey_figure(flow: CashFlow) -> go.Figure:
+    """One currency's cash flow as a Sankey: income sources → money in → spending by category and savings. Node
+    labels are bank text, HTML-escaped (plotly would render tags such as <a> or <b> in a label)."""
+    into = [f for f in flow.flows if f.target == MIDDLE]
+    out_of = [f for f in flow.flows if f.source == MIDDLE]
+    labels = [*(f.source for f in into), MIDDLE, *(f.target for f in out_of)]
+    middle = len(into)
+    colors = [INCOME_COLOR] * len(into) + [NET_COLOR] + [
+        NET_COLOR if f.kind == "savings" else SPENDING_COLOR for f in out_of]
+    ordered = [*into, *out_of]
+    links = [(i, middle) for i in range(len(into))] + [(middle, middle + 1 + j) for j in range(len(out_of))]
+    fig = go.Figure(go.Sankey(
+        arrangement="snap",
+        node={"label": [html.escape(label) for label in labels], "color": colors, "pad": 14, "thickness": 16,
+              "hovertemplate": "%{label}: %{value:,.2f}<extra></extra>"},
+        link={"source": [s for s, _ in links], "target": [t for _, t in links],
+              "value": [float(f.amount) for f in ordered], "customdata": [f.transactions for f in ordered],
+              "hovertemplate": "%{source.label} → %{target.label}: %{value:,.2f} (%{customdata} transactions)"
+                               "<extra></extra>"}))
+    fig.update_layout(title=f"Cash flow ({flow.currency})", margin={"l": 10, "r": 10, "t": 50, "b": 10},
+                      height=max(360, 30 * max(len(into), len(out_of)) + 100))
+    return fig

@@ -29,6 +29,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from finance import budgets
+from finance.cashflow import CashFlow, build_cash_flow
 from finance.config import Settings, load_settings
 from finance.crypto import SecretBox, load_or_create_key
 from finance.filters import TransactionFilter
@@ -38,6 +39,7 @@ from finance.providers.base import ConnectableProvider
 from finance.providers.registry import build_providers
 from finance.store import accounts, connections, console, rates, reports, rules, sync_runs, transactions, webhook_events
 from finance.store import budgets as budget_store
+from finance.store import cashflow as cashflow_store
 from finance.store.db import create_engine, init_schema, store_error
 from finance.store.migrate import add_missing_columns
 from finance.store.secrets import SecretStore
@@ -108,6 +110,21 @@ class Reports(StoreOperations):
     def top_merchants(self, start: date, end: date, *, include_pending: bool = True) -> pd.DataFrame:
         """The merchants with the most net spending in the period, per currency."""
         return self._read(reports.top_merchants, start, end, include_pending=include_pending)
+
+    def cash_flow(self, start: date, end: date, currency: str, *, include_pending: bool = True) -> CashFlow:
+        """The period's cash flow in one currency, as the Sankey shows it (balanced: inflow = outflow)."""
+        rows = self._read(cashflow_store.cash_flow, start, end, currency, include_pending=include_pending)
+        return build_cash_flow(rows.to_dict("records"), currency)
+
+    def cash_flow_currencies(self, start: date, end: date, *, include_pending: bool = True) -> list[str]:
+        """The currencies with income or spending in the period."""
+        return self._read(cashflow_store.flow_currencies, start, end, include_pending=include_pending)
+
+    def flow_transactions(self, start: date, end: date, currency: str, flow_keys: tuple[str, ...], *,
+                          include_pending: bool = True, limit: int = 200) -> tuple[pd.DataFrame, int]:
+        """The newest transactions behind a cash-flow link, and how many there are in all."""
+        return self._read(cashflow_store.flow_transactions, start, end, currency, flow_keys,
+                          include_pending=include_pending, limit=limit)
 
 
 class Transactions(StoreOperations):
