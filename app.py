@@ -19,6 +19,7 @@ if __name__ == "__main__":
         st.Page("pages/overview.py", title="Overview", icon="📊", default=True),
         st.Page("pages/transactions.py", title="Transactions", icon="🧾"),
         st.Page("pages/money.py", title="Money", icon="💱"),
+        st.Page("pages/budgets.py", title="Budgets", icon="🎯"),
         st.Page("pages/cash_flow.py", title="Cash flow", icon="🌊"),
         connections,
         st.Page("pages/sync_status.py", title="Sync status", icon="🔄"),

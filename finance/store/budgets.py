@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from finance.budgets import REFUSED, Budget, BudgetError, add_months
+from finance.categories import category
 from finance.formatting import format_money
 from finance.store import audit
 from finance.store.reports import EFFECTIVE_CATEGORY, IS_SPENDING, LIVE
@@ -78,7 +79,8 @@ def _detail(budget: Budget | sa.Row[Any]) -> dict[str, object]:
 
 
 def _describe(budget: Budget) -> str:
-    return f"{format_money(budget.amount, budget.currency)} for {budget.category} in {budget.month:%Y-%m}"
+    name = category(budget.category).name
+    return f"{format_money(budget.amount, budget.currency)} for {name} in {budget.month:%Y-%m}"
 
 
 def set_budget(engine: sa.Engine, budget: Budget, *, actor: str = audit.DEFAULT_ACTOR,
