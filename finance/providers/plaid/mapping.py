@@ -54,7 +54,7 @@ CATEGORY_MAP: dict[str, str] = {
     "INCOME_INTEREST_EARNED": "income.interest",
     "INCOME_DIVIDENDS": "income.interest",
     "INCOME_UNEMPLOYMENT": "income.benefits",
-    "INCOME_RETIREMENT_PENSION": "income.benefits",  # Pluggy's retirement income is income.benefits too
+    "INCOME_RETIREMENT_PENSION": "income.benefits",  # retirement income counts as benefits in every provider
     "INCOME_TAX_REFUND": "income.other",
     "INCOME_OTHER_INCOME": "income.other",
     # Transfers: neither income nor spending
@@ -86,14 +86,14 @@ CATEGORY_MAP: dict[str, str] = {
     "HOME_IMPROVEMENT": "housing.home",
     "MEDICAL": "health",
     "MEDICAL_PHARMACIES_AND_SUPPLEMENTS": "health.pharmacy",
-    "MEDICAL_VETERINARY_SERVICES": "shopping.pets",  # as Pluggy files vets under pets
+    "MEDICAL_VETERINARY_SERVICES": "shopping.pets",  # vets are filed under pets across providers
     "PERSONAL_CARE": "personal_care",
     "PERSONAL_CARE_GYMS_AND_FITNESS_CENTERS": "health.fitness",
     "GENERAL_SERVICES": "services",
     "GENERAL_SERVICES_EDUCATION": "services.education",
     "GENERAL_SERVICES_INSURANCE": "services.insurance",
     "GENERAL_SERVICES_TELECOMMUNICATION": "services.telecom",
-    "GENERAL_SERVICES_AUTOMOTIVE": "transport",  # car repairs and washes, as Pluggy's vehicle services
+    "GENERAL_SERVICES_AUTOMOTIVE": "transport",  # car repairs and washes, with the other vehicle services
     "GOVERNMENT_AND_NON_PROFIT": "taxes",
     "GOVERNMENT_AND_NON_PROFIT_DONATIONS": "donations",
     "TRANSPORTATION": "transport",
