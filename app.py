@@ -11,6 +11,8 @@ This one file is both the server and the page script:
 import streamlit as st
 
 if __name__ == "__main__":
+    from finance.ui.alerts import ALERTS_PAGE
+    from finance.ui.alerts import nav_title as alerts_nav_title
     from finance.ui.banner import render_banner
 
     st.set_page_config(page_title="Open Finance dashboard", page_icon="💰", layout="wide")
@@ -24,6 +26,7 @@ if __name__ == "__main__":
         connections,
         st.Page("pages/sync_status.py", title="Sync status", icon="🔄"),
         st.Page("pages/explore.py", title="Explore", icon="🔎"),
+        st.Page(ALERTS_PAGE, title=alerts_nav_title(), icon="🔔"),  # the title carries the unread count
     ])
     redraw_banner = render_banner(connections)
     navigation.run()

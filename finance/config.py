@@ -10,7 +10,7 @@ import ipaddress
 import os
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -33,6 +33,47 @@ def _secrets_file_values(path: Path) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
+class SmtpSettings:
+    """Where alerts are e-mailed (`[smtp]` in .streamlit/secrets.toml); the password never appears in a repr."""
+
+    host: str
+    port: int
+    sender: str
+    recipients: tuple[str, ...]
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    starttls: bool = True
+
+
+def _smtp_settings(path: Path) -> SmtpSettings | None:
+    """The `[smtp]` table of the secrets file (host, port, username, password, from, to, starttls), or None when
+    there is none. `to` is one address or a list; port defaults to 587 with STARTTLS."""
+    if not path.is_file():
+        return None
+    with path.open("rb") as fh:
+        table = tomllib.load(fh).get("smtp")
+    if not table:
+        return None
+    if not isinstance(table, dict):
+        raise ValueError("[smtp] in .streamlit/secrets.toml must be a table (see secrets.toml.example).")
+    to = table.get("to")
+    recipients = tuple(str(a).strip() for a in ([to] if isinstance(to, str) else to or []) if str(a).strip())
+    host, sender = str(table.get("host") or "").strip(), str(table.get("from") or "").strip()
+    if not host or not sender or not recipients:
+        raise ValueError("[smtp] in .streamlit/secrets.toml needs host, from and to (see secrets.toml.example).")
+    port = table.get("port", 587)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ValueError(f"[smtp] port must be a number from 1 to 65535 (got {port!r}).")
+    starttls = table.get("starttls", True)
+    if not isinstance(starttls, bool):
+        raise ValueError(f"[smtp] starttls must be true or false (got {starttls!r}).")
+    username, password = table.get("username"), table.get("password")
+    return SmtpSettings(host=host, port=port, sender=sender, recipients=recipients,
+                        username=str(username) if username else None, password=str(password) if password else None,
+                        starttls=starttls)
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path
     database_url: str
@@ -50,6 +91,7 @@ class Settings:
     webhook_allowed_ips: tuple[str, ...] = ()  # networks Pluggy webhooks may come from (empty: any)
     sync_interval: timedelta | None = DEFAULT_SYNC_INTERVAL  # scheduled syncs; None turns them off
     sandbox_webhook_time_scale: float = 1.0  # multiplies the offline emulators' webhook retry delays
+    smtp: SmtpSettings | None = None  # where alerts are e-mailed; None: in the app only
 
     @property
     def pluggy_offline(self) -> bool:
@@ -101,6 +143,7 @@ def load_settings(env: dict[str, str] | None = None, secrets_file: Path = SECRET
         sync_interval=parse_interval(values.get("FINANCE_SYNC_INTERVAL")),
         sandbox_webhook_time_scale=_non_negative("FINANCE_SANDBOX_WEBHOOK_TIME_SCALE",
                                                  values.get("FINANCE_SANDBOX_WEBHOOK_TIME_SCALE", "1")),
+        smtp=_smtp_settings(secrets_file),
     )
 
 

@@ -18,7 +18,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
@@ -28,9 +28,10 @@ import pandas as pd
 import pyarrow as pa
 import sqlalchemy as sa
 
-from finance import budgets
+from finance import alerts as alert_rules
+from finance import budgets, health, mailer
 from finance.cashflow import CashFlow, build_cash_flow
-from finance.config import Settings, load_settings
+from finance.config import Settings, SmtpSettings, load_settings
 from finance.crypto import SecretBox, load_or_create_key
 from finance.filters import TransactionFilter
 from finance.health import StatusData
@@ -38,6 +39,7 @@ from finance.money import Rate
 from finance.providers.base import ConnectableProvider
 from finance.providers.registry import build_providers
 from finance.store import accounts, connections, console, rates, reports, rules, sync_runs, transactions, webhook_events
+from finance.store import alerts as alert_store
 from finance.store import budgets as budget_store
 from finance.store import cashflow as cashflow_store
 from finance.store.db import create_engine, init_schema, store_error
@@ -209,9 +211,10 @@ class Rates(StoreOperations):
 class Connections(StoreOperations):
     """The bank connections: their state, and a sync of one of them."""
 
-    def __init__(self, engine: sa.Engine, sync: SyncEngine) -> None:
+    def __init__(self, engine: sa.Engine, sync: SyncEngine, *, after_sync: Callable[[], None] | None = None) -> None:
         super().__init__(engine)
         self._sync = sync
+        self._after_sync = after_sync  # alerts are evaluated after every sync
 
     def status(self) -> pd.DataFrame:
         """Every connection with its accounts count and its latest sync run."""
@@ -222,8 +225,11 @@ class Connections(StoreOperations):
         return self._read(connections.schedule_rows)
 
     def sync(self, connection_id: str, *, trigger: str, on_progress: Progress | None = None) -> SyncResult:
-        """Sync one connection now."""
-        return self._sync.sync_connection(connection_id, trigger=trigger, on_progress=on_progress)
+        """Sync one connection now, then evaluate the alerts."""
+        result = self._sync.sync_connection(connection_id, trigger=trigger, on_progress=on_progress)
+        if self._after_sync is not None and result.outcome != "skipped":
+            self._after_sync()
+        return result
 
 
 class Status(StoreOperations):
@@ -240,6 +246,105 @@ class Events(StoreOperations):
     def recent(self, limit: int = 50) -> pd.DataFrame:
         """The newest webhook events with the institution they concern (no payloads)."""
         return self._read(webhook_events.recent_events, limit)
+
+
+class Alerts(StoreOperations):
+    """Alerts: the rules (finance.alerts) evaluated on the store's facts after every sync and when the Alerts page
+    opens, the list with unread counts, mark read, the per-kind settings, and the e-mails when SMTP is configured.
+    A failing SMTP server never fails a sync or a page: the attempt is recorded and retried EMAIL_RETRY_AFTER on."""
+
+    KINDS = alert_rules.KINDS
+    EMAIL_RETRY_AFTER = timedelta(minutes=10)
+
+    def __init__(self, engine: sa.Engine, smtp: SmtpSettings | None, *,
+                 budget_lines: Callable[[date], list[budgets.BudgetLine]]) -> None:
+        super().__init__(engine)
+        self._smtp = smtp
+        self._budget_lines = budget_lines  # the month's budget against posted spending
+        self._lock = threading.Lock()  # one evaluation at a time: an alert is raised and e-mailed once
+
+    def evaluate(self, now: datetime | None = None) -> alert_rules.AlertRun:
+        """Raise the alerts the facts call for (each key once), then e-mail those waiting for it."""
+        moment = now or datetime.now(UTC)
+        with self._lock:
+            with self._engine.connect() as conn:
+                settings = alert_store.read_settings(conn)
+                floor = min([*settings.thresholds.values(), *alert_rules.DEFAULT_THRESHOLDS.values(),
+                             alert_rules.FALLBACK_THRESHOLD])
+                large = alert_store.large_transaction_facts(conn, moment.date() - alert_rules.LARGE_LOOKBACK, floor)
+                rows = connections.schedule_rows(conn)
+            over = self._budget_lines(moment.date()) if settings.enabled(alert_rules.OVER_BUDGET) else []
+            found = alert_rules.evaluate(
+                settings=settings, today=moment.date(), large=large,
+                reconnect_items=health.banner_items(rows, moment),
+                episodes={row["id"]: row["last_success_at"] for row in rows}, budget_lines=over)
+            with self._engine.begin() as conn:
+                raised = alert_store.raise_alerts(conn, found, email=self._smtp is not None, now=moment)
+            emailed, error = self._send_due(moment)
+        return alert_rules.AlertRun(raised=len(raised), emailed=emailed, email_error=error)
+
+    def _send_due(self, now: datetime) -> tuple[int, str | None]:
+        if self._smtp is None:
+            return 0, None
+        with self._engine.connect() as conn:
+            due = alert_store.emails_due(conn, now, self.EMAIL_RETRY_AFTER)
+        if not due:
+            return 0, None
+        try:
+            mailer.send_alerts(self._smtp, due)
+            error = None
+        except mailer.SmtpFailed as exc:
+            error = str(exc)
+            log.warning("alert e-mail not sent (retried in %s): %s", self.EMAIL_RETRY_AFTER, error)
+        with self._engine.begin() as conn:
+            alert_store.record_email(conn, [a.key for a in due], error=error, now=now)
+        return (0 if error else len(due)), error
+
+    def after_sync(self) -> None:
+        """Evaluate after a sync; a failure here is logged and never fails the sync that called it."""
+        try:
+            self.evaluate()
+        except Exception:
+            log.exception("alerts were not evaluated after a sync; the next sync or the Alerts page retries")
+
+    def list(self, *, unread_only: bool = False, limit: int = 200) -> pd.DataFrame:
+        """The newest alerts first (title and detail are plain text holding bank text)."""
+        return self._read(alert_store.list_alerts, unread_only=unread_only, limit=limit)
+
+    def unread_count(self) -> int:
+        """How many alerts are unread."""
+        return self._read(alert_store.unread_count)
+
+    def mark_read(self, key: str, *, actor: str) -> str:
+        """Mark one alert read; a sentence for the user."""
+        done = alert_store.mark_read(self._engine, [key], actor=actor, now=datetime.now(UTC))
+        return "Marked as read." if done else "That alert was already read."
+
+    def mark_all_read(self, *, actor: str) -> str:
+        """Mark every unread alert read; a sentence for the user."""
+        done = alert_store.mark_read(self._engine, None, actor=actor, now=datetime.now(UTC))
+        return f"Marked {done} alert{'s' if done != 1 else ''} as read." if done else "No unread alerts."
+
+    def settings(self) -> alert_rules.AlertSettings:
+        """Which kinds are off and the thresholds the user set."""
+        return self._read(alert_store.read_settings)
+
+    def currencies(self) -> list[str]:
+        """The currencies a large-transaction threshold applies to: the accounts' and those already set."""
+        return sorted({*self._read(alert_store.account_currencies), *self.settings().thresholds}) or sorted(
+            alert_rules.DEFAULT_THRESHOLDS)
+
+    def save_settings(self, enabled: dict[str, bool], thresholds: dict[str, Any], *, actor: str) -> str:
+        """Turn kinds on or off and set thresholds per currency; AlertSettingsError (nothing changed) on bad input."""
+        unknown = sorted(set(enabled) - set(self.KINDS))
+        if unknown:
+            raise alert_rules.AlertSettingsError(f"Unknown kind of alert {unknown[0]!r}. Nothing was changed.")
+        current = self.settings()
+        disabled = {k for k in self.KINDS if not enabled.get(k, current.enabled(k))}
+        cleaned = {**current.thresholds, **{c: alert_rules.clean_threshold(c, v) for c, v in thresholds.items()}}
+        changed = alert_store.save_settings(
+            self._engine, alert_rules.AlertSettings(frozenset(disabled), cleaned), actor=actor, now=datetime.now(UTC))
+        return "Alert settings saved." if changed else "Nothing to change."
 
 
 class Console(StoreOperations):
@@ -280,6 +385,7 @@ class Console(StoreOperations):
     def parquet(self, table: pa.Table) -> bytes:
         """A result as Parquet."""
         return console.to_parquet_bytes(table)
+
 
 class Budgets(StoreOperations):
     """Monthly budgets per category and currency, against actual spending; every change is audited. Refused input
@@ -365,7 +471,7 @@ class Services:
 
     @cached_property
     def connections(self) -> Connections:
-        return Connections(self.engine, self.sync)
+        return Connections(self.engine, self.sync, after_sync=self.alerts.after_sync)
 
     @cached_property
     def status(self) -> Status:
@@ -378,6 +484,11 @@ class Services:
     @cached_property
     def console(self) -> Console:
         return Console(self.engine, self.settings.data_dir)
+
+    @cached_property
+    def alerts(self) -> Alerts:
+        return Alerts(self.engine, self.settings.smtp,
+                      budget_lines=lambda month: self.budgets.month_view(month, include_pending=False))
 
     @cached_property
     def budgets(self) -> Budgets:

@@ -305,6 +305,7 @@ class Worker:
             if removed:
                 self._carry[connection_id] = removed  # the next sync of this connection applies them
             self._finish_events(connection_id, pending.events, webhook_events.FAILED, result.message, result.error_code)
+        self.services.alerts.after_sync()  # new transactions or a broken connection may raise alerts
         self._bump()
 
     def _finish_events(self, connection_id: str, ids: list[str], outcome: str, detail: str,

@@ -168,6 +168,32 @@ category_rules = sa.Table(
     sa.Column("created_at", UtcTime, nullable=False),
 )
 
+# Alerts (finance/alerts.py decides which exist; the Alerts page lists them; e-mailed when SMTP is configured).
+alerts = sa.Table(
+    "alerts", metadata,
+    sa.Column("key", sa.String, primary_key=True, comment="dedupe key: an alert is raised once, e.g. "
+                                                         "over_budget:2026-12:food:BRL"),
+    sa.Column("kind", sa.String, nullable=False, comment="large_transaction, over_budget, new_subscription, "
+                                                         "price_change, reconnect"),
+    sa.Column("title", sa.String, nullable=False, comment="plain text; may hold bank text"),
+    sa.Column("detail", sa.String, nullable=False, comment="plain text; may hold bank text"),
+    sa.Column("created_at", UtcTime, nullable=False),
+    sa.Column("read_at", UtcTime, comment="when the user marked it read; NULL: unread"),
+    sa.Column("email_state", sa.String, comment="pending or sent; NULL when no SMTP was configured at the time"),
+    sa.Column("email_attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("email_last_attempt_at", UtcTime),
+    sa.Column("email_error", sa.String, comment="why the last e-mail attempt failed (never the password)"),
+    comment="Alerts raised for the user; marking read is also in audit_log.",
+)
+
+alert_settings = sa.Table(
+    "alert_settings", metadata,
+    sa.Column("name", sa.String, primary_key=True, comment="off:<kind> or threshold:<currency>"),
+    sa.Column("value", sa.String, nullable=False),
+    sa.Column("updated_at", UtcTime, nullable=False),
+    comment="Which alert kinds are off and the large-transaction thresholds; each change is also in audit_log.",
+)
+
 # Exchange rates the user enters (Money page). A rate is in force from `valid_from` until a later rate of the same
 # pair, in either direction; amounts dated before a currency's first rate stay unconverted (finance/money.py).
 exchange_rates = sa.Table(
@@ -197,4 +223,14 @@ budgets = sa.Table(
     sa.Column("updated_at", UtcTime, nullable=False),
     sa.UniqueConstraint("month", "category", "currency", name="budgets_month_category_currency"),
     comment="Monthly budgets the user set on the Budgets page; each change is also in audit_log.",
+)
+
+# The balance each account should stay above in the forecast (Cash flow page); without one, bank accounts warn below
+# zero and cards past their limit (finance/forecast.py).
+balance_thresholds = sa.Table(
+    "balance_thresholds", metadata,
+    sa.Column("account_id", sa.String, primary_key=True),
+    sa.Column("threshold", Money, nullable=False, comment="warn when the forecast balance goes below this"),
+    sa.Column("updated_at", UtcTime, nullable=False),
+    comment="Forecast thresholds the user set on the Cash flow page; each change is also in audit_log.",
 )

@@ -1,0 +1,162 @@
+"""Which alerts exist, given the facts: pure rules with no Streamlit and no SQL.
+
+Each alert carries a stable dedupe key (`large_transaction:<transaction id>`, `reconnect:<connection>:<episode>`,
+`over_budget:2026-12:food:BRL`…), so evaluating the same facts again raises nothing new: the store keeps the first
+alert of each key. Texts hold bank text (merchants, descriptions, institution names) verbatim; whoever shows them
+must show them as text, never as Markdown or HTML, and e-mail them as plain text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from finance.budgets import BudgetLine
+from finance.formatting import format_money
+
+LARGE_TRANSACTION = "large_transaction"
+OVER_BUDGET = "over_budget"
+NEW_SUBSCRIPTION = "new_subscription"
+PRICE_CHANGE = "price_change"
+RECONNECT = "reconnect"
+KINDS: dict[str, str] = {  # kind: what the settings call it
+    LARGE_TRANSACTION: "Large transaction",
+    OVER_BUDGET: "Category over budget",
+    NEW_SUBSCRIPTION: "New subscription",
+    PRICE_CHANGE: "Subscription price change",
+    RECONNECT: "Connection needs reconnecting",
+}
+
+DEFAULT_THRESHOLDS: dict[str, Decimal] = {
+    "BRL": Decimal("1000.00"), "USD": Decimal("500.00"), "EUR": Decimal("500.00"), "GBP": Decimal("400.00"),
+}
+FALLBACK_THRESHOLD = Decimal("1000.00")
+"""The large-transaction threshold of a currency the user has not set and DEFAULT_THRESHOLDS does not list."""
+MAX_THRESHOLD = Decimal("9999999999999999.99")  # what DECIMAL(18,2) holds
+LARGE_LOOKBACK = timedelta(days=7)
+"""Only transactions booked this recently raise a large-transaction alert: connecting a bank with a year of history
+must not bury the list under last year's rent."""
+
+
+class AlertSettingsError(ValueError):
+    """A settings change the user asked for that cannot be kept; nothing was changed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One alert: its dedupe key, kind, a short title and a sentence of detail (both plain text)."""
+
+    key: str
+    kind: str
+    title: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRun:
+    """What one evaluation did: alerts raised, alerts e-mailed, and why the e-mail failed (None: it did not)."""
+
+    raised: int
+    emailed: int
+    email_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSettings:
+    """Which kinds are off, and the large-transaction threshold per currency the user set."""
+
+    disabled: frozenset[str] = frozenset()
+    thresholds: Mapping[str, Decimal] = field(default_factory=dict)
+
+    def enabled(self, kind: str) -> bool:
+        return kind not in self.disabled
+
+    def threshold(self, currency: str) -> Decimal:
+        """The amount from which a single expense in `currency` is large."""
+        return self.thresholds.get(currency) or DEFAULT_THRESHOLDS.get(currency, FALLBACK_THRESHOLD)
+
+
+def clean_threshold(currency: str, value: Any) -> Decimal:
+    """A threshold the user typed, as money; AlertSettingsError says why it cannot be one."""
+    if not isinstance(currency, str) or len(currency) != 3 or not currency.isascii() or not currency.isupper():
+        raise AlertSettingsError(f"{currency!r} is not a currency code (three capital letters, e.g. BRL). "
+                                 "Nothing was changed.")
+    text = str(value).strip()
+    if not re.fullmatch(r"[0-9]{1,20}(?:[.,][0-9]{1,20})?", text):
+        raise AlertSettingsError(f"The {currency} threshold must be an amount such as 1000 or 1000.50. "
+                                 "Nothing was changed.")
+    amount = Decimal(text.replace(",", "."))
+    if amount <= 0 or amount > MAX_THRESHOLD:
+        raise AlertSettingsError(f"The {currency} threshold must be more than zero and at most "
+                                 f"{MAX_THRESHOLD:,}. Nothing was changed.")
+    if amount != amount.quantize(Decimal("0.01")):
+        raise AlertSettingsError(f"The {currency} threshold has more than two decimals. Nothing was changed.")
+    return amount.quantize(Decimal("0.01"))
+
+
+def large_transactions(rows: Iterable[Mapping[str, Any]], settings: AlertSettings, today: date) -> list[Alert]:
+    """An alert per expense at or over its currency's threshold, booked within LARGE_LOOKBACK of `today`.
+
+    `rows` are live posted expenses (transfers already left out) with id, booked_date, amount (negative),
+    currency, description, merchant and account."""
+    if not settings.enabled(LARGE_TRANSACTION):
+        return []
+    alerts = []
+    for row in rows:
+        amount, currency = Decimal(row["amount"]), str(row["currency"])
+        if -amount < settings.threshold(currency) or row["booked_date"] < today - LARGE_LOOKBACK:
+            continue
+        who = row.get("merchant") or row.get("description") or "an unnamed payee"
+        alerts.append(Alert(
+            key=f"{LARGE_TRANSACTION}:{row['id']}", kind=LARGE_TRANSACTION,
+            title=f"Large transaction: {format_money(-amount, currency)} at {who}",
+            detail=(f"{format_money(amount, currency)} on {row['booked_date']:%Y-%m-%d} from {row['account']} "
+                    f"({row['description']}); your threshold for {currency} is "
+                    f"{format_money(settings.threshold(currency), currency)}.")))
+    return alerts
+
+
+def reconnects(items: Iterable[Any], episodes: Mapping[str, datetime | None], settings: AlertSettings) -> list[Alert]:
+    """An alert per connection that needs the user to reconnect (or whose access the bank revoked).
+
+    `items` are health.BannerItem; only the urgent ones (data has stopped) count, not consent merely expiring.
+    `episodes` maps a connection to its last successful sync: the key includes it, so a connection that breaks,
+    is repaired and breaks again raises a new alert, while one that stays broken raises one."""
+    if not settings.enabled(RECONNECT):
+        return []
+    alerts = []
+    for item in items:
+        if not item.urgent:
+            continue
+        episode = episodes.get(item.connection_id)
+        alerts.append(Alert(
+            key=f"{RECONNECT}:{item.connection_id}:{episode.isoformat() if episode else 'never'}", kind=RECONNECT,
+            title=f"{item.institution} needs you to reconnect",
+            detail=f"{item.message} Open Connections and press Reconnect to renew access."))
+    return alerts
+
+
+def over_budget(lines: Iterable[BudgetLine], month: date, settings: AlertSettings) -> list[Alert]:
+    """An alert per category and currency over its budget in `month` (budgets.BudgetLine with `over`), once per
+    month: `over_budget:2026-12:food:BRL`."""
+    if not settings.enabled(OVER_BUDGET):
+        return []
+    return [Alert(
+        key=f"{OVER_BUDGET}:{month:%Y-%m}:{line.category}:{line.currency}", kind=OVER_BUDGET,
+        title=f"{line.category_name} is over budget for {month:%B %Y} ({line.currency})",
+        detail=(f"Spent {format_money(line.actual, line.currency)} of {format_money(line.available, line.currency)}"
+                f" budgeted: {format_money(-line.left, line.currency)} over."))
+        for line in lines if line.over]
+
+
+def evaluate(*, settings: AlertSettings, today: date, large: Sequence[Mapping[str, Any]] = (),
+             reconnect_items: Sequence[Any] = (), episodes: Mapping[str, datetime | None] | None = None,
+             budget_lines: Sequence[BudgetLine] = ()) -> list[Alert]:
+    """Every alert the facts call for, of the kinds that are on (one per key)."""
+    found = [*large_transactions(large, settings, today), *reconnects(reconnect_items, episodes or {}, settings),
+             *over_budget(budget_lines, today, settings)]
+    return list({alert.key: alert for alert in found}.values())
