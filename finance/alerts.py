@@ -17,6 +17,7 @@ from typing import Any
 
 from finance.budgets import BudgetLine
 from finance.formatting import format_money
+from finance.recurring import Series
 
 LARGE_TRANSACTION = "large_transaction"
 OVER_BUDGET = "over_budget"
@@ -153,10 +154,36 @@ def over_budget(lines: Iterable[BudgetLine], month: date, settings: AlertSetting
         for line in lines if line.over]
 
 
+def new_subscriptions(series: Iterable[Series], settings: AlertSettings) -> list[Alert]:
+    """An alert per subscription that began lately (`Series.is_new`), once per series; dismissed ones stay quiet."""
+    if not settings.enabled(NEW_SUBSCRIPTION):
+        return []
+    return [Alert(
+        key=f"{NEW_SUBSCRIPTION}:{item.key}", kind=NEW_SUBSCRIPTION,
+        title=f"New subscription: {item.merchant}",
+        detail=(f"{format_money(-item.amount, item.currency)} {item.cadence}, since {item.first_date:%Y-%m-%d}"
+                + (f"; next expected on {item.next_date:%Y-%m-%d}." if item.next_date else ".")))
+        for item in series if item.is_new and item.kind == "subscription" and item.status != "dismissed"]
+
+
+def price_changes(series: Iterable[Series], settings: AlertSettings) -> list[Alert]:
+    """An alert per price change of a subscription or recurring payment, once per change (its date is in the key)."""
+    if not settings.enabled(PRICE_CHANGE):
+        return []
+    return [Alert(
+        key=f"{PRICE_CHANGE}:{item.key}:{change.on.isoformat()}", kind=PRICE_CHANGE,
+        title=f"{item.merchant} changed its price",
+        detail=(f"Went from {format_money(-change.before, item.currency)} to "
+                f"{format_money(-change.after, item.currency)} on {change.on:%Y-%m-%d}."))
+        for item in series if item.kind != "installment" and item.status != "dismissed"
+        for change in item.price_changes]
+
+
 def evaluate(*, settings: AlertSettings, today: date, large: Sequence[Mapping[str, Any]] = (),
              reconnect_items: Sequence[Any] = (), episodes: Mapping[str, datetime | None] | None = None,
-             budget_lines: Sequence[BudgetLine] = ()) -> list[Alert]:
+             budget_lines: Sequence[BudgetLine] = (), series: Sequence[Series] = ()) -> list[Alert]:
     """Every alert the facts call for, of the kinds that are on (one per key)."""
     found = [*large_transactions(large, settings, today), *reconnects(reconnect_items, episodes or {}, settings),
-             *over_budget(budget_lines, today, settings)]
+             *over_budget(budget_lines, today, settings), *new_subscriptions(series, settings),
+             *price_changes(series, settings)]
     return list({alert.key: alert for alert in found}.values())

@@ -25,6 +25,7 @@ from finance.alerts import AlertSettings, AlertSettingsError
 from finance.budgets import BudgetLine
 from finance.config import SmtpSettings, load_settings
 from finance.health import BannerItem
+from finance.recurring import PriceChange, Series
 from finance.services import Services, open_services
 from finance.store import alerts as alert_store
 from tests.test_demo import build_demo_store
@@ -78,6 +79,35 @@ def test_a_category_over_budget_raises_one_alert_per_month_category_and_currency
     assert [a.key for a in found] == ["over_budget:2026-12:food:BRL"]
     assert found[0].title == "Food is over budget for December 2026 (BRL)"
     assert found[0].detail == "Spent R$ 150,00 of R$ 100,00 budgeted: R$ 50,00 over."
+
+
+def series(key: str = "s1", **fields: object) -> Series:
+    """A detected monthly subscription at R$ 39,90 (override any field)."""
+    values: dict[str, object] = dict(
+        key=key, account_id="pluggy:acc", merchant="Netflix", currency="BRL", kind="subscription", cadence="monthly",
+        amount=Decimal("-39.90"), first_date=date(2026, 10, 5), last_date=date(2026, 12, 5),
+        next_date=date(2027, 1, 5), next_amount=Decimal("-39.90"), occurrences=3, remaining=None, price_changes=(),
+        missed=False, is_new=True)
+    return Series(**{**values, **fields})  # type: ignore[arg-type]
+
+
+def test_a_new_subscription_raises_one_alert_per_series_and_none_once_dismissed_or_for_installments():
+    found = alerts.new_subscriptions([series(), series("old", is_new=False), series("gone", status="dismissed"),
+                                      series("plan", kind="installment", remaining=3)], AlertSettings())
+    assert [(a.key, a.title) for a in found] == [("new_subscription:s1", "New subscription: Netflix")]
+    assert found[0].detail == "R$ 39,90 monthly, since 2026-10-05; next expected on 2027-01-05."
+    assert alerts.new_subscriptions([series()], AlertSettings(disabled=frozenset({alerts.NEW_SUBSCRIPTION}))) == []
+
+
+def test_a_price_change_raises_one_alert_per_change_with_both_prices():
+    changes = (PriceChange(date(2026, 3, 5), Decimal("-39.90"), Decimal("-44.90")),
+               PriceChange(date(2026, 9, 5), Decimal("-44.90"), Decimal("-55.90")))
+    found = alerts.price_changes([series(price_changes=changes, is_new=False),
+                                  series("plan", kind="installment", price_changes=changes)], AlertSettings())
+    assert [a.key for a in found] == ["price_change:s1:2026-03-05", "price_change:s1:2026-09-05"]
+    assert found[0].detail == "Went from R$ 39,90 to R$ 44,90 on 2026-03-05."
+    both = alerts.evaluate(settings=AlertSettings(), today=date(2026, 12, 7), series=[series(price_changes=changes)])
+    assert {a.kind for a in both} == {alerts.NEW_SUBSCRIPTION, alerts.PRICE_CHANGE}
 
 
 @given(st.lists(st.tuples(st.sampled_from("abcdef"), st.integers(1, 5000), st.sampled_from(["BRL", "USD"]),
