@@ -136,7 +136,7 @@ def latency_figures(r: dict[str, Any]) -> list[Figure]:
     ]
 
 
-PAGE_TARGETS = {"overview": 0.5, "filter": 0.3}
+PAGE_TARGETS = {"overview": 0.5, "filter": 0.3, "budgets": 0.5}
 
 
 def dashboard_figures(r: dict[int, dict[str, Any]], top: int) -> list[Figure]:
@@ -145,7 +145,7 @@ def dashboard_figures(r: dict[int, dict[str, Any]], top: int) -> list[Figure]:
     figures = []
     labels = {"overview": "Overview", "transactions": "Transactions (unfiltered)",
               "filter": "Transactions, text filter", "sync_status": "Sync status", "money": "Money",
-              "explore": "Explore", "connections": "Connections"}
+              "explore": "Explore", "connections": "Connections", "budgets": "Budgets"}
 
     def entry(result: dict[str, Any], page: str) -> dict[str, Any]:
         if page == "filter":

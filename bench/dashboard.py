@@ -2,7 +2,8 @@
 
 `build` writes a store (the ingest path of bench.common) into `<dir>/finance.duckdb`; `render` points the app at that
 folder (FINANCE_DATA_DIR) and times each page's script run: the Overview, the Transactions page unfiltered and with a
-text filter, and the Sync status, Money, Explore and Connections pages. Pages that do not exist yet are reported as
+text filter, and the Sync status, Money, Explore, Connections and Budgets pages (the store has a few budgets, some
+rolling over from earlier months). Pages that do not exist yet are reported as
 "not built yet", pages the app's navigation does not list yet as "not reachable".
 Each timed run is a full rerun of the page script (the widgets keep their state), after one warm-up run.
 
@@ -14,10 +15,15 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.common import REPO, DataSet, emit, fresh_engine, ingest, log, median, peak_rss_mb, rss_mb
+import sqlalchemy as sa
+
+from bench.common import REPO, DataSet, emit, fresh_engine, ingest, log, median, peak_rss_mb, rss_mb, today_sp
+from finance.budgets import Budget, add_months, first_of_month
+from finance.store.budgets import set_budget
 
 if TYPE_CHECKING:
     from streamlit.testing.v1 import AppTest
@@ -25,20 +31,37 @@ if TYPE_CHECKING:
 
 PAGES = {"overview": "pages/overview.py", "transactions": "pages/transactions.py",
          "sync_status": "pages/sync_status.py", "money": "pages/money.py", "explore": "pages/explore.py",
-         "connections": "pages/connections.py"}
+         "connections": "pages/connections.py", "budgets": "pages/budgets.py"}
 FILTER_TEXT = "ifood"
 """A merchant of the card account (about 2% of the rows), typed in lower case."""
 FILTER_WORDS = ("search", "filter", "text", "description", "merchant", "busca")
 
 
 def build(rows: int, folder: Path) -> dict[str, Any]:
-    """A store with `rows` generated transactions of one connection, as a sync would leave it."""
+    """A store with `rows` generated transactions of one connection, as a sync would leave it, and a few budgets."""
     folder.mkdir(parents=True, exist_ok=True)
     engine = fresh_engine(folder / "finance.duckdb")
     try:
-        return ingest(engine, DataSet(rows))
+        built = ingest(engine, DataSet(rows))
+        set_budgets(engine)
+        return built
     finally:
         engine.dispose()
+
+
+BUDGETS = {"food": ("1500", True), "food.groceries": ("900", False), "transport": ("600", True),
+           "shopping": ("800", False), "housing": ("2500", False), "entertainment.streaming": ("100", True)}
+"""Category → (monthly BRL amount, rollover): parents and children, some carried over from month to month."""
+
+
+def set_budgets(engine: sa.Engine, months: int = 6) -> None:
+    """The budgets of `BUDGETS` in each of the last `months` months, this one included (the Budgets page's
+    rollover chains reach back to the first)."""
+    this_month = first_of_month(today_sp())
+    for back in range(months):
+        for category, (amount, rollover) in BUDGETS.items():
+            set_budget(engine, Budget(add_months(this_month, -back), category, "BRL", Decimal(amount), rollover),
+                       actor="bench")
 
 
 def _timed_runs(at: AppTest, repeat: int) -> list[float]:
