@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 PAGES = {"overview": "pages/overview.py", "transactions": "pages/transactions.py",
          "sync_status": "pages/sync_status.py", "money": "pages/money.py", "explore": "pages/explore.py",
-         "connections": "pages/connections.py", "budgets": "pages/budgets.py"}
+         "connections": "pages/connections.py", "budgets": "pages/budgets.py", "cash_flow": "pages/cash_flow.py"}
 FILTER_TEXT = "ifood"
 """A merchant of the card account (about 2% of the rows), typed in lower case."""
 FILTER_WORDS = ("search", "filter", "text", "description", "merchant", "busca")

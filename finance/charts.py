@@ -88,3 +88,14 @@ def sankey_figure(flow: CashFlow) -> go.Figure:
     fig.update_layout(title=f"Cash flow ({flow.currency})", margin={"l": 10, "r": 10, "t": 50, "b": 10},
                       height=max(360, 30 * max(len(into), len(out_of)) + 100))
     return fig
+
+
+def forecast_figure(projection: pd.DataFrame, currency: str) -> go.Figure:
+    """Each account's expected balance per day for one currency (account names HTML-escaped: they are bank text)."""
+    data = projection[projection["currency"] == currency]
+    fig = go.Figure()
+    for account_id, rows in data.groupby("account_id", sort=False):
+        fig.add_scatter(x=rows["day"], y=rows["balance"].astype(float), name=html.escape(rows["account"].iloc[0]),
+                        line={"shape": "hv"}, legendgroup=str(account_id))
+    fig.add_hline(y=0, line={"color": SPENDING_COLOR, "dash": "dot", "width": 1})
+    return _layout(fig, f"Expected balances ({currency})", currency)

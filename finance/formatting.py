@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
@@ -52,3 +53,12 @@ def format_when(value: datetime | date | None, fmt: str = "%Y-%m-%d %H:%M", miss
     if value is None or value != value:  # NaT compares unequal to itself
         return missing
     return value.strftime(fmt)
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def escape_markdown(text: str) -> str:
+    """`text` (bank text, say) shown literally by st.markdown and the st.warning family: every character that
+    Markdown, LaTeX (`$`) or an autolink (`:`) would act on is backslash-escaped."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)

@@ -224,3 +224,13 @@ budgets = sa.Table(
     sa.UniqueConstraint("month", "category", "currency", name="budgets_month_category_currency"),
     comment="Monthly budgets the user set on the Budgets page; each change is also in audit_log.",
 )
+
+# The balance each account should stay above in the forecast (Forecast page); without one, bank accounts warn below
+# zero and cards past their limit (finance/forecast.py).
+balance_thresholds = sa.Table(
+    "balance_thresholds", metadata,
+    sa.Column("account_id", sa.String, primary_key=True),
+    sa.Column("threshold", Money, nullable=False, comment="warn when the forecast balance goes below this"),
+    sa.Column("updated_at", UtcTime, nullable=False),
+    comment="Forecast thresholds the user set on the Forecast page; each change is also in audit_log.",
+)
