@@ -21,6 +21,7 @@ if __name__ == "__main__":
         st.Page("pages/overview.py", title="Overview", icon="📊", default=True),
         st.Page("pages/transactions.py", title="Transactions", icon="🧾"),
         st.Page("pages/money.py", title="Money", icon="💱"),
+        st.Page("pages/recurring.py", title="Recurring", icon="🔁"),
         st.Page("pages/budgets.py", title="Budgets", icon="🎯"),
         st.Page("pages/cash_flow.py", title="Cash flow", icon="🌊"),
         connections,

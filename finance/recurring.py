@@ -5,8 +5,9 @@ A series is the same merchant or counterparty on one account, in one currency, a
 monthly, yearly) with a similar amount. Detection works per group of rows (account, normalised merchant,
 currency, direction) and tolerates what real histories do:
 
-- date jitter (a charge due on a Saturday lands on Monday; months have 28 to 31 days): each step may be off by a
-  few days, and a step may span up to `MAX_SKIPPED + 1` periods (a skipped month);
+- date jitter (a charge due on a Saturday lands on Monday): each payment may be a few days off its scheduled date
+  (the same day of the month, clamped to short months), and up to `MAX_SKIPPED` scheduled dates in a row may go
+  unpaid (a skipped month);
 - amount drift and price changes: rows are first tried as one group, then in clusters of similar amounts (sorted
   neighbours within `AMOUNT_GAP` of each other), so a subscription and unrelated purchases at the same merchant
   separate; a step of a stable amount to another stable amount is a `PriceChange`;
@@ -34,6 +35,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 Cadence = Literal["weekly", "monthly", "yearly"]
 Kind = Literal["subscription", "recurring", "installment"]
@@ -42,11 +44,14 @@ Status = Literal["detected", "confirmed", "dismissed"]
 CADENCES: tuple[Cadence, ...] = ("monthly", "weekly", "yearly")
 """Tried in this order: a monthly chain through weekly rows leaves most rows out, so it is refused first."""
 PERIOD_DAYS: dict[str, float] = {"weekly": 7.0, "monthly": 365.25 / 12, "yearly": 365.25}
-TOLERANCE_DAYS: dict[str, int] = {"weekly": 2, "monthly": 5, "yearly": 10}
-"""How far one step may be off its period (weekends, holidays, month lengths)."""
+TOLERANCE_DAYS: dict[str, int] = {"weekly": 2, "monthly": 4, "yearly": 10}
+"""How far a payment may be off its scheduled date (weekends, holidays)."""
 MAX_SKIPPED = 2
 """Periods in a row that may pass without a payment inside one series (a skipped month)."""
 MIN_OCCURRENCES = 3
+SHORT_CHAIN = 5
+"""A series of fewer payments must have paid one amount twice to the cent: a new subscription charges a fixed price,
+while three similar restaurant bills a month apart can be chance."""
 AMOUNT_GAP = 0.15
 """Sorted amounts further apart than this (relative) start a new amount cluster."""
 STABLE_SPREAD = 0.25
@@ -55,6 +60,14 @@ outflow outside the bill categories below."""
 BILL_CATEGORIES = ("housing", "fees", "taxes", "services.insurance", "transfer", "people")
 """Category ids (and their children) whose regular payments are bills, not subscriptions."""
 REQUIRED_COLUMNS = ("id", "account_id", "merchant", "currency", "booked_date")
+STATUSES: tuple[Status, ...] = ("detected", "confirmed", "dismissed")
+MAX_NAME_LENGTH = 80
+MAX_AMOUNT = Decimal("1000000000")
+REFUSED = "Nothing was changed."
+
+
+class RecurringError(ValueError):
+    """A choice about a series the app refused, with a message for the user. Nothing was changed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +153,7 @@ def detect(rows: pd.DataFrame | Sequence[Mapping[str, Any]], today: date) -> lis
     `rows` has one row per live transaction (transfers already left out) with `id`, `account_id`, `merchant` (the
     normalised merchant or counterparty), `currency`, `booked_date`, and `amount_cents` (int) or `amount`
     (signed), and optionally `installment_number`, `installment_total` and `category` (the effective category id).
+    Strings are only read for the rows of series found, so Arrow-backed columns stay cheap at a million rows.
     """
     frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
     if frame.empty:
@@ -147,52 +161,79 @@ def detect(rows: pd.DataFrame | Sequence[Mapping[str, Any]], today: date) -> lis
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"detect needs the columns {', '.join(missing)}")
+    frame = frame.reset_index(drop=True)
     cents = _cents(frame)
-    days = pd.to_datetime(frame["booked_date"]).to_numpy(dtype="datetime64[D]").astype(np.int64)
-    total = (frame["installment_total"].to_numpy(dtype=float, na_value=np.nan)
-             if "installment_total" in frame.columns else np.full(len(frame), np.nan))
-    number = (frame["installment_number"].to_numpy(dtype=float, na_value=np.nan)
-              if "installment_number" in frame.columns else np.full(len(frame), np.nan))
-    is_installment = ~np.isnan(total) & ~np.isnan(number) & (total > 1)
-    table = pd.DataFrame({
-        "id": frame["id"].astype(str).to_numpy(), "account_id": frame["account_id"].astype(str).to_numpy(),
-        "merchant": frame["merchant"].fillna("").astype(str).str.strip().to_numpy(),
-        "currency": frame["currency"].astype(str).to_numpy(), "day": days, "cents": cents,
-        "category": (frame["category"].fillna("").astype(str).to_numpy() if "category" in frame.columns
-                     else np.full(len(frame), "")),
-        "total": np.where(is_installment, total, 0).astype(np.int64),
-        "number": np.where(is_installment, number, 0).astype(np.int64),
-    })
-    table = table[(table["merchant"] != "") & (table["cents"] != 0)]
-    found: list[Series] = []
-    found += _installment_series(table[table["total"] > 0], today)
-    found += _open_series(table[table["total"] == 0], today)
+    days = _days(frame["booked_date"])
+    total = _whole_numbers(frame, "installment_total")
+    number = _whole_numbers(frame, "installment_number")
+    named = _codes(frame["merchant"].fillna("").astype(str).str.strip(), casefold=True)
+    usable = (named >= 0) & (cents != 0)
+    is_installment = usable & (total > 1) & (number > 0)
+    group = (_codes(frame["account_id"]), named, _codes(frame["currency"]))
+    found = _installment_series(frame, np.flatnonzero(is_installment), group, days, cents, number, total, today)
+    found += _open_series(frame, np.flatnonzero(usable & ~is_installment), group, days, cents, today)
     return sorted(found, key=lambda s: (s.currency, s.next_date or date.max, s.merchant.casefold(), s.key))
 
 
-def _open_series(table: pd.DataFrame, today: date) -> list[Series]:
-    """Weekly, monthly and yearly series among rows that are not installments."""
-    table = table.assign(inflow=table["cents"] > 0, name=table["merchant"].str.casefold())
-    table = table.sort_values(["account_id", "name", "currency", "inflow", "day"], kind="stable")
-    keys = table[["account_id", "name", "currency", "inflow"]]
-    starts = np.flatnonzero((keys != keys.shift()).any(axis=1).to_numpy())
-    bounds = np.append(starts, len(table))
-    ids, accounts, merchants = table["id"].to_numpy(), table["account_id"].to_numpy(), table["merchant"].to_numpy()
-    currencies, days, cents = table["currency"].to_numpy(), table["day"].to_numpy(), table["cents"].to_numpy()
-    categories, names = table["category"].to_numpy(), table["name"].to_numpy()
+def _days(column: pd.Series) -> np.ndarray:
+    """Dates as days since 1970-01-01 (int64); an Arrow date column is read without a detour through Python."""
+    if isinstance(column.dtype, pd.ArrowDtype) and pa.types.is_date32(column.dtype.pyarrow_dtype):
+        return pa.array(column).cast(pa.int32()).to_numpy(zero_copy_only=False).astype(np.int64)
+    return pd.to_datetime(column).to_numpy(dtype="datetime64[D]").astype(np.int64)
+
+
+def _whole_numbers(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """A nullable integer column as int64, 0 where empty or absent."""
+    if column not in frame.columns:
+        return np.zeros(len(frame), dtype=np.int64)
+    values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    return np.nan_to_num(values, nan=0).astype(np.int64)
+
+
+def _codes(values: pd.Series, *, casefold: bool = False) -> np.ndarray:
+    """Integer codes of a string column (-1 for empty), comparing case-insensitively when asked; only the
+    distinct values are folded."""
+    codes, uniques = pd.factorize(values)
+    if casefold:
+        folded, _ = pd.factorize(pd.Series([str(u).casefold() for u in uniques], dtype=object))
+        folded = np.where(pd.Series(uniques).astype(str).to_numpy() == "", -1, folded)
+        return np.where(codes >= 0, folded[codes] if len(folded) else codes, -1)
+    return codes
+
+
+def _text(frame: pd.DataFrame, column: str, row: int) -> str:
+    """One cell as text ('' when absent or empty)."""
+    if column not in frame.columns:
+        return ""
+    value = frame[column].iloc[row]
+    return "" if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)) else str(value)
+
+
+def _open_series(frame: pd.DataFrame, rows: np.ndarray, group: tuple[np.ndarray, ...], days: np.ndarray,
+                 cents: np.ndarray, today: date) -> list[Series]:
+    """Weekly, monthly and yearly series among rows that are not installments (`rows`: their positions)."""
+    account, name, currency = (codes[rows] for codes in group)
+    inflow = cents[rows] > 0
+    order = rows[np.lexsort((days[rows], inflow, currency, name, account))]
+    keys = np.stack([c[order] for c in group] + [(cents[order] > 0).astype(np.int64)])
+    starts = np.flatnonzero(np.r_[True, (keys[:, 1:] != keys[:, :-1]).any(axis=0)]) if len(order) else []
+    bounds = np.append(starts, len(order))
     found: list[Series] = []
     for lo, hi in itertools.pairwise(bounds):
         if hi - lo < MIN_OCCURRENCES:
             continue
+        members_of_group = order[lo:hi]
+        first = int(members_of_group[0])
+        base = "|".join((_text(frame, "account_id", first), _text(frame, "merchant", first).strip().casefold(),
+                         _text(frame, "currency", first)))
         used: set[str] = set()
-        for members, cadence in _chains(days[lo:hi], cents[lo:hi]):
-            index = lo + members
-            key = f"{accounts[lo]}|{names[lo]}|{currencies[lo]}|{cadence}" + ("|in" if cents[lo] > 0 else "")
+        for members, cadence in _chains(days[members_of_group], cents[members_of_group]):
+            index = members_of_group[members]
+            key = f"{base}|{cadence}" + ("|in" if cents[first] > 0 else "")
             if key in used:  # a second series of the same merchant and cadence, told apart by its amount
                 key = f"{key}|{_money(int(np.median(cents[index])))}"
             used.add(key)
-            series = _open_one(key, cadence, index, ids, accounts, merchants, currencies, days, cents,
-                               categories, today)
+            series = _open_one(frame, key, cadence, index, days, cents, today)
             if series is not None:
                 found.append(series)
     return found
@@ -201,13 +242,13 @@ def _open_series(table: pd.DataFrame, today: date) -> list[Series]:
 def _chains(days: np.ndarray, cents: np.ndarray) -> list[tuple[np.ndarray, Cadence]]:
     """The regular chains in one group (positions into it): the whole group if it is one, else one per cluster of
     similar amounts that is."""
-    whole = _regular(days, np.arange(len(days)))
+    whole = _regular(days, cents, np.arange(len(days)))
     if whole is not None:
         return [whole]
     out = []
     for cluster in _amount_clusters(cents):
         if len(cluster) >= MIN_OCCURRENCES and len(cluster) < len(days):
-            chain = _regular(days, cluster)
+            chain = _regular(days, cents, cluster)
             if chain is not None:
                 out.append(chain)
     return out
@@ -222,13 +263,21 @@ def _amount_clusters(cents: np.ndarray) -> list[np.ndarray]:
     return [np.sort(part) for part in np.split(order, breaks)]
 
 
-def _regular(days: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, Cadence] | None:
+def _repeats_a_price(cents: np.ndarray) -> bool:
+    """Some amount was paid more than once, to the cent."""
+    return len(np.unique(cents)) < len(cents)
+
+
+def _regular(days: np.ndarray, cents: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, Cadence] | None:
     """The longest chain at some cadence among `positions` (sorted by date), if it is a series: at least
-    MIN_OCCURRENCES rows, at most a third as many rows left out of it, and no more skipped periods than rows."""
+    MIN_OCCURRENCES rows, at most a third as many rows left out of it, skipped periods at most half its rows, and
+    a price paid twice when it is shorter than SHORT_CHAIN."""
     chosen = days[positions]
     for cadence in CADENCES:
         chain = _longest_chain(chosen, cadence)
         if len(chain) < MIN_OCCURRENCES or (len(chosen) - len(chain)) * 3 > len(chain):
+            continue
+        if len(chain) < SHORT_CHAIN and not _repeats_a_price(cents[positions[chain]]):
             continue
         spans = np.diff(chosen[chain]) / PERIOD_DAYS[cadence]
         if np.rint(spans).sum() - len(spans) > len(chain) // 2:
@@ -238,35 +287,43 @@ def _regular(days: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, Caden
 
 
 def _longest_chain(days: np.ndarray, cadence: Cadence) -> np.ndarray:
-    """The longest backward chain of dates one to MAX_SKIPPED + 1 periods apart (each step within the
-    cadence's tolerance, a day more per skipped period), starting from one of the three latest dates."""
-    period, tolerance = PERIOD_DAYS[cadence], TOLERANCE_DAYS[cadence]
+    """The longest chain of dates on one schedule: anchored on one of the three latest dates, each earlier payment
+    within the cadence's tolerance of its scheduled date (anchor minus whole periods, on the calendar for months
+    and years), with at most MAX_SKIPPED scheduled dates in a row left unpaid. Anchoring on the schedule, not on
+    the previous payment, keeps an unrelated purchase near a due date from pulling the chain off course."""
+    tolerance = TOLERANCE_DAYS[cadence]
     listed = days.tolist()
+    epoch = date(1970, 1, 1).toordinal()
     best: list[int] = []
     for start in range(len(listed) - 1, max(len(listed) - 4, -1), -1):
-        chain = [start]
-        while True:
-            current = listed[chain[-1]]
-            step = None
-            for periods in range(1, MAX_SKIPPED + 2):
-                expected = current - period * periods
-                slack = tolerance + periods - 1
-                lo = bisect.bisect_left(listed, expected - slack, 0, chain[-1])
-                hi = bisect.bisect_right(listed, expected + slack, 0, chain[-1])
-                if lo < hi:
-                    step = min(range(lo, hi), key=lambda i: abs(listed[i] - expected))
-                    break
-            if step is None:
+        anchor, chain, unpaid, periods = _day(listed[start]), [start], 0, 0
+        while unpaid <= MAX_SKIPPED:
+            periods += 1
+            expected = _scheduled(anchor, cadence, periods).toordinal() - epoch
+            if expected + tolerance < listed[0]:
                 break
-            chain.append(step)
+            lo = bisect.bisect_left(listed, expected - tolerance, 0, chain[-1])
+            hi = bisect.bisect_right(listed, expected + tolerance, 0, chain[-1])
+            if lo == hi:
+                unpaid += 1
+                continue
+            right = bisect.bisect_left(listed, expected, lo, hi)  # the payment nearest its scheduled date
+            chain.append(min((i for i in (right - 1, right) if lo <= i < hi), key=lambda i: abs(listed[i] - expected)))
+            unpaid = 0
         if len(chain) > len(best):
             best = chain
     return np.array(best[::-1], dtype=np.int64)
 
 
-def _open_one(key: str, cadence: Cadence, index: np.ndarray, ids: np.ndarray, accounts: np.ndarray,
-              merchants: np.ndarray, currencies: np.ndarray, days: np.ndarray, cents: np.ndarray,
-              categories: np.ndarray, today: date) -> Series | None:
+def _scheduled(anchor: date, cadence: Cadence, periods: int) -> date:
+    """The date `periods` periods before `anchor` on its schedule."""
+    if cadence == "weekly":
+        return anchor - timedelta(days=7 * periods)
+    return add_months(anchor, -periods * (1 if cadence == "monthly" else 12))
+
+
+def _open_one(frame: pd.DataFrame, key: str, cadence: Cadence, index: np.ndarray, days: np.ndarray,
+              cents: np.ndarray, today: date) -> Series | None:
     """The series of the rows at `index`, or None when it has ended (no payment for MAX_SKIPPED + 1 periods after
     the one expected)."""
     amounts = cents[index].tolist()
@@ -278,19 +335,19 @@ def _open_one(key: str, cadence: Cadence, index: np.ndarray, ids: np.ndarray, ac
         return None
     median = float(np.median(np.abs(amounts)))
     stable = max(abs(abs(a) - median) for a in amounts) <= median * STABLE_SPREAD
-    category = str(categories[index[-1]])
+    category = _text(frame, "category", int(index[-1]))
     is_bill = any(category == c or category.startswith(c + ".") for c in BILL_CATEGORIES)
     kind: Kind = "subscription" if amounts[-1] < 0 and stable and not is_bill else "recurring"
     # A fixed price is paid again as last time; a varying bill or income is expected near its recent median.
     expected = amounts[-1] if kind == "subscription" else int(np.median(amounts[-MIN_OCCURRENCES:]))
     return Series(
-        key=key, account_id=str(accounts[index[0]]), merchant=str(merchants[index[-1]]),
-        currency=str(currencies[index[0]]), kind=kind, cadence=cadence, amount=_money(amounts[-1]),
-        first_date=first, last_date=last, next_date=next_date, next_amount=_money(expected),
-        occurrences=len(index), remaining=None,
+        key=key, account_id=_text(frame, "account_id", int(index[0])),
+        merchant=_text(frame, "merchant", int(index[-1])).strip(), currency=_text(frame, "currency", int(index[0])),
+        kind=kind, cadence=cadence, amount=_money(amounts[-1]), first_date=first, last_date=last,
+        next_date=next_date, next_amount=_money(expected), occurrences=len(index), remaining=None,
         price_changes=_price_changes([_day(d) for d in days[index]], amounts),
         missed=overdue > TOLERANCE_DAYS[cadence], is_new=_is_new(first, len(index), cadence, today),
-        transaction_ids=tuple(str(i) for i in ids[index]))
+        transaction_ids=tuple(str(i) for i in frame["id"].take(index).tolist()))
 
 
 def _price_changes(days: list[date], amounts: list[int]) -> tuple[PriceChange, ...]:
@@ -317,31 +374,35 @@ def _day(value: int | np.integer) -> date:
     return date.fromordinal(int(value) + date(1970, 1, 1).toordinal())
 
 
-def _installment_series(table: pd.DataFrame, today: date) -> list[Series]:
+def _installment_series(frame: pd.DataFrame, rows: np.ndarray, group: tuple[np.ndarray, ...], days: np.ndarray,
+                        cents: np.ndarray, number: np.ndarray, total: np.ndarray, today: date) -> list[Series]:
     """One series per installment plan: its rows share account, merchant, currency, number of installments and
     the month the plan began (booked month minus the installments before it)."""
-    if table.empty:
+    if not len(rows):
         return []
-    booked = table["day"].to_numpy().astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
-    table = table.assign(start=booked - (table["number"].to_numpy() - 1), name=table["merchant"].str.casefold())
+    month = days[rows].astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+    plans = pd.DataFrame({"row": rows, "account": group[0][rows], "name": group[1][rows], "currency": group[2][rows],
+                          "total": total[rows], "start": month - (number[rows] - 1), "number": number[rows],
+                          "day": days[rows]})
     found = []
-    for (account, name, currency, total, start), plan in table.groupby(
-            ["account_id", "name", "currency", "total", "start"], sort=True):
+    for (_, _, _, plan_total, start), plan in plans.groupby(["account", "name", "currency", "total", "start"]):
         plan = plan.sort_values(["number", "day"])
+        index = plan["row"].to_numpy()
         first, last = _day(plan["day"].iloc[0]), _day(plan["day"].iloc[-1])
-        paid = int(plan["number"].max())
-        remaining = max(int(total) - paid, 0)
+        remaining = max(int(plan_total) - int(plan["number"].max()), 0)
         next_date = add_months(last, 1) if remaining else None
-        amount = int(plan["cents"].iloc[-1])
+        amount = _money(int(cents[index[-1]]))
         start_month = f"{1970 + int(start) // 12}-{int(start) % 12 + 1:02d}"
+        account, merchant, currency = (_text(frame, c, int(index[-1])).strip()
+                                       for c in ("account_id", "merchant", "currency"))
         found.append(Series(
-            key=f"{account}|{name}|{currency}|installment {int(total)}x {start_month}", account_id=str(account),
-            merchant=str(plan["merchant"].iloc[-1]), currency=str(currency), kind="installment", cadence="monthly",
-            amount=_money(amount), first_date=first, last_date=last, next_date=next_date, next_amount=_money(amount),
+            key=f"{account}|{merchant.casefold()}|{currency}|installment {int(plan_total)}x {start_month}",
+            account_id=account, merchant=merchant, currency=currency, kind="installment", cadence="monthly",
+            amount=amount, first_date=first, last_date=last, next_date=next_date, next_amount=amount,
             occurrences=len(plan), remaining=remaining, price_changes=(),
             missed=next_date is not None and (today - next_date).days > TOLERANCE_DAYS["monthly"],
             is_new=int(plan["number"].min()) == 1 and (today - first).days <= 2 * PERIOD_DAYS["monthly"],
-            transaction_ids=tuple(plan["id"].tolist())))
+            transaction_ids=tuple(str(i) for i in frame["id"].take(index).tolist())))
     return found
 
 
@@ -367,6 +428,41 @@ def apply_choices(found: Iterable[Series], choices: Mapping[str, Choice], *,
         if include_dismissed or series.status != "dismissed":
             out.append(series)
     return out
+
+
+def clean_choice(key: str, status: str, *, name: str | None = None, amount: str | None = None,
+                 cadence: str | None = None, outflow: bool = True) -> Choice:
+    """A validated `Choice` from the form's values, or RecurringError with what to fix. `amount` is typed as a
+    positive number (44.90); it is stored signed like the series (negative for an outflow)."""
+    if not key or len(key) > 1000:
+        raise RecurringError(f"That series is unknown. {REFUSED}")
+    if status not in STATUSES:
+        raise RecurringError(f"Unknown choice {str(status)[:20]!r}: confirm, dismiss or keep as detected. {REFUSED}")
+    if cadence is not None and cadence not in CADENCES:
+        raise RecurringError(f"The cadence must be weekly, monthly or yearly (got {str(cadence)[:20]!r}). {REFUSED}")
+    clean_name = " ".join((name or "").split()) or None
+    if clean_name is not None and (len(clean_name) > MAX_NAME_LENGTH or not clean_name.isprintable()):
+        raise RecurringError(f"A name has at most {MAX_NAME_LENGTH} printable characters. {REFUSED}")
+    return Choice(key, status, clean_name, _clean_amount(amount, outflow), cadence)  # type: ignore[arg-type]
+
+
+def _clean_amount(text: str | None, outflow: bool) -> Decimal | None:
+    """The typed amount (None when blank), signed as the series, or RecurringError."""
+    raw = (text or "").strip()
+    if not raw:
+        return None
+    try:
+        value = Decimal(raw.lstrip("+"))
+    except ArithmeticError:
+        raise RecurringError(f"The amount must be a number like 44.90 (got {raw[:40]!r}). {REFUSED}") from None
+    if not value.is_finite() or value <= 0:
+        raise RecurringError(f"The amount must be a number above zero, like 44.90. {REFUSED}")
+    if value > MAX_AMOUNT:
+        raise RecurringError(f"An amount of {raw[:40]} is too large. {REFUSED}")
+    if value != value.quantize(Decimal("0.01")):
+        raise RecurringError(f"An amount has at most two decimals (got {raw[:40]}). {REFUSED}")
+    value = value.quantize(Decimal("0.01"))
+    return -value if outflow else value
 
 
 def remaining_total(series: Series) -> Decimal:

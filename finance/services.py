@@ -30,6 +30,7 @@ import sqlalchemy as sa
 
 from finance import alerts as alert_rules
 from finance import budgets, health, mailer
+from finance import recurring as recurring_series
 from finance.cashflow import CashFlow, build_cash_flow
 from finance.config import Settings, SmtpSettings, load_settings
 from finance.crypto import SecretBox, load_or_create_key
@@ -42,6 +43,7 @@ from finance.store import accounts, connections, console, rates, reports, rules,
 from finance.store import alerts as alert_store
 from finance.store import budgets as budget_store
 from finance.store import cashflow as cashflow_store
+from finance.store import recurring as recurring_store
 from finance.store.db import create_engine, init_schema, store_error
 from finance.store.migrate import add_missing_columns
 from finance.store.secrets import SecretStore
@@ -438,6 +440,36 @@ class Budgets(StoreOperations):
         return budgets.year_lines(found, spent, first, names)
 
 
+class Recurring(StoreOperations):
+    """Recurring payments, subscriptions and installment plans detected from the history (finance.recurring), with
+    the user's choices (confirm, dismiss, edit) laid over them by series key; every choice is audited. Refused input
+    raises RecurringError and changes nothing."""
+
+    def series(self, today: date, include_dismissed: bool = False, *,
+               include_pending: bool = True) -> list[recurring_series.Series]:
+        """Every series as of `today`, with the user's choices applied; dismissed ones only when asked for."""
+        with self._engine.connect() as conn:
+            rows = recurring_store.candidate_rows(conn, include_pending=include_pending)
+            chosen = recurring_store.choices(conn)
+        return recurring_series.apply_choices(recurring_series.detect(rows, today), chosen,
+                                              include_dismissed=include_dismissed)
+
+    def choose(self, series: recurring_series.Series, status: str, *, name: str | None = None,
+               amount: str | None = None, cadence: str | None = None, actor: str) -> str:
+        """Confirm, dismiss or edit (name, amount, cadence) one series; a sentence for the user."""
+        choice = recurring_series.clean_choice(series.key, status, name=name, amount=amount, cadence=cadence,
+                                               outflow=series.amount < 0)
+        if not recurring_store.save_choice(self._engine, choice, actor=actor):
+            return "Nothing to change."
+        label = choice.name or series.merchant
+        return {"confirmed": f"{label}: confirmed.", "dismissed": f"{label}: dismissed; it stays hidden.",
+                "detected": f"{label}: saved."}[choice.status]
+
+    def transactions(self, series: recurring_series.Series) -> pd.DataFrame:
+        """The transactions of one series, newest first."""
+        return self._read(recurring_store.series_transactions, series.transaction_ids)
+
+
 @dataclass(frozen=True)
 class Services:
     """The settings, the store's engine, the providers and the sync engine, and the operations hung off them."""
@@ -493,6 +525,10 @@ class Services:
     @cached_property
     def budgets(self) -> Budgets:
         return Budgets(self.engine)
+
+    @cached_property
+    def recurring(self) -> Recurring:
+        return Recurring(self.engine)
 
 
 def webhook_secret(settings: Settings, key: bytes) -> str:

@@ -194,6 +194,19 @@ alert_settings = sa.Table(
     comment="Which alert kinds are off and the large-transaction thresholds; each change is also in audit_log.",
 )
 
+# What the user decided about a detected recurring series (Recurring page), keyed by the series key
+# (finance/recurring.py: account, normalised merchant, currency, cadence), so it survives every re-sync.
+recurring_choices = sa.Table(
+    "recurring_choices", metadata,
+    sa.Column("series_key", sa.String, primary_key=True, comment="Series.key of the detected series"),
+    sa.Column("status", sa.String, nullable=False, comment="detected, confirmed or dismissed"),
+    sa.Column("name", sa.String, comment="the user's name for the series, instead of the merchant"),
+    sa.Column("amount", Money, comment="the user's expected amount (signed), instead of the latest"),
+    sa.Column("cadence", sa.String, comment="weekly, monthly or yearly, instead of the detected one"),
+    sa.Column("updated_at", UtcTime, nullable=False),
+    comment="The user's confirm/dismiss/edit of recurring series; each change is also in audit_log.",
+)
+
 # Exchange rates the user enters (Money page). A rate is in force from `valid_from` until a later rate of the same
 # pair, in either direction; amounts dated before a currency's first rate stay unconverted (finance/money.py).
 exchange_rates = sa.Table(
