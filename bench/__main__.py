@@ -1,7 +1,8 @@
 """Run every benchmark and print one table: `.venv/bin/python -m bench` (or `--quick` for 100k transactions).
 
-Each scenario runs in its own subprocess (bench.ingest, bench.sync1m, bench.latency, bench.dashboard); every ratio
-compares figures measured in the same subprocess, in the same run. Figures are medians over the runs shown.
+Each scenario runs in its own subprocess (bench.ingest, bench.sync1m, bench.latency, bench.dashboard,
+bench.recurring); every ratio compares figures measured in the same subprocess, in the same run. Figures are medians
+over the runs shown.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 from bench.common import REPO, ChildFailed, log, run_child
 
-SECTIONS = ("ingest", "sync", "latency", "dashboard", "webhooks")
+SECTIONS = ("ingest", "sync", "latency", "dashboard", "webhooks", "recurring")
 MB = 1_000_000 / 2**20
 """One MB (10^6 bytes) in MiB: the memory target is 600 MB = 572 MiB."""
 
@@ -175,6 +176,22 @@ def dashboard_figures(r: dict[int, dict[str, Any]], top: int) -> list[Figure]:
     return figures
 
 
+def recurring_figures(r: dict[int, dict[str, Any]], top: int) -> list[Figure]:
+    """Lines of section 7 from bench.recurring's results per store size."""
+    scales = sorted(r)
+    store, planted = r[top]["store"], r[top]["planted"]
+    return [
+        Figure(f"Recurring detection, svc.recurring.series on {_n(top)} rows (SQL pre-filter + detection), median",
+               f"{store['median_s']:.2f} s (SQL {store['sql_s']:.2f} s, detection {store['detect_s']:.2f} s; "
+               f"{store['candidate_rows']:,} candidate rows, {store['series']} series)", "< 2 s",
+               store["median_s"] < 2),
+        Figure(f"… detection alone, {_n(planted['rows'])} generated rows with {planted['planted']:,} planted series",
+               f"{planted['median_s']:.2f} s ({planted['found']:,} found)", "< 2 s", planted["median_s"] < 2),
+        Figure("Recurring page render time (AppTest, median)",
+               "; ".join(f"{_n(scale)}: {r[scale]['page']['median_s']:.2f} s" for scale in scales)),
+    ]
+
+
 def webhook_figures(r: dict[str, Any]) -> list[Figure]:
     """Lines of section 6 from bench.webhooks's result."""
     return [
@@ -276,6 +293,18 @@ def main() -> None:
             if r:
                 results["webhooks"] = r
                 figures.append(("6. Webhooks", webhook_figures(r)))
+        recurring: dict[int, dict[str, Any]] = {}
+        if "recurring" in args.only:
+            for scale in scales:
+                log(f"recurring: detection and the page at {_n(scale)}")
+                repeat = big_repeat if scale >= 1_000_000 else small_repeat
+                r = attempt("Recurring", lambda s=scale, n=repeat: run_child(
+                    "recurring", "--rows", str(s), "--dir", str(work / f"dash-{s}"), "--repeat", str(n)))
+                if r:
+                    recurring[scale] = r
+            results["recurring"] = {str(k): v for k, v in recurring.items()}
+            if scales[-1] in recurring:
+                figures.append(("7. Recurring", recurring_figures(recurring, scales[-1])))
         memory = memory_figures(results.get("sync"), pages, scales[-1])
         if memory:
             figures.append(("5. Memory", memory))

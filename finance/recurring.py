@@ -9,8 +9,9 @@ currency, direction) and tolerates what real histories do:
   (the same day of the month, clamped to short months), and up to `MAX_SKIPPED` scheduled dates in a row may go
   unpaid (a skipped month);
 - amount drift and price changes: rows are first tried as one group, then in clusters of similar amounts (sorted
-  neighbours within `AMOUNT_GAP` of each other), so a subscription and unrelated purchases at the same merchant
-  separate; a step of a stable amount to another stable amount is a `PriceChange`;
+  neighbours within `AMOUNT_GAP` of each other), then of nearly equal ones (`TIGHT_AMOUNT_GAP`), so a subscription
+  and unrelated purchases at the same merchant separate; a step of a stable amount to another stable amount is a
+  `PriceChange`;
 - identical unrelated purchases: the series is the longest chain of rows at the cadence, and the rows outside the
   chain may be at most a third of it, so a coffee bought at random dates never becomes a series.
 
@@ -54,6 +55,8 @@ SHORT_CHAIN = 5
 while three similar restaurant bills a month apart can be chance."""
 AMOUNT_GAP = 0.15
 """Sorted amounts further apart than this (relative) start a new amount cluster."""
+TIGHT_AMOUNT_GAP = 0.02
+"""The same, for the second, finer clustering of a cluster that holds no series as a whole."""
 STABLE_SPREAD = 0.25
 """A series whose amounts stay within this (relative to the median) has a fixed price: a subscription when it is an
 outflow outside the bill categories below."""
@@ -241,25 +244,34 @@ def _open_series(frame: pd.DataFrame, rows: np.ndarray, group: tuple[np.ndarray,
 
 def _chains(days: np.ndarray, cents: np.ndarray) -> list[tuple[np.ndarray, Cadence]]:
     """The regular chains in one group (positions into it): the whole group if it is one, else one per cluster of
-    similar amounts that is."""
-    whole = _regular(days, cents, np.arange(len(days)))
+    similar amounts that is, else one per cluster of nearly equal amounts inside it (a fixed price among many
+    purchases of similar size, like a membership among a store's orders)."""
+    everything = np.arange(len(days))
+    whole = _regular(days, cents, everything)
     if whole is not None:
         return [whole]
     out = []
-    for cluster in _amount_clusters(cents):
-        if len(cluster) >= MIN_OCCURRENCES and len(cluster) < len(days):
-            chain = _regular(days, cents, cluster)
-            if chain is not None:
-                out.append(chain)
+    for cluster in _amount_clusters(cents, everything, AMOUNT_GAP):
+        if len(cluster) < MIN_OCCURRENCES:
+            continue
+        chain = _regular(days, cents, cluster) if len(cluster) < len(days) else None
+        if chain is not None:
+            out.append(chain)
+            continue
+        for tight in _amount_clusters(cents, cluster, TIGHT_AMOUNT_GAP):
+            if MIN_OCCURRENCES <= len(tight) < len(cluster):
+                chain = _regular(days, cents, tight)
+                if chain is not None:
+                    out.append(chain)
     return out
 
 
-def _amount_clusters(cents: np.ndarray) -> list[np.ndarray]:
-    """Positions grouped by similar amount: sorted by size, split where a neighbour is more than AMOUNT_GAP apart;
-    each cluster in date order."""
-    order = np.argsort(np.abs(cents), kind="stable")
+def _amount_clusters(cents: np.ndarray, positions: np.ndarray, gap: float) -> list[np.ndarray]:
+    """`positions` grouped by similar amount: sorted by size, split where a neighbour is more than `gap` apart
+    (relative); each cluster in date order."""
+    order = positions[np.argsort(np.abs(cents[positions]), kind="stable")]
     sizes = np.abs(cents[order]).astype(float)
-    breaks = np.flatnonzero(sizes[1:] > sizes[:-1] * (1 + AMOUNT_GAP)) + 1
+    breaks = np.flatnonzero(sizes[1:] > sizes[:-1] * (1 + gap)) + 1
     return [np.sort(part) for part in np.split(order, breaks)]
 
 

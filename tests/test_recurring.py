@@ -3,6 +3,7 @@ are not, installments are plans with an end, and the user's choices lay over wha
 
 from __future__ import annotations
 
+import random
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -67,6 +68,15 @@ def test_a_subscription_among_unrelated_purchases_at_the_same_merchant():
     rows = history(subscription + purchases, [-1490] * 9 + [-8990, -23450, -4599, -31200], merchant="Amazon")
     series = only(detect(rows, TODAY))
     assert series.occurrences == 9 and series.amount == Decimal("-14.90")
+
+
+def test_a_membership_among_many_orders_of_similar_size():
+    rng = random.Random(3)
+    membership = [add_months(date(2026, 1, 12), i) for i in range(11)]
+    orders = [date(2026, 1, 1) + timedelta(days=rng.randint(0, 330)) for _ in range(40)]
+    rows = history(membership + orders, [-1490] * 11 + [-rng.randint(1000, 6000) for _ in orders], merchant="Amazon")
+    series = only(detect(rows.sort_values("booked_date"), TODAY))
+    assert (series.occurrences, series.amount, series.kind) == (11, Decimal("-14.90"), "subscription")
 
 
 def test_salary_is_recurring_and_bills_are_not_subscriptions():
