@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import bisect
 import calendar
+import functools
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
@@ -62,6 +63,8 @@ STABLE_SPREAD = 0.25
 outflow outside the bill categories below."""
 BILL_CATEGORIES = ("housing", "fees", "taxes", "services.insurance", "transfer", "people")
 """Category ids (and their children) whose regular payments are bills, not subscriptions."""
+EPOCH = date(1970, 1, 1).toordinal()
+"""Dates travel as days since 1970-01-01."""
 REQUIRED_COLUMNS = ("id", "account_id", "merchant", "currency", "booked_date")
 STATUSES: tuple[Status, ...] = ("detected", "confirmed", "dismissed")
 MAX_NAME_LENGTH = 80
@@ -169,12 +172,13 @@ def detect(rows: pd.DataFrame | Sequence[Mapping[str, Any]], today: date) -> lis
     days = _days(frame["booked_date"])
     total = _whole_numbers(frame, "installment_total")
     number = _whole_numbers(frame, "installment_number")
-    named = _codes(frame["merchant"].fillna("").astype(str).str.strip(), casefold=True)
+    labels = _Labels(frame)
+    named = labels.folded_merchants()
     usable = (named >= 0) & (cents != 0)
     is_installment = usable & (total > 1) & (number > 0)
-    group = (_codes(frame["account_id"]), named, _codes(frame["currency"]))
-    found = _installment_series(frame, np.flatnonzero(is_installment), group, days, cents, number, total, today)
-    found += _open_series(frame, np.flatnonzero(usable & ~is_installment), group, days, cents, today)
+    group = (labels.codes("account_id"), named, labels.codes("currency"))
+    found = _installment_series(labels, np.flatnonzero(is_installment), group, days, cents, number, total, today)
+    found += _open_series(labels, np.flatnonzero(usable & ~is_installment), group, days, cents, today)
     return sorted(found, key=lambda s: (s.currency, s.next_date or date.max, s.merchant.casefold(), s.key))
 
 
@@ -193,26 +197,39 @@ def _whole_numbers(frame: pd.DataFrame, column: str) -> np.ndarray:
     return np.nan_to_num(values, nan=0).astype(np.int64)
 
 
-def _codes(values: pd.Series, *, casefold: bool = False) -> np.ndarray:
-    """Integer codes of a string column (-1 for empty), comparing case-insensitively when asked; only the
-    distinct values are folded."""
-    codes, uniques = pd.factorize(values)
-    if casefold:
-        folded, _ = pd.factorize(pd.Series([str(u).casefold() for u in uniques], dtype=object))
-        folded = np.where(pd.Series(uniques).astype(str).to_numpy() == "", -1, folded)
+class _Labels:
+    """The text columns as integer codes and their distinct values, so a row's text is read without pandas and
+    only the distinct values are ever cleaned."""
+
+    COLUMNS = ("account_id", "merchant", "currency", "category")
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.ids = frame["id"]
+        self._columns: dict[str, tuple[np.ndarray, list[str]]] = {}
+        for column in self.COLUMNS:
+            if column in frame.columns:
+                codes, uniques = pd.factorize(frame[column])
+                self._columns[column] = (codes, [str(u).strip() for u in uniques])
+            else:
+                self._columns[column] = (np.full(len(frame), -1, dtype=np.int64), [])
+
+    def codes(self, column: str) -> np.ndarray:
+        return self._columns[column][0]
+
+    def text(self, column: str, row: int) -> str:
+        """One cell, trimmed ('' when empty)."""
+        codes, values = self._columns[column]
+        return values[codes[row]] if codes[row] >= 0 else ""
+
+    def folded_merchants(self) -> np.ndarray:
+        """Each row's merchant as a code that ignores case and surrounding spaces (-1 when empty)."""
+        codes, values = self._columns["merchant"]
+        folded, _ = pd.factorize(pd.Series([v.casefold() for v in values], dtype=object))
+        folded = np.where(np.array([v == "" for v in values], dtype=bool), -1, folded) if values else folded
         return np.where(codes >= 0, folded[codes] if len(folded) else codes, -1)
-    return codes
 
 
-def _text(frame: pd.DataFrame, column: str, row: int) -> str:
-    """One cell as text ('' when absent or empty)."""
-    if column not in frame.columns:
-        return ""
-    value = frame[column].iloc[row]
-    return "" if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)) else str(value)
-
-
-def _open_series(frame: pd.DataFrame, rows: np.ndarray, group: tuple[np.ndarray, ...], days: np.ndarray,
+def _open_series(labels: _Labels, rows: np.ndarray, group: tuple[np.ndarray, ...], days: np.ndarray,
                  cents: np.ndarray, today: date) -> list[Series]:
     """Weekly, monthly and yearly series among rows that are not installments (`rows`: their positions)."""
     account, name, currency = (codes[rows] for codes in group)
@@ -227,8 +244,8 @@ def _open_series(frame: pd.DataFrame, rows: np.ndarray, group: tuple[np.ndarray,
             continue
         members_of_group = order[lo:hi]
         first = int(members_of_group[0])
-        base = "|".join((_text(frame, "account_id", first), _text(frame, "merchant", first).strip().casefold(),
-                         _text(frame, "currency", first)))
+        base = "|".join((labels.text("account_id", first), labels.text("merchant", first).casefold(),
+                         labels.text("currency", first)))
         used: set[str] = set()
         for members, cadence in _chains(days[members_of_group], cents[members_of_group]):
             index = members_of_group[members]
@@ -236,7 +253,7 @@ def _open_series(frame: pd.DataFrame, rows: np.ndarray, group: tuple[np.ndarray,
             if key in used:  # a second series of the same merchant and cadence, told apart by its amount
                 key = f"{key}|{_money(int(np.median(cents[index])))}"
             used.add(key)
-            series = _open_one(frame, key, cadence, index, days, cents, today)
+            series = _open_one(labels, key, cadence, index, days, cents, today)
             if series is not None:
                 found.append(series)
     return found
@@ -271,8 +288,8 @@ def _amount_clusters(cents: np.ndarray, positions: np.ndarray, gap: float) -> li
     (relative); each cluster in date order."""
     order = positions[np.argsort(np.abs(cents[positions]), kind="stable")]
     sizes = np.abs(cents[order]).astype(float)
-    breaks = np.flatnonzero(sizes[1:] > sizes[:-1] * (1 + gap)) + 1
-    return [np.sort(part) for part in np.split(order, breaks)]
+    bounds = [0, *(np.flatnonzero(sizes[1:] > sizes[:-1] * (1 + gap)) + 1).tolist(), len(order)]
+    return [np.sort(order[lo:hi]) for lo, hi in itertools.pairwise(bounds)]
 
 
 def _repeats_a_price(cents: np.ndarray) -> bool:
@@ -281,60 +298,74 @@ def _repeats_a_price(cents: np.ndarray) -> bool:
 
 
 def _regular(days: np.ndarray, cents: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, Cadence] | None:
-    """The longest chain at some cadence among `positions` (sorted by date), if it is a series: at least
-    MIN_OCCURRENCES rows, at most a third as many rows left out of it, skipped periods at most half its rows, and
-    a price paid twice when it is shorter than SHORT_CHAIN."""
+    """A chain at some cadence among `positions` (sorted by date) that is a series: at least MIN_OCCURRENCES rows,
+    at most a third as many rows left out of it, skipped periods at most half its rows, and a price paid twice
+    when it is shorter than SHORT_CHAIN. Anchored on each of the three latest dates in turn; the first that makes
+    a series wins."""
     chosen = days[positions]
+    listed = chosen.tolist()
     for cadence in CADENCES:
-        chain = _longest_chain(chosen, cadence)
-        if len(chain) < MIN_OCCURRENCES or (len(chosen) - len(chain)) * 3 > len(chain):
-            continue
-        if len(chain) < SHORT_CHAIN and not _repeats_a_price(cents[positions[chain]]):
-            continue
-        spans = np.diff(chosen[chain]) / PERIOD_DAYS[cadence]
-        if np.rint(spans).sum() - len(spans) > len(chain) // 2:
-            continue
-        return positions[chain], cadence
+        reach = (listed[-1] - listed[0] + TOLERANCE_DAYS[cadence]) / PERIOD_DAYS[cadence] + 1
+        if reach * 4 < len(listed) * 3:
+            continue  # even a payment every period would leave more than a third of the rows out
+        for start in range(len(listed) - 1, max(len(listed) - 4, -1), -1):
+            chain = _chain(listed, start, cadence)
+            if len(chain) < MIN_OCCURRENCES or (len(listed) - len(chain)) * 3 > len(chain):
+                continue
+            if len(chain) < SHORT_CHAIN and not _repeats_a_price(cents[positions[chain]]):
+                continue
+            spans = np.diff(chosen[chain]) / PERIOD_DAYS[cadence]
+            if np.rint(spans).sum() - len(spans) > len(chain) // 2:
+                continue
+            return positions[np.array(chain, dtype=np.int64)], cadence
     return None
 
 
-def _longest_chain(days: np.ndarray, cadence: Cadence) -> np.ndarray:
-    """The longest chain of dates on one schedule: anchored on one of the three latest dates, each earlier payment
-    within the cadence's tolerance of its scheduled date (anchor minus whole periods, on the calendar for months
-    and years), with at most MAX_SKIPPED scheduled dates in a row left unpaid. Anchoring on the schedule, not on
-    the previous payment, keeps an unrelated purchase near a due date from pulling the chain off course."""
+def _chain(listed: list[int], start: int, cadence: Cadence) -> list[int]:
+    """The chain of dates on the schedule anchored at `listed[start]` (positions, oldest first): each earlier
+    payment is the date nearest its scheduled date (anchor minus whole periods, on the calendar for months and
+    years) within the cadence's tolerance; the chain stops after MAX_SKIPPED scheduled dates in a row left unpaid.
+    Anchoring on the schedule, not on the previous payment, keeps an unrelated purchase near a due date from pulling
+    the chain off course; the tolerance windows never overlap, so no row is picked twice."""
     tolerance = TOLERANCE_DAYS[cadence]
-    listed = days.tolist()
-    epoch = date(1970, 1, 1).toordinal()
-    best: list[int] = []
-    for start in range(len(listed) - 1, max(len(listed) - 4, -1), -1):
-        anchor, chain, unpaid, periods = _day(listed[start]), [start], 0, 0
-        while unpaid <= MAX_SKIPPED:
-            periods += 1
-            expected = _scheduled(anchor, cadence, periods).toordinal() - epoch
-            if expected + tolerance < listed[0]:
-                break
-            lo = bisect.bisect_left(listed, expected - tolerance, 0, chain[-1])
-            hi = bisect.bisect_right(listed, expected + tolerance, 0, chain[-1])
-            if lo == hi:
-                unpaid += 1
-                continue
-            right = bisect.bisect_left(listed, expected, lo, hi)  # the payment nearest its scheduled date
-            chain.append(min((i for i in (right - 1, right) if lo <= i < hi), key=lambda i: abs(listed[i] - expected)))
+    chain, unpaid = [start], 0
+    for expected in _schedule(listed[start], cadence):
+        if unpaid > MAX_SKIPPED or expected + tolerance < listed[0]:
+            break
+        right = bisect.bisect_left(listed, expected, 0, chain[-1])
+        nearest = right if right < chain[-1] and (right == 0 or listed[right] - expected
+                                                   < expected - listed[right - 1]) else right - 1
+        if nearest >= 0 and abs(listed[nearest] - expected) <= tolerance:
+            chain.append(nearest)
             unpaid = 0
-        if len(chain) > len(best):
-            best = chain
-    return np.array(best[::-1], dtype=np.int64)
+        else:
+            unpaid += 1
+    return chain[::-1]
 
 
-def _scheduled(anchor: date, cadence: Cadence, periods: int) -> date:
-    """The date `periods` periods before `anchor` on its schedule."""
+def _schedule(anchor: int, cadence: Cadence) -> Iterator[int]:
+    """The scheduled dates before `anchor` (days since 1970-01-01), latest first and without end: whole weeks, or
+    the anchor's day of the month clamped to each month's length."""
     if cadence == "weekly":
-        return anchor - timedelta(days=7 * periods)
-    return add_months(anchor, -periods * (1 if cadence == "monthly" else 12))
+        yield from itertools.count(anchor - 7, -7)
+        return
+    step = 1 if cadence == "monthly" else 12
+    cached = _calendar_schedule(anchor, step)
+    yield from cached
+    day = _day(anchor)
+    for periods in itertools.count(len(cached) + 1):
+        yield add_months(day, -step * periods).toordinal() - EPOCH
 
 
-def _open_one(frame: pd.DataFrame, key: str, cadence: Cadence, index: np.ndarray, days: np.ndarray,
+@functools.lru_cache(maxsize=16384)
+def _calendar_schedule(anchor: int, step: int) -> tuple[int, ...]:
+    """The first 36 scheduled dates `step` months apart before `anchor`: histories share their due dates, so
+    these are computed once per anchor."""
+    day = _day(anchor)
+    return tuple(add_months(day, -step * periods).toordinal() - EPOCH for periods in range(1, 37))
+
+
+def _open_one(labels: _Labels, key: str, cadence: Cadence, index: np.ndarray, days: np.ndarray,
               cents: np.ndarray, today: date) -> Series | None:
     """The series of the rows at `index`, or None when it has ended (no payment for MAX_SKIPPED + 1 periods after
     the one expected)."""
@@ -347,19 +378,19 @@ def _open_one(frame: pd.DataFrame, key: str, cadence: Cadence, index: np.ndarray
         return None
     median = float(np.median(np.abs(amounts)))
     stable = max(abs(abs(a) - median) for a in amounts) <= median * STABLE_SPREAD
-    category = _text(frame, "category", int(index[-1]))
+    category = labels.text("category", int(index[-1]))
     is_bill = any(category == c or category.startswith(c + ".") for c in BILL_CATEGORIES)
     kind: Kind = "subscription" if amounts[-1] < 0 and stable and not is_bill else "recurring"
     # A fixed price is paid again as last time; a varying bill or income is expected near its recent median.
     expected = amounts[-1] if kind == "subscription" else int(np.median(amounts[-MIN_OCCURRENCES:]))
     return Series(
-        key=key, account_id=_text(frame, "account_id", int(index[0])),
-        merchant=_text(frame, "merchant", int(index[-1])).strip(), currency=_text(frame, "currency", int(index[0])),
+        key=key, account_id=labels.text("account_id", int(index[0])),
+        merchant=labels.text("merchant", int(index[-1])), currency=labels.text("currency", int(index[0])),
         kind=kind, cadence=cadence, amount=_money(amounts[-1]), first_date=first, last_date=last,
         next_date=next_date, next_amount=_money(expected), occurrences=len(index), remaining=None,
         price_changes=_price_changes([_day(d) for d in days[index]], amounts),
         missed=overdue > TOLERANCE_DAYS[cadence], is_new=_is_new(first, len(index), cadence, today),
-        transaction_ids=tuple(str(i) for i in frame["id"].take(index).tolist()))
+        transaction_ids=tuple(str(i) for i in labels.ids.take(index).tolist()))
 
 
 def _price_changes(days: list[date], amounts: list[int]) -> tuple[PriceChange, ...]:
@@ -383,10 +414,10 @@ def _is_new(first: date, occurrences: int, cadence: Cadence, today: date) -> boo
 
 
 def _day(value: int | np.integer) -> date:
-    return date.fromordinal(int(value) + date(1970, 1, 1).toordinal())
+    return date.fromordinal(int(value) + EPOCH)
 
 
-def _installment_series(frame: pd.DataFrame, rows: np.ndarray, group: tuple[np.ndarray, ...], days: np.ndarray,
+def _installment_series(labels: _Labels, rows: np.ndarray, group: tuple[np.ndarray, ...], days: np.ndarray,
                         cents: np.ndarray, number: np.ndarray, total: np.ndarray, today: date) -> list[Series]:
     """One series per installment plan: its rows share account, merchant, currency, number of installments and
     the month the plan began (booked month minus the installments before it)."""
@@ -405,7 +436,7 @@ def _installment_series(frame: pd.DataFrame, rows: np.ndarray, group: tuple[np.n
         next_date = add_months(last, 1) if remaining else None
         amount = _money(int(cents[index[-1]]))
         start_month = f"{1970 + int(start) // 12}-{int(start) % 12 + 1:02d}"
-        account, merchant, currency = (_text(frame, c, int(index[-1])).strip()
+        account, merchant, currency = (labels.text(c, int(index[-1]))
                                        for c in ("account_id", "merchant", "currency"))
         found.append(Series(
             key=f"{account}|{merchant.casefold()}|{currency}|installment {int(plan_total)}x {start_month}",
@@ -414,7 +445,7 @@ def _installment_series(frame: pd.DataFrame, rows: np.ndarray, group: tuple[np.n
             occurrences=len(plan), remaining=remaining, price_changes=(),
             missed=next_date is not None and (today - next_date).days > TOLERANCE_DAYS["monthly"],
             is_new=int(plan["number"].min()) == 1 and (today - first).days <= 2 * PERIOD_DAYS["monthly"],
-            transaction_ids=tuple(str(i) for i in frame["id"].take(index).tolist())))
+            transaction_ids=tuple(str(i) for i in labels.ids.take(index).tolist())))
     return found
 
 
