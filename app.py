@@ -24,6 +24,7 @@ if __name__ == "__main__":
         st.Page("pages/recurring.py", title="Recurring", icon="🔁"),
         st.Page("pages/budgets.py", title="Budgets", icon="🎯"),
         st.Page("pages/cash_flow.py", title="Cash flow", icon="🌊"),
+        st.Page("pages/forecast.py", title="Forecast", icon="🔮"),
         connections,
         st.Page("pages/sync_status.py", title="Sync status", icon="🔄"),
         st.Page("pages/explore.py", title="Explore", icon="🔎"),

@@ -29,7 +29,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from finance import alerts as alert_rules
-from finance import budgets, health, mailer
+from finance import budgets, forecast, health, mailer
 from finance import recurring as recurring_series
 from finance.cashflow import CashFlow, build_cash_flow
 from finance.config import Settings, SmtpSettings, load_settings
@@ -43,6 +43,7 @@ from finance.store import accounts, connections, console, rates, reports, rules,
 from finance.store import alerts as alert_store
 from finance.store import budgets as budget_store
 from finance.store import cashflow as cashflow_store
+from finance.store import forecast as forecast_store
 from finance.store import recurring as recurring_store
 from finance.store.db import create_engine, init_schema, store_error
 from finance.store.migrate import add_missing_columns
@@ -259,10 +260,12 @@ class Alerts(StoreOperations):
     EMAIL_RETRY_AFTER = timedelta(minutes=10)
 
     def __init__(self, engine: sa.Engine, smtp: SmtpSettings | None, *,
-                 budget_lines: Callable[[date], list[budgets.BudgetLine]]) -> None:
+                 budget_lines: Callable[[date], list[budgets.BudgetLine]],
+                 series: Callable[[date], list[recurring_series.Series]]) -> None:
         super().__init__(engine)
         self._smtp = smtp
         self._budget_lines = budget_lines  # the month's budget against posted spending
+        self._series = series  # the recurring series the user has not dismissed
         self._lock = threading.Lock()  # one evaluation at a time: an alert is raised and e-mailed once
 
     def evaluate(self, now: datetime | None = None) -> alert_rules.AlertRun:
@@ -276,10 +279,12 @@ class Alerts(StoreOperations):
                 large = alert_store.large_transaction_facts(conn, moment.date() - alert_rules.LARGE_LOOKBACK, floor)
                 rows = connections.schedule_rows(conn)
             over = self._budget_lines(moment.date()) if settings.enabled(alert_rules.OVER_BUDGET) else []
+            wanted = settings.enabled(alert_rules.NEW_SUBSCRIPTION) or settings.enabled(alert_rules.PRICE_CHANGE)
+            series = self._series(moment.date()) if wanted else []
             found = alert_rules.evaluate(
                 settings=settings, today=moment.date(), large=large,
                 reconnect_items=health.banner_items(rows, moment),
-                episodes={row["id"]: row["last_success_at"] for row in rows}, budget_lines=over)
+                episodes={row["id"]: row["last_success_at"] for row in rows}, budget_lines=over, series=series)
             with self._engine.begin() as conn:
                 raised = alert_store.raise_alerts(conn, found, email=self._smtp is not None, now=moment)
             emailed, error = self._send_due(moment)
@@ -470,6 +475,32 @@ class Recurring(StoreOperations):
         return self._read(recurring_store.series_transactions, series.transaction_ids)
 
 
+class Forecast(StoreOperations):
+    """Each account's balance ahead from its recurring series (finance.forecast), with warnings, and the
+    thresholds the user sets per account (validated; every change audited)."""
+
+    HORIZONS = forecast.HORIZONS
+
+    def __init__(self, engine: sa.Engine, series: Callable[[date], list[recurring_series.Series]]) -> None:
+        super().__init__(engine)
+        self._series = series
+
+    def outlook(self, today: date, days: int) -> forecast.Outlook:
+        """Every account's balance from today to `days` ahead, and the first day each goes below its floor."""
+        with self._engine.connect() as conn:
+            accounts = forecast_store.forecast_accounts(conn)
+            thresholds = forecast_store.thresholds(conn)
+        return forecast.outlook(accounts, self._series(today), thresholds, today, days)
+
+    def set_threshold(self, account_id: str, text: str, *, actor: str) -> str:
+        """Set the threshold the user typed for an account (empty removes it); a sentence for the user.
+        ThresholdError or EditError say what is wrong and change nothing."""
+        threshold = forecast.clean_threshold(text)
+        if not forecast_store.set_threshold(self._engine, account_id, threshold, actor=actor):
+            return "Nothing to change."
+        return "Threshold removed." if threshold is None else "Threshold saved."
+
+
 @dataclass(frozen=True)
 class Services:
     """The settings, the store's engine, the providers and the sync engine, and the operations hung off them."""
@@ -514,13 +545,18 @@ class Services:
         return Events(self.engine)
 
     @cached_property
+    def forecast(self) -> Forecast:
+        return Forecast(self.engine, self.recurring.series)
+
+    @cached_property
     def console(self) -> Console:
         return Console(self.engine, self.settings.data_dir)
 
     @cached_property
     def alerts(self) -> Alerts:
         return Alerts(self.engine, self.settings.smtp,
-                      budget_lines=lambda month: self.budgets.month_view(month, include_pending=False))
+                      budget_lines=lambda month: self.budgets.month_view(month, include_pending=False),
+                      series=self.recurring.series)
 
     @cached_property
     def budgets(self) -> Budgets:

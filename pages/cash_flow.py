@@ -1,6 +1,6 @@
 """Cash flow: where the period's money came from and where it went, per currency, as a Sankey (income sources →
-spending by category and savings; transfers between own accounts left out), the transactions behind any flow, and
-the balance forecast of every account with its warnings."""
+spending by category and savings; transfers between own accounts left out), and the transactions behind any flow.
+The balance forecast has its own page (pages/forecast.py): it runs the recurring detection over the whole history."""
 
 import pandas as pd
 import streamlit as st

@@ -230,6 +230,29 @@ def test_an_over_budget_category_raises_an_alert(svc: Services):
     assert f"over_budget:{month:%Y-%m}:shopping:BRL" in set(svc.alerts.list()["key"])
 
 
+def test_a_new_subscription_in_the_store_raises_an_alert(svc: Services):
+    """Three monthly payments of R$ 29,90 to a merchant never seen before: the recurring detection finds a new
+    subscription, and evaluate raises its alert once."""
+    today = datetime.now(UTC).date()
+    with svc.engine.connect() as conn:
+        template = conn.execute(sa.text(
+            "SELECT * FROM transactions WHERE currency = 'BRL' AND amount < 0 AND status = 'posted' "
+            "AND deleted_at IS NULL ORDER BY booked_date DESC LIMIT 1")).mappings().one()
+    with svc.engine.begin() as conn:
+        for months_ago in (2, 1, 0):
+            day = (today.replace(day=1) - timedelta(days=28 * months_ago)).replace(day=3)
+            row = {**template, "id": f"{template['id']}-s{months_ago}", "external_id": f"streamflix-{months_ago}",
+                   "amount": Decimal("-29.90"), "merchant": "Streamflix", "description": "STREAMFLIX",
+                   "booked_date": day, "category": "entertainment.streaming", "user_category": None,
+                   "pending_id": None, "installment_number": None, "installment_total": None}
+            conn.execute(sa.insert(sa.table("transactions", *[sa.column(c) for c in row])).values(**row))
+    found = [s for s in svc.recurring.series(today) if s.merchant == "Streamflix"]
+    assert found and found[0].kind == "subscription"
+    svc.alerts.evaluate()
+    keys = set(svc.alerts.list()["key"])
+    assert f"new_subscription:{found[0].key}" in keys
+
+
 def test_the_sync_on_connections_evaluates_the_alerts(svc: Services):
     with svc.engine.connect() as conn:
         cid = conn.execute(sa.text("SELECT id FROM connections ORDER BY created_at LIMIT 1")).scalar_one()

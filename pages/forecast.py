@@ -1,0 +1,55 @@
+"""Forecast: each account's balance for the next 30 or 90 days from its current balance and the recurring payments,
+income and card installments still to come, a warning naming the first day a balance goes below its floor (zero, a
+card's limit, or the threshold the user sets per account), and the form that sets those thresholds."""
+
+from datetime import date
+
+import pandas as pd
+import streamlit as st
+
+from finance import charts
+from finance.errors import EditError
+from finance.forecast import ThresholdError
+from finance.formatting import escape_markdown, format_money
+from finance.ui.context import as_of_caption, services
+from finance.ui.widgets import actor, flash, show_flash
+
+st.title("Forecast")
+svc = services()
+
+PAGE = "forecast"
+
+show_flash(PAGE)
+days = st.radio("Days ahead", svc.forecast.HORIZONS, horizontal=True, key="forecast_horizon",
+                format_func=lambda n: f"{n} days")
+today = date.today()
+outlook = svc.forecast.outlook(today, days)
+names = {a.id: a.name for a in outlook.accounts}
+for warning in outlook.warnings:
+    st.warning(escape_markdown(warning.text(format_money(warning.balance, warning.currency),
+                                            format_money(warning.floor, warning.currency))), icon="⚠️")
+if outlook.accounts and not outlook.warnings:
+    st.success(f"No account is expected to go below its threshold, zero or its credit limit in the next {days} days.")
+for currency in sorted({a.currency for a in outlook.accounts}):
+    st.plotly_chart(charts.forecast_figure(outlook.projection, currency), key=f"forecast_{currency}")
+st.caption("From each account's current balance and the recurring payments, income and card installments still to "
+           "come (Recurring payments); dismissed series are left out. Card bills are not scheduled: their dates are "
+           "not in the store. " + as_of_caption(svc.reports.data_as_of()))
+
+with st.form("forecast_threshold", clear_on_submit=False):
+    st.markdown("**Warn me below a threshold**")
+    left, right = st.columns(2)
+    account = left.selectbox("Account", list(names), format_func=names.get, key="forecast_threshold_account")
+    amount = right.text_input("Threshold (empty removes it)", key="forecast_threshold_amount", max_chars=30,
+                              placeholder="e.g. 500 or -1500.50")
+    if st.form_submit_button("Save threshold") and account is not None:
+        try:
+            flash(PAGE, "success", svc.forecast.set_threshold(account, amount, actor=actor()))
+        except (ThresholdError, EditError) as exc:
+            flash(PAGE, "error", str(exc))
+        st.rerun()
+if outlook.thresholds:
+    st.dataframe(pd.DataFrame({
+        "Account": [names.get(k, k) for k in outlook.thresholds],
+        "Warn below": [format_money(v, next((a.currency for a in outlook.accounts if a.id == k), ""))
+                       for k, v in outlook.thresholds.items()]}), hide_index=True, key="forecast_thresholds")

@@ -1,0 +1,97 @@
+"""The Forecast through the services and its page, on the sandbox banks: the day the checking account would go
+negative once the salary is dismissed, thresholds validated, stored and audited, and the page's warnings and form."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from streamlit.testing.v1 import AppTest
+
+from finance.config import load_settings
+from finance.errors import EditError
+from finance.forecast import AccountStart, ThresholdError, occurrences
+from finance.formatting import escape_markdown
+from finance.services import open_services
+from finance.store import forecast as forecast_store
+from tests.test_demo import build_demo_store
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# ---- On the sandbox banks ------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_demo_store(tmp_path_factory.mktemp("demo"))
+
+
+@pytest.fixture
+def svc(demo_store: Path, offline: Path):
+    shutil.copytree(demo_store, offline, dirs_exist_ok=True)
+    services = open_services(load_settings())
+    yield services
+    services.engine.dispose()
+
+
+def checking(svc) -> AccountStart:
+    with svc.engine.connect() as conn:
+        return next(a for a in forecast_store.forecast_accounts(conn) if a.type == "checking" and a.currency == "BRL")
+
+
+def test_the_sandbox_forecast_goes_negative_without_the_salary(svc):
+    today = date.today()
+    account = checking(svc)
+    salary = next(s for s in svc.recurring.series(today) if s.account_id == account.id and s.next_amount > 0
+                  and s.next_amount > 1000)
+    svc.recurring.choose(salary, "dismissed", actor="test")
+    found = svc.forecast.outlook(today, 90)
+    warning = next(w for w in found.warnings if w.account_id == account.id)
+    mine = found.projection[found.projection["account_id"] == account.id]
+    first_negative = next(day for day, balance in zip(mine["day"], mine["balance"], strict=True) if balance < 0)
+    assert warning.day == first_negative and warning.balance < 0 and warning.floor == 0
+    expected = sum((amount for s in svc.recurring.series(today) if s.account_id == account.id
+                    for day, amount in occurrences(s, today, warning.day)), account.balance)
+    assert warning.balance == expected
+
+
+def test_thresholds_are_validated_stored_and_audited(svc):
+    account = checking(svc)
+    assert svc.forecast.set_threshold(account.id, "100000", actor="ana") == "Threshold saved."
+    assert svc.forecast.set_threshold(account.id, "100000.00", actor="ana") == "Nothing to change."
+    warning = svc.forecast.outlook(date.today(), 30).warnings[0]
+    assert (warning.account_id, warning.day, warning.threshold_set) == (account.id, date.today(), True)
+    with pytest.raises(ThresholdError):
+        svc.forecast.set_threshold(account.id, "'; DROP TABLE accounts; --", actor="ana")
+    with pytest.raises(EditError):
+        svc.forecast.set_threshold("no-such-account", "5", actor="ana")
+    assert svc.forecast.set_threshold(account.id, "", actor="ana") == "Threshold removed."
+    with svc.engine.connect() as conn:
+        audit = conn.execute(sa.text("SELECT actor, action, object_id FROM audit_log WHERE action LIKE "
+                                     "'%balance_threshold' ORDER BY occurred_at")).all()
+        assert forecast_store.thresholds(conn) == {}
+    assert [tuple(r) for r in audit] == [("ana", "balance_threshold", account.id),
+                                         ("ana", "delete_balance_threshold", account.id)]
+
+
+def test_the_page_warns_and_takes_a_threshold(svc):
+    at = AppTest.from_file(str(REPO / "pages" / "forecast.py"), default_timeout=60).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.radio(key="forecast_horizon").options == ["30 days", "90 days"]
+    account = checking(svc)
+    at.selectbox(key="forecast_threshold_account").select(account.id)
+    at.text_input(key="forecast_threshold_amount").input("not a number")
+    next(b for b in at.button if b.label == "Save threshold").click()
+    at.run()
+    assert "plain number" in at.error[0].value
+    with svc.engine.connect() as conn:
+        assert forecast_store.thresholds(conn) == {}
+    at.text_input(key="forecast_threshold_amount").input("100000")
+    next(b for b in at.button if b.label == "Save threshold").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Threshold saved." in at.success[0].value
+    assert any(escape_markdown(account.name) in w.value and "threshold" in w.value for w in at.warning)
