@@ -48,6 +48,9 @@ def test_the_sandbox_forecast_goes_negative_without_the_salary(svc):
     salary = next(s for s in svc.recurring.series(today) if s.account_id == account.id and s.next_amount > 0
                   and s.next_amount > 1000)
     svc.recurring.choose(salary, "dismissed", actor="test")
+    with svc.engine.begin() as conn:  # the account running low (the sandbox's balance varies with the connection)
+        conn.execute(sa.text("UPDATE accounts SET current_balance = 100 WHERE id = :id"), {"id": account.id})
+    account = checking(svc)
     found = svc.forecast.outlook(today, 90)
     warning = next(w for w in found.warnings if w.account_id == account.id)
     mine = found.projection[found.projection["account_id"] == account.id]

@@ -190,6 +190,8 @@ class _CardDays:
     """The household's card spending, day by day (mixed into `BrazilianHousehold`, which builds the entries)."""
 
     card: int | None
+    planted_plan_day: date
+    _key: str
 
     def _card_calendar(self, day: date, plan: _MonthPlan, rng: Random, out: list[Entry]) -> None:
         card = self.card or 0
@@ -242,6 +244,8 @@ class _CardDays:
                                       pending_days=rng.randint(2, 4)))
         if rng.random() < 0.07:
             self._shopping(day, rng, out, ledger)
+        if day == self.planted_plan_day:  # every connection has a plan still being paid (its own random stream)
+            self._shopping(day, Random(f"{self._key}/planted-plan"), out, ledger, parts=10)
         if rng.random() < 0.025:
             merchant = FOREIGN_SHOPS[3] if rng.random() < 0.1 else rng.choice(FOREIGN_SHOPS[1:3])
             usd = rng.uniform(80, 400) if merchant.name == "Airbnb" else rng.uniform(5, 90)
@@ -256,13 +260,15 @@ class _CardDays:
             out.append(self._purchase(card, day, RIDES[0], rng.uniform(9, 40), rng,
                                       pending_days=rng.randint(2, 4), exact_share=0.5))
 
-    def _shopping(self, day: date, rng: Random, out: list[Entry], ledger: Ledger) -> None:
-        """A shop purchase; big ones are often split in installments, one row per month."""
+    def _shopping(self, day: date, rng: Random, out: list[Entry], ledger: Ledger, *, parts: int | None = None) -> None:
+        """A shop purchase; big ones are often split in installments, one row per month (`parts` forces a big one in
+        that many)."""
         card = self.card or 0
         merchant = rng.choice(SHOPS)
-        big = rng.random() < 0.15
+        big = parts is not None or rng.random() < 0.15
         total = round(rng.uniform(800, 3000) if big else rng.uniform(40, 600), 2)
-        parts = rng.choice((2, 3, 4, 5, 6, 10)) if total > 400 and rng.random() < 0.7 else 1
+        if parts is None:
+            parts = rng.choice((2, 3, 4, 5, 6, 10)) if total > 400 and rng.random() < 0.7 else 1
         first = self._purchase(card, day, merchant, total if parts == 1 else round(total / parts, 2), rng,
                                pending_days=rng.randint(2, 4))
         out.append(first)
@@ -312,6 +318,8 @@ class BrazilianHousehold(_CardDays):
         self.salary = round(rng.uniform(11800, 13200), 0)
         self.rent = round(rng.uniform(2400, 3200), 0)
         self._plans: dict[tuple[int, int], _MonthPlan] = {}
+        # A purchase in 10 installments 5 to 10 weeks before connecting: the card always has a plan with months to go.
+        self.planted_plan_day = created_local - timedelta(days=Random(f"{self._key}/planted").randint(35, 70))
 
     # -- the calendar ------------------------------------------------------------------------------------------------
 
