@@ -75,8 +75,8 @@ def test_the_sandbox_subscriptions_and_installments_are_found_and_labelled(store
     try:
         found = svc.recurring.series(TODAY)
         with svc.engine.connect() as conn:
-            parceled_in = set(conn.execute(sa.text("SELECT DISTINCT account_id, merchant FROM transactions "
-                                                   "WHERE installment_total > 1")).tuples())
+            parceled_in = {(row.account_id, row.merchant) for row in conn.execute(sa.text(
+                "SELECT DISTINCT account_id, merchant FROM transactions WHERE installment_total > 1"))}
     finally:
         svc.engine.dispose()
     parceled = {merchant for _, merchant in parceled_in}
