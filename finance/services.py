@@ -486,11 +486,13 @@ class Forecast(StoreOperations):
         self._series = series
 
     def outlook(self, today: date, days: int) -> forecast.Outlook:
-        """Every account's balance from today to `days` ahead, and the first day each goes below its floor."""
+        """Every account's balance from today to `days` ahead (card bills scheduled from their payment history), and
+        the first day each goes below its floor."""
         with self._engine.connect() as conn:
             accounts = forecast_store.forecast_accounts(conn)
             thresholds = forecast_store.thresholds(conn)
-        return forecast.outlook(accounts, self._series(today), thresholds, today, days)
+            card_history = forecast_store.card_histories(conn, today)
+        return forecast.outlook(accounts, self._series(today), thresholds, today, days, card_history=card_history)
 
     def set_threshold(self, account_id: str, text: str, *, actor: str) -> str:
         """Set the threshold the user typed for an account (empty removes it); a sentence for the user.

@@ -1,6 +1,7 @@
-"""Forecast: each account's balance for the next 30 or 90 days from its current balance and the recurring payments,
-income and card installments still to come, a warning naming the first day a balance goes below its floor (zero, a
-card's limit, or the threshold the user sets per account), and the form that sets those thresholds."""
+"""Forecast: each account's balance for the next 30 or 90 days from its current balance, the recurring payments,
+income and card installments still to come and the card bills scheduled from their payment history, a warning naming
+the first day a balance goes below its floor (zero, a card's limit, or the threshold the user sets per account), and
+the form that sets those thresholds."""
 
 from datetime import date
 
@@ -32,9 +33,23 @@ if outlook.accounts and not outlook.warnings:
     st.success(f"No account is expected to go below its threshold, zero or its credit limit in the next {days} days.")
 for currency in sorted({a.currency for a in outlook.accounts}):
     st.plotly_chart(charts.forecast_figure(outlook.projection, currency), key=f"forecast_{currency}")
-st.caption("From each account's current balance and the recurring payments, income and card installments still to "
-           "come (Recurring payments); dismissed series are left out. Card bills are not scheduled: their dates are "
-           "not in the store. " + as_of_caption(svc.reports.data_as_of()))
+if outlook.bills:
+    st.markdown("**Card bills**")
+    st.dataframe(pd.DataFrame({
+        "Due": [b.day for b in outlook.bills],
+        "Card": [b.card for b in outlook.bills],
+        "Paid from": [b.payer or "an account not in the app" for b in outlook.bills],
+        "Amount": [format_money(b.amount, b.currency) for b in outlook.bills],
+        "Amount is": ["estimated from the last 3 months" if b.estimated else "owed now" for b in outlook.bills]}),
+        hide_index=True, key="forecast_bills")
+if outlook.cards_without_due_day:
+    st.info(escape_markdown("No bill scheduled for " + ", ".join(outlook.cards_without_due_day) + ": no payment of "
+                            "these cards is in the history yet, so their due day is not known."))
+st.caption("From each account's current balance, the recurring payments, income and card installments still to "
+           "come (Recurring payments; dismissed series are left out) and the card bills. A card's bill is due on the "
+           "day of month its past payments usually landed on and is taken from the account that paid them: the next "
+           "one pays what the card owes now, the later ones are estimated from the card's average monthly spending "
+           "over the last 3 closed months. " + as_of_caption(svc.reports.data_as_of()))
 
 with st.form("forecast_threshold", clear_on_submit=False):
     st.markdown("**Warn me below a threshold**")

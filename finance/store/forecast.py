@@ -1,16 +1,23 @@
-"""What the balance forecast starts from — every account's balance now — and the `balance_thresholds` the user sets
-per account (each change audited in the same transaction)."""
+"""What the balance forecast starts from — every account's balance now and each card's bill history — and the
+`balance_thresholds` the user sets per account (each change audited in the same transaction)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import sqlalchemy as sa
 
 from finance.errors import EditError
-from finance.forecast import AccountStart
+from finance.forecast import SPENDING_MONTHS, AccountStart, CardHistory
+from finance.recurring import add_months
 from finance.store import audit
+from finance.store.reports import IS_SPENDING, LIVE
+from finance.store.transactions import EFFECTIVE_TRANSACTIONS
+
+CARD_PAYMENT = "transfer.credit_card_payment"
+MIRROR_DAYS = 3  # a payer's row mirrors a card's bill payment booked up to this many days apart
+MIRROR_CENTS = 0.01  # ... for the same amount within a cent
 
 
 def forecast_accounts(conn: sa.Connection) -> list[AccountStart]:
@@ -22,6 +29,55 @@ def forecast_accounts(conn: sa.Connection) -> list[AccountStart]:
         ORDER BY currency, name, id
     """)).all()
     return [AccountStart(r.id, r.name, r.type, r.currency, r.current_balance, r.credit_limit) for r in rows]
+
+
+def card_histories(conn: sa.Connection, today: date) -> list[CardHistory]:
+    """Every credit card's posted bill payments (positive rows in the card-payment category, oldest first), the
+    account whose rows mirror them most often (negative, same currency, at most MIRROR_DAYS apart, the same amount
+    within a cent; the nearest in date when several do), and its average monthly spending over the SPENDING_MONTHS
+    closed months before `today`'s month (posted rows; transfers excluded, refunds net)."""
+    month = today.replace(day=1)
+    rows = conn.execute(sa.text(f"""
+        WITH cards AS (
+            SELECT id, currency FROM accounts WHERE type = 'credit_card'
+        ), paid AS (
+            SELECT t.id, t.account_id, t.currency, t.booked_date, t.amount
+            FROM {EFFECTIVE_TRANSACTIONS} t
+            WHERE {LIVE} AND t.status = 'posted' AND t.effective_category = :category
+        ), bills AS (
+            SELECT p.* FROM paid p JOIN cards c ON c.id = p.account_id WHERE p.amount > 0
+        ), payments AS (
+            SELECT account_id, list(booked_date ORDER BY booked_date) AS dates FROM bills GROUP BY account_id
+        ), mirrors AS (
+            SELECT b.account_id AS card_id, m.account_id AS payer_id,
+                   row_number() OVER (PARTITION BY b.id ORDER BY abs(m.booked_date - b.booked_date), m.account_id)
+                       AS nearest
+            FROM bills b JOIN paid m
+              ON m.amount < 0 AND m.account_id <> b.account_id AND m.currency = b.currency
+             AND m.booked_date BETWEEN b.booked_date - :days AND b.booked_date + :days
+             AND abs(m.amount + b.amount) <= :cents
+        ), payers AS (
+            SELECT card_id, payer_id,
+                   row_number() OVER (PARTITION BY card_id ORDER BY COUNT(*) DESC, payer_id) AS rank
+            FROM mirrors WHERE nearest = 1 GROUP BY card_id, payer_id
+        ), spending AS (
+            SELECT t.account_id, CAST(-SUM(t.amount) / :months AS DECIMAL(18, 2)) AS monthly
+            FROM {EFFECTIVE_TRANSACTIONS} t JOIN cards c ON c.id = t.account_id
+            JOIN categories k ON k.id = t.effective_category
+            WHERE {LIVE} AND t.status = 'posted' AND {IS_SPENDING}
+              AND t.booked_date >= :start AND t.booked_date < :month
+            GROUP BY t.account_id
+        )
+        SELECT c.id, p.payer_id, s.monthly, d.dates
+        FROM cards c
+        LEFT JOIN payments d ON d.account_id = c.id
+        LEFT JOIN payers p ON p.card_id = c.id AND p.rank = 1
+        LEFT JOIN spending s ON s.account_id = c.id
+        ORDER BY c.id
+    """), {"category": CARD_PAYMENT, "days": MIRROR_DAYS, "cents": MIRROR_CENTS, "months": SPENDING_MONTHS,
+           "start": add_months(month, -SPENDING_MONTHS), "month": month}).all()
+    return [CardHistory(r.id, r.payer_id, tuple(r.dates or ()), max(r.monthly or Decimal(0), Decimal(0)))
+            for r in rows]
 
 
 def thresholds(conn: sa.Connection) -> dict[str, Decimal]:
