@@ -8,17 +8,26 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from streamlit.testing.v1 import AppTest
 
+from finance.config import load_settings
+from finance.demo import run_demo
 from finance.model import ConnectionState, ConnectionStatus
 from finance.providers.pluggy.client import PluggyClient
 from finance.providers.pluggy.provider import PluggyProvider
 from finance.providers.pluggy.sandbox import PluggyEmulator
 from finance.sandbox.common import Clock
+from finance.services import open_services
 from finance.store.db import create_engine, init_schema
 from finance.sync import SyncEngine
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 START = datetime(2026, 11, 2, 15, 0, tzinfo=UTC)
+
+
+OFFLINE_UNSET = ("PLUGGY_CLIENT_ID", "PLUGGY_CLIENT_SECRET", "PLUGGY_BASE_URL", "PLAID_CLIENT_ID", "PLAID_SECRET",
+                 "PLAID_BASE_URL", "FINANCE_DATABASE_URL", "FINANCE_ENCRYPTION_KEY")
+"""The settings that would take the app off its offline sandboxes."""
 
 
 @pytest.fixture
@@ -37,8 +46,7 @@ def provider(emulator: PluggyEmulator) -> Iterator[PluggyProvider]:
 @pytest.fixture
 def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The app's settings on an empty data folder: no credentials, an instant sandbox bank."""
-    for name in ("PLUGGY_CLIENT_ID", "PLUGGY_CLIENT_SECRET", "PLUGGY_BASE_URL", "PLAID_CLIENT_ID", "PLAID_SECRET",
-                 "PLAID_BASE_URL", "FINANCE_DATABASE_URL", "FINANCE_ENCRYPTION_KEY"):
+    for name in OFFLINE_UNSET:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("FINANCE_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("FINANCE_SANDBOX_SETTLE_SECONDS", "0")
@@ -67,3 +75,32 @@ def connect(provider: PluggyProvider, sync: SyncEngine, user: str = "user-ok") -
         state = provider.wait_until_settled(state.external_id, sleep=lambda _s: None)
     assert state.status is ConnectionStatus.ACTIVE, state
     return sync.register(state)
+
+
+def build_demo_store(folder: Path) -> Path:
+    """A data folder with the demo's two sandbox banks synced (Pluggy Bank in BRL, First Platypus Bank in USD),
+    for page tests to copy instead of connecting again."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in OFFLINE_UNSET:
+            mp.delenv(name, raising=False)
+        mp.setenv("FINANCE_DATA_DIR", str(folder))
+        mp.setenv("FINANCE_SANDBOX_SETTLE_SECONDS", "0")
+        services = open_services(load_settings())
+        try:
+            results = run_demo(services, interval=0)
+        finally:
+            services.engine.dispose()
+    assert [r.outcome for r in results] == ["success", "success"], [r.message for r in results]
+    return folder
+
+
+@pytest.fixture(scope="module")
+def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo's store, built once per test module (copy it before changing it)."""
+    return build_demo_store(tmp_path_factory.mktemp("demo"))
+
+
+def ok(at: AppTest) -> AppTest:
+    """The app after a run that raised nothing (else the exceptions it showed)."""
+    assert not at.exception, [e.value for e in at.exception]
+    return at

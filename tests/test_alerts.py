@@ -28,7 +28,6 @@ from finance.health import BannerItem
 from finance.recurring import PriceChange, Series
 from finance.services import Services, open_services
 from finance.store import alerts as alert_store
-from tests.test_demo import build_demo_store
 
 HOSTILE = "**x** <img src=x>"
 TODAY = date(2026, 12, 7)
@@ -134,11 +133,6 @@ def test_a_threshold_accepts_a_comma_as_the_decimal_separator():
 
 
 # --- the store and svc.alerts on the demo banks ---------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_demo_store(tmp_path_factory.mktemp("alerts-demo"))
-
 
 def services_on(folder: Path, demo_store: Path, smtp: SmtpSettings | None = None) -> Services:
     shutil.copytree(demo_store, folder, dirs_exist_ok=True)

@@ -10,21 +10,11 @@ import pytest
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
+from tests.conftest import ok
 from tests.test_alerts import HOSTILE
-from tests.test_demo import build_demo_store
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGE = "pages/alerts.py"
-
-
-def ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-@pytest.fixture(scope="module")
-def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_demo_store(tmp_path_factory.mktemp("alerts-page-demo"))
 
 
 @pytest.fixture

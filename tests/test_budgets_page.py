@@ -18,21 +18,11 @@ from finance.config import load_settings
 from finance.formatting import format_money
 from finance.services import Budgets
 from finance.store import reports
-from tests.test_demo import build_demo_store
+from tests.conftest import ok
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGE = "pages/budgets.py"
 MONTH = first_of_month(date.today())
-
-
-def ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-@pytest.fixture(scope="module")
-def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_demo_store(tmp_path_factory.mktemp("demo"))
 
 
 @pytest.fixture

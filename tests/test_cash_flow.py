@@ -18,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 from finance import charts
 from finance.cashflow import FROM_SAVINGS, MIDDLE, OTHER_SPENDING, SAVINGS, build_cash_flow
 from finance.store import cashflow, reports
-from tests.test_demo import build_demo_store
+from tests.conftest import ok
 
 REPO = Path(__file__).resolve().parents[1]
 YEAR_START, YEAR_END = date.today() - timedelta(days=365), date.today()
@@ -92,11 +92,6 @@ def test_bank_text_in_node_labels_is_escaped():
 
 # ---- On the sandbox banks ------------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_demo_store(tmp_path_factory.mktemp("demo"))
-
-
 @pytest.fixture
 def store(demo_store: Path, offline: Path) -> sa.Engine:
     """A private copy of the demo store (Pluggy Bank in BRL, First Platypus Bank in USD)."""
@@ -149,11 +144,6 @@ def test_deleted_rows_never_count_and_pending_only_when_asked(store: sa.Engine):
 
 
 # ---- The page ------------------------------------------------------------------------------------------------------
-
-def ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
 
 @pytest.fixture
 def page(store: sa.Engine) -> AppTest:

@@ -19,27 +19,6 @@ def counts(svc: Services) -> dict[str, int]:
                 for t in ("connections", "accounts", "transactions", "sync_runs")}
 
 
-OFFLINE_UNSET = ("PLUGGY_CLIENT_ID", "PLUGGY_CLIENT_SECRET", "PLUGGY_BASE_URL", "PLAID_CLIENT_ID", "PLAID_SECRET",
-                 "PLAID_BASE_URL", "FINANCE_DATABASE_URL", "FINANCE_ENCRYPTION_KEY")
-
-
-def build_demo_store(folder: Path) -> Path:
-    """A data folder with the demo's two sandbox banks synced (Pluggy Bank in BRL, First Platypus Bank in USD),
-    for page tests to copy instead of connecting again."""
-    with pytest.MonkeyPatch.context() as mp:
-        for name in OFFLINE_UNSET:
-            mp.delenv(name, raising=False)
-        mp.setenv("FINANCE_DATA_DIR", str(folder))
-        mp.setenv("FINANCE_SANDBOX_SETTLE_SECONDS", "0")
-        services = open_services(load_settings())
-        try:
-            results = run_demo(services, interval=0)
-        finally:
-            services.engine.dispose()
-    assert [r.outcome for r in results] == ["success", "success"], [r.message for r in results]
-    return folder
-
-
 @pytest.fixture
 def svc(offline: Path):
     services = open_services(load_settings())

@@ -20,17 +20,11 @@ from finance.formatting import escape_markdown, format_money
 from finance.recurring import add_months
 from finance.services import open_services
 from finance.store import forecast as forecast_store
-from tests.test_demo import build_demo_store
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 # ---- On the sandbox banks ------------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_demo_store(tmp_path_factory.mktemp("demo"))
-
 
 @pytest.fixture
 def svc(demo_store: Path, offline: Path):

@@ -21,7 +21,7 @@ from finance import money
 from finance.formatting import format_money, format_rate
 from finance.money import Rate, RateBook, RateError
 from finance.store import rates as rate_store
-from tests.test_demo import build_demo_store
+from tests.conftest import ok
 
 REPO = Path(__file__).resolve().parents[1]
 DAY0 = date(2026, 1, 1)
@@ -313,22 +313,12 @@ def test_card_use_per_card_and_currency():
 # --------------------------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_demo_store(tmp_path_factory.mktemp("demo"))
-
-
 @pytest.fixture
 def money_page(demo_store: Path, offline: Path) -> AppTest:
     """The Money page on a private copy of the demo store."""
     shutil.copytree(demo_store, offline, dirs_exist_ok=True)
     at = AppTest.from_file(str(REPO / "pages" / "money.py"), default_timeout=60)
     return ok(at.run())
-
-
-def ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def metric(at: AppTest, label: str) -> str:

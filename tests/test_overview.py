@@ -16,14 +16,9 @@ from finance import money
 from finance.categories import CATEGORIES
 from finance.formatting import format_money
 from finance.store import reports
-from tests.test_demo import build_demo_store
+from tests.conftest import ok
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
-
-
-def ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def metrics(at: AppTest, label: str) -> list[str]:
@@ -37,11 +32,6 @@ def frame_with(at: AppTest, column: str) -> list:
 
 def engine_of(folder: Path) -> sa.Engine:
     return sa.create_engine(f"duckdb:///{folder / 'finance.duckdb'}")
-
-
-@pytest.fixture(scope="module")
-def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_demo_store(tmp_path_factory.mktemp("demo"))
 
 
 @pytest.fixture

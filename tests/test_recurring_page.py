@@ -18,21 +18,11 @@ from finance.config import load_settings
 from finance.recurring import RecurringError, Series
 from finance.services import open_services
 from finance.store import recurring as recurring_store
-from tests.test_demo import build_demo_store
+from tests.conftest import ok
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGE = "pages/recurring.py"
 TODAY = date.today()
-
-
-def ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-@pytest.fixture(scope="module")
-def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_demo_store(tmp_path_factory.mktemp("demo"))
 
 
 @pytest.fixture

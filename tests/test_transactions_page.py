@@ -8,6 +8,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
+from tests.conftest import ok
 from tests.test_pages import button, connect, store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,11 +37,6 @@ def app_script(tmp: Path) -> str:
         (folder / "pages").symlink_to(REPO / "pages")
     (folder / "app.py").write_text(NAVIGATION)
     return str(folder / "app.py")
-
-
-def ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def connected_transactions_page(tmp: Path) -> AppTest:
