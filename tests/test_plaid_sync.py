@@ -160,3 +160,19 @@ def test_mutation_during_pagination_restarts_and_applies_once(services: Services
     assert rows == distinct == result.counts.added > 0
     again = services.sync.sync_connection(plaid_id)
     assert (again.counts.added, again.counts.modified, again.counts.removed) == (0, 0, 0)
+
+
+def test_loans_without_transactions_have_history_so_net_worth_has_no_cliff(services: Services):
+    """A mortgage or student loan has a balance but no transactions: its history reaches back as far as its
+    connection's, so net worth over time does not plunge on the day the bank was connected."""
+    connect_plaid(services)
+    assert services.sync.sync_all()[0].outcome == "success"
+    with services.engine.connect() as conn:
+        spans = {r.type: (r.first, r.days) for r in conn.execute(sa.text(
+            "SELECT a.type, MIN(h.day) AS first, COUNT(*) AS days FROM balance_history h "
+            "JOIN accounts a ON a.id = h.account_id GROUP BY a.type"))}
+        start = conn.execute(sa.text("SELECT MIN(booked_date) FROM transactions")).scalar_one()
+    assert spans["loan"][0] == start and spans["loan"][1] > 300  # mortgage and student loan: a year of history
+    worth = services.reports.net_worth_by_day(start, services.reports.data_as_of().date())
+    usd = worth[worth["currency"] == "USD"]["net_worth"].astype(float).tolist()
+    assert abs(usd[-1] - usd[-2]) < 10_000  # the loans (over $350,000 owed) were there the day before too

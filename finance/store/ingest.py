@@ -461,12 +461,17 @@ def _rebuild_balance_history(conn: sa.Connection, accounts: list[Account], now: 
     conn.execute(balance_history.delete().where(balance_history.c.account_id.in_(ids),
                                                 (balance_history.c.source == "reconstructed")
                                                 | (balance_history.c.day == today)))
+    # An account without transactions (a loan, a mortgage, an investment) keeps today's balance back to the first
+    # day its connection has history, so net worth over time does not plunge on the day it was connected.
+    active = [day for days in daily.values() for day in days if day <= today]
+    connection_start = min(active) if active else None
     history: dict[str, list[object]] = {"account_id": [], "day": [], "balance": [], "currency": [], "source": []}
     for account in accounts:
         if account.current_balance is None:
             continue
-        for day, balance in reconstruct_balances(_money(account.current_balance) or Decimal(0), today,
-                                                 daily.get(account.id, {})):
+        own = daily.get(account.id, {})
+        for day, balance in reconstruct_balances(_money(account.current_balance) or Decimal(0), today, own,
+                                                 start=None if own else connection_start):
             is_today = day == today
             if not is_today and (account.id, day) in snapshot_days:
                 continue
