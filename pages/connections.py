@@ -6,7 +6,7 @@ import streamlit as st
 from finance.connect_flow import Flow
 from finance.demo import DEMO_BANKS, demo_available
 from finance.errors import ProviderError
-from finance.formatting import format_money, format_when
+from finance.formatting import escape_markdown, format_money, format_when
 from finance.model import ConnectionStatus
 from finance.services import SyncResult
 from finance.ui import connect_widget, sandbox
@@ -88,18 +88,19 @@ with listing:
         label = provider.label if provider else row.provider
         with st.container(border=True):
             info, actions = st.columns([3, 1])
-            info.markdown(f"### {row.institution_name} {status_badge(row.status)}")
+            info.markdown(f"### {escape_markdown(str(row.institution_name))} {status_badge(row.status)}")
             info.caption(f"{label}{' sandbox' if row.is_sandbox else ''} · {row.accounts} accounts · last successful "
                          f"sync {format_when(row.last_success_at)}"
                          + format_when(row.consent_expires_at, " · consent until %Y-%m-%d", missing=""))
             if row.last_outcome == "failed":
-                info.error(f"Last sync failed: {row.last_message}", icon="⚠️")
+                info.error(f"Last sync failed: {escape_markdown(str(row.last_message))}", icon="⚠️")
             elif row.last_message:
-                info.caption(f"Last sync: {row.last_message}")
+                info.caption(f"Last sync: {escape_markdown(str(row.last_message))}")
             if row.status_detail and row.status != ConnectionStatus.ACTIVE.value:
-                info.warning(row.status_detail)
+                info.warning(escape_markdown(str(row.status_detail)))
             for account in accounts[accounts["connection_id"] == row.id].itertuples():
-                info.markdown(f"- {account.name}{f' ··{account.mask}' if account.mask else ''} "
+                name = f"{account.name}" + (f" ··{account.mask}" if account.mask else "")
+                info.markdown(f"- {escape_markdown(name)} "
                               f"({str(account.type).replace('_', ' ')}): "
                               f"**{format_money(account.current_balance, account.currency)}**")
             if provider is None:

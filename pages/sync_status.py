@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import streamlit as st
 
 from finance import health, worker
-from finance.formatting import format_when
+from finance.formatting import escape_markdown, format_when
 from finance.ui import sandbox
 from finance.ui.context import services
 
@@ -38,12 +38,14 @@ for start in range(0, len(rows), 3):
         h = healths[row["id"]]
         lifecycle = health.lifecycle_state(row, runs_by_connection.get(row["id"], []), now)
         with column.container(border=True):
-            st.markdown(f"**{row['institution_name'] or row['id']}** :{h.color}-badge[{h.level_label}] "
+            institution = escape_markdown(str(row["institution_name"] or row["id"]))
+            st.markdown(f"**{institution}** :{h.color}-badge[{h.level_label}] "
                         f":{health.LIFECYCLE_COLORS[lifecycle]}-badge[{lifecycle}]")
             st.caption(f"{row['provider']} · {row['accounts']} accounts · last successful sync "
                        f"{format_when(row['last_success_at'])}"
                        + format_when(row["consent_expires_at"], " · consent until %Y-%m-%d", missing=""))
-            st.markdown(h.reason if h.label == h.level_label else f"**{h.label}.** {h.reason}")
+            reason = escape_markdown(h.reason)
+            st.markdown(reason if h.label == h.level_label else f"**{h.label}.** {reason}")
             if h.action:
                 st.markdown(f"👉 {h.action}")
             next_run = state.next_runs.get(row["id"]) if state is not None else None
@@ -107,5 +109,6 @@ if not errors:
     st.success("No open errors: every connection's latest sync succeeded or is still running.", icon="✅")
 for error in errors:
     code = f" ({error.error_code})" if error.error_code else ""
-    st.error(f"**{error.institution}** · {format_when(error.started_at)} UTC{code}: {error.message}", icon="⚠️")
+    st.error(f"**{escape_markdown(str(error.institution))}** · {format_when(error.started_at)} UTC{code}: "
+             f"{escape_markdown(str(error.message))}", icon="⚠️")
     st.markdown(f"👉 {error.action}")

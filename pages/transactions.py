@@ -8,7 +8,7 @@ import streamlit as st
 
 from finance.errors import EditError
 from finance.filters import TransactionFilter
-from finance.formatting import format_money
+from finance.formatting import escape_markdown, format_money
 from finance.ui import sandbox
 from finance.ui.context import as_of_caption, services
 from finance.ui.widgets import actor, flash, show_flash
@@ -189,7 +189,8 @@ if not rules.empty:
     with st.expander(f"Category rules ({len(rules)})"):
         for rule in rules.itertuples():
             line, remove = st.columns([5, 1])
-            line.markdown(f"**{rule.merchant}** → {rule.category_name} · {rule.transactions:,} transactions")
+            line.markdown(f"**{escape_markdown(str(rule.merchant))}** → {rule.category_name} · "
+                          f"{rule.transactions:,} transactions")
             remove.button("Remove rule", key=f"txn_rule_{rule.id}", on_click=edit, args=(svc.rules.delete, rule.id))
 
 # ---- The selected transaction --------------------------------------------------------------------------------------
@@ -208,7 +209,8 @@ with st.container(border=True):
     deleted = present(row["deleted_at"])
     badges = (" :orange-badge[⏳ Pending]" if row["status"] == "pending" else "") + (
         " :red-badge[🗑️ Deleted]" if deleted else "")
-    st.markdown(f"**{row['description']}** · {money(row['amount'], row['currency'])} · {row['booked_date']}{badges}")
+    st.markdown(f"**{escape_markdown(str(row['description']))}** · {money(row['amount'], row['currency'])} · "
+                f"{row['booked_date']}{badges}")
     details = [f"{row['institution']} · {row['account_name']}", f"category {SOURCE_LABELS[row['category_source']]}"]
     if merchant:
         details.insert(0, f"merchant {merchant}")
@@ -216,7 +218,7 @@ with st.container(border=True):
         details.append(f"originally {original(row)}")
     if installment(row):
         details.append(f"installment {installment(row)}")
-    st.caption(" · ".join(details))
+    st.caption(escape_markdown(" · ".join(details)))
     with st.form("txn_edit", border=False):
         left, right = st.columns(2)
         left.selectbox("Category", list(category_labels), format_func=category_labels.__getitem__, key="txn_category")
