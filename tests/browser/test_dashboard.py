@@ -117,7 +117,7 @@ def test_change_a_category_then_export_csv(connected: Any, app_url: str) -> None
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_text(f"Category set to {wanted}.")).to_be_visible(timeout=SLOW)
 
-    with page.expect_download() as download_info:
+    with page.expect_download(timeout=SLOW) as download_info:
         page.get_by_role("button", name="Export CSV").click()
     download = download_info.value
     assert download.suggested_filename.startswith("transactions-") and download.suggested_filename.endswith(".csv")
