@@ -47,7 +47,7 @@ def copy_store(source: sa.Engine, target: sa.Engine) -> dict[str, int]:
         duck = duckdb_connection(read)
         for table in metadata.sorted_tables:
             columns = ", ".join(f'"{c.name}"' for c in table.columns)
-            reader = duck.sql(f'SELECT {columns} FROM "{table.name}"').fetch_record_batch(BATCH_ROWS)
+            reader = duck.sql(f'SELECT {columns} FROM "{table.name}"').to_arrow_reader(BATCH_ROWS)
             copy_into(write, table.name, reader)
         expected = _counts(read, names)
         copied = _counts(write, names)
