@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from finance import health
 from finance.store import connections, webhook_events
-from finance.webhooks import WebhookEvent, WebhookReceiver, plan_event, register_webhooks
+from finance.webhooks import WebhookEvent, WebhookReceiver, apply_event, register_webhooks
 
 if TYPE_CHECKING:
     from starlette.routing import Route
@@ -42,8 +42,6 @@ DEBOUNCE = 0.5
 SKIPPED_RETRY = 2.0
 MAX_SKIPPED = 30
 CHECK_EVERY = 30.0
-NEW_CONNECTION_GRACE = timedelta(minutes=10)
-"""A connection younger than this that never synced is left to its connect flow, which runs the first sync."""
 
 
 @dataclass(slots=True)
@@ -364,52 +362,6 @@ class Worker:
                 duplicates=self._counts["duplicates"], rejected=self._counts["rejected"],
                 last_rejection=self._last_rejection, syncs=dict(self._syncs), registration=self._registration,
                 data_version=self.data_version, last_error=self._last_error)
-
-
-def apply_event(services: Services, conn: sa.Connection, stored: webhook_events.StoredEvent,
-                now: datetime) -> tuple[tuple[str, tuple[str, ...], str] | None, bool]:
-    """Record what one stored event says, as its provider reads it; (the sync it asks for, whether a
-    connection changed)."""
-    event = WebhookEvent(stored.id, stored.provider, stored.event_type, stored.item_id, stored.payload,
-                         stored.received_at)
-    plan = plan_event(services, event)
-    row = connections.connection_for_item(conn, event.provider, event.item_id)
-
-    def finish(outcome: str, detail: str) -> None:
-        webhook_events.finish_event(conn, event.id, outcome=outcome, detail=detail, error=None,
-                                    connection_id=row["id"] if row else None, now=now)
-
-    if not plan.known:
-        finish(webhook_events.IGNORED, plan.note)
-        return None, False
-    if row is None:
-        finish(webhook_events.PROCESSED if not plan.needs_connection else webhook_events.IGNORED,
-               plan.note if not plan.needs_connection else "not a connection of this app: ignored")
-        return None, False
-    if row["status"] == "revoked" and not plan.clear_signal:
-        finish(webhook_events.IGNORED, "the connection is disconnected here: ignored")
-        return None, False
-    touched = False
-    if plan.status is not None:
-        connections.set_status(conn, row["id"], status=plan.status, detail=plan.detail,
-                               error_code=plan.error_code, now=now)
-        touched = True
-    if plan.signal is not None:
-        connections.set_signal(conn, row["id"], code=plan.signal, detail=plan.detail or plan.note, at=now,
-                               until=plan.signal_until)
-        touched = True
-    if plan.clear_signal:
-        connections.clear_signal(conn, row["id"])
-        touched = True
-    if not plan.sync:
-        finish(webhook_events.PROCESSED, plan.note)
-        return None, touched
-    created = row["created_at"]
-    created = created.replace(tzinfo=UTC) if created is not None and created.tzinfo is None else created
-    if row["last_success_at"] is None and created is not None and now - created < NEW_CONNECTION_GRACE:
-        finish(webhook_events.IGNORED, "the connection's first sync (run by the connect flow) fetches everything")
-        return None, touched
-    return (row["id"], plan.removed, event.id), touched
 
 
 def _retrying(write: Callable[[], T], attempts: int = 5, pause: float = 0.2) -> T:
