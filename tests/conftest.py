@@ -20,6 +20,7 @@ from finance.sandbox.common import Clock
 from finance.services import open_services
 from finance.store.db import create_engine, init_schema
 from finance.sync import SyncEngine
+from tests.postgres import postgres_server  # noqa: F401  (a session fixture: the tests' PostgreSQL server)
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 START = datetime(2026, 11, 2, 15, 0, tzinfo=UTC)
