@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import procrastinate
 import sqlalchemy as sa
 from procrastinate.exceptions import AlreadyEnqueued
+from procrastinate.schema import SchemaManager
 
 from finance import health
 from finance.store import jobs as job_tables
@@ -58,6 +59,14 @@ KEEP_SUCCEEDED_HOURS, KEEP_FAILED_HOURS = 24, 24 * 7
 DEFAULT_CONCURRENCY = 4
 
 
+JOB_LABELS = {SYNC: "sync", APPLY_EVENT: "webhook event", SCHEDULE_TASK: "schedule check", REAP: "clean-up"}
+
+
+def job_label(task: str) -> str:
+    """What a queued job does, in words (the Sync status page's queue)."""
+    return JOB_LABELS.get(task, task)
+
+
 def conninfo(url: str) -> str:
     """The libpq connection string of a SQLAlchemy PostgreSQL URL (`postgresql+psycopg://…`)."""
     return sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
@@ -70,7 +79,7 @@ def uses_queue(engine: sa.Engine) -> bool:
 
 def schema_sql() -> str:
     """procrastinate's schema, for the migration that creates the queue's tables."""
-    return procrastinate.SchemaManager.get_schema()
+    return SchemaManager.get_schema()
 
 
 class SyncFailed(Exception):

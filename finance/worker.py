@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import sqlalchemy as sa
 
-from finance import health
+from finance import health, jobs
 from finance.store import connections, webhook_events
+from finance.store import jobs as job_tables
 from finance.webhooks import WebhookEvent, WebhookReceiver, apply_event, register_webhooks
 
 if TYPE_CHECKING:
@@ -384,6 +385,7 @@ def _retrying(write: Callable[[], T], attempts: int = 5, pause: float = 0.2) -> 
 _lock = threading.Lock()
 _worker: Worker | None = None
 _receiver: WebhookReceiver | None = None
+_queue: jobs.QueueSink | None = None
 
 
 def current() -> Worker | None:
@@ -395,20 +397,25 @@ def current_receiver() -> WebhookReceiver | None:
     return _receiver
 
 
-def start_background(services: Services | None = None) -> Worker:
-    """Start the worker and the webhook receiver on the process's shared services; with FINANCE_PUBLIC_URL set,
-    the in-process sandbox emulators start delivering their webhooks to this app."""
-    global _worker, _receiver
+def start_background(services: Services | None = None) -> Worker | None:
+    """Start background work on the process's shared services; with FINANCE_PUBLIC_URL set, the in-process sandbox
+    emulators start delivering their webhooks to this app. On DuckDB the worker runs here (returned); on
+    PostgreSQL the webhook routes only enqueue, for `python -m finance worker` processes (None)."""
+    global _worker, _receiver, _queue
     from finance.providers.registry import offline_emulators
     from finance.services import shared_services
 
     services = services or shared_services()
     with _lock:
-        if _worker is not None:
+        if _receiver is not None:
             return _worker
         if services.settings.public_url:
             for emulator in offline_emulators(services.settings).values():
                 emulator.deliver_webhooks(time_scale=services.settings.sandbox_webhook_time_scale)
+        if jobs.uses_queue(services.engine):
+            _queue = jobs.QueueSink(jobs.JobQueue(services).open())
+            _receiver = WebhookReceiver(services, _queue)
+            return None
         worker = Worker(services)
         _receiver = WebhookReceiver(services, worker)
         _worker = worker.start()
@@ -416,14 +423,18 @@ def start_background(services: Services | None = None) -> Worker:
 
 
 def stop_background() -> None:
-    global _worker, _receiver
+    global _worker, _receiver, _queue
     from finance.providers.registry import offline_emulators
 
     with _lock:
-        worker, _worker, _receiver = _worker, None, None
+        receiver, worker, queue = _receiver, _worker, _queue
+        _worker, _receiver, _queue = None, None, None
     if worker is not None:
         worker.stop()
-        for emulator in offline_emulators(worker.services.settings).values():
+    if queue is not None:
+        queue.queue.close()
+    if receiver is not None:
+        for emulator in offline_emulators(receiver.services.settings).values():
             emulator.stop_webhook_delivery()
 
 
@@ -436,11 +447,17 @@ def status_route() -> Route:
     from starlette.routing import Route
 
     def read() -> dict[str, Any]:
-        worker = current()
-        if worker is None:
+        worker, receiver, queue = current(), current_receiver(), _queue
+        if receiver is None:
             return {"worker": None}
-        with worker.services.engine.connect() as conn:
+        with receiver.services.engine.connect() as conn:
             body = webhook_events.summary(conn)
+            if queue is not None:
+                counts = job_tables.queue_counts(conn, limit=0)
+                body["queue"] = {"waiting": counts.waiting, "running": counts.running, "failed": counts.failed,
+                                 "workers": counts.workers, **queue.counts}
+        if worker is None:
+            return body | {"worker": None}
         state = worker.snapshot()
         body["worker"] = {"running": state.running, "queue": len(state.queue), "syncing": state.current is not None,
                           "received": state.received, "duplicates": state.duplicates, "rejected": state.rejected,
