@@ -44,19 +44,46 @@ def provider(emulator: PluggyEmulator) -> Iterator[PluggyProvider]:
     client.close()
 
 
+ENGINES = ("duckdb", "postgresql")
+"""The store's engines: a module marked `pytest.mark.engines` runs each test that uses the store on each of them."""
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "db_kind" in metafunc.fixturenames and metafunc.definition.get_closest_marker("engines"):
+        metafunc.parametrize("db_kind", ENGINES, indirect=True)
+
+
 @pytest.fixture
-def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The app's settings on an empty data folder: no credentials, an instant sandbox bank."""
+def db_kind(request: pytest.FixtureRequest) -> str:
+    """The engine under test: DuckDB, unless the module is marked `engines` (then each in turn)."""
+    return str(getattr(request, "param", "duckdb"))
+
+
+@pytest.fixture
+def database_url(db_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A fresh, empty store's URL on the engine under test (a new database on the tests' PostgreSQL server)."""
+    if db_kind == "postgresql":
+        return str(request.getfixturevalue("postgres_server")())
+    return f"duckdb:///{tmp_path / 'test.duckdb'}"
+
+
+@pytest.fixture
+def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_kind: str,
+            request: pytest.FixtureRequest) -> Path:
+    """The app's settings on an empty data folder: no credentials, an instant sandbox bank; the store is the data
+    folder's DuckDB file, or a fresh PostgreSQL database when the engine under test is PostgreSQL."""
     for name in OFFLINE_UNSET:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("FINANCE_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("FINANCE_SANDBOX_SETTLE_SECONDS", "0")
+    if db_kind == "postgresql":
+        monkeypatch.setenv("FINANCE_DATABASE_URL", request.getfixturevalue("database_url"))
     return tmp_path
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[sa.Engine]:
-    eng = create_engine(f"duckdb:///{tmp_path / 'test.duckdb'}")
+def engine(database_url: str) -> Iterator[sa.Engine]:
+    eng = create_engine(database_url)
     init_schema(eng)
     yield eng
     eng.dispose()

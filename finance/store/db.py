@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 import sqlalchemy as sa
 
 from finance.categories import CATEGORIES
@@ -113,8 +115,53 @@ def init_schema(engine: sa.Engine) -> None:
 def duckdb_connection(conn: sa.Connection) -> Any:
     """The DuckDB connection under a SQLAlchemy connection, for Arrow registration (bulk paths)."""
     if conn.dialect.name != "duckdb":
-        raise NotImplementedError("Bulk ingest is implemented for DuckDB; other databases are not supported yet.")
+        raise NotImplementedError("This path needs DuckDB; use `load_arrow` for rows every engine can read.")
     return conn.connection.dbapi_connection
+
+
+_PG_TYPES = {pa.string(): "text", pa.large_string(): "text", pa.date32(): "date", pa.int64(): "bigint",
+             pa.int32(): "integer", pa.bool_(): "boolean", pa.float64(): "double precision"}
+
+
+def _pg_type(kind: pa.DataType) -> str:
+    if pa.types.is_decimal(kind):
+        return f"numeric({kind.precision}, {kind.scale})"
+    if pa.types.is_timestamp(kind):
+        return "timestamptz" if kind.tz else "timestamp"
+    return _PG_TYPES[kind]
+
+
+def load_arrow(conn: sa.Connection, name: str, rows: pa.Table | pa.RecordBatchReader) -> None:
+    """Make Arrow rows readable by SQL as the relation `name` on this connection, in bulk: DuckDB registers them
+    (no copy); PostgreSQL gets a temporary table filled by one COPY (CSV written by Arrow, never row by row),
+    dropped at the end of the transaction or by `unload_arrow`."""
+    if conn.dialect.name == "duckdb":
+        duckdb_connection(conn).register(name, rows)
+        return
+    columns = ", ".join(f'"{f.name}" {_pg_type(f.type)}' for f in rows.schema)
+    conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}"')
+    conn.exec_driver_sql(f'CREATE TEMP TABLE "{name}" ({columns}) ON COMMIT DROP')
+    batches = rows.to_batches() if isinstance(rows, pa.Table) else rows
+    options = pacsv.WriteOptions(include_header=False)
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        with cursor.copy(f'COPY "{name}" FROM STDIN (FORMAT csv)') as copy:
+            for batch in batches:
+                if batch.num_rows:
+                    sink = pa.BufferOutputStream()
+                    pacsv.write_csv(batch, sink, options)  # NULL: an empty field; "" stays an empty string
+                    copy.write(sink.getvalue().to_pybytes())
+    finally:
+        cursor.close()
+    conn.exec_driver_sql(f'ANALYZE "{name}"')  # temporary tables get no statistics otherwise
+
+
+def unload_arrow(conn: sa.Connection, name: str) -> None:
+    """Forget rows `load_arrow` made readable as `name`."""
+    if conn.dialect.name == "duckdb":
+        duckdb_connection(conn).unregister(name)
+    else:
+        conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}"')
 
 
 def frame(conn: sa.Connection, sql: str | sa.Executable, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
