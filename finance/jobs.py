@@ -46,8 +46,9 @@ log = logging.getLogger(__name__)
 QUEUE = "finance"
 APPLY_EVENT, SYNC, SCHEDULE_TASK, REAP = "finance.apply_event", "finance.sync", "finance.schedule", "finance.reap"
 WEBHOOK, SCHEDULE = "webhook", "schedule"
-DEBOUNCE = timedelta(seconds=0.5)
-"""A webhook-triggered sync waits this long for more events of its connection before it starts."""
+POLL_SECONDS = 1.0
+"""How often an idle worker looks for jobs that became due (retries, deferred syncs); new jobs wake it at once
+(LISTEN/NOTIFY)."""
 BUSY_RETRY = timedelta(seconds=2)
 MAX_BUSY = 60
 """Times a sync that found its connection busy (a sync from a page or the CLI) is deferred again."""
@@ -77,9 +78,10 @@ def uses_queue(engine: sa.Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
-def schema_sql() -> str:
-    """procrastinate's schema, for the migration that creates the queue's tables."""
-    return SchemaManager.get_schema()
+def install_schema(conn: sa.Connection) -> None:
+    """Create the queue's tables: procrastinate's schema of the pinned version (the migration that adds the queue
+    runs this on PostgreSQL; a later procrastinate's own migration files become later revisions)."""
+    conn.exec_driver_sql(SchemaManager.get_schema().replace("%", "%%"))  # no parameters: `%` is literal
 
 
 class SyncFailed(Exception):
@@ -92,34 +94,40 @@ class JobQueue:
 
     def __init__(self, services: Services, *, pool_size: int = 4) -> None:
         self.services = services
-        url = services.engine.url.render_as_string(hide_password=False)
-        connector = procrastinate.PsycopgConnector(conninfo=conninfo(url), min_size=1, max_size=pool_size)
-        self.app = procrastinate.App(connector=connector)
+        dsn = conninfo(services.engine.url.render_as_string(hide_password=False))
+        self.app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=dsn, min_size=1,
+                                                                             max_size=pool_size))
+        # Deferring goes through a synchronous pool of its own: the pages, the webhook routes and the tasks (which
+        # run in threads beside the worker's event loop) all defer from plain threads.
+        self._deferrer = procrastinate.App(connector=procrastinate.SyncPsycopgConnector(conninfo=dsn, min_size=1,
+                                                                                       max_size=pool_size))
         self._define_tasks()
         self._open = False
 
     # -- deferring (any process) --------------------------------------------------------------
     def open(self) -> JobQueue:
         if not self._open:
-            self.app.open()
+            self._deferrer.open()
             self._open = True
         return self
 
     def close(self) -> None:
         if self._open:
-            self.app.close()
+            self._deferrer.close()
             self._open = False
 
     def submit_event(self, event_id: str) -> None:
         """A stored webhook event for a worker to apply."""
-        self.app.tasks[APPLY_EVENT].configure(queueing_lock=f"event:{event_id}").defer(event_id=event_id)
+        self._deferrer.configure_task(APPLY_EVENT, queue=QUEUE, queueing_lock=f"event:{event_id}").defer(
+            event_id=event_id)
 
-    def request_sync(self, connection_id: str, trigger: str, *, delay: timedelta = DEBOUNCE, attempt: int = 0,
+    def request_sync(self, connection_id: str, trigger: str, *, delay: timedelta = timedelta(0), attempt: int = 0,
                      busy: int = 0) -> bool:
-        """Queue a sync of the connection; False when one is already waiting (this request joins it)."""
+        """Queue a sync of the connection; False when one is already waiting (this request joins it). No debounce:
+        events arriving while the sync runs coalesce into the one waiting behind it."""
         try:
-            self.app.tasks[SYNC].configure(
-                lock=f"sync:{connection_id}", queueing_lock=f"sync:{connection_id}",
+            self._deferrer.configure_task(
+                SYNC, queue=QUEUE, lock=f"sync:{connection_id}", queueing_lock=f"sync:{connection_id}",
                 schedule_in={"seconds": delay.total_seconds()},
             ).defer(connection_id=connection_id, trigger=trigger, attempt=attempt, busy=busy)
         except AlreadyEnqueued:
@@ -208,7 +216,7 @@ class JobQueue:
             if provider is None or interval is None:
                 continue
             due = health.next_sync_at(row, max(interval, provider.min_sync_interval))
-            if due is not None and due <= now and self.request_sync(row["id"], SCHEDULE, delay=timedelta(0)):
+            if due is not None and due <= now and self.request_sync(row["id"], SCHEDULE):
                 queued.append(row["id"])
         return queued
 
@@ -226,7 +234,7 @@ class JobQueue:
 
     def _requeue(self, task: str, kwargs: dict[str, Any]) -> None:
         if task == SYNC:
-            self.request_sync(str(kwargs["connection_id"]), str(kwargs.get("trigger", SCHEDULE)), delay=timedelta(0))
+            self.request_sync(str(kwargs["connection_id"]), str(kwargs.get("trigger", SCHEDULE)))
         elif task == APPLY_EVENT:
             self.submit_event(str(kwargs["event_id"]))
 
@@ -253,8 +261,13 @@ class JobQueue:
                     log.info("%s", line)
             except Exception:  # a provider being down must not stop the worker
                 log.exception("webhook registration failed")
-        self.app.run_worker(queues=[QUEUE], concurrency=concurrency, wait=True, install_signal_handlers=True,
-                            update_heartbeat_interval=10.0, stalled_worker_timeout=30.0)
+        self.open()
+        try:
+            self.app.run_worker(queues=[QUEUE], concurrency=concurrency, wait=True, install_signal_handlers=True,
+                                fetch_job_polling_interval=POLL_SECONDS, update_heartbeat_interval=10.0,
+                                stalled_worker_timeout=job_tables.ALIVE_WITHIN.total_seconds())
+        finally:
+            self.close()
 
 
 def _event(stored: webhook_events.StoredEvent) -> WebhookEvent:
