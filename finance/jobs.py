@@ -188,9 +188,10 @@ class JobQueue:
             self._finish(connection_id, ids, webhook_events.PROCESSED, result)
         elif result.retryable and attempt < len(BACKOFF):
             self.request_sync(connection_id, trigger, delay=timedelta(seconds=BACKOFF[attempt]), attempt=attempt + 1)
-        else:  # final: answer the events, except those whose removals still wait for a sync that succeeds
-            self._finish(connection_id, [e.id for e in events if not _removals(self.services, e)],
-                         webhook_events.FAILED, result)
+        else:  # final: answer the events, except those whose removals wait for the connection's next good sync
+            carried = [e.id for e in events if _removals(self.services, e)]
+            self._finish(connection_id, [e.id for e in events if e.id not in carried], webhook_events.FAILED, result)
+            self._finish(connection_id, carried, webhook_events.QUEUED, result)  # noted, so the reaper leaves them
         self.services.alerts.after_sync()
         if result.outcome != "success":
             raise SyncFailed(f"{result.error_code}: {result.message}")

@@ -21,7 +21,7 @@ from finance.config import load_settings
 from finance.providers import registry
 from finance.services import Services, open_services
 from finance.store import jobs as job_tables
-from finance.store import locks
+from finance.store import locks, webhook_events
 from finance.sync import INTERRUPTED_MESSAGE, sync_lock_name
 from finance.webhooks import WebhookReceiver
 from tests.conftest import connect
@@ -199,6 +199,9 @@ def test_after_the_last_retry_events_are_answered_but_removals_wait(svc: Service
     with svc.engine.connect() as conn:
         rows = dict(conn.execute(sa.text("SELECT id, outcome FROM webhook_events")).all())
         assert job_tables.active_syncs(conn) == set()  # no further retry
+        later = datetime.now(UTC) + timedelta(hours=1)
+        assert webhook_events.orphaned_events(conn, later) == []  # the reaper does not ask for one either
+        assert [e.id for e in webhook_events.awaiting_sync(conn, connection_id)] == ["pluggy:d-1"]  # the next does
     assert rows == {"pluggy:c-1": "failed", "pluggy:d-1": "queued"}
 
 

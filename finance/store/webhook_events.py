@@ -114,8 +114,10 @@ def awaiting_sync(conn: sa.Connection, connection_id: str) -> list[StoredEvent]:
 
 
 def orphaned_events(conn: sa.Connection, received_before: datetime) -> list[tuple[str, str | None]]:
-    """Events still queued that arrived before `received_before`: (id, the connection whose sync they wait for, or
-    None while not applied yet)."""
+    """Events still queued that arrived before `received_before` and no failed sync answered yet: (id, the
+    connection whose sync they wait for, or None while not applied yet). Those a sync failed for ride with the
+    connection's next sync (scheduled or asked for by a webhook) rather than asking for one of their own."""
     rows = conn.execute(sa.select(webhook_events.c.id, webhook_events.c.connection_id).where(
-        webhook_events.c.outcome == QUEUED, webhook_events.c.received_at < received_before)).all()
+        webhook_events.c.outcome == QUEUED, webhook_events.c.received_at < received_before,
+        webhook_events.c.processed_at.is_(None))).all()
     return [(r.id, r.connection_id) for r in rows]
