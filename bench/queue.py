@@ -11,20 +11,17 @@ asked for committed: the apply job, the sync job (over HTTP) and the page's read
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 import sqlalchemy as sa
 
 from bench.common import REPO, emit, log, median
-from bench.webhooks import POLL, _connect, _free_port, _wait
+from bench.webhooks import POLL, _connect, _wait, advance_until_webhook, served_banks, stop_all
 from finance import jobs
 from finance.config import load_settings
 from finance.filters import TransactionFilter
@@ -47,14 +44,7 @@ def _webhook_syncs(svc: Services, after: datetime) -> int:
 def _round(emulator: PluggyEmulator | PlaidEmulator, svc: Services) -> float:
     """Advance the emulator a day (again, until a day brings a webhook); seconds from its first delivery to the
     Transactions page's query answering after the sync it asked for."""
-    seen = len(emulator.delivery_log)
-    for _ in range(10):
-        emulator.advance(days=1)
-        try:
-            _wait("a webhook", lambda: len(emulator.delivery_log) > seen, timeout=2)
-            break
-        except RuntimeError:
-            continue  # a quiet day at the bank: nothing new, no webhook
+    seen = advance_until_webhook(emulator)
     delivered = min(e["at"] for e in emulator.delivery_log[seen:])
     since = datetime.fromtimestamp(delivered, UTC)
     _wait("the webhook's sync", lambda: _webhook_syncs(svc, since) > 0)
@@ -73,16 +63,8 @@ def main() -> None:
     if problem:
         raise SystemExit(problem)
     server = PostgresServer(find_bindir())  # type: ignore[arg-type]
-    work = Path(tempfile.mkdtemp(prefix="bench-queue-"))
-    app_port = _free_port()
-    pluggy = PluggyEmulator(state_path=work / "pluggy.json")
-    plaid = PlaidEmulator(state_path=work / "plaid.json")
-    servers = [pluggy.serve().start(), plaid.serve().start()]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PLUGGY_", "PLAID_", "FINANCE_"))} | {
-        "FINANCE_DATA_DIR": str(work / "data"), "FINANCE_PUBLIC_URL": f"http://127.0.0.1:{app_port}",
-        "FINANCE_DATABASE_URL": server(), "FINANCE_SANDBOX_SETTLE_SECONDS": "0",
-        "PLUGGY_BASE_URL": servers[0].base_url, "PLUGGY_CLIENT_ID": "bench", "PLUGGY_CLIENT_SECRET": "bench",
-        "PLAID_BASE_URL": servers[1].base_url, "PLAID_CLIENT_ID": "bench", "PLAID_SECRET": "bench"}
+    work, app_port, (pluggy, plaid), servers, env = served_banks("bench-queue-")
+    env["FINANCE_DATABASE_URL"] = server()
     processes: list[subprocess.Popen[bytes]] = []
     svc: Services | None = None
     try:
@@ -125,17 +107,7 @@ def main() -> None:
                 f"(max {max(plaid_s):.2f}); target < 2 s")
         log(line)
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        for emulator in (pluggy, plaid):
-            emulator.stop_webhook_delivery()
-        for running in servers:
-            running.stop()
+        stop_all(processes, (pluggy, plaid), servers)
         if svc is not None:
             svc.engine.dispose()
         server.close()
