@@ -592,7 +592,7 @@ def open_services(settings: Settings | None = None) -> Services:
     a killed process left running. A store that cannot be opened raises StoreError (finance.store.db), a key that
     cannot be read SecretError (finance.crypto): each says what to do."""
     settings = settings or load_settings()
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
     try:
         init_schema(engine)
         add_missing_columns(engine)

@@ -27,6 +27,8 @@ from finance.store.schema import connections, metadata
 from finance.sync import SyncEngine
 from tests.conftest import START, connect
 
+pytestmark = pytest.mark.engines
+
 SECRET = "gAAAAA-sealed-token-that-must-never-leak"
 
 

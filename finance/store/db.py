@@ -24,6 +24,9 @@ STORE_READ_ONLY = ("The database cannot be written: it is read-only or the app l
                    "FINANCE_DATABASE_URL does not open it read-only), then try again.")
 STORE_CORRUPT = ("The database file is damaged or is not a database this app can read. Restore it from a backup, "
                  "or move it aside to start a new one (the banks then sync again from scratch).")
+STORE_GONE = ("The database server went away (the connection was lost or refused), so nothing from this operation was "
+              "saved. Check that PostgreSQL is running and reachable at the address in FINANCE_DATABASE_URL, then "
+              "try again.")
 STORE_UNAVAILABLE = ("The database failed ({kind}); nothing was changed. Restart the app and try again; if it keeps "
                      "failing, check the disk and restore the database from a backup.")
 
@@ -32,6 +35,11 @@ _READ_ONLY_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
 _FULL_TEXT = ("no space left", "file too large", "disk quota", "disk full")
 _READ_ONLY_TEXT = ("read-only", "read only", "permission denied", "readonly")
 _CORRUPT_TEXT = ("not a valid duckdb database", "corrupt", "checksum", "malformed")
+_GONE_SQLSTATES = ("57P01", "57P02", "57P03", "08")
+"""PostgreSQL's "admin shutdown", "crash shutdown", "cannot connect now", and the connection exceptions (08xxx)."""
+_GONE_TEXT = ("server closed the connection", "connection refused", "connection is lost", "the connection is closed",
+              "terminating connection", "connection failed", "consuming input failed", "could not receive data",
+              "could not send data", "no connection to the server")
 _UNAVAILABLE_TYPES = ("IOException", "FatalException", "OperationalError", "InternalError", "ConnectionException")
 
 
@@ -66,10 +74,23 @@ def store_error(exc: BaseException) -> StoreError | None:
         if _is_database_error(cause) and any(t in text for t in _CORRUPT_TEXT):
             return StoreError(STORE_CORRUPT, code="STORE_CORRUPT")
     for cause in _causes(exc):
+        if _connection_lost(cause):
+            return StoreError(STORE_GONE, code="STORE_GONE")
+    for cause in _causes(exc):
         if isinstance(cause, sa.exc.OperationalError | sa.exc.InternalError) or (
                 _is_database_error(cause) and type(cause).__name__ in _UNAVAILABLE_TYPES):
             return StoreError(STORE_UNAVAILABLE.format(kind=type(cause).__name__), code="STORE_UNAVAILABLE")
     return None
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """`exc` says the database server is gone or unreachable (PostgreSQL stopped, restarted, or the network)."""
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if type(exc).__module__.split(".")[0] != "psycopg":
+        return False
+    state = getattr(exc, "sqlstate", None) or ""
+    return state.startswith(_GONE_SQLSTATES) or any(t in str(exc).lower() for t in _GONE_TEXT)
 
 
 def _is_database_error(exc: BaseException) -> bool:
@@ -78,10 +99,18 @@ def _is_database_error(exc: BaseException) -> bool:
                                                                                           "psycopg", "psycopg2")
 
 
-def create_engine(url: str) -> sa.Engine:
+def create_engine(url: str, *, pool_size: int = 5) -> sa.Engine:
     """An engine for the store; creates the folder of a DuckDB file. Raises DatabaseBusy on a held lock and a
-    StoreError when the file cannot be opened (damaged, unreadable, on a full disk)."""
-    engine = sa.create_engine(url)
+    StoreError when the file cannot be opened (damaged, unreadable, on a full disk) or the server cannot be reached.
+
+    On PostgreSQL, sessions run in UTC (times come back as on DuckDB), a pooled connection is checked before use
+    (a server restart costs one failed operation, not a broken pool), and each process keeps `pool_size`
+    connections (plus as many again at peak)."""
+    if sa.engine.make_url(url).get_backend_name() == "postgresql":
+        engine = sa.create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size,
+                                  connect_args={"options": "-c timezone=UTC"})
+    else:
+        engine = sa.create_engine(url)
     try:
         if url.startswith("duckdb:///") and not url.startswith("duckdb:///:memory:"):
             Path(url.removeprefix("duckdb:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -162,6 +191,14 @@ def unload_arrow(conn: sa.Connection, name: str) -> None:
         duckdb_connection(conn).unregister(name)
     else:
         conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}"')
+
+
+def arg_min(conn: sa.Connection, value: str, key: str, where: str = "") -> str:
+    """SQL for the `value` of the row with the smallest `key` in a group, on either engine:
+    DuckDB's arg_min, PostgreSQL's first element of an ordered array_agg. `where` is a FILTER (WHERE …) clause."""
+    if conn.dialect.name == "duckdb":
+        return f"arg_min({value}, {key}) {where}"
+    return f"(array_agg({value} ORDER BY {key}) {where})[1]"
 
 
 def frame(conn: sa.Connection, sql: str | sa.Executable, params: Mapping[str, Any] | None = None) -> pd.DataFrame:

@@ -386,6 +386,9 @@ def _merge(conn: sa.Connection, incoming: Incoming, accounts: list[Account], now
     if pairs:
         load_arrow(conn, "merge_pairs", pa.table({"old_id": pa.array([p[0] for p in pairs], pa.string()),
                                                "new_id": pa.array([p[1] for p in pairs], pa.string())}))
+        postgres = conn.dialect.name != "duckdb"
+        if postgres:  # wait for edits in flight, hold new ones back until the commit (see _claim_merged_...)
+            x("SELECT id FROM transactions WHERE id IN (SELECT old_id FROM merge_pairs) FOR UPDATE")
         # The user's category, note and deletion follow the purchase to its posted row...
         x("""
             UPDATE transactions SET pending_id = m.old_id,
@@ -395,7 +398,8 @@ def _merge(conn: sa.Connection, incoming: Incoming, accounts: list[Account], now
             FROM merge_pairs m JOIN transactions o ON o.id = m.old_id
             WHERE transactions.id = m.new_id
         """)
-        _claim_merged_pending_rows(conn, now)  # ...as they are now, not as this apply first read them
+        if not postgres:
+            _claim_merged_pending_rows(conn, now)  # ...as they are now, not as this apply first read them
         unload_arrow(conn, "merge_pairs")  # on failure, the rollback drops it (see apply_sync)
     if gone:
         x("DELETE FROM transactions WHERE id IN (SELECT id FROM gone)")
@@ -435,9 +439,10 @@ def _claim_merged_pending_rows(conn: sa.Connection, now: datetime) -> None:
       saves nothing (the edit stays on the pending row; the next sync carries it over);
     - an edit from now until the commit fails instead: the edit is retried and, once this apply has committed,
       follows the pending row to its posted row through `pending_id` (finance.store.explorer).
-    On PostgreSQL, `SELECT ... FROM transactions WHERE id IN (<old ids>) FOR UPDATE` before the copy does both
-    jobs under READ COMMITTED without failing the apply: it waits for an edit in flight, returns the committed
-    values to copy, and holds edits back until the commit, after which their UPDATE finds the row gone.
+    On PostgreSQL, `_merge` runs `SELECT ... FROM transactions WHERE id IN (<old ids>) FOR UPDATE` before the copy
+    instead, which does both jobs under READ COMMITTED without failing the apply: it waits for an edit in flight,
+    the copy then reads the committed values, and edits are held back until the commit, after which they find
+    the row gone and follow it to its posted row (finance.store.transactions, `_edit`).
     """
     try:
         conn.execute(sa.text("""
