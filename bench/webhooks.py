@@ -67,10 +67,9 @@ def _connect(env: dict[str, str]) -> None:
     svc.engine.dispose()
 
 
-def _round(emulator: PluggyEmulator | PlaidEmulator, status: Any) -> float:
-    """Advance the emulator a day (again, until a day brings a webhook); seconds from its first webhook delivery to
-    the sync it asked for committed."""
-    before = status()
+def advance_until_webhook(emulator: PluggyEmulator | PlaidEmulator) -> int:
+    """Advance the emulator a day (again, until a day brings a webhook); the index of its first new delivery in
+    `delivery_log`."""
     seen = len(emulator.delivery_log)
     for _ in range(10):
         emulator.advance(days=1)
@@ -79,6 +78,13 @@ def _round(emulator: PluggyEmulator | PlaidEmulator, status: Any) -> float:
             break
         except RuntimeError:
             continue  # a quiet day at the bank: nothing new, no webhook
+    return seen
+
+
+def _round(emulator: PluggyEmulator | PlaidEmulator, status: Any) -> float:
+    """Seconds from a day's first webhook delivery to the sync it asked for committed."""
+    before = status()
+    seen = advance_until_webhook(emulator)
     # A day may only post pending rows (the count stays): wait for the sync the webhook asked for, not for more rows.
     synced = sum(before["worker"]["syncs"].values())
     _wait("the webhook's sync", lambda: sum((s := status())["worker"]["syncs"].values()) > synced
@@ -90,13 +96,10 @@ def _round(emulator: PluggyEmulator | PlaidEmulator, status: Any) -> float:
     return visible - min(sent)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--posts", type=int, default=200, help="webhooks posted to time the routes' answers")
-    args = parser.parse_args()
-
-    work = Path(tempfile.mkdtemp(prefix="bench-webhooks-"))
+def served_banks(prefix: str) -> tuple[Path, int, tuple[PluggyEmulator, PlaidEmulator], list[Any], dict[str, str]]:
+    """A temporary folder, a free port for the app, both emulators served over HTTP, and the app's environment
+    pointing at them (webhooks on, offline banks off)."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
     app_port = _free_port()
     pluggy = PluggyEmulator(state_path=work / "pluggy.json")
     plaid = PlaidEmulator(state_path=work / "plaid.json")
@@ -106,6 +109,16 @@ def main() -> None:
         "FINANCE_SANDBOX_SETTLE_SECONDS": "0", "PLUGGY_BASE_URL": servers[0].base_url, "PLUGGY_CLIENT_ID": "bench",
         "PLUGGY_CLIENT_SECRET": "bench", "PLAID_BASE_URL": servers[1].base_url, "PLAID_CLIENT_ID": "bench",
         "PLAID_SECRET": "bench"}
+    return work, app_port, (pluggy, plaid), servers, env
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--posts", type=int, default=200, help="webhooks posted to time the routes' answers")
+    args = parser.parse_args()
+
+    work, app_port, (pluggy, plaid), servers, env = served_banks("bench-webhooks-")
     app: subprocess.Popen[bytes] | None = None
     try:
         log("webhooks: connecting the sandbox banks")
@@ -151,16 +164,23 @@ def main() -> None:
               "final": status()})
         http.close()
     finally:
-        if app is not None:
-            app.terminate()
-            try:
-                app.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                app.kill()
-        for emulator in (pluggy, plaid):
-            emulator.stop_webhook_delivery()
-        for server in servers:
-            server.stop()
+        stop_all([app] if app is not None else [], (pluggy, plaid), servers)
+
+
+def stop_all(processes: list[subprocess.Popen[bytes]], emulators: tuple[PluggyEmulator, PlaidEmulator],
+             servers: list[Any]) -> None:
+    """Stop the app (and worker) processes, the emulators' webhook deliveries and their HTTP servers."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    for emulator in emulators:
+        emulator.stop_webhook_delivery()
+    for server in servers:
+        server.stop()
 
 
 if __name__ == "__main__":

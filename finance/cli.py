@@ -1,4 +1,4 @@
-"""Command line: `python -m finance sandbox serve|advance`, `connect`, `sync`, `status`."""
+"""Command line: `python -m finance sandbox serve|advance`, `connect`, `sync`, `status`, `worker`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from finance import config
+from finance import config, jobs
 from finance.config import load_settings
 from finance.crypto import SecretError
 from finance.demo import ConnectFailed, connect_bank
@@ -22,6 +22,7 @@ from finance.providers.base import EmulatorOptions, ProviderKit
 from finance.sandbox.common import LOOPBACK_HOSTS, Emulator
 from finance.services import open_services
 from finance.store import accounts, connections, migrate
+from finance.store import jobs as job_tables
 from finance.store.copy import copy_store
 from finance.store.db import create_engine, init_schema, store_error
 
@@ -196,6 +197,27 @@ def cmd_db_copy(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run background jobs (webhook events, their syncs, scheduled syncs, the reaper) on a PostgreSQL store."""
+    services = open_services()
+    if not jobs.uses_queue(services.engine):
+        print("The store is DuckDB: the app runs background work in its own process, so no worker is needed (and "
+              "none could open the file while the app runs). Workers are for a PostgreSQL store "
+              "(FINANCE_DATABASE_URL=postgresql+psycopg://…).", file=sys.stderr)
+        return 2
+    with services.engine.connect() as conn:
+        ready = job_tables.has_queue(conn)
+    if not ready:
+        print("The database has no job queue yet: run `python -m finance db upgrade` first.", file=sys.stderr)
+        return 2
+    queue = jobs.JobQueue(services, pool_size=args.concurrency + 2)
+    url = services.engine.url
+    print(f"Worker running jobs of {url.host}:{url.port or 5432}/{url.database} ({args.concurrency} at a time); "
+          "Ctrl-C or SIGTERM stops it after the running jobs.", flush=True)
+    queue.run_worker(concurrency=args.concurrency)
+    return 0
+
+
 def _sandbox_login(kit: ProviderKit) -> tuple[str, str]:
     """(username, password) of a provider's sandbox bank, for the help texts."""
     values = list(kit.sandbox_bank.credentials.values())
@@ -260,8 +282,19 @@ def build_parser() -> argparse.ArgumentParser:
     copy = db.add_parser("copy", help="copy the DuckDB store into an empty PostgreSQL database")
     copy.add_argument("--to", required=True, metavar="URL", help="postgresql+psycopg://user:password@host/database")
     copy.set_defaults(func=cmd_db_copy)
+
+    worker = sub.add_parser("worker", help="run background jobs: webhooks, syncs, the schedule (PostgreSQL store)")
+    worker.add_argument("--concurrency", type=_positive, default=jobs.DEFAULT_CONCURRENCY,
+                        help=f"syncs this worker runs at once (default {jobs.DEFAULT_CONCURRENCY})")
+    worker.set_defaults(func=cmd_worker)
     parser.add_argument("--verbose", "-v", action="store_true", help="log progress, and errors with their tracebacks")
     return parser
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1 (got {text!r})")
+    return int(text)
 
 
 class _OneLine(logging.Formatter):

@@ -44,6 +44,7 @@ from finance.store import alerts as alert_store
 from finance.store import budgets as budget_store
 from finance.store import cashflow as cashflow_store
 from finance.store import forecast as forecast_store
+from finance.store import jobs as job_tables
 from finance.store import recurring as recurring_store
 from finance.store.db import create_engine, init_schema, store_error
 from finance.store.secrets import SecretStore
@@ -240,6 +241,15 @@ class Status(StoreOperations):
     def read(self) -> StatusData:
         """Connections and their recent sync runs."""
         return self._read(sync_runs.read_status)
+
+    def queue(self) -> job_tables.QueueCounts | None:
+        """The job queue every app process and worker shares (PostgreSQL after `db upgrade`); None on DuckDB,
+        where the app's own worker is the background work (finance.worker)."""
+        return self._read(lambda conn: job_tables.queue_counts(conn) if job_tables.has_queue(conn) else None)
+
+    def data_version(self) -> str:
+        """Changes whenever a sync ends or a webhook event is answered, by any process (pages rerun on it)."""
+        return self._read(sync_runs.data_version)
 
 
 class Events(StoreOperations):

@@ -1,6 +1,7 @@
 """The sync engine: fetch from a provider into staging, then apply everything in one database transaction.
 
-- Single-flight per connection; one failing connection never stops the others.
+- Single-flight per connection, across every process of a PostgreSQL store (an advisory lock held for the sync);
+  one failing connection never stops the others.
 - Concurrent: `sync_all` fetches every connection at once (the providers' client-side rate limiters keep
   the published limits), and their applies may overlap: each touches only its own connection's rows, which
   DuckDB's optimistic concurrency lets transactions of one process write side by side.
@@ -35,6 +36,7 @@ from finance.errors import NotFound, ProviderError, ReauthRequired
 from finance.http import counting_requests
 from finance.model import NEEDS_USER, Account, ConnectionState, ConnectionStatus, SetAside, TransactionChanges
 from finance.providers.base import Provider
+from finance.store import locks
 from finance.store.connections import clear_signal
 from finance.store.db import store_error
 from finance.store.ingest import ApplyCounts, StagedTransactions, apply_sync, configure_store, upsert_connection
@@ -68,6 +70,7 @@ class SyncResult:
     error_code: str | None = None
     duration_ms: int = 0
     requests: int = 0
+    retryable: bool = False  # failed for a reason a later try can fix (rate limit, provider or database down)
 
 
 
@@ -161,6 +164,15 @@ def process_gone(owner: str | None, *, exclusive: bool) -> bool:
     return bool(token) and _start_token(int(pid)) not in ("", token)
 
 
+def sync_lock_name(connection_id: str) -> str:
+    """The database lock a sync of the connection holds (PostgreSQL: across processes)."""
+    return f"sync:{connection_id}"
+
+
+def _already_running(connection_id: str) -> SyncResult:
+    return SyncResult(connection_id, None, "skipped", ApplyCounts(), "A sync of this connection is already running.")
+
+
 class SyncEngine:
     def __init__(self, engine: sa.Engine, providers: Mapping[str, Provider], *,
                  now: Callable[[], datetime] | None = None, secrets: SecretStore | None = None,
@@ -231,10 +243,14 @@ class SyncEngine:
         with the fetch like the provider's own removals."""
         lock = _connection_lock(f"{self.engine.url}|{connection_id}")
         if not lock.acquire(blocking=False):
-            return SyncResult(connection_id, None, "skipped", ApplyCounts(),
-                              "A sync of this connection is already running.")
+            return _already_running(connection_id)
         try:
-            return self._sync(connection_id, trigger, on_progress or (lambda _s, _f: None), removed)
+            with locks.hold(self.engine, sync_lock_name(connection_id)) as ours:
+                if not ours:
+                    return _already_running(connection_id)
+                return self._sync(connection_id, trigger, on_progress or (lambda _s, _f: None), removed)
+        except Exception as exc:  # taking the database lock failed: the store is unreachable
+            return self._failed(connection_id, None, exc, None, 0)
         finally:
             lock.release()
 
@@ -290,7 +306,9 @@ class SyncEngine:
 
     def close_interrupted_runs(self) -> int:
         """Close the runs a process that no longer exists left `running` (killed mid-sync) as interrupted, with a
-        message; returns how many. Run at start-up (`open_services`: the app, its worker and the CLI)."""
+        message; returns how many. On PostgreSQL a run nobody holds the connection's sync lock for is such a run
+        too, whatever host started it. Run at start-up (`open_services`: the app, its worker and the CLI) and by
+        the queue's reaper."""
         with self.engine.begin() as conn:
             return self._close_stale(conn)
 
@@ -302,12 +320,15 @@ class SyncEngine:
             query = query.where(sync_runs.c.connection_id == connection_id)
         exclusive = self.engine.dialect.name == "duckdb"
         stale: dict[str, list[str]] = {INTERRUPTED_MESSAGE: [], UNRECORDED_MESSAGE: []}
-        for run in conn.execute(query):
+        for run in conn.execute(query.add_columns(sync_runs.c.connection_id)).all():
             if run.process == this_process():
                 if connection_id is not None:
                     stale[UNRECORDED_MESSAGE].append(run.id)
-            elif process_gone(run.process, exclusive=exclusive):
-                stale[INTERRUPTED_MESSAGE].append(run.id)
+            elif connection_id is not None and locks.shared_across_processes(self.engine):
+                stale[INTERRUPTED_MESSAGE].append(run.id)  # we hold its database lock: no sync of it is alive
+            elif process_gone(run.process, exclusive=exclusive) or (
+                    not exclusive and locks.is_free(conn, sync_lock_name(run.connection_id))):
+                stale[INTERRUPTED_MESSAGE].append(run.id)  # its process is gone, or nobody holds its sync's lock
         for message, ids in stale.items():
             if ids:
                 conn.execute(sync_runs.update().where(sync_runs.c.id.in_(ids), sync_runs.c.outcome == RUNNING)
@@ -333,7 +354,9 @@ class SyncEngine:
                 log.warning("recording the failed sync of %s failed: %s", connection_id, unrecorded.code)
                 if unrecorded.code != code:
                     message = f"{message} It could not be recorded either: {unrecorded.message}"
-        return SyncResult(connection_id, run_id, "failed", ApplyCounts(), message, code, duration)
+        retryable = (isinstance(exc, ProviderError) and exc.retryable) or code == "STORE_UNAVAILABLE"
+        return SyncResult(connection_id, run_id, "failed", ApplyCounts(), message, code, duration,
+                          retryable=retryable)
 
     @staticmethod
     def _record_success(conn: sa.Connection, run_id: str, state: ConnectionState, accounts: list[Account],

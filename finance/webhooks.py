@@ -13,8 +13,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
+
+import sqlalchemy as sa
 
 from finance.providers import registry
 from finance.providers.webhook import (
@@ -36,6 +38,8 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024
 """Larger requests are refused (413) before they are read to the end: real webhook bodies are a few hundred bytes."""
 SECRET_HEADER = "X-Webhook-Secret"
+NEW_CONNECTION_GRACE = timedelta(minutes=10)
+"""A connection younger than this that never synced is left to its connect flow, which runs the first sync."""
 
 
 def plan_event(services: Services, event: WebhookEvent) -> Plan:
@@ -45,6 +49,52 @@ def plan_event(services: Services, event: WebhookEvent) -> Plan:
         return Plan(note=f"no {event.provider} provider in this app: recorded only", needs_connection=False,
                     known=False)
     return provider.plan_webhook(event)
+
+
+def apply_event(services: Services, conn: sa.Connection, stored: webhook_events.StoredEvent,
+                now: datetime) -> tuple[tuple[str, tuple[str, ...], str] | None, bool]:
+    """Record what one stored event says, as its provider reads it; (the sync it asks for, whether a
+    connection changed)."""
+    event = WebhookEvent(stored.id, stored.provider, stored.event_type, stored.item_id, stored.payload,
+                         stored.received_at)
+    plan = plan_event(services, event)
+    row = connections.connection_for_item(conn, event.provider, event.item_id)
+
+    def finish(outcome: str, detail: str) -> None:
+        webhook_events.finish_event(conn, event.id, outcome=outcome, detail=detail, error=None,
+                                    connection_id=row["id"] if row else None, now=now)
+
+    if not plan.known:
+        finish(webhook_events.IGNORED, plan.note)
+        return None, False
+    if row is None:
+        finish(webhook_events.PROCESSED if not plan.needs_connection else webhook_events.IGNORED,
+               plan.note if not plan.needs_connection else "not a connection of this app: ignored")
+        return None, False
+    if row["status"] == "revoked" and not plan.clear_signal:
+        finish(webhook_events.IGNORED, "the connection is disconnected here: ignored")
+        return None, False
+    touched = False
+    if plan.status is not None:
+        connections.set_status(conn, row["id"], status=plan.status, detail=plan.detail,
+                               error_code=plan.error_code, now=now)
+        touched = True
+    if plan.signal is not None:
+        connections.set_signal(conn, row["id"], code=plan.signal, detail=plan.detail or plan.note, at=now,
+                               until=plan.signal_until)
+        touched = True
+    if plan.clear_signal:
+        connections.clear_signal(conn, row["id"])
+        touched = True
+    if not plan.sync:
+        finish(webhook_events.PROCESSED, plan.note)
+        return None, touched
+    created = row["created_at"]
+    created = created.replace(tzinfo=UTC) if created is not None and created.tzinfo is None else created
+    if row["last_success_at"] is None and created is not None and now - created < NEW_CONNECTION_GRACE:
+        finish(webhook_events.IGNORED, "the connection's first sync (run by the connect flow) fetches everything")
+        return None, touched
+    return (row["id"], plan.removed, event.id), touched
 
 
 # --------------------------------------------------------------------------------------------

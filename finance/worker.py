@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import sqlalchemy as sa
 
-from finance import health
+from finance import health, jobs
 from finance.store import connections, webhook_events
-from finance.webhooks import WebhookEvent, WebhookReceiver, plan_event, register_webhooks
+from finance.store import jobs as job_tables
+from finance.webhooks import WebhookEvent, WebhookReceiver, apply_event, register_webhooks
 
 if TYPE_CHECKING:
     from starlette.routing import Route
@@ -42,8 +43,6 @@ DEBOUNCE = 0.5
 SKIPPED_RETRY = 2.0
 MAX_SKIPPED = 30
 CHECK_EVERY = 30.0
-NEW_CONNECTION_GRACE = timedelta(minutes=10)
-"""A connection younger than this that never synced is left to its connect flow, which runs the first sync."""
 
 
 @dataclass(slots=True)
@@ -366,52 +365,6 @@ class Worker:
                 data_version=self.data_version, last_error=self._last_error)
 
 
-def apply_event(services: Services, conn: sa.Connection, stored: webhook_events.StoredEvent,
-                now: datetime) -> tuple[tuple[str, tuple[str, ...], str] | None, bool]:
-    """Record what one stored event says, as its provider reads it; (the sync it asks for, whether a
-    connection changed)."""
-    event = WebhookEvent(stored.id, stored.provider, stored.event_type, stored.item_id, stored.payload,
-                         stored.received_at)
-    plan = plan_event(services, event)
-    row = connections.connection_for_item(conn, event.provider, event.item_id)
-
-    def finish(outcome: str, detail: str) -> None:
-        webhook_events.finish_event(conn, event.id, outcome=outcome, detail=detail, error=None,
-                                    connection_id=row["id"] if row else None, now=now)
-
-    if not plan.known:
-        finish(webhook_events.IGNORED, plan.note)
-        return None, False
-    if row is None:
-        finish(webhook_events.PROCESSED if not plan.needs_connection else webhook_events.IGNORED,
-               plan.note if not plan.needs_connection else "not a connection of this app: ignored")
-        return None, False
-    if row["status"] == "revoked" and not plan.clear_signal:
-        finish(webhook_events.IGNORED, "the connection is disconnected here: ignored")
-        return None, False
-    touched = False
-    if plan.status is not None:
-        connections.set_status(conn, row["id"], status=plan.status, detail=plan.detail,
-                               error_code=plan.error_code, now=now)
-        touched = True
-    if plan.signal is not None:
-        connections.set_signal(conn, row["id"], code=plan.signal, detail=plan.detail or plan.note, at=now,
-                               until=plan.signal_until)
-        touched = True
-    if plan.clear_signal:
-        connections.clear_signal(conn, row["id"])
-        touched = True
-    if not plan.sync:
-        finish(webhook_events.PROCESSED, plan.note)
-        return None, touched
-    created = row["created_at"]
-    created = created.replace(tzinfo=UTC) if created is not None and created.tzinfo is None else created
-    if row["last_success_at"] is None and created is not None and now - created < NEW_CONNECTION_GRACE:
-        finish(webhook_events.IGNORED, "the connection's first sync (run by the connect flow) fetches everything")
-        return None, touched
-    return (row["id"], plan.removed, event.id), touched
-
-
 def _retrying(write: Callable[[], T], attempts: int = 5, pause: float = 0.2) -> T:
     """Run a write transaction again when it lost a race: DuckDB refuses a commit that conflicts with another
     thread's (a sync started from a page updating the same connection row)."""
@@ -432,6 +385,7 @@ def _retrying(write: Callable[[], T], attempts: int = 5, pause: float = 0.2) -> 
 _lock = threading.Lock()
 _worker: Worker | None = None
 _receiver: WebhookReceiver | None = None
+_queue: jobs.QueueSink | None = None
 
 
 def current() -> Worker | None:
@@ -443,20 +397,25 @@ def current_receiver() -> WebhookReceiver | None:
     return _receiver
 
 
-def start_background(services: Services | None = None) -> Worker:
-    """Start the worker and the webhook receiver on the process's shared services; with FINANCE_PUBLIC_URL set,
-    the in-process sandbox emulators start delivering their webhooks to this app."""
-    global _worker, _receiver
+def start_background(services: Services | None = None) -> Worker | None:
+    """Start background work on the process's shared services; with FINANCE_PUBLIC_URL set, the in-process sandbox
+    emulators start delivering their webhooks to this app. On DuckDB the worker runs here (returned); on
+    PostgreSQL the webhook routes only enqueue, for `python -m finance worker` processes (None)."""
+    global _worker, _receiver, _queue
     from finance.providers.registry import offline_emulators
     from finance.services import shared_services
 
     services = services or shared_services()
     with _lock:
-        if _worker is not None:
+        if _receiver is not None:
             return _worker
         if services.settings.public_url:
             for emulator in offline_emulators(services.settings).values():
                 emulator.deliver_webhooks(time_scale=services.settings.sandbox_webhook_time_scale)
+        if jobs.uses_queue(services.engine):
+            _queue = jobs.QueueSink(jobs.JobQueue(services).open())
+            _receiver = WebhookReceiver(services, _queue)
+            return None
         worker = Worker(services)
         _receiver = WebhookReceiver(services, worker)
         _worker = worker.start()
@@ -464,14 +423,18 @@ def start_background(services: Services | None = None) -> Worker:
 
 
 def stop_background() -> None:
-    global _worker, _receiver
+    global _worker, _receiver, _queue
     from finance.providers.registry import offline_emulators
 
     with _lock:
-        worker, _worker, _receiver = _worker, None, None
+        receiver, worker, queue = _receiver, _worker, _queue
+        _worker, _receiver, _queue = None, None, None
     if worker is not None:
         worker.stop()
-        for emulator in offline_emulators(worker.services.settings).values():
+    if queue is not None:
+        queue.queue.close()
+    if receiver is not None:
+        for emulator in offline_emulators(receiver.services.settings).values():
             emulator.stop_webhook_delivery()
 
 
@@ -484,11 +447,17 @@ def status_route() -> Route:
     from starlette.routing import Route
 
     def read() -> dict[str, Any]:
-        worker = current()
-        if worker is None:
+        worker, receiver, queue = current(), current_receiver(), _queue
+        if receiver is None:
             return {"worker": None}
-        with worker.services.engine.connect() as conn:
+        with receiver.services.engine.connect() as conn:
             body = webhook_events.summary(conn)
+            if queue is not None:
+                counts = job_tables.queue_counts(conn, limit=0)
+                body["queue"] = {"waiting": counts.waiting, "running": counts.running, "failed": counts.failed,
+                                 "workers": counts.workers, **queue.counts}
+        if worker is None:
+            return body | {"worker": None}
         state = worker.snapshot()
         body["worker"] = {"running": state.running, "queue": len(state.queue), "syncing": state.current is not None,
                           "received": state.received, "duplicates": state.duplicates, "rejected": state.rejected,

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import streamlit as st
 
-from finance import health, worker
+from finance import health, jobs, worker
 from finance.formatting import escape_markdown, format_when
 from finance.ui import sandbox
 from finance.ui.context import services
@@ -52,13 +52,39 @@ for start in range(0, len(rows), 3):
             st.caption(health.schedule_line(row, interval, now, next_run))
 
 st.subheader("Background sync and webhooks")
-if state is None:
+queue = svc.status.queue()
+if queue is not None:
+    names = {row["id"]: row["institution_name"] or row["id"] for row in rows}
+    waiting, running, failed, alive = st.columns(4)
+    waiting.metric("Waiting", queue.waiting, help="Jobs queued: webhook events to apply and syncs to run")
+    running.metric("Running", queue.running)
+    failed.metric("Failed (24 h)", queue.failed, help="Failed syncs are tried again with a growing pause")
+    alive.metric("Workers alive", queue.workers, help="`python -m finance worker` processes with a heartbeat "
+                 "in the last 30 s")
+    if queue.workers == 0:
+        st.warning("No worker is running, so webhooks and scheduled syncs wait. Start one with "
+                   "`python -m finance worker` (any number, on any machine that reaches the database).", icon="⚠️")
+    lines = [f"{'Running' if job.status == 'doing' else 'Waiting'}: {jobs.job_label(job.task)}"
+             + (f" of **{escape_markdown(str(names.get(job.connection_id, job.connection_id)))}**"
+                if job.connection_id else "")
+             + (f" (try {job.attempts + 1})" if job.attempts else "")
+             + (format_when(job.scheduled_at, ", not before %H:%M:%S UTC", missing="")
+                if job.status == "todo" and job.scheduled_at and job.scheduled_at > now else "")
+             for job in queue.jobs]
+    if queue.last_failure:
+        task, connection_id, when = queue.last_failure
+        concerns = f" of {escape_markdown(str(names.get(connection_id, connection_id)))}" if connection_id else ""
+        lines.append(f"Last failure: {jobs.job_label(task)}{concerns} at {format_when(when)} UTC "
+                     "(its reason is on the sync run below).")
+    st.markdown("\n".join(f"- {line}" for line in lines) or "Idle: nothing waiting or running.")
+elif state is None:
     st.info("Background work (webhooks and scheduled syncs) runs in the app server started with "
             "`streamlit run app.py`; it is not running in this process.", icon="ℹ️")
 else:
     names = {row["id"]: row["institution_name"] or row["id"] for row in rows}
-    left, middle, right = st.columns(3)
+    left, middle, right, alive = st.columns(4)
     left.metric("Queued syncs", len(state.queue) + (1 if state.current else 0))
+    alive.metric("Workers alive", 1 if state.running else 0, help="DuckDB: the worker inside this app process")
     middle.metric("Webhooks received", state.received, help=f"{state.duplicates} replays ignored")
     right.metric("Webhooks rejected", state.rejected, help=state.last_rejection or "None so far")
     lines = []

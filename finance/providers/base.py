@@ -7,7 +7,7 @@ import contextvars
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
@@ -72,6 +72,8 @@ class Provider(Protocol):
 
     name: str
     local_zone: ZoneInfo  # the calendar its accounts' days follow
+    min_sync_interval: timedelta  # the provider refreshes a connection's data at most this often: scheduled syncs
+    # never come sooner (more would fetch nothing new and spend the rate limits)
 
     def connection_state(self, external_id: str) -> ConnectionState: ...
 

@@ -32,3 +32,13 @@ def read_status(conn: sa.Connection, *, limit: int = 500, per_connection: int = 
         ORDER BY r.started_at DESC
     """, {"per_connection": per_connection, "limit": limit})
     return StatusData(connections=connections, runs=runs)
+
+
+def data_version(conn: sa.Connection) -> str:
+    """A token that changes whenever a sync ends or a webhook event is answered (by any process sharing the store)."""
+    row = conn.execute(sa.text("""
+        SELECT (SELECT MAX(finished_at) FROM sync_runs) AS synced,
+               (SELECT COUNT(*) FROM sync_runs WHERE finished_at IS NOT NULL) AS runs,
+               (SELECT MAX(processed_at) FROM webhook_events) AS answered
+    """)).one()
+    return f"{row.synced}|{row.runs}|{row.answered}"

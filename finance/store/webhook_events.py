@@ -96,3 +96,28 @@ def summary(conn: sa.Connection) -> dict[str, Any]:
                            .where(connections.c.signal_code.is_not(None))).scalar_one()
     return {"transactions": int(count), "connections": {str(k): int(v) for k, v in statuses.items()},
             "signals": int(signals), "webhook_events": {str(k): int(v) for k, v in outcomes.items()}}
+
+
+def assign_event(conn: sa.Connection, event_id: str, connection_id: str) -> None:
+    """An applied event that asks for a sync: it stays queued, now waiting for a sync of its connection."""
+    conn.execute(webhook_events.update().where(webhook_events.c.id == event_id)
+                 .values(connection_id=connection_id))
+
+
+def awaiting_sync(conn: sa.Connection, connection_id: str) -> list[StoredEvent]:
+    """The queued events waiting for a sync of the connection (what the next sync answers), oldest first."""
+    rows = conn.execute(sa.select(webhook_events).where(webhook_events.c.outcome == QUEUED,
+                                                        webhook_events.c.connection_id == connection_id)
+                        .order_by(webhook_events.c.received_at, webhook_events.c.id)).all()
+    return [StoredEvent(r.id, r.provider, r.event_type, r.item_id, r.received_at, json.loads(r.payload or "{}"))
+            for r in rows]
+
+
+def orphaned_events(conn: sa.Connection, received_before: datetime) -> list[tuple[str, str | None]]:
+    """Events still queued that arrived before `received_before` and no failed sync answered yet: (id, the
+    connection whose sync they wait for, or None while not applied yet). Those a sync failed for ride with the
+    connection's next sync (scheduled or asked for by a webhook) rather than asking for one of their own."""
+    rows = conn.execute(sa.select(webhook_events.c.id, webhook_events.c.connection_id).where(
+        webhook_events.c.outcome == QUEUED, webhook_events.c.received_at < received_before,
+        webhook_events.c.processed_at.is_(None))).all()
+    return [(r.id, r.connection_id) for r in rows]

@@ -68,12 +68,16 @@ def _draw(slot: Any, items: list[health.BannerItem], place: str) -> None:
 
 @st.fragment(run_every=REFRESH_SECONDS)
 def _watch_background_work() -> None:
-    """Rerun the whole page when the background worker changed something (a webhook's sync brought new
-    transactions, a connection's status changed), so new data appears without anyone pressing anything."""
+    """Rerun the whole page when background work changed something (a webhook's sync brought new transactions, a
+    connection's status changed), so new data appears without anyone pressing anything. On PostgreSQL the work
+    runs in worker processes: the store says what changed."""
     current = worker.current()
-    if current is None:  # no worker in this process (AppTest, or the app failed to start it)
+    if current is not None:
+        version: object = current.data_version
+    elif worker.current_receiver() is not None:  # the app enqueues; workers elsewhere sync
+        version = services().status.data_version()
+    else:  # no background work in this process (AppTest, or the app failed to start it)
         return
-    version = current.data_version
     seen = st.session_state.setdefault(_SEEN_VERSION, version)
     if version != seen:
         st.session_state[_SEEN_VERSION] = version

@@ -7,7 +7,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -43,6 +43,7 @@ class PlaidProvider:
     name = NAME
     label = LABEL
     local_zone = ZoneInfo("America/New_York")
+    min_sync_interval = timedelta(hours=6)  # Plaid refreshes a Transactions Item one to four times a day
 
     def __init__(self, client: PlaidClient, token_lookup: Callable[[str], str | None], *,
                  now: Callable[[], datetime] | None = None, webhook_url: str | None = None,

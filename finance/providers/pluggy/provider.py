@@ -59,6 +59,7 @@ class PluggyProvider:
     name = NAME
     label = LABEL
     local_zone = SAO_PAULO
+    min_sync_interval = timedelta(hours=8)  # Pluggy's auto-sync refreshes an item every 24, 12 or 8 h (by plan)
 
     def __init__(self, client: PluggyClient, *, today: Callable[[], date] | None = None,
                  now: Callable[[], datetime] | None = None, max_workers: int = 4) -> None:
