@@ -8,6 +8,9 @@
   commit together. A failed run changes no data; it is recorded with a message a person can act on.
 - Idempotent: a second run with nothing new adds, modifies and removes nothing.
 - Streaming: mapped pages go to a staging file as they arrive, so memory does not grow with the sync's size.
+- The portfolio (investments, loans, card bills) is read alongside the transactions and saved after them, in a
+  transaction of its own: when it fails, the transactions are still saved and the failure is recorded per
+  resource (`portfolio_status`), its stored rows left as they were.
 """
 
 from __future__ import annotations
@@ -33,11 +36,26 @@ import sqlalchemy as sa
 from finance import screening
 from finance.errors import NotFound, ProviderError, ReauthRequired
 from finance.http import counting_requests
-from finance.model import NEEDS_USER, Account, ConnectionState, ConnectionStatus, SetAside, TransactionChanges
-from finance.providers.base import Provider
+from finance.model import (
+    NEEDS_USER,
+    Account,
+    ConnectionState,
+    ConnectionStatus,
+    Portfolio,
+    SetAside,
+    TransactionChanges,
+)
+from finance.providers.base import Provider, at_once
 from finance.store.connections import clear_signal
 from finance.store.db import store_error
 from finance.store.ingest import ApplyCounts, StagedTransactions, apply_sync, configure_store, upsert_connection
+from finance.store.portfolio import (
+    apply_portfolio,
+    delete_portfolio,
+    investments_since,
+    rebuild_portfolio_history,
+    record_status,
+)
 from finance.store.schema import accounts, balance_history, connections, sync_runs, transactions
 from finance.store.secrets import SecretStore
 
@@ -258,8 +276,13 @@ class SyncEngine:
                 if state.status in NEEDS_USER:
                     raise ReauthRequired(state.status_detail or "This connection needs you to reconnect.",
                                          code=state.error_code or state.status.value, provider=row.provider)
-                progress("Fetching transactions", 0.25)
-                changes = provider.fetch_transactions(row.external_id, accounts, row.sync_cursor, sink=staged.append)
+                progress("Fetching transactions, investments, loans and bills", 0.25)
+                with self.engine.connect() as conn:
+                    since = investments_since(conn, connection_id)
+                changes, portfolio = at_once(
+                    lambda: provider.fetch_transactions(row.external_id, accounts, row.sync_cursor,
+                                                        sink=staged.append),
+                    lambda: provider.fetch_portfolio(row.external_id, accounts, since=since))
                 changes.removed.extend(sorted(set(removed) - set(changes.removed)))
                 requests = sent.value
                 progress("Saving", 0.85)
@@ -271,11 +294,41 @@ class SyncEngine:
                     self._record_success(conn, run_id, state, accounts, changes,
                                          counts, finished, duration, requests)
             message = _describe(counts, len(accounts), changes.set_aside)
+            message += self._save_portfolio(connection_id, provider, portfolio)
             progress("Done", 1.0)
             return SyncResult(connection_id, run_id, "success", counts, message, duration_ms=duration,
                               requests=requests)
         except Exception as exc:  # every failure is recorded; none escapes to other connections
             return self._failed(connection_id, run_id, exc, state, int((time.monotonic() - clock) * 1000))
+
+    def _save_portfolio(self, connection_id: str, provider: Provider, portfolio: Portfolio | Exception) -> str:
+        """Store a connection's portfolio read (or its failure) after its transactions were saved; a sentence for
+        the sync's message when something could not be read or saved, else ''."""
+        now = self._now()
+        failure: tuple[str, str] | None = None
+        if isinstance(portfolio, Exception):
+            failure = _error_message(portfolio)
+        else:
+            try:
+                with self.engine.begin() as conn:
+                    apply_portfolio(conn, connection_id, provider.name, portfolio, now=now,
+                                    today=self._today(provider))
+            except Exception as exc:  # the transactions are saved; this part is recorded as failed
+                failure = _error_message(exc)
+        if failure is not None:
+            log.warning("portfolio of %s not saved: %s", connection_id, failure[0])
+            try:
+                with self.engine.begin() as conn:
+                    record_status(conn, connection_id, None, now=now, code=failure[0], message=failure[1])
+                    rebuild_portfolio_history(conn, connection_id, self._today(provider))  # over the sync's
+            except Exception as exc:
+                log.warning("recording the portfolio failure of %s failed: %s", connection_id, type(exc).__name__)
+            return f" Investments, loans and bills were not updated: {failure[1]}"
+        assert isinstance(portfolio, Portfolio)
+        if portfolio.failures:
+            return " Not updated this time: " + "; ".join(
+                f"{f.resource.replace('_', ' ')} ({f.message})" for f in portfolio.failures)
+        return ""
 
     def _start_run(self, connection_id: str, trigger: str) -> str:
         """Insert the run's `running` row, owned by this process; runs of this connection left running by a dead
@@ -372,6 +425,7 @@ class SyncEngine:
             if not keep_history:
                 account_ids = sa.select(accounts.c.id).where(accounts.c.connection_id == connection_id)
                 conn.execute(balance_history.delete().where(balance_history.c.account_id.in_(account_ids)))
+                delete_portfolio(conn, connection_id)
                 conn.execute(transactions.delete().where(transactions.c.connection_id == connection_id))
                 conn.execute(accounts.delete().where(accounts.c.connection_id == connection_id))
                 conn.execute(sync_runs.delete().where(sync_runs.c.connection_id == connection_id))
