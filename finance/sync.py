@@ -34,7 +34,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from finance import screening
-from finance.errors import NotFound, ProviderError, ReauthRequired
+from finance.errors import EditError, NotFound, ProviderError, ReauthRequired
 from finance.http import counting_requests
 from finance.model import (
     NEEDS_USER,
@@ -46,6 +46,8 @@ from finance.model import (
     TransactionChanges,
 )
 from finance.providers.base import Provider, at_once
+from finance.store.account_links import link_accounts
+from finance.store.accounts import stored_accounts
 from finance.store.connections import clear_signal
 from finance.store.db import store_error
 from finance.store.ingest import ApplyCounts, StagedTransactions, apply_sync, configure_store, upsert_connection
@@ -418,6 +420,29 @@ class SyncEngine:
             elif isinstance(exc, NotFound):
                 values |= {"status": ConnectionStatus.REVOKED.value, "status_detail": message, "error_code": code}
             conn.execute(connections.update().where(connections.c.id == connection_id).values(**values))
+
+    def continue_history(self, old_connection_id: str, new_connection_id: str, *, actor: str) -> dict[str, str]:
+        """Link the accounts of `new_connection_id` that continue accounts of the retired `old_connection_id` (the
+        new connection's provider says which: `Provider.match_accounts`), so their history is one line. Returns
+        {old account id: new account id}; accounts it cannot pair stay apart."""
+        found = {}
+        with self.engine.connect() as conn:
+            for connection_id in (old_connection_id, new_connection_id):
+                row = conn.execute(sa.select(connections.c.provider).where(connections.c.id == connection_id)).first()
+                if row is None:
+                    raise EditError(f"No connection {connection_id[:80]!r}: nothing was linked.")
+                found[connection_id] = (row.provider, stored_accounts(conn, connection_id))
+        provider = self.providers.get(found[new_connection_id][0])
+        if provider is None:
+            raise EditError(f"The {found[new_connection_id][0]} provider is not configured: nothing was linked.")
+        old, new = found[old_connection_id][1], found[new_connection_id][1]
+        by_external = {a.external_id: a for a in old}
+        pairs = {by_external[old_id].id: next(a.id for a in new if a.external_id == new_id)
+                 for new_id, old_id in provider.match_accounts(old, new).items()
+                 if old_id in by_external and any(a.external_id == new_id for a in new)}
+        with self.engine.begin() as conn:
+            link_accounts(conn, pairs, now=self._now(), actor=actor)
+        return pairs
 
     def delete_connection(self, connection_id: str, *, keep_history: bool) -> None:
         """Forget a connection locally; with keep_history its accounts and transactions stay for reports."""

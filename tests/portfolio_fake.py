@@ -38,8 +38,8 @@ from finance.providers.wire import to_batch
 from finance.sync import SyncEngine
 
 D = Decimal
-TODAY = date(2026, 12, 7)
-NOW = datetime(2026, 12, 7, 15, 0, tzinfo=UTC)
+NOW = datetime.now(UTC)
+TODAY = NOW.date()
 HOSTILE = "<img src=x onerror=alert(1)> **bold** [link](javascript:alert(1))"
 
 
@@ -71,7 +71,7 @@ class FakeBank:
     """One connection ("item-1", or others added with `connection`), its accounts, rows and portfolio."""
 
     name: str = "fake"
-    local_zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("America/Sao_Paulo"))
+    local_zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
     rows: list[Row] = field(default_factory=default_rows)
     accounts: dict[str, list[Account]] = field(default_factory=dict)
     portfolio: Portfolio | Exception | None = None

@@ -190,6 +190,7 @@ def upsert_connection(conn: sa.Connection, state: ConnectionState, *, now: datet
         "status": state.status.value, "provider_status": state.provider_status,
         "status_detail": state.status_detail, "error_code": state.error_code,
         "consent_expires_at": state.consent_expires_at, "last_attempt_at": now, "updated_at": now,
+        "successor_institution_id": state.successor_institution_id,
     }
     if state.institution is not None:
         values |= {"institution_id": state.institution.id, "institution_name": state.institution.name,

@@ -38,6 +38,8 @@ connections = sa.Table(
                                                 "USER_PERMISSION_REVOKED, ITEM_DELETED, ...) until a reconnect"),
     sa.Column("signal_detail", sa.String, comment="what that webhook means for the user"),
     sa.Column("signal_at", UtcTime, comment="when the webhook arrived"),
+    sa.Column("successor_institution_id", sa.String, comment="the institution to reconnect through: this "
+                                                             "connection's own is being retired"),
     sa.Column("signal_until", UtcTime, comment="when the announced expiry or disconnection happens"),
 )
 
