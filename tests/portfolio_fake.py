@@ -56,13 +56,14 @@ class Row:
 
 
 def default_rows() -> list[Row]:
-    rows = [Row(f"c{n}", "chk", TODAY - timedelta(days=10 * n), "-50.00", f"Market {n}", "groceries")
+    rows = [Row(f"c{n}", "chk", TODAY - timedelta(days=10 * n), "-50.00", f"Market {n}", "food.groceries")
             for n in range(1, 30)]
     rows += [Row("inst-1", "card", TODAY - timedelta(days=5), "-206.67", "Loja TV 2/6", installment=(2, 6),
                  bill_id="bill-now"),
-             Row("pay-bill", "chk", TODAY - timedelta(days=3), "-900.00", "Pagamento fatura", "credit_card_payment"),
+             Row("pay-bill", "chk", TODAY - timedelta(days=3), "-900.00", "Pagamento fatura",
+                 "transfer.credit_card_payment"),
              Row("card-paid", "card", TODAY - timedelta(days=3), "900.00", "Pagamento recebido",
-                 "credit_card_payment")]
+                 "transfer.credit_card_payment")]
     return rows
 
 
