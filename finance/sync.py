@@ -46,7 +46,7 @@ from finance.model import (
     TransactionChanges,
 )
 from finance.providers.base import Provider, at_once
-from finance.store.account_links import link_accounts
+from finance.store.account_links import link_accounts, predecessors
 from finance.store.accounts import stored_accounts
 from finance.store.connections import clear_signal
 from finance.store.db import store_error
@@ -297,6 +297,7 @@ class SyncEngine:
                                          counts, finished, duration, requests)
             message = _describe(counts, len(accounts), changes.set_aside)
             message += self._save_portfolio(connection_id, provider, portfolio)
+            message += self._continue_predecessors(connection_id, state)
             progress("Done", 1.0)
             return SyncResult(connection_id, run_id, "success", counts, message, duration_ms=duration,
                               requests=requests)
@@ -331,6 +332,20 @@ class SyncEngine:
             return " Not updated this time: " + "; ".join(
                 f"{f.resource.replace('_', ' ')} ({f.message})" for f in portfolio.failures)
         return ""
+
+    def _continue_predecessors(self, connection_id: str, state: ConnectionState) -> str:
+        """After a sync: a connection to the institution a retired connection named as its successor continues
+        that connection's accounts (once: already linked accounts are left alone). A sentence when it did."""
+        if state.institution is None:
+            return ""
+        try:
+            with self.engine.connect() as conn:
+                olds = predecessors(conn, state.provider, state.institution.id, connection_id)
+            linked = sum(len(self.continue_history(old, connection_id, actor="sync")) for old in olds)
+        except Exception as exc:  # the sync itself succeeded; linking can be done again from the Connections page
+            log.warning("continuing the history of %s failed: %s", connection_id, type(exc).__name__)
+            return ""
+        return f" {linked} account(s) continue the retired connection's history." if linked else ""
 
     def _start_run(self, connection_id: str, trigger: str) -> str:
         """Insert the run's `running` row, owned by this process; runs of this connection left running by a dead

@@ -78,6 +78,8 @@ class FakeBank:
     portfolio: Portfolio | Exception | None = None
     failing: set[str] = field(default_factory=set)
     calls: list[tuple[str, date | None]] = field(default_factory=list)
+    institutions: dict[str, str] = field(default_factory=dict)  # item → institution id (default bank-1)
+    successors: dict[str, str] = field(default_factory=dict)  # item → the institution that replaces its own
 
     def __post_init__(self) -> None:
         self.accounts.setdefault("item-1", [
@@ -95,7 +97,8 @@ class FakeBank:
 
     def state(self, external_id: str) -> ConnectionState:
         return ConnectionState(self.name, external_id, ConnectionStatus.ACTIVE, "UPDATED",
-                               Institution("bank-1", "Banco Fake"))
+                               Institution(self.institutions.get(external_id, "bank-1"), "Banco Fake"),
+                               successor_institution_id=self.successors.get(external_id))
 
     def connection_state(self, external_id: str) -> ConnectionState:
         return self.state(external_id)

@@ -106,3 +106,18 @@ def test_continuing_an_unknown_connection_is_refused_and_changes_nothing(engine,
     with pytest.raises(EditError, match="nothing was linked"):
         sync.continue_history(old_id, "fake:nope", actor="tester")
     assert table(engine, "SELECT * FROM account_links") == []
+
+
+def test_a_connection_to_the_named_successor_continues_the_retired_one_by_itself(engine):
+    bank = FakeBank(successors={"item-1": "bank-of"}, institutions={"item-2": "bank-of"})
+    sync = SyncEngine(engine, {"fake": bank}, now=lambda: NOW)
+    old_id = connect(sync, bank)
+    assert sync.sync_connection(old_id).outcome == "success"
+    bank.accounts["item-2"] = [replace(a, external_id=f"of-{a.external_id}", connection_external_id="item-2")
+                               for a in bank.accounts["item-1"] if a.type is AccountType.CHECKING]
+    new_id = connect(sync, bank, "item-2")
+    result = sync.sync_connection(new_id)
+    assert "1 account(s) continue the retired connection's history." in result.message
+    assert [(r.old_account_id, r.new_account_id) for r in table(engine, "SELECT * FROM account_links")] == [
+        ("fake:chk", "fake:of-chk")]
+    assert "continue" not in sync.sync_connection(new_id).message  # once

@@ -45,6 +45,17 @@ def link_accounts(conn: sa.Connection, pairs: Mapping[str, str], *, now: datetim
     return len(rows)
 
 
+def predecessors(conn: sa.Connection, provider: str, institution_id: str, connection_id: str) -> list[str]:
+    """Connections of `provider` that named `institution_id` as their successor and none of whose accounts is
+    continued yet: the ones `connection_id` (a connection to that institution) takes over from."""
+    return list(conn.execute(sa.text(f"""
+        SELECT c.id FROM connections c
+        WHERE c.provider = :provider AND c.successor_institution_id = :institution AND c.id <> :id
+          AND NOT EXISTS (SELECT 1 FROM accounts a WHERE a.connection_id = c.id AND a.id IN {CONTINUED})
+        ORDER BY c.created_at
+    """), {"provider": provider, "institution": institution_id, "id": connection_id}).scalars())
+
+
 def links(conn: sa.Connection) -> pd.DataFrame:
     """Every link with both accounts' names and the day the new account takes over."""
     return frame(conn, f"""
