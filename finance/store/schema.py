@@ -304,6 +304,7 @@ investment_transactions = sa.Table(
     sa.Column("price", Price),
     sa.Column("fees", Money),
     sa.Column("first_seen_at", UtcTime, nullable=False),
+    comment="Buys, sells, dividends and fees of investment accounts; upserted from each read (a window of them).",
 )
 
 liabilities = sa.Table(
