@@ -15,11 +15,13 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as upsert  # DuckDB speaks its ON CONFLICT
 
 from finance.balances import Position, Trade, investment_history, loan_history
 from finance.model import PORTFOLIO_RESOURCES, Portfolio, SecurityType, money, stable_id
+from finance.store.db import duckdb_connection
 from finance.store.ingest import upsert_accounts
 from finance.store.schema import (
     accounts,
@@ -57,13 +59,21 @@ def _cents(value: Decimal | None) -> Decimal | None:
     return None if value is None else money(value)
 
 
-INSERT_CHUNK = 1000
-"""Rows per multi-row INSERT: one statement instead of one per row, under PostgreSQL's parameter limit."""
-
-
 def _insert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    for first in range(0, len(rows), INSERT_CHUNK):
-        conn.execute(table.insert().values(rows[first:first + INSERT_CHUNK]))
+    """Insert `rows` (dicts with the same keys): on DuckDB as one Arrow scan (a statement per row, or one with
+    thousands of parameters, costs more than the rest of a sync's apply), elsewhere as one executemany."""
+    if not rows:
+        return
+    if conn.dialect.name != "duckdb":
+        conn.execute(table.insert(), rows)
+        return
+    names = list(rows[0])
+    view = f"incoming_{table.name}"
+    duck = duckdb_connection(conn)
+    duck.register(view, pa.Table.from_pylist(rows))
+    columns = ", ".join(names)
+    conn.exec_driver_sql(f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {view}")
+    duck.unregister(view)  # only after success: on failure the rollback drops it (see finance.store.ingest)
 
 
 def _replace(conn: sa.Connection, table: sa.Table, connection_id: str, rows: list[dict[str, Any]]) -> None:
