@@ -12,7 +12,6 @@ from datetime import date, datetime
 import pandas as pd
 import sqlalchemy as sa
 
-from finance.store.account_links import HANDED_OVER
 from finance.store.db import frame
 from finance.store.transactions import EFFECTIVE_TRANSACTIONS
 
@@ -28,13 +27,13 @@ def net_worth_by_day(conn: sa.Connection, start: date, end: date,
                      account_types: Sequence[str] = ()) -> pd.DataFrame:
     """End-of-day net worth per currency (of the accounts of `account_types`; empty: all); an account counts from its
     first known balance onward, and one a reconnect continued (account_links) only until its successor begins."""
-    statement = sa.text(f"""
+    statement = sa.text("""
         WITH days AS (
             SELECT CAST(d AS DATE) AS day
             FROM generate_series(CAST(:start AS TIMESTAMP), CAST(:end AS TIMESTAMP), INTERVAL 1 DAY) AS g(d)
         ), grid AS (
             SELECT a.id AS account_id, a.currency, days.day FROM accounts a CROSS JOIN days
-            WHERE NOT EXISTS (SELECT 1 FROM {HANDED_OVER} k WHERE k.old_account_id = a.id AND days.day >= k.since)
+            WHERE NOT EXISTS (SELECT 1 FROM account_links k WHERE k.old_account_id = a.id AND days.day >= k.since)
               AND (:all_types OR a.type IN :types)
         )
         SELECT g.day, g.currency,

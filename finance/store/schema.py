@@ -375,5 +375,6 @@ account_links = sa.Table(
     sa.Column("old_account_id", sa.String, primary_key=True, comment="an account of a retired connection"),
     sa.Column("new_account_id", sa.String, nullable=False, comment="the account that continues its history"),
     sa.Column("linked_at", UtcTime, nullable=False),
+    sa.Column("since", sa.Date, comment="the day the new account's history begins; the old counts before it"),
     comment="Reconnects: the new account's history continues the old one's (charts count them as one).",
 )

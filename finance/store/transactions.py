@@ -42,7 +42,6 @@ import sqlalchemy as sa
 from finance.errors import EditError
 from finance.filters import TransactionFilter
 from finance.store import audit
-from finance.store.account_links import HANDED_OVER
 from finance.store.db import frame
 from finance.store.ingest import is_write_conflict
 from finance.store.rules import RULES_IN_FORCE, category_name, save_rule
@@ -55,7 +54,7 @@ EFFECTIVE_TRANSACTIONS = f"""(
            CASE WHEN tx.user_category IS NOT NULL THEN 'user'
                 WHEN rl.category IS NOT NULL THEN 'rule' ELSE 'provider' END AS category_source
     FROM transactions tx LEFT JOIN {RULES_IN_FORCE} rl ON rl.merchant = tx.merchant
-    WHERE NOT EXISTS (SELECT 1 FROM {HANDED_OVER} k
+    WHERE NOT EXISTS (SELECT 1 FROM account_links k
                       WHERE k.old_account_id = tx.account_id AND tx.booked_date >= k.since))"""
 
 MAX_NOTE_LENGTH = 500
