@@ -209,10 +209,23 @@ class ItemsMixin(PluggyBase):
             "consecutiveFailedLoginAttempts": 0, "layout": None,
             "connectToken": call.principal.token_id if call.principal else None, "running": None,
         }
+        item["household"] = self._continued_household(connector, item["user"])
         self._items[item_id] = item
         self._start_sync(item, call.now, renews_consent=True)
         self._save()
         return 200, self._item_json(item)
+
+    def _continued_household(self, connector: dict[str, Any], user: str) -> dict[str, Any] | None:
+        """The bank data a new item shows when the same login already has an item at the same institution through
+        another connector (a reconnection through Open Finance): that item's household, so history continues."""
+        if connector["id"] == SANDBOX_CONNECTOR_ID:
+            return None
+        for other in self._items.values():
+            twin = self._find_connector(other["connectorId"])
+            if (other["user"] == user and other["connectorId"] != connector["id"]
+                    and twin["institutionUrl"] == connector["institutionUrl"]):
+                return other.get("household") or {"key": other["id"], "createdAt": other["createdAt"]}
+        return None
 
     def _get_item(self, call: _Call) -> tuple[int, Any]:
         return 200, self._item_json(self._item(call))
