@@ -29,6 +29,9 @@ START = datetime(2025, 6, 15, 15, 0, tzinfo=UTC)
 CREDENTIALS = {"clientId": "test-client", "clientSecret": "test-secret"}
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 _DEFINITIONS = json.loads((REFERENCE / "pluggy-sdk-schemas.json").read_text())["definitions"]
+# The one deviation from the SDK types: a transaction's running balance may be null when the institution gives none
+# (reference/pluggy.md §5.2 and the OpenAPI description of Transaction.balance); the SDK types it as a number.
+_DEFINITIONS["Transaction"]["properties"]["balance"] = {"type": ["number", "null"]}
 _CHECKER = FormatChecker(formats=())
 _CHECKER.checks("date-time", raises=ValueError)(
     lambda v: not isinstance(v, str) or (bool(_RFC3339.match(v)) and bool(datetime.fromisoformat(v))))
@@ -154,7 +157,8 @@ def test_connectors_hide_sandbox_unless_asked_and_filter(client: httpx.Client) -
     assert (bank["id"], bank["name"], bank["type"], bank["country"], bank["hasMFA"]) == (
         0, "Pluggy Bank", "PERSONAL_BANK", "BR", False)
     assert [(c["name"], c["type"]) for c in bank["credentials"]] == [("user", "text"), ("password", "password")]
-    assert set(bank["products"]) == {"ACCOUNTS", "CREDIT_CARDS", "TRANSACTIONS"}
+    assert set(bank["products"]) == {"ACCOUNTS", "CREDIT_CARDS", "TRANSACTIONS", "INVESTMENTS",
+                                     "INVESTMENTS_TRANSACTIONS", "LOANS"}
     assert (bank["health"]["status"], bank["health"]["incidents"]) == ("ONLINE", [])
     assert [c["name"] for c in client.get("/connectors", params={"name": "itau"}).json()["results"]] == ["Itaú"]
     assert client.get("/connectors", params={"countries": "MX,AR"}).json()["total"] == 0

@@ -100,7 +100,8 @@ def _cursor_from_next(next_query: str) -> str | None:
     return None
 
 
-RATE_LIMITS: dict[str, int] = {"auth": 360, "accounts": 360, "transactions": 360, "item_update": 20}
+RATE_LIMITS: dict[str, int] = {"auth": 360, "accounts": 360, "transactions": 360, "investments": 360,
+                                 "investment_transactions": 360, "item_update": 20}
 """Requests per minute per IP and endpoint group (reference pluggy.md §7.2); /v2/transactions counts as transactions."""
 
 
@@ -112,6 +113,10 @@ def rate_limit_group(method: str, path: str) -> str | None:
         return "accounts"
     if method == "GET" and (path in ("/transactions", "/v2/transactions") or path.startswith("/transactions/")):
         return "transactions"
+    if method == "GET" and path.startswith("/investments/") and path.endswith("/transactions"):
+        return "investment_transactions"
+    if method == "GET" and (path == "/investments" or path.startswith("/investments/")):
+        return "investments"
     if method == "PATCH" and path.startswith("/items/") and path.count("/") == 2:
         return "item_update"
     return None

@@ -29,9 +29,16 @@ Seams for benchmarks (bench.emulator): `rate_limits=False` stops counting the pe
 /v2/transactions page, which a subclass may fill in outside the emulator's lock; `rate_limit_group` names a request's
 limit group.
 
+Investments (a CDB, a multimarket fund, PETR4 shares, Tesouro IPCA+), a vehicle financing and the card's closed bills
+come from `wealth` (GET /investments, /investments/{id}/transactions, /loans, /bills). Connector 1 is a direct
+connector being retired in favour of its Open Finance twin, connector 2 (a scheduled incident on its health); an item
+on one of them continues the household of an item the same user has on the other, so history continues. Rows carry
+seeded real-world variants (`wire.real_world_variants`).
+
 Modules, by resource: `base` (errors, state, dispatch, API keys, rate limits), `connect_tokens`, `connectors`, `items`
-(items, MFA, statuses, syncs), `accounts`, `transactions`, `categories`, `webhooks`, `household` (the Brazilian
-household's ledger) and `wire` (Pluggy's JSON for ledger entries, and a bulk generator). `PluggyEmulator` composes
+(items, MFA, statuses, syncs), `accounts`, `transactions`, `products` (investments, loans, bills), `categories`,
+`webhooks`, `household` (the Brazilian household's ledger), `wealth` (its investments, financing and bills) and `wire`
+(Pluggy's JSON for ledger entries, and a bulk generator). `PluggyEmulator` composes
 their mixins.
 """
 
@@ -50,6 +57,7 @@ from finance.providers.pluggy.sandbox.categories import CategoriesMixin
 from finance.providers.pluggy.sandbox.connect_tokens import ConnectTokensMixin
 from finance.providers.pluggy.sandbox.connectors import ConnectorsMixin
 from finance.providers.pluggy.sandbox.items import ItemsMixin, ItemSyncsMixin
+from finance.providers.pluggy.sandbox.products import ProductsMixin
 from finance.providers.pluggy.sandbox.transactions import TransactionsMixin
 from finance.providers.pluggy.sandbox.webhooks import WebhooksMixin
 from finance.sandbox.common import Clock, Faults
@@ -57,7 +65,7 @@ from finance.sandbox.common import Clock, Faults
 __all__ = ["PluggyEmulator"]
 
 
-class PluggyEmulator(ItemsMixin, ItemSyncsMixin, ConnectorsMixin, ConnectTokensMixin, AccountsMixin,
+class PluggyEmulator(ItemsMixin, ItemSyncsMixin, ConnectorsMixin, ConnectTokensMixin, ProductsMixin, AccountsMixin,
                      TransactionsMixin, CategoriesMixin, WebhooksMixin, PluggyBase):
     """The whole Pluggy API in-process: `handle` is the API, `transport()`/`serve()` plug it in.
 
@@ -129,6 +137,13 @@ class PluggyEmulator(ItemsMixin, ItemSyncsMixin, ConnectorsMixin, ConnectTokensM
             ("GET", r"/transactions", self._transactions_v1, "api"),
             ("GET", r"/transactions/(?P<id>[^/]+)", self._get_transaction, "api"),
             ("PATCH", r"/transactions/(?P<id>[^/]+)", self._update_transaction, "api"),
+            ("GET", r"/investments", self._list_investments, "api"),
+            ("GET", r"/investments/(?P<id>[^/]+)", self._get_investment, "api"),
+            ("GET", r"/investments/(?P<id>[^/]+)/transactions", self._investment_transactions, "api"),
+            ("GET", r"/loans", self._list_loans, "api"),
+            ("GET", r"/loans/(?P<id>[^/]+)", self._get_loan, "api"),
+            ("GET", r"/bills", self._list_bills, "api"),
+            ("GET", r"/bills/(?P<id>[^/]+)", self._get_bill, "api"),
             ("GET", r"/categories", self._list_categories, "api"),
             ("GET", r"/categories/(?P<id>[^/]+)", self._get_category, "api"),
             ("POST", r"/webhooks", self._create_webhook, "api"),

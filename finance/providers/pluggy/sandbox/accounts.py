@@ -14,6 +14,7 @@ from datetime import date, datetime
 from typing import Any
 
 from finance.providers.pluggy.sandbox.base import _UUID, PluggyBase, _bad_request, _Call, _not_found, _page, _parse_time
+from finance.providers.pluggy.sandbox.connectors import connector_by_id
 from finance.providers.pluggy.sandbox.household import (
     CARD_LAST4,
     HOLDER,
@@ -24,7 +25,6 @@ from finance.providers.pluggy.sandbox.household import (
     due_date_for,
     latest_close,
 )
-from finance.providers.pluggy.sandbox.connectors import connector_by_id
 from finance.providers.pluggy.sandbox.wire import pluggy_transaction, real_world_variants
 from finance.sandbox.ledger import Ledger, add_months, iso_z, stable_uuid
 

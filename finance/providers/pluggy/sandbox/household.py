@@ -380,6 +380,10 @@ class BrazilianHousehold(_CardDays):
     def _bill_id(self, day: date) -> str:
         return stable_uuid(self._key, "bill", close_date_for(day).isoformat())
 
+    def bill_id_for_close(self, close: date) -> str:
+        """The id of the card bill that closes on `close` (what the card's rows carry as `billId`)."""
+        return self._bill_id(close)
+
     # -- one day -----------------------------------------------------------------------------------------------------
 
     def day(self, day: date, ledger: Ledger) -> list[Entry]:

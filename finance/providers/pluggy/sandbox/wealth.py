@@ -226,7 +226,7 @@ class Wealth:
                      "paidDate": iso_z(_midnight(self.installment_due(n))), "currencyCode": "BRL",
                      "paidAmount": self.installment_amount, "overParcel": None} for n in range(1, paid + 1)]
         contract = iso_z(_midnight(self.loan_start))
-        yearly = round(((1 + LOAN_MONTHLY_RATE) ** 12 - 1) * 100, 2)
+        yearly = round((1 + LOAN_MONTHLY_RATE) ** 12 - 1, 6)  # Open Finance rates are fractions: 0.1941 = 19.41 %
         return {
             "id": self.loan_id, "itemId": item_id, "contractNumber": f"FIN-{self.loan_id[:8].upper()}",
             "ipocCode": f"99999999{self.loan_id[:8].upper()}", "productName": "FINANCIAMENTO DE VEICULO",
@@ -236,7 +236,7 @@ class Wealth:
             "dueDate": iso_z(_midnight(self.installment_due(LOAN_MONTHS))),
             "installmentPeriodicity": "MONTHLY", "installmentPeriodicityAdditionalInfo": None,
             "firstInstallmentDueDate": iso_z(_midnight(self.installment_due(1))),
-            "CET": round(yearly + 2.4, 2), "amortizationScheduled": "PRICE",
+            "CET": round(yearly + 0.024, 6), "amortizationScheduled": "PRICE",
             "amortizationScheduledAdditionalInfo": None, "cnpjConsignee": None,
             "interestRates": [{"taxType": "EFFECTIVE", "interestRateType": "COMPOUND", "taxPeriodicity": "YEARLY",
                                "calculation": "30/360", "referentialRateIndexerType": "PRE_FIXADO",
@@ -245,7 +245,7 @@ class Wealth:
             "contractedFees": [{"name": "TARIFA DE CADASTRO", "code": "CADASTRO", "chargeType": "UNIQUE",
                                 "charge": "FIXED", "amount": 850.0, "rate": None}],
             "contractedFinanceCharges": [{"type": "JUROS_REMUNERATORIOS_POR_ATRASO", "additionalInfo": None,
-                                          "rate": 1.0}],
+                                          "rate": 0.01}],
             "warranties": [{"currencyCode": "BRL", "type": "ALIENACAO_FIDUCIARIA", "subtype": "VEICULOS",
                             "amount": round(self.loan_principal * 1.25, 2)}],
             "installments": {"typeNumberOfInstallments": "MONTH", "totalNumberOfInstallments": LOAN_MONTHS,
@@ -265,7 +265,7 @@ class Wealth:
         today = cutoff.astimezone(SAO_PAULO).date()
         close = latest_close(cutoff)
         out = []
-        while add_months(close, -1) >= first_day:
+        while close >= first_day:
             out.append(self._bill_json(card_entries, bill_id(close), close, today, sign))
             close = add_months(close, -1)
         return out
