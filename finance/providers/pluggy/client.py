@@ -42,6 +42,7 @@ from finance.http import (
 from finance.providers.pluggy.mapping import LABEL, NAME, RawTransaction, read_transaction_page
 
 API_KEY_REFRESH_MARGIN = timedelta(minutes=10)  # keys live 2 h; renew well before
+PAGE_SIZE = 500  # the most a numbered page holds
 
 def _decode_json(response: httpx.Response) -> Any:
     return decode_json(response, NAME, LABEL)
@@ -356,6 +357,20 @@ class PluggyClient:
 
     def accounts(self, item_id: str) -> list[dict[str, Any]]:
         return list(self._paged("/accounts", {"itemId": item_id}))
+
+    # -- investments, loans, card bills (numbered pages) ------------------------------------------------------------
+    def investments(self, item_id: str) -> list[dict[str, Any]]:
+        return list(self._paged("/investments", {"itemId": item_id, "pageSize": PAGE_SIZE}))
+
+    def investment_transactions(self, investment_id: str) -> list[dict[str, Any]]:
+        return list(self._paged(f"/investments/{investment_id}/transactions", {"pageSize": PAGE_SIZE}))
+
+    def loans(self, item_id: str) -> list[dict[str, Any]]:
+        return list(self._paged("/loans", {"itemId": item_id}))
+
+    def bills(self, account_id: str) -> list[dict[str, Any]]:
+        """The closed bills of a credit card account."""
+        return list(self._paged("/bills", {"accountId": account_id}))
 
     def categories(self) -> list[dict[str, Any]]:
         data = self._get_json("/categories")

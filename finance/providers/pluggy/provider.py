@@ -26,13 +26,15 @@ from finance.http import (
 )
 from finance.model import (
     Account,
+    AccountType,
     ConnectionState,
     ConnectionStatus,
     Institution,
+    Portfolio,
     SetAside,
     TransactionChanges,
 )
-from finance.providers.base import at_once, unless_blocked
+from finance.providers.base import at_once, match_by_identity, read_resource, unless_blocked
 from finance.providers.pluggy import webhooks
 from finance.providers.pluggy.client import PluggyClient
 from finance.providers.pluggy.mapping import (
@@ -45,6 +47,14 @@ from finance.providers.pluggy.mapping import (
     map_transactions,
     page_chunks,
     parse_instant,
+)
+from finance.providers.pluggy.portfolio import (
+    card_liability,
+    investment_account,
+    map_bill,
+    map_investment,
+    map_investment_transaction,
+    map_loan,
 )
 from finance.providers.webhook import Plan, WebhookEvent
 from finance.screening import Limits, map_screened
@@ -226,6 +236,56 @@ class PluggyProvider:
         changes.cursor = _dump_cursor(new_state)
         changes.requests = count.value
         return changes
+
+    def fetch_portfolio(self, connection_external_id: str, accounts: list[Account], *,
+                        since: date | None) -> Portfolio:
+        """Investments (and their trades from `since`), loans and each card's closed bills, requested at once.
+
+        Positions go into one investment account per item and each loan into a LOAN account of its own (Pluggy has
+        neither as accounts); each card becomes a liability whose next payment is its latest unpaid bill."""
+        portfolio = Portfolio()
+        item_id = connection_external_id
+        cards = [a for a in accounts if a.type is AccountType.CREDIT_CARD]
+        as_of = max((a.balance_as_of for a in accounts if a.balance_as_of), default=None) or self._now()
+        workers = max(1, min(self._max_workers, 2 + len(cards)))
+        with counting_requests() as count, ThreadPoolExecutor(max_workers=workers) as pool:
+            def submit(call: Callable[..., Any], *args: Any) -> Any:
+                return pool.submit(contextvars.copy_context().run, call, *args)
+
+            investments = submit(self.client.investments, item_id)
+            loans = submit(self.client.loans, item_id)
+            bills = {card.external_id: submit(self.client.bills, card.external_id) for card in cards}
+            raw_investments = read_resource(portfolio, "investments", investments.result, [])
+            trades = {str(raw.get("id")): submit(self.client.investment_transactions, str(raw.get("id")))
+                      for raw in raw_investments}
+            for raw in raw_investments:
+                security, holding = map_investment(raw, item_id)
+                portfolio.securities.append(security)
+                portfolio.holdings.append(holding)
+            if portfolio.holdings:
+                portfolio.accounts.append(investment_account(item_id, portfolio.holdings, as_of))
+            for security in portfolio.securities:
+                rows = read_resource(portfolio, "investment_transactions", trades[security.external_id].result, [])
+                portfolio.investment_transactions.extend(
+                    trade for trade in (map_investment_transaction(raw, item_id, security.external_id,
+                                                                   security.currency) for raw in rows)
+                    if since is None or trade.date >= since)
+            for raw in read_resource(portfolio, "liabilities", loans.result, []):
+                account, liability = map_loan(raw, as_of)
+                portfolio.accounts.append(account)
+                portfolio.liabilities.append(liability)
+            for card in cards:
+                card_bills = [map_bill(raw, card) for raw in read_resource(portfolio, "bills",
+                                                                           bills[card.external_id].result, [])]
+                portfolio.bills.extend(card_bills)
+                portfolio.liabilities.append(card_liability(card, card_bills, self._today()))
+        portfolio.requests = count.value
+        return portfolio
+
+    def match_accounts(self, old: Sequence[Account], new: Sequence[Account]) -> dict[str, str]:
+        """The same accounts through the retired and the Open Finance connector: Pluggy keeps the institution's
+        account numbers (their last digits match), so identity matching is exact enough."""
+        return match_by_identity(old, new)
 
     def disconnect(self, external_id: str) -> None:
         try:
