@@ -328,14 +328,15 @@ class Worker:
         next_runs: dict[str, datetime] = {}
         paused = []
         for row in rows:
-            due = health.next_sync_at(row, self.interval)
+            due = health.next_sync_at(row, self._interval_for(row["provider"]))
             if due is None:
                 if self.interval is not None and health.is_paused(row):
                     paused.append(row["id"])
                 continue
             tried = self._scheduled_tries.get(row["id"])
-            if tried is not None and self.interval is not None:
-                due = max(due, tried + self.interval)  # a sync that failed without recording still waits its turn
+            interval = self._interval_for(row["provider"])
+            if tried is not None and interval is not None:
+                due = max(due, tried + interval)  # a sync that failed without recording still waits its turn
             next_runs[row["id"]] = due
             if due <= now:
                 self._scheduled_tries[row["id"]] = now
@@ -346,6 +347,17 @@ class Worker:
             if upcoming:
                 seconds = (min(upcoming) - now).total_seconds()
                 self._next_check = min(self._next_check, self._mono() + max(1.0, seconds))
+
+    def _interval_for(self, provider_name: str) -> timedelta | None:
+        """The schedule's interval for a provider's connections: never shorter than the provider's own minimum
+        (how often its data can change at all), so scheduled syncs never ask for what cannot be new yet."""
+        if self.interval is None:
+            return None
+        provider = self.services.providers.get(provider_name)
+        # A provider written before the protocol had this method has no minimum (issue 19 adds it to each).
+        asks = getattr(provider, "min_sync_interval", None)
+        least = asks() if asks is not None else None
+        return max(self.interval, least) if least is not None else self.interval
 
     # -- reporting ----------------------------------------------------------------------------
     def _bump(self) -> None:

@@ -7,7 +7,7 @@ import contextvars
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
@@ -112,6 +112,11 @@ class Provider(Protocol):
         """Which of `new` (a new connection's accounts) continues which of `old` (a retired connection's accounts,
         the same person at the same bank): {new external id: old external id}. Providers whose account numbers
         change between connection kinds refine `match_by_identity`, which is the default answer."""
+        ...
+
+    def min_sync_interval(self) -> timedelta | None:
+        """The shortest useful time between scheduled syncs of a connection (how often the provider's own data can
+        change), which the worker's schedule never goes below; None: no minimum."""
         ...
 
     def disconnect(self, external_id: str) -> None: ...

@@ -27,6 +27,7 @@ from finance.errors import (
     ReauthRequired,
     RequestRejected,
     TransientError,
+    UpdateTooSoon,
 )
 from finance.http import (
     DEFAULT_POLICY,
@@ -77,15 +78,36 @@ def classify_response(response: httpx.Response) -> ProviderError | None:
         return NotFound(NOT_FOUND_MESSAGES.get(code or "", detail or "Not found at Pluggy."),
                         code=code or "NOT_FOUND", provider=NAME, status=404)
     if status == 409 and code == "CLIENT_IS_UPDATING_BEFORE_ALLOWED_FREQUENCY":
-        hours = (body.get("data") or {}).get("minUpdateFrequencyAllowedInHours") or 24
-        return RateLimited(f"Pluggy allows refreshing this bank only every {hours} hours.",
-                           retry_after=float(hours) * 3600, code=code, provider=NAME, status=409)
+        return update_too_soon(body)
     if code in ("MFA_PARAMERTER_WAS_ALREADY_USED_ERROR", "CONNECTOR_REQUIRED_PARAMETER_VALIDATION_ERROR",
                 "TOO_MANY_CONSECUTIVE_LOGIN_FAILURES"):
         return ReauthRequired(f"The bank needs fresh credentials: {detail}", code=code, provider=NAME,
                               status=status)
     return RequestRejected(f"Pluggy refused the request: {detail or 'HTTP ' + str(status)}",
                            code=code or f"HTTP_{status}", provider=NAME, status=status)
+
+
+DEFAULT_UPDATE_HOURS = 24.0  # the spec's example; Pluggy's plans allow 8, 12 or 24
+
+
+def update_too_soon(body: dict[str, Any]) -> UpdateTooSoon:
+    """Pluggy's minimum update interval (409 CLIENT_IS_UPDATING_BEFORE_ALLOWED_FREQUENCY) with the time the item may
+    be refreshed again: its last update plus the allowed frequency."""
+    data = body.get("data") if isinstance(body.get("data"), dict) else {}
+    try:
+        hours = float(data.get("minUpdateFrequencyAllowedInHours") or DEFAULT_UPDATE_HOURS)
+    except (TypeError, ValueError):
+        hours = DEFAULT_UPDATE_HOURS
+    last = data.get("lastUpdatedAt")
+    try:
+        allowed = datetime.fromisoformat(str(last).replace("Z", "+00:00")) + timedelta(hours=hours) if last else None
+    except ValueError:
+        allowed = None
+    when = f" again after {allowed:%Y-%m-%d %H:%M} UTC" if allowed else ""
+    return UpdateTooSoon(f"Pluggy lets this bank be refreshed at most every {hours:g} hours; it can be refreshed"
+                         f"{when or ' later'}. Its data as of the last update is shown meanwhile.",
+                         allowed_at=allowed, code="CLIENT_IS_UPDATING_BEFORE_ALLOWED_FREQUENCY", provider=NAME,
+                         status=409)
 
 
 def _cursor_from_next(next_query: str) -> str | None:

@@ -19,6 +19,7 @@ from finance.errors import (
     BadData,
     NotFound,
     TransientError,
+    UpdateTooSoon,
 )
 from finance.http import (
     Sleep,
@@ -62,6 +63,7 @@ from finance.screening import Limits, map_screened
 FIRST_SYNC_DAYS = 365  # Pluggy keeps 12 months of history
 REREAD_DAYS = 14  # pending rows post, change or vanish within this window
 CREATED_AT_OVERLAP = timedelta(hours=6)  # createdAt high-water marks are re-read with a margin
+MIN_UPDATE_INTERVAL = timedelta(hours=8)  # Pluggy's fastest auto-sync plan (reference pluggy.md §3.3)
 
 class PluggyProvider:
     """Pluggy behind the Provider interface, plus the connect flow (items, MFA, polling)."""
@@ -76,6 +78,7 @@ class PluggyProvider:
         self._now = now or (lambda: datetime.now(UTC))
         self._today = today or (lambda: self._now().astimezone(SAO_PAULO).date())
         self._max_workers = max_workers
+        self._min_interval = MIN_UPDATE_INTERVAL
 
     # -- connect flow -------------------------------------------------------------------------
     def institutions(self) -> list[Institution]:
@@ -286,6 +289,26 @@ class PluggyProvider:
         """The same accounts through the retired and the Open Finance connector: Pluggy keeps the institution's
         account numbers (their last digits match), so identity matching is exact enough."""
         return match_by_identity(old, new)
+
+    def min_sync_interval(self) -> timedelta:
+        """Pluggy refreshes an item from the bank at most every MIN_UPDATE_INTERVAL (its fastest auto-sync plan, and
+        the least it lets a client ask for: CLIENT_IS_UPDATING_BEFORE_ALLOWED_FREQUENCY); a webhook announces new
+        data in between. A 409 that names a longer interval raises this for the provider's life."""
+        return self._min_interval
+
+    def note_update_interval(self, error: UpdateTooSoon, last_updated: datetime | None) -> None:
+        """Remember the interval a CLIENT_IS_UPDATING_BEFORE_ALLOWED_FREQUENCY answer named."""
+        if error.allowed_at is not None and last_updated is not None and isinstance(error.allowed_at, datetime):
+            self._min_interval = max(self._min_interval, error.allowed_at - last_updated)
+
+    def refresh(self, external_id: str) -> ConnectionState:
+        """Ask Pluggy to fetch fresh data from the bank now (PATCH /items/{id} without new credentials). Raises
+        UpdateTooSoon, saying when it becomes possible, inside the minimum update interval: never retried."""
+        try:
+            return self.reconnect(external_id)
+        except UpdateTooSoon as exc:
+            self.note_update_interval(exc, self.connection_state(external_id).last_updated_at)
+            raise
 
     def disconnect(self, external_id: str) -> None:
         try:

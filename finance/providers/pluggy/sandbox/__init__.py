@@ -75,6 +75,8 @@ class PluggyEmulator(ItemsMixin, ItemSyncsMixin, ConnectorsMixin, ConnectTokensM
     or "purchase_negative". mfa_code: the token `user-ok-mfa` must send. settle_delay: real seconds a sync takes
     (0: the first read after a sync already sees its outcome). rate_limits: False stops counting the per-minute
     limits (no 429s, no RateLimit-* headers). accounts: where items' accounts come from (default: the household).
+    min_update_hours: refuse a client refresh (PATCH /items without credentials) of an item updated less than this
+    long ago with 409 CLIENT_IS_UPDATING_BEFORE_ALLOWED_FREQUENCY (None: no limit, as in Pluggy's sandbox).
     """
 
     WEBHOOK_RETRY_DELAYS = (0.0, 0.0, 3600.0, 0.0, 0.0, 7200.0, 0.0, 0.0)
@@ -85,7 +87,7 @@ class PluggyEmulator(ItemsMixin, ItemSyncsMixin, ConnectorsMixin, ConnectTokensM
                  card_sign: str = "purchase_positive", mfa_code: str = "123456",
                  settle_delay: float = 0.0, webhook_url: str | None = None,
                  webhook_headers: dict[str, str] | None = None, rate_limits: bool = True,
-                 accounts: AccountSource | None = None) -> None:
+                 accounts: AccountSource | None = None, min_update_hours: float | None = None) -> None:
         if card_sign not in ("purchase_positive", "purchase_negative"):
             raise ValueError("card_sign must be 'purchase_positive' or 'purchase_negative'")
         self._clock = clock or Clock()
@@ -97,6 +99,7 @@ class PluggyEmulator(ItemsMixin, ItemSyncsMixin, ConnectorsMixin, ConnectTokensM
         self.settle_delay = settle_delay
         self.rate_limits = rate_limits
         self.accounts = accounts
+        self.min_update_hours = min_update_hours
         self.request_log: list[tuple[str, str]] = []
         self._client_id = client_id
         self._client_secret = client_secret

@@ -135,6 +135,7 @@ class PluggyBase(EmulatorBase):
     rate_limits: bool
     settle_delay: float
     mfa_code: str
+    min_update_hours: float | None
     _client_id: str | None
     _client_secret: str | None
     _secret: bytes
