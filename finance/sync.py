@@ -226,19 +226,22 @@ class SyncEngine:
         return [future.result() for future in futures]
 
     def sync_connection(self, connection_id: str, *, trigger: str = "manual",
-                        on_progress: Progress | None = None, removed: Collection[str] = ()) -> SyncResult:
+                        on_progress: Progress | None = None, removed: Collection[str] = (),
+                        refetch: Collection[str] = ()) -> SyncResult:
         """Sync one connection. `removed`: provider transaction ids known to be gone (a webhook said so), applied
-        with the fetch like the provider's own removals."""
+        with the fetch like the provider's own removals. `refetch`: exactly what changed, in the provider's words (a
+        webhook's batch of ids): the provider fetches only that instead of everything since its cursor."""
         lock = _connection_lock(f"{self.engine.url}|{connection_id}")
         if not lock.acquire(blocking=False):
             return SyncResult(connection_id, None, "skipped", ApplyCounts(),
                               "A sync of this connection is already running.")
         try:
-            return self._sync(connection_id, trigger, on_progress or (lambda _s, _f: None), removed)
+            return self._sync(connection_id, trigger, on_progress or (lambda _s, _f: None), removed, refetch)
         finally:
             lock.release()
 
-    def _sync(self, connection_id: str, trigger: str, progress: Progress, removed: Collection[str] = ()) -> SyncResult:
+    def _sync(self, connection_id: str, trigger: str, progress: Progress, removed: Collection[str] = (),
+              refetch: Collection[str] = ()) -> SyncResult:
         clock = time.monotonic()
         run_id: str | None = None
         state: ConnectionState | None = None
@@ -259,7 +262,12 @@ class SyncEngine:
                     raise ReauthRequired(state.status_detail or "This connection needs you to reconnect.",
                                          code=state.error_code or state.status.value, provider=row.provider)
                 progress("Fetching transactions", 0.25)
-                changes = provider.fetch_transactions(row.external_id, accounts, row.sync_cursor, sink=staged.append)
+                if refetch:
+                    changes = provider.fetch_transactions(row.external_id, accounts, row.sync_cursor,
+                                                          sink=staged.append, refetch=sorted(refetch))
+                else:
+                    changes = provider.fetch_transactions(row.external_id, accounts, row.sync_cursor,
+                                                          sink=staged.append)
                 changes.removed.extend(sorted(set(removed) - set(changes.removed)))
                 requests = sent.value
                 progress("Saving", 0.85)

@@ -53,6 +53,8 @@ class _Pending:
     removed: set[str] = field(default_factory=set)
     events: list[str] = field(default_factory=list)
     attempts: int = 0
+    refetch: set[str] = field(default_factory=set)
+    full: bool = True  # False: only what `refetch` names needs fetching (every request joined was that precise)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,16 +142,23 @@ class Worker:
             self._last_rejection = f"{provider}: {reason}"
 
     def request_sync(self, connection_id: str, trigger: str, *, removed: Iterable[str] = (),
-                     events: Iterable[str] = (), delay: float | None = None) -> None:
-        """Queue a sync; one already queued for the connection absorbs this one (the storm coalesces)."""
+                     events: Iterable[str] = (), delay: float | None = None, refetch: Iterable[str] = ()) -> None:
+        """Queue a sync; one already queued for the connection absorbs this one (the storm coalesces).
+
+        refetch: the provider's description of exactly what changed (a webhook's transaction ids); a sync asked for
+        with one fetches only that, unless a request for a whole sync joins it."""
+        refetch = set(refetch)
         with self._cond:
             due = self._mono() + (self._debounce if delay is None else delay)
             pending = self._pending.get(connection_id)
             if pending is None:
-                pending = self._pending[connection_id] = _Pending(trigger, due)
-            elif trigger == WEBHOOK:
-                pending.trigger = WEBHOOK  # a webhook's reason outranks the schedule's
+                pending = self._pending[connection_id] = _Pending(trigger, due, full=not refetch)
+            else:
+                pending.full |= not refetch
+                if trigger == WEBHOOK:
+                    pending.trigger = WEBHOOK  # a webhook's reason outranks the schedule's
             pending.removed.update(removed)
+            pending.refetch |= refetch
             pending.events.extend(events)
             self._cond.notify_all()
 
@@ -262,7 +271,7 @@ class Worker:
             stored = webhook_events.queued_events(conn, ids)
         now = self._now()
 
-        def apply() -> tuple[list[tuple[str, tuple[str, ...], str]], bool]:
+        def apply() -> tuple[list[tuple[str, tuple[str, ...], tuple[str, ...], str]], bool]:
             syncs, changed = [], False
             with engine.begin() as conn:
                 for event in stored:
@@ -275,21 +284,26 @@ class Worker:
         syncs, changed = _retrying(apply)
         if changed:
             self._bump()
-        for connection_id, removed, event_id in syncs:
-            self.request_sync(connection_id, WEBHOOK, removed=removed, events=[event_id])
+        for connection_id, removed, refetch, event_id in syncs:
+            self.request_sync(connection_id, WEBHOOK, removed=removed, events=[event_id], refetch=refetch)
 
     # -- syncs --------------------------------------------------------------------------------
     def _run_sync(self, connection_id: str, pending: _Pending) -> None:
         removed = pending.removed | self._carry.get(connection_id, set())
+        refetch = sorted(pending.refetch) if not pending.full else []
         result: SyncResult = self.services.sync.sync_connection(connection_id, trigger=pending.trigger,
-                                                                removed=sorted(removed))
+                                                                removed=sorted(removed), refetch=refetch)
         if result.outcome == "skipped":
             pending.attempts += 1
             if pending.attempts < MAX_SKIPPED:
                 with self._cond:
-                    again = self._pending.setdefault(connection_id, _Pending(pending.trigger, 0.0))
+                    again = self._pending.get(connection_id)
+                    if again is None:
+                        again = self._pending[connection_id] = _Pending(pending.trigger, 0.0, full=pending.full)
+                    again.full |= pending.full
                     again.due = self._mono() + self._skipped_retry
                     again.removed |= pending.removed
+                    again.refetch |= pending.refetch
                     again.events[:0] = pending.events
                     again.attempts = max(again.attempts, pending.attempts)
                 return
@@ -328,13 +342,13 @@ class Worker:
         next_runs: dict[str, datetime] = {}
         paused = []
         for row in rows:
-            due = health.next_sync_at(row, self._interval_for(row["provider"]))
+            due = health.next_sync_at(row, schedule_interval(self.services, self.interval, row["provider"]))
             if due is None:
                 if self.interval is not None and health.is_paused(row):
                     paused.append(row["id"])
                 continue
             tried = self._scheduled_tries.get(row["id"])
-            interval = self._interval_for(row["provider"])
+            interval = schedule_interval(self.services, self.interval, row["provider"])
             if tried is not None and interval is not None:
                 due = max(due, tried + interval)  # a sync that failed without recording still waits its turn
             next_runs[row["id"]] = due
@@ -347,17 +361,6 @@ class Worker:
             if upcoming:
                 seconds = (min(upcoming) - now).total_seconds()
                 self._next_check = min(self._next_check, self._mono() + max(1.0, seconds))
-
-    def _interval_for(self, provider_name: str) -> timedelta | None:
-        """The schedule's interval for a provider's connections: never shorter than the provider's own minimum
-        (how often its data can change at all), so scheduled syncs never ask for what cannot be new yet."""
-        if self.interval is None:
-            return None
-        provider = self.services.providers.get(provider_name)
-        # A provider written before the protocol had this method has no minimum (issue 19 adds it to each).
-        asks = getattr(provider, "min_sync_interval", None)
-        least = asks() if asks is not None else None
-        return max(self.interval, least) if least is not None else self.interval
 
     # -- reporting ----------------------------------------------------------------------------
     def _bump(self) -> None:
@@ -378,8 +381,20 @@ class Worker:
                 data_version=self.data_version, last_error=self._last_error)
 
 
+def schedule_interval(services: Services, interval: timedelta | None, provider_name: str) -> timedelta | None:
+    """The schedule's interval for a provider's connections: never shorter than the provider's own minimum (how often
+    its data can change at all), so scheduled syncs never ask for what cannot be new yet."""
+    if interval is None:
+        return None
+    provider = services.providers.get(provider_name)
+    # A provider written before the protocol had this method has no minimum (issue 19 adds it to each).
+    asks = getattr(provider, "min_sync_interval", None)
+    least = asks() if asks is not None else None
+    return max(interval, least) if least is not None else interval
+
+
 def apply_event(services: Services, conn: sa.Connection, stored: webhook_events.StoredEvent,
-                now: datetime) -> tuple[tuple[str, tuple[str, ...], str] | None, bool]:
+                now: datetime) -> tuple[tuple[str, tuple[str, ...], tuple[str, ...], str] | None, bool]:
     """Record what one stored event says, as its provider reads it; (the sync it asks for, whether a
     connection changed)."""
     event = WebhookEvent(stored.id, stored.provider, stored.event_type, stored.item_id, stored.payload,
@@ -421,7 +436,7 @@ def apply_event(services: Services, conn: sa.Connection, stored: webhook_events.
     if row["last_success_at"] is None and created is not None and now - created < NEW_CONNECTION_GRACE:
         finish(webhook_events.IGNORED, "the connection's first sync (run by the connect flow) fetches everything")
         return None, touched
-    return (row["id"], plan.removed, event.id), touched
+    return (row["id"], plan.removed, plan.refetch, event.id), touched
 
 
 def _retrying(write: Callable[[], T], attempts: int = 5, pause: float = 0.2) -> T:

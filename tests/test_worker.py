@@ -62,8 +62,9 @@ class StubSync:
             self.release.set()
 
     def sync_connection(self, connection_id: str, *, trigger: str = "manual", on_progress: Any = None,
-                        removed: Any = ()) -> SyncResult:
-        self.calls.append({"connection_id": connection_id, "trigger": trigger, "removed": sorted(removed)})
+                        removed: Any = (), refetch: Any = ()) -> SyncResult:
+        self.calls.append({"connection_id": connection_id, "trigger": trigger, "removed": sorted(removed),
+                           **({"refetch": sorted(refetch)} if refetch else {})})
         self.started.set()
         self.release.wait(30)
         outcome = self.outcomes.pop(0) if self.outcomes else "success"
@@ -248,8 +249,9 @@ def test_a_login_error_pauses_the_schedule_and_a_reconnect_resumes_it(svc: Servi
     assert (WEBHOOK, "failed") in [tuple(t) for t in triggers]  # the item/error's sync confirmed it
 
 
-def test_scheduled_syncs_follow_the_interval(svc: Services) -> None:
+def test_scheduled_syncs_follow_the_interval_but_never_below_the_providers_minimum(svc: Services) -> None:
     connection_id, _ = connect(svc)
+    assert svc.providers["pluggy"].min_sync_interval() == timedelta(hours=8)  # Pluggy's data changes no faster
     clock = [datetime.now(UTC)]
     stub = StubSync()
     worker = Worker(dataclasses.replace(svc, sync=stub), interval=timedelta(hours=6), now=lambda: clock[0])
@@ -257,6 +259,9 @@ def test_scheduled_syncs_follow_the_interval(svc: Services) -> None:
     assert worker.run_until_idle() == 0
     assert connection_id in worker.snapshot().next_runs
     clock[0] += timedelta(hours=6, minutes=1)
+    worker.check_schedule()
+    assert worker.run_until_idle() == 0 and stub.calls == []  # 6 h is below Pluggy's 8 h
+    clock[0] += timedelta(hours=2)
     worker.check_schedule()
     worker.check_schedule()  # checking twice queues it once
     assert worker.run_until_idle() == 1 and stub.calls[0]["trigger"] == SCHEDULE

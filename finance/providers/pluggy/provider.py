@@ -35,7 +35,7 @@ from finance.model import (
     SetAside,
     TransactionChanges,
 )
-from finance.providers.base import at_once, match_by_identity, read_resource, unless_blocked
+from finance.providers.base import TransactionSink, at_once, match_by_identity, read_resource, unless_blocked
 from finance.providers.pluggy import webhooks
 from finance.providers.pluggy.client import PluggyClient
 from finance.providers.pluggy.mapping import (
@@ -63,6 +63,7 @@ from finance.screening import Limits, map_screened
 FIRST_SYNC_DAYS = 365  # Pluggy keeps 12 months of history
 REREAD_DAYS = 14  # pending rows post, change or vanish within this window
 CREATED_AT_OVERLAP = timedelta(hours=6)  # createdAt high-water marks are re-read with a margin
+MAX_IDS = 500  # transaction ids one /v2/transactions request may name
 MIN_UPDATE_INTERVAL = timedelta(hours=8)  # Pluggy's fastest auto-sync plan (reference pluggy.md §3.3)
 
 class PluggyProvider:
@@ -160,8 +161,10 @@ class PluggyProvider:
         return state, [map_account(raw, as_of=as_of) for raw in unless_blocked(state, raw_accounts) or []]
 
     def fetch_transactions(self, connection_external_id: str, accounts: list[Account], cursor: str | None,
-                           *, sink: Callable[[pa.RecordBatch], None] | None = None) -> TransactionChanges:
-        """New rows since the createdAt high-water mark, plus a full re-read of the recent window.
+                           *, sink: Callable[[pa.RecordBatch], None] | None = None,
+                           refetch: Sequence[str] = ()) -> TransactionChanges:
+        """New rows since the createdAt high-water mark, plus a full re-read of the recent window; with `refetch`
+        (what transactions/* webhooks named, `webhooks.read_refetch`), exactly those rows instead.
 
         The re-read window is authoritative: a stored row dated inside it that Pluggy no longer lists
         (a pending charge that posted under a new id, or was dropped) is removed by the sync engine.
@@ -169,6 +172,10 @@ class PluggyProvider:
         read concurrently), or kept in the result's batches without one; raw pages are never accumulated.
         """
         state = _load_cursor(cursor)
+        if refetch:
+            named = self._fetch_named(accounts, state, cursor, refetch, sink)
+            if named is not None:
+                return named
         today = self._today()
         limits = Limits.around(today)
         changes = TransactionChanges(provider=NAME)
@@ -237,6 +244,45 @@ class PluggyProvider:
                 changes.windows.append((account.external_id, window_start))
                 new_state[account.external_id] = account_cursor
         changes.cursor = _dump_cursor(new_state)
+        changes.requests = count.value
+        return changes
+
+    def _fetch_named(self, accounts: list[Account], state: dict[str, AccountCursor], cursor: str | None,
+                     refetch: Sequence[str], sink: TransactionSink | None) -> TransactionChanges | None:
+        """The rows webhooks named: by id (at most MAX_IDS a request) or created since an instant, per account; the
+        cursor stays as it was (the next whole fetch re-reads its window). None when an account is new here (or its
+        cursor unreadable): only a whole fetch can place it."""
+        ids, created, named = webhooks.read_refetch(refetch)
+        by_id = {a.external_id: a for a in accounts}
+        if any(a not in by_id or a not in state for a in named):
+            return None
+        limits = Limits.around(self._today())
+        changes = TransactionChanges(provider=NAME, cursor=cursor)
+
+        def walk(account: Account, **query: Any) -> None:
+            first_day = pa.scalar(state[account.external_id].origin, pa.date32())
+            for rows in page_chunks(self.client.transaction_pages(account.external_id, **query)):
+                batch, rejected = map_screened(rows, lambda chunk: map_transactions(chunk, account),
+                                               lambda raw: (raw.id, account.external_id), limits)
+                changes.set_aside.extend(rejected)
+                if batch is None:
+                    continue
+                batch = batch.filter(pc.greater_equal(batch.column("booked_date"), first_day))
+                if not batch.num_rows:
+                    continue
+                if sink is not None:
+                    sink(batch)
+                    changes.staged += batch.num_rows
+                else:
+                    changes.batches.append(batch)
+
+        with counting_requests() as count:
+            for account_id, wanted in sorted(ids.items()):
+                unique = sorted(set(wanted))
+                for start in range(0, len(unique), MAX_IDS):
+                    walk(by_id[account_id], ids=unique[start:start + MAX_IDS])
+            for account_id, since in sorted(created.items()):
+                walk(by_id[account_id], created_at_from=since)
         changes.requests = count.value
         return changes
 
