@@ -57,6 +57,7 @@ from finance.providers.pluggy.portfolio import (
     map_investment_transaction,
     map_loan,
 )
+from finance.providers.pluggy.retiring import Successors
 from finance.providers.webhook import Plan, WebhookEvent
 from finance.screening import Limits, map_screened
 
@@ -80,6 +81,7 @@ class PluggyProvider:
         self._today = today or (lambda: self._now().astimezone(SAO_PAULO).date())
         self._max_workers = max_workers
         self._min_interval = MIN_UPDATE_INTERVAL
+        self._successor = Successors(client, self._now)
 
     # -- connect flow -------------------------------------------------------------------------
     def institutions(self) -> list[Institution]:
@@ -146,7 +148,8 @@ class PluggyProvider:
 
     # -- Provider interface ---------------------------------------------------------------------
     def connection_state(self, external_id: str) -> ConnectionState:
-        return map_item(self.client.item(external_id), now=self._now())
+        item = self.client.item(external_id)
+        return self._successor.apply(item, map_item(item, now=self._now()))
 
     def fetch_accounts(self, connection_external_id: str) -> list[Account]:
         item = self.client.item(connection_external_id)
@@ -156,7 +159,7 @@ class PluggyProvider:
     def fetch_connection(self, external_id: str) -> tuple[ConnectionState, list[Account]]:
         """The item's state and its accounts, GET /items/{id} and GET /accounts sent at once (the item dates them)."""
         item, raw_accounts = at_once(lambda: self.client.item(external_id), lambda: self.client.accounts(external_id))
-        state = map_item(item, now=self._now())
+        state = self._successor.apply(item, map_item(item, now=self._now()))
         as_of = state.last_updated_at or self._now()
         return state, [map_account(raw, as_of=as_of) for raw in unless_blocked(state, raw_accounts) or []]
 
@@ -288,48 +291,10 @@ class PluggyProvider:
 
     def fetch_portfolio(self, connection_external_id: str, accounts: list[Account], *,
                         since: date | None) -> Portfolio:
-        """Investments (and their trades from `since`), loans and each card's closed bills, requested at once.
-
-        Positions go into one investment account per item and each loan into a LOAN account of its own (Pluggy has
-        neither as accounts); each card becomes a liability whose next payment is its latest unpaid bill."""
-        portfolio = Portfolio()
-        item_id = connection_external_id
-        cards = [a for a in accounts if a.type is AccountType.CREDIT_CARD]
+        """Investments (and their trades from `since`), loans and each card's closed bills (`read_portfolio`)."""
         as_of = max((a.balance_as_of for a in accounts if a.balance_as_of), default=None) or self._now()
-        workers = max(1, min(self._max_workers, 2 + len(cards)))
-        with counting_requests() as count, ThreadPoolExecutor(max_workers=workers) as pool:
-            def submit(call: Callable[..., Any], *args: Any) -> Any:
-                return pool.submit(contextvars.copy_context().run, call, *args)
-
-            investments = submit(self.client.investments, item_id)
-            loans = submit(self.client.loans, item_id)
-            bills = {card.external_id: submit(self.client.bills, card.external_id) for card in cards}
-            raw_investments = read_resource(portfolio, "investments", investments.result, [])
-            trades = {str(raw.get("id")): submit(self.client.investment_transactions, str(raw.get("id")))
-                      for raw in raw_investments}
-            for raw in raw_investments:
-                security, holding = map_investment(raw, item_id)
-                portfolio.securities.append(security)
-                portfolio.holdings.append(holding)
-            if portfolio.holdings:
-                portfolio.accounts.append(investment_account(item_id, portfolio.holdings, as_of))
-            for security in portfolio.securities:
-                rows = read_resource(portfolio, "investment_transactions", trades[security.external_id].result, [])
-                portfolio.investment_transactions.extend(
-                    trade for trade in (map_investment_transaction(raw, item_id, security.external_id,
-                                                                   security.currency) for raw in rows)
-                    if since is None or trade.date >= since)
-            for raw in read_resource(portfolio, "liabilities", loans.result, []):
-                account, liability = map_loan(raw, as_of)
-                portfolio.accounts.append(account)
-                portfolio.liabilities.append(liability)
-            for card in cards:
-                card_bills = [map_bill(raw, card) for raw in read_resource(portfolio, "bills",
-                                                                           bills[card.external_id].result, [])]
-                portfolio.bills.extend(card_bills)
-                portfolio.liabilities.append(card_liability(card, card_bills, self._today()))
-        portfolio.requests = count.value
-        return portfolio
+        return read_portfolio(self.client, connection_external_id, accounts, since=since, as_of=as_of,
+                              today=self._today(), max_workers=self._max_workers)
 
     def match_accounts(self, old: Sequence[Account], new: Sequence[Account]) -> dict[str, str]:
         """The same accounts through the retired and the Open Finance connector: Pluggy keeps the institution's
@@ -406,3 +371,47 @@ def _load_cursor(cursor: str | None) -> dict[str, AccountCursor]:
                 for k, v in (data.get("accounts") or {}).items()}
     except (ValueError, AttributeError, KeyError, TypeError):
         return {}  # an unreadable cursor only costs a full re-read
+
+
+def read_portfolio(client: PluggyClient, item_id: str, accounts: list[Account], *, since: date | None,
+                   as_of: datetime, today: date, max_workers: int) -> Portfolio:
+    """Investments (and their trades from `since`), loans and each card's closed bills, requested at once.
+
+    Positions go into one investment account per item and each loan into a LOAN account of its own (Pluggy has
+    neither as accounts); each card becomes a liability whose next payment is its latest unpaid bill."""
+    portfolio = Portfolio()
+    cards = [a for a in accounts if a.type is AccountType.CREDIT_CARD]
+    workers = max(1, min(max_workers, 2 + len(cards)))
+    with counting_requests() as count, ThreadPoolExecutor(max_workers=workers) as pool:
+        def submit(call: Callable[..., Any], *args: Any) -> Any:
+            return pool.submit(contextvars.copy_context().run, call, *args)
+
+        investments = submit(client.investments, item_id)
+        loans = submit(client.loans, item_id)
+        bills = {card.external_id: submit(client.bills, card.external_id) for card in cards}
+        raw_investments = read_resource(portfolio, "investments", investments.result, [])
+        trades = {str(raw.get("id")): submit(client.investment_transactions, str(raw.get("id")))
+                  for raw in raw_investments}
+        for raw in raw_investments:
+            security, holding = map_investment(raw, item_id)
+            portfolio.securities.append(security)
+            portfolio.holdings.append(holding)
+        if portfolio.holdings:
+            portfolio.accounts.append(investment_account(item_id, portfolio.holdings, as_of))
+        for security in portfolio.securities:
+            rows = read_resource(portfolio, "investment_transactions", trades[security.external_id].result, [])
+            portfolio.investment_transactions.extend(
+                trade for trade in (map_investment_transaction(raw, item_id, security.external_id,
+                                                               security.currency) for raw in rows)
+                if since is None or trade.date >= since)
+        for raw in read_resource(portfolio, "liabilities", loans.result, []):
+            account, liability = map_loan(raw, as_of)
+            portfolio.accounts.append(account)
+            portfolio.liabilities.append(liability)
+        for card in cards:
+            card_bills = [map_bill(raw, card) for raw in read_resource(portfolio, "bills",
+                                                                       bills[card.external_id].result, [])]
+            portfolio.bills.extend(card_bills)
+            portfolio.liabilities.append(card_liability(card, card_bills, today))
+    portfolio.requests = count.value
+    return portfolio
