@@ -9,7 +9,7 @@ fractions (0.1941 = 19.41 %); the model's are annual percentages.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -28,6 +28,7 @@ from finance.model import (
     SecurityType,
 )
 from finance.providers.pluggy.mapping import NAME, SAO_PAULO, parse_instant, to_decimal
+from finance.recurring import add_months
 
 SECURITY_TYPES = {
     "EQUITY": SecurityType.EQUITY, "ETF": SecurityType.ETF, "MUTUAL_FUND": SecurityType.MUTUAL_FUND,
@@ -38,14 +39,6 @@ TRADE_TYPES = {"BUY": InvestmentTxnType.BUY, "SELL": InvestmentTxnType.SELL, "TA
 LOAN_KINDS = {"FINANCING": LiabilityKind.FINANCING, "LOAN": LiabilityKind.PERSONAL,
               "UNARRANGED_ACCOUNT_OVERDRAFT": LiabilityKind.OVERDRAFT}
 MONTHLY_PERIODS = {"MONTHLY": 1, "BIMONTHLY": 2, "QUARTERLY": 3, "SEMESTERLY": 6, "YEARLY": 12}
-
-
-def _add_months(day: date, months: int) -> date:
-    """The same day-of-month `months` later, clamped to the month's last day."""
-    index = day.year * 12 + day.month - 1 + months
-    year, month = divmod(index, 12)
-    following = date(year + (month + 1) // 12, (month + 1) % 12 + 1, 1)
-    return date(year, month + 1, min(day.day, (following - timedelta(days=1)).day))
 
 
 def investment_account_id(item_id: str) -> str:
@@ -183,7 +176,7 @@ def map_loan(raw: dict[str, Any], as_of: datetime | None) -> tuple[Account, Liab
     step = MONTHLY_PERIODS.get(str(raw.get("installmentPeriodicity") or ""))
     next_due = None
     if first_due is not None and step and isinstance(count, int | float) and (total is None or count < total):
-        next_due = _add_months(first_due, int(count) * step)
+        next_due = add_months(first_due, int(count) * step)
     name = str(raw.get("productName") or raw.get("type") or "Loan")
     balance = -outstanding if outstanding is not None else None
     account = Account(provider=NAME, external_id=loan_account_id(loan_id), connection_external_id=item_id,
