@@ -4,7 +4,7 @@ Pluggy announces the end of a direct (credential) connector on the connector its
 incident in `health.incidents`, while the institution's Open Finance connector (`isOpenFinance: true`, the same
 `institutionUrl`) is listed beside it; items left on the direct one are deleted about 30 days after it stops
 (reference/pluggy.md §6.4). The exact wording is not documented, so the incident is taken as the announcement and
-the twin as the way forward: the connection gets `successor_institution_id` and a message that says what to do.
+the twin as the way forward: the connection gets `successor_institution_id` (the Connections page says what to do).
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ class Successors:
             return self._catalog
 
     def apply(self, item: dict[str, Any], state: ConnectionState) -> ConnectionState:
-        """`state` with the successor institution and a message when the item's connector is being retired."""
+        """`state` with the successor institution when the item's connector is being retired."""
         connector = item.get("connector") if isinstance(item.get("connector"), dict) else {}
         if not announces_retirement(connector):
             return state
@@ -78,8 +78,4 @@ class Successors:
             return state  # the catalog is unreachable now: the next sync says it
         if twin is None:
             return state
-        message = (f"Pluggy is retiring this bank's direct connection. Reconnect it through Open Finance "
-                   f"({twin.get('name') or 'the bank'}) on Connections; its accounts continue the history you have "
-                   "here.")
-        detail = f"{state.status_detail} {message}" if state.status_detail else message
-        return replace(state, successor_institution_id=str(twin["id"]), status_detail=detail)
+        return replace(state, successor_institution_id=str(twin["id"]))
