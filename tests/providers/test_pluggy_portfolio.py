@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from jsonschema import Draft7Validator
 
 from finance.errors import UpdateTooSoon
@@ -23,6 +24,7 @@ from finance.providers.pluggy.provider import MAX_IDS, PluggyProvider
 from finance.providers.pluggy.sandbox import PluggyEmulator
 from finance.providers.webhook import WebhookEvent
 from finance.sandbox.common import Clock
+from finance.sync import SyncEngine
 from tests.conftest import REFERENCE, START
 
 SCHEMAS = json.loads((REFERENCE / "pluggy-sdk-schemas.json").read_text())
@@ -380,3 +382,25 @@ def test_a_retiring_direct_connection_points_to_open_finance_and_its_accounts_co
     new_rows = provider.fetch_transactions(new.external_id, new_accounts, None).upserts
     assert not {t.external_id for t in old_rows} & {t.external_id for t in new_rows}  # other ids, same history
     assert min(t.booked_date for t in new_rows) == min(t.booked_date for t in old_rows)
+
+
+def test_reconnecting_through_open_finance_continues_the_history_in_the_store(
+        emulator: PluggyEmulator, provider: PluggyProvider, sync: SyncEngine, engine: sa.Engine) -> None:
+    old = provider.wait_until_settled(provider.create_connection("1", {"user": "user-ok", "password": "password-ok"}
+                                                                 ).external_id, sleep=lambda _s: None)
+    old_id = sync.register(old)
+    assert sync.sync_connection(old_id).outcome == "success"
+    emulator.advance(days=1)
+    new = provider.wait_until_settled(provider.create_connection("2", {"user": "user-ok", "password": "password-ok"}
+                                                                 ).external_id, sleep=lambda _s: None)
+    result = sync.sync_connection(sync.register(new))
+    assert result.outcome == "success" and "continue the retired connection's history" in result.message
+    with engine.connect() as conn:
+        links = conn.execute(sa.text(
+            "SELECT o.type AS old_type, n.type AS new_type FROM account_links l "
+            "JOIN accounts o ON o.id = l.old_account_id JOIN accounts n ON n.id = l.new_account_id")).all()
+        successor = conn.execute(sa.text("SELECT successor_institution_id FROM connections WHERE id = :id"),
+                                 {"id": old_id}).scalar()
+    assert successor == "2"
+    assert sorted((r.old_type, r.new_type) for r in links) == [  # investments and the financing continue too
+        ("checking", "checking"), ("credit_card", "credit_card"), ("investment", "investment"), ("loan", "loan")]

@@ -617,6 +617,19 @@ def test_the_retiring_direct_connector_and_its_open_finance_twin(emulator: Plugg
     assert all(isinstance(t["providerId"], str) for t in rows)  # Open Finance rows carry the institution's id
     old_rows, _ = walk(client, f"?accountId={old_accounts['CREDIT_CARD']['id']}")
     assert not {t["id"] for t in rows} & {t["id"] for t in old_rows}
+    bills = client.get("/bills", params={"accountId": card["id"]}).json()["results"]
+    assert {t["creditCardMetadata"].get("billId") for t in rows} - {None} == {b["id"] for b in bills}
+    old_bills = client.get("/bills", params={"accountId": old_accounts["CREDIT_CARD"]["id"]}).json()["results"]
+    assert [b["totalAmount"] for b in bills[1:]] == [b["totalAmount"] for b in old_bills[: len(bills) - 1]] or \
+        [b["totalAmount"] for b in bills] == [b["totalAmount"] for b in old_bills]  # the same bills…
+    assert not {b["id"] for b in bills} & {b["id"] for b in old_bills}  # …under other ids
+    for path in ("/loans", "/investments"):
+        ids = [{x["id"] for x in client.get(path, params={"itemId": i["id"]}).json()["results"]} for i in (old, new)]
+        assert ids[0] and ids[1] and not ids[0] & ids[1]
+    fund = next(x for x in client.get("/investments", params={"itemId": new["id"]}).json()["results"]
+                if x["type"] == "MUTUAL_FUND")
+    trades = client.get(f"/investments/{fund['id']}/transactions").json()["results"]
+    assert trades and {t["investmentId"] for t in trades} == {fund["id"]}
 
 
 def test_client_refreshes_inside_the_minimum_update_interval_get_a_409() -> None:

@@ -81,6 +81,12 @@ class AccountsMixin(PluggyBase):
     def _open_finance(item: dict[str, Any]) -> bool:
         return bool(connector_by_id(item["connectorId"])["isOpenFinance"])
 
+    @classmethod
+    def _item_id_of(cls, item: dict[str, Any], raw_id: str) -> str:
+        """The id an item shows for one of its household's objects: the same bank object has another id through
+        an Open Finance connector than through the direct one."""
+        return stable_uuid(raw_id, "open-finance") if cls._open_finance(item) else raw_id
+
     def account_id(self, item_id: str, index: int) -> str:
         """The id of an item's account number `index` (stable across restarts)."""
         return stable_uuid(self.seed, item_id, "account", index)
@@ -112,9 +118,7 @@ class AccountsMixin(PluggyBase):
             for entry, pending, appeared in ledger.view(spec.index, cutoff):
                 total += entry.amount if pending else entry.final_amount
                 created = moments[bisect.bisect_left(moments, appeared)]
-                tx_id = str(entry.pending_id if pending else entry.id)
-                if open_finance:  # the same bank movement has another id through another connector
-                    tx_id = stable_uuid(tx_id, "open-finance")
+                tx_id = self._item_id_of(item, str(entry.pending_id if pending else entry.id))
                 patch = self._patches.get(tx_id)
                 row = pluggy_transaction(
                     entry, account_id=account_id, pending=pending, created_at=created, flip=flip,
@@ -123,6 +127,8 @@ class AccountsMixin(PluggyBase):
                     updated_at=_parse_time(patch["updatedAt"]) if patch else None,
                     closed_through=closed_through, open_finance=open_finance)
                 row["id"] = tx_id
+                if open_finance and (row["creditCardMetadata"] or {}).get("billId"):
+                    row["creditCardMetadata"]["billId"] = self._item_id_of(item, row["creditCardMetadata"]["billId"])
                 rows.append(real_world_variants(row, self.seed, open_finance=open_finance))
             rows.sort(key=lambda t: (t["date"], t["id"]))
             views.append(AccountView(account_id, spec.index, spec.kind, rows, round(total, 2),

@@ -56,7 +56,8 @@ class ProductsMixin(AccountsMixin):
     def _item_investments(self, item: dict[str, Any]) -> list[dict[str, Any]]:
         if not self._has(item, "INVESTMENTS"):
             return []
-        return self._wealth(item).investments(item["id"], self._cutoff(item))
+        return [{**i, "id": self._item_id_of(item, i["id"])}
+                for i in self._wealth(item).investments(item["id"], self._cutoff(item))]
 
     def _list_investments(self, call: _Call) -> tuple[int, Any]:
         item = self._synced_item(call)
@@ -79,9 +80,11 @@ class ProductsMixin(AccountsMixin):
     def _investment_transactions(self, call: _Call) -> tuple[int, Any]:
         item, investment = self._find_investment(call.match["id"])
         wealth = self._wealth(item)
-        holding = wealth.investment(investment["id"])
-        rows = [] if holding is None or "INVESTMENTS_TRANSACTIONS" not in (item.get("products") or ()) else (
-            wealth.investment_transactions(holding, self._cutoff(item)))
+        holding = next(h for h in wealth.holdings if self._item_id_of(item, wealth.investment_id(h.slot))
+                       == investment["id"])
+        rows = [] if "INVESTMENTS_TRANSACTIONS" not in (item.get("products") or ()) else [
+            {**t, "id": self._item_id_of(item, t["id"]), "investmentId": investment["id"]}
+            for t in wealth.investment_transactions(holding, self._cutoff(item))]
         return 200, _paged(call, rows)
 
     # -- loans -------------------------------------------------------------------------------------------------------
@@ -89,7 +92,8 @@ class ProductsMixin(AccountsMixin):
     def _item_loans(self, item: dict[str, Any]) -> list[dict[str, Any]]:
         if not self._has(item, "LOANS"):
             return []
-        return [self._wealth(item).loan(item["id"], self._cutoff(item))]
+        loan = self._wealth(item).loan(item["id"], self._cutoff(item))
+        return [{**loan, "id": self._item_id_of(item, loan["id"])}]
 
     def _list_loans(self, call: _Call) -> tuple[int, Any]:
         return 200, _paged(call, self._item_loans(self._synced_item(call)))
@@ -114,8 +118,9 @@ class ProductsMixin(AccountsMixin):
             profile: Any = ledger.profile
             first_day: date = profile.start
             sign = 1.0 if self.card_sign == "purchase_positive" else -1.0
-            return self._wealth(item).bills(ledger.entries[view.index], profile.bill_id_for_close, first_day,
-                                            self._cutoff(item), sign=sign)
+            return [{**bill, "id": self._item_id_of(item, bill["id"])}
+                    for bill in self._wealth(item).bills(ledger.entries[view.index], profile.bill_id_for_close,
+                                                         first_day, self._cutoff(item), sign=sign)]
         return None
 
     def _list_bills(self, call: _Call) -> tuple[int, Any]:

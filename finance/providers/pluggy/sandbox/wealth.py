@@ -178,8 +178,9 @@ class Wealth:
             "taxExempt": fields["taxExempt"], "priceFactor": None, "gracePeriodDate": None, "couponPayment": None,
         }
 
-    def investment(self, investment_id: str) -> _Holding | None:
-        return next((h for h in self._holdings if self.investment_id(h.slot) == investment_id), None)
+    @property
+    def holdings(self) -> tuple[_Holding, ...]:
+        return self._holdings
 
     def investment_transactions(self, holding: _Holding, cutoff: datetime) -> list[dict[str, Any]]:
         """The trades of one holding up to `cutoff`, newest first (as Pluggy lists them)."""
