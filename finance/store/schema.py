@@ -366,6 +366,7 @@ portfolio_status = sa.Table(
     sa.Column("error_code", sa.String),
     sa.Column("message", sa.String, comment="why the last read failed, for a person"),
     sa.Column("last_success_at", UtcTime),
+    sa.Column("digest", sa.String, comment="fingerprint of what the last successful read stored"),
     comment="How the last read of each portfolio resource went, per connection.",
 )
 
