@@ -404,3 +404,34 @@ def test_reconnecting_through_open_finance_continues_the_history_in_the_store(
     assert successor == "2"
     assert sorted((r.old_type, r.new_type) for r in links) == [  # investments and the financing continue too
         ("checking", "checking"), ("credit_card", "credit_card"), ("investment", "investment"), ("loan", "loan")]
+
+
+def test_hostile_portfolio_answers_fail_their_resource_only(emulator: PluggyEmulator) -> None:
+    """An investment with a balance that is not a number, a loan list that is not a list: each resource fails on
+    its own with a message, nothing half-mapped comes back, and the bills still do."""
+    inner = emulator.transport()
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        response = inner.handle_request(request)
+        if request.url.path == "/investments":
+            body = json.loads(response.read())
+            body["results"][0]["balance"] = '=HYPERLINK("http://evil")'
+            return httpx.Response(200, json=body)
+        if request.url.path == "/loans":
+            return httpx.Response(200, json={"page": 1, "total": 1, "totalPages": 1, "results": "nope"})
+        return response
+
+    client = PluggyClient("a", "b", transport=httpx.MockTransport(handle), sleep=lambda _s: None,
+                          now=emulator.clock.now)
+    provider = PluggyProvider(client, now=emulator.clock.now)
+    state, accounts = connect(provider)
+    portfolio = provider.fetch_portfolio(state.external_id, accounts, since=None)
+    assert sorted(f.resource for f in portfolio.failures) == ["investments", "liabilities"]
+    assert all(f.message and f.code in ("BAD_AMOUNT", "BAD_PAGE") for f in portfolio.failures)
+    assert portfolio.holdings == [] and portfolio.securities == [] and portfolio.bills
+
+
+@pytest.mark.parametrize("since", ["not-a-date", None, 12])
+def test_a_created_event_without_a_readable_instant_asks_for_a_whole_sync(since: Any) -> None:
+    plan = webhooks.plan(_event("transactions/created", accountId="acc-1", transactionsCreatedAtFrom=since))
+    assert plan.sync and plan.refetch == ()

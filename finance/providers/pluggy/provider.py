@@ -373,12 +373,21 @@ def _load_cursor(cursor: str | None) -> dict[str, AccountCursor]:
         return {}  # an unreadable cursor only costs a full re-read
 
 
+def _objects(rows: Any) -> list[dict[str, Any]]:
+    """A page's results as JSON objects; BadData when one is anything else."""
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        raise BadData("Pluggy sent a list whose entries are not objects.", code="BAD_PAGE", provider=NAME)
+    return rows
+
+
 def read_portfolio(client: PluggyClient, item_id: str, accounts: list[Account], *, since: date | None,
                    as_of: datetime, today: date, max_workers: int) -> Portfolio:
     """Investments (and their trades from `since`), loans and each card's closed bills, requested at once.
 
     Positions go into one investment account per item and each loan into a LOAN account of its own (Pluggy has
-    neither as accounts); each card becomes a liability whose next payment is its latest unpaid bill."""
+    neither as accounts); each card becomes a liability whose next payment is its latest unpaid bill. Each resource
+    is read and mapped on its own: one Pluggy cannot give, or gives unreadable, is a failure of that resource only.
+    """
     portfolio = Portfolio()
     cards = [a for a in accounts if a.type is AccountType.CREDIT_CARD]
     workers = max(1, min(max_workers, 2 + len(cards)))
@@ -389,28 +398,27 @@ def read_portfolio(client: PluggyClient, item_id: str, accounts: list[Account], 
         investments = submit(client.investments, item_id)
         loans = submit(client.loans, item_id)
         bills = {card.external_id: submit(client.bills, card.external_id) for card in cards}
-        raw_investments = read_resource(portfolio, "investments", investments.result, [])
-        trades = {str(raw.get("id")): submit(client.investment_transactions, str(raw.get("id")))
-                  for raw in raw_investments}
-        for raw in raw_investments:
-            security, holding = map_investment(raw, item_id)
+        positions = read_resource(portfolio, "investments", lambda: [
+            map_investment(raw, item_id) for raw in _objects(investments.result())], [])
+        trades = {security.external_id: submit(client.investment_transactions, security.external_id)
+                  for security, _ in positions}
+        for security, holding in positions:
             portfolio.securities.append(security)
             portfolio.holdings.append(holding)
         if portfolio.holdings:
             portfolio.accounts.append(investment_account(item_id, portfolio.holdings, as_of))
         for security in portfolio.securities:
-            rows = read_resource(portfolio, "investment_transactions", trades[security.external_id].result, [])
-            portfolio.investment_transactions.extend(
-                trade for trade in (map_investment_transaction(raw, item_id, security.external_id,
-                                                               security.currency) for raw in rows)
-                if since is None or trade.date >= since)
-        for raw in read_resource(portfolio, "liabilities", loans.result, []):
-            account, liability = map_loan(raw, as_of)
+            rows = read_resource(portfolio, "investment_transactions", lambda s=security: [
+                map_investment_transaction(raw, item_id, s.external_id, s.currency)
+                for raw in _objects(trades[s.external_id].result())], [])
+            portfolio.investment_transactions.extend(t for t in rows if since is None or t.date >= since)
+        for account, liability in read_resource(portfolio, "liabilities", lambda: [
+                map_loan(raw, as_of) for raw in _objects(loans.result())], []):
             portfolio.accounts.append(account)
             portfolio.liabilities.append(liability)
         for card in cards:
-            card_bills = [map_bill(raw, card) for raw in read_resource(portfolio, "bills",
-                                                                       bills[card.external_id].result, [])]
+            card_bills = read_resource(portfolio, "bills", lambda c=card: [
+                map_bill(raw, c) for raw in _objects(bills[c.external_id].result())], [])
             portfolio.bills.extend(card_bills)
             portfolio.liabilities.append(card_liability(card, card_bills, today))
     portfolio.requests = count.value

@@ -66,7 +66,10 @@ def refetch_ids(account_id: str, ids: Sequence[str]) -> tuple[str, ...]:
 
 
 def read_refetch(entries: Sequence[str]) -> tuple[dict[str, list[str]], dict[str, datetime], set[str]]:
-    """`Plan.refetch` entries back as (ids per account, createdAt instant per account, accounts named at all)."""
+    """`Plan.refetch` entries back as (ids per account, createdAt instant per account, accounts named at all).
+
+    Entries: "ids:<account>:<transaction id>" (fetch that row), "created:<account>:<ISO instant>" (fetch the rows
+    created since), "account:<account>" (nothing to fetch: a deletion, applied through `Plan.removed`)."""
     ids: dict[str, list[str]] = {}
     created: dict[str, datetime] = {}
     accounts: set[str] = set()
@@ -91,10 +94,10 @@ def _transactions_plan(kind: str, payload: Mapping[str, Any]) -> Plan:
     ids = tuple(payload.get("transactionIds") or ())
     if kind == "transactions/deleted":
         return Plan(note=f"{len(ids)} transactions deleted at Pluggy: removed", sync=True, removed=ids,
-                    refetch=(f"deleted:{account}",))
+                    refetch=(f"account:{account}",))
     if kind == "transactions/updated":
         return Plan(note=f"{len(ids)} transactions updated at Pluggy: fetched by id", sync=True,
-                    refetch=refetch_ids(account, ids) or (f"deleted:{account}",))
+                    refetch=refetch_ids(account, ids) or (f"account:{account}",))
     since = instant(payload.get("transactionsCreatedAtFrom"))
     if since is None:
         return Plan(note=f"{kind}: {SYNC_NOTE}", sync=True)

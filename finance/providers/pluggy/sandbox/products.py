@@ -34,7 +34,7 @@ class ProductsMixin(AccountsMixin):
         key, created = self._household(item)
         return Wealth(self.seed, key, created)
 
-    def _synced_item(self, call: _Call, key: str = "itemId") -> dict[str, Any]:
+    def _item_named(self, call: _Call, key: str = "itemId") -> dict[str, Any]:
         item_id = call.params.get(key) or ""
         if not _UUID.match(item_id):
             raise _bad_request(f"{key} should not be null or undefined, {key} must be a UUID")
@@ -60,7 +60,7 @@ class ProductsMixin(AccountsMixin):
                 for i in self._wealth(item).investments(item["id"], self._cutoff(item))]
 
     def _list_investments(self, call: _Call) -> tuple[int, Any]:
-        item = self._synced_item(call)
+        item = self._item_named(call)
         wanted = (call.params.get("type") or "").upper()
         if wanted and wanted not in INVESTMENT_TYPES:
             raise _bad_request(f"type must be one of {', '.join(sorted(INVESTMENT_TYPES))}")
@@ -96,7 +96,7 @@ class ProductsMixin(AccountsMixin):
         return [{**loan, "id": self._item_id_of(item, loan["id"])}]
 
     def _list_loans(self, call: _Call) -> tuple[int, Any]:
-        return 200, _paged(call, self._item_loans(self._synced_item(call)))
+        return 200, _paged(call, self._item_loans(self._item_named(call)))
 
     def _get_loan(self, call: _Call) -> tuple[int, Any]:
         for item in self._items.values():
