@@ -39,6 +39,15 @@ class RateLimited(ProviderError):
         self.retry_after = retry_after
 
 
+class UpdateTooSoon(ProviderError):
+    """The provider refuses to refresh a connection again before `allowed_at` (its minimum update interval). Not
+    retried: waiting is the only remedy, and the message says until when."""
+
+    def __init__(self, message: str, *, allowed_at: object = None, **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.allowed_at = allowed_at  # a datetime (UTC) when known
+
+
 class TransientError(ProviderError):
     """A failure that is likely to pass: 5xx, timeouts, the institution being down."""
 

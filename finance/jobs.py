@@ -35,6 +35,7 @@ from finance import health
 from finance.store import jobs as job_tables
 from finance.store import webhook_events
 from finance.store.connections import schedule_rows
+from finance.sync import schedule_interval
 from finance.webhooks import WebhookEvent, apply_event, plan_event, register_webhooks
 
 if TYPE_CHECKING:
@@ -175,8 +176,12 @@ class JobQueue:
         """Run one sync of the connection with the removals its waiting events carry, then answer those events."""
         with self.services.engine.connect() as conn:
             events = webhook_events.awaiting_sync(conn, connection_id)
-        removed = sorted({r for e in events for r in plan_event(self.services, _event(e)).removed})
-        result = self.services.sync.sync_connection(connection_id, trigger=trigger, removed=removed)
+        plans = [plan_event(self.services, _event(e)) for e in events]
+        removed = sorted({r for plan in plans for r in plan.removed})
+        # Only what the events named, when every one of them named it and nothing else asked for this sync.
+        precise = trigger == WEBHOOK and bool(plans) and all(plan.refetch for plan in plans)
+        refetch = sorted({r for plan in plans for r in plan.refetch}) if precise else []
+        result = self.services.sync.sync_connection(connection_id, trigger=trigger, removed=removed, refetch=refetch)
         if result.outcome == "skipped":
             if busy + 1 < MAX_BUSY:
                 self.request_sync(connection_id, trigger, delay=BUSY_RETRY, attempt=attempt, busy=busy + 1)
@@ -213,10 +218,10 @@ class JobQueue:
         queued = []
         for row in rows:
             provider = services.providers.get(row["provider"])
-            interval = services.settings.sync_interval
+            interval = schedule_interval(provider, services.settings.sync_interval)
             if provider is None or interval is None:
                 continue
-            due = health.next_sync_at(row, max(interval, provider.min_sync_interval))
+            due = health.next_sync_at(row, interval)
             if due is not None and due <= now and self.request_sync(row["id"], SCHEDULE):
                 queued.append(row["id"])
         return queued

@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -193,6 +193,13 @@ def _already_running(connection_id: str) -> SyncResult:
     return SyncResult(connection_id, None, "skipped", ApplyCounts(), "A sync of this connection is already running.")
 
 
+def schedule_interval(provider: Provider | None, interval: timedelta | None) -> timedelta | None:
+    """The schedule's interval for a provider's connections: never shorter than the provider's own minimum (how often
+    its data can change at all), so scheduled syncs never ask for what cannot be new yet."""
+    least = provider.min_sync_interval() if provider is not None and interval is not None else None
+    return max(interval, least) if interval is not None and least is not None else interval
+
+
 class SyncEngine:
     def __init__(self, engine: sa.Engine, providers: Mapping[str, Provider], *,
                  now: Callable[[], datetime] | None = None, secrets: SecretStore | None = None,
@@ -258,9 +265,11 @@ class SyncEngine:
         return [future.result() for future in futures]
 
     def sync_connection(self, connection_id: str, *, trigger: str = "manual",
-                        on_progress: Progress | None = None, removed: Collection[str] = ()) -> SyncResult:
+                        on_progress: Progress | None = None, removed: Collection[str] = (),
+                        refetch: Collection[str] = ()) -> SyncResult:
         """Sync one connection. `removed`: provider transaction ids known to be gone (a webhook said so), applied
-        with the fetch like the provider's own removals."""
+        with the fetch like the provider's own removals. `refetch`: exactly what changed, in the provider's words (a
+        webhook's batch of ids): the provider fetches only that instead of everything since its cursor."""
         lock = _connection_lock(f"{self.engine.url}|{connection_id}")
         if not lock.acquire(blocking=False):
             return _already_running(connection_id)
@@ -268,13 +277,15 @@ class SyncEngine:
             with locks.hold(self.engine, sync_lock_name(connection_id)) as ours:
                 if not ours:
                     return _already_running(connection_id)
-                return self._sync(connection_id, trigger, on_progress or (lambda _s, _f: None), removed)
+                return self._sync(connection_id, trigger, on_progress or (lambda _s, _f: None), removed,
+                                  refetch)
         except Exception as exc:  # taking the database lock failed: the store is unreachable
             return self._failed(connection_id, None, exc, None, 0)
         finally:
             lock.release()
 
-    def _sync(self, connection_id: str, trigger: str, progress: Progress, removed: Collection[str] = ()) -> SyncResult:
+    def _sync(self, connection_id: str, trigger: str, progress: Progress, removed: Collection[str] = (),
+              refetch: Collection[str] = ()) -> SyncResult:
         clock = time.monotonic()
         run_id: str | None = None
         state: ConnectionState | None = None
@@ -297,9 +308,10 @@ class SyncEngine:
                 progress("Fetching transactions, investments, loans and bills", 0.25)
                 with self.engine.connect() as conn:
                     since = investments_since(conn, connection_id)
+                named = {"refetch": sorted(refetch)} if refetch else {}  # a webhook named exactly what changed
                 changes, portfolio = at_once(
                     lambda: provider.fetch_transactions(row.external_id, accounts, row.sync_cursor,
-                                                        sink=staged.append),
+                                                        sink=staged.append, **named),
                     lambda: provider.fetch_portfolio(row.external_id, accounts, since=since))
                 changes.removed.extend(sorted(set(removed) - set(changes.removed)))
                 requests = sent.value

@@ -52,9 +52,9 @@ def plan_event(services: Services, event: WebhookEvent) -> Plan:
 
 
 def apply_event(services: Services, conn: sa.Connection, stored: webhook_events.StoredEvent,
-                now: datetime) -> tuple[tuple[str, tuple[str, ...], str] | None, bool]:
-    """Record what one stored event says, as its provider reads it; (the sync it asks for, whether a
-    connection changed)."""
+                now: datetime) -> tuple[tuple[str, tuple[str, ...], tuple[str, ...], str] | None, bool]:
+    """Record what one stored event says, as its provider reads it; (the sync it asks for — connection, removed ids,
+    ids to refetch, event —, whether a connection changed)."""
     event = WebhookEvent(stored.id, stored.provider, stored.event_type, stored.item_id, stored.payload,
                          stored.received_at)
     plan = plan_event(services, event)
@@ -94,7 +94,7 @@ def apply_event(services: Services, conn: sa.Connection, stored: webhook_events.
     if row["last_success_at"] is None and created is not None and now - created < NEW_CONNECTION_GRACE:
         finish(webhook_events.IGNORED, "the connection's first sync (run by the connect flow) fetches everything")
         return None, touched
-    return (row["id"], plan.removed, event.id), touched
+    return (row["id"], plan.removed, plan.refetch, event.id), touched
 
 
 # --------------------------------------------------------------------------------------------

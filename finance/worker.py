@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from finance import health, jobs
 from finance.store import connections, webhook_events
 from finance.store import jobs as job_tables
+from finance.sync import schedule_interval
 from finance.webhooks import WebhookEvent, WebhookReceiver, apply_event, register_webhooks
 
 if TYPE_CHECKING:
@@ -52,6 +53,8 @@ class _Pending:
     removed: set[str] = field(default_factory=set)
     events: list[str] = field(default_factory=list)
     attempts: int = 0
+    refetch: set[str] = field(default_factory=set)
+    full: bool = True  # False: only what `refetch` names needs fetching (every request joined was that precise)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,16 +142,23 @@ class Worker:
             self._last_rejection = f"{provider}: {reason}"
 
     def request_sync(self, connection_id: str, trigger: str, *, removed: Iterable[str] = (),
-                     events: Iterable[str] = (), delay: float | None = None) -> None:
-        """Queue a sync; one already queued for the connection absorbs this one (the storm coalesces)."""
+                     events: Iterable[str] = (), delay: float | None = None, refetch: Iterable[str] = ()) -> None:
+        """Queue a sync; one already queued for the connection absorbs this one (the storm coalesces).
+
+        refetch: the provider's description of exactly what changed (a webhook's transaction ids); a sync asked for
+        with one fetches only that, unless a request for a whole sync joins it."""
+        refetch = set(refetch)
         with self._cond:
             due = self._mono() + (self._debounce if delay is None else delay)
             pending = self._pending.get(connection_id)
             if pending is None:
-                pending = self._pending[connection_id] = _Pending(trigger, due)
-            elif trigger == WEBHOOK:
-                pending.trigger = WEBHOOK  # a webhook's reason outranks the schedule's
+                pending = self._pending[connection_id] = _Pending(trigger, due, full=not refetch)
+            else:
+                pending.full |= not refetch
+                if trigger == WEBHOOK:
+                    pending.trigger = WEBHOOK  # a webhook's reason outranks the schedule's
             pending.removed.update(removed)
+            pending.refetch |= refetch
             pending.events.extend(events)
             self._cond.notify_all()
 
@@ -261,7 +271,7 @@ class Worker:
             stored = webhook_events.queued_events(conn, ids)
         now = self._now()
 
-        def apply() -> tuple[list[tuple[str, tuple[str, ...], str]], bool]:
+        def apply() -> tuple[list[tuple[str, tuple[str, ...], tuple[str, ...], str]], bool]:
             syncs, changed = [], False
             with engine.begin() as conn:
                 for event in stored:
@@ -274,21 +284,26 @@ class Worker:
         syncs, changed = _retrying(apply)
         if changed:
             self._bump()
-        for connection_id, removed, event_id in syncs:
-            self.request_sync(connection_id, WEBHOOK, removed=removed, events=[event_id])
+        for connection_id, removed, refetch, event_id in syncs:
+            self.request_sync(connection_id, WEBHOOK, removed=removed, events=[event_id], refetch=refetch)
 
     # -- syncs --------------------------------------------------------------------------------
     def _run_sync(self, connection_id: str, pending: _Pending) -> None:
         removed = pending.removed | self._carry.get(connection_id, set())
+        refetch = sorted(pending.refetch) if not pending.full else []
         result: SyncResult = self.services.sync.sync_connection(connection_id, trigger=pending.trigger,
-                                                                removed=sorted(removed))
+                                                                removed=sorted(removed), refetch=refetch)
         if result.outcome == "skipped":
             pending.attempts += 1
             if pending.attempts < MAX_SKIPPED:
                 with self._cond:
-                    again = self._pending.setdefault(connection_id, _Pending(pending.trigger, 0.0))
+                    again = self._pending.get(connection_id)
+                    if again is None:
+                        again = self._pending[connection_id] = _Pending(pending.trigger, 0.0, full=pending.full)
+                    again.full |= pending.full
                     again.due = self._mono() + self._skipped_retry
                     again.removed |= pending.removed
+                    again.refetch |= pending.refetch
                     again.events[:0] = pending.events
                     again.attempts = max(again.attempts, pending.attempts)
                 return
@@ -327,14 +342,15 @@ class Worker:
         next_runs: dict[str, datetime] = {}
         paused = []
         for row in rows:
-            due = health.next_sync_at(row, self.interval)
+            interval = schedule_interval(self.services.providers.get(row["provider"]), self.interval)
+            due = health.next_sync_at(row, interval)
             if due is None:
                 if self.interval is not None and health.is_paused(row):
                     paused.append(row["id"])
                 continue
             tried = self._scheduled_tries.get(row["id"])
-            if tried is not None and self.interval is not None:
-                due = max(due, tried + self.interval)  # a sync that failed without recording still waits its turn
+            if tried is not None and interval is not None:
+                due = max(due, tried + interval)  # a sync that failed without recording still waits its turn
             next_runs[row["id"]] = due
             if due <= now:
                 self._scheduled_tries[row["id"]] = now

@@ -62,8 +62,9 @@ class StubSync:
             self.release.set()
 
     def sync_connection(self, connection_id: str, *, trigger: str = "manual", on_progress: Any = None,
-                        removed: Any = ()) -> SyncResult:
-        self.calls.append({"connection_id": connection_id, "trigger": trigger, "removed": sorted(removed)})
+                        removed: Any = (), refetch: Any = ()) -> SyncResult:
+        self.calls.append({"connection_id": connection_id, "trigger": trigger, "removed": sorted(removed),
+                           **({"refetch": sorted(refetch)} if refetch else {})})
         self.started.set()
         self.release.wait(30)
         outcome = self.outcomes.pop(0) if self.outcomes else "success"
@@ -96,6 +97,54 @@ def test_a_storm_of_events_for_one_item_costs_one_sync(svc: Services) -> None:
     assert worker.run_until_idle() == 1
     assert stub.calls == [{"connection_id": connection_id, "trigger": WEBHOOK, "removed": []}]
     assert outcomes(svc) == {"processed": 300}
+
+
+def test_webhook_batches_of_ids_sync_exactly_those_rows(svc: Services) -> None:
+    """transactions/updated fetches the ids it names (no window re-read), transactions/deleted removes its ids."""
+    connection_id, item_id = connect(svc)
+    with svc.engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT t.id, a.external_id AS account FROM transactions t JOIN accounts a ON a.id = t.account_id "
+            "WHERE a.type = 'checking' ORDER BY t.booked_date DESC LIMIT 4")).all()
+    account = rows[0].account
+    updated = [r.id.removeprefix("pluggy:") for r in rows[:3]]
+    gone = rows[3].id.removeprefix("pluggy:")
+    emulator = registry.offline_emulators(svc.settings)["pluggy"]
+    before = len(emulator.request_log)
+    worker = Worker(svc, interval=None, debounce=0.0)
+    receiver = WebhookReceiver(svc, worker)
+    for kind, event_id, ids in (("transactions/updated", "u1", updated), ("transactions/deleted", "d1", [gone])):
+        assert receiver.receive("pluggy", SECRET, body(kind, event_id, item_id, accountId=account,
+                                                       transactionIds=ids, transactionsCount=len(ids)),
+                                None).status == 200
+    assert worker.run_until_idle() == 1
+    assert outcomes(svc) == {"processed": 2}
+    sent = [path for _, path in emulator.request_log[before:] if path.startswith("/v2/transactions")]
+    assert len(sent) == 1 and "ids=" in sent[0] and "dateFrom" not in sent[0] and "createdAtFrom" not in sent[0]
+    with svc.engine.connect() as conn:
+        run = conn.execute(sa.text("SELECT * FROM sync_runs WHERE connection_id = :c ORDER BY started_at DESC "
+                                   "LIMIT 1"), {"c": connection_id}).one()
+        deleted = conn.execute(sa.text("SELECT deleted_at FROM transactions WHERE id = :id"),
+                               {"id": f"pluggy:{gone}"}).all()
+    assert (run.outcome, run.trigger, run.removed, run.window_start) == ("success", WEBHOOK, 1, None)
+    assert deleted == [] or deleted[0].deleted_at is not None
+
+
+def test_a_whole_sync_joining_a_batch_of_ids_makes_the_sync_whole(svc: Services) -> None:
+    connection_id, item_id = connect(svc)
+    stub = StubSync()
+    worker = Worker(dataclasses.replace(svc, sync=stub), interval=None, debounce=0.0)
+    receiver = WebhookReceiver(svc, worker)
+    ids = ["6ec156fe-e8ac-4d9a-a4b3-7770529ab01c"]
+    receiver.receive("pluggy", SECRET, body("transactions/updated", "u1", item_id, accountId="acc",
+                                            transactionIds=ids), None)
+    assert worker.run_until_idle() == 1
+    assert stub.calls[-1]["refetch"] == [f"ids:acc:{ids[0]}"]
+    receiver.receive("pluggy", SECRET, body("transactions/updated", "u2", item_id, accountId="acc",
+                                            transactionIds=ids), None)
+    receiver.receive("pluggy", SECRET, body("item/updated", "i1", item_id), None)
+    assert worker.run_until_idle() == 1
+    assert "refetch" not in stub.calls[-1] and stub.calls[-1]["connection_id"] == connection_id
 
 
 def test_a_storm_during_a_running_sync_adds_exactly_one_more(svc: Services) -> None:
@@ -248,8 +297,9 @@ def test_a_login_error_pauses_the_schedule_and_a_reconnect_resumes_it(svc: Servi
     assert (WEBHOOK, "failed") in [tuple(t) for t in triggers]  # the item/error's sync confirmed it
 
 
-def test_scheduled_syncs_follow_the_interval(svc: Services) -> None:
+def test_scheduled_syncs_follow_the_interval_but_never_below_the_providers_minimum(svc: Services) -> None:
     connection_id, _ = connect(svc)
+    assert svc.providers["pluggy"].min_sync_interval() == timedelta(hours=8)  # Pluggy's data changes no faster
     clock = [datetime.now(UTC)]
     stub = StubSync()
     worker = Worker(dataclasses.replace(svc, sync=stub), interval=timedelta(hours=6), now=lambda: clock[0])
@@ -257,6 +307,9 @@ def test_scheduled_syncs_follow_the_interval(svc: Services) -> None:
     assert worker.run_until_idle() == 0
     assert connection_id in worker.snapshot().next_runs
     clock[0] += timedelta(hours=6, minutes=1)
+    worker.check_schedule()
+    assert worker.run_until_idle() == 0 and stub.calls == []  # 6 h is below Pluggy's 8 h
+    clock[0] += timedelta(hours=2)
     worker.check_schedule()
     worker.check_schedule()  # checking twice queues it once
     assert worker.run_until_idle() == 1 and stub.calls[0]["trigger"] == SCHEDULE

@@ -82,8 +82,6 @@ class Provider(Protocol):
 
     name: str
     local_zone: ZoneInfo  # the calendar its accounts' days follow
-    min_sync_interval: timedelta  # the provider refreshes a connection's data at most this often: scheduled syncs
-    # never come sooner (more would fetch nothing new and spend the rate limits)
 
     def connection_state(self, external_id: str) -> ConnectionState: ...
 
@@ -114,6 +112,11 @@ class Provider(Protocol):
         """Which of `new` (a new connection's accounts) continues which of `old` (a retired connection's accounts,
         the same person at the same bank): {new external id: old external id}. Providers whose account numbers
         change between connection kinds refine `match_by_identity`, which is the default answer."""
+        ...
+
+    def min_sync_interval(self) -> timedelta | None:
+        """The shortest useful time between scheduled syncs of a connection (how often the provider's own data can
+        change), which the worker's schedule never goes below; None: no minimum."""
         ...
 
     def disconnect(self, external_id: str) -> None: ...

@@ -49,6 +49,8 @@ class Plan:
     note: str
     sync: bool = False
     removed: tuple[str, ...] = ()
+    refetch: tuple[str, ...] = ()  # exactly what changed, as the provider describes it (opaque here): a sync with
+    # only this to do hands it to the provider's `fetch_transactions(..., refetch=...)` instead of a whole fetch
     status: str | None = None
     detail: str | None = None
     error_code: str | None = None

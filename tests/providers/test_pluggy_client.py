@@ -15,7 +15,15 @@ import pytest
 import respx
 
 import finance.http
-from finance.errors import BadData, ConfigurationError, NotFound, RateLimited, RequestRejected, TransientError
+from finance.errors import (
+    BadData,
+    ConfigurationError,
+    NotFound,
+    RateLimited,
+    RequestRejected,
+    TransientError,
+    UpdateTooSoon,
+)
 from finance.http import RetryPolicy
 from finance.providers.pluggy.client import PluggyClient
 from finance.providers.pluggy.provider import PluggyProvider
@@ -348,17 +356,20 @@ def test_item_not_found(api: respx.MockRouter, auth: respx.Route, slept: list[fl
     assert slept == []
 
 
-def test_update_frequency_409_is_rate_limited_and_not_retried(api: respx.MockRouter, auth: respx.Route,
-                                                              slept: list[float], client: PluggyClient) -> None:
+def test_update_frequency_409_says_when_and_is_not_retried(api: respx.MockRouter, auth: respx.Route,
+                                                           slept: list[float], client: PluggyClient) -> None:
     body = {"code": 409, "codeDescription": "CLIENT_IS_UPDATING_BEFORE_ALLOWED_FREQUENCY",
             "message": "Client updates on this item are allowed at most every 8 hours.",
             "data": {"minUpdateFrequencyAllowedInHours": 8, "lastUpdatedAt": "2026-03-10T08:00:00.000Z"}}
     patch = api.patch(f"/items/{ITEM}").mock(return_value=httpx.Response(409, json=body))
-    with pytest.raises(RateLimited) as info:
+    with pytest.raises(UpdateTooSoon) as info:
         client.update_item(ITEM)
-    assert (info.value.status, info.value.code, info.value.retry_after) == (
-        409, "CLIENT_IS_UPDATING_BEFORE_ALLOWED_FREQUENCY", 8 * 3600.0)
-    assert info.value.message == "Pluggy allows refreshing this bank only every 8 hours."
+    assert (info.value.status, info.value.code, info.value.allowed_at) == (
+        409, "CLIENT_IS_UPDATING_BEFORE_ALLOWED_FREQUENCY", datetime(2026, 3, 10, 16, 0, tzinfo=UTC))
+    assert not info.value.retryable
+    assert info.value.message == ("Pluggy lets this bank be refreshed at most every 8 hours; it can be refreshed "
+                                  "again after 2026-03-10 16:00 UTC. Its data as of the last update is shown "
+                                  "meanwhile.")
     assert patch.call_count == 1
     assert slept == []
     assert sent_json(patch) == {}

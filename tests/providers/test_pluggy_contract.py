@@ -20,7 +20,10 @@ from tests.conftest import REFERENCE
 
 @pytest.fixture(scope="module")
 def schemas() -> dict:
-    return json.loads((REFERENCE / "pluggy-sdk-schemas.json").read_text())
+    loaded = json.loads((REFERENCE / "pluggy-sdk-schemas.json").read_text())
+    # A null running balance is documented (pluggy.md §5.2) though the SDK types it as a number.
+    loaded["definitions"]["Transaction"]["properties"]["balance"] = {"type": ["number", "null"]}
+    return loaded
 
 
 def check(schemas: dict, name: str, instance: object) -> None:
@@ -57,7 +60,7 @@ def test_every_client_call_against_the_emulator(recorded: tuple[PluggyProvider, 
     check(schemas, "PluggyConnectorList", {"page": 1, "total": len(connectors), "totalPages": 1,
                                            "results": connectors})
     sandbox = [c for c in connectors if c["isSandbox"]]
-    assert [c["name"] for c in sandbox] == ["Pluggy Bank"]
+    assert [c["name"] for c in sandbox] == ["Pluggy Bank", "Pluggy Bank (conexão direta)", "Pluggy Bank Open Finance"]
     assert client.connector(sandbox[0]["id"])["id"] == sandbox[0]["id"]
     assert client.create_connect_token()
     assert [c["name"] for c in client.connectors(sandbox=False) if c["isSandbox"]] == []

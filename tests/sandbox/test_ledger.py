@@ -109,7 +109,7 @@ def test_installment_purchases_have_one_row_per_month(ledger: Ledger) -> None:
     moment = CREATED + timedelta(days=320)
     groups: dict[tuple[str, datetime, float], list[Entry]] = defaultdict(list)
     for entry in entries(ledger, CARD, moment):
-        if entry.installment is not None:
+        if entry.installment is not None and entry.kind != "bill_installment":  # purchases, not a financed bill
             key = (entry.merchant.name if entry.merchant else "", entry.installment.purchase_date,
                    entry.installment.total_amount)
             groups[key].append(entry)

@@ -22,6 +22,7 @@ import finance.providers.pluggy.sandbox.transactions as emulator_transactions
 from finance.providers.pluggy.sandbox import PluggyEmulator
 from finance.providers.pluggy.sandbox.household import brazilian_ledger
 from finance.sandbox.common import Clock
+from finance.sandbox.ledger import iso_z
 
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
 BASE_URL = "https://api.pluggy.ai"
@@ -29,6 +30,9 @@ START = datetime(2025, 6, 15, 15, 0, tzinfo=UTC)
 CREDENTIALS = {"clientId": "test-client", "clientSecret": "test-secret"}
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 _DEFINITIONS = json.loads((REFERENCE / "pluggy-sdk-schemas.json").read_text())["definitions"]
+# The one deviation from the SDK types: a transaction's running balance may be null when the institution gives none
+# (reference/pluggy.md §5.2 and the OpenAPI description of Transaction.balance); the SDK types it as a number.
+_DEFINITIONS["Transaction"]["properties"]["balance"] = {"type": ["number", "null"]}
 _CHECKER = FormatChecker(formats=())
 _CHECKER.checks("date-time", raises=ValueError)(
     lambda v: not isinstance(v, str) or (bool(_RFC3339.match(v)) and bool(datetime.fromisoformat(v))))
@@ -154,7 +158,8 @@ def test_connectors_hide_sandbox_unless_asked_and_filter(client: httpx.Client) -
     assert (bank["id"], bank["name"], bank["type"], bank["country"], bank["hasMFA"]) == (
         0, "Pluggy Bank", "PERSONAL_BANK", "BR", False)
     assert [(c["name"], c["type"]) for c in bank["credentials"]] == [("user", "text"), ("password", "password")]
-    assert set(bank["products"]) == {"ACCOUNTS", "CREDIT_CARDS", "TRANSACTIONS"}
+    assert set(bank["products"]) == {"ACCOUNTS", "CREDIT_CARDS", "TRANSACTIONS", "INVESTMENTS",
+                                     "INVESTMENTS_TRANSACTIONS", "LOANS"}
     assert (bank["health"]["status"], bank["health"]["incidents"]) == ("ONLINE", [])
     assert [c["name"] for c in client.get("/connectors", params={"name": "itau"}).json()["results"]] == ["Itaú"]
     assert client.get("/connectors", params={"countries": "MX,AR"}).json()["total"] == 0
@@ -543,6 +548,102 @@ def test_every_transaction_object_validates(client: httpx.Client, item: dict[str
         for tx in rows:
             assert_valid("PluggyTransaction", tx)
             assert tx["createdAt"] >= tx["date"]
+
+
+# -- investments, loans, card bills ------------------------------------------------------------------------------------
+
+def test_investments_loans_and_bills_validate_and_agree(client: httpx.Client, item: dict[str, Any]) -> None:
+    investments = client.get("/investments", params={"itemId": item["id"]}).json()
+    assert_valid("PluggyInvestmentList", investments)
+    assert {(i["type"], i["subtype"]) for i in investments["results"]} == {
+        ("FIXED_INCOME", "CDB"), ("MUTUAL_FUND", "MULTIMARKET_FUND"), ("EQUITY", "STOCK"), ("FIXED_INCOME", "TREASURY")}
+    for investment in investments["results"]:
+        assert_valid("PluggyInvestment", client.get(f"/investments/{investment['id']}").json())
+        trades = client.get(f"/investments/{investment['id']}/transactions", params={"pageSize": 500}).json()
+        assert_valid("PluggyInvestmentTransactionList", trades)
+        bought = sum(t["quantity"] for t in trades["results"] if t["type"] == "BUY")
+        assert round(bought, 6) == investment["quantity"]
+        assert investment["balance"] == round(investment["quantity"] * investment["value"], 2)
+    fund = next(i for i in investments["results"] if i["type"] == "MUTUAL_FUND")
+    page = client.get(f"/investments/{fund['id']}/transactions", params={"pageSize": 5, "page": 2}).json()
+    assert (page["page"], page["totalPages"], len(page["results"])) == (2, -(-page["total"] // 5), 5)
+    equity = client.get("/investments", params={"itemId": item["id"], "type": "EQUITY"}).json()["results"]
+    assert [i["code"] for i in equity] == ["PETR4"]
+
+    loans = client.get("/loans", params={"itemId": item["id"]}).json()
+    assert_valid("PluggyLoanList", loans)
+    loan = loans["results"][0]
+    assert_valid("PluggyLoan", client.get(f"/loans/{loan['id']}").json())
+    paid = loan["installments"]["paidInstallments"]
+    assert len(loan["payments"]["releases"]) == paid and loan["payments"]["contractOutstandingBalance"] > 0
+
+    card = accounts_of(client, item["id"])["CREDIT_CARD"]
+    bills = client.get("/bills", params={"accountId": card["id"]}).json()
+    assert_valid("PluggyCreditCardBillList", bills)
+    assert_valid("PluggyCreditCardBill", client.get(f"/bills/{bills['results'][0]['id']}").json())
+    closings = [b["billClosingDate"] for b in bills["results"]]
+    assert closings == sorted(closings, reverse=True) and closings[0] < iso_z(START)
+    rows, _ = walk(client, f"?accountId={card['id']}")
+    on_bills = {(t["creditCardMetadata"] or {}).get("billId") for t in rows} - {None}
+    assert on_bills == {b["id"] for b in bills["results"]}  # every closed bill, and only those
+    assert all("billForecastDate" not in (t["creditCardMetadata"] or {}) for t in rows)  # not Open Finance
+    checking = accounts_of(client, item["id"])["CHECKING_ACCOUNT"]
+    assert client.get("/bills", params={"accountId": checking["id"]}).json()["results"] == []
+    for path, code in (("/investments/00000000-0000-4000-8000-000000000000", "INVESTMENT_NOT_FOUND"),
+                       ("/loans/00000000-0000-4000-8000-000000000000", "LOAN_NOT_FOUND"),
+                       ("/bills/00000000-0000-4000-8000-000000000000", "CREDIT_CARD_BILL_NOT_FOUND")):
+        missing = client.get(path)
+        assert (missing.status_code, missing.json()["codeDescription"]) == (404, code)
+    assert client.get("/investments", params={"itemId": "nope"}).status_code == 400
+    assert client.get("/investments", params={"itemId": item["id"], "type": "BOGUS"}).status_code == 400
+
+
+def test_the_retiring_direct_connector_and_its_open_finance_twin(emulator: PluggyEmulator,
+                                                                 client: httpx.Client) -> None:
+    catalog = {c["id"]: c for c in client.get("/connectors", params={"sandbox": "true"}).json()["results"]}
+    direct, open_finance = catalog[1], catalog[2]
+    assert_valid("PluggyConnector", direct)
+    assert (direct["isOpenFinance"], open_finance["isOpenFinance"]) == (False, True)
+    assert direct["institutionUrl"] == open_finance["institutionUrl"]
+    assert [(i["kind"], i["state"]) for i in direct["health"]["incidents"]] == [("MAINTENANCE", "SCHEDULED")]
+    old = create_item(client, connectorId=1)
+    advance(emulator, client, days=1)
+    new = create_item(client, connectorId=2)
+    old_accounts, new_accounts = accounts_of(client, old["id"]), accounts_of(client, new["id"])
+    assert {k: a["number"] for k, a in old_accounts.items()} == {k: a["number"] for k, a in new_accounts.items()}
+    card = new_accounts["CREDIT_CARD"]
+    rows, _ = walk(client, f"?accountId={card['id']}")
+    assert rows and all(t["creditCardMetadata"]["billForecastDate"] for t in rows)
+    assert all(isinstance(t["providerId"], str) for t in rows)  # Open Finance rows carry the institution's id
+    old_rows, _ = walk(client, f"?accountId={old_accounts['CREDIT_CARD']['id']}")
+    assert not {t["id"] for t in rows} & {t["id"] for t in old_rows}
+    bills = client.get("/bills", params={"accountId": card["id"]}).json()["results"]
+    assert {t["creditCardMetadata"].get("billId") for t in rows} - {None} == {b["id"] for b in bills}
+    old_bills = client.get("/bills", params={"accountId": old_accounts["CREDIT_CARD"]["id"]}).json()["results"]
+    assert [b["totalAmount"] for b in bills[1:]] == [b["totalAmount"] for b in old_bills[: len(bills) - 1]] or \
+        [b["totalAmount"] for b in bills] == [b["totalAmount"] for b in old_bills]  # the same bills…
+    assert not {b["id"] for b in bills} & {b["id"] for b in old_bills}  # …under other ids
+    for path in ("/loans", "/investments"):
+        ids = [{x["id"] for x in client.get(path, params={"itemId": i["id"]}).json()["results"]} for i in (old, new)]
+        assert ids[0] and ids[1] and not ids[0] & ids[1]
+    fund = next(x for x in client.get("/investments", params={"itemId": new["id"]}).json()["results"]
+                if x["type"] == "MUTUAL_FUND")
+    trades = client.get(f"/investments/{fund['id']}/transactions").json()["results"]
+    assert trades and {t["investmentId"] for t in trades} == {fund["id"]}
+
+
+def test_client_refreshes_inside_the_minimum_update_interval_get_a_409() -> None:
+    emulator = PluggyEmulator(clock=Clock(start=START), min_update_hours=8)
+    client = make_client(emulator)
+    item = create_item(client)
+    refused = client.patch(f"/items/{item['id']}", json={})
+    assert refused.status_code == 409
+    body = refused.json()
+    assert body["codeDescription"] == "CLIENT_IS_UPDATING_BEFORE_ALLOWED_FREQUENCY"
+    assert body["data"] == {"minUpdateFrequencyAllowedInHours": 8, "lastUpdatedAt": item["lastUpdatedAt"]}
+    assert client.patch(f"/items/{item['id']}", json={"parameters": {"password": "password-ok"}}).status_code == 200
+    advance(emulator, client, hours=9)
+    assert client.patch(f"/items/{item['id']}", json={}).status_code == 200
 
 
 # -- time: determinism, new rows, pending churn ------------------------------------------------------------------------

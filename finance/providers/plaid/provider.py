@@ -43,7 +43,7 @@ class PlaidProvider:
     name = NAME
     label = LABEL
     local_zone = ZoneInfo("America/New_York")
-    min_sync_interval = timedelta(hours=6)  # Plaid refreshes a Transactions Item one to four times a day
+    MIN_SYNC_INTERVAL = timedelta(hours=6)  # Plaid refreshes a Transactions Item one to four times a day
 
     def __init__(self, client: PlaidClient, token_lookup: Callable[[str], str | None], *,
                  now: Callable[[], datetime] | None = None, webhook_url: str | None = None,
@@ -57,6 +57,10 @@ class PlaidProvider:
         self._connected: dict[str, str] = {}  # item_id → access token of Items connected by this process
         self._lock = threading.Lock()
         self.webhook_keys = PlaidKeys(client.webhook_verification_key_get)  # the keys that sign deliveries
+
+    def min_sync_interval(self) -> timedelta:
+        """Scheduled syncs come no sooner than Plaid's own refreshes (more would fetch nothing new)."""
+        return self.MIN_SYNC_INTERVAL
 
     def _token(self, item_id: str) -> str:
         with self._lock:

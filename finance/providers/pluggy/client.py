@@ -27,6 +27,7 @@ from finance.errors import (
     ReauthRequired,
     RequestRejected,
     TransientError,
+    UpdateTooSoon,
 )
 from finance.http import (
     DEFAULT_POLICY,
@@ -42,6 +43,7 @@ from finance.http import (
 from finance.providers.pluggy.mapping import LABEL, NAME, RawTransaction, read_transaction_page
 
 API_KEY_REFRESH_MARGIN = timedelta(minutes=10)  # keys live 2 h; renew well before
+PAGE_SIZE = 500  # the most a numbered page holds
 
 def _decode_json(response: httpx.Response) -> Any:
     return decode_json(response, NAME, LABEL)
@@ -76,15 +78,36 @@ def classify_response(response: httpx.Response) -> ProviderError | None:
         return NotFound(NOT_FOUND_MESSAGES.get(code or "", detail or "Not found at Pluggy."),
                         code=code or "NOT_FOUND", provider=NAME, status=404)
     if status == 409 and code == "CLIENT_IS_UPDATING_BEFORE_ALLOWED_FREQUENCY":
-        hours = (body.get("data") or {}).get("minUpdateFrequencyAllowedInHours") or 24
-        return RateLimited(f"Pluggy allows refreshing this bank only every {hours} hours.",
-                           retry_after=float(hours) * 3600, code=code, provider=NAME, status=409)
+        return update_too_soon(body)
     if code in ("MFA_PARAMERTER_WAS_ALREADY_USED_ERROR", "CONNECTOR_REQUIRED_PARAMETER_VALIDATION_ERROR",
                 "TOO_MANY_CONSECUTIVE_LOGIN_FAILURES"):
         return ReauthRequired(f"The bank needs fresh credentials: {detail}", code=code, provider=NAME,
                               status=status)
     return RequestRejected(f"Pluggy refused the request: {detail or 'HTTP ' + str(status)}",
                            code=code or f"HTTP_{status}", provider=NAME, status=status)
+
+
+DEFAULT_UPDATE_HOURS = 24.0  # the spec's example; Pluggy's plans allow 8, 12 or 24
+
+
+def update_too_soon(body: dict[str, Any]) -> UpdateTooSoon:
+    """Pluggy's minimum update interval (409 CLIENT_IS_UPDATING_BEFORE_ALLOWED_FREQUENCY) with the time the item may
+    be refreshed again: its last update plus the allowed frequency."""
+    data = body.get("data") if isinstance(body.get("data"), dict) else {}
+    try:
+        hours = float(data.get("minUpdateFrequencyAllowedInHours") or DEFAULT_UPDATE_HOURS)
+    except (TypeError, ValueError):
+        hours = DEFAULT_UPDATE_HOURS
+    last = data.get("lastUpdatedAt")
+    try:
+        allowed = datetime.fromisoformat(str(last).replace("Z", "+00:00")) + timedelta(hours=hours) if last else None
+    except ValueError:
+        allowed = None
+    when = f" again after {allowed:%Y-%m-%d %H:%M} UTC" if allowed else ""
+    return UpdateTooSoon(f"Pluggy lets this bank be refreshed at most every {hours:g} hours; it can be refreshed"
+                         f"{when or ' later'}. Its data as of the last update is shown meanwhile.",
+                         allowed_at=allowed, code="CLIENT_IS_UPDATING_BEFORE_ALLOWED_FREQUENCY", provider=NAME,
+                         status=409)
 
 
 def _cursor_from_next(next_query: str) -> str | None:
@@ -100,7 +123,8 @@ def _cursor_from_next(next_query: str) -> str | None:
     return None
 
 
-RATE_LIMITS: dict[str, int] = {"auth": 360, "accounts": 360, "transactions": 360, "item_update": 20}
+RATE_LIMITS: dict[str, int] = {"auth": 360, "accounts": 360, "transactions": 360, "investments": 360,
+                                 "investment_transactions": 360, "item_update": 20}
 """Requests per minute per IP and endpoint group (reference pluggy.md §7.2); /v2/transactions counts as transactions."""
 
 
@@ -112,6 +136,10 @@ def rate_limit_group(method: str, path: str) -> str | None:
         return "accounts"
     if method == "GET" and (path in ("/transactions", "/v2/transactions") or path.startswith("/transactions/")):
         return "transactions"
+    if method == "GET" and path.startswith("/investments/") and path.endswith("/transactions"):
+        return "investment_transactions"
+    if method == "GET" and (path == "/investments" or path.startswith("/investments/")):
+        return "investments"
     if method == "PATCH" and path.startswith("/items/") and path.count("/") == 2:
         return "item_update"
     return None
@@ -351,6 +379,20 @@ class PluggyClient:
 
     def accounts(self, item_id: str) -> list[dict[str, Any]]:
         return list(self._paged("/accounts", {"itemId": item_id}))
+
+    # -- investments, loans, card bills (numbered pages) ------------------------------------------------------------
+    def investments(self, item_id: str) -> list[dict[str, Any]]:
+        return list(self._paged("/investments", {"itemId": item_id, "pageSize": PAGE_SIZE}))
+
+    def investment_transactions(self, investment_id: str) -> list[dict[str, Any]]:
+        return list(self._paged(f"/investments/{investment_id}/transactions", {"pageSize": PAGE_SIZE}))
+
+    def loans(self, item_id: str) -> list[dict[str, Any]]:
+        return list(self._paged("/loans", {"itemId": item_id}))
+
+    def bills(self, account_id: str) -> list[dict[str, Any]]:
+        """The closed bills of a credit card account."""
+        return list(self._paged("/bills", {"accountId": account_id}))
 
     def categories(self) -> list[dict[str, Any]]:
         data = self._get_json("/categories")

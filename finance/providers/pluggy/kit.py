@@ -44,10 +44,11 @@ KIT = ProviderKit(
                                script="https://cdn.pluggy.ai/pluggy-connect/v2.7.0/pluggy-connect.js",
                                launcher=Path(__file__).with_name("connect.js"), returns_item=True),
     sandbox_hint="Sandbox: pick Pluggy Bank, user user-ok, password password-ok. "
-                 "user-ok-mfa asks for a code: 123456.",
+                 "user-ok-mfa asks for a code: 123456. Pluggy Bank (conexão direta) is being retired in favour "
+                 "of Pluggy Bank Open Finance.",
     sandbox_bank=SandboxBank("0", "Pluggy Bank", {"user": "user-ok", "password": "password-ok"}),
     fault_targets={"/v2/transactions": "Transactions", "/accounts": "Accounts", "/items": "Items",
-                   "": "Every request"},
+                   "/investments": "Investments", "/loans": "Loans", "/bills": "Card bills", "": "Every request"},
     serve_hint="PLUGGY_BASE_URL={url} and any non-empty PLUGGY_CLIENT_ID/PLUGGY_CLIENT_SECRET",
     is_offline=lambda settings: settings.pluggy_offline,
     uses_hosted_widget=lambda settings: not settings.pluggy_offline and settings.pluggy_base_url == PLUGGY_API_URL,

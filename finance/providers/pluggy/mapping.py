@@ -199,6 +199,7 @@ class RawDocument(msgspec.Struct, gc=False):
 class RawParticipant(msgspec.Struct, gc=False):
     name: str | None = None
     documentNumber: RawDocument | None = None
+    accountNumber: str | None = None
 
 
 class RawPaymentData(msgspec.Struct, gc=False):
@@ -214,6 +215,8 @@ class RawMerchant(msgspec.Struct, gc=False):
 
 class RawCardMetadata(msgspec.Struct, gc=False):
     purchaseDate: str | None = None
+    billId: str | None = None
+    payeeMCC: int | float | str | None = None  # "number" in the schema; some institutions send a string
     installmentNumber: int | float | None = None  # "number" in the schema
     totalInstallments: int | float | None = None
 
@@ -293,6 +296,10 @@ def transaction_columns(raws: Sequence[RawTransaction], account: Account) -> Tra
                        and (party := pay.receiver if (a > 0 if card else a < 0) else pay.payer)
                        else None)
                  for r, a in zip(raws, amounts, strict=True)]
+    # The other side's account number: the receiver of money leaving the user, the payer of money arriving.
+    counterparties = [party.accountNumber if (pay := r.paymentData)
+                      and (party := pay.receiver if (a > 0 if card else a < 0) else pay.payer) else None
+                      for r, a in zip(raws, amounts, strict=True)]
     methods = [(p.paymentMethod if (p := r.paymentData) else None) or r.operationType for r in raws]
     category_ids = [r.categoryId for r in raws]
     metas = [r.creditCardMetadata for r in raws]
@@ -300,7 +307,11 @@ def transaction_columns(raws: Sequence[RawTransaction], account: Account) -> Tra
         purchases: list[str | None] = [None] * n
         installments: list[int | None] = [None] * n
         totals: list[int | None] = [None] * n
+        bills: list[str | None] | None = None
+        codes: list[str | None] | None = None
     else:
+        bills = [m.billId if m else None for m in metas]
+        codes = [_mcc(m.payeeMCC) if m else None for m in metas]
         purchases = [m.purchaseDate if m else None for m in metas]
         installments = [_optional_int(m.installmentNumber) if m else None for m in metas]
         totals = [_optional_int(m.totalInstallments) if m else None for m in metas]
@@ -325,6 +336,9 @@ def transaction_columns(raws: Sequence[RawTransaction], account: Account) -> Tra
         installment_total=totals,
         pending_external_id=pa.nulls(n, pa.string()),
         provider_created_at=instant_array([r.createdAt for r in raws], provider=NAME),
+        bill_id=bills,
+        merchant_category_code=codes,
+        counterparty_account=counterparties if counterparties.count(None) != n else None,
     )
 
 
@@ -355,6 +369,16 @@ def map_transaction(raw: RawTransaction | dict[str, Any], account: Account) -> T
     """One Pluggy transaction as a `Transaction` with the exact amount (see `transaction_columns`)."""
     row = read_transactions([raw])[0] if isinstance(raw, dict) else raw
     return to_transactions(transaction_columns([row], account))[0]
+
+
+def _mcc(value: int | float | str | None) -> str | None:
+    """A merchant category code as its four digits ("0742"), whatever JSON type carried it."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        value = int(value) if math.isfinite(value) and value.is_integer() else None
+    text = str(value).strip() if value is not None else ""
+    return text.zfill(4) if text.isdigit() and len(text) <= 4 else None
 
 
 def _optional_int(value: float | None) -> int | None:

@@ -19,6 +19,7 @@ from finance.errors import (
     BadData,
     NotFound,
     TransientError,
+    UpdateTooSoon,
 )
 from finance.http import (
     Sleep,
@@ -26,13 +27,15 @@ from finance.http import (
 )
 from finance.model import (
     Account,
+    AccountType,
     ConnectionState,
     ConnectionStatus,
     Institution,
+    Portfolio,
     SetAside,
     TransactionChanges,
 )
-from finance.providers.base import at_once, unless_blocked
+from finance.providers.base import TransactionSink, at_once, match_by_identity, read_resource, unless_blocked
 from finance.providers.pluggy import webhooks
 from finance.providers.pluggy.client import PluggyClient
 from finance.providers.pluggy.mapping import (
@@ -46,12 +49,23 @@ from finance.providers.pluggy.mapping import (
     page_chunks,
     parse_instant,
 )
+from finance.providers.pluggy.portfolio import (
+    card_liability,
+    investment_account,
+    map_bill,
+    map_investment,
+    map_investment_transaction,
+    map_loan,
+)
+from finance.providers.pluggy.retiring import Successors
 from finance.providers.webhook import Plan, WebhookEvent
 from finance.screening import Limits, map_screened
 
 FIRST_SYNC_DAYS = 365  # Pluggy keeps 12 months of history
 REREAD_DAYS = 14  # pending rows post, change or vanish within this window
 CREATED_AT_OVERLAP = timedelta(hours=6)  # createdAt high-water marks are re-read with a margin
+MAX_IDS = 500  # transaction ids one /v2/transactions request may name
+MIN_UPDATE_INTERVAL = timedelta(hours=8)  # Pluggy's fastest auto-sync plan (reference pluggy.md §3.3)
 
 class PluggyProvider:
     """Pluggy behind the Provider interface, plus the connect flow (items, MFA, polling)."""
@@ -59,7 +73,6 @@ class PluggyProvider:
     name = NAME
     label = LABEL
     local_zone = SAO_PAULO
-    min_sync_interval = timedelta(hours=8)  # Pluggy's auto-sync refreshes an item every 24, 12 or 8 h (by plan)
 
     def __init__(self, client: PluggyClient, *, today: Callable[[], date] | None = None,
                  now: Callable[[], datetime] | None = None, max_workers: int = 4) -> None:
@@ -67,6 +80,8 @@ class PluggyProvider:
         self._now = now or (lambda: datetime.now(UTC))
         self._today = today or (lambda: self._now().astimezone(SAO_PAULO).date())
         self._max_workers = max_workers
+        self._min_interval = MIN_UPDATE_INTERVAL
+        self._successor = Successors(client, self._now)
 
     # -- connect flow -------------------------------------------------------------------------
     def institutions(self) -> list[Institution]:
@@ -133,7 +148,8 @@ class PluggyProvider:
 
     # -- Provider interface ---------------------------------------------------------------------
     def connection_state(self, external_id: str) -> ConnectionState:
-        return map_item(self.client.item(external_id), now=self._now())
+        item = self.client.item(external_id)
+        return self._successor.apply(item, map_item(item, now=self._now()))
 
     def fetch_accounts(self, connection_external_id: str) -> list[Account]:
         item = self.client.item(connection_external_id)
@@ -143,13 +159,15 @@ class PluggyProvider:
     def fetch_connection(self, external_id: str) -> tuple[ConnectionState, list[Account]]:
         """The item's state and its accounts, GET /items/{id} and GET /accounts sent at once (the item dates them)."""
         item, raw_accounts = at_once(lambda: self.client.item(external_id), lambda: self.client.accounts(external_id))
-        state = map_item(item, now=self._now())
+        state = self._successor.apply(item, map_item(item, now=self._now()))
         as_of = state.last_updated_at or self._now()
         return state, [map_account(raw, as_of=as_of) for raw in unless_blocked(state, raw_accounts) or []]
 
     def fetch_transactions(self, connection_external_id: str, accounts: list[Account], cursor: str | None,
-                           *, sink: Callable[[pa.RecordBatch], None] | None = None) -> TransactionChanges:
-        """New rows since the createdAt high-water mark, plus a full re-read of the recent window.
+                           *, sink: Callable[[pa.RecordBatch], None] | None = None,
+                           refetch: Sequence[str] = ()) -> TransactionChanges:
+        """New rows since the createdAt high-water mark, plus a full re-read of the recent window; with `refetch`
+        (what transactions/* webhooks named, `webhooks.read_refetch`), exactly those rows instead.
 
         The re-read window is authoritative: a stored row dated inside it that Pluggy no longer lists
         (a pending charge that posted under a new id, or was dropped) is removed by the sync engine.
@@ -157,6 +175,10 @@ class PluggyProvider:
         read concurrently), or kept in the result's batches without one; raw pages are never accumulated.
         """
         state = _load_cursor(cursor)
+        if refetch:
+            named = self._fetch_named(accounts, state, cursor, refetch, sink)
+            if named is not None:
+                return named
         today = self._today()
         limits = Limits.around(today)
         changes = TransactionChanges(provider=NAME)
@@ -228,6 +250,77 @@ class PluggyProvider:
         changes.requests = count.value
         return changes
 
+    def _fetch_named(self, accounts: list[Account], state: dict[str, AccountCursor], cursor: str | None,
+                     refetch: Sequence[str], sink: TransactionSink | None) -> TransactionChanges | None:
+        """The rows webhooks named: by id (at most MAX_IDS a request) or created since an instant, per account; the
+        cursor stays as it was (the next whole fetch re-reads its window). None when an account is new here (or its
+        cursor unreadable): only a whole fetch can place it."""
+        ids, created, named = webhooks.read_refetch(refetch)
+        by_id = {a.external_id: a for a in accounts}
+        if any(a not in by_id or a not in state for a in named):
+            return None
+        limits = Limits.around(self._today())
+        changes = TransactionChanges(provider=NAME, cursor=cursor)
+
+        def walk(account: Account, **query: Any) -> None:
+            first_day = pa.scalar(state[account.external_id].origin, pa.date32())
+            for rows in page_chunks(self.client.transaction_pages(account.external_id, **query)):
+                batch, rejected = map_screened(rows, lambda chunk: map_transactions(chunk, account),
+                                               lambda raw: (raw.id, account.external_id), limits)
+                changes.set_aside.extend(rejected)
+                if batch is None:
+                    continue
+                batch = batch.filter(pc.greater_equal(batch.column("booked_date"), first_day))
+                if not batch.num_rows:
+                    continue
+                if sink is not None:
+                    sink(batch)
+                    changes.staged += batch.num_rows
+                else:
+                    changes.batches.append(batch)
+
+        with counting_requests() as count:
+            for account_id, wanted in sorted(ids.items()):
+                unique = sorted(set(wanted))
+                for start in range(0, len(unique), MAX_IDS):
+                    walk(by_id[account_id], ids=unique[start:start + MAX_IDS])
+            for account_id, since in sorted(created.items()):
+                walk(by_id[account_id], created_at_from=since)
+        changes.requests = count.value
+        return changes
+
+    def fetch_portfolio(self, connection_external_id: str, accounts: list[Account], *,
+                        since: date | None) -> Portfolio:
+        """Investments (and their trades from `since`), loans and each card's closed bills (`read_portfolio`)."""
+        as_of = max((a.balance_as_of for a in accounts if a.balance_as_of), default=None) or self._now()
+        return read_portfolio(self.client, connection_external_id, accounts, since=since, as_of=as_of,
+                              today=self._today(), max_workers=self._max_workers)
+
+    def match_accounts(self, old: Sequence[Account], new: Sequence[Account]) -> dict[str, str]:
+        """The same accounts through the retired and the Open Finance connector: Pluggy keeps the institution's
+        account numbers (their last digits match), so identity matching is exact enough."""
+        return match_by_identity(old, new)
+
+    def min_sync_interval(self) -> timedelta:
+        """Pluggy refreshes an item from the bank at most every MIN_UPDATE_INTERVAL (its fastest auto-sync plan, and
+        the least it lets a client ask for: CLIENT_IS_UPDATING_BEFORE_ALLOWED_FREQUENCY); a webhook announces new
+        data in between. A 409 that names a longer interval raises this for the provider's life."""
+        return self._min_interval
+
+    def note_update_interval(self, error: UpdateTooSoon, last_updated: datetime | None) -> None:
+        """Remember the interval a CLIENT_IS_UPDATING_BEFORE_ALLOWED_FREQUENCY answer named."""
+        if error.allowed_at is not None and last_updated is not None and isinstance(error.allowed_at, datetime):
+            self._min_interval = max(self._min_interval, error.allowed_at - last_updated)
+
+    def refresh(self, external_id: str) -> ConnectionState:
+        """Ask Pluggy to fetch fresh data from the bank now (PATCH /items/{id} without new credentials). Raises
+        UpdateTooSoon, saying when it becomes possible, inside the minimum update interval: never retried."""
+        try:
+            return self.reconnect(external_id)
+        except UpdateTooSoon as exc:
+            self.note_update_interval(exc, self.connection_state(external_id).last_updated_at)
+            raise
+
     def disconnect(self, external_id: str) -> None:
         try:
             self.client.delete_item(external_id)
@@ -278,3 +371,55 @@ def _load_cursor(cursor: str | None) -> dict[str, AccountCursor]:
                 for k, v in (data.get("accounts") or {}).items()}
     except (ValueError, AttributeError, KeyError, TypeError):
         return {}  # an unreadable cursor only costs a full re-read
+
+
+def _objects(rows: Any) -> list[dict[str, Any]]:
+    """A page's results as JSON objects; BadData when one is anything else."""
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        raise BadData("Pluggy sent a list whose entries are not objects.", code="BAD_PAGE", provider=NAME)
+    return rows
+
+
+def read_portfolio(client: PluggyClient, item_id: str, accounts: list[Account], *, since: date | None,
+                   as_of: datetime, today: date, max_workers: int) -> Portfolio:
+    """Investments (and their trades from `since`), loans and each card's closed bills, requested at once.
+
+    Positions go into one investment account per item and each loan into a LOAN account of its own (Pluggy has
+    neither as accounts); each card becomes a liability whose next payment is its latest unpaid bill. Each resource
+    is read and mapped on its own: one Pluggy cannot give, or gives unreadable, is a failure of that resource only.
+    """
+    portfolio = Portfolio()
+    cards = [a for a in accounts if a.type is AccountType.CREDIT_CARD]
+    workers = max(1, min(max_workers, 2 + len(cards)))
+    with counting_requests() as count, ThreadPoolExecutor(max_workers=workers) as pool:
+        def submit(call: Callable[..., Any], *args: Any) -> Any:
+            return pool.submit(contextvars.copy_context().run, call, *args)
+
+        investments = submit(client.investments, item_id)
+        loans = submit(client.loans, item_id)
+        bills = {card.external_id: submit(client.bills, card.external_id) for card in cards}
+        positions = read_resource(portfolio, "investments", lambda: [
+            map_investment(raw, item_id) for raw in _objects(investments.result())], [])
+        trades = {security.external_id: submit(client.investment_transactions, security.external_id)
+                  for security, _ in positions}
+        for security, holding in positions:
+            portfolio.securities.append(security)
+            portfolio.holdings.append(holding)
+        if portfolio.holdings:
+            portfolio.accounts.append(investment_account(item_id, portfolio.holdings, as_of))
+        for security in portfolio.securities:
+            rows = read_resource(portfolio, "investment_transactions", lambda s=security: [
+                map_investment_transaction(raw, item_id, s.external_id, s.currency)
+                for raw in _objects(trades[s.external_id].result())], [])
+            portfolio.investment_transactions.extend(t for t in rows if since is None or t.date >= since)
+        for account, liability in read_resource(portfolio, "liabilities", lambda: [
+                map_loan(raw, as_of) for raw in _objects(loans.result())], []):
+            portfolio.accounts.append(account)
+            portfolio.liabilities.append(liability)
+        for card in cards:
+            card_bills = read_resource(portfolio, "bills", lambda c=card: [
+                map_bill(raw, c) for raw in _objects(bills[c.external_id].result())], [])
+            portfolio.bills.extend(card_bills)
+            portfolio.liabilities.append(card_liability(card, card_bills, today))
+    portfolio.requests = count.value
+    return portfolio

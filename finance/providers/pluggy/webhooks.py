@@ -7,6 +7,7 @@ import hmac
 import ipaddress
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from finance.errors import ProviderError
 from finance.model import ConnectionStatus
@@ -20,6 +21,7 @@ from finance.providers.webhook import (
     WebhookEvent,
     WebhookRejected,
     error_plan,
+    instant,
     json_object,
     lower_headers,
     text_field,
@@ -58,15 +60,60 @@ def parse(body: bytes, received_at: datetime) -> WebhookEvent:
     return WebhookEvent(f"{NAME}:{event_id}", NAME, str(event), item_id, payload, received_at)
 
 
+def refetch_ids(account_id: str, ids: Sequence[str]) -> tuple[str, ...]:
+    """The `Plan.refetch` entries for transactions of an account to fetch again by id."""
+    return tuple(f"ids:{account_id}:{i}" for i in ids)
+
+
+def read_refetch(entries: Sequence[str]) -> tuple[dict[str, list[str]], dict[str, datetime], set[str]]:
+    """`Plan.refetch` entries back as (ids per account, createdAt instant per account, accounts named at all).
+
+    Entries: "ids:<account>:<transaction id>" (fetch that row), "created:<account>:<ISO instant>" (fetch the rows
+    created since), "account:<account>" (nothing to fetch: a deletion, applied through `Plan.removed`)."""
+    ids: dict[str, list[str]] = {}
+    created: dict[str, datetime] = {}
+    accounts: set[str] = set()
+    for entry in entries:
+        kind, _, rest = entry.partition(":")
+        account, _, value = rest.partition(":")
+        accounts.add(account)
+        if kind == "ids" and value:
+            ids.setdefault(account, []).append(value)
+        elif kind == "created" and (moment := instant(value)) is not None:
+            created[account] = min(moment, created.get(account, moment))
+    return ids, created, accounts
+
+
+def _transactions_plan(kind: str, payload: Mapping[str, Any]) -> Plan:
+    """transactions/created|updated|deleted: fetch exactly what the event names (its account's rows created since
+    `transactionsCreatedAtFrom`, or its `transactionIds`), and apply deletions; a whole sync without an account."""
+    account = payload.get("accountId")
+    if not isinstance(account, str) or not account or len(account) > MAX_ID_LENGTH or ":" in account:
+        removed = tuple(payload.get("transactionIds") or ()) if kind == "transactions/deleted" else ()
+        return Plan(note=f"{kind} without an account: {SYNC_NOTE}", sync=True, removed=removed)
+    ids = tuple(payload.get("transactionIds") or ())
+    if kind == "transactions/deleted":
+        return Plan(note=f"{len(ids)} transactions deleted at Pluggy: removed", sync=True, removed=ids,
+                    refetch=(f"account:{account}",))
+    if kind == "transactions/updated":
+        return Plan(note=f"{len(ids)} transactions updated at Pluggy: fetched by id", sync=True,
+                    refetch=refetch_ids(account, ids) or (f"account:{account}",))
+    since = instant(payload.get("transactionsCreatedAtFrom"))
+    if since is None:
+        return Plan(note=f"{kind}: {SYNC_NOTE}", sync=True)
+    count = payload.get("transactionsCount")
+    what = f"{count} new transactions" if isinstance(count, int) else "new transactions"
+    return Plan(note=f"{what} at Pluggy: fetched", sync=True,
+                refetch=(f"created:{account}:{since.isoformat()}",))
+
+
 def plan(event: WebhookEvent) -> Plan:
     """What a Pluggy event means for its connection (no side effects)."""
     payload, kind = event.payload, event.type
-    if kind in ("item/created", "item/updated", "item/login_succeeded", "transactions/created",
-                "transactions/updated"):
+    if kind in ("item/created", "item/updated", "item/login_succeeded"):
         return Plan(note=f"{kind}: {SYNC_NOTE}", sync=True)
-    if kind == "transactions/deleted":
-        ids = tuple(payload.get("transactionIds") or ())
-        return Plan(note=f"{len(ids)} transactions deleted at Pluggy: removed with a sync", sync=True, removed=ids)
+    if kind in ("transactions/created", "transactions/updated", "transactions/deleted"):
+        return _transactions_plan(kind, payload)
     if kind == "item/error":
         error = payload.get("error") if isinstance(payload.get("error"), dict) else {}
         code = str(error.get("code") or "UNEXPECTED_ERROR")[:MAX_ID_LENGTH]

@@ -29,9 +29,16 @@ Seams for benchmarks (bench.emulator): `rate_limits=False` stops counting the pe
 /v2/transactions page, which a subclass may fill in outside the emulator's lock; `rate_limit_group` names a request's
 limit group.
 
+Investments (a CDB, a multimarket fund, PETR4 shares, Tesouro IPCA+), a vehicle financing and the card's closed bills
+come from `wealth` (GET /investments, /investments/{id}/transactions, /loans, /bills). Connector 1 is a direct
+connector being retired in favour of its Open Finance twin, connector 2 (a scheduled incident on its health); an item
+on one of them continues the household of an item the same user has on the other, so history continues. Rows carry
+seeded real-world variants (`wire.real_world_variants`).
+
 Modules, by resource: `base` (errors, state, dispatch, API keys, rate limits), `connect_tokens`, `connectors`, `items`
-(items, MFA, statuses, syncs), `accounts`, `transactions`, `categories`, `webhooks`, `household` (the Brazilian
-household's ledger) and `wire` (Pluggy's JSON for ledger entries, and a bulk generator). `PluggyEmulator` composes
+(items, MFA, statuses, syncs), `accounts`, `transactions`, `products` (investments, loans, bills), `categories`,
+`webhooks`, `household` (the Brazilian household's ledger), `wealth` (its investments, financing and bills) and `wire`
+(Pluggy's JSON for ledger entries, and a bulk generator). `PluggyEmulator` composes
 their mixins.
 """
 
@@ -50,6 +57,7 @@ from finance.providers.pluggy.sandbox.categories import CategoriesMixin
 from finance.providers.pluggy.sandbox.connect_tokens import ConnectTokensMixin
 from finance.providers.pluggy.sandbox.connectors import ConnectorsMixin
 from finance.providers.pluggy.sandbox.items import ItemsMixin, ItemSyncsMixin
+from finance.providers.pluggy.sandbox.products import ProductsMixin
 from finance.providers.pluggy.sandbox.transactions import TransactionsMixin
 from finance.providers.pluggy.sandbox.webhooks import WebhooksMixin
 from finance.sandbox.common import Clock, Faults
@@ -57,7 +65,7 @@ from finance.sandbox.common import Clock, Faults
 __all__ = ["PluggyEmulator"]
 
 
-class PluggyEmulator(ItemsMixin, ItemSyncsMixin, ConnectorsMixin, ConnectTokensMixin, AccountsMixin,
+class PluggyEmulator(ItemsMixin, ItemSyncsMixin, ConnectorsMixin, ConnectTokensMixin, ProductsMixin, AccountsMixin,
                      TransactionsMixin, CategoriesMixin, WebhooksMixin, PluggyBase):
     """The whole Pluggy API in-process: `handle` is the API, `transport()`/`serve()` plug it in.
 
@@ -67,6 +75,8 @@ class PluggyEmulator(ItemsMixin, ItemSyncsMixin, ConnectorsMixin, ConnectTokensM
     or "purchase_negative". mfa_code: the token `user-ok-mfa` must send. settle_delay: real seconds a sync takes
     (0: the first read after a sync already sees its outcome). rate_limits: False stops counting the per-minute
     limits (no 429s, no RateLimit-* headers). accounts: where items' accounts come from (default: the household).
+    min_update_hours: refuse a client refresh (PATCH /items without credentials) of an item updated less than this
+    long ago with 409 CLIENT_IS_UPDATING_BEFORE_ALLOWED_FREQUENCY (None: no limit, as in Pluggy's sandbox).
     """
 
     WEBHOOK_RETRY_DELAYS = (0.0, 0.0, 3600.0, 0.0, 0.0, 7200.0, 0.0, 0.0)
@@ -77,7 +87,7 @@ class PluggyEmulator(ItemsMixin, ItemSyncsMixin, ConnectorsMixin, ConnectTokensM
                  card_sign: str = "purchase_positive", mfa_code: str = "123456",
                  settle_delay: float = 0.0, webhook_url: str | None = None,
                  webhook_headers: dict[str, str] | None = None, rate_limits: bool = True,
-                 accounts: AccountSource | None = None) -> None:
+                 accounts: AccountSource | None = None, min_update_hours: float | None = None) -> None:
         if card_sign not in ("purchase_positive", "purchase_negative"):
             raise ValueError("card_sign must be 'purchase_positive' or 'purchase_negative'")
         self._clock = clock or Clock()
@@ -89,6 +99,7 @@ class PluggyEmulator(ItemsMixin, ItemSyncsMixin, ConnectorsMixin, ConnectTokensM
         self.settle_delay = settle_delay
         self.rate_limits = rate_limits
         self.accounts = accounts
+        self.min_update_hours = min_update_hours
         self.request_log: list[tuple[str, str]] = []
         self._client_id = client_id
         self._client_secret = client_secret
@@ -129,6 +140,13 @@ class PluggyEmulator(ItemsMixin, ItemSyncsMixin, ConnectorsMixin, ConnectTokensM
             ("GET", r"/transactions", self._transactions_v1, "api"),
             ("GET", r"/transactions/(?P<id>[^/]+)", self._get_transaction, "api"),
             ("PATCH", r"/transactions/(?P<id>[^/]+)", self._update_transaction, "api"),
+            ("GET", r"/investments", self._list_investments, "api"),
+            ("GET", r"/investments/(?P<id>[^/]+)", self._get_investment, "api"),
+            ("GET", r"/investments/(?P<id>[^/]+)/transactions", self._investment_transactions, "api"),
+            ("GET", r"/loans", self._list_loans, "api"),
+            ("GET", r"/loans/(?P<id>[^/]+)", self._get_loan, "api"),
+            ("GET", r"/bills", self._list_bills, "api"),
+            ("GET", r"/bills/(?P<id>[^/]+)", self._get_bill, "api"),
             ("GET", r"/categories", self._list_categories, "api"),
             ("GET", r"/categories/(?P<id>[^/]+)", self._get_category, "api"),
             ("POST", r"/webhooks", self._create_webhook, "api"),

@@ -14,6 +14,7 @@ from datetime import date, datetime
 from typing import Any
 
 from finance.providers.pluggy.sandbox.base import _UUID, PluggyBase, _bad_request, _Call, _not_found, _page, _parse_time
+from finance.providers.pluggy.sandbox.connectors import connector_by_id
 from finance.providers.pluggy.sandbox.household import (
     CARD_LAST4,
     HOLDER,
@@ -22,8 +23,9 @@ from finance.providers.pluggy.sandbox.household import (
     brazilian_ledger,
     close_date_for,
     due_date_for,
+    latest_close,
 )
-from finance.providers.pluggy.sandbox.wire import pluggy_transaction
+from finance.providers.pluggy.sandbox.wire import pluggy_transaction, real_world_variants
 from finance.sandbox.ledger import Ledger, add_months, iso_z, stable_uuid
 
 CREDIT_LIMIT = 12000.0
@@ -61,10 +63,29 @@ class AccountsMixin(PluggyBase):
     accounts: AccountSource | None
     _views: OrderedDict[tuple[object, ...], list[AccountView]]
 
-    def _ledger(self, item: dict[str, Any]) -> Ledger:
+    @staticmethod
+    def _household(item: dict[str, Any]) -> tuple[str, datetime]:
+        """Whose bank data an item shows: its own household, or (an item that reconnects a bank through another
+        connector of the same institution) the household of the item it continues."""
+        household = item.get("household") or {"key": item["id"], "createdAt": item["createdAt"]}
+        return str(household["key"]), _parse_time(household["createdAt"])
+
+    def _ledger(self, item: dict[str, Any], checking: int | None = None) -> Ledger:
         layout = item["layout"]
-        return brazilian_ledger(self.seed, item["id"], _parse_time(item["createdAt"]),
-                                checking_accounts=layout["checking"], card=layout["card"])
+        key, created = self._household(item)
+        if checking is not None:
+            return brazilian_ledger(self.seed, key, created, checking_accounts=checking)
+        return brazilian_ledger(self.seed, key, created, checking_accounts=layout["checking"], card=layout["card"])
+
+    @staticmethod
+    def _open_finance(item: dict[str, Any]) -> bool:
+        return bool(connector_by_id(item["connectorId"])["isOpenFinance"])
+
+    @classmethod
+    def _item_id_of(cls, item: dict[str, Any], raw_id: str) -> str:
+        """The id an item shows for one of its household's objects: the same bank object has another id through
+        an Open Finance connector than through the direct one."""
+        return stable_uuid(raw_id, "open-finance") if cls._open_finance(item) else raw_id
 
     def account_id(self, item_id: str, index: int) -> str:
         """The id of an item's account number `index` (stable across restarts)."""
@@ -86,6 +107,8 @@ class AccountsMixin(PluggyBase):
         ledger = self._ledger(item)
         moments = [_parse_time(s) for s in syncs]
         cutoff = moments[-1]
+        open_finance = self._open_finance(item)
+        closed_through = latest_close(cutoff)
         views = []
         for spec in ledger.profile.accounts:
             account_id = self.account_id(item["id"], spec.index)
@@ -95,13 +118,18 @@ class AccountsMixin(PluggyBase):
             for entry, pending, appeared in ledger.view(spec.index, cutoff):
                 total += entry.amount if pending else entry.final_amount
                 created = moments[bisect.bisect_left(moments, appeared)]
-                tx_id = entry.pending_id if pending else entry.id
-                patch = self._patches.get(tx_id or "")
-                rows.append(pluggy_transaction(
+                tx_id = self._item_id_of(item, str(entry.pending_id if pending else entry.id))
+                patch = self._patches.get(tx_id)
+                row = pluggy_transaction(
                     entry, account_id=account_id, pending=pending, created_at=created, flip=flip,
                     card_number=CARD_LAST4 if card else None,
                     category_id=patch["categoryId"] if patch else None,
-                    updated_at=_parse_time(patch["updatedAt"]) if patch else None))
+                    updated_at=_parse_time(patch["updatedAt"]) if patch else None,
+                    closed_through=closed_through, open_finance=open_finance)
+                row["id"] = tx_id
+                if open_finance and (row["creditCardMetadata"] or {}).get("billId"):
+                    row["creditCardMetadata"]["billId"] = self._item_id_of(item, row["creditCardMetadata"]["billId"])
+                rows.append(real_world_variants(row, self.seed, open_finance=open_finance))
             rows.sort(key=lambda t: (t["date"], t["id"]))
             views.append(AccountView(account_id, spec.index, spec.kind, rows, round(total, 2),
                                       spec.opening_balance))
@@ -119,15 +147,14 @@ class AccountsMixin(PluggyBase):
 
     def _account_json(self, item: dict[str, Any], view: AccountView) -> dict[str, Any]:
         cutoff = _parse_time(item["syncs"][-1])
-        number_seed = f"{self.seed}/{item['id']}/{view.index}"
+        number_seed = f"{self.seed}/{self._household(item)[0]}/{view.index}"
         common = {"id": view.account_id, "itemId": item["id"], "currencyCode": "BRL", "owner": HOLDER.name,
                   "taxNumber": HOLDER.document, "createdAt": item["createdAt"], "updatedAt": iso_z(cutoff)}
         if view.kind == "card":
             owed = round(-view.total, 2)
             close = close_date_for(cutoff.astimezone(SAO_PAULO).date())
             # The card follows the checking accounts, so its index is their count (whatever served the rows).
-            ledger = brazilian_ledger(self.seed, item["id"], _parse_time(item["createdAt"]),
-                                      checking_accounts=view.index)
+            ledger = self._ledger(item, checking=view.index)
             last_bill = bill_total(ledger.entries[view.index], add_months(close, -1))
             return {
                 **common, "type": "CREDIT", "subtype": "CREDIT_CARD", "number": f"xxxx{CARD_LAST4}",

@@ -22,7 +22,8 @@ import httpx
 from finance.sandbox.common import Clock, EmulatorBase, Fault, Faults, b64url
 
 API_KEY_TTL = timedelta(hours=2)
-RATE_LIMITS: dict[str, int] = {"auth": 360, "accounts": 360, "transactions": 360, "item_update": 20}
+RATE_LIMITS: dict[str, int] = {"auth": 360, "accounts": 360, "transactions": 360, "investments": 360,
+                                 "investment_transactions": 360, "item_update": 20}
 """Requests per minute per endpoint group (reference/pluggy.md §7.2); /v2/transactions shares the transactions one."""
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 _EXPIRED = {"code": 403, "message": "Missing or invalid authorization token"}
@@ -40,6 +41,10 @@ def rate_limit_group(method: str, path: str) -> str | None:
         return "accounts"
     if method == "GET" and (path in ("/transactions", "/v2/transactions") or path.startswith("/transactions/")):
         return "transactions"
+    if method == "GET" and path.startswith("/investments/") and path.endswith("/transactions"):
+        return "investment_transactions"
+    if method == "GET" and (path == "/investments" or path.startswith("/investments/")):
+        return "investments"
     if method == "PATCH" and re.fullmatch(r"/items/[^/]+", path):
         return "item_update"
     return None
@@ -130,6 +135,7 @@ class PluggyBase(EmulatorBase):
     rate_limits: bool
     settle_delay: float
     mfa_code: str
+    min_update_hours: float | None
     _client_id: str | None
     _client_secret: str | None
     _secret: bytes

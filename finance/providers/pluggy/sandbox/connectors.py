@@ -33,13 +33,34 @@ def _connector(connector_id: int, name: str, url: str, color: str, *, sandbox: b
 
 
 SANDBOX_CONNECTOR_ID = 0
+RETIRING_CONNECTOR_ID = 1
+OPEN_FINANCE_CONNECTOR_ID = 2
+RETIREMENT_DATE = "2026-12-31"
+_SANDBOX_LOGIN = [_credential("user", "User", "text", placeholder="user-ok"),
+                  _credential("password", "Password", "password", placeholder="password-ok")]
+_PRODUCTS = ["ACCOUNTS", "CREDIT_CARDS", "TRANSACTIONS", "INVESTMENTS", "INVESTMENTS_TRANSACTIONS", "LOANS"]
+_RETIREMENT = {
+    # How Pluggy announces that a direct (screen-scraping) connector goes away in favour of the institution's Open
+    # Finance connector: a scheduled incident on the connector's health, while the Open Finance twin (same
+    # institutionUrl, isOpenFinance: true) is listed beside it. Items left on it are deleted 30 days after it stops.
+    "id": "retire-direct-pluggy-bank", "title": "Conexão direta descontinuada: use o Open Finance",
+    "description": f"A conexão direta com o Pluggy Bank deixa de funcionar em {RETIREMENT_DATE}. Reconecte pelo "
+                   "conector Pluggy Bank Open Finance.",
+    "type": "OTHER", "product": "dados", "kind": "MAINTENANCE", "severity": "MAINTENANCE", "state": "SCHEDULED",
+    "startedAt": "2026-01-05T12:00:00.000Z", "updatedAt": None, "url": "https://status.pluggy.ai",
+}
 _CPF = _credential("cpf", "CPF", "number", validation=r"^\d{3}\.?\d{3}\.?\d{3}-?\d{2}$",
                    validationMessage="CPF deve ter 11 números.", placeholder="000.000.000-00")
 CONNECTORS: tuple[dict[str, Any], ...] = (
     _connector(SANDBOX_CONNECTOR_ID, "Pluggy Bank", "https://pluggy.ai", "ef294b", sandbox=True, open_finance=False,
-               credentials=[_credential("user", "User", "text", placeholder="user-ok"),
-                            _credential("password", "Password", "password", placeholder="password-ok")],
-               products=["ACCOUNTS", "CREDIT_CARDS", "TRANSACTIONS"], icon="sandbox"),
+               credentials=_SANDBOX_LOGIN, products=_PRODUCTS, icon="sandbox"),
+    {**_connector(RETIRING_CONNECTOR_ID, "Pluggy Bank (conexão direta)", "https://bank.pluggy.ai", "ef294b",
+                  sandbox=True, open_finance=False, credentials=_SANDBOX_LOGIN, products=_PRODUCTS, icon="sandbox"),
+     "health": {"status": "ONLINE", "stage": None, "incidents": [_RETIREMENT]}},
+    # Offline, the Open Finance sandbox takes the sandbox login instead of the bank's consent page (oauth: false).
+    {**_connector(OPEN_FINANCE_CONNECTOR_ID, "Pluggy Bank Open Finance", "https://bank.pluggy.ai", "ef294b",
+                  sandbox=True, open_finance=True, credentials=_SANDBOX_LOGIN, products=_PRODUCTS, icon="sandbox"),
+     "oauth": False},
     _connector(200, "MeuPluggy", "https://meu.pluggy.ai", "ef294b", sandbox=False, open_finance=True,
                credentials=[], products=["ACCOUNTS", "CREDIT_CARDS", "TRANSACTIONS", "INVESTMENTS"], icon="sandbox"),
     _connector(601, "Itaú", "https://www.itau.com.br", "EC7000", sandbox=False, open_finance=True,
@@ -49,6 +70,14 @@ CONNECTORS: tuple[dict[str, Any], ...] = (
                credentials=[_CPF], products=["ACCOUNTS", "CREDIT_CARDS", "TRANSACTIONS", "IDENTITY"], icon="212"),
 )
 """The connector catalog: the sandbox "Pluggy Bank" plus real banks that can only be listed offline."""
+
+
+def connector_by_id(raw_id: object) -> dict[str, Any]:
+    """The catalog's connector with this id; 404 CONNECTOR_NOT_FOUND otherwise."""
+    for connector in CONNECTORS:
+        if str(connector["id"]) == str(raw_id):
+            return connector
+    raise _not_found("CONNECTOR", "connector not found")
 
 
 def _fold(text: str) -> str:
@@ -79,10 +108,7 @@ class ConnectorsMixin(PluggyBase):
 
     @staticmethod
     def _find_connector(raw_id: object) -> dict[str, Any]:
-        for connector in CONNECTORS:
-            if str(connector["id"]) == str(raw_id):
-                return connector
-        raise _not_found("CONNECTOR", "connector not found")
+        return connector_by_id(raw_id)
 
     def _list_connectors(self, call: _Call) -> tuple[int, Any]:
         params = call.params

@@ -153,6 +153,13 @@ def close_date_for(day: date) -> date:
     return close if day <= close else add_months(close, 1)
 
 
+def latest_close(cutoff: datetime) -> date:
+    """The closing date of the card's latest closed bill as of `cutoff` (the bill closing today is still open)."""
+    today = cutoff.astimezone(SAO_PAULO).date()
+    close = close_date_for(today)
+    return close if close < today else add_months(close, -1)
+
+
 def due_date_for(close: date) -> date:
     """When the bill that closes on `close` is due."""
     return business_day(close + CARD_DUE_AFTER_CLOSE)
@@ -191,6 +198,7 @@ class _CardDays:
 
     card: int | None
     planted_plan_day: date
+    bill_plan_day: date
     _key: str
 
     def _card_calendar(self, day: date, plan: _MonthPlan, rng: Random, out: list[Entry]) -> None:
@@ -246,6 +254,8 @@ class _CardDays:
             self._shopping(day, rng, out, ledger)
         if day == self.planted_plan_day:  # every connection has a plan still being paid (its own random stream)
             self._shopping(day, Random(f"{self._key}/planted-plan"), out, ledger, parts=10)
+        if day == self.bill_plan_day:
+            self._bill_installments(day, Random(f"{self._key}/bill-plan"), out, ledger)
         if rng.random() < 0.025:
             merchant = FOREIGN_SHOPS[3] if rng.random() < 0.1 else rng.choice(FOREIGN_SHOPS[1:3])
             usd = rng.uniform(80, 400) if merchant.name == "Airbnb" else rng.uniform(5, 90)
@@ -259,6 +269,22 @@ class _CardDays:
             # At least one card purchase a day, so a recent pending one always exists.
             out.append(self._purchase(card, day, RIDES[0], rng.uniform(9, 40), rng,
                                       pending_days=rng.randint(2, 4), exact_share=0.5))
+
+    def _bill_installments(self, day: date, rng: Random, out: list[Entry], ledger: Ledger, parts: int = 6) -> None:
+        """An earlier bill financed in `parts` monthly installments ("parcelamento de fatura"), one row per bill."""
+        card = self.card or 0
+        share = round(rng.uniform(250, 420), 2)
+        purchase_day = self._midnight(day)
+        for n in range(1, parts + 1):
+            when_day = add_months(day, n - 1)
+            description = f"PARCELAMENTO DE FATURA {n:02d}/{parts:02d}"
+            entry = Entry(card, self._midnight(when_day), -share, description, "02000000", "bill_installment",
+                          description_raw=description, installment=Installment(n, parts, -share * parts, purchase_day),
+                          lag=timedelta(minutes=rng.randint(5 * 60, 9 * 60)), bill_id=self._bill_id(when_day))
+            if n == 1:
+                out.append(entry)
+            else:
+                ledger.schedule(entry)
 
     def _shopping(self, day: date, rng: Random, out: list[Entry], ledger: Ledger, *, parts: int | None = None) -> None:
         """A shop purchase; big ones are often split in installments, one row per month (`parts` forces a big one in
@@ -320,6 +346,8 @@ class BrazilianHousehold(_CardDays):
         self._plans: dict[tuple[int, int], _MonthPlan] = {}
         # A purchase in 10 installments 5 to 10 weeks before connecting: the card always has a plan with months to go.
         self.planted_plan_day = created_local - timedelta(days=Random(f"{self._key}/planted").randint(35, 70))
+        # A bill financed in six installments a few weeks before connecting: some paid, some still to come.
+        self.bill_plan_day = close_date_for(created_local - timedelta(days=Random(f"{self._key}/bill").randint(40, 80)))
 
     # -- the calendar ------------------------------------------------------------------------------------------------
 
@@ -351,6 +379,10 @@ class BrazilianHousehold(_CardDays):
 
     def _bill_id(self, day: date) -> str:
         return stable_uuid(self._key, "bill", close_date_for(day).isoformat())
+
+    def bill_id_for_close(self, close: date) -> str:
+        """The id of the card bill that closes on `close` (what the card's rows carry as `billId`)."""
+        return self._bill_id(close)
 
     # -- one day -----------------------------------------------------------------------------------------------------
 

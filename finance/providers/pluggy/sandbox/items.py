@@ -209,10 +209,23 @@ class ItemsMixin(PluggyBase):
             "consecutiveFailedLoginAttempts": 0, "layout": None,
             "connectToken": call.principal.token_id if call.principal else None, "running": None,
         }
+        item["household"] = self._continued_household(connector, item["user"])
         self._items[item_id] = item
         self._start_sync(item, call.now, renews_consent=True)
         self._save()
         return 200, self._item_json(item)
+
+    def _continued_household(self, connector: dict[str, Any], user: str) -> dict[str, Any] | None:
+        """The bank data a new item shows when the same login already has an item at the same institution through
+        another connector (a reconnection through Open Finance): that item's household, so history continues."""
+        if connector["id"] == SANDBOX_CONNECTOR_ID:
+            return None
+        for other in self._items.values():
+            twin = self._find_connector(other["connectorId"])
+            if (other["user"] == user and other["connectorId"] != connector["id"]
+                    and twin["institutionUrl"] == connector["institutionUrl"]):
+                return other.get("household") or {"key": other["id"], "createdAt": other["createdAt"]}
+        return None
 
     def _get_item(self, call: _Call) -> tuple[int, Any]:
         return 200, self._item_json(self._item(call))
@@ -224,6 +237,7 @@ class ItemsMixin(PluggyBase):
         if parameters is not None and not isinstance(parameters, dict):
             raise _bad_request("parameters must be an object (encrypted parameters are not supported offline)")
         _check_strings(body)
+        self._check_update_frequency(item, call.now, bool(parameters))
         # LOGIN_ERROR means Pluggy will not retry until the credentials change: without new ones it fails again.
         repeat = None
         if item["status"] == "LOGIN_ERROR" and item.get("running") is None and not parameters:
@@ -236,6 +250,20 @@ class ItemsMixin(PluggyBase):
         self._start_sync(item, call.now, renews_consent=bool(parameters), repeat_failure=repeat)
         self._save()
         return 200, self._item_json(item)
+
+    def _check_update_frequency(self, item: dict[str, Any], now: datetime, new_credentials: bool) -> None:
+        """409 CLIENT_IS_UPDATING_BEFORE_ALLOWED_FREQUENCY for a client refresh (no new credentials) of a healthy item
+        within `min_update_hours` of its last update (reference/pluggy.md §3.4), when the emulator has a limit."""
+        if self.min_update_hours is None or new_credentials or item["status"] != "UPDATED" or item.get("running"):
+            return
+        last = item.get("lastUpdatedAt")
+        if last and now < _parse_time(last) + timedelta(hours=self.min_update_hours):
+            hours = f"{self.min_update_hours:g}"
+            raise ApiError(409, {
+                "code": 409, "codeDescription": "CLIENT_IS_UPDATING_BEFORE_ALLOWED_FREQUENCY",
+                "message": f"Client updates on this item are allowed at most every {hours} hours. Wait before "
+                           "updating it again.",
+                "data": {"minUpdateFrequencyAllowedInHours": self.min_update_hours, "lastUpdatedAt": last}})
 
     def _delete_item(self, call: _Call) -> tuple[int, Any]:
         item = self._item(call)

@@ -30,6 +30,8 @@ from finance.providers.pluggy.sandbox.household import (
     SAO_PAULO,
     SHOPS,
     SPOTIFY,
+    close_date_for,
+    due_date_for,
 )
 from finance.sandbox.ledger import Entry, Merchant, Party, iso_z
 
@@ -73,31 +75,42 @@ def _bill_post_date(entry: Entry) -> str:
 
 def pluggy_transaction(entry: Entry, *, account_id: str, pending: bool, created_at: datetime, flip: bool,
                        card_number: str | None = None, category_id: str | None = None,
-                       updated_at: datetime | None = None) -> dict[str, Any]:
+                       updated_at: datetime | None = None, closed_through: date | None = None,
+                       open_finance: bool = False) -> dict[str, Any]:
     """An entry as Pluggy's `Transaction` object.
 
     flip: negate amounts and balance (credit cards under the "purchases positive" convention).
     card_number: set for credit-card accounts, which get `creditCardMetadata` (with `transactionDateTime` only when
     the institution knows the time of day, as Open Finance card data carries it).
     category_id / updated_at: a user's re-categorization (PATCH /transactions/{id}) and when it happened.
+    closed_through: the closing date of the card's latest closed bill; a row of a bill still open has no `billId`
+    yet (GET /bills lists closed bills only). open_finance: card rows carry `billForecastDate`, the month of the
+    bill they are expected on ("YYYY-MM"), which only Open Finance connectors send.
     """
     amount = entry.amount if pending else entry.final_amount
     sign = -1.0 if flip else 1.0
     category = category_id or entry.category_id
     metadata = None
     if card_number is not None:
-        metadata = {"cardNumber": card_number, "billId": None if pending else entry.bill_id,
+        close = close_date_for(entry.when.astimezone(SAO_PAULO).date())
+        closed = closed_through is None or close <= closed_through
+        metadata = {"cardNumber": card_number, "billId": entry.bill_id if closed and not pending else None,
                     "billPostDate": None if pending else _bill_post_date(entry),
                     "payeeMCC": entry.merchant.mcc if entry.merchant else None,
                     "purchaseDate": iso_z(entry.when),
                     "transactionDateTime": iso_z(entry.when) if entry.exact_time else None}
+        if open_finance:
+            metadata["billForecastDate"] = f"{due_date_for(close):%Y-%m}"
         if entry.installment is not None:
             metadata.update(installmentNumber=entry.installment.number,
                             totalInstallments=entry.installment.total,
                             totalAmount=round(sign * entry.installment.total_amount, 2),
-                            purchaseDate=iso_z(entry.installment.purchase_date))
+                            purchaseDate=iso_z(entry.installment.purchase_date),
+                            paymentType="INSTALLMENT")
         if entry.fee_type is not None:
             metadata["feeType"] = entry.fee_type
+        if entry.kind == "bill_installment":  # a past bill paid in installments ("parcelamento de fatura")
+            metadata["otherCreditsType"] = "BILL_INSTALLMENT"
     created = iso_z(created_at)
     tx: dict[str, Any] = {
         "id": entry.pending_id if pending else entry.id,
@@ -263,3 +276,32 @@ def generate_transactions(seed: int, account_id: str, account_kind: str, start: 
                 "updatedAt": created,
             }
         midnight += 86400
+
+
+VARIANT_SHARE = 0.12
+"""How often each real-world variant shows up on a row (seeded per row)."""
+
+
+def real_world_variants(tx: dict[str, Any], seed: int, *, open_finance: bool) -> dict[str, Any]:
+    """`tx` with the variants real Pluggy answers have and the SDK types allow (reference/pluggy.md §5.2):
+    `acquirerData: null`, `providerId` as a string (always on Open Finance connectors), a null running `balance`,
+    and `billId`, `purchaseDate` and `merchant.category` absent rather than null. Chosen per row from `seed`, so a
+    row looks the same on every read."""
+    rng = Random(f"{seed}/{tx['id']}/variants")
+    rolls = [rng.random() for _ in range(6)]
+    if rolls[0] < VARIANT_SHARE:
+        tx["acquirerData"] = None
+    if open_finance or rolls[1] < VARIANT_SHARE:
+        tx["providerId"] = f"{rng.getrandbits(64):016X}"
+    if rolls[2] < VARIANT_SHARE:
+        tx["balance"] = None
+    metadata = tx.get("creditCardMetadata")
+    if metadata is not None:
+        if metadata.get("billId") is None and rolls[3] < 0.5:
+            del metadata["billId"]
+        if rolls[4] < VARIANT_SHARE:
+            del metadata["purchaseDate"]
+    merchant = tx.get("merchant")
+    if merchant is not None and rolls[5] < VARIANT_SHARE:
+        tx["merchant"] = {k: v for k, v in merchant.items() if k != "category"}
+    return tx
