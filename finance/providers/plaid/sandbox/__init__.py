@@ -37,10 +37,10 @@ ES256 JWT (kid of the key /webhook_verification_key/get publishes, `iat`, `reque
 sent), retried 30 s after a failure and four times longer after each further one, for up to a day.
 
 Modules, by resource: `base` (errors, validation, state and dispatch), `items`, `link`, `accounts`, `history` (ledgers,
-views, pending→posted deltas), `transactions`, `recurring`, `categories` (v1/v2 and legacy categories), `investments` (holdings,
-securities, investment transactions), `liabilities` (card, student loan, mortgage, installment loan), `institutions`,
-`webhooks`, `sandbox` (the /sandbox/* endpoints) and `household` (the US household data). `PlaidEmulator` composes
-their mixins.
+views, pending→posted deltas), `transactions`, `recurring`, `categories` (v1/v2 and legacy categories), `investments`
+(holdings, securities, investment transactions), `liabilities` (card, student loan, mortgage, installment loan),
+`institutions`, `webhooks`, `sandbox` (the /sandbox/* endpoints) and `household` (the US household data).
+`PlaidEmulator` composes their mixins.
 """
 
 from __future__ import annotations

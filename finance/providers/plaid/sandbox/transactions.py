@@ -25,8 +25,8 @@ from finance.providers.plaid.sandbox.base import (
     _wire_time,
     plaid_id,
 )
-from finance.providers.plaid.sandbox.history import _classify, _Row
 from finance.providers.plaid.sandbox.categories import PFC_VERSIONS, legacy_category, personal_finance_category
+from finance.providers.plaid.sandbox.history import _classify, _Row
 from finance.providers.plaid.sandbox.household import NEW_YORK, UsMerchant
 
 SYNC_PAGE_SIZE_CAP = 500
