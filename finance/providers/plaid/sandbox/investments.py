@@ -138,7 +138,7 @@ class InvestmentsMixin(PlaidBase):
 
     def _investment_account_json(self, meta: _AccountMeta, balance: tuple[float, float]) -> dict[str, Any]:
         body = self._account_json(meta, balance)
-        body["balances"]["available"] = None
+        body["balances"].update(available=None, margin_loan_amount=0.0 if meta.subtype == "brokerage" else None)
         return body
 
     def _investments_holdings_get(self, call: _Call) -> dict[str, Any]:

@@ -210,7 +210,8 @@ class TransactionsMixin(PlaidBase):
             counterparties.append({"name": party.name, "type": "financial_institution",
                                    "entity_id": plaid_id("bank", party.name), "logo_url": None, "website": None,
                                    "confidence_level": "HIGH", "account_numbers": {
-                                       "bacs": None, "international": {"iban": party.account, "bic": party.bank_code}}})
+                                       "bacs": {"account": party.account, "sort_code": party.branch},
+                                       "international": {"iban": None, "bic": party.bank_code}}})
         place = known.location if known is not None and known.channel == "in store" else None
         channel = entry.method or "other"
         iso = meta.currency in _ISO_CURRENCIES
