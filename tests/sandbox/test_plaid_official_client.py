@@ -58,8 +58,8 @@ from plaid.model.transactions_sync_request import TransactionsSyncRequest
 from plaid.model.transactions_sync_request_options import TransactionsSyncRequestOptions
 from plaid.model.user_account_revoked_webhook import UserAccountRevokedWebhook
 from plaid.model.user_permission_revoked_webhook import UserPermissionRevokedWebhook
-from plaid.model.webhook_update_acknowledged_webhook import WebhookUpdateAcknowledgedWebhook
 from plaid.model.webhook_type import WebhookType
+from plaid.model.webhook_update_acknowledged_webhook import WebhookUpdateAcknowledgedWebhook
 from plaid.model.webhook_verification_key_get_request import WebhookVerificationKeyGetRequest
 from plaid.model_utils import validate_and_convert_types
 
