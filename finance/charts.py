@@ -99,3 +99,19 @@ def forecast_figure(projection: pd.DataFrame, currency: str) -> go.Figure:
                         line={"shape": "hv"}, legendgroup=str(account_id))
     fig.add_hline(y=0, line={"color": SPENDING_COLOR, "dash": "dot", "width": 1})
     return _layout(fig, f"Expected balances ({currency})", currency)
+
+
+def balance_figure(frame: pd.DataFrame, currency: str, column: str, title: str) -> go.Figure:
+    """One balance line over time (a `column` of finance.store.reports.net_worth_by_day) for one currency."""
+    data = frame[frame["currency"] == currency]
+    fig = go.Figure()
+    fig.add_scatter(x=data["day"], y=data[column].astype(float), name=title, line={"color": NET_COLOR})
+    return _layout(fig, f"{title} ({currency})", currency)
+
+
+def commitments_figure(months: pd.DataFrame, currency: str) -> go.Figure:
+    """Future installments per month (columns `month`, `amount`) for one currency."""
+    fig = go.Figure()
+    fig.add_bar(x=months["month"], y=months["amount"].astype(float), name="Installments",
+                marker_color=SPENDING_COLOR)
+    return _layout(fig, f"Future installments ({currency})", currency)

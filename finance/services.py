@@ -29,7 +29,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from finance import alerts as alert_rules
-from finance import budgets, forecast, health, mailer
+from finance import budgets, forecast, health, mailer, portfolio
 from finance import recurring as recurring_series
 from finance.cashflow import CashFlow, build_cash_flow
 from finance.config import Settings, SmtpSettings, load_settings
@@ -39,7 +39,20 @@ from finance.health import StatusData
 from finance.money import Rate
 from finance.providers.base import ConnectableProvider
 from finance.providers.registry import build_providers
-from finance.store import accounts, connections, console, rates, reports, rules, sync_runs, transactions, webhook_events
+from finance.store import (
+    account_links,
+    accounts,
+    connections,
+    console,
+    investments,
+    liabilities,
+    rates,
+    reports,
+    rules,
+    sync_runs,
+    transactions,
+    webhook_events,
+)
 from finance.store import alerts as alert_store
 from finance.store import budgets as budget_store
 from finance.store import cashflow as cashflow_store
@@ -91,9 +104,9 @@ class Reports(StoreOperations):
         """Per currency, when its data was last refreshed."""
         return self._read(reports.as_of_by_currency)
 
-    def net_worth_by_day(self, start: date, end: date) -> pd.DataFrame:
-        """End-of-day net worth per currency."""
-        return self._read(reports.net_worth_by_day, start, end)
+    def net_worth_by_day(self, start: date, end: date, *, account_types: tuple[str, ...] = ()) -> pd.DataFrame:
+        """End-of-day net worth per currency (of the accounts of `account_types`, e.g. ("loan",); empty: all)."""
+        return self._read(reports.net_worth_by_day, start, end, account_types)
 
     def monthly_cashflow(self, start: date, end: date, *, include_pending: bool = True) -> pd.DataFrame:
         """Income and spending per month and currency."""
@@ -233,6 +246,48 @@ class Connections(StoreOperations):
         if self._after_sync is not None and result.outcome != "skipped":
             self._after_sync()
         return result
+
+
+    def continue_history(self, old_connection_id: str, new_connection_id: str, *, actor: str) -> str:
+        """After a reconnect through another connector (a retired one's Open Finance successor): the new
+        connection's accounts continue the old one's history. A sentence for the user; EditError when refused."""
+        pairs = self._sync.continue_history(old_connection_id, new_connection_id, actor=actor)
+        if not pairs:
+            return "No account of the new connection matches one of the old: their histories stay apart."
+        return f"{len(pairs)} account(s) of the new connection continue the old one's history."
+
+    def links(self) -> pd.DataFrame:
+        """Accounts continued by a newer connection's, with the day each takes over."""
+        return self._read(account_links.links)
+
+
+class Holdings(StoreOperations):
+    """Investments, loans and card bills (issue 19) as the Investments, Loans and Card bills pages show them."""
+
+    def positions(self) -> pd.DataFrame:
+        """Every holding now: quantity, price, value, cost basis and gain."""
+        return self._read(investments.holdings_frame)
+
+    def trades(self, start: date, end: date) -> pd.DataFrame:
+        """Investment transactions in the period, newest first."""
+        return self._read(investments.investment_transactions_frame, start, end)
+
+    def loans(self) -> pd.DataFrame:
+        """Loans, mortgages and cards with their terms and next payment."""
+        return self._read(liabilities.loans_frame)
+
+    def card_bills(self, today: date) -> list[portfolio.CardBills]:
+        """Each card's current and next bill."""
+        frame = self._read(liabilities.bills_frame)
+        return portfolio.card_bills([portfolio.Bill(
+            r.id, r.account_id, f"{r.card} ••{r.mask}" if r.mask else r.card, r.due_date, Decimal(r.total),
+            r.currency, None if pd.isna(r.closing_date) else r.closing_date,
+            None if pd.isna(r.minimum_payment) else Decimal(r.minimum_payment),
+            None if pd.isna(r.is_paid) else bool(r.is_paid)) for r in frame.itertuples()], today)
+
+    def problems(self) -> pd.DataFrame:
+        """Portfolio resources whose last read failed, with why."""
+        return self._read(liabilities.portfolio_problems)
 
 
 class Status(StoreOperations):
@@ -537,6 +592,10 @@ class Services:
     @cached_property
     def connections(self) -> Connections:
         return Connections(self.engine, self.sync, after_sync=self.alerts.after_sync)
+
+    @cached_property
+    def holdings(self) -> Holdings:
+        return Holdings(self.engine)
 
     @cached_property
     def status(self) -> Status:

@@ -8,6 +8,9 @@
   commit together. A failed run changes no data; it is recorded with a message a person can act on.
 - Idempotent: a second run with nothing new adds, modifies and removes nothing.
 - Streaming: mapped pages go to a staging file as they arrive, so memory does not grow with the sync's size.
+- The portfolio (investments, loans, card bills) is read alongside the transactions and saved after them, in a
+  transaction of its own: when it fails, the transactions are still saved and the failure is recorded per
+  resource (`portfolio_status`), its stored rows left as they were.
 """
 
 from __future__ import annotations
@@ -31,13 +34,30 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from finance import screening
-from finance.errors import NotFound, ProviderError, ReauthRequired
+from finance.errors import EditError, NotFound, ProviderError, ReauthRequired
 from finance.http import counting_requests
-from finance.model import NEEDS_USER, Account, ConnectionState, ConnectionStatus, SetAside, TransactionChanges
-from finance.providers.base import Provider
+from finance.model import (
+    NEEDS_USER,
+    Account,
+    ConnectionState,
+    ConnectionStatus,
+    Portfolio,
+    SetAside,
+    TransactionChanges,
+)
+from finance.providers.base import Provider, at_once
+from finance.store.account_links import link_accounts, predecessors
+from finance.store.accounts import stored_accounts
 from finance.store.connections import clear_signal
 from finance.store.db import store_error
 from finance.store.ingest import ApplyCounts, StagedTransactions, apply_sync, configure_store, upsert_connection
+from finance.store.portfolio import (
+    apply_portfolio,
+    delete_portfolio,
+    investments_since,
+    rebuild_portfolio_history,
+    record_status,
+)
 from finance.store.schema import accounts, balance_history, connections, sync_runs, transactions
 from finance.store.secrets import SecretStore
 
@@ -258,8 +278,13 @@ class SyncEngine:
                 if state.status in NEEDS_USER:
                     raise ReauthRequired(state.status_detail or "This connection needs you to reconnect.",
                                          code=state.error_code or state.status.value, provider=row.provider)
-                progress("Fetching transactions", 0.25)
-                changes = provider.fetch_transactions(row.external_id, accounts, row.sync_cursor, sink=staged.append)
+                progress("Fetching transactions, investments, loans and bills", 0.25)
+                with self.engine.connect() as conn:
+                    since = investments_since(conn, connection_id)
+                changes, portfolio = at_once(
+                    lambda: provider.fetch_transactions(row.external_id, accounts, row.sync_cursor,
+                                                        sink=staged.append),
+                    lambda: provider.fetch_portfolio(row.external_id, accounts, since=since))
                 changes.removed.extend(sorted(set(removed) - set(changes.removed)))
                 requests = sent.value
                 progress("Saving", 0.85)
@@ -271,11 +296,56 @@ class SyncEngine:
                     self._record_success(conn, run_id, state, accounts, changes,
                                          counts, finished, duration, requests)
             message = _describe(counts, len(accounts), changes.set_aside)
+            message += self._save_portfolio(connection_id, provider, portfolio)
+            message += self._continue_predecessors(connection_id, state)
             progress("Done", 1.0)
             return SyncResult(connection_id, run_id, "success", counts, message, duration_ms=duration,
                               requests=requests)
         except Exception as exc:  # every failure is recorded; none escapes to other connections
             return self._failed(connection_id, run_id, exc, state, int((time.monotonic() - clock) * 1000))
+
+    def _save_portfolio(self, connection_id: str, provider: Provider, portfolio: Portfolio | Exception) -> str:
+        """Store a connection's portfolio read (or its failure) after its transactions were saved; a sentence for
+        the sync's message when something could not be read or saved, else ''."""
+        now = self._now()
+        failure: tuple[str, str] | None = None
+        if isinstance(portfolio, Exception):
+            failure = _error_message(portfolio)
+        else:
+            try:
+                with self.engine.begin() as conn:
+                    apply_portfolio(conn, connection_id, provider.name, portfolio, now=now,
+                                    today=self._today(provider))
+            except Exception as exc:  # the transactions are saved; this part is recorded as failed
+                failure = _error_message(exc)
+        if failure is not None:
+            log.warning("portfolio of %s not saved: %s", connection_id, failure[0])
+            try:
+                with self.engine.begin() as conn:
+                    record_status(conn, connection_id, None, now=now, code=failure[0], message=failure[1])
+                    rebuild_portfolio_history(conn, connection_id, self._today(provider))  # over the sync's
+            except Exception as exc:
+                log.warning("recording the portfolio failure of %s failed: %s", connection_id, type(exc).__name__)
+            return f" Investments, loans and bills were not updated: {failure[1]}"
+        assert isinstance(portfolio, Portfolio)
+        if portfolio.failures:
+            return " Not updated this time: " + "; ".join(
+                f"{f.resource.replace('_', ' ')} ({f.message})" for f in portfolio.failures)
+        return ""
+
+    def _continue_predecessors(self, connection_id: str, state: ConnectionState) -> str:
+        """After a sync: a connection to the institution a retired connection named as its successor continues
+        that connection's accounts (once: already linked accounts are left alone). A sentence when it did."""
+        if state.institution is None:
+            return ""
+        try:
+            with self.engine.connect() as conn:
+                olds = predecessors(conn, state.provider, state.institution.id, connection_id)
+            linked = sum(len(self.continue_history(old, connection_id, actor="sync")) for old in olds)
+        except Exception as exc:  # the sync itself succeeded; linking can be done again from the Connections page
+            log.warning("continuing the history of %s failed: %s", connection_id, type(exc).__name__)
+            return ""
+        return f" {linked} account(s) continue the retired connection's history." if linked else ""
 
     def _start_run(self, connection_id: str, trigger: str) -> str:
         """Insert the run's `running` row, owned by this process; runs of this connection left running by a dead
@@ -366,12 +436,36 @@ class SyncEngine:
                 values |= {"status": ConnectionStatus.REVOKED.value, "status_detail": message, "error_code": code}
             conn.execute(connections.update().where(connections.c.id == connection_id).values(**values))
 
+    def continue_history(self, old_connection_id: str, new_connection_id: str, *, actor: str) -> dict[str, str]:
+        """Link the accounts of `new_connection_id` that continue accounts of the retired `old_connection_id` (the
+        new connection's provider says which: `Provider.match_accounts`), so their history is one line. Returns
+        {old account id: new account id}; accounts it cannot pair stay apart."""
+        found = {}
+        with self.engine.connect() as conn:
+            for connection_id in (old_connection_id, new_connection_id):
+                row = conn.execute(sa.select(connections.c.provider).where(connections.c.id == connection_id)).first()
+                if row is None:
+                    raise EditError(f"No connection {connection_id[:80]!r}: nothing was linked.")
+                found[connection_id] = (row.provider, stored_accounts(conn, connection_id))
+        provider = self.providers.get(found[new_connection_id][0])
+        if provider is None:
+            raise EditError(f"The {found[new_connection_id][0]} provider is not configured: nothing was linked.")
+        old, new = found[old_connection_id][1], found[new_connection_id][1]
+        by_external = {a.external_id: a for a in old}
+        pairs = {by_external[old_id].id: next(a.id for a in new if a.external_id == new_id)
+                 for new_id, old_id in provider.match_accounts(old, new).items()
+                 if old_id in by_external and any(a.external_id == new_id for a in new)}
+        with self.engine.begin() as conn:
+            link_accounts(conn, pairs, now=self._now(), actor=actor)
+        return pairs
+
     def delete_connection(self, connection_id: str, *, keep_history: bool) -> None:
         """Forget a connection locally; with keep_history its accounts and transactions stay for reports."""
         with self.engine.begin() as conn:
             if not keep_history:
                 account_ids = sa.select(accounts.c.id).where(accounts.c.connection_id == connection_id)
                 conn.execute(balance_history.delete().where(balance_history.c.account_id.in_(account_ids)))
+                delete_portfolio(conn, connection_id)
                 conn.execute(transactions.delete().where(transactions.c.connection_id == connection_id))
                 conn.execute(accounts.delete().where(accounts.c.connection_id == connection_id))
                 conn.execute(sync_runs.delete().where(sync_runs.c.connection_id == connection_id))

@@ -98,6 +98,10 @@ with listing:
                 info.caption(f"Last sync: {escape_markdown(str(row.last_message))}")
             if row.status_detail and row.status != ConnectionStatus.ACTIVE.value:
                 info.warning(escape_markdown(str(row.status_detail)))
+            if row.successor_institution_id:
+                info.warning("This bank's direct connection is being retired. Connect the bank again through its "
+                             "Open Finance connection (above): its accounts then continue this connection's history "
+                             "instead of starting over.", icon="🔁")
             for account in accounts[accounts["connection_id"] == row.id].itertuples():
                 name = f"{account.name}" + (f" ··{account.mask}" if account.mask else "")
                 info.markdown(f"- {escape_markdown(name)} "

@@ -9,7 +9,7 @@ from itertools import pairwise
 from hypothesis import given
 from hypothesis import strategies as st
 
-from finance.balances import reconstruct_balances
+from finance.balances import Position, Trade, investment_history, loan_history, reconstruct_balances
 
 D = Decimal
 AS_OF = date(2024, 3, 10)
@@ -92,3 +92,52 @@ def test_consecutive_days_differ_by_that_days_net(current: Decimal, net: dict[in
     for (_, before), (d, after) in pairwise(series):
         assert after - before == daily.get(d, D(0))
     assert series[0][1] == current - sum((a for d, a in daily.items() if first < d <= AS_OF), D(0))
+
+
+# ---- Loans and investments (issue 19): no cliff on any day -------------------------------------------------------
+
+def test_loan_history_owes_more_before_each_payment_and_starts_at_the_given_day() -> None:
+    series = loan_history(D("-9000.00"), AS_OF, [(day(5), D("500.00")), (day(5), D("100.00"))], start=day(3))
+    assert series[0] == (day(3), D("-9600.00"))
+    assert dict(series)[day(5)] == D("-9000.00")
+    assert series[-1] == (AS_OF, D("-9000.00"))
+    assert [d for d, _ in series] == [day(n) for n in range(3, 11)]
+
+
+def test_loan_history_without_payments_is_flat_back_to_the_start() -> None:
+    assert loan_history(D("-100.00"), AS_OF, [], start=day(1)) == [(day(n), D("-100.00")) for n in range(1, 11)]
+
+
+def test_investment_history_of_positions_only_grows_with_each_buy_and_ends_at_the_balance() -> None:
+    """A fund bought twice from a checking account: fewer units before each buy, priced between the trades."""
+    positions = [Position("fund", D("20"), D("2400.00"))]
+    trades = [Trade(day(2), D("-1000.00"), "fund", D("10"), D("100")),
+              Trade(day(6), D("-1100.00"), "fund", D("10"), D("110"))]
+    series = dict(investment_history(D("2400.00"), positions, trades, AS_OF, start=day(4)))
+    assert min(series) == day(2)  # the history reaches back to the first trade
+    assert series[day(2)] == D("1000.00")
+    assert series[day(5)] == D("10") * (D(100) + D(10) * 3 / 4)
+    assert series[day(6)] == D("2200.00")
+    assert series[AS_OF] == D("2400.00")
+    jumps = [b - a for a, b in pairwise(series[d] for d in sorted(series))]
+    assert jumps[-1] == D("50.00")  # the price moves a day at a time: no cliff on the last day
+
+
+def test_investment_history_with_cash_moves_cash_into_units_without_changing_the_total() -> None:
+    positions = [Position("cash", D("500"), D("500.00"), is_cash=True), Position("etf", D("5"), D("500.00"))]
+    trades = [Trade(day(8), D("-500.00"), "etf", D("5"), D("100"))]
+    series = investment_history(D("1000.00"), positions, trades, AS_OF, start=day(6))
+    assert series == [(day(n), D("1000.00")) for n in range(6, 11)]
+
+
+def test_investment_history_counts_a_security_sold_since() -> None:
+    positions = [Position("cash", D("300"), D("300.00"), is_cash=True)]
+    trades = [Trade(day(9), D("300.00"), "old", D("-3"), D("100"))]
+    assert investment_history(D("300.00"), positions, trades, AS_OF, start=day(8)) == [
+        (day(8), D("300.00")), (day(9), D("300.00")), (day(10), D("300.00"))]
+
+
+def test_investment_history_without_trades_is_flat() -> None:
+    positions = [Position("cdb", D("1"), D("5230.10"))]
+    assert investment_history(D("5230.10"), positions, [], AS_OF, start=day(9)) == [
+        (day(9), D("5230.10")), (day(10), D("5230.10"))]

@@ -7,7 +7,7 @@ import contextvars
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
@@ -15,7 +15,17 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 
 from finance.connect_flow import HostedWidget
-from finance.model import NEEDS_USER, Account, ConnectionState, Institution, TransactionChanges
+from finance.errors import ProviderError
+from finance.model import (
+    NEEDS_USER,
+    Account,
+    AccountType,
+    ConnectionState,
+    Institution,
+    Portfolio,
+    ResourceFailure,
+    TransactionChanges,
+)
 
 if TYPE_CHECKING:
 
@@ -87,7 +97,65 @@ class Provider(Protocol):
         """What changed since `cursor`; mapped batches go to `sink` as they arrive, or stay in the result."""
         ...
 
+    def fetch_portfolio(self, connection_external_id: str, accounts: list[Account], *,
+                        since: date | None) -> Portfolio:
+        """Investments, investment transactions (from `since`; None: as far back as the provider goes),
+        liabilities and card bills of a connection whose `accounts` were just fetched.
+
+        Each resource is read on its own: one that fails is recorded in `Portfolio.failures` (see `read_resource`)
+        and the others still come back; a resource the provider or the bank lacks comes back empty. Raises only
+        when the connection itself cannot be read (the whole portfolio step is then recorded as failed).
+        """
+        ...
+
+    def match_accounts(self, old: Sequence[Account], new: Sequence[Account]) -> dict[str, str]:
+        """Which of `new` (a new connection's accounts) continues which of `old` (a retired connection's accounts,
+        the same person at the same bank): {new external id: old external id}. Providers whose account numbers
+        change between connection kinds refine `match_by_identity`, which is the default answer."""
+        ...
+
     def disconnect(self, external_id: str) -> None: ...
+
+
+def read_resource(portfolio: Portfolio, resource: str, read: Callable[[], T], empty: T) -> T:
+    """`read()`, or `empty` with the failure recorded in `portfolio` when it raises a ProviderError: one portfolio
+    resource failing (a bank without loans answering an error, a timeout) never costs the others."""
+    try:
+        return read()
+    except ProviderError as exc:
+        portfolio.failures.append(ResourceFailure(resource, exc.code or type(exc).__name__, exc.message))
+        return empty
+
+
+def _digits(text: str | None) -> str:
+    return "".join(c for c in text or "" if c.isdigit())
+
+
+def _words(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def match_by_identity(old: Sequence[Account], new: Sequence[Account]) -> dict[str, str]:
+    """{new external id: old external id} for accounts that are the same account seen through two connections:
+    same currency and kind (cards with cards, loans with loans), and the same last digits (mask) or, when either
+    has none, the same name. A pair is only made when it is the single candidate both ways (never a guess)."""
+    def kind(account: Account) -> AccountType:
+        return AccountType.CHECKING if account.type is AccountType.SAVINGS else account.type
+
+    def same(a: Account, b: Account) -> bool:
+        if a.currency != b.currency or kind(a) != kind(b):
+            return False
+        mask_a, mask_b = _digits(a.mask)[-4:], _digits(b.mask)[-4:]
+        if mask_a and mask_b:
+            return mask_a == mask_b and (a.type is b.type or _words(a.name) == _words(b.name))
+        return _words(a.name) == _words(b.name)
+
+    pairs: dict[str, str] = {}
+    for candidate in new:
+        olds = [a for a in old if same(a, candidate)]
+        if len(olds) == 1 and [b for b in new if same(olds[0], b)] == [candidate]:
+            pairs[candidate.external_id] = olds[0].external_id
+    return pairs
 
 
 class ConnectableProvider(Provider, Protocol):

@@ -171,7 +171,9 @@ def to_batch(columns: TransactionColumns) -> pa.RecordBatch:
     arrays = []
     for spec in TRANSACTION_SCHEMA:
         column = getattr(columns, spec.name)
-        if isinstance(column, WireAmounts):
+        if column is None:  # an optional column the mapping left out
+            array = pa.nulls(len(columns), spec.type)
+        elif isinstance(column, WireAmounts):
             array = money_array(column, provider=columns.provider)
         elif isinstance(column, pa.Array):
             array = column if column.type == spec.type else column.cast(spec.type)
@@ -188,7 +190,9 @@ def to_transactions(columns: TransactionColumns) -> list[Transaction]:
     values: dict[str, list[Any]] = {}
     for spec in TRANSACTION_SCHEMA:
         column = getattr(columns, spec.name)
-        if isinstance(column, WireAmounts):
+        if column is None:  # an optional column the mapping left out
+            values[spec.name] = [None] * len(columns)
+        elif isinstance(column, WireAmounts):
             values[spec.name] = exact_amounts(column, provider=columns.provider)
         elif isinstance(column, pa.Array):
             values[spec.name] = column.to_pylist()

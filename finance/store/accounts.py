@@ -5,27 +5,40 @@ from __future__ import annotations
 import pandas as pd
 import sqlalchemy as sa
 
+from finance.model import Account, AccountType
+from finance.store.account_links import CONTINUED
 from finance.store.db import frame
+from finance.store.schema import accounts
 
 
 def accounts_summary(conn: sa.Connection) -> pd.DataFrame:
     """Every account with its connection's institution and provider, by institution, type and name."""
-    return frame(conn, """
+    return frame(conn, f"""
         SELECT a.id, a.connection_id, c.institution_name AS institution, c.provider, a.name, a.type, a.mask,
                a.currency, a.current_balance, a.available_balance, a.credit_limit, a.balance_as_of
         FROM accounts a JOIN connections c ON c.id = a.connection_id
+        WHERE a.id NOT IN {CONTINUED}
         ORDER BY c.institution_name, a.type, a.name
     """)
 
 
+def stored_accounts(conn: sa.Connection, connection_id: str) -> list[Account]:
+    """A connection's accounts as the store last saw them (for matching them against another connection's)."""
+    rows = conn.execute(sa.select(accounts).where(accounts.c.connection_id == connection_id)
+                        .order_by(accounts.c.id)).all()
+    return [Account(r.provider, r.external_id, r.connection_id.split(":", 1)[1], AccountType(r.type), r.name,
+                    r.currency, r.current_balance, r.available_balance, r.credit_limit, r.mask, r.subtype,
+                    r.balance_as_of) for r in rows]
+
+
 def balance_totals(conn: sa.Connection) -> pd.DataFrame:
     """Assets, liabilities and net worth now, one row per currency."""
-    return frame(conn, """
+    return frame(conn, f"""
         SELECT currency,
                SUM(CASE WHEN current_balance >= 0 THEN current_balance ELSE 0 END) AS assets,
                -SUM(CASE WHEN current_balance < 0 THEN current_balance ELSE 0 END) AS liabilities,
                SUM(current_balance) AS net_worth,
                MIN(balance_as_of) AS as_of
-        FROM accounts WHERE current_balance IS NOT NULL
+        FROM accounts WHERE current_balance IS NOT NULL AND id NOT IN {CONTINUED}
         GROUP BY currency ORDER BY currency
     """)

@@ -22,7 +22,8 @@ def connections_status(conn: sa.Connection) -> pd.DataFrame:
             FROM sync_runs r
         )
         SELECT c.id, c.provider, c.external_id, c.institution_id, c.institution_name, c.is_sandbox, c.status,
-               c.status_detail, c.error_code, c.consent_expires_at, c.last_success_at, c.last_attempt_at, c.created_at,
+               c.status_detail, c.error_code, c.consent_expires_at, c.successor_institution_id, c.last_success_at,
+               c.last_attempt_at, c.created_at,
                (SELECT COUNT(*) FROM accounts a WHERE a.connection_id = c.id) AS accounts,
                l.outcome AS last_outcome, l.message AS last_message, l.error_code AS last_error_code,
                l.finished_at AS last_finished_at, l.added AS last_added, l.modified AS last_modified,

@@ -12,6 +12,7 @@ from finance.errors import EditError
 from finance.forecast import SPENDING_MONTHS, AccountStart, CardHistory
 from finance.recurring import add_months
 from finance.store import audit
+from finance.store.account_links import CONTINUED
 from finance.store.reports import IS_SPENDING, LIVE
 from finance.store.transactions import EFFECTIVE_TRANSACTIONS
 
@@ -22,10 +23,10 @@ MIRROR_CENTS = 0.01  # ... for the same amount within a cent
 
 def forecast_accounts(conn: sa.Connection) -> list[AccountStart]:
     """Every account with a known balance, by currency and name (a masked number in the name tells cards apart)."""
-    rows = conn.execute(sa.text("""
+    rows = conn.execute(sa.text(f"""
         SELECT id, name || CASE WHEN mask IS NOT NULL AND mask <> '' THEN ' ••' || mask ELSE '' END AS name,
                type, currency, current_balance, credit_limit
-        FROM accounts WHERE current_balance IS NOT NULL
+        FROM accounts WHERE current_balance IS NOT NULL AND id NOT IN {CONTINUED}
         ORDER BY currency, name, id
     """)).all()
     return [AccountStart(r.id, r.name, r.type, r.currency, r.current_balance, r.credit_limit) for r in rows]

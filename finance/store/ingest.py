@@ -36,7 +36,8 @@ from finance.store.schema import balance_history, connections
 MATERIAL_COLUMNS = (
     "booked_date", "authorized_date", "amount", "currency", "original_amount", "original_currency",
     "description", "merchant", "category", "provider_category", "provider_category_id", "status",
-    "payment_method", "installment_number", "installment_total",
+    "payment_method", "installment_number", "installment_total", "bill_id", "merchant_category_code",
+    "counterparty_account",
 )
 STAGED_COLUMNS = (
     "id", "account_id", "connection_id", "provider", "external_id", *MATERIAL_COLUMNS, "pending_id",
@@ -189,6 +190,7 @@ def upsert_connection(conn: sa.Connection, state: ConnectionState, *, now: datet
         "status": state.status.value, "provider_status": state.provider_status,
         "status_detail": state.status_detail, "error_code": state.error_code,
         "consent_expires_at": state.consent_expires_at, "last_attempt_at": now, "updated_at": now,
+        "successor_institution_id": state.successor_institution_id,
     }
     if state.institution is not None:
         values |= {"institution_id": state.institution.id, "institution_name": state.institution.name,
@@ -203,7 +205,7 @@ def upsert_connection(conn: sa.Connection, state: ConnectionState, *, now: datet
                                                  is_sandbox=values.pop("is_sandbox", False), **values))
 
 
-def _upsert_accounts(conn: sa.Connection, accounts: list[Account], now: datetime) -> None:
+def upsert_accounts(conn: sa.Connection, accounts: list[Account], now: datetime) -> None:
     """Every account of the fetch inserted or refreshed in one statement (first_seen_at kept)."""
     if not accounts:
         return
@@ -233,7 +235,7 @@ def apply_sync(conn: sa.Connection, *, state: ConnectionState, accounts: list[Ac
     The rows are `staged` (when the fetch streamed them there) followed by `changes.batches`.
     """
     duck = duckdb_connection(conn)
-    _upsert_accounts(conn, accounts, now)
+    upsert_accounts(conn, accounts, now)
     scan: Scan
     if staged is not None:
         for batch in changes.batches:

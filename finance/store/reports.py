@@ -6,11 +6,13 @@ Totals are always per currency: nothing here adds BRL to USD.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 
 import pandas as pd
 import sqlalchemy as sa
 
+from finance.store.account_links import HANDED_OVER
 from finance.store.db import frame
 from finance.store.transactions import EFFECTIVE_TRANSACTIONS
 
@@ -22,14 +24,18 @@ IS_INCOME = "(k.kind = 'income' OR (k.kind = 'other' AND t.amount > 0))"
 IS_SPENDING = "(k.kind = 'expense' OR (k.kind = 'other' AND t.amount < 0))"
 
 
-def net_worth_by_day(conn: sa.Connection, start: date, end: date) -> pd.DataFrame:
-    """End-of-day net worth per currency; an account counts from its first known balance onward."""
-    return frame(conn, """
+def net_worth_by_day(conn: sa.Connection, start: date, end: date,
+                     account_types: Sequence[str] = ()) -> pd.DataFrame:
+    """End-of-day net worth per currency (of the accounts of `account_types`; empty: all); an account counts from its
+    first known balance onward, and one a reconnect continued (account_links) only until its successor begins."""
+    statement = sa.text(f"""
         WITH days AS (
             SELECT CAST(d AS DATE) AS day
             FROM generate_series(CAST(:start AS TIMESTAMP), CAST(:end AS TIMESTAMP), INTERVAL 1 DAY) AS g(d)
         ), grid AS (
             SELECT a.id AS account_id, a.currency, days.day FROM accounts a CROSS JOIN days
+            WHERE NOT EXISTS (SELECT 1 FROM {HANDED_OVER} k WHERE k.old_account_id = a.id AND days.day >= k.since)
+              AND (:all_types OR a.type IN :types)
         )
         SELECT g.day, g.currency,
                SUM(CASE WHEN h.balance >= 0 THEN h.balance ELSE 0 END) AS assets,
@@ -38,7 +44,9 @@ def net_worth_by_day(conn: sa.Connection, start: date, end: date) -> pd.DataFram
         FROM grid g ASOF JOIN balance_history h ON g.account_id = h.account_id AND g.day >= h.day
         GROUP BY g.day, g.currency
         ORDER BY g.day, g.currency
-    """, {"start": start, "end": end})
+    """).bindparams(sa.bindparam("types", expanding=True))
+    return frame(conn, statement, {"start": start, "end": end, "all_types": not account_types,
+                                   "types": list(account_types) or [""]})
 
 
 def _flows(conn: sa.Connection, period: str, start: date, end: date, include_pending: bool) -> pd.DataFrame:

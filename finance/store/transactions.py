@@ -42,17 +42,21 @@ import sqlalchemy as sa
 from finance.errors import EditError
 from finance.filters import TransactionFilter
 from finance.store import audit
+from finance.store.account_links import HANDED_OVER
 from finance.store.db import frame
 from finance.store.ingest import is_write_conflict
 from finance.store.rules import RULES_IN_FORCE, category_name, save_rule
 
-# `transactions` with the category the user sees: their own choice, else the merchant's rule, else the provider's.
+# `transactions` with the category the user sees: their own choice, else the merchant's rule, else the provider's;
+# an account continued by a newer connection's (a reconnect) keeps only its rows from before the new one's begin.
 EFFECTIVE_TRANSACTIONS = f"""(
     SELECT tx.*, rl.category AS rule_category,
            COALESCE(tx.user_category, rl.category, tx.category) AS effective_category,
            CASE WHEN tx.user_category IS NOT NULL THEN 'user'
                 WHEN rl.category IS NOT NULL THEN 'rule' ELSE 'provider' END AS category_source
-    FROM transactions tx LEFT JOIN {RULES_IN_FORCE} rl ON rl.merchant = tx.merchant)"""
+    FROM transactions tx LEFT JOIN {RULES_IN_FORCE} rl ON rl.merchant = tx.merchant
+    WHERE NOT EXISTS (SELECT 1 FROM {HANDED_OVER} k
+                      WHERE k.old_account_id = tx.account_id AND tx.booked_date >= k.since))"""
 
 MAX_NOTE_LENGTH = 500
 MAX_SEARCH_WORDS = 8
