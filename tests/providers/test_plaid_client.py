@@ -500,6 +500,7 @@ def test_link_token_for_a_new_item(api: respx.MockRouter, client: PlaidClient) -
     assert sent(route) == {
         "client_name": "Open Finance dashboard", "language": "en", "country_codes": ["US"],
         "user": {"client_user_id": "user-7"}, "products": ["transactions"], "transactions": {"days_requested": 730},
+        "additional_consented_products": ["investments", "liabilities"],  # asked once: added when first read
         "webhook": "https://example.com/plaid/webhook", "redirect_uri": "https://example.com/oauth-return",
     }
 
@@ -516,9 +517,10 @@ def test_link_token_in_update_mode_omits_products(api: respx.MockRouter, client:
 
 def test_link_token_with_other_products_and_countries(api: respx.MockRouter, client: PlaidClient) -> None:
     route = api.post("/link/token/create").mock(return_value=ok(RESPONSES["/link/token/create"]))
-    client.create_link_token("user-7", products=["auth"], country_codes=("US", "CA"), language="fr")
+    client.create_link_token("user-7", products=["auth", "liabilities"], country_codes=("US", "CA"), language="fr")
     assert sent(route) == {"client_name": "Open Finance dashboard", "language": "fr", "country_codes": ["US", "CA"],
-                           "user": {"client_user_id": "user-7"}, "products": ["auth"]}
+                           "user": {"client_user_id": "user-7"}, "products": ["auth", "liabilities"],
+                           "additional_consented_products": ["investments"]}
 
 
 def test_exchange_returns_the_access_token_and_item_id(api: respx.MockRouter, client: PlaidClient) -> None:
@@ -557,8 +559,8 @@ def test_transactions_sync_body(api: respx.MockRouter, client: PlaidClient, curs
                                 expected: dict[str, Any]) -> None:
     route = api.post("/transactions/sync").mock(return_value=ok(sync_page(next_cursor=C1, has_more=False)))
     client.transactions_sync(ACCESS_TOKEN, cursor, count)
-    assert sent(route) == {"access_token": ACCESS_TOKEN, "options": {"include_original_description": True},
-                           **expected}
+    assert sent(route) == {"access_token": ACCESS_TOKEN, **expected, "options": {
+        "include_original_description": True, "personal_finance_category_version": "v2"}}  # the newer taxonomy
 
 
 def test_institutions(api: respx.MockRouter, client: PlaidClient) -> None:
