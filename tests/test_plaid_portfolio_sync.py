@@ -129,3 +129,15 @@ def test_a_sync_costs_three_more_requests_at_most(stack: Stack) -> None:
     assert stack.sync.sync_connection(cid).outcome == "success"
     portfolio = [p for _, p in stack.emulator.request_log if p.startswith(("/investments/", "/liabilities/"))]
     assert sorted(portfolio) == ["/investments/holdings/get", "/investments/transactions/get", "/liabilities/get"]
+
+
+def test_a_second_item_of_the_same_household_continues_the_first(stack: Stack) -> None:
+    first = stack.provider.create_connection("ins_109508", {"username": "user_good", "password": "pass_good"})
+    second = stack.provider.create_connection("ins_109508", {"username": "user_good", "password": "pass_good"})
+    old = stack.provider.fetch_accounts(first.external_id)
+    new = stack.provider.fetch_accounts(second.external_id)
+    pairs = stack.provider.match_accounts(old, new)
+    by_id = {a.external_id: a for a in old}
+    assert len(pairs) == len(new) == len(old)  # every account found again, by mask and kind
+    assert all(by_id[old_id].mask == next(a.mask for a in new if a.external_id == new_id)
+               for new_id, old_id in pairs.items())
