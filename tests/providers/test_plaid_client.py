@@ -11,7 +11,8 @@ import json
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -1087,3 +1088,18 @@ def test_a_bank_without_investments_gives_an_empty_portfolio(api: respx.MockRout
     assert (portfolio.holdings, portfolio.investment_transactions, portfolio.liabilities) == ([], [], [])
     assert [(f.resource, f.code) for f in portfolio.failures] == [("liabilities", "A_CODE_PLAID_ADDS_LATER")]
     assert portfolio.requests == 3
+
+
+def test_investment_transactions_start_where_the_store_left_off_within_two_years(
+        api: respx.MockRouter, provider: PlaidProvider) -> None:
+    route = api.post("/investments/transactions/get").mock(return_value=ok(investment_page(1, 1)))
+    api.post("/investments/holdings/get").mock(return_value=ok({"accounts": [], "holdings": [], "securities": [],
+                                                                "item": ITEMS["healthy"]["item"], "request_id": "r"}))
+    accounts = [map_account(ACCOUNTS["investment_401k"], ITEM_ID)]
+    accounts[0] = replace(accounts[0], external_id="brk")
+    today = NOW.astimezone(provider.local_zone).date()
+    for since, start in ((date(2026, 11, 1), date(2026, 11, 1)), (date(2001, 1, 1), today - timedelta(days=730)),
+                         (None, today - timedelta(days=730))):
+        portfolio = provider.fetch_portfolio(ITEM_ID, accounts, since=since)
+        assert sent(route, route.call_count - 1)["start_date"] == start.isoformat()
+        assert [t.amount for t in portfolio.investment_transactions] == [Decimal(-10)]

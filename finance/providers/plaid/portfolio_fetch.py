@@ -25,9 +25,9 @@ from finance.providers.plaid.portfolio import (
 )
 
 T = TypeVar("T")
-ABSENT_CODES = frozenset({"PRODUCTS_NOT_SUPPORTED", "NO_INVESTMENT_ACCOUNTS", "NO_LIABILITY_ACCOUNTS",
-                          "PRODUCT_NOT_ENABLED", "ADDITIONAL_CONSENT_REQUIRED"})
-"""Plaid's answers meaning "this Item has none of that": an empty resource, not a failure."""
+ABSENT_CODES = frozenset({"PRODUCTS_NOT_SUPPORTED", "NO_INVESTMENT_ACCOUNTS", "NO_LIABILITY_ACCOUNTS"})
+"""Plaid's answers meaning "this Item has none of that": an empty resource, not a failure. (A missing consent is a
+failure: its message tells the user to reconnect.)"""
 INVESTMENT_HISTORY = timedelta(days=730)
 """How far back investment transactions go on a first read (Plaid keeps 24 months)."""
 
@@ -78,8 +78,8 @@ def read_portfolio(client: PlaidClient, access_token: str, item_id: str, account
                                   if isinstance(raw, dict) and str(raw.get("account_id")) in by_id)
 
     def trades() -> None:
-        rows, securities = client.investments_transactions_all(access_token, since or today - INVESTMENT_HISTORY,
-                                                               today)
+        oldest = today - INVESTMENT_HISTORY
+        rows, securities = client.investments_transactions_all(access_token, max(since or oldest, oldest), today)
         traded.extend(map_security(raw) for raw in securities if isinstance(raw, dict))
         portfolio.investment_transactions.extend(
             map_investment_transaction(raw, known[str(raw.get("account_id"))]) for raw in rows
