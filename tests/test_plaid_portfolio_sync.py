@@ -4,6 +4,7 @@ user_good household shows, a bank without them, a failing resource, and how many
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -27,7 +28,10 @@ D = Decimal
 
 @dataclass
 class Stack:
+    """A Plaid emulator, our client and provider on its transport, and a sync engine on a fresh store."""
+
     emulator: PlaidEmulator
+    client: PlaidClient
     provider: PlaidProvider
     sync: SyncEngine
     engine: sa.Engine
@@ -42,21 +46,27 @@ class Stack:
             return list(conn.execute(sa.text(sql), params))
 
 
-@pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    emulator = PlaidEmulator(clock=Clock(start=START), seed=11)
-    engine = create_engine(f"duckdb:///{tmp_path / 'store.duckdb'}")
+@contextmanager
+def plaid_stack(folder: Path, seed: int) -> Iterator[Stack]:
+    emulator = PlaidEmulator(clock=Clock(start=START), seed=seed)
+    engine = create_engine(f"duckdb:///{folder / 'store.duckdb'}")
     init_schema(engine)
     secrets = SecretStore(engine, SecretBox(Fernet.generate_key()))
     client = PlaidClient("id", "secret", transport=emulator.transport(), sleep=lambda _s: None,
                          now=emulator.clock.now)
     provider = PlaidProvider(client, lambda item_id: secrets.get("plaid", item_id), now=emulator.clock.now)
     try:
-        yield Stack(emulator, provider, SyncEngine(engine, {"plaid": provider}, now=emulator.clock.now,
-                                                   secrets=secrets), engine)
+        yield Stack(emulator, client, provider, SyncEngine(engine, {"plaid": provider}, now=emulator.clock.now,
+                                                           secrets=secrets), engine)
     finally:
         client.close()
         engine.dispose()
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    with plaid_stack(tmp_path, 11) as built:
+        yield built
 
 
 def test_the_household_shows_its_investments_and_loans(stack: Stack) -> None:
