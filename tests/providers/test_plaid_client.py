@@ -916,13 +916,17 @@ def test_sandbox_institutions(api: respx.MockRouter, provider: PlaidProvider) ->
         institution_id = json.loads(request.content)["institution_id"]
         if institution_id == "ins_109511":
             return plaid_error("ITEM_NOT_FOUND")  # stands in for an institution the sandbox lacks
+        if institution_id == "ins_109510":  # Plaid takes no new connections there (API 1.778)
+            retired = copy.deepcopy(INSTITUTIONS[institution_id])
+            retired["institution"]["connection_availability"] = "NOT_SUPPORTED"
+            return ok(retired)
         return ok(INSTITUTIONS[institution_id])
 
     route = api.post("/institutions/get_by_id").mock(side_effect=answer)
     found = provider.institutions()
     assert [(i.id, i.name, i.is_sandbox) for i in found] == [
         ("ins_109508", "First Platypus Bank", True), ("ins_109509", "First Gingham Credit Union", True),
-        ("ins_109510", "Tattersall Federal Credit Union", True), ("ins_109512", "Houndstooth Bank", True)]
+        ("ins_109512", "Houndstooth Bank", True)]
     assert route.call_count == 5
 
 

@@ -101,7 +101,8 @@ class PlaidProvider:
 
     # -- connect flow -------------------------------------------------------------------------
     def institutions(self) -> list[Institution]:
-        """The sandbox institutions a tester can pick; none in production, where Plaid Link lists banks."""
+        """The sandbox institutions a tester can pick (those Plaid still takes new connections to); none in
+        production, where Plaid Link lists banks."""
         if not self.client.is_sandbox:
             return []
         found = []
@@ -109,6 +110,8 @@ class PlaidProvider:
             try:
                 raw = self.client.institution_get(institution_id)
             except NotFound:
+                continue
+            if raw.get("connection_availability") == "NOT_SUPPORTED":  # Plaid takes no new Items there
                 continue
             institution = map_institution(raw, sandbox=True)
             with self._lock:
