@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 import plaid
@@ -50,6 +50,9 @@ from plaid.model.sandbox_item_fire_webhook_request import SandboxItemFireWebhook
 from plaid.model.sandbox_item_reset_login_request import SandboxItemResetLoginRequest
 from plaid.model.sandbox_public_token_create_request import SandboxPublicTokenCreateRequest
 from plaid.model.sandbox_public_token_create_request_options import SandboxPublicTokenCreateRequestOptions
+from plaid.model.sandbox_public_token_create_request_options_transactions import (
+    SandboxPublicTokenCreateRequestOptionsTransactions,
+)
 from plaid.model.sandbox_transactions_create_request import SandboxTransactionsCreateRequest
 from plaid.model.sync_updates_available_webhook import SyncUpdatesAvailableWebhook
 from plaid.model.transactions_recurring_get_request import TransactionsRecurringGetRequest
@@ -64,7 +67,9 @@ from plaid.model.webhook_verification_key_get_request import WebhookVerification
 from plaid.model_utils import validate_and_convert_types
 
 from finance.providers.plaid.sandbox import PlaidEmulator
+from finance.sandbox.common import Clock
 from finance.sandbox.ledger import stable_uuid
+from tests.conftest import START
 
 HOOK = "https://example.com/plaid/hook"
 WEBHOOK_MODELS: dict[tuple[str, str], type] = {
@@ -100,8 +105,10 @@ class Official:
         extra = {"webhook": webhook} if webhook else {}
         created = self.api.sandbox_public_token_create(SandboxPublicTokenCreateRequest(
             institution_id=institution, initial_products=[Products("transactions")],
-            options=SandboxPublicTokenCreateRequestOptions(override_username=username, override_password=password,
-                                                           **extra), **options))
+            options=SandboxPublicTokenCreateRequestOptions(
+                override_username=username, override_password=password,
+                transactions=SandboxPublicTokenCreateRequestOptionsTransactions(days_requested=730), **extra),
+            **options))
         exchanged = self.api.item_public_token_exchange(ItemPublicTokenExchangeRequest(
             public_token=created.public_token))
         return exchanged.access_token, exchanged.item_id
@@ -123,7 +130,7 @@ class Official:
 
 @pytest.fixture
 def official() -> Iterator[Official]:
-    emulator = PlaidEmulator()
+    emulator = PlaidEmulator(clock=Clock(start=START), seed=7)  # data varies with time: fixed, so is every test
     with emulator.serve() as server:
         assert server.base_url.startswith("http://127.0.0.1:")
         yield Official(emulator, server.base_url)
@@ -228,7 +235,7 @@ def test_investments_holdings_and_paged_transactions(official: Official) -> None
     securities = {s.security_id: s for s in held.securities}
     assert {h.security_id for h in held.holdings} == set(securities)
     assert {s.type for s in securities.values()} >= {"etf", "equity", "cash", "mutual fund", "fixed income"}
-    today = date.today()
+    today = official.emulator.clock.now().date()
     seen, offset, total = [], 0, None
     while total is None or offset < total:
         page = official.api.investments_transactions_get(InvestmentsTransactionsGetRequest(
