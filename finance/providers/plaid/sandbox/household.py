@@ -154,7 +154,7 @@ class UsHousehold:
     refunds; card purchases stay pending 1–5 days. Savings, CD and money market earn monthly interest; the student loan
     accrues interest; the IRA, 401k, brokerage and mortgage move monthly (their rows are not transactions Plaid syncs).
     Checking also pays a monthly deposit into the brokerage account and the installment loan's level payment, and
-    now and then receives an international wire (the sender's IBAN and BIC known).
+    now and then receives an international wire (the sender's UK account number, sort code and BIC known).
     `dynamic` (Plaid's `user_transactions_dynamic`): more purchases, every one pending for 1–2 days first.
     """
 
