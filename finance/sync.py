@@ -296,7 +296,7 @@ class SyncEngine:
                     self._record_success(conn, run_id, state, accounts, changes,
                                          counts, finished, duration, requests)
             message = _describe(counts, len(accounts), changes.set_aside)
-            message += self._save_portfolio(connection_id, provider, portfolio)
+            message += self._save_portfolio(connection_id, provider, portfolio, [a.id for a in accounts])
             message += self._continue_predecessors(connection_id, state)
             progress("Done", 1.0)
             return SyncResult(connection_id, run_id, "success", counts, message, duration_ms=duration,
@@ -304,9 +304,11 @@ class SyncEngine:
         except Exception as exc:  # every failure is recorded; none escapes to other connections
             return self._failed(connection_id, run_id, exc, state, int((time.monotonic() - clock) * 1000))
 
-    def _save_portfolio(self, connection_id: str, provider: Provider, portfolio: Portfolio | Exception) -> str:
-        """Store a connection's portfolio read (or its failure) after its transactions were saved; a sentence for
-        the sync's message when something could not be read or saved, else ''."""
+    def _save_portfolio(self, connection_id: str, provider: Provider, portfolio: Portfolio | Exception,
+                        rebuilt: Sequence[str]) -> str:
+        """Store a connection's portfolio read (or its failure) after its transactions were saved (`rebuilt`: the
+        accounts whose balance history that rewrote); a sentence for the sync's message when something could not
+        be read or saved, else ''."""
         now = self._now()
         failure: tuple[str, str] | None = None
         if isinstance(portfolio, Exception):
@@ -315,7 +317,7 @@ class SyncEngine:
             try:
                 with self.engine.begin() as conn:
                     apply_portfolio(conn, connection_id, provider.name, portfolio, now=now,
-                                    today=self._today(provider))
+                                    today=self._today(provider), rebuilt=rebuilt)
             except Exception as exc:  # the transactions are saved; this part is recorded as failed
                 failure = _error_message(exc)
         if failure is not None:

@@ -133,3 +133,21 @@ def test_deleting_a_connection_forgets_its_portfolio(engine, bank, fake_sync):
     for name in ("holdings", "securities", "liabilities", "loan_payments", "card_bills", "investment_transactions",
                  "portfolio_status"):
         assert table(engine, f"SELECT * FROM {name}") == [], name
+
+
+def test_an_unchanged_resource_is_not_written_again_and_a_changed_one_is(engine, bank, fake_sync):
+    from dataclasses import replace
+
+    from tests.portfolio_fake import default_portfolio
+    cid = connect(fake_sync, bank)
+    fake_sync.sync_connection(cid)
+    written = {r.id: r.updated_at for r in table(engine, "SELECT id, updated_at FROM securities")}
+    changed = default_portfolio()
+    changed.bills[1] = replace(changed.bills[1], total=D("1300.00"))
+    bank.portfolio = changed
+    fake_sync._now = lambda: NOW + timedelta(minutes=5)  # type: ignore[method-assign]
+    fake_sync.sync_connection(cid)
+    assert {r.id: r.updated_at for r in table(engine, "SELECT id, updated_at FROM securities")} == written
+    assert D(table(engine, "SELECT total FROM card_bills WHERE id = 'fake:bill-now'")[0].total) == D("1300.00")
+    assert table(engine, "SELECT checked_at FROM portfolio_status WHERE resource = 'investments'")[0].checked_at \
+        > min(written.values())

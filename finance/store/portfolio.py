@@ -9,17 +9,20 @@ statements run on DuckDB and PostgreSQL alike.
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as upsert  # DuckDB speaks its ON CONFLICT
 
 from finance.balances import Position, Trade, investment_history, loan_history
 from finance.model import PORTFOLIO_RESOURCES, Portfolio, SecurityType, money, stable_id
+from finance.store.db import duckdb_connection
 from finance.store.ingest import upsert_accounts
 from finance.store.schema import (
     accounts,
@@ -57,13 +60,21 @@ def _cents(value: Decimal | None) -> Decimal | None:
     return None if value is None else money(value)
 
 
-INSERT_CHUNK = 1000
-"""Rows per multi-row INSERT: one statement instead of one per row, under PostgreSQL's parameter limit."""
-
-
 def _insert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    for first in range(0, len(rows), INSERT_CHUNK):
-        conn.execute(table.insert().values(rows[first:first + INSERT_CHUNK]))
+    """Insert `rows` (dicts with the same keys): on DuckDB as one Arrow scan (a statement per row, or one with
+    thousands of parameters, costs more than the rest of a sync's apply), elsewhere as one executemany."""
+    if not rows:
+        return
+    if conn.dialect.name != "duckdb":
+        conn.execute(table.insert(), rows)
+        return
+    names = list(rows[0])
+    view = f"incoming_{table.name}"
+    duck = duckdb_connection(conn)
+    duck.register(view, pa.Table.from_pylist(rows))
+    columns = ", ".join(names)
+    conn.exec_driver_sql(f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {view}")
+    duck.unregister(view)  # only after success: on failure the rollback drops it (see finance.store.ingest)
 
 
 def _replace(conn: sa.Connection, table: sa.Table, connection_id: str, rows: list[dict[str, Any]]) -> None:
@@ -81,12 +92,35 @@ def _upsert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], ke
         index_elements=key, set_={n: statement.excluded[n] for n in rows[0] if n not in (*key, *keep)}))
 
 
+def digests(portfolio: Portfolio, today: date) -> dict[str, str]:
+    """A fingerprint of each resource the fetch read, on `today`: a resource unchanged since the last read of the
+    day is not written again (a new day rewrites everything once: its history gains the day)."""
+    parts: dict[str, Sequence[object]] = {
+        "investments": [*portfolio.securities, *portfolio.holdings],
+        "investment_transactions": portfolio.investment_transactions,
+        "liabilities": portfolio.liabilities, "bills": portfolio.bills}
+    return {resource: hashlib.sha256(f"{today}|{sorted(map(repr, rows))}".encode()).hexdigest()
+            for resource, rows in parts.items() if not portfolio.failed(resource)}
+
+
+def _stored_digests(conn: sa.Connection, connection_id: str) -> dict[str, str]:
+    s = portfolio_status.c
+    return {r.resource: r.digest for r in conn.execute(sa.select(s.resource, s.digest).where(
+        s.connection_id == connection_id, s.ok, s.digest.is_not(None)))}
+
+
 def apply_portfolio(conn: sa.Connection, connection_id: str, provider: str, portfolio: Portfolio, *,
-                    now: datetime, today: date) -> None:
-    """Store one portfolio fetch of a connection. Call inside a transaction (all or nothing)."""
+                    now: datetime, today: date, rebuilt: Collection[str] = ()) -> None:
+    """Store one portfolio fetch of a connection. Call inside a transaction (all or nothing).
+
+    Only resources that changed since the last read are written. `rebuilt`: accounts whose balance history the
+    transaction apply just rewrote (their loan or investment history is then made again)."""
     sid = lambda external_id: stable_id(provider, external_id)  # noqa: E731 - one line, used throughout
     upsert_accounts(conn, portfolio.accounts, now)
-    if not portfolio.failed("investments"):
+    fresh = digests(portfolio, today)
+    stored = _stored_digests(conn, connection_id)
+    changed = {resource for resource, digest in fresh.items() if stored.get(resource) != digest}
+    if "investments" in changed:
         _replace(conn, securities, connection_id, [{
             "id": s.id, "connection_id": connection_id, "name": s.name, "type": s.type.value,
             "currency": s.currency, "ticker": s.ticker, "isin": s.isin, "close_price": s.close_price,
@@ -106,7 +140,7 @@ def apply_portfolio(conn: sa.Connection, connection_id: str, provider: str, port
                 row["cost_basis"] = (None if row["cost_basis"] is None or h.cost_basis is None
                                      else row["cost_basis"] + money(h.cost_basis))
         _replace(conn, holdings, connection_id, list(merged.values()))
-    if not portfolio.failed("investment_transactions"):
+    if "investment_transactions" in changed:
         _upsert(conn, investment_transactions, [{
             "id": t.id, "account_id": t.account_id, "connection_id": connection_id,
             "security_id": None if t.security_external_id is None else sid(t.security_external_id),
@@ -114,7 +148,7 @@ def apply_portfolio(conn: sa.Connection, connection_id: str, provider: str, port
             "description": t.description, "quantity": t.quantity, "price": t.price, "fees": _cents(t.fees),
             "first_seen_at": now} for t in {t.id: t for t in portfolio.investment_transactions}.values()],
             keep=("first_seen_at",))
-    if not portfolio.failed("liabilities"):
+    if "liabilities" in changed:
         rows = {item.account_id: item for item in portfolio.liabilities}
         _replace(conn, liabilities, connection_id, [{
             "account_id": account_id, "connection_id": connection_id, "kind": item.kind.value,
@@ -132,20 +166,22 @@ def apply_portfolio(conn: sa.Connection, connection_id: str, provider: str, port
         payments = [{"account_id": account_id, "seq": n, "day": p.date, "amount": money(p.amount)}
                     for account_id, item in rows.items() for n, p in enumerate(item.payments)]
         _insert(conn, loan_payments, payments)
-    if not portfolio.failed("bills"):
+    if "bills" in changed:
         _upsert(conn, card_bills, [{
             "id": b.id, "account_id": b.account_id, "connection_id": connection_id, "closing_date": b.closing_date,
             "due_date": b.due_date, "total": money(b.total), "minimum_payment": _cents(b.minimum_payment),
             "paid_amount": _cents(b.paid_amount), "is_paid": b.is_paid, "currency": b.currency, "updated_at": now,
         } for b in {b.id: b for b in portfolio.bills}.values()])
-    record_status(conn, connection_id, portfolio, now=now)
-    rebuild_portfolio_history(conn, connection_id, today)
+    record_status(conn, connection_id, portfolio, now=now, digests=fresh)
+    if changed or rebuilt:
+        rebuild_portfolio_history(conn, connection_id, today, only=None if changed else rebuilt)
 
 
 def record_status(conn: sa.Connection, connection_id: str, portfolio: Portfolio | None, *, now: datetime,
-                  code: str | None = None, message: str | None = None) -> None:
+                  code: str | None = None, message: str | None = None,
+                  digests: Mapping[str, str] | None = None) -> None:
     """How each resource's read went: `portfolio`'s failures, or (no portfolio) every resource failed with
-    `code` and `message`."""
+    `code` and `message`; with the `digests` of what was stored."""
     failures = {f.resource: f for f in portfolio.failures} if portfolio is not None else {}
     rows = []
     for resource in PORTFOLIO_RESOURCES:
@@ -154,9 +190,9 @@ def record_status(conn: sa.Connection, connection_id: str, portfolio: Portfolio 
         rows.append({"connection_id": connection_id, "resource": resource, "checked_at": now, "ok": ok,
                      "error_code": None if ok else (failure.code if failure else code),
                      "message": None if ok else (failure.message if failure else message),
-                     "last_success_at": now if ok else None})
+                     "last_success_at": now if ok else None, "digest": (digests or {}).get(resource)})
     _upsert(conn, portfolio_status, [r for r in rows if r["ok"]])
-    _upsert(conn, portfolio_status, [r for r in rows if not r["ok"]], keep=("last_success_at",))
+    _upsert(conn, portfolio_status, [r for r in rows if not r["ok"]], keep=("last_success_at", "digest"))
 
 
 def _first_day(conn: sa.Connection, connection_id: str, today: date) -> date:
@@ -166,15 +202,19 @@ def _first_day(conn: sa.Connection, connection_id: str, today: date) -> date:
     return min(first, today) if first is not None else today
 
 
-def rebuild_portfolio_history(conn: sa.Connection, connection_id: str, today: date) -> None:
-    """Balance history of the connection's loan and investment accounts that have no transactions of their own:
-    a loan's from its payments, an investment account's from its holdings and trades (finance.balances), back to
-    the connection's first day (or the first payment or trade). Accounts with transactions keep the sync's."""
+def rebuild_portfolio_history(conn: sa.Connection, connection_id: str, today: date,
+                              only: Collection[str] | None = None) -> None:
+    """Balance history of the connection's loan and investment accounts (of `only`, when given) that have no
+    transactions of their own: a loan's from its payments, an investment account's from its holdings and trades
+    (finance.balances), back to the connection's first day (or the first payment or trade). Accounts with
+    transactions keep the sync's."""
     own = sa.select(transactions.c.account_id).where(transactions.c.connection_id == connection_id).distinct()
-    candidates = conn.execute(
-        sa.select(accounts.c.id, accounts.c.type, accounts.c.current_balance, accounts.c.currency)
-        .where(accounts.c.connection_id == connection_id, accounts.c.current_balance.is_not(None),
-               accounts.c.type.in_(("loan", "investment")), accounts.c.id.not_in(own))).all()
+    query = (sa.select(accounts.c.id, accounts.c.type, accounts.c.current_balance, accounts.c.currency)
+             .where(accounts.c.connection_id == connection_id, accounts.c.current_balance.is_not(None),
+                    accounts.c.type.in_(("loan", "investment")), accounts.c.id.not_in(own)))
+    if only is not None:
+        query = query.where(accounts.c.id.in_(list(only)))
+    candidates = conn.execute(query).all()
     if not candidates:
         return
     ids = [row.id for row in candidates]

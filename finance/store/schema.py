@@ -304,6 +304,7 @@ investment_transactions = sa.Table(
     sa.Column("price", Price),
     sa.Column("fees", Money),
     sa.Column("first_seen_at", UtcTime, nullable=False),
+    comment="Buys, sells, dividends and fees of investment accounts; upserted from each read (a window of them).",
 )
 
 liabilities = sa.Table(
@@ -365,6 +366,7 @@ portfolio_status = sa.Table(
     sa.Column("error_code", sa.String),
     sa.Column("message", sa.String, comment="why the last read failed, for a person"),
     sa.Column("last_success_at", UtcTime),
+    sa.Column("digest", sa.String, comment="fingerprint of what the last successful read stored"),
     comment="How the last read of each portfolio resource went, per connection.",
 )
 
