@@ -7,23 +7,14 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from cryptography.fernet import Fernet
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from finance.config import load_settings
-from finance.crypto import SecretBox
 from finance.model import ConnectionStatus
 from finance.providers import registry
-from finance.providers.plaid.client import PlaidClient
-from finance.providers.plaid.provider import PlaidProvider
-from finance.providers.plaid.sandbox import PlaidEmulator
-from finance.sandbox.common import Clock
 from finance.services import Services, open_services
-from finance.store.db import create_engine, init_schema
-from finance.store.secrets import SecretStore
-from finance.sync import SyncEngine
-from tests.conftest import START
+from tests.test_plaid_portfolio_sync import plaid_stack
 
 pytestmark = pytest.mark.engines
 
@@ -106,15 +97,9 @@ def test_reset_login_needs_reconnect_and_stops_nothing_else(services: Services):
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=st.lists(st.tuples(st.integers(min_value=0, max_value=5), st.booleans()), min_size=1, max_size=5))
 def test_dynamic_pending_churn_loses_and_doubles_nothing(tmp_path_factory, steps):
-    emulator = PlaidEmulator(clock=Clock(start=START), seed=5)
-    engine = create_engine(f"duckdb:///{tmp_path_factory.mktemp('plaid') / 'store.duckdb'}")
-    init_schema(engine)
-    secrets = SecretStore(engine, SecretBox(Fernet.generate_key()))
-    client = PlaidClient("id", "secret", transport=emulator.transport(), sleep=lambda _s: None,
-                         now=emulator.clock.now)
-    provider = PlaidProvider(client, lambda item_id: secrets.get("plaid", item_id), now=emulator.clock.now)
-    try:
-        sync = SyncEngine(engine, {"plaid": provider}, now=emulator.clock.now, secrets=secrets)
+    with plaid_stack(tmp_path_factory.mktemp("plaid"), 5) as stack:
+        emulator, client, provider, sync, engine = stack.emulator, stack.client, stack.provider, stack.sync, \
+            stack.engine
         state = provider.create_connection("ins_109508", {"username": "user_transactions_dynamic",
                                                           "password": "pass_good"})
         token = state.secret or ""
@@ -140,9 +125,6 @@ def test_dynamic_pending_churn_loses_and_doubles_nothing(tmp_path_factory, steps
         assert stored == fresh
         idle = sync.sync_connection(connection_id)
         assert (idle.counts.added, idle.counts.modified, idle.counts.removed) == (0, 0, 0)
-    finally:
-        engine.dispose()
-        client.close()
 
 
 def test_mutation_during_pagination_restarts_and_applies_once(services: Services, offline: Path, monkeypatch):

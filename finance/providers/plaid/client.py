@@ -13,7 +13,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 
 import httpx
@@ -56,6 +56,10 @@ ENVIRONMENTS = {"sandbox": "https://sandbox.plaid.com", "production": "https://p
 SYNC_PAGE_SIZE = 500  # the maximum /transactions/sync accepts
 MAX_SYNC_RESTARTS = 3  # restarts from the pre-loop cursor after TRANSACTIONS_SYNC_MUTATION_DURING_PAGINATION
 DAYS_REQUESTED = 730  # history asked for when Transactions is first added to an Item (Plaid's maximum)
+PFC_VERSION = "v2"  # the personal finance category taxonomy asked for (Plaid's newer one; v1 is still understood)
+CONSENTED_PRODUCTS = ("investments", "liabilities")  # asked consent for in Link; added (and billed) on first use
+INVESTMENTS_PAGE_SIZE = 500  # the most /investments/transactions/get returns per request
+MAX_INVESTMENT_PAGES = 100  # a bound on the offset walk, should a server keep announcing more
 
 
 # Plaid sends no Retry-After. Its limits are per minute (e.g. /transactions/sync 50/min per Item), so a
@@ -112,6 +116,8 @@ RATE_LIMITS: dict[str, tuple[int | None, int | None]] = {
     "/item/remove": (30, 2_000),
     "/institutions/get_by_id": (None, 400),
     "/transactions/sync": (50, 2_500),
+    "/investments/transactions/get": (30, 20_000),
+    "/liabilities/get": (15, 1_000),
 }
 """Requests per minute (per Item, per client) by endpoint, Plaid's production defaults (reference plaid.md §6.3)."""
 
@@ -228,6 +234,7 @@ class PlaidClient:
             body["access_token"] = access_token  # update mode: webhook and products are ignored, so not sent
         else:
             body["products"] = list(products)
+            body["additional_consented_products"] = [p for p in CONSENTED_PRODUCTS if p not in body["products"]]
             if "transactions" in body["products"]:
                 body["transactions"] = {"days_requested": DAYS_REQUESTED}
             if webhook:
@@ -272,7 +279,8 @@ class PlaidClient:
                           ) -> dict[str, Any]:
         """One /transactions/sync page. Use transactions_sync_all to walk a whole update."""
         body: dict[str, Any] = {"access_token": access_token, "count": max(1, min(SYNC_PAGE_SIZE, int(count))),
-                                "options": {"include_original_description": True}}
+                                "options": {"include_original_description": True,
+                                            "personal_finance_category_version": PFC_VERSION}}
         if cursor:
             body["cursor"] = cursor
         data = self._post("/transactions/sync", body)
@@ -283,6 +291,48 @@ class PlaidClient:
         self._field(data, "next_cursor", str, path)
         if not isinstance(data.get("accounts"), list):
             data["accounts"] = []
+        return data
+
+    # -- investments and liabilities --------------------------------------------------------
+    def investments_holdings_get(self, access_token: str) -> dict[str, Any]:
+        """{"accounts": [InvestmentAccount], "holdings": [Holding], "securities": [Security], ...}."""
+        data = self._post("/investments/holdings/get", {"access_token": access_token})
+        for key in ("accounts", "holdings", "securities"):
+            self._field(data, key, list, "/investments/holdings/get")
+        return data
+
+    def investments_transactions_get(self, access_token: str, start: date, end: date, *, offset: int = 0,
+                                     count: int = INVESTMENTS_PAGE_SIZE) -> dict[str, Any]:
+        """One page of investment transactions dated `start`..`end` (inclusive), `offset` rows in."""
+        path = "/investments/transactions/get"
+        data = self._post(path, {"access_token": access_token, "start_date": start.isoformat(),
+                                 "end_date": end.isoformat(), "options": {"count": count, "offset": offset}})
+        for key in ("investment_transactions", "securities", "accounts"):
+            self._field(data, key, list, path)
+        total = data.get("total_investment_transactions")
+        if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+            raise BadData(f"Plaid's {path} answer had no usable total_investment_transactions.", code="BAD_SHAPE",
+                          provider=NAME)
+        return data
+
+    def investments_transactions_all(self, access_token: str, start: date, end: date
+                                      ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(investment transactions, securities) dated `start`..`end`, every page read by offset."""
+        rows: list[dict[str, Any]] = []
+        securities: dict[str, dict[str, Any]] = {}
+        for _ in range(MAX_INVESTMENT_PAGES):
+            page = self.investments_transactions_get(access_token, start, end, offset=len(rows))
+            rows += page["investment_transactions"]
+            securities.update({str(s.get("security_id")): s for s in page["securities"] if isinstance(s, dict)})
+            if not page["investment_transactions"] or len(rows) >= page["total_investment_transactions"]:
+                return rows, list(securities.values())
+        raise BadData("Plaid kept announcing more investment transactions than it sent.", code="BAD_PAGINATION",
+                      provider=NAME)
+
+    def liabilities_get(self, access_token: str) -> dict[str, Any]:
+        """{"accounts": [AccountBase], "liabilities": {"credit", "student", "mortgage", "loan", ...}, ...}."""
+        data = self._post("/liabilities/get", {"access_token": access_token})
+        self._field(data, "liabilities", dict, "/liabilities/get")
         return data
 
     # -- institutions -----------------------------------------------------------------------

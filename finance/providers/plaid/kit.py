@@ -61,7 +61,7 @@ KIT = ProviderKit(
                  "user_transactions_dynamic (any password) brings lively pending transactions.",
     sandbox_bank=SandboxBank("ins_109508", "First Platypus Bank", {"username": "user_good", "password": "pass_good"}),
     fault_targets={"/transactions/sync": "Transactions", "/accounts/get": "Accounts", "/item/get": "Items",
-                   "": "Every request"},
+                   "/investments/": "Investments", "/liabilities/get": "Loans and cards", "": "Every request"},
     serve_hint="PLAID_BASE_URL={url} and any non-empty PLAID_CLIENT_ID/PLAID_SECRET",
     is_offline=lambda settings: settings.plaid_offline,
     uses_hosted_widget=lambda settings: not settings.plaid_offline and settings.plaid_base_url is None,

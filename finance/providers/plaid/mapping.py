@@ -57,6 +57,11 @@ CATEGORY_MAP: dict[str, str] = {
     "INCOME_RETIREMENT_PENSION": "income.benefits",  # retirement income counts as benefits in every provider
     "INCOME_TAX_REFUND": "income.other",
     "INCOME_OTHER_INCOME": "income.other",
+    # v2 renames and splits (INCOME_WAGES became INCOME_SALARY; INCOME_OTHER_INCOME became INCOME_OTHER)
+    "INCOME_MILITARY": "income.salary",
+    "INCOME_LONG_TERM_DISABILITY": "income.benefits",
+    "INCOME_CHILD_SUPPORT": "income.benefits",
+    "INCOME_OTHER": "income.other",
     # Transfers: neither income nor spending
     "TRANSFER_IN": "transfer.own_accounts",
     "TRANSFER_OUT": "transfer.own_accounts",
@@ -65,6 +70,10 @@ CATEGORY_MAP: dict[str, str] = {
     # Borrowed money arriving (a loan disbursement, a card cash advance) is not income, and it is not a
     # repayment either: the generic "transfer" keeps it out of income and spending without mislabelling it.
     "TRANSFER_IN_CASH_ADVANCES_AND_LOANS": "transfer",
+    "LOAN_DISBURSEMENTS": "transfer",  # v2's home for the same: money borrowed, arriving
+    "TRANSFER_IN_TRANSFER_IN_FROM_APPS": "people",  # v2: Venmo, Zelle, Cash App from and to other people
+    "TRANSFER_OUT_TRANSFER_OUT_FROM_APPS": "people",
+    "TRANSFER_OUT_CRYPTO": "transfer.investment",
     "LOAN_PAYMENTS": "transfer.loan_payment",
     "LOAN_PAYMENTS_CREDIT_CARD_PAYMENT": "transfer.credit_card_payment",
     # Spending
@@ -109,6 +118,46 @@ CATEGORY_MAP: dict[str, str] = {
     "RENT_AND_UTILITIES_TELEPHONE": "services.telecom",
     "RENT_AND_UTILITIES_INTERNET_AND_CABLE": "services.telecom",
 }
+
+
+LEGACY_CATEGORY_MAP: dict[str, str] = {
+    "Food and Drink": "food",
+    "Food and Drink/Restaurants": "food.restaurants",
+    "Shops": "shopping",
+    "Shops/Supermarkets and Groceries": "food.groceries",
+    "Shops/Pharmacies": "health.pharmacy",
+    "Shops/Digital Purchase": "shopping.online",
+    "Travel": "travel",
+    "Travel/Taxi": "transport.rideshare",
+    "Travel/Public Transportation Services": "transport.public",
+    "Travel/Gas Stations": "transport.fuel",
+    "Transfer": "transfer",
+    "Transfer/Payroll": "income.salary",
+    "Payment/Rent": "housing.rent",
+    "Payment/Credit Card": "transfer.credit_card_payment",
+    "Payment/Loan": "transfer.loan_payment",
+    "Bank Fees": "fees",
+    "Service/Subscription": "entertainment.streaming",
+    "Service/Utilities": "housing.utilities",
+    "Service/Telecommunication Services": "services.telecom",
+    "Healthcare": "health",
+    "Recreation": "entertainment",
+    "Tax": "taxes",
+    "Community": "services",
+}
+"""Plaid's legacy category hierarchy ("Food and Drink" > "Restaurants") → unified category, for a transaction that
+carries no personal finance category; the longest matching path wins."""
+
+
+def map_legacy_category(hierarchy: Any) -> str:
+    """Unified category for Plaid's legacy `category` list; Uncategorized when it is absent or unknown."""
+    if not isinstance(hierarchy, list) or not all(isinstance(level, str) for level in hierarchy):
+        return UNCATEGORIZED
+    for depth in range(len(hierarchy), 0, -1):
+        mapped = LEGACY_CATEGORY_MAP.get("/".join(hierarchy[:depth]))
+        if mapped:
+            return mapped
+    return UNCATEGORIZED
 
 
 def _lookup_category(value: str) -> str | None:
@@ -231,6 +280,45 @@ def _merchant(raw: dict[str, Any]) -> str | None:
     return None
 
 
+def _legacy_key(hierarchy: Any) -> str | None:
+    """The legacy category list as one hashable path (None when absent), for `per_distinct`."""
+    if isinstance(hierarchy, list) and hierarchy and all(isinstance(level, str) for level in hierarchy):
+        return "/".join(hierarchy)
+    return None
+
+
+def _unified_category(key: tuple[str | None, str | None, str | None]) -> str:
+    """The personal finance category's mapping; the legacy category's only when Plaid sent no PFC."""
+    primary, detailed, legacy = key
+    if primary or detailed or legacy is None:
+        return map_category(primary, detailed)
+    return map_legacy_category(legacy.split("/"))
+
+
+def _mcc(value: Any) -> str | None:
+    """The merchant category code as Plaid sends it (four digits as text), None when absent or malformed."""
+    text = str(value).strip() if isinstance(value, str | int) and not isinstance(value, bool) else ""
+    return text if text.isdigit() and len(text) <= 4 else None
+
+
+def _counterparty_account(parties: Any) -> str | None:
+    """The first counterparty's account number: its IBAN, else its UK sort code and account number (BACS)."""
+    for party in parties if isinstance(parties, list) else []:
+        numbers = party.get("account_numbers") if isinstance(party, dict) else None
+        if not isinstance(numbers, dict):
+            continue
+        international = numbers.get("international") if isinstance(numbers.get("international"), dict) else {}
+        bacs = numbers.get("bacs") if isinstance(numbers.get("bacs"), dict) else {}
+        iban = international.get("iban")
+        if isinstance(iban, str) and iban.strip():
+            return iban.strip()[:64]
+        account, sort_code = bacs.get("account"), bacs.get("sort_code")
+        if isinstance(account, str) and account.strip():
+            prefix = f"{sort_code.strip()} " if isinstance(sort_code, str) and sort_code.strip() else ""
+            return f"{prefix}{account.strip()}"[:64]
+    return None
+
+
 def transaction_columns(raws: Sequence[dict[str, Any]], accounts: Sequence[Account]) -> TransactionColumns:
     """THE mapping of Plaid transactions (`accounts[i]` holds `raws[i]`), signed so that negative is money leaving
     the user: Plaid's sign, flipped. Rendered by `map_transactions` (bulk) and `map_transaction` (one object)."""
@@ -252,6 +340,8 @@ def transaction_columns(raws: Sequence[dict[str, Any]], accounts: Sequence[Accou
     pfcs = [pfc if isinstance(pfc := r.get("personal_finance_category"), dict) else {} for r in raws]
     primaries = [p if isinstance(p := c.get("primary"), str) else None for c in pfcs]
     detailed = [d if isinstance(d := c.get("detailed"), str) else None for c in pfcs]
+    legacy = [None if p or d else _legacy_key(r.get("category")) for r, p, d in zip(raws, primaries, detailed,
+                                                                                       strict=True)]
     return TransactionColumns(
         provider=NAME,
         external_id=external_ids,
@@ -262,7 +352,7 @@ def transaction_columns(raws: Sequence[dict[str, Any]], accounts: Sequence[Accou
         description=[str(r.get("name") or r.get("original_description") or r.get("merchant_name") or "")
                      for r in raws],
         status=[TxnStatus.PENDING.value if p else TxnStatus.POSTED.value for p in pendings],
-        category=per_distinct(list(zip(primaries, detailed, strict=True)), lambda pd: map_category(*pd)),
+        category=per_distinct(list(zip(primaries, detailed, legacy, strict=True)), _unified_category),
         provider_category=detailed,
         provider_category_id=primaries,
         authorized_date=date_array([a or None for a in (r.get("authorized_date") for r in raws)],
@@ -275,6 +365,8 @@ def transaction_columns(raws: Sequence[dict[str, Any]], accounts: Sequence[Accou
         installment_total=[None] * n,
         pending_external_id=[r.get("pending_transaction_id") or None for r in raws],
         provider_created_at=[None] * n,
+        merchant_category_code=[_mcc(r.get("merchant_category_code")) for r in raws],
+        counterparty_account=[_counterparty_account(r.get("counterparties")) for r in raws],
     )
 
 

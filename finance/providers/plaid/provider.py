@@ -7,7 +7,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,10 +17,11 @@ from finance.connect_flow import CLIENT_USER_ID
 from finance.crypto import SecretError
 from finance.errors import BadData, NotFound, ProviderError, ReauthRequired, RequestRejected
 from finance.http import Sleep, counting_requests
-from finance.model import Account, ConnectionState, Institution, TransactionChanges
-from finance.providers.base import at_once, unless_blocked
+from finance.model import Account, ConnectionState, Institution, Portfolio, TransactionChanges
+from finance.providers.base import at_once, match_by_identity, unless_blocked
 from finance.providers.plaid.client import PlaidClient, removed_ids, transactions_sync_all
 from finance.providers.plaid.mapping import LABEL, NAME, map_account, map_institution, map_item, map_transactions
+from finance.providers.plaid.portfolio_fetch import read_portfolio
 from finance.providers.plaid.webhooks import PlaidKeys, parse_plaid, plan, register, verify_plaid
 from finance.providers.webhook import Plan, WebhookEvent
 from finance.screening import Limits, map_screened, sent_twice
@@ -105,7 +106,8 @@ class PlaidProvider:
 
     # -- connect flow -------------------------------------------------------------------------
     def institutions(self) -> list[Institution]:
-        """The sandbox institutions a tester can pick; none in production, where Plaid Link lists banks."""
+        """The sandbox institutions a tester can pick (those Plaid still takes new connections to); none in
+        production, where Plaid Link lists banks."""
         if not self.client.is_sandbox:
             return []
         found = []
@@ -113,6 +115,8 @@ class PlaidProvider:
             try:
                 raw = self.client.institution_get(institution_id)
             except NotFound:
+                continue
+            if raw.get("connection_availability") == "NOT_SUPPORTED":  # Plaid takes no new Items there
                 continue
             institution = map_institution(raw, sandbox=True)
             with self._lock:
@@ -270,6 +274,16 @@ class PlaidProvider:
                 changes.staged += batch.num_rows
         changes.requests = count.value
         return changes
+
+    def fetch_portfolio(self, connection_external_id: str, accounts: list[Account], *,
+                        since: date | None) -> Portfolio:
+        """The Item's holdings, investment transactions (from `since`) and liabilities (see `read_portfolio`)."""
+        return read_portfolio(self.client, self._token(connection_external_id), connection_external_id, accounts,
+                              since=since, today=self._now().astimezone(self.local_zone).date())
+
+    def match_accounts(self, old: Sequence[Account], new: Sequence[Account]) -> dict[str, str]:
+        """A Plaid account keeps its mask and name across Items: the shared identity match answers."""
+        return match_by_identity(old, new)
 
     def disconnect(self, external_id: str) -> None:
         with contextlib.suppress(NotFound):  # already removed at Plaid: that is what we wanted

@@ -40,6 +40,9 @@ NEW_ACCOUNTS_MESSAGE = "The bank has new accounts you could share: reconnect to 
 _PLAID_LEGACY = frozenset({"INITIAL_UPDATE", "HISTORICAL_UPDATE", "DEFAULT_UPDATE", "TRANSACTIONS_REMOVED",
                            "RECURRING_TRANSACTIONS_UPDATE"})
 """/transactions/get webhooks: SYNC_UPDATES_AVAILABLE covers what they announce."""
+PORTFOLIO_WEBHOOKS = {"HOLDINGS": "holdings", "INVESTMENTS_TRANSACTIONS": "investment transactions",
+                      "LIABILITIES": "loans and cards"}
+"""Webhook types whose DEFAULT_UPDATE means the Item's portfolio changed: a sync reads it again."""
 
 
 class PlaidKeys:
@@ -149,10 +152,16 @@ def plan(event: WebhookEvent) -> Plan:
     payload = event.payload
     kind, _, code = event.type.partition("/")
     messages = ERROR_MESSAGES
+    if event.item_id is None and payload.get("user_id"):  # a user-level event (Plaid's newer user APIs)
+        user = str(payload["user_id"])[:MAX_ID_LENGTH]
+        return Plan(note=f"Plaid webhook {event.type!r} for user {user!r}, not for an Item: recorded only",
+                    needs_connection=False)
     if kind == "TRANSACTIONS" and code == "SYNC_UPDATES_AVAILABLE":
         return Plan(note=f"SYNC_UPDATES_AVAILABLE: {SYNC_NOTE}", sync=True)
     if kind == "TRANSACTIONS" and code in _PLAID_LEGACY:
         return Plan(note=f"{code}: a /transactions/get webhook; SYNC_UPDATES_AVAILABLE covers it")
+    if kind in PORTFOLIO_WEBHOOKS and code == "DEFAULT_UPDATE":
+        return Plan(note=f"{kind} DEFAULT_UPDATE: {PORTFOLIO_WEBHOOKS[kind]} changed; {SYNC_NOTE}", sync=True)
     if kind != "ITEM":
         return Plan(note=f"unknown Plaid webhook {event.type!r}: recorded only", needs_connection=False, known=False)
     if code == "ERROR":

@@ -3,7 +3,8 @@
 It follows reference/plaid.md and the official OpenAPI schema: every endpoint is a POST with a JSON body, answers carry
 `request_id` and echo `Plaid-Version`, and every error is a `PlaidError` with Plaid's HTTP status. The sandbox
 institutions (First Platypus Bank `ins_109508` … Houndstooth Bank `ins_109512`) and test users drive the scenarios:
-`user_good`/`pass_good` (checking, savings, CD, credit card, money market, IRA, 401k, student loan, mortgage),
+`user_good`/`pass_good` (checking, savings, CD, credit card, money market, IRA, 401k, student loan, mortgage,
+brokerage, installment loan: /investments/* and /liabilities/get answer for it),
 `user_transactions_dynamic` (checking, savings, card; frequent pending→posted churn; `/sandbox/transactions/create`),
 `user_custom` with a JSON password (`override_accounts`, `force_error`), and `error_<CODE>` passwords for `user_good`.
 
@@ -36,8 +37,10 @@ ES256 JWT (kid of the key /webhook_verification_key/get publishes, `iat`, `reque
 sent), retried 30 s after a failure and four times longer after each further one, for up to a day.
 
 Modules, by resource: `base` (errors, validation, state and dispatch), `items`, `link`, `accounts`, `history` (ledgers,
-views, pending→posted deltas), `transactions`, `institutions`, `webhooks`, `sandbox` (the /sandbox/* endpoints) and
-`household` (the US household data). `PlaidEmulator` composes their mixins.
+views, pending→posted deltas), `transactions`, `recurring`, `categories` (v1/v2 and legacy categories), `investments`
+(holdings, securities, investment transactions), `liabilities` (card, student loan, mortgage, installment loan),
+`institutions`, `webhooks`, `sandbox` (the /sandbox/* endpoints) and `household` (the US household data).
+`PlaidEmulator` composes their mixins.
 """
 
 from __future__ import annotations
@@ -52,8 +55,11 @@ from finance.providers.plaid.sandbox.accounts import AccountsMixin
 from finance.providers.plaid.sandbox.base import PlaidApiError, _Call, _Route
 from finance.providers.plaid.sandbox.history import HistoryMixin, _Row, _View
 from finance.providers.plaid.sandbox.institutions import InstitutionsMixin
+from finance.providers.plaid.sandbox.investments import InvestmentsMixin
 from finance.providers.plaid.sandbox.items import ItemsMixin
+from finance.providers.plaid.sandbox.liabilities import LiabilitiesMixin
 from finance.providers.plaid.sandbox.link import _LINK_FIELDS, LinkMixin
+from finance.providers.plaid.sandbox.recurring import RecurringMixin
 from finance.providers.plaid.sandbox.sandbox import SandboxMixin
 from finance.providers.plaid.sandbox.transactions import TransactionsMixin
 from finance.providers.plaid.sandbox.webhooks import _WEBHOOK_KEY_CREATED, WebhooksMixin, webhook_signing_key
@@ -63,8 +69,8 @@ from finance.sandbox.ledger import stable_uuid
 __all__ = ["PlaidApiError", "PlaidEmulator"]
 
 
-class PlaidEmulator(ItemsMixin, LinkMixin, AccountsMixin, HistoryMixin, TransactionsMixin, InstitutionsMixin,
-                    WebhooksMixin, SandboxMixin):
+class PlaidEmulator(ItemsMixin, LinkMixin, AccountsMixin, HistoryMixin, TransactionsMixin, RecurringMixin,
+                    InvestmentsMixin, LiabilitiesMixin, InstitutionsMixin, WebhooksMixin, SandboxMixin):
     """The Plaid API in-process: `handle` is the API, `transport()`/`serve()` plug it in.
 
     seed: drives every generated id and ledger. state_path: a JSON file that keeps items, tokens and the clock across
@@ -116,6 +122,13 @@ class PlaidEmulator(ItemsMixin, LinkMixin, AccountsMixin, HistoryMixin, Transact
             ("/accounts/balance/get", self._accounts_balance_get, {"access_token", "options"}, ("access_token",)),
             ("/transactions/sync", self._transactions_sync, {"access_token", "cursor", "count", "options"},
              ("access_token",)),
+            ("/transactions/recurring/get", self._transactions_recurring_get, {"access_token", "options",
+                                                                               "account_ids"}, ("access_token",)),
+            ("/investments/holdings/get", self._investments_holdings_get, {"access_token", "options"},
+             ("access_token",)),
+            ("/investments/transactions/get", self._investments_transactions_get,
+             {"access_token", "start_date", "end_date", "options"}, ("access_token", "start_date", "end_date")),
+            ("/liabilities/get", self._liabilities_get, {"access_token", "options"}, ("access_token",)),
             ("/institutions/get_by_id", self._institutions_get_by_id, {"institution_id", "country_codes", "options"},
              ("institution_id", "country_codes")),
             ("/institutions/search", self._institutions_search, {"query", "products", "country_codes", "options"},

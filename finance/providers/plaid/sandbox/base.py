@@ -30,6 +30,8 @@ RATE_LIMITS: dict[str, tuple[int | None, int | None, str]] = {
     "/item/remove": (30, 2_000, "RATE_LIMIT"),
     "/transactions/sync": (50, 2_500, "TRANSACTIONS_SYNC_LIMIT"),
     "/institutions/get_by_id": (None, 400, "INSTITUTIONS_GET_BY_ID_LIMIT"),
+    "/investments/transactions/get": (30, 20_000, "RATE_LIMIT"),
+    "/liabilities/get": (15, 1_000, "RATE_LIMIT"),
 }
 """Requests per minute (per item, per client) and the error code past them (reference/plaid.md §6.3, Production)."""
 _ACCESS_TOKEN = re.compile(r"access-sandbox-[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}")
@@ -92,6 +94,10 @@ ERRORS: dict[str, tuple[str, int, str, str | None]] = {
                                 "application to access it", None),
     "PRODUCT_NOT_READY": ("ITEM_ERROR", 400, "the requested product is not yet ready. please provide a webhook or try "
                           "the request again later", None),
+    "NO_INVESTMENT_ACCOUNTS": ("ITEM_ERROR", 400, "There are no valid investment account(s) associated with this "
+                               "Item. Please have the user link investment accounts and try again", None),
+    "NO_LIABILITY_ACCOUNTS": ("ITEM_ERROR", 400, "the Item has no accounts that Liabilities supports: credit cards, "
+                              "student loans, mortgages and other loans", None),
     "PRODUCTS_NOT_SUPPORTED": ("ITEM_ERROR", 400, "the institution does not support one or more of the requested "
                                "products", None),
     "INSTITUTION_DOWN": ("INSTITUTION_ERROR", 400, _INSTITUTION_SILENT, "This financial institution is not currently "

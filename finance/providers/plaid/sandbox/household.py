@@ -31,14 +31,19 @@ HISTORY_MONTHS = 13
 
 NEW_YORK = ZoneInfo("America/New_York")
 US_CARD_LAST4 = "3333"
-US_ACCOUNT_KINDS = ("checking", "savings", "cd", "card", "money_market", "ira", "401k", "student", "mortgage")
+US_ACCOUNT_KINDS = ("checking", "savings", "cd", "card", "money_market", "ira", "401k", "student", "mortgage",
+                    "brokerage", "installment")
 """The account kinds a `UsHousehold` can hold (Plaid's sandbox `user_good` has all of them)."""
+INSTALLMENT_TERM = 36
+"""Months of the household's installment (personal) loan, repaid in equal monthly payments."""
+INSTALLMENT_RATE = 0.0899
+"""The installment loan's fixed annual rate."""
 PFC_PRIMARIES = (
-    "INCOME", "TRANSFER_IN", "TRANSFER_OUT", "LOAN_PAYMENTS", "BANK_FEES", "ENTERTAINMENT", "FOOD_AND_DRINK",
-    "GENERAL_MERCHANDISE", "HOME_IMPROVEMENT", "MEDICAL", "PERSONAL_CARE", "GENERAL_SERVICES",
+    "INCOME", "TRANSFER_IN", "TRANSFER_OUT", "LOAN_PAYMENTS", "LOAN_DISBURSEMENTS", "BANK_FEES", "ENTERTAINMENT",
+    "FOOD_AND_DRINK", "GENERAL_MERCHANDISE", "HOME_IMPROVEMENT", "MEDICAL", "PERSONAL_CARE", "GENERAL_SERVICES",
     "GOVERNMENT_AND_NON_PROFIT", "TRANSPORTATION", "TRAVEL", "RENT_AND_UTILITIES", "OTHER",
 )
-"""Plaid's personal finance category primaries; a detailed category is its primary plus a suffix."""
+"""Plaid's personal finance category primaries (v1 and v2); a detailed category is its primary plus a suffix."""
 
 
 def pfc_primary(detailed: str) -> str:
@@ -58,6 +63,12 @@ class UsMerchant(Merchant):
     channel: str = "in store"
     kind: str = "merchant"
     location: tuple[str, str, str, str] | None = None
+
+
+def _annuity(principal: float, rate: float, months: int) -> float:
+    """The level monthly payment that repays `principal` at annual `rate` in `months` payments."""
+    monthly = rate / 12
+    return principal * monthly / (1 - (1 + monthly) ** -months)
 
 
 def _ein(text: str) -> str:
@@ -121,6 +132,10 @@ AVALON = _us("AvalonBay Communities", "AVALONBAY COMMUNITIES INC", "531110", "RE
 VENMO = _us("Venmo", "PAYPAL INC", "522320", "TRANSFER_OUT_ACCOUNT_TRANSFER", "VENMO PAYMENT", 4829, "venmo.com",
             channel="online", kind="payment_app")
 US_EMPLOYER = Party("Acme Corp")
+WIRE_SENDER = Party("Barclays Bank UK", bank_code="BUKBGB22", branch="202015", account="55555555")
+"""Who sends the occasional international wire (a relative in London): UK account number and sort code (BACS), and
+the bank's BIC, as Plaid reports them. (No IBAN: plaid-python 46.0.0 cannot read a non-null `iban`, a generator bug
+on the nullable string it declares as a composed schema.)"""
 US_FRIENDS = ("ALEX KIM", "PRIYA SHAH", "SAM JOHNSON", "MARIA GARCIA")
 
 
@@ -137,7 +152,9 @@ class UsHousehold:
     that keep the balance sensible. Card: Netflix, Spotify, T-Mobile and the gym every month, groceries (Whole Foods,
     Trader Joe's), restaurants (sit-down ones post with a tip), Uber (sometimes tipped), DoorDash, Amazon, Target and
     refunds; card purchases stay pending 1–5 days. Savings, CD and money market earn monthly interest; the student loan
-    accrues interest; the IRA, 401k and mortgage move monthly (their rows are not transactions Plaid syncs).
+    accrues interest; the IRA, 401k, brokerage and mortgage move monthly (their rows are not transactions Plaid syncs).
+    Checking also pays a monthly deposit into the brokerage account and the installment loan's level payment, and
+    now and then receives an international wire (the sender's UK account number, sort code and BIC known).
     `dynamic` (Plaid's `user_transactions_dynamic`): more purchases, every one pending for 1–2 days first.
     """
 
@@ -153,6 +170,11 @@ class UsHousehold:
                    "card": -rng.uniform(200, 900), "money_market": rng.uniform(15000, 40000),
                    "ira": rng.uniform(20000, 60000), "401k": rng.uniform(40000, 120000),
                    "student": -rng.uniform(18000, 35000), "mortgage": -rng.uniform(240000, 380000)}
+        later = Random(f"{self._key}/setup/2026")  # kinds added later draw apart: the others' data stays as it was
+        self.installment_principal = round(later.uniform(6000, 12000), -2)
+        self.installment_payment = round(_annuity(self.installment_principal, INSTALLMENT_RATE, INSTALLMENT_TERM), 2)
+        self.brokerage_deposit = 50.0 * later.randint(4, 10)
+        opening.update(brokerage=later.uniform(15000, 45000), installment=-self.installment_principal)
         self.accounts = tuple(AccountSpec(kind, i, round(opening[kind], 2)) for i, kind in enumerate(accounts))
         self._index = {kind: i for i, kind in enumerate(accounts)}
         self.salary = round(rng.uniform(85000, 120000), -3)
@@ -243,6 +265,7 @@ class UsHousehold:
             if student is not None:
                 out.append(self._posted(student, day, self.student_payment, "PAYMENT RECEIVED - THANK YOU",
                                         "LOAN_PAYMENTS_STUDENT_LOAN_PAYMENT", "loan_payment", rng, code="payment"))
+        self._loans_and_investing(day, rng, out)
         savings = self.account("savings")
         if savings is not None and day == business_day(date(day.year, day.month, 2)):
             out.append(self._posted(0, day, -self.savings_transfer, "ONLINE TRANSFER TO SAV XXXXXX1111",
@@ -257,6 +280,29 @@ class UsHousehold:
                                     raw=f"ONLINE PAYMENT TO CREDIT CARD XXXXXXXXXXXX{US_CARD_LAST4}"))
             out.append(self._posted(card, day, statement, "PAYMENT - THANK YOU", "LOAN_PAYMENTS_CREDIT_CARD_PAYMENT",
                                     "card_payment", rng, code="payment"))
+
+    def _loans_and_investing(self, day: date, rng: Random, out: list[Entry]) -> None:
+        """The monthly deposit into the brokerage account and the installment loan's payment, both from checking."""
+        brokerage = self.account("brokerage")
+        if brokerage is not None and day == business_day(date(day.year, day.month, 3)):
+            out.append(self._posted(0, day, -self.brokerage_deposit, "ONLINE TRANSFER TO BROKERAGE XXXXXX9999",
+                                    "TRANSFER_OUT_INVESTMENT_AND_RETIREMENT_FUNDS", "transfer", rng, channel="online",
+                                    code="transfer"))
+            out.append(self._posted(brokerage, day, self.brokerage_deposit, "AUTOMATIC INVESTMENT DEPOSIT",
+                                    "TRANSFER_IN_INVESTMENT_AND_RETIREMENT_FUNDS", "contribution", rng))
+        installment = self.account("installment")
+        if installment is not None and day == business_day(date(day.year, day.month, 10)):
+            out.append(self._posted(0, day, -self.installment_payment, "PLAID LENDING LOAN PMT",
+                                    "LOAN_PAYMENTS_PERSONAL_LOAN_PAYMENT", "loan_payment", rng, code="bill payment",
+                                    raw="PLAID LENDING DES:LOAN PMT ID:XXXXX3141 INDN:JANE DOE PPD"))
+            out.append(self._posted(installment, day, self.installment_payment, "PAYMENT RECEIVED - THANK YOU",
+                                    "LOAN_PAYMENTS_PERSONAL_LOAN_PAYMENT", "loan_payment", rng, code="payment"))
+        wire = Random(f"{self._key}/wire/{day.isoformat()}")  # apart from the day's draws, which stay as they were
+        if wire.random() < 0.012:
+            out.append(self._posted(0, day, round(wire.uniform(200, 1500), 2), "WIRE TRANSFER IN BARCLAYS LONDON",
+                                    "TRANSFER_IN_ACCOUNT_TRANSFER", "wire", wire, channel="other", code="transfer",
+                                    raw="INCOMING WIRE ORIG:ELLEN DOE BNF:JANE DOE REF:FAMILY",
+                                    counterparty=WIRE_SENDER))
 
     def _checking_daily(self, day: date, rng: Random, out: list[Entry]) -> None:
         if rng.random() < (0.8 if self.dynamic else 0.35):
@@ -329,11 +375,15 @@ class UsHousehold:
                 balance = ledger.balances[account] + sum(e.amount for e in out if e.account == account)
                 out.append(self._posted(account, day, balance * rate / 12, description, "INCOME_INTEREST_EARNED",
                                         "interest", rng, code="interest"))
-        for kind in ("ira", "401k"):
+        for kind in ("ira", "401k", "brokerage"):
             account = self.account(kind)
             if account is not None and month_end:
                 change = ledger.balances[account] * rng.uniform(-0.03, 0.04)
                 out.append(self._posted(account, day, change, "MARKET CHANGE", "OTHER_OTHER", "market", rng))
+        installment = self.account("installment")
+        if installment is not None and month_end and ledger.balances[installment] < 0:
+            out.append(self._posted(installment, day, ledger.balances[installment] * INSTALLMENT_RATE / 12,
+                                    "INTEREST CHARGED", "BANK_FEES_INTEREST_CHARGE", "interest", rng, code="interest"))
         student = self.account("student")
         if student is not None and month_end:
             out.append(self._posted(student, day, ledger.balances[student] * 0.055 / 12, "INTEREST CHARGED",

@@ -25,8 +25,8 @@ _BANK_PRODUCTS = ["assets", "auth", "balance", "identity", "investments", "liabi
 def _institution(institution_id: str, name: str, products: list[str], routing: list[str], color: str,
                  dtc: list[str] | None = None) -> dict[str, Any]:
     return {"institution_id": institution_id, "name": name, "products": products, "country_codes": ["US"],
-            "routing_numbers": routing, "dtc_numbers": dtc or [], "oauth": False, "url": "https://plaid.com",
-            "primary_color": color, "logo": None}
+            "routing_numbers": routing, "dtc_numbers": dtc or [], "oauth": False,
+            "connection_availability": "SUPPORTED", "url": "https://plaid.com", "primary_color": color, "logo": None}
 INSTITUTIONS: tuple[dict[str, Any], ...] = (
     _institution("ins_109508", "First Platypus Bank", _FULL_PRODUCTS, ["011401533", "021000021"], "#1f1f1f"),
     _institution("ins_109509", "First Gingham Credit Union", _BANK_PRODUCTS, ["231372691"], "#b5121b"),

@@ -109,7 +109,8 @@ class ItemsMixin(PlaidBase):
 
     def _create_item(self, now: datetime, *, institution_id: object, products: list[str], username: str,
                      password: str, webhook: str | None, days_requested: int,
-                     window: tuple[str | None, str | None] = (None, None)) -> dict[str, Any]:
+                     window: tuple[str | None, str | None] = (None, None), user_id: str | None = None
+                     ) -> dict[str, Any]:
         institution = self._institution(institution_id)
         unsupported = [p for p in products if p not in institution["products"]]
         if unsupported:
@@ -128,7 +129,7 @@ class ItemsMixin(PlaidBase):
             "transactions_since": now.isoformat() if "transactions" in products else None,
             "days_requested": days_requested, "start_date": window[0], "end_date": window[1],
             "frozen": [[now.isoformat(), None, forced]] if forced else [], "refreshes": [], "created_rows": [],
-            "webhooks": [],
+            "webhooks": [], "user_id": user_id,
         }
         self._items[item_id] = item
         return item

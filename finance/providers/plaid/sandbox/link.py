@@ -69,7 +69,7 @@ class LinkMixin(PlaidBase):
             else:
                 item = self._create_item(now, institution_id=institution_id, products=record["products"],
                                          username=username, password=password, webhook=record["webhook"],
-                                         days_requested=record["days_requested"])
+                                         days_requested=record["days_requested"], user_id=record.get("user_id"))
             token = self._issue_public_token(item, now)
             self._save()
             return token
@@ -107,7 +107,8 @@ class LinkMixin(PlaidBase):
         token = f"link-sandbox-{stable_uuid(self.seed, 'link', self._counters['link'], call.now.isoformat())}"
         expires = call.now + (UPDATE_LINK_TOKEN_TTL if item_id else LINK_TOKEN_TTL)
         self._link_tokens[token] = {"expires_at": expires.isoformat(), "item_id": item_id, "products": products,
-                                    "webhook": _string(body, "webhook"), "days_requested": days}
+                                    "webhook": _string(body, "webhook"), "days_requested": days,
+                                    "user_id": _string(body, "user_id")}
         self._save()
         return {"link_token": token, "expiration": _wire_time(expires)}
 

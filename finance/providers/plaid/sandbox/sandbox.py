@@ -53,7 +53,7 @@ class SandboxMixin(PlaidBase):
         item = self._create_item(call.now, institution_id=_string(body, "institution_id"), products=products,
                                  username=username, password="pass_good" if password is None else password,
                                  webhook=_string(options, "webhook"), days_requested=days,
-                                 window=(start, end))
+                                 window=(start, end), user_id=_string(body, "user_id"))
         token = self._issue_public_token(item, call.now)
         self._save()
         return {"public_token": token}

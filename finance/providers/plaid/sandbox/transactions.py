@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,8 +25,9 @@ from finance.providers.plaid.sandbox.base import (
     _wire_time,
     plaid_id,
 )
+from finance.providers.plaid.sandbox.categories import PFC_VERSIONS, legacy_category, personal_finance_category
 from finance.providers.plaid.sandbox.history import _classify, _Row
-from finance.providers.plaid.sandbox.household import NEW_YORK, UsMerchant, pfc_primary
+from finance.providers.plaid.sandbox.household import NEW_YORK, UsMerchant
 
 SYNC_PAGE_SIZE_CAP = 500
 """The most updates one /transactions/sync page carries, whatever `count` asks (tests monkeypatch it small)."""
@@ -49,6 +51,25 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
+class _Variants:
+    """Which of the shapes real answers take (all allowed by the schema) one transaction shows, drawn from the seed
+    and its id: the legacy category, a counterparty's phone number, a null entity_id or datetime, a store number."""
+
+    def __init__(self, seed: int, tx_id: str) -> None:
+        bits = int(hashlib.sha256(f"{seed}/variants/{tx_id}".encode()).hexdigest()[:8], 16)
+        self.legacy_category = bits % 4 == 0
+        self.phone_number = (bits >> 2) % 3 == 0
+        self.no_entity_id = (bits >> 4) % 8 == 0
+        self.no_datetime = (bits >> 7) % 10 == 0
+        self.store_number = (bits >> 11) % 2 == 0
+
+
+def _store_number(merchant: UsMerchant) -> str:
+    """The store's number as Plaid sends it: text, often with leading zeros ("02912"), taken from the descriptor."""
+    digits = re.findall(r"\d{3,}", merchant.descriptor)
+    return digits[-1] if digits else f"{int(hashlib.sha256(merchant.name.encode()).hexdigest()[:4], 16) % 9000 + 1000}"
+
+
 class TransactionsMixin(PlaidBase):
     """/transactions/sync and the Transaction wire shape."""
 
@@ -60,7 +81,7 @@ class TransactionsMixin(PlaidBase):
             raise _invalid("options must be an object when sent")
         options = _object(body, "options")
         version = _string(options, "personal_finance_category_version")
-        if version not in (None, "v1", "v2"):
+        if version is not None and version not in PFC_VERSIONS:
             raise _invalid("personal_finance_category_version must be v1 or v2")
         if not isinstance(options.get("include_original_description", False), bool | None):
             raise _invalid("include_original_description must be a boolean")
@@ -165,30 +186,46 @@ class TransactionsMixin(PlaidBase):
             detailed, confidence = _classify(entry.description, amount)
         else:
             detailed, confidence = entry.category_id, "VERY_HIGH" if known else "HIGH"
-        primary = pfc_primary(detailed)
-        category: dict[str, Any] = {"primary": primary, "detailed": detailed, "confidence_level": confidence}
-        if options.get("personal_finance_category_version"):
-            category["version"] = options["personal_finance_category_version"]
+        version = options.get("personal_finance_category_version")
+        primary, named = personal_finance_category(detailed, entry.kind, version)
+        category: dict[str, Any] = {"primary": primary, "detailed": named, "confidence_level": confidence,
+                                    "version": version or "v1"}
+        variant = _Variants(self.seed, tx_id)
         counterparties = []
         logo = entity = None
         if known is not None:
             entity = plaid_id("merchant", known.name)
             logo = f"https://plaid-merchant-logos.plaid.com/{_slug(known.name)}_{int(entity[:4], 36) % 1000}.png"
-            counterparties.append({"name": known.name, "type": known.kind, "entity_id": entity, "logo_url": logo,
+            counterparties.append({"name": known.name, "type": known.kind,
+                                   "entity_id": None if variant.no_entity_id else entity, "logo_url": logo,
                                    "website": known.website, "confidence_level": "VERY_HIGH"})
+            if variant.phone_number:
+                counterparties[-1]["phone_number"] = f"+1800555{int(entity[:6], 36) % 10_000:04d}"
         elif entry.counterparty is not None and detailed == "INCOME_WAGES":
             counterparties.append({"name": entry.counterparty.name, "type": "income_source",
                                    "entity_id": plaid_id("income", entry.counterparty.name), "logo_url": None,
                                    "website": None, "confidence_level": "HIGH"})
+        elif entry.counterparty is not None and entry.counterparty.account:  # a wire: the sender's bank and numbers
+            party = entry.counterparty
+            counterparties.append({"name": party.name, "type": "financial_institution",
+                                   "entity_id": plaid_id("bank", party.name), "logo_url": None, "website": None,
+                                   "confidence_level": "HIGH", "account_numbers": {
+                                       "bacs": {"account": party.account, "sort_code": party.branch},
+                                       "international": {"iban": None, "bic": party.bank_code}}})
         place = known.location if known is not None and known.channel == "in store" else None
         channel = entry.method or "other"
         iso = meta.currency in _ISO_CURRENCIES
+        legacy, legacy_id = legacy_category(detailed) if variant.legacy_category else (None, None)
+        if variant.no_datetime:
+            moment = None
         return {
             "account_id": meta.account_id,
             "account_owner": None,
             "amount": amount,
             "iso_currency_code": meta.currency if iso else None,
             "unofficial_currency_code": None if iso else meta.currency,
+            "category": legacy,
+            "category_id": legacy_id,
             "check_number": None,
             "counterparties": counterparties,
             "date": day.isoformat(),
@@ -197,10 +234,12 @@ class TransactionsMixin(PlaidBase):
             "authorized_datetime": _wire_time(entry.when) if entry.exact_time else None,
             "location": {"address": place[0] if place else None, "city": place[1] if place else None,
                          "region": place[2] if place else None, "postal_code": place[3] if place else None,
-                         "country": "US" if place else None, "lat": None, "lon": None, "store_number": None},
+                         "country": "US" if place else None, "lat": None, "lon": None,
+                         "store_number": _store_number(known) if place and variant.store_number else None},
             "name": entry.description,
             "merchant_name": known.name if known else None,
             "merchant_entity_id": entity,
+            "merchant_category_code": str(known.mcc) if known else None,
             "logo_url": logo,
             "website": known.website if known else None,
             "original_description": entry.description_raw if options.get("include_original_description") else None,

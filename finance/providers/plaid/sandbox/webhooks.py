@@ -52,6 +52,14 @@ class WebhooksMixin(PlaidBase):
         payload: dict[str, Any] = {"webhook_type": webhook_type, "webhook_code": code, "item_id": item["item_id"]}
         if code == "SYNC_UPDATES_AVAILABLE":
             payload.update(initial_update_complete=True, historical_update_complete=True)
+        elif code == "DEFAULT_UPDATE" and webhook_type == "HOLDINGS":
+            payload.update(new_holdings=0, updated_holdings=len(self._layout(item)), error=None)
+        elif code == "DEFAULT_UPDATE" and webhook_type == "INVESTMENTS_TRANSACTIONS":
+            payload.update(new_investments_transactions=1, cancelled_investments_transactions=0, error=None)
+        elif code == "DEFAULT_UPDATE" and webhook_type == "LIABILITIES":
+            owed = [meta.account_id for meta in self._layout(item) if meta.owed]
+            payload.update(account_ids_with_new_liabilities=[], error=None,
+                           account_ids_with_updated_liabilities={a: ["next_payment_due_date"] for a in owed})
         elif code == "DEFAULT_UPDATE":
             payload.update(new_transactions=0, error=None)
         elif code == "ERROR" and webhook_type == "ITEM":
@@ -68,6 +76,8 @@ class WebhooksMixin(PlaidBase):
             payload["error"] = None
         elif code == "RECURRING_TRANSACTIONS_UPDATE":
             payload["account_ids"] = [meta.account_id for meta in self._layout(item) if meta.syncs]
+        if item.get("user_id"):  # Items made for a user of Plaid's newer user APIs say whose they are
+            payload["user_id"] = item["user_id"]
         payload["environment"] = "sandbox"
         item["webhooks"].append({"sent_at": _wire_time(now), "url": item["webhook"], "payload": payload})
         del item["webhooks"][:-WEBHOOK_LOG_LIMIT]
