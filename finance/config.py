@@ -125,7 +125,7 @@ class Settings:
 def load_settings(env: dict[str, str] | None = None, secrets_file: Path = SECRETS_FILE) -> Settings:
     values = {**_secrets_file_values(secrets_file), **{k: v for k, v in (env or os.environ).items() if v}}
     data_dir = Path(values.get("FINANCE_DATA_DIR", REPO_ROOT / "data")).resolve()
-    database_url = _database_url(values.get("FINANCE_DATABASE_URL")) or f"duckdb:///{data_dir / 'finance.duckdb'}"
+    database_url = database_url_of(values.get("FINANCE_DATABASE_URL")) or f"duckdb:///{data_dir / 'finance.duckdb'}"
     return Settings(
         data_dir=data_dir,
         database_url=database_url,
@@ -180,7 +180,7 @@ DATABASE_SCHEMES = ("duckdb", "postgresql+psycopg")
 """The store's engines: DuckDB (embedded, the default) and PostgreSQL through psycopg 3."""
 
 
-def _database_url(text: str | None) -> str | None:
+def database_url_of(text: str | None) -> str | None:
     """FINANCE_DATABASE_URL: a DuckDB file (duckdb:///path) or a PostgreSQL database; postgresql:// and
     postgres:// mean psycopg 3, the driver the app ships with."""
     if not text:

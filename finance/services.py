@@ -47,7 +47,6 @@ from finance.store import forecast as forecast_store
 from finance.store import jobs as job_tables
 from finance.store import recurring as recurring_store
 from finance.store.db import create_engine, init_schema, store_error
-from finance.store.migrate import add_missing_columns
 from finance.store.secrets import SecretStore
 from finance.sync import Progress, SyncEngine, SyncResult
 
@@ -594,8 +593,7 @@ def open_services(settings: Settings | None = None) -> Services:
     settings = settings or load_settings()
     engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
     try:
-        init_schema(engine)
-        add_missing_columns(engine)
+        init_schema(engine, upgrade=False)  # DuckDB upgrades itself; PostgreSQL must be upgraded on purpose
     except Exception as exc:
         engine.dispose()
         problem = store_error(exc)

@@ -77,9 +77,19 @@ def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_kind: str,
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("FINANCE_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("FINANCE_SANDBOX_SETTLE_SECONDS", "0")
-    if db_kind == "postgresql":
-        monkeypatch.setenv("FINANCE_DATABASE_URL", request.getfixturevalue("database_url"))
+    if db_kind == "postgresql":  # upgraded, as `python -m finance db upgrade` would (the app refuses an empty one)
+        monkeypatch.setenv("FINANCE_DATABASE_URL", upgraded(request.getfixturevalue("database_url")))
     return tmp_path
+
+
+def upgraded(url: str) -> str:
+    """`url`, after bringing its store to the newest schema revision."""
+    engine = create_engine(url)
+    try:
+        init_schema(engine)
+    finally:
+        engine.dispose()
+    return url
 
 
 @pytest.fixture
@@ -140,7 +150,7 @@ def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def demo_store_postgresql(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> tuple[Path, str]:
     """The demo's data folder and its PostgreSQL database (a template to clone), built once per session."""
-    url = request.getfixturevalue("postgres_server")()
+    url = upgraded(request.getfixturevalue("postgres_server")())
     folder = build_demo_store(tmp_path_factory.mktemp("demo-pg"), url)
     return folder, sa.engine.make_url(url).database or ""
 

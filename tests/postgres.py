@@ -49,7 +49,7 @@ class PostgresServer:
     """One PostgreSQL cluster in a temporary folder, listening on 127.0.0.1 only, with trust authentication for its
     one superuser (nothing else can reach it). Calling it creates a fresh database and returns its SQLAlchemy URL."""
 
-    def __init__(self, bindir: Path) -> None:
+    def __init__(self, bindir: Path, *, durable: bool = False) -> None:
         self.bindir = bindir
         self.as_root = os.geteuid() == 0
         self.root = Path(tempfile.mkdtemp(prefix="finance-pg-"))
@@ -61,11 +61,13 @@ class PostgresServer:
             os.chown(self.root, entry.pw_uid, entry.pw_gid)
         self._run("initdb", "-D", str(self.data), "-U", self.user, "--auth=trust", "--encoding=UTF8",
                   "--locale=C.UTF-8", "--no-sync")
-        settings = {  # a test server: durability off (the cluster is thrown away), loopback only, quiet
+        settings = {  # loopback only, quiet; a test server also without durability (the cluster is thrown away)
             "listen_addresses": "'127.0.0.1'", "port": str(self.port), "unix_socket_directories": f"'{self.root}'",
-            "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off", "max_connections": "200",
-            "shared_buffers": "128MB", "logging_collector": "off", "log_min_messages": "warning",
+            "max_connections": "200", "shared_buffers": "128MB", "logging_collector": "off",
+            "log_min_messages": "warning",
         }
+        if not durable:
+            settings |= {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
         with (self.data / "postgresql.conf").open("a") as conf:
             conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
         self.start()

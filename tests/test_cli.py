@@ -84,7 +84,7 @@ def _one_error_line(err: str) -> str:
 
 def test_a_corrupt_store_is_one_clear_line_for_every_command(offline, capsys, db_kind):
     if db_kind != "duckdb":
-        pytest.skip("a damaged DuckDB file; PostgreSQL's own failures are in test_store_faults_postgres")
+        pytest.skip("a damaged DuckDB file; PostgreSQL going away is in test_postgres_faults")
     (offline / "finance.duckdb").write_bytes(os.urandom(64 * 1024))
     for command in (["status"], ["sync"], ["connect", "--institution", "0", "--user", "user-ok", "--password", "x"]):
         assert main(command) == 2

@@ -15,7 +15,8 @@ import sqlalchemy as sa
 
 from finance.categories import CATEGORIES
 from finance.errors import DatabaseBusy, StoreError
-from finance.store.schema import categories, metadata
+from finance.store import migrate
+from finance.store.schema import categories
 
 STORE_FULL = ("The disk is full (or the app's file size limit is reached): the database could not be written, so "
               "nothing was changed. Free some disk space, then try again.")
@@ -130,9 +131,14 @@ def create_engine(url: str, *, pool_size: int = 5) -> sa.Engine:
     return engine
 
 
-def init_schema(engine: sa.Engine) -> None:
-    """Create missing tables and keep the category taxonomy in step with finance.categories."""
-    metadata.create_all(engine)
+def init_schema(engine: sa.Engine, *, upgrade: bool = True) -> None:
+    """Bring the schema to the newest revision (finance.store.migrate) and keep the category taxonomy in step with
+    finance.categories. With `upgrade=False`, as at start-up: a DuckDB file upgrades itself, a PostgreSQL database
+    that is behind the code is refused (a StoreError naming the upgrade command)."""
+    if upgrade:
+        migrate.upgrade(engine)
+    else:
+        migrate.prepare(engine)
     with engine.begin() as conn:
         existing = {row.id for row in conn.execute(sa.select(categories.c.id))}
         rows = [{"id": c.id, "name": c.name, "parent_id": c.parent_id, "kind": c.kind}
@@ -170,19 +176,29 @@ def load_arrow(conn: sa.Connection, name: str, rows: pa.Table | pa.RecordBatchRe
     columns = ", ".join(f'"{f.name}" {_pg_type(f.type)}' for f in rows.schema)
     conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}"')
     conn.exec_driver_sql(f'CREATE TEMP TABLE "{name}" ({columns}) ON COMMIT DROP')
+    copy_into(conn, name, rows)
+    conn.exec_driver_sql(f'ANALYZE "{name}"')  # temporary tables get no statistics otherwise
+
+
+def copy_into(conn: sa.Connection, table: str, rows: pa.Table | pa.RecordBatchReader) -> int:
+    """PostgreSQL: append Arrow rows to `table` (its columns named like theirs) with one COPY, as CSV that Arrow
+    writes a batch at a time; returns the rows copied."""
     batches = rows.to_batches() if isinstance(rows, pa.Table) else rows
+    names = ", ".join(f'"{f.name}"' for f in rows.schema)
     options = pacsv.WriteOptions(include_header=False)
+    copied = 0
     cursor = conn.connection.dbapi_connection.cursor()
     try:
-        with cursor.copy(f'COPY "{name}" FROM STDIN (FORMAT csv)') as copy:
+        with cursor.copy(f'COPY "{table}" ({names}) FROM STDIN (FORMAT csv)') as copy:
             for batch in batches:
                 if batch.num_rows:
                     sink = pa.BufferOutputStream()
                     pacsv.write_csv(batch, sink, options)  # NULL: an empty field; "" stays an empty string
                     copy.write(sink.getvalue().to_pybytes())
+                    copied += batch.num_rows
     finally:
         cursor.close()
-    conn.exec_driver_sql(f'ANALYZE "{name}"')  # temporary tables get no statistics otherwise
+    return copied
 
 
 def unload_arrow(conn: sa.Connection, name: str) -> None:
