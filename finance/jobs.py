@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 import procrastinate
 import sqlalchemy as sa
 from procrastinate.exceptions import AlreadyEnqueued
-from procrastinate.schema import SchemaManager
 
 from finance import health
 from finance.store import jobs as job_tables
@@ -76,12 +75,6 @@ def conninfo(url: str) -> str:
 def uses_queue(engine: sa.Engine) -> bool:
     """Whether background work goes through the job queue: a PostgreSQL store (DuckDB runs it in-process)."""
     return engine.dialect.name == "postgresql"
-
-
-def install_schema(conn: sa.Connection) -> None:
-    """Create the queue's tables: procrastinate's schema of the pinned version (the migration that adds the queue
-    runs this on PostgreSQL; a later procrastinate's own migration files become later revisions)."""
-    conn.exec_driver_sql(SchemaManager.get_schema().replace("%", "%%"))  # no parameters: `%` is literal
 
 
 class SyncFailed(Exception):

@@ -64,7 +64,8 @@ def database_columns(engine: sa.Engine) -> dict[str, dict[str, tuple[str, bool]]
     for table, column, kind, precision, scale, nullable in rows:
         out.setdefault(table, {})[column] = (_family(kind, precision, scale), nullable == "YES")
     out.pop("alembic_version", None)
-    return out
+    return {table: columns for table, columns in out.items()
+            if not table.startswith("procrastinate_")}  # the job queue's: procrastinate's schema (tests/test_jobs.py)
 
 
 def schema_columns() -> dict[str, dict[str, tuple[str, bool]]]:
