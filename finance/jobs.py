@@ -57,8 +57,6 @@ ORPHAN_AFTER = timedelta(minutes=1)
 """An event still queued this long after it arrived, with no job on it (its app process died), is submitted again."""
 KEEP_SUCCEEDED_HOURS, KEEP_FAILED_HOURS = 24, 24 * 7
 DEFAULT_CONCURRENCY = 4
-
-
 JOB_LABELS = {SYNC: "sync", APPLY_EVENT: "webhook event", SCHEDULE_TASK: "schedule check", REAP: "clean-up"}
 
 
@@ -288,7 +286,8 @@ class QueueSink:
         self.last_rejection: str | None = None
 
     def submit(self, event_id: str) -> None:
-        self.queue.submit_event(event_id)
+        with contextlib.suppress(AlreadyEnqueued):  # the reaper resubmitted it meanwhile
+            self.queue.submit_event(event_id)
 
     def note_received(self, event: WebhookEvent, *, duplicate: bool) -> None:
         with self._lock:

@@ -255,6 +255,8 @@ def test_sync_status_shows_the_queue_and_warns_without_workers(svc: Services, qu
 
     connection_id, _ = synced_connection(svc)
     queue.request_sync(connection_id, jobs.WEBHOOK)
+    with svc.engine.begin() as conn:  # bank text is hostile: it must show as text in the queue's lines
+        conn.execute(sa.text("UPDATE connections SET institution_name = :n"), {"n": "Evil [x](javascript:alert(1))**"})
     monkeypatch.setenv("FINANCE_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("FINANCE_DATABASE_URL", svc.engine.url.render_as_string(hide_password=False))
     monkeypatch.setenv("FINANCE_SANDBOX_SETTLE_SECONDS", "0")
@@ -262,7 +264,8 @@ def test_sync_status_shows_the_queue_and_warns_without_workers(svc: Services, qu
     metrics = {m.label: m.value for m in at.metric}
     assert metrics == {"Waiting": "1", "Running": "0", "Failed (24 h)": "0", "Workers alive": "0"}
     assert any("No worker is running" in w.value for w in at.warning)
-    assert any("Waiting: sync of **Pluggy Bank**" in m.value for m in at.markdown)
+    line = next(m.value for m in at.markdown if m.value.startswith("- Waiting: sync of"))
+    assert line == "- Waiting: sync of **Evil \\[x\\]\\(javascript\\:alert\\(1\\)\\)\\*\\***"
 
 
 def test_the_worker_command_runs_jobs_until_terminated(svc: Services, queue: jobs.JobQueue, tmp_path: Path) -> None:
@@ -320,3 +323,14 @@ def test_db_upgrade_creates_the_queue_on_postgresql_only_and_downgrade_removes_i
             assert job_tables.has_queue(conn) == (db_kind == "postgresql")
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "four", "1e9x"])
+def test_the_worker_command_refuses_a_concurrency_that_is_not_a_positive_number(value: str,
+                                                                                capsys: pytest.CaptureFixture[str]):
+    from finance.cli import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["worker", "--concurrency", value])
+    assert stopped.value.code == 2
+    assert "must be a whole number of at least 1" in capsys.readouterr().err
