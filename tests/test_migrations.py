@@ -73,12 +73,31 @@ def schema_columns() -> dict[str, dict[str, tuple[str, bool]]]:
             for t in metadata.sorted_tables}
 
 
+def database_indexes(engine: sa.Engine) -> set[tuple[str, str]]:
+    """(table, index) for every index that is not a primary key or unique constraint's."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "duckdb":
+            rows = conn.execute(sa.text("SELECT table_name, index_name FROM duckdb_indexes()")).all()
+        else:
+            rows = conn.execute(sa.text("""
+                SELECT i.tablename, i.indexname FROM pg_indexes i WHERE i.schemaname = current_schema()
+                  AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)""")).all()
+    return {(str(t), str(i)) for t, i in rows}
+
+
+def schema_indexes(dialect: str) -> set[tuple[str, str]]:
+    """The schema's indexes that are created on `dialect` (some are PostgreSQL's only)."""
+    return {(t.name, str(ix.name)) for t in metadata.sorted_tables for ix in t.indexes
+            if ix._ddl_if is None or ix._ddl_if.dialect in (None, dialect)}
+
+
 def test_upgrade_head_makes_exactly_the_schema_and_repeats_as_a_no_op(database_url):
     engine = create_engine(database_url)
     try:
         assert migrate.current_revision(engine) is None
         assert migrate.upgrade(engine) == migrate.head_revision() == migrate.current_revision(engine)
         assert database_columns(engine) == schema_columns()
+        assert database_indexes(engine) == schema_indexes(engine.dialect.name)
         assert migrate.upgrade(engine) == migrate.head_revision()  # nothing left to do
     finally:
         engine.dispose()
@@ -98,7 +117,12 @@ def test_a_postgresql_store_behind_the_code_is_refused_with_the_command(postgres
     assert caught.value.code == "STORE_BEHIND"
     assert main(["db", "upgrade"]) == 0
     services = open_services(load_settings())
+    with services.engine.begin() as conn:  # as a newer version of the app would leave it
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999_from_the_future'"))
     services.engine.dispose()
+    with pytest.raises(StoreError, match="newer version of the app") as caught:
+        open_services(load_settings())
+    assert caught.value.code == "STORE_AHEAD"
 
 
 def _old_store(path: Path, schema: ModuleType) -> sa.Engine:
@@ -134,6 +158,7 @@ def test_a_duckdb_store_made_by_earlier_code_upgrades_in_place_with_nothing_lost
         init_schema(engine, upgrade=False)  # as the app and the CLI do at start
         assert migrate.current_revision(engine) == migrate.head_revision()
         assert database_columns(engine) == schema_columns()
+        assert database_indexes(engine) == schema_indexes("duckdb")
         with engine.connect() as conn:
             for table, rows in before.items():
                 result = conn.execute(sa.text(f"SELECT * FROM {table}"))
@@ -168,7 +193,10 @@ def test_db_copy_moves_every_table_into_an_empty_postgresql_database(demo_copy, 
             assert tokens and all(t.startswith("gAAAA") for t in tokens)  # still Fernet ciphertext
         for sql in ("SELECT currency, SUM(amount) AS total, COUNT(*) AS n FROM transactions GROUP BY 1 ORDER BY 1",
                     "SELECT date_trunc('month', booked_date) AS month, MAX(first_seen_at) AS seen, "
-                    "BOOL_OR(status = 'pending') AS pending FROM transactions GROUP BY 1 ORDER BY 1"):
+                    "BOOL_OR(status = 'pending') AS pending FROM transactions GROUP BY 1 ORDER BY 1",
+                    # columns that hold only NULLs keep their types on PostgreSQL's snapshot too
+                    "SELECT count(*) FILTER (WHERE deleted_at > TIMESTAMPTZ '2000-01-01') AS gone, "
+                    "SUM(installment_total) + 0 AS parts, MAX(note) AS note FROM transactions"):
             assert (console.run_query(source, sql).frame().to_dict()
                     == console.run_query(copied, sql).frame().to_dict()), sql
         # A second copy into the now full database is refused, and changes nothing.

@@ -180,6 +180,10 @@ def load_arrow(conn: sa.Connection, name: str, rows: pa.Table | pa.RecordBatchRe
     conn.exec_driver_sql(f'ANALYZE "{name}"')  # temporary tables get no statistics otherwise
 
 
+COPY_CHUNK_ROWS = 65_536
+"""Rows written as one CSV buffer to COPY: large enough to stream fast, small enough to keep memory flat."""
+
+
 def copy_into(conn: sa.Connection, table: str, rows: pa.Table | pa.RecordBatchReader) -> int:
     """PostgreSQL: append Arrow rows to `table` (its columns named like theirs) with one COPY, as CSV that Arrow
     writes a batch at a time; returns the rows copied."""
@@ -191,11 +195,12 @@ def copy_into(conn: sa.Connection, table: str, rows: pa.Table | pa.RecordBatchRe
     try:
         with cursor.copy(f'COPY "{table}" ({names}) FROM STDIN (FORMAT csv)') as copy:
             for batch in batches:
-                if batch.num_rows:
+                for offset in range(0, batch.num_rows, COPY_CHUNK_ROWS):  # bounded buffers, whatever the batch
+                    chunk = batch.slice(offset, COPY_CHUNK_ROWS)
                     sink = pa.BufferOutputStream()
-                    pacsv.write_csv(batch, sink, options)  # NULL: an empty field; "" stays an empty string
-                    copy.write(sink.getvalue().to_pybytes())
-                    copied += batch.num_rows
+                    pacsv.write_csv(chunk, sink, options)  # NULL: an empty field; "" stays an empty string
+                    copy.write(memoryview(sink.getvalue()))
+                    copied += chunk.num_rows
     finally:
         cursor.close()
     return copied

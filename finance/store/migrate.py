@@ -47,16 +47,32 @@ def head_revision() -> str:
     return head
 
 
+@cache
+def known_revisions() -> frozenset[str]:
+    """Every revision in this code's history."""
+    return frozenset(r.revision for r in ScriptDirectory.from_config(_config()).walk_revisions())
+
+
 def current_revision(engine: sa.Engine) -> str | None:
     """The revision the store is at; None for an empty store or one made before migrations."""
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+def _refuse_newer(current: str | None) -> None:
+    """Raise when `current` is a revision of a newer version of the app (this code cannot use or upgrade it)."""
+    if current is not None and current not in known_revisions():
+        raise StoreError(f"The database is at schema revision {current}, which a newer version of the app made; this "
+                         "version cannot use it. Update the app (every process on this database) to the newest "
+                         "version.", code="STORE_AHEAD")
+
+
 def upgrade(engine: sa.Engine) -> str:
     """Bring the store to the newest revision (nothing to do when it is there); returns that revision."""
-    if current_revision(engine) == head_revision():
-        return head_revision()
+    current = current_revision(engine)
+    if current == head_revision():
+        return current
+    _refuse_newer(current)
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": UPGRADE_LOCK})
@@ -69,6 +85,7 @@ def check_current(engine: sa.Engine) -> None:
     current, head = current_revision(engine), head_revision()
     if current == head:
         return
+    _refuse_newer(current)
     where = f"at schema revision {current}" if current else "empty (or made before versioned migrations)"
     raise StoreError(f"The database is {where}, and this version of the app needs revision {head}. Run "
                      f"`{UPGRADE_COMMAND}` once with the same FINANCE_DATABASE_URL, then start the app again.",

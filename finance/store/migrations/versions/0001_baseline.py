@@ -259,6 +259,8 @@ def upgrade() -> None:
                 raise RuntimeError(f"The store lacks the required column {table.name}.{column.name}, which cannot be "
                                    "added to existing rows; export your data and start from a new database.")
             op.add_column(table.name, sa.Column(column.name, column.type, nullable=True))
+    if "transactions" in present:  # older code indexed (account_id, booked_date); the schema dropped it as too costly
+        op.execute("DROP INDEX IF EXISTS ix_transactions_account_date")
 
 
 def downgrade() -> None:
