@@ -313,11 +313,11 @@ def test_db_upgrade_creates_the_queue_on_postgresql_only_and_downgrade_removes_i
             assert job_tables.has_queue(conn) == (db_kind == "postgresql")
         migrate.upgrade(engine)  # again: nothing to do
         with engine.begin() as conn:
-            command.downgrade(migrate._config(conn), "0001_baseline")
+            command.downgrade(migrate._config(conn), "0002_pg_transaction_indexes")
         with engine.connect() as conn:
             left = conn.execute(sa.text("SELECT count(*) FROM information_schema.tables "
                                         "WHERE table_name LIKE 'procrastinate%'")).scalar_one()
-        assert left == 0 and migrate.current_revision(engine) == "0001_baseline"
+        assert left == 0 and migrate.current_revision(engine) == "0002_pg_transaction_indexes"
         migrate.upgrade(engine)  # and back
         with engine.connect() as conn:
             assert job_tables.has_queue(conn) == (db_kind == "postgresql")

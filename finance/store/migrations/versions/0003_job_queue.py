@@ -5,8 +5,8 @@ background work.
 A later procrastinate that changes its schema ships migration files (procrastinate/sql/migrations/): upgrading it
 means a revision of ours that runs the files between the two versions, in order.
 
-Revision ID: 0002_job_queue
-Revises: 0001_baseline
+Revision ID: 0003_job_queue
+Revises: 0002_pg_transaction_indexes
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from __future__ import annotations
 from alembic import op
 from procrastinate.schema import SchemaManager
 
-revision = "0002_job_queue"
-down_revision: str | None = "0001_baseline"
+revision = "0003_job_queue"
+down_revision: str | None = "0002_pg_transaction_indexes"
 branch_labels = None
 depends_on = None
 
