@@ -28,7 +28,8 @@ from finance.filters import TransactionFilter
 from finance.providers.plaid.sandbox import PlaidEmulator
 from finance.providers.pluggy.sandbox import PluggyEmulator
 from finance.services import Services, open_services
-from finance.store import jobs as job_tables
+from finance.store import migrate
+from finance.store.db import create_engine
 from tests.postgres import PostgresServer, find_bindir, server_available
 
 WORKERS = 2
@@ -68,10 +69,10 @@ def main() -> None:
     processes: list[subprocess.Popen[bytes]] = []
     svc: Services | None = None
     try:
+        engine = create_engine(env["FINANCE_DATABASE_URL"])
+        log(f"queue: database at schema revision {migrate.upgrade(engine)} (as `db upgrade` does: with the queue)")
+        engine.dispose()
         svc = open_services(load_settings(env))
-        with svc.engine.begin() as conn:
-            if not job_tables.has_queue(conn):
-                jobs.install_schema(conn)
         log("queue: connecting the sandbox banks")
         _connect(env)
         for emulator in (pluggy, plaid):

@@ -167,6 +167,27 @@ def cmd_status(_args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run background jobs (webhook events, their syncs, scheduled syncs, the reaper) on a PostgreSQL store."""
+    services = open_services()
+    if not jobs.uses_queue(services.engine):
+        print("The store is DuckDB: the app runs background work in its own process, so no worker is needed (and "
+              "none could open the file while the app runs). Workers are for a PostgreSQL store "
+              "(FINANCE_DATABASE_URL=postgresql+psycopg://…).", file=sys.stderr)
+        return 2
+    with services.engine.connect() as conn:
+        ready = job_tables.has_queue(conn)
+    if not ready:
+        print("The database has no job queue yet: run `python -m finance db upgrade` first.", file=sys.stderr)
+        return 2
+    queue = jobs.JobQueue(services, pool_size=args.concurrency + 2)
+    url = services.engine.url
+    print(f"Worker running jobs of {url.host}:{url.port or 5432}/{url.database} ({args.concurrency} at a time); "
+          "Ctrl-C or SIGTERM stops it after the running jobs.", flush=True)
+    queue.run_worker(concurrency=args.concurrency)
+    return 0
+
+
 def cmd_db_upgrade(_args: argparse.Namespace) -> int:
     """Bring the store named by the settings to the newest schema revision; prints it."""
     engine = create_engine(load_settings().database_url)
@@ -194,27 +215,6 @@ def cmd_db_copy(args: argparse.Namespace) -> int:
         print(f"{name}: {rows} rows")
     print(f"Copied {sum(counts.values())} rows; every table's count matches the source. Set FINANCE_DATABASE_URL "
           "to the new database (and keep the same FINANCE_ENCRYPTION_KEY or data/secret.key) to use it.")
-    return 0
-
-
-def cmd_worker(args: argparse.Namespace) -> int:
-    """Run background jobs (webhook events, their syncs, scheduled syncs, the reaper) on a PostgreSQL store."""
-    services = open_services()
-    if not jobs.uses_queue(services.engine):
-        print("The store is DuckDB: the app runs background work in its own process, so no worker is needed (and "
-              "none could open the file while the app runs). Workers are for a PostgreSQL store "
-              "(FINANCE_DATABASE_URL=postgresql+psycopg://…).", file=sys.stderr)
-        return 2
-    with services.engine.connect() as conn:
-        ready = job_tables.has_queue(conn)
-    if not ready:
-        print("The database has no job queue yet: run `python -m finance db upgrade` first.", file=sys.stderr)
-        return 2
-    queue = jobs.JobQueue(services, pool_size=args.concurrency + 2)
-    url = services.engine.url
-    print(f"Worker running jobs of {url.host}:{url.port or 5432}/{url.database} ({args.concurrency} at a time); "
-          "Ctrl-C or SIGTERM stops it after the running jobs.", flush=True)
-    queue.run_worker(concurrency=args.concurrency)
     return 0
 
 
@@ -276,17 +276,17 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="connections, their health and net worth")
     status.set_defaults(func=cmd_status)
 
+    worker = sub.add_parser("worker", help="run background jobs: webhooks, syncs, the schedule (PostgreSQL store)")
+    worker.add_argument("--concurrency", type=_positive, default=jobs.DEFAULT_CONCURRENCY,
+                        help=f"syncs this worker runs at once (default {jobs.DEFAULT_CONCURRENCY})")
+    worker.set_defaults(func=cmd_worker)
+
     db = sub.add_parser("db", help="the store's schema and moving it").add_subparsers(dest="action", required=True)
     db.add_parser("upgrade", help="bring the database to the newest schema revision (safe to repeat)").set_defaults(
         func=cmd_db_upgrade)
     copy = db.add_parser("copy", help="copy the DuckDB store into an empty PostgreSQL database")
     copy.add_argument("--to", required=True, metavar="URL", help="postgresql+psycopg://user:password@host/database")
     copy.set_defaults(func=cmd_db_copy)
-
-    worker = sub.add_parser("worker", help="run background jobs: webhooks, syncs, the schedule (PostgreSQL store)")
-    worker.add_argument("--concurrency", type=_positive, default=jobs.DEFAULT_CONCURRENCY,
-                        help=f"syncs this worker runs at once (default {jobs.DEFAULT_CONCURRENCY})")
-    worker.set_defaults(func=cmd_worker)
     parser.add_argument("--verbose", "-v", action="store_true", help="log progress, and errors with their tracebacks")
     return parser
 

@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 import procrastinate
 import sqlalchemy as sa
 from procrastinate.exceptions import AlreadyEnqueued
-from procrastinate.schema import SchemaManager
 
 from finance import health
 from finance.store import jobs as job_tables
@@ -59,8 +58,6 @@ ORPHAN_AFTER = timedelta(minutes=1)
 """An event still queued this long after it arrived, with no job on it (its app process died), is submitted again."""
 KEEP_SUCCEEDED_HOURS, KEEP_FAILED_HOURS = 24, 24 * 7
 DEFAULT_CONCURRENCY = 4
-
-
 JOB_LABELS = {SYNC: "sync", APPLY_EVENT: "webhook event", SCHEDULE_TASK: "schedule check", REAP: "clean-up"}
 
 
@@ -77,12 +74,6 @@ def conninfo(url: str) -> str:
 def uses_queue(engine: sa.Engine) -> bool:
     """Whether background work goes through the job queue: a PostgreSQL store (DuckDB runs it in-process)."""
     return engine.dialect.name == "postgresql"
-
-
-def install_schema(conn: sa.Connection) -> None:
-    """Create the queue's tables: procrastinate's schema of the pinned version (the migration that adds the queue
-    runs this on PostgreSQL; a later procrastinate's own migration files become later revisions)."""
-    conn.exec_driver_sql(SchemaManager.get_schema().replace("%", "%%"))  # no parameters: `%` is literal
 
 
 class SyncFailed(Exception):
@@ -300,7 +291,8 @@ class QueueSink:
         self.last_rejection: str | None = None
 
     def submit(self, event_id: str) -> None:
-        self.queue.submit_event(event_id)
+        with contextlib.suppress(AlreadyEnqueued):  # the reaper resubmitted it meanwhile
+            self.queue.submit_event(event_id)
 
     def note_received(self, event: WebhookEvent, *, duplicate: bool) -> None:
         with self._lock:

@@ -15,31 +15,30 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 
 from finance import jobs
 from finance.config import load_settings
 from finance.providers import registry
 from finance.services import Services, open_services
 from finance.store import jobs as job_tables
-from finance.store import locks, webhook_events
+from finance.store import locks, migrate, webhook_events
+from finance.store.db import create_engine
 from finance.sync import INTERRUPTED_MESSAGE, sync_lock_name
 from finance.webhooks import WebhookReceiver
-from tests.conftest import connect
+from tests.conftest import connect, upgraded
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "queue-test-secret"
 
 
 def queue_services(url: str, data_dir: Path, **extra: str) -> Services:
-    """Services on a PostgreSQL store with the job queue's tables, offline sandbox banks in `data_dir`."""
-    settings = load_settings({"FINANCE_DATA_DIR": str(data_dir), "FINANCE_DATABASE_URL": url,
+    """Services on a PostgreSQL store after `db upgrade` (which creates the job queue), offline sandbox banks in
+    `data_dir`."""
+    settings = load_settings({"FINANCE_DATA_DIR": str(data_dir), "FINANCE_DATABASE_URL": upgraded(url),
                               "FINANCE_SANDBOX_SETTLE_SECONDS": "0", "FINANCE_WEBHOOK_SECRET": SECRET, **extra},
                              secrets_file=data_dir / "none.toml")
-    services = open_services(settings)
-    with services.engine.begin() as conn:
-        if not job_tables.has_queue(conn):
-            jobs.install_schema(conn)
-    return services
+    return open_services(settings)
 
 
 @pytest.fixture
@@ -256,6 +255,8 @@ def test_sync_status_shows_the_queue_and_warns_without_workers(svc: Services, qu
 
     connection_id, _ = synced_connection(svc)
     queue.request_sync(connection_id, jobs.WEBHOOK)
+    with svc.engine.begin() as conn:  # bank text is hostile: it must show as text in the queue's lines
+        conn.execute(sa.text("UPDATE connections SET institution_name = :n"), {"n": "Evil [x](javascript:alert(1))**"})
     monkeypatch.setenv("FINANCE_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("FINANCE_DATABASE_URL", svc.engine.url.render_as_string(hide_password=False))
     monkeypatch.setenv("FINANCE_SANDBOX_SETTLE_SECONDS", "0")
@@ -263,7 +264,8 @@ def test_sync_status_shows_the_queue_and_warns_without_workers(svc: Services, qu
     metrics = {m.label: m.value for m in at.metric}
     assert metrics == {"Waiting": "1", "Running": "0", "Failed (24 h)": "0", "Workers alive": "0"}
     assert any("No worker is running" in w.value for w in at.warning)
-    assert any("Waiting: sync of **Pluggy Bank**" in m.value for m in at.markdown)
+    line = next(m.value for m in at.markdown if m.value.startswith("- Waiting: sync of"))
+    assert line == "- Waiting: sync of **Evil \\[x\\]\\(javascript\\:alert\\(1\\)\\)\\*\\***"
 
 
 def test_the_worker_command_runs_jobs_until_terminated(svc: Services, queue: jobs.JobQueue, tmp_path: Path) -> None:
@@ -300,3 +302,35 @@ def test_the_worker_command_on_duckdb_says_none_is_needed(tmp_path: Path) -> Non
                           text=True, timeout=120, check=False)
     assert done.returncode == 2
     assert "no worker is needed" in done.stderr
+
+
+@pytest.mark.engines
+def test_db_upgrade_creates_the_queue_on_postgresql_only_and_downgrade_removes_it(database_url, db_kind):
+    engine = create_engine(database_url)
+    try:
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            assert job_tables.has_queue(conn) == (db_kind == "postgresql")
+        migrate.upgrade(engine)  # again: nothing to do
+        with engine.begin() as conn:
+            command.downgrade(migrate._config(conn), "0002_pg_transaction_indexes")
+        with engine.connect() as conn:
+            left = conn.execute(sa.text("SELECT count(*) FROM information_schema.tables "
+                                        "WHERE table_name LIKE 'procrastinate%'")).scalar_one()
+        assert left == 0 and migrate.current_revision(engine) == "0002_pg_transaction_indexes"
+        migrate.upgrade(engine)  # and back
+        with engine.connect() as conn:
+            assert job_tables.has_queue(conn) == (db_kind == "postgresql")
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "four", "1e9x"])
+def test_the_worker_command_refuses_a_concurrency_that_is_not_a_positive_number(value: str,
+                                                                                capsys: pytest.CaptureFixture[str]):
+    from finance.cli import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["worker", "--concurrency", value])
+    assert stopped.value.code == 2
+    assert "must be a whole number of at least 1" in capsys.readouterr().err

@@ -64,7 +64,12 @@ def database_columns(engine: sa.Engine) -> dict[str, dict[str, tuple[str, bool]]
     for table, column, kind, precision, scale, nullable in rows:
         out.setdefault(table, {})[column] = (_family(kind, precision, scale), nullable == "YES")
     out.pop("alembic_version", None)
-    return out
+    return {table: columns for table, columns in out.items() if _ours(table)}
+
+
+def _ours(table: object) -> bool:
+    """A table of schema.py, not the job queue's (procrastinate's own schema, revision 0003; tests/test_jobs.py)."""
+    return not str(table).startswith("procrastinate_")
 
 
 def schema_columns() -> dict[str, dict[str, tuple[str, bool]]]:
@@ -81,7 +86,7 @@ def database_indexes(engine: sa.Engine) -> set[tuple[str, str]]:
             rows = conn.execute(sa.text("""
                 SELECT i.tablename, i.indexname FROM pg_indexes i WHERE i.schemaname = current_schema()
                   AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)""")).all()
-    return {(str(t), str(i)) for t, i in rows}
+    return {(str(t), str(i)) for t, i in rows if _ours(t)}
 
 
 def schema_indexes(dialect: str) -> set[tuple[str, str]]:

@@ -8,13 +8,11 @@ so the sync engine's in-process lock is enough and these calls say so (`held` al
 
 from __future__ import annotations
 
-import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import sqlalchemy as sa
-
-log = logging.getLogger(__name__)
 
 NAMESPACE = 0x46494E  # "FIN": the first key of every advisory lock this app takes (the second hashes the name)
 
@@ -26,34 +24,31 @@ def shared_across_processes(engine: sa.Engine) -> bool:
 
 @contextmanager
 def hold(engine: sa.Engine, name: str) -> Iterator[bool]:
-    """Try to take the lock `name` without waiting; yields whether it is ours. Held until the block ends, on a
-    session of its own (never one the pool hands out while the lock is held)."""
+    """Try to take the lock `name` without waiting; yields whether it is ours. Held until the block ends, by a
+    database session of its own outside the engine's pool (a sync holding it must not starve the pool the sync
+    itself draws from); closing that session releases the lock, even when the database went away meanwhile."""
     if not shared_across_processes(engine):
         yield True
         return
-    conn = engine.connect()
-    got = False
-    try:
+    with _session_engine(engine).connect() as conn:
         got = bool(conn.execute(sa.text("SELECT pg_try_advisory_lock(:ns, hashtext(:name))"),
                                 {"ns": NAMESPACE, "name": name}).scalar())
         conn.commit()  # the lock is the session's, not the transaction's: end the transaction, keep the lock
         yield got
-    finally:
-        _release(conn, name, got=got)
 
 
-def _release(conn: sa.Connection, name: str, *, got: bool) -> None:
-    """Unlock and give the session back; when unlocking fails (the database went away) the session is thrown
-    away instead, which ends the lock with it."""
-    try:
-        if got:
-            conn.execute(sa.text("SELECT pg_advisory_unlock(:ns, hashtext(:name))"), {"ns": NAMESPACE, "name": name})
-            conn.commit()
-    except Exception:  # the session is dropped below, which releases the lock server-side
-        log.warning("releasing the lock %s failed; dropping its database session", name)
-        conn.invalidate()
-    finally:
-        conn.close()
+_session_engines: dict[str, sa.Engine] = {}
+_guard = threading.Lock()
+
+
+def _session_engine(engine: sa.Engine) -> sa.Engine:
+    """An engine on the same database that opens a fresh session per lock and closes it after (no pool)."""
+    key = engine.url.render_as_string(hide_password=False)
+    with _guard:
+        found = _session_engines.get(key)
+        if found is None:
+            found = _session_engines[key] = sa.create_engine(engine.url, poolclass=sa.pool.NullPool)
+        return found
 
 
 def is_free(conn: sa.Connection, name: str) -> bool:
