@@ -20,6 +20,8 @@ from tests.portfolio_fake import NOW, TODAY, FakeBank, Row, connect, table
 
 D = Decimal
 
+pytestmark = pytest.mark.engines  # each test on DuckDB and on PostgreSQL
+
 
 def account(external_id: str, kind: AccountType = AccountType.CHECKING, *, mask: str | None = "1234",
             name: str = "Conta", currency: str = "BRL") -> Account:

@@ -15,6 +15,8 @@ from tests.portfolio_fake import NOW, TODAY, FakeBank, connect, table
 
 D = Decimal
 
+pytestmark = pytest.mark.engines  # each test on DuckDB and on PostgreSQL
+
 
 @pytest.fixture
 def bank() -> FakeBank:
