@@ -18,8 +18,11 @@ from finance.store.schema import account_links
 
 # `since`, the day a link's new account's history begins, is kept in the table by `refresh_since` after every sync
 # (never computed in the reports, whose filter on the table then costs nothing).
-_SINCE = """COALESCE((SELECT MIN(t.booked_date) FROM transactions t WHERE t.account_id = account_links.new_account_id),
-                      (SELECT MIN(h.day) FROM balance_history h WHERE h.account_id = account_links.new_account_id))"""
+# It is where the new account's balance history begins (its connection's first day, finance.store.ingest), else
+# its first transaction: the same day for the charts and the transactions, so no day counts both or neither.
+_SINCE = """COALESCE(
+    (SELECT MIN(h.day) FROM balance_history h WHERE h.account_id = account_links.new_account_id),
+    (SELECT MIN(t.booked_date) FROM transactions t WHERE t.account_id = account_links.new_account_id))"""
 
 CONTINUED = "(SELECT old_account_id FROM account_links)"
 """Ids of accounts another account continues: left out of anything about now (balances, holdings, loans)."""

@@ -476,8 +476,9 @@ def _rebuild_balance_history(conn: sa.Connection, accounts: list[Account], now: 
     conn.execute(balance_history.delete().where(balance_history.c.account_id.in_(ids),
                                                 (balance_history.c.source == "reconstructed")
                                                 | (balance_history.c.day == today)))
-    # An account without transactions (a loan, a mortgage, an investment) keeps today's balance back to the first
-    # day its connection has history, so net worth over time does not plunge on the day it was connected.
+    # Every account's history starts on the first day its connection has history: one without transactions (a loan,
+    # an investment) keeps today's balance back to it, one whose rows begin later keeps its opening balance back to
+    # it, so net worth over time never jumps on the day an account's own history happens to begin.
     active = [day for days in daily.values() for day in days if day <= today]
     connection_start = min(active) if active else None
     history: dict[str, list[object]] = {"account_id": [], "day": [], "balance": [], "currency": [], "source": []}
@@ -486,7 +487,7 @@ def _rebuild_balance_history(conn: sa.Connection, accounts: list[Account], now: 
             continue
         own = daily.get(account.id, {})
         for day, balance in reconstruct_balances(_money(account.current_balance) or Decimal(0), today, own,
-                                                 start=None if own else connection_start):
+                                                 start=connection_start):
             is_today = day == today
             if not is_today and (account.id, day) in snapshot_days:
                 continue
