@@ -94,6 +94,7 @@ def test_each_connection_shows_its_accounts_with_balances(offline):
     at = connect(open_page("connections"), "user-ok")
     lines = [m.value for m in at.markdown if m.value.startswith("- ")]
     assert len(lines) == 4  # checking, card, the investments and the vehicle financing
+    assert not any("··nan" in line for line in lines)  # the investment account has no mask
     assert any("(checking)" in line and "R$" in line for line in lines)
     assert any("(credit card)" in line and "-R$" in line for line in lines)  # a card's debt is negative
     assert any("(loan)" in line and "-R$" in line for line in lines)
