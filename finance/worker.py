@@ -76,6 +76,7 @@ class WorkerState:
     current: str | None
     queue: tuple[QueuedSync, ...]
     next_runs: dict[str, datetime]
+    intervals: dict[str, timedelta]  # per connection: the schedule's interval, never below its provider's minimum
     paused: tuple[str, ...]
     last_webhook: tuple[str, str, datetime] | None
     received: int
@@ -111,6 +112,7 @@ class Worker:
         self._current: str | None = None
         self._next_check = 0.0
         self._next_runs: dict[str, datetime] = {}
+        self._intervals: dict[str, timedelta] = {}
         self._paused: tuple[str, ...] = ()
         self._scheduled_tries: dict[str, datetime] = {}
         self._thread: threading.Thread | None = None
@@ -340,9 +342,12 @@ class Worker:
         with self.services.engine.connect() as conn:
             rows = connections.schedule_rows(conn)
         next_runs: dict[str, datetime] = {}
+        intervals: dict[str, timedelta] = {}
         paused = []
         for row in rows:
             interval = schedule_interval(self.services.providers.get(row["provider"]), self.interval)
+            if interval is not None:
+                intervals[row["id"]] = interval
             due = health.next_sync_at(row, interval)
             if due is None:
                 if self.interval is not None and health.is_paused(row):
@@ -356,7 +361,7 @@ class Worker:
                 self._scheduled_tries[row["id"]] = now
                 self.request_sync(row["id"], SCHEDULE, delay=0.0)
         with self._cond:
-            self._next_runs, self._paused = next_runs, tuple(paused)
+            self._next_runs, self._paused, self._intervals = next_runs, tuple(paused), intervals
             upcoming = [d for d in next_runs.values() if d > now]
             if upcoming:
                 seconds = (min(upcoming) - now).total_seconds()
@@ -375,10 +380,10 @@ class Worker:
             return WorkerState(
                 running=self._thread is not None and self._thread.is_alive(), started_at=self._started_at,
                 interval=self.interval, current=self._current, queue=queue, next_runs=dict(self._next_runs),
-                paused=self._paused, last_webhook=self._last_webhook, received=self._counts["received"],
-                duplicates=self._counts["duplicates"], rejected=self._counts["rejected"],
-                last_rejection=self._last_rejection, syncs=dict(self._syncs), registration=self._registration,
-                data_version=self.data_version, last_error=self._last_error)
+                intervals=dict(self._intervals), paused=self._paused, last_webhook=self._last_webhook,
+                received=self._counts["received"], duplicates=self._counts["duplicates"],
+                rejected=self._counts["rejected"], last_rejection=self._last_rejection, syncs=dict(self._syncs),
+                registration=self._registration, data_version=self.data_version, last_error=self._last_error)
 
 
 def _retrying(write: Callable[[], T], attempts: int = 5, pause: float = 0.2) -> T:

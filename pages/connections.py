@@ -103,7 +103,9 @@ with listing:
                              "Open Finance connection (above): its accounts then continue this connection's history "
                              "instead of starting over.", icon="🔁")
             for account in accounts[accounts["connection_id"] == row.id].itertuples():
-                name = f"{account.name}" + (f" ··{account.mask}" if account.mask else "")
+                # an account without a mask (an investment account) reads as NaN from the frame: no "··nan"
+                name = f"{account.name}" + (f" ··{account.mask}" if isinstance(account.mask, str) and account.mask
+                                            else "")
                 info.markdown(f"- {escape_markdown(name)} "
                               f"({str(account.type).replace('_', ' ')}): "
                               f"**{format_money(account.current_balance, account.currency)}**")

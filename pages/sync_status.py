@@ -49,7 +49,8 @@ for start in range(0, len(rows), 3):
             if h.action:
                 st.markdown(f"👉 {h.action}")
             next_run = state.next_runs.get(row["id"]) if state is not None else None
-            st.caption(health.schedule_line(row, interval, now, next_run))
+            own = state.intervals.get(row["id"], interval) if state is not None else interval  # provider's floor
+            st.caption(health.schedule_line(row, own, now, next_run))
 
 st.subheader("Background sync and webhooks")
 queue = svc.status.queue()

@@ -93,10 +93,13 @@ def test_cancelling_mfa_goes_back_to_the_bank_list(offline):
 def test_each_connection_shows_its_accounts_with_balances(offline):
     at = connect(open_page("connections"), "user-ok")
     lines = [m.value for m in at.markdown if m.value.startswith("- ")]
-    assert len(lines) == 2
+    assert len(lines) == 4  # checking, card, the investments and the vehicle financing
+    assert not any("··nan" in line for line in lines)  # the investment account has no mask
     assert any("(checking)" in line and "R$" in line for line in lines)
     assert any("(credit card)" in line and "-R$" in line for line in lines)  # a card's debt is negative
-    assert any("Pluggy" in c.value and "2 accounts" in c.value for c in at.caption)
+    assert any("(loan)" in line and "-R$" in line for line in lines)
+    assert any("(investment)" in line and "**R$" in line for line in lines)
+    assert any("Pluggy" in c.value and "4 accounts" in c.value for c in at.caption)
 
 
 def test_reconnect_offline_logs_in_again_with_mfa_and_resyncs(offline):

@@ -126,7 +126,7 @@ def test_overview_shows_balances_charts_and_sync_status(offline):
     charts = at.get("plotly_chart")
     assert len(charts) == 3  # net worth, income vs spending, spending by category
     accounts = at.dataframe[0].value  # then one top-merchants and one credit-card table for BRL
-    assert len(accounts) == 2 and list(accounts.columns[:2]) == ["Institution", "Account"]
+    assert len(accounts) == 4 and list(accounts.columns[:2]) == ["Institution", "Account"]  # + investments, loan
     assert [d.value.columns[0] for d in at.dataframe[1:]] == ["Merchant", "Card"]
     assert any("Pluggy Bank" in m.value and "Connected" in m.value for m in at.markdown)
 

@@ -609,6 +609,7 @@ def test_the_retiring_direct_connector_and_its_open_finance_twin(emulator: Plugg
     old = create_item(client, connectorId=1)
     advance(emulator, client, days=1)
     new = create_item(client, connectorId=2)
+    assert (new["resourcesCollectedAt"], new["hasResourcesPendingAuthorization"]) == (new["lastUpdatedAt"], False)
     old_accounts, new_accounts = accounts_of(client, old["id"]), accounts_of(client, new["id"])
     assert {k: a["number"] for k, a in old_accounts.items()} == {k: a["number"] for k, a in new_accounts.items()}
     card = new_accounts["CREDIT_CARD"]

@@ -306,6 +306,7 @@ class ItemsMixin(PluggyBase):
             phases = run["phases"]
             fraction = elapsed / self.settle_delay if self.settle_delay > 0 else 0.0
             execution = phases[min(len(phases) - 1, int(fraction * len(phases)))]
+        open_finance = bool(self._find_connector(item["connectorId"])["isOpenFinance"])
         next_sync = None
         if status == "UPDATED" and item["autoSync"] and item["syncs"]:
             next_sync = iso_z(_parse_time(item["syncs"][-1]) + AUTO_SYNC_EVERY)
@@ -327,10 +328,9 @@ class ItemsMixin(PluggyBase):
             "nextAutoSyncAt": next_sync,
             "consentExpiresAt": item["consentExpiresAt"],
             # pluggy-sdk 0.92.0: when the institution's Open Finance resource list was last read, and whether one of
-            # those resources awaits the user's approval. Both are null for connectors other than Open Finance, and
-            # the only connector the emulator connects, Pluggy Bank, is not one.
-            "resourcesCollectedAt": None,
-            "hasResourcesPendingAuthorization": None,
+            # those resources awaits the user's approval. Both are null for connectors other than Open Finance.
+            "resourcesCollectedAt": item["lastUpdatedAt"] if open_finance else None,
+            "hasResourcesPendingAuthorization": (False if item["lastUpdatedAt"] else None) if open_finance else None,
             "products": item["products"],
             "oauthRedirectUri": None,
         }
