@@ -93,6 +93,8 @@ transactions = sa.Table(
     sa.Column("provider_created_at", UtcTime),
     sa.Column("first_seen_at", UtcTime, nullable=False),
     sa.Column("last_seen_at", UtcTime, nullable=False),
+    sa.Column("import_batch_id", sa.String, comment="the file import that added this row (import_batches.id); NULL "
+                                                    "for rows a provider synced"),
 )
 
 balance_history = sa.Table(
@@ -246,4 +248,36 @@ balance_thresholds = sa.Table(
     sa.Column("threshold", Money, nullable=False, comment="warn when the forecast balance goes below this"),
     sa.Column("updated_at", UtcTime, nullable=False),
     comment="Forecast thresholds the user set on the Forecast page; each change is also in audit_log.",
+)
+
+# File imports (finance/imports; Import files page, `python -m finance import`): each import is one batch that can be
+# undone as a whole; imported rows are `transactions` with provider 'import' and their batch in `import_batch_id`.
+import_batches = sa.Table(
+    "import_batches", metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("account_id", sa.String, nullable=False),
+    sa.Column("file_name", sa.String, nullable=False, comment="as uploaded; shown as text"),
+    sa.Column("file_sha256", sa.String, nullable=False),
+    sa.Column("kind", sa.String, nullable=False, comment="csv or ofx"),
+    sa.Column("imported_at", UtcTime, nullable=False),
+    sa.Column("actor", sa.String, nullable=False),
+    sa.Column("rows_in_file", sa.Integer, nullable=False),
+    sa.Column("added", sa.Integer, nullable=False, comment="rows this import added (undo removes exactly these)"),
+    sa.Column("duplicates", sa.Integer, nullable=False, comment="file rows a synced row already describes"),
+    sa.Column("already_imported", sa.Integer, nullable=False, comment="file rows an earlier import brought"),
+    sa.Column("ambiguous_kept", sa.Integer, nullable=False),
+    sa.Column("ambiguous_skipped", sa.Integer, nullable=False),
+    sa.Column("first_date", sa.Date),
+    sa.Column("last_date", sa.Date),
+    sa.Column("undone_at", UtcTime, comment="when the import was undone (its rows removed)"),
+    comment="One row per file import; the import and its undo are also in audit_log.",
+)
+
+import_mappings = sa.Table(
+    "import_mappings", metadata,
+    sa.Column("account_id", sa.String, primary_key=True),
+    sa.Column("headers", sa.String, nullable=False, comment="the CSV header row, as JSON"),
+    sa.Column("mapping", sa.String, nullable=False, comment="finance.imports.csv_reader.ColumnMapping, as JSON"),
+    sa.Column("updated_at", UtcTime, nullable=False),
+    comment="The CSV column mapping confirmed for each account, reused by its next import.",
 )

@@ -1,0 +1,191 @@
+"""`import_batches`, `import_mappings` and the imported rows of `transactions`: the SQL of file import.
+
+An imported row is an ordinary transaction (categories, rules, reports and budgets read it like any other) with
+provider 'import', connection 'import' and its batch in `import_batch_id`; the sync's removal of rows a provider no
+longer lists is scoped to that provider's connection, so it never touches them. Undo deletes exactly the rows whose
+`import_batch_id` is the batch's. Plain SQLAlchemy Core (DuckDB and PostgreSQL); rows are inserted in multi-row
+statements, never one by one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from finance.balances import reconstruct_balances
+from finance.errors import EditError
+from finance.imports.matching import DATE_WINDOW, Stored
+from finance.store import audit
+from finance.store.db import frame
+from finance.store.schema import accounts, balance_history, import_batches, import_mappings, transactions
+
+IMPORT_PROVIDER = "import"
+"""`transactions.provider` and `connection_id` of imported rows."""
+MANUAL_PROVIDER = "manual"
+"""`accounts.provider` and `connection_id` of accounts the user made for banks no aggregator reaches."""
+INSERT_CHUNK = 1_000
+
+
+@dataclass(frozen=True, slots=True)
+class NewRow:
+    """An imported transaction to insert."""
+
+    id: str
+    key: str
+    booked_date: date
+    amount: Decimal
+    description: str
+
+
+def row_id(account_id: str, key: str) -> str:
+    """The transaction id of the file row `key` in this account: the same row imported again gets the same id."""
+    return "import:" + hashlib.sha256(f"{account_id}\x00{key}".encode()).hexdigest()[:32]
+
+
+def account(conn: sa.Connection, account_id: str) -> sa.Row[Any] | None:
+    return conn.execute(sa.select(accounts.c.id, accounts.c.name, accounts.c.currency, accounts.c.type,
+                                  accounts.c.provider, accounts.c.current_balance, accounts.c.balance_as_of)
+                        .where(accounts.c.id == account_id)).first()
+
+
+def import_accounts(conn: sa.Connection) -> pd.DataFrame:
+    """Every account a file can go into (synced or manual), labelled "Institution · Name ••1234 (BRL)"."""
+    options = frame(conn, """
+        SELECT a.id, COALESCE(c.institution_name, CASE WHEN a.provider = :manual THEN 'Manual' END) AS institution,
+               a.name, a.mask, a.type, a.currency, a.provider = :manual AS manual
+        FROM accounts a LEFT JOIN connections c ON c.id = a.connection_id
+        ORDER BY institution, a.type, a.name
+    """, {"manual": MANUAL_PROVIDER})
+    options["label"] = [f"{i or '?'} · {n}{f' ••{m}' if isinstance(m, str) and m else ''} ({c})"
+                        for i, n, m, c in zip(options["institution"], options["name"], options["mask"],
+                                              options["currency"], strict=True)]
+    return options
+
+
+def create_manual_account(conn: sa.Connection, *, name: str, currency: str, type_: str, actor: str,
+                          now: datetime, balance: Decimal | None = None) -> str:
+    """A new account of no connection, for a bank no aggregator reaches (validated by the caller)."""
+    external = uuid.uuid4().hex
+    account_id = f"{MANUAL_PROVIDER}:{external}"
+    conn.execute(accounts.insert().values(
+        id=account_id, connection_id=MANUAL_PROVIDER, provider=MANUAL_PROVIDER, external_id=external, type=type_,
+        name=name, currency=currency, current_balance=balance, balance_as_of=now if balance is not None else None,
+        first_seen_at=now, last_seen_at=now))
+    audit.record(conn, actor=actor, action="account.create", object_id=account_id,
+                 detail={"name": name, "currency": currency, "type": type_, "balance": balance}, now=now)
+    return account_id
+
+
+def stored_rows(conn: sa.Connection, account_id: str, start: date, end: date, ids: Iterable[str]) -> list[Stored]:
+    """The account's rows that a file spanning start..end could repeat: booked within DATE_WINDOW days of it, or
+    with one of `ids` (deleted rows too: a row the user deleted stays deleted, it is not brought back by a file)."""
+    window = timedelta(days=DATE_WINDOW)
+    rows = conn.execute(sa.select(transactions.c.id, transactions.c.booked_date, transactions.c.amount,
+                                  transactions.c.description, transactions.c.import_batch_id).where(
+        transactions.c.account_id == account_id,
+        transactions.c.booked_date.between(start - window, end + window))).all()
+    found = {r.id for r in rows}
+    wanted = [i for i in ids if i not in found]
+    for chunk in range(0, len(wanted), INSERT_CHUNK):
+        rows += conn.execute(sa.select(transactions.c.id, transactions.c.booked_date, transactions.c.amount,
+                                       transactions.c.description, transactions.c.import_batch_id).where(
+            transactions.c.account_id == account_id,
+            transactions.c.id.in_(wanted[chunk:chunk + INSERT_CHUNK]))).all()
+    return [Stored(r.id, r.booked_date, Decimal(r.amount), r.description, r.import_batch_id is not None)
+            for r in rows]
+
+
+def save_import(conn: sa.Connection, *, batch: dict[str, Any], account_row: sa.Row[Any], rows: list[NewRow],
+                actor: str, now: datetime) -> None:
+    """Insert the batch and its rows (in INSERT_CHUNK-row statements) with its audit row, in the caller's
+    transaction."""
+    conn.execute(import_batches.insert().values(**batch, imported_at=now, actor=actor))
+    values = [{
+        "id": r.id, "account_id": account_row.id, "connection_id": IMPORT_PROVIDER, "provider": IMPORT_PROVIDER,
+        "external_id": r.key, "booked_date": r.booked_date, "amount": r.amount, "currency": account_row.currency,
+        "description": r.description, "merchant": r.description, "category": "uncategorized",
+        "status": "posted", "first_seen_at": now, "last_seen_at": now, "import_batch_id": batch["id"],
+    } for r in rows]
+    for chunk in range(0, len(values), INSERT_CHUNK):
+        conn.execute(transactions.insert().values(values[chunk:chunk + INSERT_CHUNK]))
+    audit.record(conn, actor=actor, action="import.add", object_id=batch["id"],
+                 detail={k: batch[k] for k in ("account_id", "file_name", "kind", "added", "duplicates",
+                                               "already_imported", "ambiguous_kept", "ambiguous_skipped")}, now=now)
+
+
+def undo_import(conn: sa.Connection, batch_id: str, *, actor: str, now: datetime) -> tuple[str, int]:
+    """Delete every row the batch added (and nothing else) and mark it undone; (account id, rows removed).
+    EditError when there is no such import or it was undone already."""
+    batch = conn.execute(sa.select(import_batches).where(import_batches.c.id == batch_id)).first()
+    if batch is None:
+        raise EditError("There is no such import. Nothing was changed.")
+    if batch.undone_at is not None:
+        raise EditError(f"This import was undone already, on {batch.undone_at:%Y-%m-%d %H:%M}. Nothing was changed.")
+    removed = conn.execute(transactions.delete().where(transactions.c.import_batch_id == batch_id)).rowcount
+    conn.execute(import_batches.update().where(import_batches.c.id == batch_id).values(undone_at=now))
+    audit.record(conn, actor=actor, action="import.undo", object_id=batch_id,
+                 detail={"account_id": batch.account_id, "file_name": batch.file_name, "removed": removed}, now=now)
+    return batch.account_id, int(removed)
+
+
+def import_history(conn: sa.Connection) -> pd.DataFrame:
+    """Every import, newest first, with its account's name and the rows it still has."""
+    return frame(conn, """
+        SELECT b.id, b.imported_at, b.file_name, b.kind, b.account_id, a.name AS account, b.rows_in_file, b.added,
+               b.duplicates, b.already_imported, b.ambiguous_kept, b.ambiguous_skipped, b.first_date, b.last_date,
+               b.undone_at, b.actor,
+               (SELECT COUNT(*) FROM transactions t WHERE t.import_batch_id = b.id) AS rows_now
+        FROM import_batches b LEFT JOIN accounts a ON a.id = b.account_id
+        ORDER BY b.imported_at DESC, b.id
+    """)
+
+
+def saved_mapping(conn: sa.Connection, account_id: str, headers: list[str]) -> str | None:
+    """The mapping (JSON) saved for this account when its file has the same header row; else one saved for another
+    account whose file had exactly these headers (the same bank's export), newest first."""
+    encoded = json.dumps(headers, ensure_ascii=False)
+    rows = conn.execute(sa.select(import_mappings.c.account_id, import_mappings.c.mapping).where(
+        import_mappings.c.headers == encoded).order_by(import_mappings.c.updated_at.desc())).all()
+    own = [r.mapping for r in rows if r.account_id == account_id]
+    return (own or [r.mapping for r in rows] or [None])[0]
+
+
+def save_mapping(conn: sa.Connection, account_id: str, headers: list[str], mapping: str, now: datetime) -> None:
+    """Keep the account's mapping for next time (one per account: the latest confirmed)."""
+    conn.execute(import_mappings.delete().where(import_mappings.c.account_id == account_id))
+    conn.execute(import_mappings.insert().values(account_id=account_id, mapping=mapping, updated_at=now,
+                                                 headers=json.dumps(headers, ensure_ascii=False)))
+
+
+def refresh_balance_history(conn: sa.Connection, account_id: str, today: date) -> None:
+    """Rebuild the account's reconstructed end-of-day balances from its balance and all its rows (imported history
+    included), as a sync does: snapshot days are kept; an account without a balance has no history to rebuild."""
+    row = account(conn, account_id)
+    if row is None or row.current_balance is None:
+        return
+    as_of = min(row.balance_as_of.date(), today) if row.balance_as_of else today
+    daily: dict[date, Decimal] = defaultdict(Decimal)
+    for day, net in conn.execute(sa.select(transactions.c.booked_date, sa.func.sum(transactions.c.amount))
+                                 .where(transactions.c.account_id == account_id)
+                                 .group_by(transactions.c.booked_date)):
+        daily[day] += Decimal(net)
+    snapshots = {d for (d,) in conn.execute(sa.select(balance_history.c.day).where(
+        balance_history.c.account_id == account_id, balance_history.c.source == "snapshot"))}
+    conn.execute(balance_history.delete().where(balance_history.c.account_id == account_id,
+                                                balance_history.c.source == "reconstructed"))
+    values = [{"account_id": account_id, "day": day, "balance": balance, "currency": row.currency,
+               "source": "snapshot" if day == as_of else "reconstructed"}
+              for day, balance in reconstruct_balances(Decimal(row.current_balance), as_of, daily)
+              if day not in snapshots]
+    for chunk in range(0, len(values), INSERT_CHUNK):
+        conn.execute(balance_history.insert().values(values[chunk:chunk + INSERT_CHUNK]))
