@@ -25,6 +25,7 @@ if __name__ == "__main__":
         st.Page("pages/budgets.py", title="Budgets", icon="🎯"),
         st.Page("pages/cash_flow.py", title="Cash flow", icon="🌊"),
         st.Page("pages/forecast.py", title="Forecast", icon="🔮"),
+        st.Page("pages/import_files.py", title="Import files", icon="📥"),
         connections,
         st.Page("pages/sync_status.py", title="Sync status", icon="🔄"),
         st.Page("pages/explore.py", title="Explore", icon="🔎"),

@@ -113,6 +113,10 @@ class FileImports:
             return store.create_manual_account(conn, name=clean, currency=code, type_=type_, actor=actor,
                                                now=self._now(), balance=amount)
 
+    def kind(self, file_name: str, data: bytes) -> Literal["csv", "ofx"]:
+        """How the file will be read: OFX by its name or first bytes, else CSV."""
+        return file_kind(file_name, data)
+
     def sniff(self, data: bytes, *, encoding: str | None = None, delimiter: str | None = None) -> Sniffed:
         """A first look at a CSV file: encoding, delimiter, headers and sample rows."""
         return sniff(data, encoding=encoding, delimiter=delimiter)
