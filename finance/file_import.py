@@ -191,7 +191,7 @@ class FileImports:
                 for (row, i), k in zip(keep, _keys_of(preview, keep), strict=True)], actor=actor, now=now)
             store.refresh_balance_history(conn, preview.account_id, now.date())
         return (f"Imported {len(keep)} of {len(preview.rows)} rows into “{account.name}” "
-                f"({_summary(counts, kept)}). Undo it under Past imports if it was the wrong file.")
+                f"({_summary(counts, kept)}). It can be undone as a whole (import {batch_id}).")
 
     def undo(self, batch_id: str, *, actor: str) -> str:
         """Remove every row one import added, nothing else; a sentence for the user."""
