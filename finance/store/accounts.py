@@ -9,11 +9,13 @@ from finance.store.db import frame
 
 
 def accounts_summary(conn: sa.Connection) -> pd.DataFrame:
-    """Every account with its connection's institution and provider, by institution, type and name."""
+    """Every account with its connection's institution and provider, by institution, type and name; an account the
+    user made for file imports (no connection) is the institution "Manual"."""
     return frame(conn, """
-        SELECT a.id, a.connection_id, c.institution_name AS institution, c.provider, a.name, a.type, a.mask,
+        SELECT a.id, a.connection_id, COALESCE(c.institution_name, 'Manual') AS institution,
+               COALESCE(c.provider, a.provider) AS provider, a.name, a.type, a.mask,
                a.currency, a.current_balance, a.available_balance, a.credit_limit, a.balance_as_of
-        FROM accounts a JOIN connections c ON c.id = a.connection_id
+        FROM accounts a LEFT JOIN connections c ON c.id = a.connection_id
         ORDER BY c.institution_name, a.type, a.name
     """)
 

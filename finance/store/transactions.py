@@ -41,6 +41,7 @@ import sqlalchemy as sa
 
 from finance.errors import EditError
 from finance.filters import TransactionFilter
+from finance.formatting import defuse_formulas
 from finance.store import audit
 from finance.store.db import frame
 from finance.store.ingest import is_write_conflict
@@ -156,7 +157,7 @@ def transaction_page(conn: sa.Connection, filters: TransactionFilter, *, limit: 
                t.currency, t.original_amount, t.original_currency, t.status, t.payment_method,
                t.installment_number, t.installment_total, t.effective_category AS category,
                k.name AS category_name, t.category_source, t.category AS provider_category, t.user_category,
-               t.rule_category, t.note, t.deleted_at
+               t.rule_category, t.note, t.deleted_at, t.import_batch_id
         FROM hits h
         JOIN {EFFECTIVE_TRANSACTIONS} t ON t.id = h.id
         LEFT JOIN accounts a ON a.id = t.account_id
@@ -210,9 +211,10 @@ def export_table(conn: sa.Connection, filters: TransactionFilter) -> pa.Table:
 
 
 def to_csv(table: pa.Table) -> bytes:
-    """CSV (UTF-8, header row, ISO dates, amounts with a dot) built in memory."""
+    """CSV (UTF-8, header row, ISO dates, amounts with a dot) built in memory; text that a spreadsheet would run as
+    a formula is written with a leading `'`."""
     sink = io.BytesIO()
-    pa_csv.write_csv(table, sink)
+    pa_csv.write_csv(defuse_formulas(table), sink)
     return sink.getvalue()
 
 
