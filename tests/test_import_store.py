@@ -16,6 +16,8 @@ from finance.file_import import FileImports
 from finance.imports.csv_reader import ColumnMapping
 from finance.providers.pluggy.provider import PluggyProvider
 from finance.store import reports, rules
+from finance.store.db import create_engine, init_schema
+from finance.store.transactions import set_note
 from finance.sync import SyncEngine
 from tests.conftest import connect
 
@@ -161,3 +163,40 @@ def test_a_manual_account_is_validated(engine):
     assert count(engine, "SELECT COUNT(*) FROM accounts") == 0
     account_id = imports.create_account("  Conta   Local ", "usd", "savings", actor="test")
     assert imports.accounts().set_index("id").loc[account_id, "label"] == "Manual · Conta Local (USD)"
+
+
+def test_a_sync_that_brings_an_imported_row_replaces_it_and_keeps_the_user_s_note(
+        engine, provider, emulator, sync, synced, tmp_path):
+    connection_id, account_id, _ = synced
+    imports = FileImports(engine)
+    # The bank moves on; its file has the new rows before the aggregator does (a scratch store syncs them to
+    # learn what the provider will send).
+    emulator.advance(days=10)
+    scratch = create_engine(f"duckdb:///{tmp_path / 'scratch.duckdb'}")
+    init_schema(scratch)
+    later = SyncEngine(scratch, {"pluggy": provider}, now=emulator.clock.now)
+    later.register(provider.fetch_connection(connection_id.split(":", 1)[1])[0])
+    assert later.sync_connection(connection_id).outcome == "success"
+    with engine.connect() as conn:
+        known = {r[0] for r in conn.execute(sa.text("SELECT id FROM transactions"))}
+    with scratch.connect() as conn:
+        coming = [r for r in conn.execute(sa.text(
+            "SELECT id, booked_date, description, amount FROM transactions WHERE account_id = :a AND "
+            "status = 'posted' ORDER BY id"), {"a": account_id}) if r.id not in known]
+    scratch.dispose()
+    assert coming, "the emulator posts new transactions within ten days"
+    preview = imports.preview(account_id, "ahead.csv", csv(*[(r.booked_date, r.description, r.amount)
+                                                             for r in coming]), MAPPING)
+    # (a pending row the main store holds may already describe one: that one is left out, as it should be)
+    new = [(row, i) for row, i, p in zip(coming, preview.ids, preview.placements, strict=True)
+           if p.verdict.value == "new"]
+    assert new
+    imports.commit(preview, {}, actor="test")
+    coming, noted = [row for row, _ in new], new[0][1]
+    set_note(engine, noted, "mine", actor="test")
+
+    assert sync.sync_connection(connection_id).outcome == "success"
+    assert count(engine, "SELECT COUNT(*) FROM transactions WHERE import_batch_id IS NOT NULL") == 0
+    for row in coming:  # each once: the provider's row
+        assert count(engine, "SELECT COUNT(*) FROM transactions WHERE id = :i", i=row.id) == 1
+    assert count(engine, "SELECT COUNT(*) FROM transactions WHERE id = :i AND note = 'mine'", i=coming[0].id) == 1

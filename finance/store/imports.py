@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from finance.balances import reconstruct_balances
 from finance.errors import EditError
-from finance.imports.matching import DATE_WINDOW, Stored
+from finance.imports.matching import DATE_WINDOW, Incoming, Stored, Verdict, place
 from finance.store import audit
 from finance.store.db import frame
 from finance.store.schema import accounts, balance_history, import_batches, import_mappings, transactions
@@ -189,3 +189,47 @@ def refresh_balance_history(conn: sa.Connection, account_id: str, today: date) -
               if day not in snapshots]
     for chunk in range(0, len(values), INSERT_CHUNK):
         conn.execute(balance_history.insert().values(values[chunk:chunk + INSERT_CHUNK]))
+
+
+def replace_with_synced(conn: sa.Connection, account_ids: list[str], since: datetime, today: date) -> int:
+    """After a sync, in its transaction: an imported row that a row the sync just brought (first seen at or after
+    `since`) describes is removed — the provider's row wins — and the user's category, note and deletion move to
+    that row (where it has none). Pairs as at import (finance.imports.matching); an unlike description is left
+    alone (both rows stay). The accounts' balance history is rebuilt without the replaced rows. Returns how many
+    imported rows were replaced."""
+    if not account_ids:
+        return 0
+    columns = (transactions.c.id, transactions.c.account_id, transactions.c.booked_date, transactions.c.amount,
+               transactions.c.description)
+    imported = conn.execute(sa.select(*columns).where(transactions.c.account_id.in_(account_ids),
+                                                      transactions.c.import_batch_id.is_not(None))).all()
+    if not imported:
+        return 0
+    window = timedelta(days=DATE_WINDOW)
+    fresh = conn.execute(sa.select(*columns).where(
+        transactions.c.account_id.in_({r.account_id for r in imported}), transactions.c.import_batch_id.is_(None),
+        transactions.c.first_seen_at >= since,
+        transactions.c.booked_date.between(min(r.booked_date for r in imported) - window,
+                                           max(r.booked_date for r in imported) + window))).all()
+    pairs: list[tuple[str, str]] = []
+    for account_id in {r.account_id for r in fresh}:
+        mine = [r for r in imported if r.account_id == account_id]
+        theirs = [Stored(r.id, r.booked_date, Decimal(r.amount), r.description, False)
+                  for r in fresh if r.account_id == account_id]
+        placements = place([Incoming(r.id, r.booked_date, Decimal(r.amount), r.description) for r in mine], theirs)
+        pairs += [(row.id, p.match.id) for row, p in zip(mine, placements, strict=True)
+                  if p.verdict is Verdict.DUPLICATE and p.match is not None]
+    if not pairs:
+        return 0
+    old = transactions.alias("old")
+    for field in ("user_category", "note", "deleted_at"):
+        carried = sa.select(old.c[field]).where(old.c.id == sa.bindparam("imported")).scalar_subquery()
+        conn.execute(transactions.update().where(transactions.c.id == sa.bindparam("synced"),
+                                                 transactions.c[field].is_(None)).values({field: carried}),
+                     [{"imported": i, "synced": s} for i, s in pairs])
+    for chunk in range(0, len(pairs), INSERT_CHUNK):
+        gone = [imported_id for imported_id, _ in pairs[chunk:chunk + INSERT_CHUNK]]
+        conn.execute(transactions.delete().where(transactions.c.id.in_(gone)))
+    for account_id in {r.account_id for r in imported if r.id in {i for i, _ in pairs}}:
+        refresh_balance_history(conn, account_id, today)
+    return len(pairs)
