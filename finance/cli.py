@@ -182,19 +182,13 @@ def cmd_import(args: argparse.Namespace) -> int:
             print(f"{row.id}  {format_when(row.imported_at)}  {row.file_name!r} → {row.account}: {row.added} added, "
                   f"{row.duplicates} already synced, {row.already_imported} imported before ({state})")
         return 0
-    if args.new_account:
-        if args.dry_run:
-            print("error: --dry-run cannot be combined with --new-account (a new account has nothing to compare "
-                  "the file with): create the account by importing without --dry-run.", file=sys.stderr)
-            return 2
-        if not args.currency:
-            print("error: a new account needs its --currency (e.g. BRL).", file=sys.stderr)
-            return 2
-        args.account = imports.create_account(args.new_account, args.currency, args.type, actor="cli")
-        print(f"Created the manual account {args.account}.")
     accounts = imports.accounts()
-    if args.account not in set(accounts["id"]):
-        print("error: choose the account with --account; the accounts are:", file=sys.stderr)
+    if args.new_account and not args.currency:
+        print("error: a new account needs its --currency (e.g. BRL).", file=sys.stderr)
+        return 2
+    if not args.new_account and args.account not in set(accounts["id"]):
+        print("error: choose the account with --account (or make one with --new-account); the accounts are:",
+              file=sys.stderr)
         for row in accounts.itertuples():
             print(f"  {row.id}  {row.label}", file=sys.stderr)
         return 2
@@ -202,11 +196,18 @@ def cmd_import(args: argparse.Namespace) -> int:
     data = path.read_bytes()
     mapping = None
     if imports.kind(path.name, data) == "csv":
-        mapping, saved = imports.mapping_for(args.account, imports.sniff(data))
+        mapping, saved = imports.mapping_for(args.account or "", imports.sniff(data))
         changes = {k: getattr(args, k) for k in MAPPING_FLAGS if getattr(args, k) is not None}
         mapping = with_overrides(mapping, **changes, **({"negate": True} if args.negate else {}))
         print(("Using the mapping saved for this account" if saved and not changes else "Using the mapping")
               + f": {mapping.to_json()}")
+    rows = imports.read(path.name, data, mapping)  # the whole file, before anything is created
+    if args.new_account:
+        if args.dry_run:
+            print(f"{len(rows)} rows would go into a new account {args.new_account!r}.")
+            return 0
+        args.account = imports.create_account(args.new_account, args.currency, args.type, actor="cli")
+        print(f"Created the manual account {args.account}.")
     preview = imports.preview(args.account, path.name, data, mapping)
     counts = preview.counts()
     print(f"{len(preview.rows)} rows: {counts['new']} new, {counts['duplicate']} already synced, "

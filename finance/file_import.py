@@ -130,6 +130,15 @@ class FileImports:
             return ColumnMapping.from_json(saved), True
         return guess_mapping(sniffed), False
 
+    def read(self, file_name: str, data: bytes, mapping: ColumnMapping | None = None) -> list[FileRow]:
+        """Every row of the file (CSV through `mapping`), or BadFile naming the first bad line; nothing is stored."""
+        check_size(data)
+        if file_kind(file_name, data) == "ofx":
+            return read_ofx(data).rows
+        if mapping is None:
+            raise BadFile("Map the CSV's columns first.")
+        return read_csv(data, mapping)
+
     def preview(self, account_id: str, file_name: str, data: bytes, mapping: ColumnMapping | None = None) -> Preview:
         """Read the whole file (CSV through `mapping`; OFX needs none) and place every row against the store."""
         check_size(data)
