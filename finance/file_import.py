@@ -20,6 +20,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from finance.errors import BadFile, EditError
+from finance.formatting import format_money
 from finance.imports.csv_reader import ColumnMapping, Sniffed, guess_mapping, read_csv, sniff
 from finance.imports.matching import Incoming, Placement, Verdict, place
 from finance.imports.ofx_reader import read_ofx
@@ -53,6 +54,7 @@ class Preview:
     placements: list[Placement]
     mapping: ColumnMapping | None  # the CSV mapping used (saved for the account on commit)
     headers: list[str]
+    balance: tuple[date, Decimal] | None = None  # the file's closing balance and its day, when it states one
 
     def counts(self) -> Counter[Verdict]:
         return Counter(p.verdict for p in self.placements)
@@ -132,35 +134,22 @@ class FileImports:
 
     def read(self, file_name: str, data: bytes, mapping: ColumnMapping | None = None) -> list[FileRow]:
         """Every row of the file (CSV through `mapping`), or BadFile naming the first bad line; nothing is stored."""
-        check_size(data)
-        if file_kind(file_name, data) == "ofx":
-            return read_ofx(data).rows
-        if mapping is None:
-            raise BadFile("Map the CSV's columns first.")
-        return read_csv(data, mapping)
+        return _load(file_name, data, mapping)[0]
 
     def preview(self, account_id: str, file_name: str, data: bytes, mapping: ColumnMapping | None = None) -> Preview:
         """Read the whole file (CSV through `mapping`; OFX needs none) and place every row against the store."""
-        check_size(data)
         kind = file_kind(file_name, data)
+        rows, currency, balance = _load(file_name, data, mapping)
+        headers = sniff(data, encoding=mapping.encoding, delimiter=mapping.delimiter).headers if mapping else []
         with self._engine.connect() as conn:
             account = self._account(conn, account_id)
-            headers: list[str] = []
-            if kind == "ofx":
-                statement = read_ofx(data)
-                if statement.currency and statement.currency != account.currency:
-                    raise BadFile(f"The file is in {statement.currency}, the account “{account.name}” in "
-                                  f"{account.currency}: choose an account in {statement.currency}.")
-                rows, mapping = statement.rows, None
-            else:
-                if mapping is None:
-                    raise BadFile("Map the CSV's columns first.")
-                rows = read_csv(data, mapping)
-                headers = sniff(data, encoding=mapping.encoding, delimiter=mapping.delimiter).headers
+            if currency and currency != account.currency:
+                raise BadFile(f"The file is in {currency}, the account “{account.name}” in {account.currency}: "
+                              f"choose an account in {currency}.")
             ids = [store.row_id(account_id, key) for key in row_keys(rows)]
             placements = self._place(conn, account_id, rows, ids)
         return Preview(account_id, file_name[:200], kind, hashlib.sha256(data).hexdigest(), rows, ids, placements,
-                       mapping, headers)
+                       mapping if kind == "csv" else None, headers, balance)
 
     def commit(self, preview: Preview, decisions: Mapping[str, Decision], *, actor: str) -> str:
         """Write the preview's new rows and the ambiguous ones the user kept, in one transaction; a sentence for
@@ -198,9 +187,14 @@ class FileImports:
             }, account_row=account, rows=[
                 store.NewRow(i, k, row.booked_date, row.amount, row.description)
                 for (row, i), k in zip(keep, _keys_of(preview, keep), strict=True)], actor=actor, now=now)
+            balance = ""
+            if preview.balance and account.provider == store.MANUAL_PROVIDER and account.current_balance is None:
+                store.set_import_balance(conn, batch_id, preview.account_id, *preview.balance)
+                balance = (f" Its balance is now {format_money(preview.balance[1], account.currency)} as of "
+                           f"{preview.balance[0]}, from the file.")
             store.refresh_balance_history(conn, preview.account_id, now.date())
         return (f"Imported {len(keep)} of {len(preview.rows)} rows into “{account.name}” "
-                f"({_summary(counts, kept)}). It can be undone as a whole (import {batch_id}).")
+                f"({_summary(counts, kept)}).{balance} It can be undone as a whole (import {batch_id}).")
 
     def undo(self, batch_id: str, *, actor: str) -> str:
         """Remove every row one import added, nothing else; a sentence for the user."""
@@ -227,6 +221,25 @@ class FileImports:
         stored = store.stored_rows(conn, account_id, start, end, ids)
         return place([Incoming(i, r.booked_date, r.amount, r.description) for r, i in zip(rows, ids, strict=True)],
                      stored)
+
+
+def _load(file_name: str, data: bytes, mapping: ColumnMapping | None
+          ) -> tuple[list[FileRow], str | None, tuple[date, Decimal] | None]:
+    """The file's rows, its currency (OFX states one) and its closing balance with its day: OFX's ledger balance,
+    or a CSV's balance column on its last day when one row alone is on that day (else which is last is unknown)."""
+    check_size(data)
+    if file_kind(file_name, data) == "ofx":
+        statement = read_ofx(data)
+        closing = ((statement.balance_date, statement.balance)
+                   if statement.balance is not None and statement.balance_date else None)
+        return statement.rows, statement.currency or None, closing
+    if mapping is None:
+        raise BadFile("Map the CSV's columns first.")
+    rows = read_csv(data, mapping)
+    last = max(row.booked_date for row in rows)
+    on_last = [row for row in rows if row.booked_date == last]
+    closing = (last, on_last[0].balance) if len(on_last) == 1 and on_last[0].balance is not None else None
+    return rows, None, closing
 
 
 def _keys_of(preview: Preview, keep: list[tuple[FileRow, str]]) -> list[str]:

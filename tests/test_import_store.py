@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -200,3 +201,23 @@ def test_a_sync_that_brings_an_imported_row_replaces_it_and_keeps_the_user_s_not
     for row in coming:  # each once: the provider's row
         assert count(engine, "SELECT COUNT(*) FROM transactions WHERE id = :i", i=row.id) == 1
     assert count(engine, "SELECT COUNT(*) FROM transactions WHERE id = :i AND note = 'mine'", i=coming[0].id) == 1
+
+
+def test_a_manual_account_without_a_balance_takes_the_file_s_and_undo_gives_it_back(engine):
+    imports = FileImports(engine)
+    account_id = imports.create_account("Itaú (manual)", "BRL", "checking", actor="test")
+    ofx = (Path(__file__).parent / "fixtures" / "imports" / "itau.ofx").read_bytes()
+    message = imports.commit(imports.preview(account_id, "itau.ofx", ofx), {}, actor="test")
+    assert "Its balance is now R$ 3.675,54 as of 2024-01-31, from the file." in message
+    with engine.connect() as conn:
+        balance = conn.execute(sa.text("SELECT current_balance FROM accounts WHERE id = :a"), {"a": account_id})
+        assert balance.scalar_one() == Decimal("3675.54")
+        history = dict(conn.execute(sa.text("SELECT day, balance FROM balance_history WHERE account_id = :a"),
+                                    {"a": account_id}).all())
+    assert history[date(2024, 1, 31)] == Decimal("3675.54")
+    assert history[date(2024, 1, 30)] == Decimal("3675.54") + Decimal("89.90")  # before the PIX of the 31st
+    assert history[date(2024, 1, 5)] == Decimal("3675.54") + Decimal("89.90") - Decimal("5000.00")
+
+    imports.undo(imports.history()["id"][0], actor="test")
+    assert count(engine, "SELECT COUNT(*) FROM accounts WHERE id = :a AND current_balance IS NULL", a=account_id) == 1
+    assert count(engine, "SELECT COUNT(*) FROM balance_history WHERE account_id = :a", a=account_id) == 0

@@ -15,7 +15,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -123,6 +123,15 @@ def save_import(conn: sa.Connection, *, batch: dict[str, Any], account_row: sa.R
                                                "already_imported", "ambiguous_kept", "ambiguous_skipped")}, now=now)
 
 
+def set_import_balance(conn: sa.Connection, batch_id: str, account_id: str, day: date, balance: Decimal) -> None:
+    """A manual account without a balance takes the file's closing balance (undo clears it again)."""
+    as_of = datetime.combine(day, time(23, 59, 59), UTC)
+    conn.execute(accounts.update().where(accounts.c.id == account_id, accounts.c.current_balance.is_(None))
+                 .values(current_balance=balance, balance_as_of=as_of))
+    conn.execute(import_batches.update().where(import_batches.c.id == batch_id)
+                 .values(set_balance=balance, set_balance_as_of=as_of))
+
+
 def undo_import(conn: sa.Connection, batch_id: str, *, actor: str, now: datetime) -> tuple[str, int]:
     """Delete every row the batch added (and nothing else) and mark it undone; (account id, rows removed).
     EditError when there is no such import or it was undone already."""
@@ -132,6 +141,11 @@ def undo_import(conn: sa.Connection, batch_id: str, *, actor: str, now: datetime
     if batch.undone_at is not None:
         raise EditError(f"This import was undone already, on {batch.undone_at:%Y-%m-%d %H:%M}. Nothing was changed.")
     removed = conn.execute(transactions.delete().where(transactions.c.import_batch_id == batch_id)).rowcount
+    if batch.set_balance is not None:  # the balance this import gave a manual account, unless changed since
+        conn.execute(accounts.update().where(
+            accounts.c.id == batch.account_id, accounts.c.current_balance == batch.set_balance,
+            accounts.c.balance_as_of == batch.set_balance_as_of).values(current_balance=None, balance_as_of=None))
+        conn.execute(balance_history.delete().where(balance_history.c.account_id == batch.account_id))
     conn.execute(import_batches.update().where(import_batches.c.id == batch_id).values(undone_at=now))
     audit.record(conn, actor=actor, action="import.undo", object_id=batch_id,
                  detail={"account_id": batch.account_id, "file_name": batch.file_name, "removed": removed}, now=now)

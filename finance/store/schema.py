@@ -269,6 +269,8 @@ import_batches = sa.Table(
     sa.Column("ambiguous_skipped", sa.Integer, nullable=False),
     sa.Column("first_date", sa.Date),
     sa.Column("last_date", sa.Date),
+    sa.Column("set_balance", Money, comment="the closing balance the file gave a manual account that had none"),
+    sa.Column("set_balance_as_of", UtcTime),
     sa.Column("undone_at", UtcTime, comment="when the import was undone (its rows removed)"),
     comment="One row per file import; the import and its undo are also in audit_log.",
 )
