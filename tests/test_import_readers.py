@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import codecs
 from dataclasses import replace
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from finance.errors import BadFile
 from finance.imports.csv_reader import ColumnMapping, guess_mapping, read_csv, sniff
 from finance.imports.ofx_reader import read_ofx
-from finance.imports.text import FileRow, detect_encoding, parse_amount, row_keys
+from finance.imports.text import DATE_FORMATS, FileRow, detect_encoding, parse_amount, parse_date, row_keys
 
 FIXTURES = Path(__file__).parent / "fixtures" / "imports"
 
@@ -192,3 +192,9 @@ def test_files_that_are_not_ofx_are_refused():
         read_ofx(b"Data;Valor\n01/01/2024;1,00\n")
     with pytest.raises(BadFile, match="empty"):
         read_ofx(b"   \n")
+
+
+@given(st.dates(min_value=date(1969, 1, 1), max_value=date(2068, 12, 31)), st.sampled_from(DATE_FORMATS))
+def test_dates_read_as_strptime_reads_them(day: date, date_format: str):
+    text = day.strftime(date_format)
+    assert parse_date(text, date_format, line=1) == datetime.strptime(text, date_format).date() == day

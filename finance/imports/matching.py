@@ -9,18 +9,20 @@ more). Then the stored row wins: the file row is left out ("duplicate", or "alre
 the stored row came from an earlier import).
 
 Same account, amount and dates but unlike descriptions is "ambiguous": the user decides (keep or skip); nothing is
-guessed. Pairs are one to one, best first (most similar, then fewest days apart): two identical real purchases on
-one day stay two rows, and a file row is never the duplicate of a stored row another file row already matched.
+guessed. Pairs are one to one and as many as there can be (a file of rows one day later than the provider's pairs
+every row, not every other one); each row prefers the most similar, then nearest, stored row. Two identical real
+purchases on one day stay two rows, and a file row is never the duplicate of a stored row another file row matched.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from difflib import SequenceMatcher
 from enum import StrEnum
+from functools import lru_cache
 
 from finance.imports.text import normalise
 
@@ -78,6 +80,7 @@ def _words(text: str) -> list[str]:
     return [w for w in text.split() if w not in GENERIC_WORDS and not w.isdigit()]
 
 
+@lru_cache(maxsize=65_536)  # a statement repeats its texts (fees, salary, the same shops): compare each pair once
 def _measures(a: str, b: str) -> tuple[bool, float, float]:
     """(one contains the other, share of the shorter one's telling words found in the other, character similarity
     of the telling words), after `normalise`."""
@@ -111,31 +114,57 @@ def place(rows: list[Incoming], stored: list[Stored]) -> list[Placement]:
     for i, row in enumerate(rows):
         if row.key in by_id:  # this very row was imported before (the same file, or an overlapping one)
             placements[i] = Placement(Verdict.ALREADY_IMPORTED, by_id[row.key])
-    by_amount: dict[Decimal, list[Stored]] = defaultdict(list)
-    for s in stored:
-        by_amount[s.amount].append(s)
     claimed = {p.match.id for p in placements if p is not None and p.match is not None}
-    pairs: list[tuple[float, int, int, str]] = []  # (-similarity, days, row index, stored id)
-    near: dict[int, list[Stored]] = defaultdict(list)
+    by_day: dict[tuple[Decimal, date], list[Stored]] = defaultdict(list)
+    for s in stored:
+        if s.id not in claimed:
+            by_day[(s.amount, s.booked_date)].append(s)
+    near: dict[int, list[Stored]] = {}
+    alike: dict[int, list[str]] = {}  # each row's similar stored rows, most similar and nearest first
+    best: dict[int, tuple[float, int]] = {}  # each row's best (-similarity, days)
     for i, row in enumerate(rows):
         if placements[i] is not None:
             continue
-        for s in by_amount.get(row.amount, ()):
-            days = abs((s.booked_date - row.booked_date).days)
-            if days > DATE_WINDOW or s.id in claimed:
-                continue
-            near[i].append(s)
-            if similar(row.description, s.description):
-                pairs.append((-similarity(row.description, s.description), days, i, s.id))
-    for _score, _days, i, stored_id in sorted(pairs):
-        if placements[i] is not None or stored_id in claimed:
-            continue
+        near[i] = [s for shift in range(-DATE_WINDOW, DATE_WINDOW + 1)
+                   for s in by_day.get((row.amount, row.booked_date + timedelta(days=shift)), ())]
+        scored = sorted((-similarity(row.description, s.description), abs((s.booked_date - row.booked_date).days),
+                         s.id) for s in near[i] if similar(row.description, s.description))
+        if scored:
+            alike[i] = [stored_id for *_, stored_id in scored]
+            best[i] = scored[0][:2]
+    owner = _pairs(alike, sorted(alike, key=lambda i: (best[i], i)))
+    for stored_id, i in owner.items():
         match = by_id[stored_id]
-        claimed.add(stored_id)
         placements[i] = Placement(Verdict.ALREADY_IMPORTED if match.imported else Verdict.DUPLICATE, match)
-    for i in range(len(rows)):
+    for i, row in enumerate(rows):
         if placements[i] is None:
-            left = [s for s in near.get(i, ()) if s.id not in claimed]
+            left = [s for s in near.get(i, ()) if s.id not in owner]
             placements[i] = (Placement(Verdict.AMBIGUOUS, min(left, key=lambda s: abs(
-                (s.booked_date - rows[i].booked_date).days))) if left else Placement(Verdict.NEW))
+                (s.booked_date - row.booked_date).days))) if left else Placement(Verdict.NEW))
     return [p for p in placements if p is not None]
+
+
+def _pairs(alike: dict[int, list[str]], order: list[int]) -> dict[str, int]:
+    """As many (stored row → file row) pairs as there can be, one to one (augmenting paths, breadth first, so no
+    recursion however long a run of equal rows is); each row takes its preferred free stored row first, and rows
+    are served in `order` (best match first)."""
+    owner: dict[str, int] = {}
+    taken: dict[int, str] = {}
+    for start in order:
+        queue, came_from, seen = [start], {}, set()
+        for row in queue:
+            free = next((s for s in alike[row] if s not in seen and s not in owner), None)
+            for stored_id in alike[row]:
+                if stored_id not in seen:
+                    seen.add(stored_id)
+                    came_from[stored_id] = row
+            if free is not None:
+                while True:  # flip the path back to `start`
+                    row, previous = came_from[free], taken.get(came_from[free])
+                    owner[free], taken[row] = row, free
+                    if row == start:
+                        break
+                    free = previous
+                break
+            queue += [owner[s] for s in alike[row] if came_from.get(s) == row]
+    return owner

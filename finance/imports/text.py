@@ -8,7 +8,7 @@ import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal, InvalidOperation
 
 from finance.errors import BadFile
@@ -126,12 +126,33 @@ def parse_amount(value: str, decimal: str, *, line: int, column: str | None = No
     return -amount if negative else amount
 
 
+_DATE_PARTS = {"%d": r"(?P<d>\d{1,2})", "%m": r"(?P<m>\d{1,2})", "%Y": r"(?P<Y>\d{4})", "%y": r"(?P<y>\d{2})"}
+
+
+def _date_pattern(date_format: str) -> re.Pattern[str]:
+    """The format as a regex; without separators (%Y%m%d) day and month take two digits each."""
+    compact = not re.sub(r"%[dmYy]", "", date_format)
+    return re.compile(re.sub(r"%[dmYy]|.", lambda m: (
+        _DATE_PARTS[m.group()].replace("{1,2}", "{2}") if compact else _DATE_PARTS[m.group()])
+        if m.group() in _DATE_PARTS else re.escape(m.group()), date_format))
+
+
+_DATE_PATTERNS = {date_format: _date_pattern(date_format) for date_format in DATE_FORMATS}
+"""Each format as a regex (strptime costs ~50 µs a call, a third of reading a big file)."""
+
+
 def parse_date(value: str, date_format: str, *, line: int, column: str | None = None) -> date:
-    """A date in `date_format` (one of DATE_FORMATS)."""
-    if date_format not in DATE_FORMATS:
+    """A date in `date_format` (one of DATE_FORMATS; a two-digit year is 1969–2068, as strptime reads it)."""
+    pattern = _DATE_PATTERNS.get(date_format)
+    if pattern is None:
         raise BadFile(f"Unknown date format {date_format!r}; choose one of {', '.join(DATE_FORMATS)}.")
+    found = pattern.fullmatch(value.strip())
     try:
-        return datetime.strptime(value.strip(), date_format).date()
+        if found is None:
+            raise ValueError(value)
+        parts = found.groupdict()
+        year = int(parts["Y"]) if parts.get("Y") else 2000 + int(parts["y"]) - (100 if int(parts["y"]) >= 69 else 0)
+        return date(year, int(parts["m"]), int(parts["d"]))
     except ValueError:
         raise BadFile(f"{value.strip()[:40]!r} is not a date in the format {date_format}.",
                       line=line, column=column) from None
