@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Literal
 
 import pandas as pd
@@ -24,7 +24,7 @@ from finance.formatting import format_money
 from finance.imports.csv_reader import ColumnMapping, Sniffed, guess_mapping, read_csv, sniff
 from finance.imports.matching import Incoming, Placement, Verdict, place
 from finance.imports.ofx_reader import read_ofx
-from finance.imports.text import FileRow, check_size, row_keys
+from finance.imports.text import FileRow, check_size, parse_amount, row_keys
 from finance.model import AccountType
 from finance.money import CURRENCY_CODE
 from finance.store import imports as store
@@ -103,14 +103,14 @@ class FileImports:
         if type_ not in {t.value for t in AccountType}:
             raise EditError(f"Unknown account type {type_[:20]!r}. Nothing was changed.")
         amount = None
-        if balance.strip():
+        if balance.strip():  # 1.234,56 or 1,234.56: the last separator is the decimal one
+            text = balance.strip()
+            decimal = "," if text.rfind(",") > text.rfind(".") else "."
             try:
-                amount = Decimal(balance.strip().replace(",", ".")).quantize(Decimal("0.01"))
-            except InvalidOperation:
-                raise EditError(f"The balance must be a number like -1234.56 (got {balance[:20]!r}). "
+                amount = parse_amount(text, decimal, line=0)
+            except BadFile as exc:
+                raise EditError(f"The balance must be an amount like -1.234,56 or -1,234.56: {exc.message} "
                                 "Nothing was changed.") from None
-            if not amount.is_finite() or abs(amount) >= Decimal("1e15"):
-                raise EditError("The balance is too large. Nothing was changed.")
         with self._engine.begin() as conn:
             return store.create_manual_account(conn, name=clean, currency=code, type_=type_, actor=actor,
                                                now=self._now(), balance=amount)

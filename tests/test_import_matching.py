@@ -99,3 +99,34 @@ def test_a_file_against_nothing_is_all_new_and_against_its_own_import_adds_nothi
     assert all(p.verdict is Verdict.NEW for p in place(rows, []))
     own = [Stored(r.key, r.booked_date, r.amount, r.description, True) for r in rows]
     assert all(p.verdict is Verdict.ALREADY_IMPORTED for p in place(rows, own))
+
+
+def _most_pairs(rows: list[Incoming], store: list[Stored]) -> int:
+    """The largest number of one-to-one pairs of alike rows, by trying every assignment (small inputs only)."""
+    best = 0
+
+    def extend(i: int, used: frozenset[str], pairs: int) -> None:
+        nonlocal best
+        best = max(best, pairs)
+        if i == len(rows):
+            return
+        extend(i + 1, used, pairs)
+        for s in store:
+            if s.id not in used and s.amount == rows[i].amount and abs((s.booked_date - rows[i].booked_date).days) \
+                    <= 3 and similar(rows[i].description, s.description):
+                extend(i + 1, used | {s.id}, pairs + 1)
+
+    extend(0, frozenset(), 0)
+    return best
+
+
+small = st.lists(st.tuples(st.integers(0, 6), st.sampled_from([-100, -250]), st.sampled_from(["MERCADO", "UBER"])),
+                 max_size=6)
+
+
+@given(small, small)
+def test_as_many_pairs_as_there_can_be(file_specs, stored_specs):
+    rows = [Incoming(f"f{i}", DAY + timedelta(days=d), Decimal(c), t) for i, (d, c, t) in enumerate(file_specs)]
+    store = [Stored(f"s{i}", DAY + timedelta(days=d), Decimal(c), t, False) for i, (d, c, t) in enumerate(stored_specs)]
+    placements = place(rows, store)
+    assert sum(p.verdict is Verdict.DUPLICATE for p in placements) == _most_pairs(rows, store)

@@ -157,7 +157,7 @@ def test_a_manual_account_is_validated(engine):
     for name, currency, type_, balance, says in [
         ("", "BRL", "checking", "", "name"), ("x" * 81, "BRL", "checking", "", "name"),
         ("Conta\x00", "BRL", "checking", "", "name"), ("Conta", "REAL", "checking", "", "three-letter"),
-        ("Conta", "BRL", "piggy", "", "type"), ("Conta", "BRL", "checking", "lots", "number"),
+        ("Conta", "BRL", "piggy", "", "type"), ("Conta", "BRL", "checking", "lots", "an amount like"),
     ]:
         with pytest.raises(EditError, match=says):
             imports.create_account(name, currency, type_, balance, actor="test")
