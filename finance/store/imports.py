@@ -28,13 +28,12 @@ from finance.errors import EditError
 from finance.imports.matching import DATE_WINDOW, Incoming, Stored, Verdict, place
 from finance.model import MONEY
 from finance.store import audit
+from finance.store.accounts import INSTITUTION, MANUAL_PROVIDER
 from finance.store.db import duckdb_connection, frame
 from finance.store.schema import accounts, balance_history, import_batches, import_mappings, transactions
 
 IMPORT_PROVIDER = "import"
 """`transactions.provider` and `connection_id` of imported rows."""
-MANUAL_PROVIDER = "manual"
-"""`accounts.provider` and `connection_id` of accounts the user made for banks no aggregator reaches."""
 CHUNK = 1_000
 _ARROW_TYPES = {"amount": MONEY, "balance": MONEY, "booked_date": pa.date32(), "day": pa.date32(),
                 "first_seen_at": pa.timestamp("us", tz="UTC"), "last_seen_at": pa.timestamp("us", tz="UTC")}
@@ -80,9 +79,8 @@ def account(conn: sa.Connection, account_id: str) -> sa.Row[Any] | None:
 
 def import_accounts(conn: sa.Connection) -> pd.DataFrame:
     """Every account a file can go into (synced or manual), labelled "Institution · Name ••1234 (BRL)"."""
-    options = frame(conn, """
-        SELECT a.id, COALESCE(c.institution_name, CASE WHEN a.provider = :manual THEN 'Manual' END) AS institution,
-               a.name, a.mask, a.type, a.currency, a.provider = :manual AS manual
+    options = frame(conn, f"""
+        SELECT a.id, {INSTITUTION} AS institution, a.name, a.mask, a.type, a.currency, a.provider = :manual AS manual
         FROM accounts a LEFT JOIN connections c ON c.id = a.connection_id
         ORDER BY institution, a.type, a.name
     """, {"manual": MANUAL_PROVIDER})

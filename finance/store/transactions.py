@@ -43,6 +43,7 @@ from finance.errors import EditError
 from finance.filters import TransactionFilter
 from finance.formatting import defuse_formulas
 from finance.store import audit
+from finance.store.accounts import INSTITUTION
 from finance.store.db import frame
 from finance.store.ingest import is_write_conflict
 from finance.store.rules import RULES_IN_FORCE, category_name, save_rule
@@ -153,7 +154,7 @@ def transaction_page(conn: sa.Connection, filters: TransactionFilter, *, limit: 
             LIMIT :limit OFFSET :offset
         )
         SELECT t.id, t.booked_date, t.authorized_date, t.account_id, a.name AS account_name, a.mask AS account_mask,
-               a.type AS account_type, c.institution_name AS institution, t.description, t.merchant, t.amount,
+               a.type AS account_type, {INSTITUTION} AS institution, t.description, t.merchant, t.amount,
                t.currency, t.original_amount, t.original_currency, t.status, t.payment_method,
                t.installment_number, t.installment_total, t.effective_category AS category,
                k.name AS category_name, t.category_source, t.category AS provider_category, t.user_category,
@@ -191,7 +192,7 @@ def export_table(conn: sa.Connection, filters: TransactionFilter) -> pa.Table:
     """The whole filtered view (not one page) as an Arrow table, newest first. No connection secrets."""
     where, params, lists = _where(filters)
     result = conn.execute(_statement(f"""
-        SELECT t.id, t.booked_date, t.authorized_date, c.institution_name AS institution, t.account_id,
+        SELECT t.id, t.booked_date, t.authorized_date, {INSTITUTION} AS institution, t.account_id,
                a.name AS account, a.type AS account_type, t.description, t.merchant, t.amount, t.currency,
                t.original_amount, t.original_currency, t.status, t.effective_category AS category,
                k.name AS category_name, t.category_source, t.provider_category, t.payment_method,
@@ -237,10 +238,10 @@ def category_options(conn: sa.Connection) -> pd.DataFrame:
 
 def account_options(conn: sa.Connection) -> pd.DataFrame:
     """Accounts that have transactions, labelled "Institution · Name ••1234 (BRL)"."""
-    options = frame(conn, """
-        SELECT a.id, c.institution_name AS institution, a.name, a.mask, a.type, a.currency
+    options = frame(conn, f"""
+        SELECT a.id, {INSTITUTION} AS institution, a.name, a.mask, a.type, a.currency
         FROM accounts a LEFT JOIN connections c ON c.id = a.connection_id
-        ORDER BY c.institution_name, a.type, a.name
+        ORDER BY institution, a.type, a.name
     """)
     options["label"] = [f"{i if isinstance(i, str) else '?'} · {n}{f' ••{m}' if isinstance(m, str) and m else ''} ({c})"
                         for i, n, m, c in zip(options["institution"], options["name"], options["mask"],
