@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from finance.errors import BadFile, EditError
 from finance.formatting import format_money
 from finance.imports.csv_reader import ColumnMapping, Sniffed, guess_mapping, read_csv, sniff
-from finance.imports.matching import Incoming, Placement, Verdict, place
+from finance.imports.matching import Incoming, Placement, Verdict, place, similar
 from finance.imports.ofx_reader import read_ofx
 from finance.imports.text import FileRow, check_size, parse_amount, row_keys
 from finance.model import AccountType
@@ -203,6 +203,29 @@ class FileImports:
             account_id, removed = store.undo_import(conn, batch_id, actor=actor, now=now)
             store.refresh_balance_history(conn, account_id, now.date())
         return f"Import undone: {removed} row(s) removed."
+
+    def overlaps(self) -> pd.DataFrame:
+        """Imported rows that a later sync may have repeated under another description: the user decides (pairs
+        with alike descriptions were already replaced by the sync)."""
+        with self._engine.connect() as conn:
+            rows = store.overlaps(conn)
+        return pd.DataFrame([r._asdict() for r in rows if not similar(r.description, r.synced_description)],
+                            columns=["id", "account_id", "booked_date", "amount", "currency", "description",
+                                     "synced_id", "synced_date", "synced_description"])
+
+    def keep_both(self, transaction_id: str, synced_id: str, *, actor: str) -> str:
+        """The imported row and the synced one are two transactions: keep both, and stop asking."""
+        with self._engine.begin() as conn:
+            store.keep_both(conn, transaction_id, synced_id, actor=actor, now=self._now())
+        return "Both kept."
+
+    def remove_imported(self, transaction_id: str, *, actor: str) -> str:
+        """The synced row repeats the imported one: remove the imported row (the provider's row wins)."""
+        now = self._now()
+        with self._engine.begin() as conn:
+            account_id = store.remove_imported(conn, transaction_id, actor=actor, now=now)
+            store.refresh_balance_history(conn, account_id, now.date())
+        return "The imported row was removed; the synced one stays."
 
     def history(self) -> pd.DataFrame:
         """Every import, newest first."""

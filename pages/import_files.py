@@ -160,6 +160,24 @@ def import_file(accounts) -> None:
         st.caption("Decide every possible duplicate first.")
 
 
+def overlaps() -> None:
+    """Imported rows a later sync may repeat under another description: remove the imported row, or keep both."""
+    found = svc.imports.overlaps()
+    if found.empty:
+        return
+    st.subheader("Imported rows a sync may repeat")
+    st.caption("A sync brought these after they were imported, with the same amount and nearly the same date but "
+               "another description. Remove the imported row if it is the same transaction; keep both if not.")
+    for row in found.head(MAX_DECISIONS_SHOWN).itertuples():
+        st.text(f"{row.booked_date} · {row.description} · {format_money(row.amount, row.currency)}\n"
+                f"   synced: {row.synced_date} · {row.synced_description}")
+        left, right, _ = st.columns([1, 1, 4])
+        left.button("Remove the imported row", key=f"imp_remove_{row.id}_{row.synced_id}", on_click=run,
+                    args=(svc.imports.remove_imported, row.id))
+        right.button("Keep both", key=f"imp_keep_{row.id}_{row.synced_id}", on_click=run,
+                     args=(svc.imports.keep_both, row.id, row.synced_id))
+
+
 def past_imports() -> None:
     """Every import with its counts; undo one as a whole."""
     st.subheader("Past imports")
@@ -181,4 +199,5 @@ if accounts.empty:
     st.info("There is no account yet: connect a bank on **Connections**, or create a manual account above.")
 else:
     import_file(accounts)
+overlaps()
 past_imports()

@@ -6,6 +6,7 @@ nothing; bank text stays text."""
 from __future__ import annotations
 
 import shutil
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
 from finance.config import load_settings
+from finance.file_import import FileImports
+from finance.imports.csv_reader import ColumnMapping
 from tests.conftest import ok
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -156,3 +159,27 @@ def test_an_ofx_file_into_a_new_manual_account(page: AppTest, offline: Path):
     assert count == 3 and total == Decimal("-1234.56") + Decimal("5000.00") + Decimal("-89.90")
     history = query(offline, "SELECT COUNT(*) FROM balance_history WHERE account_id = :a", a=account_id)
     assert history[0][0] > 1  # the manual account's balance counted back over the imported days
+
+
+def test_a_row_a_later_sync_may_repeat_is_shown_until_the_user_decides(page: AppTest, offline: Path):
+    account_id, _ = brl_rows(offline)
+    engine = engine_of(offline)
+    imports = FileImports(engine)
+    preview = imports.preview(account_id, "old.csv", "Data;Descrição;Valor\n10/05/2020;PIX JOAO *ok*;-90,00\n"
+                              .encode(), ColumnMapping(date="Data", description="Descrição", amount="Valor"))
+    imports.commit(preview, {}, actor="test")
+    now = datetime.now(UTC) + timedelta(seconds=1)
+    with engine.begin() as conn:
+        conn.execute(sa.text("""
+            INSERT INTO transactions (id, account_id, connection_id, provider, external_id, booked_date, amount,
+                                      currency, description, category, status, first_seen_at, last_seen_at)
+            VALUES ('bank:x', :a, 'bank:1', 'bank', 'x', :d, -90.00, 'BRL', 'TRANSF [MARIA](http://evil.example)',
+                    'uncategorized', 'posted', :now, :now)"""), {"a": account_id, "d": date(2020, 5, 11), "now": now})
+    engine.dispose()
+    at = ok(page.run())
+    assert any(h.value == "Imported rows a sync may repeat" for h in at.subheader)
+    assert any("PIX JOAO *ok*" in t.value and "TRANSF [MARIA](http://evil.example)" in t.value for t in at.text)
+    next(b for b in at.button if b.label == "Keep both").click()
+    at = ok(at.run())
+    assert any("Both kept" in s.value for s in at.success)
+    assert not any(h.value == "Imported rows a sync may repeat" for h in at.subheader)

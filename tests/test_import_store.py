@@ -221,3 +221,40 @@ def test_a_manual_account_without_a_balance_takes_the_file_s_and_undo_gives_it_b
     imports.undo(imports.history()["id"][0], actor="test")
     assert count(engine, "SELECT COUNT(*) FROM accounts WHERE id = :a AND current_balance IS NULL", a=account_id) == 1
     assert count(engine, "SELECT COUNT(*) FROM balance_history WHERE account_id = :a", a=account_id) == 0
+
+
+def add_synced(engine: sa.Engine, account_id: str, id_: str, day: date, amount: str, text: str) -> None:
+    """A row as a sync would leave it, first seen now (after any import)."""
+    now = datetime.now(UTC) + timedelta(seconds=1)
+    with engine.begin() as conn:
+        conn.execute(sa.text("""
+            INSERT INTO transactions (id, account_id, connection_id, provider, external_id, booked_date, amount,
+                                      currency, description, category, status, first_seen_at, last_seen_at)
+            VALUES (:id, :a, 'bank:1', 'bank', :id, :d, :m, 'BRL', :t, 'uncategorized', 'posted', :now, :now)"""),
+            {"id": id_, "a": account_id, "d": day, "m": Decimal(amount), "t": text, "now": now})
+
+
+def test_rows_a_later_sync_may_repeat_are_for_the_user_to_decide(engine):
+    imports = FileImports(engine)
+    account_id = imports.create_account("Conta", "BRL", "checking", actor="test")
+    day = date(2024, 5, 10)
+    preview = imports.preview(account_id, "a.csv", csv((day, "PIX ENVIADO JOAO", "-90,00"),
+                                                       (day, "MERCADO CENTRAL", "-45,00")), MAPPING)
+    imports.commit(preview, {}, actor="test")
+    pix, market = preview.ids
+    add_synced(engine, account_id, "bank:1", day + timedelta(days=1), "-90.00", "TRANSF PIX MARIA")
+    add_synced(engine, account_id, "bank:2", day, "-45.00", "MERCADO CENTRAL LTDA")  # alike: a sync replaces these
+    add_synced(engine, account_id, "bank:3", day, "-45.00", "FARMACIA")
+    found = imports.overlaps()
+    assert set(zip(found["id"], found["synced_id"], strict=True)) == {(pix, "bank:1"), (market, "bank:3")}
+
+    assert imports.keep_both(pix, "bank:1", actor="test") == "Both kept."
+    assert list(imports.overlaps()["id"]) == [market]
+    imports.remove_imported(market, actor="test")
+    assert imports.overlaps().empty
+    assert count(engine, "SELECT COUNT(*) FROM transactions WHERE id IN (:a, :b)", a=pix, b=market) == 1
+    with pytest.raises(EditError, match="not an imported transaction"):
+        imports.remove_imported("bank:3", actor="test")
+    assert count(engine, "SELECT COUNT(*) FROM transactions WHERE id = 'bank:3'") == 1
+    assert count(engine, "SELECT COUNT(*) FROM audit_log WHERE action IN ('import.keep_both', 'import.remove_row')") \
+        == 2

@@ -30,7 +30,14 @@ from finance.model import MONEY
 from finance.store import audit
 from finance.store.accounts import INSTITUTION, MANUAL_PROVIDER
 from finance.store.db import duckdb_connection, frame
-from finance.store.schema import accounts, balance_history, import_batches, import_mappings, transactions
+from finance.store.schema import (
+    accounts,
+    balance_history,
+    import_batches,
+    import_mappings,
+    import_reviews,
+    transactions,
+)
 
 IMPORT_PROVIDER = "import"
 """`transactions.provider` and `connection_id` of imported rows."""
@@ -256,3 +263,51 @@ def replace_with_synced(conn: sa.Connection, account_ids: list[str], since: date
     for account_id in {r.account_id for r in imported if r.id in {i for i, _ in pairs}}:
         refresh_balance_history(conn, account_id, today)
     return len(pairs)
+
+
+def overlaps(conn: sa.Connection) -> list[sa.Row[Any]]:
+    """Imported rows that a row synced after their import may repeat — same account and amount, booked within
+    DATE_WINDOW days — unless the user kept them already; oldest first. (A sync replaces the ones whose descriptions
+    are alike, so these are the pairs whose descriptions differ: the user decides.)"""
+    imported, synced = transactions.alias("i"), transactions.alias("s")
+    window = sa.literal(DATE_WINDOW, sa.Integer)
+    return conn.execute(sa.select(
+        imported.c.id, imported.c.account_id, imported.c.booked_date, imported.c.amount, imported.c.currency,
+        imported.c.description, synced.c.id.label("synced_id"), synced.c.booked_date.label("synced_date"),
+        synced.c.description.label("synced_description"),
+    ).select_from(imported.join(import_batches, import_batches.c.id == imported.c.import_batch_id).join(
+        synced, (synced.c.account_id == imported.c.account_id) & (synced.c.amount == imported.c.amount)
+        & synced.c.import_batch_id.is_(None) & (synced.c.first_seen_at > import_batches.c.imported_at)
+        & synced.c.booked_date.between(imported.c.booked_date - window, imported.c.booked_date + window)
+    )).where(
+        imported.c.deleted_at.is_(None), synced.c.deleted_at.is_(None),
+        ~sa.exists().where(import_reviews.c.transaction_id == imported.c.id),
+    ).order_by(imported.c.booked_date, imported.c.id, synced.c.id)).all()
+
+
+def _imported_row(conn: sa.Connection, transaction_id: str) -> sa.Row[Any]:
+    row = conn.execute(sa.select(transactions.c.id, transactions.c.account_id, transactions.c.description,
+                                 transactions.c.import_batch_id).where(transactions.c.id == transaction_id)).first()
+    if row is None or row.import_batch_id is None:
+        raise EditError("That is not an imported transaction (it may have been removed already). Nothing was "
+                        "changed.")
+    return row
+
+
+def keep_both(conn: sa.Connection, transaction_id: str, synced_id: str, *, actor: str, now: datetime) -> None:
+    """The user says the imported row and the synced one are two transactions: stop asking."""
+    _imported_row(conn, transaction_id)
+    conn.execute(import_reviews.delete().where(import_reviews.c.transaction_id == transaction_id))
+    conn.execute(import_reviews.insert().values(transaction_id=transaction_id, synced_id=synced_id,
+                                                decided_at=now, actor=actor))
+    audit.record(conn, actor=actor, action="import.keep_both", object_id=transaction_id,
+                 detail={"synced_id": synced_id}, now=now)
+
+
+def remove_imported(conn: sa.Connection, transaction_id: str, *, actor: str, now: datetime) -> str:
+    """Delete one imported row the user says a synced row repeats; returns its account id."""
+    row = _imported_row(conn, transaction_id)
+    conn.execute(transactions.delete().where(transactions.c.id == transaction_id))
+    audit.record(conn, actor=actor, action="import.remove_row", object_id=transaction_id,
+                 detail={"batch": row.import_batch_id, "description": row.description}, now=now)
+    return str(row.account_id)

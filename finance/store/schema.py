@@ -283,3 +283,13 @@ import_mappings = sa.Table(
     sa.Column("updated_at", UtcTime, nullable=False),
     comment="The CSV column mapping confirmed for each account, reused by its next import.",
 )
+
+import_reviews = sa.Table(
+    "import_reviews", metadata,
+    sa.Column("transaction_id", sa.String, primary_key=True, comment="an imported row the user chose to keep"),
+    sa.Column("synced_id", sa.String, nullable=False, comment="the synced row it looked like"),
+    sa.Column("decided_at", UtcTime, nullable=False),
+    sa.Column("actor", sa.String, nullable=False),
+    comment="Imported rows the user kept beside a synced row that a later sync brought with the same amount and "
+            "dates but another description (Import files page); also in audit_log.",
+)
