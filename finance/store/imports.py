@@ -158,6 +158,8 @@ def undo_import(conn: sa.Connection, batch_id: str, *, actor: str, now: datetime
         raise EditError("There is no such import. Nothing was changed.")
     if batch.undone_at is not None:
         raise EditError(f"This import was undone already, on {batch.undone_at:%Y-%m-%d %H:%M}. Nothing was changed.")
+    conn.execute(import_reviews.delete().where(import_reviews.c.transaction_id.in_(
+        sa.select(transactions.c.id).where(transactions.c.import_batch_id == batch_id))))
     removed = conn.execute(transactions.delete().where(transactions.c.import_batch_id == batch_id)).rowcount
     if batch.set_balance is not None:  # the balance this import gave a manual account, unless changed since
         conn.execute(accounts.update().where(
