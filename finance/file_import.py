@@ -28,6 +28,7 @@ from finance.imports.text import FileRow, check_size, parse_amount, row_keys
 from finance.model import AccountType
 from finance.money import CURRENCY_CODE
 from finance.store import imports as store
+from finance.store import transactions
 
 Decision = Literal["keep", "skip"]
 MAX_NAME = 80
@@ -89,7 +90,7 @@ class FileImports:
     def accounts(self) -> pd.DataFrame:
         """Accounts a file can go into (synced and manual), labelled."""
         with self._engine.connect() as conn:
-            return store.import_accounts(conn)
+            return transactions.account_options(conn)
 
     def create_account(self, name: str, currency: str, type_: str, balance: str = "", *, actor: str) -> str:
         """A manual account; returns its id. `balance`: today's balance, optional (it anchors the balance history)."""

@@ -28,7 +28,7 @@ from finance.errors import EditError
 from finance.imports.matching import DATE_WINDOW, Incoming, Stored, Verdict, place
 from finance.model import MONEY
 from finance.store import audit
-from finance.store.accounts import INSTITUTION, MANUAL_PROVIDER
+from finance.store.accounts import MANUAL_PROVIDER
 from finance.store.db import duckdb_connection, frame
 from finance.store.schema import (
     accounts,
@@ -82,19 +82,6 @@ def account(conn: sa.Connection, account_id: str) -> sa.Row[Any] | None:
     return conn.execute(sa.select(accounts.c.id, accounts.c.name, accounts.c.currency, accounts.c.type,
                                   accounts.c.provider, accounts.c.current_balance, accounts.c.balance_as_of)
                         .where(accounts.c.id == account_id)).first()
-
-
-def import_accounts(conn: sa.Connection) -> pd.DataFrame:
-    """Every account a file can go into (synced or manual), labelled "Institution · Name ••1234 (BRL)"."""
-    options = frame(conn, f"""
-        SELECT a.id, {INSTITUTION} AS institution, a.name, a.mask, a.type, a.currency, a.provider = :manual AS manual
-        FROM accounts a LEFT JOIN connections c ON c.id = a.connection_id
-        ORDER BY institution, a.type, a.name
-    """, {"manual": MANUAL_PROVIDER})
-    options["label"] = [f"{i or '?'} · {n}{f' ••{m}' if isinstance(m, str) and m else ''} ({c})"
-                        for i, n, m, c in zip(options["institution"], options["name"], options["mask"],
-                                              options["currency"], strict=True)]
-    return options
 
 
 def create_manual_account(conn: sa.Connection, *, name: str, currency: str, type_: str, actor: str,
