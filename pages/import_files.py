@@ -59,8 +59,10 @@ def column_mapping(account_id: str, file_id: str, data: bytes) -> ColumnMapping:
     sniffed = svc.imports.sniff(data)
     proposed, saved = svc.imports.mapping_for(account_id, sniffed)
     st.subheader("Columns")
-    st.caption("The mapping saved for this account was applied: check it." if saved else
-               "Tell which column is which (a guess is filled in). It is saved for this account's next import.")
+    st.caption(("The mapping saved for this account was applied: check it." if saved else
+                "Tell which column is which (a guess is filled in). It is saved for this account's next import.")
+               + (f" The header row is line {sniffed.header_line}; the lines above it are skipped."
+                  if sniffed.header_line > 1 else ""))
     st.dataframe([dict(zip(sniffed.headers, row, strict=False)) for row in sniffed.samples], hide_index=True)
     choices = ["", *sniffed.headers]
     key = f"imp_map_{account_id}_{file_id}"

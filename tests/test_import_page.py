@@ -88,6 +88,7 @@ def test_upload_map_preview_import_and_undo(page: AppTest, offline: Path):
     at = ok(at.run())
     # The guess from the Brazilian headers: columns, dd/mm/yyyy, decimal comma, cp1252.
     assert at.selectbox(key=next(k for k in at.session_state if str(k).endswith("_date"))).value == "Data"
+    assert any("The header row is line 3" in c.value for c in at.caption)
     assert metrics(at) == {"New": "2", "Already synced": "1", "Imported before": "0", "Possible duplicates": "1"}
     # Bank text is shown as text: in a dataframe and st.text, never in Markdown.
     preview = next(d.value for d in at.dataframe if "outcome" in d.value.columns)
