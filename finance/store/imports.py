@@ -3,8 +3,8 @@
 An imported row is an ordinary transaction (categories, rules, reports and budgets read it like any other) with
 provider 'import', connection 'import' and its batch in `import_batch_id`; the sync's removal of rows a provider no
 longer lists is scoped to that provider's connection, so it never touches them. Undo deletes exactly the rows whose
-`import_batch_id` is the batch's. Plain SQLAlchemy Core (DuckDB and PostgreSQL); rows are inserted in multi-row
-statements, never one by one.
+`import_batch_id` is the batch's. Plain SQLAlchemy Core (DuckDB and PostgreSQL); rows are inserted set-based
+(`_insert`), never one by one. A sync calls `replace_with_synced` in its transaction: the provider's row wins.
 """
 
 from __future__ import annotations
