@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
 from datetime import date
 from pathlib import Path
 
@@ -25,6 +24,8 @@ from finance.imports.text import MAX_FILE_BYTES, MAX_ROWS, MAX_TEXT
 from finance.services import Transactions
 from finance.store import console
 from tests.conftest import ok
+
+pytestmark = pytest.mark.engines
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 FIXTURES = Path(__file__).parent / "fixtures" / "imports"
@@ -50,8 +51,7 @@ def test_formula_cells_are_stored_as_text_and_exported_defused(engine: sa.Engine
     assert all(line.startswith(("description", "'", "\"'")) for line in text.splitlines())
 
 
-def test_markdown_and_html_in_a_file_stay_text_on_the_page(demo_store: Path, offline: Path):
-    shutil.copytree(demo_store, offline, dirs_exist_ok=True)
+def test_markdown_and_html_in_a_file_stay_text_on_the_page(demo_copy: Path):
     at = AppTest.from_file(APP, default_timeout=60)
     ok(at.run())
     at.switch_page("pages/import_files.py")

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from finance.cli import main
 from finance.config import load_settings
+
+pytestmark = pytest.mark.engines
 
 US = 'Date,Description,Amount\n01/15/2024,"COFFEE, INC",-4.50\n01/16/2024,Paycheck,"1,200.00"\n'
 

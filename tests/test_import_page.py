@@ -5,7 +5,6 @@ nothing; bank text stays text."""
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -14,39 +13,36 @@ import pytest
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
-from finance.config import load_settings
 from finance.file_import import FileImports
 from finance.imports.csv_reader import ColumnMapping
-from tests.conftest import ok
+from tests.conftest import ok, store_engine
+
+pytestmark = pytest.mark.engines
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGE = "pages/import_files.py"
 
 
 @pytest.fixture
-def page(demo_store: Path, offline: Path) -> AppTest:
-    shutil.copytree(demo_store, offline, dirs_exist_ok=True)
+def page(demo_copy: Path) -> AppTest:
+    """The Import files page on a private copy of the demo's store (Pluggy Bank in BRL, First Platypus Bank in USD)."""
     at = AppTest.from_file(APP, default_timeout=60)
     ok(at.run())
     at.switch_page(PAGE)
     return ok(at.run())
 
 
-def engine_of(folder: Path) -> sa.Engine:
-    return sa.create_engine(f"duckdb:///{folder / load_settings().database_url.rsplit('/', 1)[-1]}")
-
-
-def query(folder: Path, sql: str, **params: object) -> list[sa.Row]:
-    engine = engine_of(folder)
+def query(sql: str, **params: object) -> list[sa.Row]:
+    engine = store_engine()
     with engine.connect() as conn:
         rows = conn.execute(sa.text(sql), params).all()
     engine.dispose()
     return rows
 
 
-def brl_rows(folder: Path) -> tuple[str, list[sa.Row]]:
+def brl_rows() -> tuple[str, list[sa.Row]]:
     """The BRL checking account and its first two posted outflows of different amounts."""
-    rows = query(folder, """
+    rows = query("""
         SELECT t.account_id, t.booked_date, t.amount, t.description FROM transactions t
         JOIN accounts a ON a.id = t.account_id
         WHERE a.currency = 'BRL' AND a.type = 'checking' AND t.status = 'posted' AND t.amount < 0
@@ -72,7 +68,7 @@ def metrics(at: AppTest) -> dict[str, str]:
 
 
 def test_upload_map_preview_import_and_undo(page: AppTest, offline: Path):
-    account_id, (synced, other) = brl_rows(offline)
+    account_id, (synced, other) = brl_rows()
     text = synced.description
     ambiguous_text = "LOJA QUE NINGUEM CONHECE"
     content = (
@@ -104,12 +100,12 @@ def test_upload_map_preview_import_and_undo(page: AppTest, offline: Path):
     at = ok(at.run())
     assert any("Imported 3 of 4 rows" in s.value for s in at.success), [s.value for s in at.success]
 
-    rows = query(offline, "SELECT description, amount, import_batch_id, provider FROM transactions "
+    rows = query("SELECT description, amount, import_batch_id, provider FROM transactions "
                           "WHERE import_batch_id IS NOT NULL ORDER BY booked_date, description")
     assert {r.description for r in rows} == {ambiguous_text, "**Padaria** <b>São João</b> [x](http://evil.example)",
                                              "=cmd|' /C calc'!A0"}
     assert {r.provider for r in rows} == {"import"} and len({r.import_batch_id for r in rows}) == 1
-    assert query(offline, "SELECT COUNT(*) FROM transactions WHERE account_id = :a AND description = :d AND "
+    assert query("SELECT COUNT(*) FROM transactions WHERE account_id = :a AND description = :d AND "
                           "booked_date = :b AND amount = :m", a=account_id, d=text, b=synced.booked_date,
                  m=synced.amount)[0][0] == 1  # the synced row only: the provider's row wins
     # The mapping is remembered: the same file again is recognised, and adds nothing.
@@ -118,17 +114,17 @@ def test_upload_map_preview_import_and_undo(page: AppTest, offline: Path):
     assert any("mapping saved for this account" in c.value for c in at.caption)
     assert metrics(at)["Imported before"] == "3" and metrics(at)["New"] == "0"
 
-    before = query(offline, "SELECT COUNT(*) FROM transactions")[0][0]
+    before = query("SELECT COUNT(*) FROM transactions")[0][0]
     at.button(key="imp_undo").click()
     at = ok(at.run())
     assert any("3 row(s) removed" in s.value.replace("\\", "") for s in at.success)
-    assert query(offline, "SELECT COUNT(*) FROM transactions")[0][0] == before - 3
-    assert query(offline, "SELECT COUNT(*) FROM transactions WHERE import_batch_id IS NOT NULL")[0][0] == 0
+    assert query("SELECT COUNT(*) FROM transactions")[0][0] == before - 3
+    assert query("SELECT COUNT(*) FROM transactions WHERE import_batch_id IS NOT NULL")[0][0] == 0
 
 
 def test_a_bad_line_is_named_and_nothing_is_stored(page: AppTest, offline: Path):
-    account_id, _ = brl_rows(offline)
-    before = query(offline, "SELECT COUNT(*) FROM transactions")[0][0]
+    account_id, _ = brl_rows()
+    before = query("SELECT COUNT(*) FROM transactions")[0][0]
     at = choose_account(page, account_id)
     content = "Data;Descrição;Valor\n01/02/2021;OK;-10,00\n31/02/2021;_bad_ *date*;-5,00\n".encode()
     at.file_uploader[0].set_value(("bad.csv", content, "text/csv"))
@@ -136,7 +132,7 @@ def test_a_bad_line_is_named_and_nothing_is_stored(page: AppTest, offline: Path)
     [error] = at.error
     assert "Line 3" in error.value and "Data" in error.value and "31/02/2021" in error.value
     assert all(b.key != "imp_commit" for b in at.button)  # no preview, nothing to import
-    assert query(offline, "SELECT COUNT(*) FROM transactions")[0][0] == before
+    assert query("SELECT COUNT(*) FROM transactions")[0][0] == before
 
 
 def test_an_ofx_file_into_a_new_manual_account(page: AppTest, offline: Path):
@@ -146,7 +142,7 @@ def test_an_ofx_file_into_a_new_manual_account(page: AppTest, offline: Path):
     at.text_input(key="imp_new_balance").input("1000,00")
     next(b for b in at.button if b.label == "Create account").click()
     at = ok(at.run())
-    [(account_id,)] = query(offline, "SELECT id FROM accounts WHERE provider = 'manual'")
+    [(account_id,)] = query("SELECT id FROM accounts WHERE provider = 'manual'")
     at = choose_account(at, account_id)
     ofx = (Path(__file__).parent / "fixtures" / "imports" / "itau.ofx").read_bytes()
     at.file_uploader[0].set_value(("extrato.ofx", ofx, "application/x-ofx"))
@@ -155,16 +151,16 @@ def test_an_ofx_file_into_a_new_manual_account(page: AppTest, offline: Path):
     at.button(key="imp_commit").click()
     at = ok(at.run())
     assert any("Imported 3 of 3 rows" in s.value for s in at.success)
-    [(count, total)] = query(offline, "SELECT COUNT(*), SUM(amount) FROM transactions WHERE account_id = :a",
+    [(count, total)] = query("SELECT COUNT(*), SUM(amount) FROM transactions WHERE account_id = :a",
                              a=account_id)
     assert count == 3 and total == Decimal("-1234.56") + Decimal("5000.00") + Decimal("-89.90")
-    history = query(offline, "SELECT COUNT(*) FROM balance_history WHERE account_id = :a", a=account_id)
+    history = query("SELECT COUNT(*) FROM balance_history WHERE account_id = :a", a=account_id)
     assert history[0][0] > 1  # the manual account's balance counted back over the imported days
 
 
 def test_a_row_a_later_sync_may_repeat_is_shown_until_the_user_decides(page: AppTest, offline: Path):
-    account_id, _ = brl_rows(offline)
-    engine = engine_of(offline)
+    account_id, _ = brl_rows()
+    engine = store_engine()
     imports = FileImports(engine)
     preview = imports.preview(account_id, "old.csv", "Data;Descrição;Valor\n10/05/2020;PIX JOAO *ok*;-90,00\n"
                               .encode(), ColumnMapping(date="Data", description="Descrição", amount="Valor"))

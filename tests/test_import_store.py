@@ -22,6 +22,8 @@ from finance.store.transactions import set_note
 from finance.sync import SyncEngine
 from tests.conftest import connect
 
+pytestmark = pytest.mark.engines
+
 MAPPING = ColumnMapping(date="Data", description="Descrição", amount="Valor", date_format="%Y-%m-%d")
 
 
