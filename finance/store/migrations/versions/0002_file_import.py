@@ -1,6 +1,9 @@
 """File import (issue 19, item 4): the batches, the saved CSV mappings, the keep-both choices, and each imported
 transaction's batch.
 
+Like the baseline, it adopts what is already there: a store made by code that created these tables before
+migrations existed (with `create_all`) keeps them as they are.
+
 Revision ID: 0002_file_import
 Revises: 0001_baseline
 """
@@ -19,10 +22,31 @@ Money = sa.Numeric(18, 2)
 UtcTime = sa.DateTime(timezone=True)
 
 
+def _present() -> dict[str, set[str]]:
+    """The columns of every table the store has (information_schema: DuckDB and PostgreSQL both have it)."""
+    rows = op.get_bind().execute(sa.text("SELECT table_name, column_name FROM information_schema.columns "
+                                         "WHERE table_schema = current_schema()")).all()
+    present: dict[str, set[str]] = {}
+    for table_name, column_name in rows:
+        present.setdefault(str(table_name), set()).add(str(column_name))
+    return present
+
+
 def upgrade() -> None:
-    op.add_column("transactions", sa.Column(
-        "import_batch_id", sa.String(), nullable=True,
-        comment="the file import that added this row (import_batches.id); NULL for rows a provider synced"))
+    present = _present()
+    if "import_batch_id" not in present.get("transactions", set()):
+        op.add_column("transactions", sa.Column(
+            "import_batch_id", sa.String(), nullable=True,
+            comment="the file import that added this row (import_batches.id); NULL for rows a provider synced"))
+    if "import_batches" not in present:
+        _import_batches()
+    if "import_mappings" not in present:
+        _import_mappings()
+    if "import_reviews" not in present:
+        _import_reviews()
+
+
+def _import_batches() -> None:
     op.create_table(
         "import_batches",
         sa.Column("id", sa.String(), primary_key=True),
@@ -45,6 +69,9 @@ def upgrade() -> None:
         sa.Column("undone_at", UtcTime, comment="when the import was undone (its rows removed)"),
         comment="One row per file import; the import and its undo are also in audit_log.",
     )
+
+
+def _import_mappings() -> None:
     op.create_table(
         "import_mappings",
         sa.Column("account_id", sa.String(), primary_key=True),
@@ -54,6 +81,9 @@ def upgrade() -> None:
         sa.Column("updated_at", UtcTime, nullable=False),
         comment="The CSV column mapping confirmed for each account, reused by its next import.",
     )
+
+
+def _import_reviews() -> None:
     op.create_table(
         "import_reviews",
         sa.Column("transaction_id", sa.String(), primary_key=True, comment="an imported row the user chose to keep"),
