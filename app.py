@@ -28,6 +28,7 @@ if __name__ == "__main__":
         st.Page("pages/investments.py", title="Investments", icon="📈"),
         st.Page("pages/loans.py", title="Loans", icon="🏠"),
         st.Page("pages/card_bills.py", title="Card bills", icon="💳"),
+        st.Page("pages/import_files.py", title="Import files", icon="📥"),
         connections,
         st.Page("pages/sync_status.py", title="Sync status", icon="🔄"),
         st.Page("pages/explore.py", title="Explore", icon="🔎"),

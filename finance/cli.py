@@ -1,4 +1,4 @@
-"""Command line: `python -m finance sandbox serve|advance`, `connect`, `sync`, `status`, `worker`."""
+"""Command line: `python -m finance sandbox serve|advance`, `connect`, `sync`, `status`, `worker`, `import`, `db`."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ from finance import config, jobs
 from finance.config import load_settings
 from finance.crypto import SecretError
 from finance.demo import ConnectFailed, connect_bank
-from finance.errors import ProviderError, StoreError
+from finance.errors import BadFile, EditError, ProviderError, StoreError
 from finance.formatting import format_money, format_when
-from finance.model import MfaPrompt
+from finance.imports.csv_reader import DELIMITERS, with_overrides
+from finance.imports.text import DATE_FORMATS, ENCODINGS
+from finance.model import AccountType, MfaPrompt
 from finance.providers import registry
 from finance.providers.base import EmulatorOptions, ProviderKit
 from finance.sandbox.common import LOOPBACK_HOSTS, Emulator
@@ -188,6 +190,66 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+MAPPING_FLAGS = ("date", "description", "amount", "debit", "credit", "id", "balance", "date_format", "decimal",
+                 "delimiter", "encoding")
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Import a CSV or OFX file into an account, list the imports, or undo one (see the Import files page)."""
+    imports = open_services().imports
+    if args.undo:
+        print(imports.undo(args.undo, actor="cli"))
+        return 0
+    if args.list or not args.file:
+        for row in imports.history().itertuples():
+            state = f"undone {format_when(row.undone_at)}" if row.undone_at is not None else f"{row.rows_now} rows"
+            print(f"{row.id}  {format_when(row.imported_at)}  {row.file_name!r} → {row.account}: {row.added} added, "
+                  f"{row.duplicates} already synced, {row.already_imported} imported before ({state})")
+        return 0
+    accounts = imports.accounts()
+    if args.new_account and not args.currency:
+        print("error: a new account needs its --currency (e.g. BRL).", file=sys.stderr)
+        return 2
+    if not args.new_account and args.account not in set(accounts["id"]):
+        print("error: choose the account with --account (or make one with --new-account); the accounts are:",
+              file=sys.stderr)
+        for row in accounts.itertuples():
+            print(f"  {row.id}  {row.label}", file=sys.stderr)
+        return 2
+    path = Path(args.file)
+    data = path.read_bytes()
+    mapping = None
+    if imports.kind(path.name, data) == "csv":
+        mapping, saved = imports.mapping_for(args.account or "", imports.sniff(data))
+        changes = {k: getattr(args, k) for k in MAPPING_FLAGS if getattr(args, k) is not None}
+        mapping = with_overrides(mapping, **changes, **({"negate": True} if args.negate else {}))
+        print(("Using the mapping saved for this account" if saved and not changes else "Using the mapping")
+              + f": {mapping.to_json()}")
+    rows = imports.read(path.name, data, mapping)  # the whole file, before anything is created
+    if args.new_account:
+        if args.dry_run:
+            print(f"{len(rows)} rows would go into a new account {args.new_account!r}.")
+            return 0
+        args.account = imports.create_account(args.new_account, args.currency, args.type, actor="cli")
+        print(f"Created the manual account {args.account}.")
+    preview = imports.preview(args.account, path.name, data, mapping)
+    counts = preview.counts()
+    print(f"{len(preview.rows)} rows: {counts['new']} new, {counts['duplicate']} already synced, "
+          f"{counts['already imported']} imported before, {counts['ambiguous']} possible duplicates.")
+    table = preview.table()
+    ambiguous = table[table["outcome"] == "ambiguous"]
+    for row in ambiguous.itertuples():
+        print(f"  line {row.line}: {row.date} {row.description!r} {row.amount:.2f} — stored: {row.matches!r}")
+    if args.dry_run:
+        return 0
+    if len(ambiguous) and not args.ambiguous:
+        print("error: decide the possible duplicates with --ambiguous keep or --ambiguous skip (or one by one on "
+              "the Import files page). Nothing was imported.", file=sys.stderr)
+        return 1
+    print(imports.commit(preview, dict.fromkeys(ambiguous["id"], args.ambiguous), actor="cli"))
+    return 0
+
+
 def cmd_db_upgrade(_args: argparse.Namespace) -> int:
     """Bring the store named by the settings to the newest schema revision; prints it."""
     engine = create_engine(load_settings().database_url)
@@ -281,6 +343,29 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"syncs this worker runs at once (default {jobs.DEFAULT_CONCURRENCY})")
     worker.set_defaults(func=cmd_worker)
 
+    imp = sub.add_parser("import", help="import a bank's CSV or OFX file into an account; list or undo imports",
+                         description="CSV columns come from the mapping saved for the account (the Import files "
+                                     "page saves it), else a guess from the headers; flags override either.")
+    imp.add_argument("file", nargs="?", help="the CSV or OFX file")
+    imp.add_argument("--account", help="the account id (run without it to list them)")
+    imp.add_argument("--new-account", metavar="NAME", help="create a manual account (a bank no aggregator reaches) "
+                                                            "and import into it")
+    imp.add_argument("--currency", help="the new account's currency, e.g. BRL")
+    imp.add_argument("--type", default="checking", choices=[t.value for t in AccountType],
+                     help="the new account's type")
+    imp.add_argument("--dry-run", action="store_true", help="only show what would be imported")
+    imp.add_argument("--ambiguous", choices=("keep", "skip"), help="what to do with every possible duplicate")
+    imp.add_argument("--list", action="store_true", help="list the imports")
+    imp.add_argument("--undo", metavar="IMPORT_ID", help="remove every row one import added")
+    for name in ("date", "description", "amount", "debit", "credit", "id", "balance"):
+        imp.add_argument(f"--{name}", metavar="COLUMN", help=f"the CSV's {name} column")
+    imp.add_argument("--date-format", choices=DATE_FORMATS)
+    imp.add_argument("--decimal", choices=(",", "."))
+    imp.add_argument("--delimiter", choices=DELIMITERS)
+    imp.add_argument("--encoding", choices=ENCODINGS)
+    imp.add_argument("--negate", action="store_true", help="the file shows spending as positive amounts")
+    imp.set_defaults(func=cmd_import)
+
     db = sub.add_parser("db", help="the store's schema and moving it").add_subparsers(dest="action", required=True)
     db.add_parser("upgrade", help="bring the database to the newest schema revision (safe to repeat)").set_defaults(
         func=cmd_db_upgrade)
@@ -333,6 +418,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except ProviderError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    except (BadFile, EditError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:  # a store failing under a command (a read, a write): say so; anything else is a bug
         problem = store_error(exc)

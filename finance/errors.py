@@ -99,3 +99,16 @@ class ConsoleError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class BadFile(ValueError):
+    """An import file that cannot be read as asked (finance.imports): `line` (1-based) and `column` say where, when
+    known. Nothing from the file was stored."""
+
+    def __init__(self, message: str, *, line: int | None = None, column: str | None = None) -> None:
+        where = ", ".join(part for part in (f"line {line}" if line else "",
+                                            f"column “{column}”" if column else "") if part)
+        super().__init__(f"{where[0].upper()}{where[1:]}: {message}" if where else message)
+        self.message = message
+        self.line = line
+        self.column = column

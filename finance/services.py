@@ -34,6 +34,7 @@ from finance import recurring as recurring_series
 from finance.cashflow import CashFlow, build_cash_flow
 from finance.config import Settings, SmtpSettings, load_settings
 from finance.crypto import SecretBox, load_or_create_key
+from finance.file_import import FileImports
 from finance.filters import TransactionFilter
 from finance.health import StatusData
 from finance.money import Rate
@@ -635,6 +636,10 @@ class Services:
     @cached_property
     def recurring(self) -> Recurring:
         return Recurring(self.engine)
+
+    @cached_property
+    def imports(self) -> FileImports:
+        return FileImports(self.engine)
 
 
 def webhook_secret(settings: Settings, key: bytes) -> str:

@@ -52,6 +52,7 @@ from finance.store.account_links import link_accounts, linked_successors, predec
 from finance.store.accounts import stored_accounts
 from finance.store.connections import clear_signal
 from finance.store.db import store_error
+from finance.store.imports import replace_with_synced
 from finance.store.ingest import ApplyCounts, StagedTransactions, apply_sync, configure_store, upsert_connection
 from finance.store.portfolio import (
     apply_portfolio,
@@ -321,6 +322,8 @@ class SyncEngine:
                 with self.engine.begin() as conn:
                     counts = apply_sync(conn, state=state, accounts=accounts, changes=changes, now=finished,
                                         today=self._today(provider), staged=staged)
+                    # an imported row this sync's new rows describe gives way: the provider's row wins
+                    replace_with_synced(conn, [a.id for a in accounts], finished, self._today(provider))
                     self._record_success(conn, run_id, state, accounts, changes,
                                          counts, finished, duration, requests)
             message = _describe(counts, len(accounts), changes.set_aside)

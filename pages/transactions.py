@@ -208,7 +208,8 @@ if st.session_state.get("txn_selected") != row["id"]:  # a newly selected row: i
 with st.container(border=True):
     deleted = present(row["deleted_at"])
     badges = (" :orange-badge[⏳ Pending]" if row["status"] == "pending" else "") + (
-        " :red-badge[🗑️ Deleted]" if deleted else "")
+        " :red-badge[🗑️ Deleted]" if deleted else "") + (
+        " :blue-badge[📥 Imported from a file]" if present(row["import_batch_id"]) else "")
     st.markdown(f"**{escape_markdown(str(row['description']))}** · {money(row['amount'], row['currency'])} · "
                 f"{row['booked_date']}{badges}")
     details = [f"{row['institution']} · {row['account_name']}", f"category {SOURCE_LABELS[row['category_source']]}"]

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PURE, STORE, PROVIDERS, SYNC, SERVICES, UI, PAGES = range(7)
 LAYER_NAMES = ["pure", "store", "providers", "sync", "services", "ui", "pages"]
 SERVICE_MODULES = {"finance.services", "finance.worker", "finance.jobs", "finance.webhooks", "finance.demo",
-                   "finance.cli"}
+                   "finance.cli", "finance.file_import"}
 PAGE_MODULES = {"app", "finance.__main__"}
 PAGES_MAY_NOT_IMPORT = ("finance.store", "finance.providers", "finance.sandbox", "finance.sync")
 NAMES_ALLOWED_IN = {"finance/providers/registry.py", "finance/config.py"}

@@ -10,15 +10,22 @@ from finance.store.account_links import CONTINUED
 from finance.store.db import frame
 from finance.store.schema import accounts
 
+MANUAL_PROVIDER = "manual"
+"""`accounts.provider` and `connection_id` of accounts the user made for banks no aggregator reaches (file import)."""
+INSTITUTION = f"COALESCE(c.institution_name, CASE WHEN a.provider = '{MANUAL_PROVIDER}' THEN 'Manual' END)"
+"""An account's institution in a query of `accounts a LEFT JOIN connections c`: a manual account's is "Manual"."""
+
 
 def accounts_summary(conn: sa.Connection) -> pd.DataFrame:
-    """Every account with its connection's institution and provider, by institution, type and name."""
+    """Every account with its connection's institution and provider, by institution, type and name; an account the
+    user made for file imports (no connection) is the institution "Manual"."""
     return frame(conn, f"""
-        SELECT a.id, a.connection_id, c.institution_name AS institution, c.provider, a.name, a.type, a.mask,
-               a.currency, a.current_balance, a.available_balance, a.credit_limit, a.balance_as_of
-        FROM accounts a JOIN connections c ON c.id = a.connection_id
+        SELECT a.id, a.connection_id, {INSTITUTION} AS institution, COALESCE(c.provider, a.provider) AS provider,
+               a.name, a.type, a.mask, a.currency, a.current_balance, a.available_balance, a.credit_limit,
+               a.balance_as_of
+        FROM accounts a LEFT JOIN connections c ON c.id = a.connection_id
         WHERE a.id NOT IN {CONTINUED}
-        ORDER BY c.institution_name, a.type, a.name
+        ORDER BY institution, a.type, a.name
     """)
 
 

@@ -48,6 +48,7 @@ import sqlalchemy as sa
 from duckdb_engine import Dialect as DuckDBDialect
 
 from finance.errors import ConsoleError
+from finance.formatting import defuse_formulas
 from finance.store.db import duckdb_connection, frame
 from finance.store.schema import metadata
 
@@ -416,8 +417,8 @@ def run_query(engine: sa.Engine, sql: str, *, max_rows: int = MAX_ROWS,
 
 
 def to_csv_bytes(table: pa.Table) -> bytes:
-    """A result as UTF-8 CSV with a header row."""
-    return table.to_pandas().to_csv(index=False).encode("utf-8")
+    """A result as UTF-8 CSV with a header row; text that a spreadsheet would run as a formula gets a leading `'`."""
+    return defuse_formulas(table).to_pandas().to_csv(index=False).encode("utf-8")
 
 
 def to_parquet_bytes(table: pa.Table) -> bytes:

@@ -98,6 +98,8 @@ transactions = sa.Table(
     sa.Column("bill_id", sa.String, comment="a card row's bill (card_bills.id), when the provider says which"),
     sa.Column("merchant_category_code", sa.String, comment="ISO 18245 merchant category code, verbatim"),
     sa.Column("counterparty_account", sa.String, comment="the other side's account number, as the provider sends it"),
+    sa.Column("import_batch_id", sa.String, comment="the file import that added this row (import_batches.id); NULL "
+                                                    "for rows a provider synced"),
 )
 
 # PostgreSQL only: one shared table serves many connections and users, so a sync's merge and a page's filters look
@@ -384,4 +386,48 @@ account_links = sa.Table(
     sa.Column("linked_at", UtcTime, nullable=False),
     sa.Column("since", sa.Date, comment="the day the new account's history begins; the old counts before it"),
     comment="Reconnects: the new account's history continues the old one's (charts count them as one).",
+)
+
+# File imports (finance/imports; Import files page, `python -m finance import`): each import is one batch that can be
+# undone as a whole; imported rows are `transactions` with provider 'import' and their batch in `import_batch_id`.
+import_batches = sa.Table(
+    "import_batches", metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("account_id", sa.String, nullable=False),
+    sa.Column("file_name", sa.String, nullable=False, comment="as uploaded; shown as text"),
+    sa.Column("file_sha256", sa.String, nullable=False),
+    sa.Column("kind", sa.String, nullable=False, comment="csv or ofx"),
+    sa.Column("imported_at", UtcTime, nullable=False),
+    sa.Column("actor", sa.String, nullable=False),
+    sa.Column("rows_in_file", sa.Integer, nullable=False),
+    sa.Column("added", sa.Integer, nullable=False, comment="rows this import added (undo removes exactly these)"),
+    sa.Column("duplicates", sa.Integer, nullable=False, comment="file rows a synced row already describes"),
+    sa.Column("already_imported", sa.Integer, nullable=False, comment="file rows an earlier import brought"),
+    sa.Column("ambiguous_kept", sa.Integer, nullable=False),
+    sa.Column("ambiguous_skipped", sa.Integer, nullable=False),
+    sa.Column("first_date", sa.Date),
+    sa.Column("last_date", sa.Date),
+    sa.Column("set_balance", Money, comment="the closing balance the file gave a manual account that had none"),
+    sa.Column("set_balance_as_of", UtcTime),
+    sa.Column("undone_at", UtcTime, comment="when the import was undone (its rows removed)"),
+    comment="One row per file import; the import and its undo are also in audit_log.",
+)
+
+import_mappings = sa.Table(
+    "import_mappings", metadata,
+    sa.Column("account_id", sa.String, primary_key=True),
+    sa.Column("headers", sa.String, nullable=False, comment="the CSV header row, as JSON"),
+    sa.Column("mapping", sa.String, nullable=False, comment="finance.imports.csv_reader.ColumnMapping, as JSON"),
+    sa.Column("updated_at", UtcTime, nullable=False),
+    comment="The CSV column mapping confirmed for each account, reused by its next import.",
+)
+
+import_reviews = sa.Table(
+    "import_reviews", metadata,
+    sa.Column("transaction_id", sa.String, primary_key=True, comment="an imported row the user chose to keep"),
+    sa.Column("synced_id", sa.String, nullable=False, comment="the synced row it looked like"),
+    sa.Column("decided_at", UtcTime, nullable=False),
+    sa.Column("actor", sa.String, nullable=False),
+    comment="Imported rows the user kept beside a synced row that a later sync brought with the same amount and "
+            "dates but another description (Import files page); also in audit_log.",
 )

@@ -41,7 +41,9 @@ import sqlalchemy as sa
 
 from finance.errors import EditError
 from finance.filters import TransactionFilter
+from finance.formatting import defuse_formulas
 from finance.store import audit
+from finance.store.accounts import INSTITUTION
 from finance.store.db import frame
 from finance.store.ingest import is_write_conflict
 from finance.store.rules import RULES_IN_FORCE, category_name, save_rule
@@ -156,11 +158,11 @@ def transaction_page(conn: sa.Connection, filters: TransactionFilter, *, limit: 
             LIMIT :limit OFFSET :offset
         )
         SELECT t.id, t.booked_date, t.authorized_date, t.account_id, a.name AS account_name, a.mask AS account_mask,
-               a.type AS account_type, c.institution_name AS institution, t.description, t.merchant, t.amount,
+               a.type AS account_type, {INSTITUTION} AS institution, t.description, t.merchant, t.amount,
                t.currency, t.original_amount, t.original_currency, t.status, t.payment_method,
                t.installment_number, t.installment_total, t.effective_category AS category,
                k.name AS category_name, t.category_source, t.category AS provider_category, t.user_category,
-               t.rule_category, t.note, t.deleted_at
+               t.rule_category, t.note, t.deleted_at, t.import_batch_id
         FROM hits h
         JOIN {EFFECTIVE_TRANSACTIONS} t ON t.id = h.id
         LEFT JOIN accounts a ON a.id = t.account_id
@@ -194,7 +196,7 @@ def export_table(conn: sa.Connection, filters: TransactionFilter) -> pa.Table:
     """The whole filtered view (not one page) as an Arrow table, newest first. No connection secrets."""
     where, params, lists = _where(filters)
     result = conn.execute(_statement(f"""
-        SELECT t.id, t.booked_date, t.authorized_date, c.institution_name AS institution, t.account_id,
+        SELECT t.id, t.booked_date, t.authorized_date, {INSTITUTION} AS institution, t.account_id,
                a.name AS account, a.type AS account_type, t.description, t.merchant, t.amount, t.currency,
                t.original_amount, t.original_currency, t.status, t.effective_category AS category,
                k.name AS category_name, t.category_source, t.provider_category, t.payment_method,
@@ -214,9 +216,10 @@ def export_table(conn: sa.Connection, filters: TransactionFilter) -> pa.Table:
 
 
 def to_csv(table: pa.Table) -> bytes:
-    """CSV (UTF-8, header row, ISO dates, amounts with a dot) built in memory."""
+    """CSV (UTF-8, header row, ISO dates, amounts with a dot) built in memory; text that a spreadsheet would run as
+    a formula is written with a leading `'`."""
     sink = io.BytesIO()
-    pa_csv.write_csv(table, sink)
+    pa_csv.write_csv(defuse_formulas(table), sink)
     return sink.getvalue()
 
 
@@ -239,10 +242,10 @@ def category_options(conn: sa.Connection) -> pd.DataFrame:
 
 def account_options(conn: sa.Connection) -> pd.DataFrame:
     """Accounts that have transactions, labelled "Institution · Name ••1234 (BRL)"."""
-    options = frame(conn, """
-        SELECT a.id, c.institution_name AS institution, a.name, a.mask, a.type, a.currency
+    options = frame(conn, f"""
+        SELECT a.id, {INSTITUTION} AS institution, a.name, a.mask, a.type, a.currency
         FROM accounts a LEFT JOIN connections c ON c.id = a.connection_id
-        ORDER BY c.institution_name, a.type, a.name
+        ORDER BY institution, a.type, a.name
     """)
     options["label"] = [f"{i if isinstance(i, str) else '?'} · {n}{f' ••{m}' if isinstance(m, str) and m else ''} ({c})"
                         for i, n, m, c in zip(options["institution"], options["name"], options["mask"],

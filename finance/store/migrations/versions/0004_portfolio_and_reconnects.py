@@ -2,8 +2,8 @@
 payments, card bills and how each portfolio read went; account_links for reconnects; and the nullable columns
 transactions (bill id, merchant category code, counterparty account) and connections (successor institution) gained.
 
-Revision ID: 0003_portfolio_and_reconnects
-Revises: 0002_pg_transaction_indexes
+Revision ID: 0004_portfolio_and_reconnects
+Revises: 0003_job_queue
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_portfolio_and_reconnects"
-down_revision: str | None = "0002_pg_transaction_indexes"
+revision = "0004_portfolio_and_reconnects"
+down_revision: str | None = "0003_job_queue"
 branch_labels = None
 depends_on = None
 
