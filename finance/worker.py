@@ -30,6 +30,7 @@ from finance.webhooks import WebhookEvent, WebhookReceiver, plan_event, register
 if TYPE_CHECKING:
     from starlette.routing import Route
 
+    from finance.control_server import ControlServer
     from finance.services import Services
     from finance.sync import SyncResult
 
@@ -305,7 +306,7 @@ class Worker:
             if removed:
                 self._carry[connection_id] = removed  # the next sync of this connection applies them
             self._finish_events(connection_id, pending.events, webhook_events.FAILED, result.message, result.error_code)
-        self.services.alerts.after_sync()  # new transactions or a broken connection may raise alerts
+        self.services.after_sync()  # alerts, and the analysts' snapshot
         self._bump()
 
     def _finish_events(self, connection_id: str, ids: list[str], outcome: str, detail: str,
@@ -348,6 +349,10 @@ class Worker:
                 self._next_check = min(self._next_check, self._mono() + max(1.0, seconds))
 
     # -- reporting ----------------------------------------------------------------------------
+    def data_changed(self) -> None:
+        """Something outside the worker changed the store (a CLI job): the pages redraw."""
+        self._bump()
+
     def _bump(self) -> None:
         with self._cond:
             self.data_version += 1
@@ -432,6 +437,7 @@ def _retrying(write: Callable[[], T], attempts: int = 5, pause: float = 0.2) -> 
 _lock = threading.Lock()
 _worker: Worker | None = None
 _receiver: WebhookReceiver | None = None
+_control: ControlServer | None = None
 
 
 def current() -> Worker | None:
@@ -444,9 +450,11 @@ def current_receiver() -> WebhookReceiver | None:
 
 
 def start_background(services: Services | None = None) -> Worker:
-    """Start the worker and the webhook receiver on the process's shared services; with FINANCE_PUBLIC_URL set,
-    the in-process sandbox emulators start delivering their webhooks to this app."""
-    global _worker, _receiver
+    """Start the worker, the webhook receiver and the CLI's control server (finance.control_server) on the
+    process's shared services; with FINANCE_PUBLIC_URL set, the in-process sandbox emulators start delivering their
+    webhooks to this app."""
+    global _worker, _receiver, _control
+    from finance.control_server import ControlServer
     from finance.providers.registry import offline_emulators
     from finance.services import shared_services
 
@@ -460,15 +468,19 @@ def start_background(services: Services | None = None) -> Worker:
         worker = Worker(services)
         _receiver = WebhookReceiver(services, worker)
         _worker = worker.start()
+        _control = ControlServer(services, after_job=lambda: (services.after_sync(), worker.data_changed())).start()
+        services.analytics.refresh()  # the analysts' snapshot exists (and is current) from the start
         return worker
 
 
 def stop_background() -> None:
-    global _worker, _receiver
+    global _worker, _receiver, _control
     from finance.providers.registry import offline_emulators
 
     with _lock:
-        worker, _worker, _receiver = _worker, None, None
+        worker, _worker, _receiver, control, _control = _worker, None, None, _control, None
+    if control is not None:
+        control.stop()
     if worker is not None:
         worker.stop()
         for emulator in offline_emulators(worker.services.settings).values():

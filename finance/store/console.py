@@ -38,18 +38,17 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
-import sqlalchemy as sa
-from duckdb_engine import Dialect as DuckDBDialect
 
 from finance.errors import ConsoleError
-from finance.store.db import duckdb_connection, frame
-from finance.store.schema import metadata
+from finance.spreadsheet import neutralise_table
+
+if TYPE_CHECKING:  # imported where used: `python -m finance query` validates and runs without them (start-up time)
+    import pandas as pd
+    import sqlalchemy as sa
 
 MAX_ROWS = 10_000
 TIMEOUT_SECONDS = 10.0
@@ -152,6 +151,8 @@ class TableDoc:
 
     def frame(self) -> pd.DataFrame:
         """The columns as a small table for display."""
+        import pandas as pd
+
         return pd.DataFrame({
             "Column": [c.name for c in self.columns],
             "Type": [c.type for c in self.columns],
@@ -161,8 +162,13 @@ class TableDoc:
         })
 
 
-def schema_doc(meta: sa.MetaData = metadata, dialect: sa.Dialect | None = None) -> list[TableDoc]:
+def schema_doc(meta: sa.MetaData | None = None, dialect: sa.Dialect | None = None) -> list[TableDoc]:
     """Tables, columns, DuckDB types and column comments, read from the SQLAlchemy metadata."""
+    from duckdb_engine import Dialect as DuckDBDialect
+
+    from finance.store.schema import metadata
+
+    meta = meta if meta is not None else metadata
     dialect = dialect or DuckDBDialect()
     return [
         TableDoc(
@@ -187,8 +193,9 @@ def clean_error(exc: BaseException | str) -> str:
     return text if len(text) <= 1500 else text[:1500] + "…"
 
 
-def _open_sandbox() -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(":memory:", config=dict(SANDBOX_CONFIG))
+def _open_sandbox(database: str = ":memory:") -> duckdb.DuckDBPyConnection:
+    """A DuckDB instance with the console's configuration: in memory, or a snapshot file opened read-only."""
+    con = duckdb.connect(database, read_only=database != ":memory:", config=dict(SANDBOX_CONFIG))
     con.execute("SET TimeZone = 'UTC'")  # times in results are UTC, as in the store
     return con
 
@@ -282,8 +289,14 @@ def _visible_columns(table: sa.Table) -> list[sa.Column[Any]]:
     return [c for c in table.columns if c.name not in HIDDEN_COLUMNS]
 
 
-def snapshot_tables(engine: sa.Engine, meta: sa.MetaData = metadata) -> dict[str, pa.Table]:
+def snapshot_tables(engine: sa.Engine, meta: sa.MetaData | None = None) -> dict[str, pa.Table]:
     """Every documented table as Arrow, read in one transaction, without hidden columns."""
+    import sqlalchemy as sa
+
+    from finance.store.db import duckdb_connection, frame
+    from finance.store.schema import metadata
+
+    meta = meta if meta is not None else metadata
     tables: dict[str, pa.Table] = {}
     with engine.connect() as conn:
         conn.begin()
@@ -389,6 +402,31 @@ def run_query(engine: sa.Engine, sql: str, *, max_rows: int = MAX_ROWS,
                 con.execute("ROLLBACK")
     finally:
         con.close()
+    return _result(table, truncated, max_rows, started)
+
+
+def run_query_on_file(path: Path, sql: str, *, max_rows: int = MAX_ROWS,
+                      timeout: float = TIMEOUT_SECONDS) -> QueryResult:
+    """Validate `sql`, then run it on an analytics snapshot file (finance.store.snapshot: the documented tables
+    without hidden columns, and its views), opened read-only with the console's configuration. The same rules and
+    limits as `run_query`, without copying the store first. Raises ConsoleError."""
+    started = time.perf_counter()
+    statement = validate_sql(sql)
+    try:
+        con = _open_sandbox(str(path))
+    except duckdb.Error as exc:
+        raise ConsoleError(f"The analytics snapshot cannot be opened: {clean_error(exc)}") from None
+    try:
+        con.execute("SET lock_configuration = true")
+        con.execute("BEGIN TRANSACTION")
+        table, truncated = _run(con, statement, max_rows, timeout)
+    finally:
+        con.close()
+    return _result(table, truncated, max_rows, started)
+
+
+def _result(table: pa.Table, truncated: bool, max_rows: int, started: float) -> QueryResult:
+    """The result as the console shows it: unique column names, hidden columns dropped, at most `max_rows`."""
     names = _unique_names(table.column_names)
     table = table.rename_columns(names)
     keep = [n for n in names if n.lower() not in HIDDEN_COLUMNS]
@@ -397,8 +435,9 @@ def run_query(engine: sa.Engine, sql: str, *, max_rows: int = MAX_ROWS,
 
 
 def to_csv_bytes(table: pa.Table) -> bytes:
-    """A result as UTF-8 CSV with a header row."""
-    return table.to_pandas().to_csv(index=False).encode("utf-8")
+    """A result as UTF-8 CSV with a header row; text cells that a spreadsheet would run as formulas are
+    neutralised (finance.spreadsheet)."""
+    return neutralise_table(table).to_pandas().to_csv(index=False).encode("utf-8")
 
 
 def to_parquet_bytes(table: pa.Table) -> bytes:
@@ -407,6 +446,8 @@ def to_parquet_bytes(table: pa.Table) -> bytes:
         if pa.types.is_interval(field.type) or pa.types.is_null(field.type):  # no Parquet equivalent: as text
             text = pa.array([None if v is None else str(v) for v in table.column(index).to_pylist()], pa.string())
             table = table.set_column(index, field.name, text)
+    import pyarrow.parquet as pq
+
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
     return buffer.getvalue()

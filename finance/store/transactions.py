@@ -41,6 +41,7 @@ import sqlalchemy as sa
 
 from finance.errors import EditError
 from finance.filters import TransactionFilter
+from finance.spreadsheet import neutralise_table
 from finance.store import audit
 from finance.store.db import frame
 from finance.store.ingest import is_write_conflict
@@ -210,9 +211,10 @@ def export_table(conn: sa.Connection, filters: TransactionFilter) -> pa.Table:
 
 
 def to_csv(table: pa.Table) -> bytes:
-    """CSV (UTF-8, header row, ISO dates, amounts with a dot) built in memory."""
+    """CSV (UTF-8, header row, ISO dates, amounts with a dot) built in memory; text cells that a spreadsheet would
+    run as formulas are neutralised (finance.spreadsheet)."""
     sink = io.BytesIO()
-    pa_csv.write_csv(table, sink)
+    pa_csv.write_csv(neutralise_table(table), sink)
     return sink.getvalue()
 
 
