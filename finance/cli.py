@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from finance import analytics, control
+from finance import analytics, cli_analyst, control
 from finance.config import load_settings
 from finance.crypto import SecretError
 from finance.demo import ConnectFailed, connect_bank
@@ -270,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="connections, their health and net worth")
     status.set_defaults(func=cmd_status)
+    cli_analyst.add_commands(sub)
     parser.add_argument("--verbose", "-v", action="store_true", help="log progress, and errors with their tracebacks")
     return parser
 

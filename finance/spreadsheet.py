@@ -21,6 +21,7 @@ def neutralise_table(table: pa.Table) -> pa.Table:
             continue
         column = table.column(index)
         risky = pc.match_substring_regex(column, FORMULA_START)
-        safe = pc.if_else(risky, pc.binary_join_element_wise("'", column, ""), column)
-        table = table.set_column(index, field, safe.cast(field.type))
+        safe = pc.if_else(risky, pc.binary_join_element_wise(pa.scalar("'", field.type), column,
+                                                                  pa.scalar("", field.type)), column)
+        table = table.set_column(index, field, safe)
     return table
