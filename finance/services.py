@@ -45,6 +45,7 @@ from finance.store import budgets as budget_store
 from finance.store import cashflow as cashflow_store
 from finance.store import forecast as forecast_store
 from finance.store import recurring as recurring_store
+from finance.store import schema_doc as schema_text
 from finance.store.db import create_engine, init_schema, store_error
 from finance.store.migrate import add_missing_columns
 from finance.store.secrets import SecretStore
@@ -382,9 +383,9 @@ class Console(StoreOperations):
         """Remove a saved query; False when there was none of that name."""
         return console.delete_saved_query(self._saved_path, name)
 
-    def schema(self) -> list[console.TableDoc]:
-        """The documented tables and columns."""
-        return console.schema_doc()
+    def schema(self) -> tuple[str, list[schema_text.Section]]:
+        """The documented schema as docs/schema.md has it: the conventions, then one section per table and view."""
+        return schema_text.INTRO, schema_text.sections()
 
     def csv(self, table: pa.Table) -> bytes:
         """A result as CSV."""

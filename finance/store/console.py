@@ -109,19 +109,6 @@ STATEMENT_MESSAGES = {
     "MULTI": "This statement (for example a bare PIVOT) is not supported; wrap it as SELECT * FROM (…)",
 }
 
-TABLE_NOTES = {
-    "connections": "One row per provider item (a bank login): status, what to do, consent expiry, last sync.",
-    "accounts": "One row per account: type, currency and balances (a card's amount owed is negative).",
-    "transactions": "One row per transaction; amount < 0 when money leaves the user. The effective category is "
-                    "COALESCE(user_category, category); reports skip rows with deleted_at set.",
-    "balance_history": "End-of-day balance per account and day: snapshots from syncs plus reconstructed history.",
-    "sync_runs": "One row per sync attempt: trigger, counts, duration, outcome and a message a person can act on.",
-    "webhook_events": "Provider webhooks received (reserved for a later issue).",
-    "audit_log": "Audit trail (reserved for a later issue).",
-    "categories": "The unified category taxonomy; kind says how a row counts: income, expense, transfer, other.",
-    "category_rules": "Merchant → category rules (reserved for a later issue).",
-}
-
 _PATH = re.compile(r"(?<![\w)\]])(?:[A-Za-z]:)?[\\/](?:[^\s\"'\\/]+[\\/])+[^\s\"'\\/]*")
 
 
@@ -149,17 +136,6 @@ class TableDoc:
     description: str
     columns: tuple[ColumnDoc, ...]
 
-    def frame(self) -> pd.DataFrame:
-        """The columns as a small table for display."""
-        import pandas as pd
-
-        return pd.DataFrame({
-            "Column": [c.name for c in self.columns],
-            "Type": [c.type for c in self.columns],
-            "Key": ["PK" if c.primary_key else "" for c in self.columns],
-            "Null": ["yes" if c.nullable else "no" for c in self.columns],
-            "Meaning": [c.comment + (" (not available in the console)" if c.hidden else "") for c in self.columns],
-        })
 
 
 def schema_doc(meta: sa.MetaData | None = None, dialect: sa.Dialect | None = None) -> list[TableDoc]:
@@ -173,7 +149,7 @@ def schema_doc(meta: sa.MetaData | None = None, dialect: sa.Dialect | None = Non
     return [
         TableDoc(
             name=table.name,
-            description=table.comment or TABLE_NOTES.get(table.name, ""),
+            description=table.comment or "",
             columns=tuple(ColumnDoc(name=col.name, type=str(col.type.compile(dialect=dialect)),
                                     nullable=bool(col.nullable), primary_key=col.primary_key,
                                     comment=col.comment or "", hidden=col.name in HIDDEN_COLUMNS)
