@@ -410,10 +410,12 @@ class Analytics(StoreOperations):
         url = self._engine.url
         return url.get_backend_name() == "duckdb" and url.database not in (None, "", ":memory:")
 
-    def refresh(self) -> float | None:
-        """Rewrite the snapshot; the seconds it took, or None when there is none or it failed (logged: a sync that
-        worked never fails because of it, and the next sync writes it again)."""
-        if not self.enabled:
+    def refresh(self, *, only_if_stale: bool = False) -> float | None:
+        """Rewrite the snapshot (`only_if_stale`: unless it is newer than the store file); the seconds it took, or
+        None when there is none or it failed (logged: a sync that worked never fails because of it, and the next
+        sync writes it again)."""
+        if not self.enabled or (only_if_stale and not analytics.is_stale(Path(str(self._engine.url.database)),
+                                                                          self.path)):
             return None
         try:
             return refresh_snapshot(self._engine, self.path)

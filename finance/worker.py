@@ -469,7 +469,7 @@ def start_background(services: Services | None = None) -> Worker:
         _receiver = WebhookReceiver(services, worker)
         _worker = worker.start()
         _control = ControlServer(services, after_job=lambda: (services.after_sync(), worker.data_changed())).start()
-        services.analytics.refresh()  # the analysts' snapshot exists (and is current) from the start
+        services.analytics.refresh(only_if_stale=True)  # the analysts' snapshot is current from the start
         return worker
 
 

@@ -37,3 +37,11 @@ def test_the_document_states_signs_currencies_times_and_every_view():
 
 def test_a_pipe_in_a_comment_does_not_break_the_markdown_table():
     assert schema_doc._cell("a | b\nc") == "a \\| b c"
+
+
+def test_the_postgresql_read_only_role_never_gets_the_tokens():
+    sql = schema_doc.read_only_role_sql()
+    assert "encrypted_secret" not in sql and "default_transaction_read_only = on" in sql
+    granted = sql.split("GRANT SELECT (", 1)[1].split(")", 1)[0].split(", ")
+    assert granted == [c.name for c in metadata.tables["connections"].columns if c.name != "encrypted_secret"]
+    assert "REVOKE SELECT ON connections" in sql.split("GRANT SELECT (")[0]

@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from finance.store.console import TableDoc, schema_doc
+from finance.store.console import HIDDEN_COLUMNS, TableDoc, schema_doc
 from finance.store.snapshot import SNAPSHOT_VIEWS
 
 REGENERATE = "python -m finance.store.schema_doc"
@@ -72,6 +72,24 @@ def sections() -> list[Section]:
             *(_view_section(name, meaning, sql) for name, (meaning, sql) in SNAPSHOT_VIEWS.items())]
 
 
+def read_only_role_sql(role: str = "finance_reader") -> str:
+    """PostgreSQL: a role that can read every table but never the provider tokens, and cannot write (run it as the
+    role that owns the tables, so tables added by later migrations are readable too)."""
+    from finance.store.schema import metadata
+
+    visible = ", ".join(c.name for c in metadata.tables["connections"].columns if c.name not in HIDDEN_COLUMNS)
+    return f"""\
+CREATE ROLE {role} LOGIN PASSWORD 'choose-a-password';
+ALTER ROLE {role} SET default_transaction_read_only = on;
+GRANT CONNECT ON DATABASE finance TO {role};
+GRANT USAGE ON SCHEMA public TO {role};
+GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role};
+ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO {role};
+-- every column of connections but the provider tokens
+REVOKE SELECT ON connections FROM {role};
+GRANT SELECT ({visible}) ON connections TO {role};"""
+
+
 def render() -> str:
     """The whole of docs/schema.md."""
     parts = ["# The store's schema", "",
@@ -80,6 +98,11 @@ def render() -> str:
     for section in sections():
         name, _, about = section.title.partition(" — ")
         parts += [f"## {name}", "", about, "", section.markdown, ""]
+    parts += ["## Read-only access on PostgreSQL", "",
+              "With the store on PostgreSQL, analysts connect with a role of their own that reads every table, never "
+              "the provider tokens, and cannot write (the views above are in the DuckDB snapshot only). Run as the "
+              "owner of the tables:", "",
+              f"```sql\n{read_only_role_sql()}\n```", ""]
     return "\n".join(parts)
 
 
