@@ -260,3 +260,10 @@ def test_exported_csv_cells_never_run_as_formulas(store):
 def test_export_refuses_a_reversed_period(store):
     done = cli(store, "export", "transactions", "--from", "2026-05-01", "--to", "2026-04-01")
     assert done.returncode == 1 and b"--from" in done.stderr
+
+
+def test_query_keeps_the_consoles_row_limit(store):
+    done = cli(store, "query", "SELECT range AS n FROM range(20000)", "--format", "csv")
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.decode().splitlines()) == 10_000 + 1
+    assert "only the first 10,000 rows" in done.stderr.decode()

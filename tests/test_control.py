@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -172,3 +173,31 @@ def test_stopping_the_app_removes_its_control_file(offline):
         worker.stop_background()
         services.engine.dispose()
     assert not control.control_path(offline).exists()
+
+
+def test_the_snapshot_follows_the_workers_and_the_pages_syncs(app, offline):
+    """A webhook's or the schedule's sync (the worker) and a page's Sync now both rewrite the snapshot."""
+    from finance import analytics
+
+    def snapshot_count() -> int:
+        con = analytics.connect(analytics.snapshot_path(offline))
+        try:
+            return int(con.execute("SELECT COUNT(*) FROM transactions").fetchall()[0][0])
+        finally:
+            con.close()
+
+    connection_id = str(app.connections.status()["id"].iloc[0])
+    assert cli(offline, "sandbox", "advance", "--days", "4").returncode == 0
+    running = worker.current()
+    assert running is not None
+    running.request_sync(connection_id, worker.WEBHOOK, delay=0.0)
+    deadline = time.monotonic() + 120
+    while snapshot_count() != count(app, "SELECT COUNT(*) FROM transactions") or count(
+            app, "SELECT COUNT(*) FROM sync_runs WHERE trigger = 'webhook'") == 0:
+        assert time.monotonic() < deadline, "the worker's sync did not reach the snapshot"
+        time.sleep(0.2)
+
+    assert cli(offline, "sandbox", "advance", "--days", "4").returncode == 0
+    result = app.connections.sync(connection_id, trigger="manual")
+    assert result.outcome == "success" and result.counts.added > 0
+    assert snapshot_count() == count(app, "SELECT COUNT(*) FROM transactions")
