@@ -50,7 +50,8 @@ def main() -> None:
     try:
         engine = fresh_engine(work / "finance.duckdb")
         synced = ingest(engine, DataSet(args.rows))
-        log(f"store: {synced['added']:,} transactions")
+        log(f"store: {synced['added']:,} transactions (ingest apply {synced['apply_s']:.2f} s, the yardstick of how "
+            "busy the machine is: 1.2 s in the quiet full run of bench/RESULTS.md)")
         path = snapshot_path(work)
         refreshes = []
         for i in range(args.repeat):
@@ -67,6 +68,7 @@ def main() -> None:
             f"monthly aggregate over {args.rows:,} rows {median(aggregate):.3f} s")
         result: dict[str, Any] = {
             "rows": synced["added"], "repeat": args.repeat, "refresh_s": median(refreshes), "runs_refresh_s": refreshes,
+            "ingest_apply_s": synced["apply_s"], "load": os.getloadavg(),
             "snapshot_mib": path.stat().st_size / 2**20, "python_s": median(python),
             "query_select1_s": median(select_one), "query_aggregate_s": median(aggregate),
             "query_beyond_python_s": median(select_one) - median(python), "runs_query_s": select_one,
@@ -74,7 +76,8 @@ def main() -> None:
         emit(result)
         print(f"Snapshot refresh after a sync of {result['rows']:,} transactions: {result['refresh_s']:.2f} s median "
               f"of {args.repeat} (target < 2 s: {'met' if result['refresh_s'] < 2 else 'NOT met'}); "
-              f"{result['snapshot_mib']:.0f} MiB")
+              f"{result['snapshot_mib']:.0f} MiB; ingest apply in the same run {result['ingest_apply_s']:.2f} s, load "
+              f"{result['load'][0]:.1f}")
         print(f"finance query start-up: {result['query_select1_s']:.2f} s for SELECT 1 = "
               f"{result['query_beyond_python_s']:.2f} s beyond Python's own {result['python_s']:.2f} s; "
               f"a monthly aggregate over every row: {result['query_aggregate_s']:.2f} s")
