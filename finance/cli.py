@@ -110,12 +110,7 @@ class Terminal:
 
 
 def _running_app() -> control.RunningApp | None:
-    """The app holding a DuckDB store file, to hand writes to; None when none runs or the store is PostgreSQL
-    (any number of processes may write there, so the CLI opens it itself)."""
-    settings = load_settings()
-    if not settings.database_url.startswith("duckdb:///") or settings.database_url == "duckdb:///:memory:":
-        return None
-    return control.running_app(settings.data_dir)
+    return cli_analyst.app_holding_store(load_settings())
 
 
 def _run_in_app(app: control.RunningApp, op: str, args: argparse.Namespace) -> int:

@@ -49,12 +49,18 @@ def _duckdb_file(settings: Settings) -> Path | None:
     return Path(url.removeprefix("duckdb:///").split("?", 1)[0])
 
 
+def app_holding_store(settings: Settings) -> control.RunningApp | None:
+    """The running app that holds this DuckDB store file, to hand writes to and read the snapshot of; None when
+    none runs, or when the store is PostgreSQL (any number of processes use it: the CLI opens it itself)."""
+    return control.running_app(settings.data_dir) if _duckdb_file(settings) is not None else None
+
+
 def current_snapshot(settings: Settings) -> Path:
     """The snapshot to read: the running app keeps its own current; otherwise it is brought up to date from the
     store when the store changed since (a busy store leaves the last one, with a note on stderr)."""
     store_file = _duckdb_file(settings)
     path = analytics.snapshot_path(settings.data_dir)
-    if store_file is None or control.running_app(settings.data_dir) is not None:
+    if store_file is None or app_holding_store(settings) is not None:
         return path
     if analytics.is_stale(store_file, path):
         from finance.errors import DatabaseBusy
@@ -205,7 +211,7 @@ def export_table(conn: sa.Connection, what: str, start: date | None, end: date |
 
 def _read_engine(settings: Settings) -> tuple[sa.Engine, bool]:
     """(engine, is it the snapshot): the snapshot while the app holds a DuckDB store, else the store itself."""
-    if _duckdb_file(settings) is not None and control.running_app(settings.data_dir) is not None:
+    if app_holding_store(settings) is not None:
         from finance.store.snapshot import snapshot_engine
 
         return snapshot_engine(analytics.snapshot_path(settings.data_dir)), True
