@@ -44,7 +44,6 @@ import duckdb
 import pyarrow as pa
 
 from finance.errors import ConsoleError
-from finance.spreadsheet import neutralise_table
 
 if TYPE_CHECKING:  # imported where used: `python -m finance query` validates and runs without them (start-up time)
     import pandas as pd
@@ -413,6 +412,8 @@ def _result(table: pa.Table, truncated: bool, max_rows: int, started: float) -> 
 def to_csv_bytes(table: pa.Table) -> bytes:
     """A result as UTF-8 CSV with a header row; text cells that a spreadsheet would run as formulas are
     neutralised (finance.spreadsheet)."""
+    from finance.spreadsheet import neutralise_table  # pyarrow.compute: only CSV needs it (query start-up time)
+
     return neutralise_table(table).to_pandas().to_csv(index=False).encode("utf-8")
 
 
