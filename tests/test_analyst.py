@@ -95,6 +95,16 @@ def test_snapshot_holds_the_tables_without_tokens_and_the_documented_views(store
     assert not list(store.glob(".analytics.duckdb.*"))  # no temporary file left behind
 
 
+def test_the_snapshot_is_as_private_as_the_store(store):
+    (store / "finance.duckdb").chmod(0o600)
+    services = open_services(load_settings())
+    try:
+        services.analytics.refresh()
+    finally:
+        services.engine.dispose()
+    assert analytics.snapshot_path(store).stat().st_mode & 0o777 == 0o600
+
+
 def test_a_missing_snapshot_says_how_to_get_one(tmp_path):
     with pytest.raises(analytics.SnapshotMissing, match="after every sync"):
         analytics.connect(tmp_path / "none.duckdb")

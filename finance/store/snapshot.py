@@ -6,9 +6,9 @@ The snapshot is a second file (`data/analytics.duckdb`) that the duckdb CLI, pan
 
 A refresh copies the documented tables (never `connections.encrypted_secret`) in one read transaction of the
 store into a new file beside the snapshot, adds the documented views (`SNAPSHOT_VIEWS`), checkpoints and closes
-it, fsyncs it and renames it over the old one (then fsyncs the folder): a reader opens either the previous
-complete file or the new complete one, never a half-written one, and a reader that has the old file open keeps
-reading it until it closes.
+it, gives it the store file's permissions, fsyncs it and renames it over the old one (then fsyncs the folder):
+a reader opens either the previous complete file or the new complete one, never a half-written one, and a reader
+that has the old file open keeps reading it until it closes.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import threading
 import time
 from datetime import UTC, datetime
@@ -112,6 +113,9 @@ def refresh_snapshot(engine: sa.Engine, path: Path, *, now: datetime | None = No
             finally:
                 duck.execute(f"DETACH {alias}")
         _add_views(temp)
+        store_file = Path(str(engine.url.database))
+        if store_file.is_file():  # readable by whoever may read the store, no one else
+            shutil.copymode(store_file, temp)
         _fsync(temp)
         os.replace(temp, path)
         _fsync(path.parent)
