@@ -285,17 +285,25 @@ def _edit(engine: sa.Engine, transaction_id: str, change: Callable[[sa.Connectio
     edit's transaction began, fails with a write conflict instead of being saved onto a row that disappears. The
     edit is then retried in a new transaction (for up to EDIT_WAIT_SECONDS; then SYNC_BUSY): once the merge has
     committed, `_transaction` follows the pending row to its posted row through `pending_id`, and the edit is
-    made there. On PostgreSQL the merge's `FOR UPDATE` makes the edit's UPDATE wait instead, then match no row:
-    check its row count there and retry the same way.
+    made there. On PostgreSQL the merge locks the pending rows (`FOR UPDATE`): the edit locks its row first,
+    waiting up to EDIT_WAIT_SECONDS (lock_timeout), and once the merge has committed its next statement reads the
+    posted row.
     """
     deadline, delay = time.monotonic() + EDIT_WAIT_SECONDS, 0.02
     while True:
         try:
             with engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    wait_ms = max(1, int((deadline - time.monotonic()) * 1000))
+                    conn.exec_driver_sql(f"SET LOCAL lock_timeout = {wait_ms}")
+                    conn.execute(sa.text("SELECT id FROM transactions WHERE id = :id FOR UPDATE"),
+                                 {"id": transaction_id})
                 row = _transaction(conn, transaction_id)
                 message = change(conn, row) or unchanged
             return POSTED + message if row.followed_from else message
         except sa.exc.DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) == "55P03":  # PostgreSQL: the merge held the row past lock_timeout
+                raise EditError(SYNC_BUSY) from None
             if not is_write_conflict(exc):
                 raise
             if time.monotonic() + delay > deadline:
