@@ -40,9 +40,11 @@ def store(demo_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     return folder
 
 
-def cli(folder: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+def cli(folder: Path, *args: str, database_url: str | None = None) -> subprocess.CompletedProcess[bytes]:
     env = {k: v for k, v in os.environ.items() if k not in OFFLINE_UNSET}
     env.update(FINANCE_DATA_DIR=str(folder), PYTHONPATH=str(REPO))
+    if database_url:
+        env["FINANCE_DATABASE_URL"] = database_url
     return subprocess.run([sys.executable, "-m", "finance", *args], capture_output=True, env=env, timeout=120,
                           cwd=REPO)
 
@@ -277,3 +279,26 @@ def test_query_keeps_the_consoles_row_limit(store):
     assert done.returncode == 0, done.stderr
     assert len(done.stdout.decode().splitlines()) == 10_000 + 1
     assert "only the first 10,000 rows" in done.stderr.decode()
+
+
+def test_query_and_export_read_postgresql_directly(demo_store_postgresql, postgres_server, tmp_path):
+    """On PostgreSQL there is no single writer to work around: the CLI reads the store itself, with the same rules."""
+    folder, template = demo_store_postgresql
+    url = postgres_server.create_database(template=template)
+    data = tmp_path / "data"
+    shutil.copytree(folder, data, ignore=shutil.ignore_patterns(analytics.SNAPSHOT_FILE))
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            stored = conn.execute(sa.text("SELECT COUNT(*) FROM transactions")).scalar()
+    finally:
+        engine.dispose()
+    done = cli(data, "query", "SELECT COUNT(*) AS n FROM transactions", "--format", "json", database_url=url)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [{"n": stored}]
+    refused = cli(data, "query", "DELETE FROM transactions", database_url=url)
+    assert refused.returncode == 1 and b"DELETE" in refused.stderr
+    exported = cli(data, "export", "transactions", database_url=url)
+    assert exported.returncode == 0, exported.stderr
+    assert pa_csv.read_csv(io.BytesIO(exported.stdout)).num_rows == stored
+    assert not analytics.snapshot_path(data).exists()
