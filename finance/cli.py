@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from finance import config, jobs
+from finance import analytics, cli_analyst, config, control, jobs
 from finance.config import load_settings
 from finance.crypto import SecretError
 from finance.demo import ConnectFailed, connect_bank
@@ -22,11 +22,12 @@ from finance.model import AccountType, MfaPrompt
 from finance.providers import registry
 from finance.providers.base import EmulatorOptions, ProviderKit
 from finance.sandbox.common import LOOPBACK_HOSTS, Emulator
-from finance.services import open_services
+from finance.services import Services, open_services
 from finance.store import accounts, connections, migrate
 from finance.store import jobs as job_tables
 from finance.store.copy import copy_store
 from finance.store.db import create_engine, init_schema, store_error
+from finance.store.snapshot import snapshot_engine
 
 
 def _progress_bar(label: str, fraction: float, width: int = 30) -> None:
@@ -98,62 +99,104 @@ def _ask(prompt: str, secret: bool = False) -> str:
     return getpass.getpass(prompt) if secret else input(prompt)
 
 
+class Terminal:
+    """Where a command's output, prompts and progress go: this terminal. When the app runs, the command runs in the
+    app's process (finance.control_server) with a terminal that relays all three to the CLI."""
+
+    def say(self, text: str) -> None:
+        print(text, flush=True)
+
+    def ask(self, prompt: str, secret: bool = False) -> str:
+        return _ask(prompt, secret)
+
+    def progress(self, label: str, fraction: float) -> None:
+        _progress_bar(label, fraction)
+
+
+def _running_app() -> control.RunningApp | None:
+    return cli_analyst.app_holding_store(load_settings())
+
+
+def _run_in_app(app: control.RunningApp, op: str, args: argparse.Namespace) -> int:
+    terminal = Terminal()
+    print(f"The app is running (pid {app.pid}): it runs this {op} and shows it on its pages.", flush=True)
+    return control.run_job(app, op, vars(args), say=terminal.say, progress=terminal.progress, ask=terminal.ask)
+
+
 def cmd_connect(args: argparse.Namespace) -> int:
-    services = open_services()
+    app = _running_app()
+    return _run_in_app(app, "connect", args) if app else connect_flow(open_services(), args, Terminal())
+
+
+def connect_flow(services: Services, args: argparse.Namespace, term: Terminal) -> int:
+    """Connect a bank (prompting for what is missing from `args`), register it and run its first sync."""
     provider = services.providers[args.provider]
     institution = args.institution
     if institution is None:
         options = provider.institutions()
         for inst in options:
-            print(f"  {inst.id:>6}  {inst.name}{'  (sandbox)' if inst.is_sandbox else ''}")
-        institution = _ask(f"Institution id [{options[0].id}]: ").strip() or options[0].id
+            term.say(f"  {inst.id:>6}  {inst.name}{'  (sandbox)' if inst.is_sandbox else ''}")
+        institution = term.ask(f"Institution id [{options[0].id}]: ").strip() or options[0].id
     credentials: dict[str, str] = {}
     for field in provider.credential_fields(institution):
         name = str(field["name"])
         given = args.password if name == "password" else args.user if name in ("user", "username") else None
-        credentials[name] = given or _ask(f"{field.get('label') or name}: ", secret=field.get("type") == "password")
+        credentials[name] = given or term.ask(f"{field.get('label') or name}: ",
+                                              secret=field.get("type") == "password")
 
     def ask_mfa(prompt: MfaPrompt) -> str:
-        code = args.mfa or _ask(f"{prompt.label}{' — ' + prompt.instructions if prompt.instructions else ''}: ")
+        code = args.mfa or term.ask(f"{prompt.label}{' — ' + prompt.instructions if prompt.instructions else ''}: ")
         args.mfa = None  # a given code is tried once; a second prompt means it was refused
         return code
 
     try:
         state = connect_bank(provider, institution, credentials, ask_mfa=ask_mfa,
-                             on_progress=lambda s: print(f"  bank: {s}", flush=True))
+                             on_progress=lambda s: term.say(f"  bank: {s}"))
     except ConnectFailed as exc:
-        print(exc.message)
+        term.say(exc.message)
         return 1
     connection_id = services.sync.register(state)
-    print(f"Connected {state.institution.name if state.institution else 'bank'} ({connection_id}). Syncing…")
-    result = services.sync.sync_connection(connection_id, trigger="connect", on_progress=_progress_bar)
-    print(result.message)
+    term.say(f"Connected {state.institution.name if state.institution else 'bank'} ({connection_id}). Syncing…")
+    result = services.sync.sync_connection(connection_id, trigger="connect", on_progress=term.progress)
+    term.say(result.message)
     return 0 if result.outcome == "success" else 1
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    services = open_services()
+    app = _running_app()
+    return _run_in_app(app, "sync", args) if app else sync_flow(open_services(), args, Terminal())
+
+
+def sync_flow(services: Services, args: argparse.Namespace, term: Terminal) -> int:
+    """Sync one connection (`args.connection`) or all of them, with a progress bar; one line per connection."""
     if args.connection:
-        results = [services.sync.sync_connection(args.connection, trigger="cli", on_progress=_progress_bar)]
+        results = [services.sync.sync_connection(args.connection, trigger="cli", on_progress=term.progress)]
     else:
-        results = services.sync.sync_all(trigger="cli", on_progress=_progress_bar)
+        results = services.sync.sync_all(trigger="cli", on_progress=term.progress)
     if not results:
-        print("No connections yet. Connect one with: python -m finance connect")
+        term.say("No connections yet. Connect one with: python -m finance connect")
         return 0
     failed = [r for r in results if r.outcome == "failed"]
     if len(failed) == len(results) and {r.error_code for r in failed} == {failed[0].error_code} \
             and (failed[0].error_code or "").startswith("STORE_"):
         raise StoreError(failed[0].message, code=failed[0].error_code)  # the store failed, not each bank
     for result in results:
-        print(f"{result.connection_id}: {result.outcome} — {result.message}")
+        term.say(f"{result.connection_id}: {result.outcome} — {result.message}")
     return 0 if all(r.outcome != "failed" for r in results) else 1
 
 
 def cmd_status(_args: argparse.Namespace) -> int:
-    services = open_services()
-    with services.engine.connect() as conn:
-        status = connections.connections_status(conn)
-        totals = accounts.balance_totals(conn)
+    app = _running_app()
+    engine = snapshot_engine(analytics.snapshot_path(load_settings().data_dir)) if app else open_services().engine
+    if app:
+        print(f"The app is running (pid {app.pid}): as of its last sync.")
+    try:
+        with engine.connect() as conn:
+            status = connections.connections_status(conn)
+            totals = accounts.balance_totals(conn)
+    finally:
+        if app:
+            engine.dispose()
     if status.empty:
         print("No connections yet. Connect one with: python -m finance connect")
         return 0
@@ -337,6 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="connections, their health and net worth")
     status.set_defaults(func=cmd_status)
+    cli_analyst.add_commands(sub)
 
     worker = sub.add_parser("worker", help="run background jobs: webhooks, syncs, the schedule (PostgreSQL store)")
     worker.add_argument("--concurrency", type=_positive, default=jobs.DEFAULT_CONCURRENCY,
@@ -413,7 +457,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(args.verbose)
     try:
         return int(args.func(args))
-    except (StoreError, SecretError) as exc:
+    except (StoreError, SecretError, control.ControlError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except ProviderError as exc:

@@ -116,5 +116,6 @@ def run_demo(svc: Services, on_progress: Progress | None = None, *, interval: fl
         result = svc.sync.sync_connection(connection_id, trigger="connect", on_progress=lambda stage, f, name=(
             bank.name): scoped(f"{name}: {stage}", 0.2 + 0.8 * min(f, 1.0)))
         results.append(replace(result, message=f"{bank.name} connected. {result.message}"))
+    svc.analytics.refresh()  # the analysts' snapshot holds the demo's banks
     report("Done", 1.0)
     return results

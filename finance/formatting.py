@@ -7,9 +7,6 @@ import re
 from datetime import date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
 _STYLES: dict[str, tuple[str, str, str, bool]] = {
     # currency: (symbol, thousands separator, decimal separator, space after symbol)
     "BRL": ("R$", ".", ",", True),
@@ -66,21 +63,3 @@ def escape_markdown(text: str) -> str:
     """`text` (bank text, say) shown literally by st.markdown and the st.warning family: every character that
     Markdown, LaTeX (`$`) or an autolink (`:`) would act on is backslash-escaped."""
     return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
-
-
-FORMULA_START = r"^[=+\-@\t\r]"
-"""A cell starting like this runs as a formula when a spreadsheet opens the CSV (CSV injection, OWASP)."""
-
-
-def defuse_formulas(table: pa.Table) -> pa.Table:
-    """`table` for a CSV export: every text cell that a spreadsheet would run as a formula gets a leading `'`,
-    so it opens as the text it is (a bank's or a file's description may be `=HYPERLINK(...)`). Numbers, dates and
-    other typed columns are left as they are."""
-    columns = []
-    for column in table.columns:
-        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-            risky = pc.fill_null(pc.match_substring_regex(column, FORMULA_START), False)
-            column = pc.if_else(risky, pc.binary_join_element_wise(pa.scalar("'", column.type), column,
-                                                                   pa.scalar("", column.type)), column)
-        columns.append(column)
-    return pa.Table.from_arrays(columns, schema=table.schema)

@@ -29,7 +29,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from finance import alerts as alert_rules
-from finance import budgets, forecast, health, mailer, portfolio
+from finance import analytics, budgets, forecast, health, mailer, portfolio
 from finance import recurring as recurring_series
 from finance.cashflow import CashFlow, build_cash_flow
 from finance.config import Settings, SmtpSettings, load_settings
@@ -60,8 +60,10 @@ from finance.store import cashflow as cashflow_store
 from finance.store import forecast as forecast_store
 from finance.store import jobs as job_tables
 from finance.store import recurring as recurring_store
+from finance.store import schema_doc as schema_text
 from finance.store.db import create_engine, init_schema, store_error
 from finance.store.secrets import SecretStore
+from finance.store.snapshot import refresh_snapshot
 from finance.sync import Progress, SyncEngine, SyncResult
 
 log = logging.getLogger(__name__)
@@ -446,9 +448,9 @@ class Console(StoreOperations):
         """Remove a saved query; False when there was none of that name."""
         return console.delete_saved_query(self._saved_path, name)
 
-    def schema(self) -> list[console.TableDoc]:
-        """The documented tables and columns."""
-        return console.schema_doc()
+    def schema(self) -> tuple[str, list[schema_text.Section]]:
+        """The documented schema as docs/schema.md has it: the conventions, then one section per table and view."""
+        return schema_text.INTRO, schema_text.sections()
 
     def csv(self, table: pa.Table) -> bytes:
         """A result as CSV."""
@@ -457,6 +459,34 @@ class Console(StoreOperations):
     def parquet(self, table: pa.Table) -> bytes:
         """A result as Parquet."""
         return console.to_parquet_bytes(table)
+
+
+class Analytics(StoreOperations):
+    """The analysts' snapshot (finance.store.snapshot), rewritten after every sync so outside tools read current
+    data while the app holds the store. Only a DuckDB file store has one: PostgreSQL is read directly."""
+
+    def __init__(self, engine: sa.Engine, data_dir: Path) -> None:
+        super().__init__(engine)
+        self.path = analytics.snapshot_path(data_dir)
+
+    @property
+    def enabled(self) -> bool:
+        """True for a DuckDB file store."""
+        url = self._engine.url
+        return url.get_backend_name() == "duckdb" and url.database not in (None, "", ":memory:")
+
+    def refresh(self, *, only_if_stale: bool = False) -> float | None:
+        """Rewrite the snapshot (`only_if_stale`: unless it is newer than the store file); the seconds it took, or
+        None when there is none or it failed (logged: a sync that worked never fails because of it, and the next
+        sync writes it again)."""
+        if not self.enabled or (only_if_stale and not analytics.is_stale(Path(str(self._engine.url.database)),
+                                                                          self.path)):
+            return None
+        try:
+            return refresh_snapshot(self._engine, self.path)
+        except Exception:
+            log.exception("the analytics snapshot was not refreshed; the next sync tries again")
+            return None
 
 
 class Budgets(StoreOperations):
@@ -601,7 +631,7 @@ class Services:
 
     @cached_property
     def connections(self) -> Connections:
-        return Connections(self.engine, self.sync, after_sync=self.alerts.after_sync)
+        return Connections(self.engine, self.sync, after_sync=self.after_sync)
 
     @cached_property
     def holdings(self) -> Holdings:
@@ -628,6 +658,15 @@ class Services:
         return Alerts(self.engine, self.settings.smtp,
                       budget_lines=lambda month: self.budgets.month_view(month, include_pending=False),
                       series=self.recurring.series)
+
+    @cached_property
+    def analytics(self) -> Analytics:
+        return Analytics(self.engine, self.settings.data_dir)
+
+    def after_sync(self) -> None:
+        """What follows every sync, wherever it ran: the alerts are evaluated and the analysts' snapshot rewritten."""
+        self.alerts.after_sync()
+        self.analytics.refresh()
 
     @cached_property
     def budgets(self) -> Budgets:

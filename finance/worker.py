@@ -32,6 +32,7 @@ from finance.webhooks import WebhookEvent, WebhookReceiver, apply_event, registe
 if TYPE_CHECKING:
     from starlette.routing import Route
 
+    from finance.control_server import ControlServer
     from finance.services import Services
     from finance.sync import SyncResult
 
@@ -321,7 +322,7 @@ class Worker:
             if removed:
                 self._carry[connection_id] = removed  # the next sync of this connection applies them
             self._finish_events(connection_id, pending.events, webhook_events.FAILED, result.message, result.error_code)
-        self.services.alerts.after_sync()  # new transactions or a broken connection may raise alerts
+        self.services.after_sync()  # alerts, and the analysts' snapshot
         self._bump()
 
     def _finish_events(self, connection_id: str, ids: list[str], outcome: str, detail: str,
@@ -368,6 +369,10 @@ class Worker:
                 self._next_check = min(self._next_check, self._mono() + max(1.0, seconds))
 
     # -- reporting ----------------------------------------------------------------------------
+    def data_changed(self) -> None:
+        """Something outside the worker changed the store (a CLI job): the pages redraw."""
+        self._bump()
+
     def _bump(self) -> None:
         with self._cond:
             self.data_version += 1
@@ -407,6 +412,7 @@ _lock = threading.Lock()
 _worker: Worker | None = None
 _receiver: WebhookReceiver | None = None
 _queue: jobs.QueueSink | None = None
+_control: ControlServer | None = None
 
 
 def current() -> Worker | None:
@@ -420,9 +426,11 @@ def current_receiver() -> WebhookReceiver | None:
 
 def start_background(services: Services | None = None) -> Worker | None:
     """Start background work on the process's shared services; with FINANCE_PUBLIC_URL set, the in-process sandbox
-    emulators start delivering their webhooks to this app. On DuckDB the worker runs here (returned); on
-    PostgreSQL the webhook routes only enqueue, for `python -m finance worker` processes (None)."""
-    global _worker, _receiver, _queue
+    emulators start delivering their webhooks to this app. On DuckDB the worker, the webhook receiver and the CLI's
+    control server (finance.control_server) run here (the worker is returned); on PostgreSQL the webhook routes only
+    enqueue, for `python -m finance worker` processes (None)."""
+    global _worker, _receiver, _queue, _control
+    from finance.control_server import ControlServer
     from finance.providers.registry import offline_emulators
     from finance.services import shared_services
 
@@ -440,16 +448,20 @@ def start_background(services: Services | None = None) -> Worker | None:
         worker = Worker(services)
         _receiver = WebhookReceiver(services, worker)
         _worker = worker.start()
+        _control = ControlServer(services, after_job=lambda: (services.after_sync(), worker.data_changed())).start()
+        services.analytics.refresh(only_if_stale=True)  # the analysts' snapshot is current from the start
         return worker
 
 
 def stop_background() -> None:
-    global _worker, _receiver, _queue
+    global _worker, _receiver, _queue, _control
     from finance.providers.registry import offline_emulators
 
     with _lock:
-        receiver, worker, queue = _receiver, _worker, _queue
-        _worker, _receiver, _queue = None, None, None
+        receiver, worker, queue, control = _receiver, _worker, _queue, _control
+        _worker, _receiver, _queue, _control = None, None, None, None
+    if control is not None:
+        control.stop()
     if worker is not None:
         worker.stop()
     if queue is not None:

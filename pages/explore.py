@@ -87,14 +87,9 @@ with console_tab:
                               file_name="query.parquet", mime="application/vnd.apache.parquet",
                               key="explore_parquet", on_click="ignore", icon="⬇️")
 
-with schema_tab:
-    st.markdown("Money is `DECIMAL(18,2)` in the account's currency; ids are `provider:provider's id`. The "
-                "effective category is `COALESCE(user_category, category)`; reports skip rows with `deleted_at` set.")
-    for doc in console.schema():
-        with st.expander(f"`{doc.name}` — {doc.description}", expanded=doc.name == "transactions"):
-            st.dataframe(doc.frame(), hide_index=True, width="stretch", column_config={
-                "Column": st.column_config.TextColumn(width="medium"),
-                "Key": st.column_config.TextColumn(width="small"),
-                "Null": st.column_config.TextColumn(width="small"),
-                "Meaning": st.column_config.TextColumn(width="large"),
-            })
+with schema_tab:  # the same text as docs/schema.md
+    intro, sections = console.schema()
+    st.markdown(intro)
+    for section in sections:
+        with st.expander(section.title, expanded=section.title.startswith("`transactions`")):
+            st.markdown(section.markdown)

@@ -133,13 +133,21 @@ def test_explore_runs_queries_shows_errors_offers_downloads_and_saves(offline):
     assert console.load_saved_queries(console.saved_queries_path(offline)) == []
 
 
-def test_explore_documents_the_schema(offline):
+def test_explore_documents_the_schema_with_the_text_of_docs_schema_md(offline):
+    from finance.store import schema_doc
+    from finance.store.snapshot import SNAPSHOT_VIEWS
+
     at = goto(app(offline), "explore")
     labels = [e.label for e in at.expander]
-    assert [label.split("`")[1] for label in labels] == [doc.name for doc in console.schema_doc()]
-    connections_doc = next(e.dataframe[0].value for e in at.expander if "`connections`" in e.label)
-    secret = connections_doc[connections_doc["Column"] == "encrypted_secret"]
-    assert "not available in the console" in secret["Meaning"].item()
+    assert [label.split("`")[1] for label in labels] == [doc.name for doc in console.schema_doc()] + list(
+        SNAPSHOT_VIEWS)
+    connections_doc = next(e.markdown[0].value for e in at.expander if "`connections`" in e.label)
+    secret = next(line for line in connections_doc.splitlines() if line.startswith("| `encrypted_secret`"))
+    assert "never available" in secret
+    shown = [m.value.strip() for m in at.markdown]
+    assert schema_doc.INTRO.strip() in shown
+    for section in schema_doc.sections():  # docs/schema.md holds the same text (tests/test_schema_doc.py)
+        assert section.markdown in shown
 
 
 def test_sync_status_shows_background_work_schedule_and_webhooks(offline, monkeypatch):

@@ -1,6 +1,9 @@
-"""`accounts`: every account with its institution, and the balances now per currency."""
+"""`accounts`: every account with its institution, the balances now per currency, and the balance history."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
 
 import pandas as pd
 import sqlalchemy as sa
@@ -49,3 +52,24 @@ def balance_totals(conn: sa.Connection) -> pd.DataFrame:
         FROM accounts WHERE current_balance IS NOT NULL AND id NOT IN {CONTINUED}
         GROUP BY currency ORDER BY currency
     """)
+
+
+def balance_history_table(conn: sa.Connection, *, start: date | None = None, end: date | None = None,
+                          account_ids: Sequence[str] = ()) -> pd.DataFrame:
+    """End-of-day balances (snapshots and reconstructed days) with the account's name, oldest first; optionally
+    within a period and for some accounts."""
+    where = ["(:start IS NULL OR h.day >= :start)", "(:end IS NULL OR h.day <= :end)"]
+    params: dict[str, object] = {"start": start, "end": end}
+    statement = sa.text(f"""
+        SELECT h.day, h.account_id, c.institution_name AS institution, a.name AS account, a.type AS account_type,
+               h.balance, h.currency, h.source
+        FROM balance_history h
+        LEFT JOIN accounts a ON a.id = h.account_id
+        LEFT JOIN connections c ON c.id = a.connection_id
+        WHERE {' AND '.join(where)} {'AND h.account_id IN :ids' if account_ids else ''}
+        ORDER BY h.day, c.institution_name, a.name
+    """)
+    if account_ids:
+        statement = statement.bindparams(sa.bindparam("ids", expanding=True))
+        params["ids"] = list(account_ids)
+    return frame(conn, statement, params)

@@ -38,19 +38,16 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
-import sqlalchemy as sa
-from duckdb_engine import Dialect as DuckDBDialect
 
 from finance.errors import ConsoleError
-from finance.formatting import defuse_formulas
-from finance.store.db import duckdb_connection, frame
-from finance.store.schema import metadata
+
+if TYPE_CHECKING:  # imported where used: `python -m finance query` validates and runs without them (start-up time)
+    import pandas as pd
+    import sqlalchemy as sa
 
 MAX_ROWS = 10_000
 TIMEOUT_SECONDS = 10.0
@@ -111,19 +108,6 @@ STATEMENT_MESSAGES = {
     "MULTI": "This statement (for example a bare PIVOT) is not supported; wrap it as SELECT * FROM (…)",
 }
 
-TABLE_NOTES = {
-    "connections": "One row per provider item (a bank login): status, what to do, consent expiry, last sync.",
-    "accounts": "One row per account: type, currency and balances (a card's amount owed is negative).",
-    "transactions": "One row per transaction; amount < 0 when money leaves the user. The effective category is "
-                    "COALESCE(user_category, category); reports skip rows with deleted_at set.",
-    "balance_history": "End-of-day balance per account and day: snapshots from syncs plus reconstructed history.",
-    "sync_runs": "One row per sync attempt: trigger, counts, duration, outcome and a message a person can act on.",
-    "webhook_events": "Provider webhooks received (reserved for a later issue).",
-    "audit_log": "Audit trail (reserved for a later issue).",
-    "categories": "The unified category taxonomy; kind says how a row counts: income, expense, transfer, other.",
-    "category_rules": "Merchant → category rules (reserved for a later issue).",
-}
-
 _PATH = re.compile(r"(?<![\w)\]])(?:[A-Za-z]:)?[\\/](?:[^\s\"'\\/]+[\\/])+[^\s\"'\\/]*")
 
 
@@ -151,24 +135,20 @@ class TableDoc:
     description: str
     columns: tuple[ColumnDoc, ...]
 
-    def frame(self) -> pd.DataFrame:
-        """The columns as a small table for display."""
-        return pd.DataFrame({
-            "Column": [c.name for c in self.columns],
-            "Type": [c.type for c in self.columns],
-            "Key": ["PK" if c.primary_key else "" for c in self.columns],
-            "Null": ["yes" if c.nullable else "no" for c in self.columns],
-            "Meaning": [c.comment + (" (not available in the console)" if c.hidden else "") for c in self.columns],
-        })
 
 
-def schema_doc(meta: sa.MetaData = metadata, dialect: sa.Dialect | None = None) -> list[TableDoc]:
+def schema_doc(meta: sa.MetaData | None = None, dialect: sa.Dialect | None = None) -> list[TableDoc]:
     """Tables, columns, DuckDB types and column comments, read from the SQLAlchemy metadata."""
+    from duckdb_engine import Dialect as DuckDBDialect
+
+    from finance.store.schema import metadata
+
+    meta = meta if meta is not None else metadata
     dialect = dialect or DuckDBDialect()
     return [
         TableDoc(
             name=table.name,
-            description=table.comment or TABLE_NOTES.get(table.name, ""),
+            description=table.comment or "",
             columns=tuple(ColumnDoc(name=col.name, type=str(col.type.compile(dialect=dialect)),
                                     nullable=bool(col.nullable), primary_key=col.primary_key,
                                     comment=col.comment or "", hidden=col.name in HIDDEN_COLUMNS)
@@ -188,8 +168,9 @@ def clean_error(exc: BaseException | str) -> str:
     return text if len(text) <= 1500 else text[:1500] + "…"
 
 
-def _open_sandbox() -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(":memory:", config=dict(SANDBOX_CONFIG))
+def _open_sandbox(database: str = ":memory:") -> duckdb.DuckDBPyConnection:
+    """A DuckDB instance with the console's configuration: in memory, or a snapshot file opened read-only."""
+    con = duckdb.connect(database, read_only=database != ":memory:", config=dict(SANDBOX_CONFIG))
     con.execute("SET TimeZone = 'UTC'")  # times in results are UTC, as in the store
     return con
 
@@ -283,8 +264,14 @@ def _visible_columns(table: sa.Table) -> list[sa.Column[Any]]:
     return [c for c in table.columns if c.name not in HIDDEN_COLUMNS]
 
 
-def snapshot_tables(engine: sa.Engine, meta: sa.MetaData = metadata) -> dict[str, pa.Table]:
+def snapshot_tables(engine: sa.Engine, meta: sa.MetaData | None = None) -> dict[str, pa.Table]:
     """Every documented table as Arrow, read in one transaction, without hidden columns."""
+    import sqlalchemy as sa
+
+    from finance.store.db import duckdb_connection, frame
+    from finance.store.schema import metadata
+
+    meta = meta if meta is not None else metadata
     tables: dict[str, pa.Table] = {}
     with engine.connect() as conn:
         conn.begin()
@@ -307,6 +294,8 @@ def snapshot_tables(engine: sa.Engine, meta: sa.MetaData = metadata) -> dict[str
 
 def _arrow_type(kind: sa.types.TypeEngine[Any]) -> pa.DataType:
     """The Arrow type DuckDB gives a column of this schema type (so a query answers alike on either engine)."""
+    import sqlalchemy as sa
+
     if isinstance(kind, sa.Numeric):
         return pa.decimal128(kind.precision or 18, kind.scale or 0)
     if isinstance(kind, sa.DateTime):
@@ -409,6 +398,31 @@ def run_query(engine: sa.Engine, sql: str, *, max_rows: int = MAX_ROWS,
                 con.execute("ROLLBACK")
     finally:
         con.close()
+    return _result(table, truncated, max_rows, started)
+
+
+def run_query_on_file(path: Path, sql: str, *, max_rows: int = MAX_ROWS,
+                      timeout: float = TIMEOUT_SECONDS) -> QueryResult:
+    """Validate `sql`, then run it on an analytics snapshot file (finance.store.snapshot: the documented tables
+    without hidden columns, and its views), opened read-only with the console's configuration. The same rules and
+    limits as `run_query`, without copying the store first. Raises ConsoleError."""
+    started = time.perf_counter()
+    statement = validate_sql(sql)
+    try:
+        con = _open_sandbox(str(path))
+    except duckdb.Error as exc:
+        raise ConsoleError(f"The analytics snapshot cannot be opened: {clean_error(exc)}") from None
+    try:
+        con.execute("SET lock_configuration = true")
+        con.execute("BEGIN TRANSACTION")
+        table, truncated = _run(con, statement, max_rows, timeout)
+    finally:
+        con.close()
+    return _result(table, truncated, max_rows, started)
+
+
+def _result(table: pa.Table, truncated: bool, max_rows: int, started: float) -> QueryResult:
+    """The result as the console shows it: unique column names, hidden columns dropped, at most `max_rows`."""
     names = _unique_names(table.column_names)
     table = table.rename_columns(names)
     keep = [n for n in names if n.lower() not in HIDDEN_COLUMNS]
@@ -417,8 +431,11 @@ def run_query(engine: sa.Engine, sql: str, *, max_rows: int = MAX_ROWS,
 
 
 def to_csv_bytes(table: pa.Table) -> bytes:
-    """A result as UTF-8 CSV with a header row; text that a spreadsheet would run as a formula gets a leading `'`."""
-    return defuse_formulas(table).to_pandas().to_csv(index=False).encode("utf-8")
+    """A result as UTF-8 CSV with a header row; text cells that a spreadsheet would run as formulas are
+    neutralised (finance.spreadsheet)."""
+    from finance.spreadsheet import neutralise_table  # pyarrow.compute: only CSV needs it (query start-up time)
+
+    return neutralise_table(table).to_pandas().to_csv(index=False).encode("utf-8")
 
 
 def to_parquet_bytes(table: pa.Table) -> bytes:
@@ -427,6 +444,8 @@ def to_parquet_bytes(table: pa.Table) -> bytes:
         if pa.types.is_interval(field.type) or pa.types.is_null(field.type):  # no Parquet equivalent: as text
             text = pa.array([None if v is None else str(v) for v in table.column(index).to_pylist()], pa.string())
             table = table.set_column(index, field.name, text)
+    import pyarrow.parquet as pq
+
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
     return buffer.getvalue()

@@ -41,7 +41,7 @@ import sqlalchemy as sa
 
 from finance.errors import EditError
 from finance.filters import TransactionFilter
-from finance.formatting import defuse_formulas
+from finance.spreadsheet import neutralise_table
 from finance.store import audit
 from finance.store.accounts import INSTITUTION
 from finance.store.db import frame
@@ -216,10 +216,10 @@ def export_table(conn: sa.Connection, filters: TransactionFilter) -> pa.Table:
 
 
 def to_csv(table: pa.Table) -> bytes:
-    """CSV (UTF-8, header row, ISO dates, amounts with a dot) built in memory; text that a spreadsheet would run as
-    a formula is written with a leading `'`."""
+    """CSV (UTF-8, header row, ISO dates, amounts with a dot) built in memory; text cells that a spreadsheet would
+    run as formulas are neutralised (finance.spreadsheet)."""
     sink = io.BytesIO()
-    pa_csv.write_csv(defuse_formulas(table), sink)
+    pa_csv.write_csv(neutralise_table(table), sink)
     return sink.getvalue()
 
 

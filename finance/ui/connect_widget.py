@@ -218,6 +218,7 @@ def _first_sync(svc: Services, flow: Flow, state: ConnectionState) -> Flow:
     result = svc.sync.sync_connection(
         connection_id, trigger="reconnect" if flow.reconnecting else "connect",
         on_progress=lambda stage, fraction: bar.progress(min(max(fraction, 0.0), 1.0), text=stage))
+    svc.analytics.refresh()  # the analysts' snapshot holds every synced bank
     bar.empty()
     return connect_flow.synced(flow, ok=result.outcome == "success", message=result.message)
 
