@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +15,9 @@ from finance.config import load_settings
 from finance.crypto import SecretError
 from finance.demo import ConnectFailed, connect_bank
 from finance.errors import ProviderError, StoreError
-from finance.formatting import format_money, format_when
+from finance.formatting import format_money
+from finance.health import outcome_label, status_label
+from finance.i18n import _, format_timestamp, ngettext, using
 from finance.model import MfaPrompt
 from finance.providers import registry
 from finance.providers.base import EmulatorOptions, ProviderKit
@@ -34,8 +37,8 @@ def _progress_bar(label: str, fraction: float, width: int = 30) -> None:
 
 def cmd_sandbox_serve(args: argparse.Namespace) -> int:
     if args.webhook_url and urlsplit(args.webhook_url).hostname not in LOOPBACK_HOSTS:
-        print(f"error: --webhook-url must point at this machine (127.0.0.1 or localhost): the emulators are "
-              f"offline and deliver over loopback only (got {args.webhook_url}).", file=sys.stderr)
+        print(_("error: --webhook-url must point at this machine (127.0.0.1 or localhost): the emulators are offline "
+                "and deliver over loopback only (got {url}).").format(url=args.webhook_url), file=sys.stderr)
         return 2
     kit = registry.kit(args.provider)
     emulator = kit.make_emulator(EmulatorOptions(
@@ -44,10 +47,12 @@ def cmd_sandbox_serve(args: argparse.Namespace) -> int:
         webhook_secret=args.webhook_secret))
     server = emulator.serve(port=args.port)
     emulator.deliver_webhooks(time_scale=args.webhook_time_scale)
-    print(f"{kit.label} emulator listening on {server.base_url} (Ctrl+C to stop).", flush=True)
-    print("Point the app at it with " + kit.serve_hint.format(url=server.base_url) + ".", flush=True)
+    print(_("{provider} emulator listening on {url} (Ctrl+C to stop).").format(provider=kit.label,
+                                                                             url=server.base_url), flush=True)
+    print(_("Point the app at it with {settings}.").format(settings=kit.serve_hint.format(url=server.base_url)),
+          flush=True)
     if args.webhook_url:
-        print(f"Webhooks go to {args.webhook_url}.", flush=True)
+        print(_("Webhooks go to {url}.").format(url=args.webhook_url), flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -66,8 +71,9 @@ def _sandbox(args: argparse.Namespace) -> Emulator:
 def cmd_sandbox_advance(args: argparse.Namespace) -> int:
     emulator = _sandbox(args)
     emulator.advance(days=args.days, hours=args.hours)
-    told = " The running app is told by webhook." if load_settings().public_url and not args.state else ""
-    print(f"Sandbox clock is now {emulator.clock.now():%Y-%m-%d %H:%M} UTC.{told or ' Sync to see what changed.'}")
+    told = _("The running app is told by webhook.") if load_settings().public_url and not args.state else \
+        _("Sync to see what changed.")
+    print(_("Sandbox clock is now {when} UTC.").format(when=format_timestamp(emulator.clock.now())), told)
     return 0
 
 
@@ -77,15 +83,15 @@ def cmd_sandbox_reset_login(args: argparse.Namespace) -> int:
     ids = emulator.item_ids()
     targets = [args.item] if args.item else ids
     if not targets:
-        print("No sandbox items yet: connect a bank first.")
+        print(_("No sandbox items yet: connect a bank first."))
         return 1
     for item_id in targets:
         try:
             emulator.break_login(item_id)
         except KeyError:
-            print(f"No sandbox item {item_id}. Items: {', '.join(ids) or 'none'}")
+            print(_("No sandbox item {item}. Items: {items}").format(item=item_id, items=", ".join(ids) or _("none")))
             return 1
-        print(f"{item_id}: the bank now asks for a new login; reconnect it in the app.")
+        print(_("{item}: the bank now asks for a new login; reconnect it in the app.").format(item=item_id))
     return 0
 
 
@@ -100,8 +106,8 @@ def cmd_connect(args: argparse.Namespace) -> int:
     if institution is None:
         options = provider.institutions()
         for inst in options:
-            print(f"  {inst.id:>6}  {inst.name}{'  (sandbox)' if inst.is_sandbox else ''}")
-        institution = _ask(f"Institution id [{options[0].id}]: ").strip() or options[0].id
+            print(f"  {inst.id:>6}  {inst.name}" + ("  " + _("(sandbox)") if inst.is_sandbox else ""))
+        institution = _ask(_("Institution id [{default}]: ").format(default=options[0].id)).strip() or options[0].id
     credentials: dict[str, str] = {}
     for field in provider.credential_fields(institution):
         name = str(field["name"])
@@ -115,12 +121,13 @@ def cmd_connect(args: argparse.Namespace) -> int:
 
     try:
         state = connect_bank(provider, institution, credentials, ask_mfa=ask_mfa,
-                             on_progress=lambda s: print(f"  bank: {s}", flush=True))
+                             on_progress=lambda s: print("  " + _("bank: {step}").format(step=s), flush=True))
     except ConnectFailed as exc:
         print(exc.message)
         return 1
     connection_id = services.sync.register(state)
-    print(f"Connected {state.institution.name if state.institution else 'bank'} ({connection_id}). Syncing…")
+    print(_("Connected {bank} ({connection}). Syncing…").format(
+        bank=state.institution.name if state.institution else _("the bank"), connection=connection_id))
     result = services.sync.sync_connection(connection_id, trigger="connect", on_progress=_progress_bar)
     print(result.message)
     return 0 if result.outcome == "success" else 1
@@ -133,14 +140,14 @@ def cmd_sync(args: argparse.Namespace) -> int:
     else:
         results = services.sync.sync_all(trigger="cli", on_progress=_progress_bar)
     if not results:
-        print("No connections yet. Connect one with: python -m finance connect")
+        print(_("No connections yet. Connect one with: python -m finance connect"))
         return 0
     failed = [r for r in results if r.outcome == "failed"]
     if len(failed) == len(results) and {r.error_code for r in failed} == {failed[0].error_code} \
             and (failed[0].error_code or "").startswith("STORE_"):
         raise StoreError(failed[0].message, code=failed[0].error_code)  # the store failed, not each bank
     for result in results:
-        print(f"{result.connection_id}: {result.outcome} — {result.message}")
+        print(f"{result.connection_id}: {outcome_label(result.outcome)} — {result.message}")
     return 0 if all(r.outcome != "failed" for r in results) else 1
 
 
@@ -150,17 +157,20 @@ def cmd_status(_args: argparse.Namespace) -> int:
         status = connections.connections_status(conn)
         totals = accounts.balance_totals(conn)
     if status.empty:
-        print("No connections yet. Connect one with: python -m finance connect")
+        print(_("No connections yet. Connect one with: python -m finance connect"))
         return 0
     for row in status.itertuples():
-        last = format_when(row.last_success_at)
-        print(f"{row.institution_name} [{row.provider}] {row.status} — {row.accounts} accounts, last sync {last}")
+        accounts_text = ngettext("{count} account", "{count} accounts", row.accounts).format(count=row.accounts)
+        print(f"{row.institution_name} [{row.provider}] {status_label(row.status)} — {accounts_text}, " +
+              _("last sync {when}").format(when=format_timestamp(row.last_success_at)))
         if row.last_message:
-            print(f"    last run: {row.last_outcome}: {row.last_message}")
+            print("    " + _("last run: {outcome}: {message}").format(outcome=outcome_label(row.last_outcome),
+                                                                      message=row.last_message))
         if row.status_detail:
             print(f"    {row.status_detail}")
     for row in totals.itertuples():
-        print(f"Net worth ({row.currency}): {format_money(row.net_worth, row.currency)}")
+        print(_("Net worth ({currency}): {amount}").format(currency=row.currency,
+                                                            amount=format_money(row.net_worth, row.currency)))
     return 0
 
 
@@ -172,56 +182,58 @@ def _sandbox_login(kit: ProviderKit) -> tuple[str, str]:
 
 def build_parser() -> argparse.ArgumentParser:
     names = registry.names()
-    parser = argparse.ArgumentParser(prog="python -m finance", description="Open Finance dashboard tools.")
+    parser = argparse.ArgumentParser(prog="python -m finance", description=_("Open Finance dashboard tools."))
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sandbox = sub.add_parser("sandbox", help="offline provider emulators").add_subparsers(dest="action",
+    sandbox = sub.add_parser("sandbox", help=_("offline provider emulators")).add_subparsers(dest="action",
                                                                                         required=True)
-    serve = sandbox.add_parser("serve", help="serve an emulator over HTTP on 127.0.0.1")
+    serve = sandbox.add_parser("serve", help=_("serve an emulator over HTTP on 127.0.0.1"))
     serve.add_argument("--provider", choices=names, default=names[0])
     serve.add_argument("--port", type=int, default=8765)
     serve.add_argument("--seed", type=int, default=7)
-    serve.add_argument("--state", help="JSON file to keep the emulator's items and clock in")
-    serve.add_argument("--client-id", help="require this client id (default: accept any non-empty)")
-    serve.add_argument("--client-secret", help="require this client secret")
-    serve.add_argument("--settle-seconds", type=float, default=1.5, help="how long a new item takes to sync")
-    serve.add_argument("--webhook-url", help="send webhooks here (loopback only): every event of an application "
-                                             "webhook, or of the items created without a webhook of their own")
-    serve.add_argument("--webhook-secret", help="the secret header sent with --webhook-url, where the provider "
-                                                "authenticates with one (the app also registers its own at start-up)")
+    serve.add_argument("--state", help=_("JSON file to keep the emulator's items and clock in"))
+    serve.add_argument("--client-id", help=_("require this client id (default: accept any non-empty)"))
+    serve.add_argument("--client-secret", help=_("require this client secret"))
+    serve.add_argument("--settle-seconds", type=float, default=1.5, help=_("how long a new item takes to sync"))
+    serve.add_argument("--webhook-url", help=_("send webhooks here (loopback only): every event of an application "
+                                             "webhook, or of the items created without a webhook of their own"))
+    serve.add_argument("--webhook-secret", help=_("the secret header sent with --webhook-url, where the provider "
+                                                "authenticates with one (the app also registers its own at start-up)"))
     serve.add_argument("--webhook-time-scale", type=float, default=1.0,
-                       help="multiply the providers' webhook retry delays (e.g. 0.001 turns hours into seconds)")
+                       help=_("multiply the providers' webhook retry delays (e.g. 0.001 turns hours into seconds)"))
     serve.set_defaults(func=cmd_sandbox_serve)
-    advance = sandbox.add_parser("advance", help="move the sandbox clock forward (new and posted transactions)")
+    advance = sandbox.add_parser("advance", help=_("move the sandbox clock forward (new and posted transactions)"))
     advance.add_argument("--provider", choices=names, default=names[0])
     advance.add_argument("--days", type=float, default=1)
     advance.add_argument("--hours", type=float, default=0)
-    advance.add_argument("--state", help="emulator state file (default: the app's, under data/sandbox/)")
+    advance.add_argument("--state", help=_("emulator state file (default: the app's, under data/sandbox/)"))
     advance.set_defaults(func=cmd_sandbox_advance)
-    reset = sandbox.add_parser("reset-login", help="make a sandbox bank ask for a new login (reconnect needed)")
+    reset = sandbox.add_parser("reset-login", help=_("make a sandbox bank ask for a new login (reconnect needed)"))
     reset.add_argument("--provider", choices=names, default=names[0])
-    reset.add_argument("--item", help="the item id (default: every item)")
-    reset.add_argument("--state", help="emulator state file (default: the app's, under data/sandbox/)")
+    reset.add_argument("--item", help=_("the item id (default: every item)"))
+    reset.add_argument("--state", help=_("emulator state file (default: the app's, under data/sandbox/)"))
     reset.set_defaults(func=cmd_sandbox_reset_login)
 
-    connect = sub.add_parser("connect", help="connect a bank from the terminal")
+    connect = sub.add_parser("connect", help=_("connect a bank from the terminal"))
     connect.add_argument("--provider", choices=names, default=names[0])
-    connect.add_argument("--institution", help="the institution id; sandbox: " + "; ".join(
+    connect.add_argument("--institution", help=_("the institution id; sandbox: ") + "; ".join(
         f"{k.label} {k.sandbox_bank.institution_id} ({k.sandbox_bank.name})" for k in registry.KITS))
-    connect.add_argument("--user", help="bank username; sandbox: " + "; ".join(
+    connect.add_argument("--user", help=_("bank username; sandbox: ") + "; ".join(
         f"{k.label} {_sandbox_login(k)[0]}" for k in registry.KITS))
-    connect.add_argument("--password", help="bank password, prompted when omitted; sandbox: " + "; ".join(
+    connect.add_argument("--password", help=_("bank password, prompted when omitted; sandbox: ") + "; ".join(
         f"{k.label} {_sandbox_login(k)[1]}" for k in registry.KITS))
-    connect.add_argument("--mfa", help="the one-time code, if the bank asks (sandbox: 123456)")
+    connect.add_argument("--mfa", help=_("the one-time code, if the bank asks (sandbox: 123456)"))
     connect.set_defaults(func=cmd_connect)
 
-    sync = sub.add_parser("sync", help="sync every connection (or one) now")
-    sync.add_argument("--connection", help=f"a connection id, e.g. {names[0]}:<item id>")
+    sync = sub.add_parser("sync", help=_("sync every connection (or one) now"))
+    sync.add_argument("--connection",
+                      help=_("a connection id, e.g. {example}").format(example=f"{names[0]}:<item id>"))
     sync.set_defaults(func=cmd_sync)
 
-    status = sub.add_parser("status", help="connections, their health and net worth")
+    status = sub.add_parser("status", help=_("connections, their health and net worth"))
     status.set_defaults(func=cmd_status)
-    parser.add_argument("--verbose", "-v", action="store_true", help="log progress, and errors with their tracebacks")
+    parser.add_argument("--verbose", "-v", action="store_true",
+                        help=_("log progress, and errors with their tracebacks"))
     return parser
 
 
@@ -230,7 +242,7 @@ class _OneLine(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = f"{record.levelname.lower()}: {record.getMessage()}"
-        return f"{line} (run with --verbose for details)" if record.exc_info else line
+        return line + " " + _("(run with --verbose for details)") if record.exc_info else line
 
 
 class _CliHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -251,20 +263,26 @@ def _configure_logging(verbose: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command in the language of FINANCE_LANG (else LANG; English when neither is one the app has)."""
+    with using(os.environ.get("FINANCE_LANG") or os.environ.get("LANG") or "en"):
+        return _run(argv)
+
+
+def _run(argv: Sequence[str] | None) -> int:
     """Run a command; a store, key or provider problem is one line on stderr saying what to do (no traceback)."""
     args = build_parser().parse_args(argv)
     _configure_logging(args.verbose)
     try:
         return int(args.func(args))
     except (StoreError, SecretError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(_("error: {message}").format(message=exc), file=sys.stderr)
         return 2
     except ProviderError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
+        print(_("error: {message}").format(message=exc.message), file=sys.stderr)
         return 1
     except Exception as exc:  # a store failing under a command (a read, a write): say so; anything else is a bug
         problem = store_error(exc)
         if problem is None:
             raise
-        print(f"error: {problem.message}", file=sys.stderr)
+        print(_("error: {message}").format(message=problem.message), file=sys.stderr)
         return 2
