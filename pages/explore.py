@@ -97,10 +97,10 @@ with schema_tab:
                   "effective category is `COALESCE(user_category, category)`; reports skip rows with `deleted_at` "
                   "set."))
     for doc in console.schema():
-        with st.expander(f"`{doc.name}` — {_(doc.description)}", expanded=doc.name == "transactions"):
+        with st.expander(f"`{doc.name}` — {doc.description}", expanded=doc.name == "transactions"):
             st.dataframe(doc.frame(), hide_index=True, width="stretch", column_config={
-                "Column": st.column_config.TextColumn(width="medium"),
-                "Key": st.column_config.TextColumn(width="small"),
-                "Null": st.column_config.TextColumn(width="small"),
-                "Meaning": st.column_config.TextColumn(width="large"),
+                _("Column"): st.column_config.TextColumn(width="medium"),
+                _("Key"): st.column_config.TextColumn(width="small"),
+                _("Null"): st.column_config.TextColumn(width="small"),
+                _("Meaning"): st.column_config.TextColumn(width="large"),
             })
