@@ -245,7 +245,7 @@ LIFECYCLE_COLORS = {ACTIVE: "green", SYNCING_STATE: "blue", NEEDS_RECONNECT: "re
                     REVOKED: "gray", FAILED_STATE: "red"}
 LIFECYCLE_LABELS = {ACTIVE: N_("active"), SYNCING_STATE: N_("syncing"), NEEDS_RECONNECT: N_("needs reconnect"),
                     CONSENT_EXPIRING: N_("consent expiring"), REVOKED: N_("revoked"), FAILED_STATE: N_("failed")}
-TRIGGERS = {"manual": N_("manual"), "schedule": N_("scheduled"), "webhook": N_("webhook"), "connect": N_("first"),
+TRIGGERS = {"manual": N_("manual"), "schedule": N_("scheduled"), "webhook": N_("webhook"), "connect": N_("connect"),
             "reconnect": N_("reconnect"), "cli": N_("command line")}
 OUTCOMES = {"success": N_("Success"), "failed": N_("Failed"), "interrupted": N_("Interrupted"),
             "running": N_("Running"), "skipped": N_("Skipped")}

@@ -205,11 +205,11 @@ if choice is not None:
                                 statuses=() if include_pending else ("posted",))
     found = svc.transactions.page(filters, limit=DRILL_ROWS)
     for total in found.totals.itertuples():
-        st.markdown(f"**{names[choice]}** · {total.currency}: " + ngettext(
-            "{count} transaction, {out} out, {into} in.", "{count} transactions, {out} out, {into} in.",
-            total.transactions).format(count=format_number(total.transactions),
-                                       out=format_money(total.money_out, total.currency),
-                                       into=format_money(total.money_in, total.currency)))
+        st.markdown(ngettext("**{category}** in {currency}: {count} transaction, {out} out, {into} in.",
+                             "**{category}** in {currency}: {count} transactions, {out} out, {into} in.",
+                             total.transactions).format(
+            category=names[choice], currency=total.currency, count=format_number(total.transactions),
+            out=format_money(total.money_out, total.currency), into=format_money(total.money_in, total.currency)))
     rows = found.rows
     st.dataframe(transaction_rows(rows), hide_index=True, width="stretch", key="overview_category_rows",
                  column_config=date_column())

@@ -82,7 +82,7 @@ def installment_table(found: list[Series], currency: str) -> pd.DataFrame:
         _("Installments left"): [s.remaining for s in found],
         _("Amount"): [money(s.next_amount, currency) for s in found],
         _("Next expected"): [format_short_day(s.next_date) for s in found],
-        _("Still to pay"): [ngettext("{amount} over the next month", "{amount} over the next {count} months",
+        _("Still to pay"): [ngettext("{amount} over the next {count} month", "{amount} over the next {count} months",
                                      s.remaining).format(amount=money(remaining_total(s), currency),
                                                          count=s.remaining) for s in found],
         _("Status"): [str(STATUS_LABELS[s.status]) for s in found],
