@@ -27,8 +27,9 @@ bench: $(STAMP)
 
 # Interface catalogs (README "Language"): `make messages` extracts every _()/N_()/ngettext() string into the shared
 # catalog (finance/locale) and each aggregator's (finance/providers/<name>/locale, from that folder alone), merges them
-# into each language's messages.po and compiles them. Translate the new empty pt_BR entries, then run it again (or
-# `make test`, whose tests compile them too).
+# into each language's messages.po (no header: nothing in it changes unless a message does, so branches merge
+# cleanly) and compiles them. Translate the new empty pt_BR entries, then run it again (or `make test`, whose tests
+# compile them too).
 BABEL_OPTS := --no-location --sort-output --omit-header --no-wrap
 messages: $(STAMP)
 	$(VENV)/bin/pybabel extract -F babel.cfg $(BABEL_OPTS) -o finance/locale/messages.pot .
@@ -38,5 +39,5 @@ messages: $(STAMP)
 		if [ ! -f $$catalogs/$$lang/LC_MESSAGES/messages.po ]; then $(VENV)/bin/pybabel init \
 		-i $$catalogs/messages.pot -d $$catalogs -D messages -l $$lang --no-wrap; fi; done; \
 		$(VENV)/bin/pybabel update -i $$catalogs/messages.pot -d $$catalogs -D messages --no-fuzzy-matching \
-		--ignore-obsolete --no-wrap && \
-		$(VENV)/bin/pybabel compile -d $$catalogs -D messages --statistics; done
+		--ignore-obsolete --no-wrap --omit-header; done
+	$(VENV)/bin/python -c "from finance import i18n; print(*i18n.compile_catalogs(), sep='\n')"
