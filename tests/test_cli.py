@@ -32,7 +32,7 @@ def test_connect_sync_status_and_advance(offline, capsys):
 
     assert main(["status"]) == 0
     out = capsys.readouterr().out
-    assert "Pluggy Bank [pluggy] active — 2 accounts" in out
+    assert "Pluggy Bank [pluggy] Connected — 2 accounts" in out
     assert "Net worth (BRL): " in out
 
 
