@@ -7,6 +7,8 @@ the user's own accounts, investments), "other" counts by the sign of each amount
 
 from __future__ import annotations
 
+import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -96,6 +98,13 @@ def category_label(cid: str) -> str:
     found = category(cid)
     parent = CATEGORIES.get(found.parent_id or "")
     return f"{parent.label} › {found.label}" if parent else found.label
+
+
+def labelled(ids: Iterable[str]) -> dict[str, str]:
+    """Each id's label (category_label), in the alphabetical order of the interface language: a parent comes
+    right before its children, accents do not send a name to the end."""
+    labels = {cid: category_label(cid) for cid in ids}
+    return dict(sorted(labels.items(), key=lambda item: unicodedata.normalize("NFKD", item[1]).casefold()))
 
 
 def is_transfer(cid: str) -> bool:

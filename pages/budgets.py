@@ -8,9 +8,9 @@ import pandas as pd
 import streamlit as st
 
 from finance.budgets import BudgetError, BudgetLine, add_months, first_of_month, last_of_month
-from finance.categories import category_label
+from finance.categories import labelled
 from finance.formatting import format_money
-from finance.i18n import _, format_long_month, format_period
+from finance.i18n import _, format_long_month, format_period, month_names
 from finance.ui.context import as_of_caption, services
 from finance.ui.widgets import actor, flash, show_flash
 
@@ -111,7 +111,8 @@ st.caption(f"{format_period(month, last_of_month(month))}. {rules}{pending_note}
            f"{as_of_caption(svc.reports.data_as_of())}")
 
 # ---- The year to date ----------------------------------------------------------------------------------------------
-st.subheader(_("{year} to the end of {month}").format(year=month.year, month=month_name))
+bare_month = month_names()[month.month - 1]  # "December", "dezembro": the year is said once
+st.subheader(_("{year} to the end of {month}").format(year=month.year, month=bare_month))
 if not year_lines:
     st.caption(_("No budgets this year yet."))
 for currency in sorted({line.currency for line in year_lines}):
@@ -137,7 +138,7 @@ if choices:
             hand_off_to_transactions(category, currency, month, last_of_month(month), include_pending)
         if pick[2].button(_("Year to date"), key="budgets_open_year", icon="🧾",
                           help=_("Transactions: this category from January to the end of {month}.").format(
-                              month=month_name)):
+                              month=bare_month)):
             hand_off_to_transactions(category, currency, date(month.year, 1, 1), last_of_month(month),
                                      include_pending)
 
@@ -145,7 +146,7 @@ if choices:
 st.subheader(_("Set a budget for {month}").format(month=month_name))
 categories = svc.transactions.category_options()
 spending = categories[categories["kind"].isin(SPENDING_KINDS)]
-category_labels = {cid: category_label(cid) for cid in spending["id"]}
+category_labels = labelled(spending["id"])
 currencies = sorted(set(svc.transactions.account_options()["currency"])) or ["BRL", "USD"]
 with st.form("budgets_set", border=False):
     row = st.columns([3, 1, 1.5, 1.5], vertical_alignment="bottom")

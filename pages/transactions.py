@@ -6,7 +6,7 @@ from decimal import Decimal
 import pandas as pd
 import streamlit as st
 
-from finance.categories import category_label
+from finance.categories import labelled
 from finance.errors import EditError
 from finance.filters import TransactionFilter
 from finance.formatting import escape_markdown, format_money
@@ -111,7 +111,7 @@ if accounts.empty:
 
 st.caption(as_of_caption(as_of))
 account_labels = dict(zip(accounts["id"], accounts["label"], strict=True))
-category_labels = {cid: category_label(cid) for cid in categories["id"]}
+category_labels = labelled(categories["id"])
 
 # ---- Filters -------------------------------------------------------------------------------------------------------
 today = date.today()
