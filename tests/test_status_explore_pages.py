@@ -75,7 +75,7 @@ def test_sync_status_shows_health_timeline_runs_and_the_fix_for_a_failure(offlin
     assert any("Pluggy Bank" in m.value and "Failed" in m.value for m in at.markdown)
     assert "not valid JSON" in at.error[0].value
     assert any("Will retry on the next sync; press Sync now on Connections" in m.value for m in at.markdown)
-    assert sorted(at.dataframe[0].value["Outcome"]) == ["failed", "success"]
+    assert sorted(at.dataframe[0].value["Outcome"]) == ["Failed", "Success"]
 
     at.selectbox(key="status_connection").select_index(1)
     at.run()
