@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench
+.PHONY: run test lint bench messages
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,3 +24,20 @@ lint: $(STAMP)
 # Benchmarks (not part of the tests): `make bench`, or `make bench ARGS=--quick` for 100k transactions.
 bench: $(STAMP)
 	$(VENV)/bin/python -m bench $(ARGS)
+
+# Interface catalogs (README "Language"): `make messages` extracts every _()/N_()/ngettext() string into the shared
+# catalog (finance/locale) and each aggregator's (finance/providers/<name>/locale, from that folder alone), merges them
+# into each language's messages.po (no header: nothing in it changes unless a message does, so branches merge
+# cleanly) and compiles them. Translate the new empty pt_BR entries, then run it again (or `make test`, whose tests
+# compile them too).
+BABEL_OPTS := --no-location --sort-output --omit-header --no-wrap
+messages: $(STAMP)
+	$(VENV)/bin/pybabel extract -F babel.cfg $(BABEL_OPTS) -o finance/locale/messages.pot .
+	for dir in finance/providers/*/; do if [ -f $${dir}__init__.py ]; then mkdir -p $${dir}locale && \
+		$(VENV)/bin/pybabel extract $(BABEL_OPTS) -o $${dir}locale/messages.pot $$dir; fi; done
+	for catalogs in finance/locale finance/providers/*/locale; do for lang in en pt_BR; do \
+		if [ ! -f $$catalogs/$$lang/LC_MESSAGES/messages.po ]; then $(VENV)/bin/pybabel init \
+		-i $$catalogs/messages.pot -d $$catalogs -D messages -l $$lang --no-wrap; fi; done; \
+		$(VENV)/bin/pybabel update -i $$catalogs/messages.pot -d $$catalogs -D messages --no-fuzzy-matching \
+		--ignore-obsolete --no-wrap --omit-header; done
+	$(VENV)/bin/python -c "from finance import i18n; print(*i18n.compile_catalogs(), sep='\n')"

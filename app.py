@@ -11,29 +11,33 @@ This one file is both the server and the page script:
 import streamlit as st
 
 if __name__ == "__main__":
+    from finance.i18n import _
+    from finance.ui import language
     from finance.ui.alerts import ALERTS_PAGE
     from finance.ui.alerts import nav_title as alerts_nav_title
     from finance.ui.banner import render_banner
 
-    st.set_page_config(page_title="Open Finance dashboard", page_icon="💰", layout="wide")
-    connections = st.Page("pages/connections.py", title="Connections", icon="🏦")
+    language.init()  # before any text: the session's language (browser, stored setting or the `lang` parameter)
+    st.set_page_config(page_title=_("Open Finance dashboard"), page_icon="💰", layout="wide")
+    connections = st.Page("pages/connections.py", title=_("Connections"), icon="🏦")
     navigation = st.navigation([
-        st.Page("pages/overview.py", title="Overview", icon="📊", default=True),
-        st.Page("pages/transactions.py", title="Transactions", icon="🧾"),
-        st.Page("pages/money.py", title="Money", icon="💱"),
-        st.Page("pages/recurring.py", title="Recurring", icon="🔁"),
-        st.Page("pages/budgets.py", title="Budgets", icon="🎯"),
-        st.Page("pages/cash_flow.py", title="Cash flow", icon="🌊"),
-        st.Page("pages/forecast.py", title="Forecast", icon="🔮"),
-        st.Page("pages/investments.py", title="Investments", icon="📈"),
-        st.Page("pages/loans.py", title="Loans", icon="🏠"),
-        st.Page("pages/card_bills.py", title="Card bills", icon="💳"),
-        st.Page("pages/import_files.py", title="Import files", icon="📥"),
+        st.Page("pages/overview.py", title=_("Overview"), icon="📊", default=True),
+        st.Page("pages/transactions.py", title=_("Transactions"), icon="🧾"),
+        st.Page("pages/money.py", title=_("Money"), icon="💱"),
+        st.Page("pages/recurring.py", title=_("Recurring"), icon="🔁"),
+        st.Page("pages/budgets.py", title=_("Budgets"), icon="🎯"),
+        st.Page("pages/cash_flow.py", title=_("Cash flow"), icon="🌊"),
+        st.Page("pages/forecast.py", title=_("Forecast"), icon="🔮"),
+        st.Page("pages/investments.py", title=_("Investments"), icon="📈"),
+        st.Page("pages/loans.py", title=_("Loans"), icon="🏠"),
+        st.Page("pages/card_bills.py", title=_("Card bills"), icon="💳"),
+        st.Page("pages/import_files.py", title=_("Import files"), icon="📥"),
         connections,
-        st.Page("pages/sync_status.py", title="Sync status", icon="🔄"),
-        st.Page("pages/explore.py", title="Explore", icon="🔎"),
+        st.Page("pages/sync_status.py", title=_("Sync status"), icon="🔄"),
+        st.Page("pages/explore.py", title=_("Explore"), icon="🔎"),
         st.Page(ALERTS_PAGE, title=alerts_nav_title(), icon="🔔"),  # the title carries the unread count
     ])
+    language.selector()
     redraw_banner = render_banner(connections)
     navigation.run()
     redraw_banner()  # a reconnect or sync on this page changes the banner at once
@@ -44,7 +48,9 @@ else:
 
     import anyio.to_thread
 
-    from finance import webhooks, worker
+    from finance import i18n, webhooks, worker
+
+    i18n.compile_catalogs()  # the interface catalogs (finance/locale), built from their .po files when newer
 
     @asynccontextmanager
     async def lifespan(_app: st.App) -> AsyncIterator[None]:

@@ -17,19 +17,20 @@ from typing import Any
 
 from finance.budgets import BudgetLine
 from finance.formatting import format_money
-from finance.recurring import Series
+from finance.i18n import N_, LazyText, _, format_long_month, format_short_day
+from finance.recurring import CADENCE_LABELS, Series
 
 LARGE_TRANSACTION = "large_transaction"
 OVER_BUDGET = "over_budget"
 NEW_SUBSCRIPTION = "new_subscription"
 PRICE_CHANGE = "price_change"
 RECONNECT = "reconnect"
-KINDS: dict[str, str] = {  # kind: what the settings call it
-    LARGE_TRANSACTION: "Large transaction",
-    OVER_BUDGET: "Category over budget",
-    NEW_SUBSCRIPTION: "New subscription",
-    PRICE_CHANGE: "Subscription price change",
-    RECONNECT: "Connection needs reconnecting",
+KINDS: dict[str, LazyText] = {  # kind: what the settings call it
+    LARGE_TRANSACTION: N_("Large transaction"),
+    OVER_BUDGET: N_("Category over budget"),
+    NEW_SUBSCRIPTION: N_("New subscription"),
+    PRICE_CHANGE: N_("Subscription price change"),
+    RECONNECT: N_("Connection needs reconnecting"),
 }
 
 DEFAULT_THRESHOLDS: dict[str, Decimal] = {
@@ -84,18 +85,19 @@ class AlertSettings:
 def clean_threshold(currency: str, value: Any) -> Decimal:
     """A threshold the user typed, as money; AlertSettingsError says why it cannot be one."""
     if not isinstance(currency, str) or len(currency) != 3 or not currency.isascii() or not currency.isupper():
-        raise AlertSettingsError(f"{currency!r} is not a currency code (three capital letters, e.g. BRL). "
-                                 "Nothing was changed.")
+        raise AlertSettingsError(_("{code} is not a currency code (three capital letters, e.g. BRL). Nothing was "
+                                   "changed.").format(code=repr(currency)))
     text = str(value).strip()
     if not re.fullmatch(r"[0-9]{1,20}(?:[.,][0-9]{1,20})?", text):
-        raise AlertSettingsError(f"The {currency} threshold must be an amount such as 1000 or 1000.50. "
-                                 "Nothing was changed.")
+        raise AlertSettingsError(_("The {currency} threshold must be an amount such as 1000 or 1000.50. Nothing was "
+                                   "changed.").format(currency=currency))
     amount = Decimal(text.replace(",", "."))
     if amount <= 0 or amount > MAX_THRESHOLD:
-        raise AlertSettingsError(f"The {currency} threshold must be more than zero and at most "
-                                 f"{MAX_THRESHOLD:,}. Nothing was changed.")
+        raise AlertSettingsError(_("The {currency} threshold must be more than zero and at most {max}. Nothing was "
+                                   "changed.").format(currency=currency, max=f"{MAX_THRESHOLD:,}"))
     if amount != amount.quantize(Decimal("0.01")):
-        raise AlertSettingsError(f"The {currency} threshold has more than two decimals. Nothing was changed.")
+        raise AlertSettingsError(_("The {currency} threshold has more than two decimals. Nothing was changed.")
+                                 .format(currency=currency))
     return amount.quantize(Decimal("0.01"))
 
 
@@ -111,13 +113,16 @@ def large_transactions(rows: Iterable[Mapping[str, Any]], settings: AlertSetting
         amount, currency = Decimal(row["amount"]), str(row["currency"])
         if -amount < settings.threshold(currency) or row["booked_date"] < today - LARGE_LOOKBACK:
             continue
-        who = row.get("merchant") or row.get("description") or "an unnamed payee"
+        who = row.get("merchant") or row.get("description") or _("an unnamed payee")
         alerts.append(Alert(
             key=f"{LARGE_TRANSACTION}:{row['id']}", kind=LARGE_TRANSACTION,
-            title=f"Large transaction: {format_money(-amount, currency)} at {who}",
-            detail=(f"{format_money(amount, currency)} on {row['booked_date']:%Y-%m-%d} from {row['account']} "
-                    f"({row['description']}); your threshold for {currency} is "
-                    f"{format_money(settings.threshold(currency), currency)}.")))
+            title=_("Large transaction: {amount} at {payee}").format(amount=format_money(-amount, currency),
+                                                                     payee=who),
+            detail=_("{amount} on {day} from {account} ({description}); your threshold for {currency} is "
+                     "{threshold}.").format(amount=format_money(amount, currency),
+                                            day=format_short_day(row["booked_date"]), account=row["account"],
+                                            description=row["description"], currency=currency,
+                                            threshold=format_money(settings.threshold(currency), currency))))
     return alerts
 
 
@@ -136,8 +141,8 @@ def reconnects(items: Iterable[Any], episodes: Mapping[str, datetime | None], se
         episode = episodes.get(item.connection_id)
         alerts.append(Alert(
             key=f"{RECONNECT}:{item.connection_id}:{episode.isoformat() if episode else 'never'}", kind=RECONNECT,
-            title=f"{item.institution} needs you to reconnect",
-            detail=f"{item.message} Open Connections and press Reconnect to renew access."))
+            title=_("{institution} needs you to reconnect").format(institution=item.institution),
+            detail=f"{item.message} " + _("Open Connections and press Reconnect to renew access.")))
     return alerts
 
 
@@ -148,9 +153,11 @@ def over_budget(lines: Iterable[BudgetLine], month: date, settings: AlertSetting
         return []
     return [Alert(
         key=f"{OVER_BUDGET}:{month:%Y-%m}:{line.category}:{line.currency}", kind=OVER_BUDGET,
-        title=f"{line.category_name} is over budget for {month:%B %Y} ({line.currency})",
-        detail=(f"Spent {format_money(line.actual, line.currency)} of {format_money(line.available, line.currency)}"
-                f" budgeted: {format_money(-line.left, line.currency)} over."))
+        title=_("{category} is over budget for {month} ({currency})").format(
+            category=line.category_name, month=format_long_month(month), currency=line.currency),
+        detail=_("Spent {spent} of {budgeted} budgeted: {over} over.").format(
+            spent=format_money(line.actual, line.currency), budgeted=format_money(line.available, line.currency),
+            over=format_money(-line.left, line.currency)))
         for line in lines if line.over]
 
 
@@ -160,9 +167,11 @@ def new_subscriptions(series: Iterable[Series], settings: AlertSettings) -> list
         return []
     return [Alert(
         key=f"{NEW_SUBSCRIPTION}:{item.key}", kind=NEW_SUBSCRIPTION,
-        title=f"New subscription: {item.merchant}",
-        detail=(f"{format_money(-item.amount, item.currency)} {item.cadence}, since {item.first_date:%Y-%m-%d}"
-                + (f"; next expected on {item.next_date:%Y-%m-%d}." if item.next_date else ".")))
+        title=_("New subscription: {name}").format(name=item.merchant),
+        detail=_("{amount} {cadence}, since {day}").format(
+            amount=format_money(-item.amount, item.currency), cadence=CADENCE_LABELS[item.cadence],
+            day=format_short_day(item.first_date))
+        + (_("; next expected on {day}.").format(day=format_short_day(item.next_date)) if item.next_date else "."))
         for item in series if item.is_new and item.kind == "subscription" and item.status != "dismissed"]
 
 
@@ -172,9 +181,10 @@ def price_changes(series: Iterable[Series], settings: AlertSettings) -> list[Ale
         return []
     return [Alert(
         key=f"{PRICE_CHANGE}:{item.key}:{change.on.isoformat()}", kind=PRICE_CHANGE,
-        title=f"{item.merchant} changed its price",
-        detail=(f"Went from {format_money(-change.before, item.currency)} to "
-                f"{format_money(-change.after, item.currency)} on {change.on:%Y-%m-%d}."))
+        title=_("{name} changed its price").format(name=item.merchant),
+        detail=_("Went from {before} to {after} on {day}.").format(
+            before=format_money(-change.before, item.currency), after=format_money(-change.after, item.currency),
+            day=format_short_day(change.on)))
         for item in series if item.kind != "installment" and item.status != "dismissed"
         for change in item.price_changes]
 

@@ -23,6 +23,7 @@ from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from babel.numbers import list_currencies
 
 from finance.categories import CATEGORIES
+from finance.i18n import N_, _, format_month
 
 ZERO = Decimal("0.00")
 CENT = Decimal("0.01")
@@ -34,7 +35,7 @@ CURRENCIES = frozenset(list_currencies())
 """ISO 4217 codes (Babel's CLDR data), as the sync's screening uses."""
 SPENDING_KINDS = ("expense", "other")
 """Categories that hold spending: income and transfers count as neither, so a budget on them would never move."""
-REFUSED = "Nothing was changed."
+REFUSED = N_("Nothing was changed.")
 
 
 class BudgetError(ValueError):
@@ -101,10 +102,11 @@ def add_months(month: date, count: int) -> date:
 def clean_month(value: object, today: date) -> date:
     """The first day of a sane month (30 years back to 5 ahead), or BudgetError."""
     if not isinstance(value, date) or isinstance(value, datetime):
-        raise BudgetError(f"Choose the month of the budget. {REFUSED}")
+        raise BudgetError(_("Choose the month of the budget.") + " " + REFUSED)
     if not today.year - EARLIEST_YEARS <= value.year <= today.year + LATEST_YEARS:
-        raise BudgetError(f"A budget's month must fall between {today.year - EARLIEST_YEARS} and "
-                          f"{today.year + LATEST_YEARS} (got {value:%Y-%m}). {REFUSED}")
+        raise BudgetError(_("A budget's month must fall between {first} and {last} (got {month}).").format(
+            first=today.year - EARLIEST_YEARS, last=today.year + LATEST_YEARS, month=format_month(value)) + " " +
+            REFUSED)
     return first_of_month(value)
 
 
@@ -115,21 +117,23 @@ def clean_month(value: object, today: date) -> date:
 def parse_amount(text: str | Decimal | float | int | None) -> Decimal:
     """A positive amount with at most two decimals, from "1500", "1500.50" or "1500,50" (no thousands separators)."""
     if text is None or (isinstance(text, float) and not math.isfinite(text)):
-        raise BudgetError(f"The budget must be an amount like 1500.00. {REFUSED}")
+        raise BudgetError(_("The budget must be an amount like 1500.00.") + " " + REFUSED)
     raw = str(text).strip().replace(" ", "")
     if raw.count(",") + raw.count(".") > 1:
-        raise BudgetError(f"Write the amount with one decimal sign and no thousands separators (like 1500.50), not "
-                          f"{raw[:40]!r}. {REFUSED}")
+        raise BudgetError(_("Write the amount with one decimal sign and no thousands separators (like 1500.50), "
+                            "not {raw}.").format(raw=repr(raw[:40])) + " " + REFUSED)
     try:
         value = Decimal(raw.replace(",", "."))
     except InvalidOperation:
-        raise BudgetError(f"The budget must be an amount like 1500.00 (got {raw[:40]!r}). {REFUSED}") from None
+        raise BudgetError(_("The budget must be an amount like 1500.00 (got {raw}).").format(raw=repr(raw[:40])) +
+                          " " + REFUSED) from None
     if not value.is_finite() or value <= 0:
-        raise BudgetError(f"The budget must be an amount above zero. {REFUSED}")
+        raise BudgetError(_("The budget must be an amount above zero.") + " " + REFUSED)
     if value >= MAX_AMOUNT:
-        raise BudgetError(f"A budget of {raw[:40]} is too large (at most {MAX_AMOUNT:,.0f}). {REFUSED}")
+        raise BudgetError(_("A budget of {raw} is too large (at most {max}).").format(
+            raw=raw[:40], max=f"{MAX_AMOUNT:,.0f}") + " " + REFUSED)
     if value != value.quantize(CENT):
-        raise BudgetError(f"A budget has at most two decimals (got {raw[:40]}). {REFUSED}")
+        raise BudgetError(_("A budget has at most two decimals (got {raw}).").format(raw=raw[:40]) + " " + REFUSED)
     return value.quantize(CENT)
 
 
@@ -137,7 +141,8 @@ def parse_currency(code: str | None) -> str:
     """A known ISO 4217 code ("usd " → "USD")."""
     value = (code or "").strip().upper()
     if value not in CURRENCIES:
-        raise BudgetError(f"The currency must be an ISO code like BRL or USD (got {str(code)[:20]!r}). {REFUSED}")
+        raise BudgetError(_("The currency must be an ISO code like BRL or USD (got {code}).").format(
+            code=repr(str(code)[:20])) + " " + REFUSED)
     return value
 
 
@@ -145,10 +150,11 @@ def parse_category(category: str | None) -> str:
     """A known spending category id (a parent covers its children)."""
     found = CATEGORIES.get(category or "")
     if found is None:
-        raise BudgetError(f"Unknown category {str(category)[:60]!r}. {REFUSED}")
+        raise BudgetError(_("Unknown category {category}.").format(category=repr(str(category)[:60])) + " " +
+                          REFUSED)
     if found.kind not in SPENDING_KINDS:
-        raise BudgetError(f"{found.name} is {found.kind}, not spending: budgets are for spending categories. "
-                          f"{REFUSED}")
+        raise BudgetError(_("{category} is not spending: budgets are for spending categories.").format(
+            category=found.label) + " " + REFUSED)
     return found.id
 
 

@@ -16,11 +16,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
-MIDDLE = "Money in"
-SAVINGS = "Savings"
-FROM_SAVINGS = "From savings"
-OTHER_INCOME = "Other (smaller sources)"
-OTHER_SPENDING = "Other (smaller categories)"
+from finance.i18n import N_, _
+
+# The nodes the model adds, named in the interface language when a cash flow is built (compare with str(MIDDLE)).
+MIDDLE = N_("Money in")
+SAVINGS = N_("Savings")
+FROM_SAVINGS = N_("From savings")
+OTHER_INCOME = N_("Other (smaller sources)")
+OTHER_SPENDING = N_("Other (smaller categories)")
 MAX_SOURCES = 8
 MAX_USES = 10
 SMALL_SHARE = Decimal("0.02")
@@ -60,18 +63,19 @@ class CashFlow:
     @property
     def inflow(self) -> Decimal:
         """What flows into the middle node."""
-        return sum((f.amount for f in self.flows if f.target == MIDDLE), Decimal(0))
+        return sum((f.amount for f in self.flows if f.target == str(MIDDLE)), Decimal(0))
 
     @property
     def outflow(self) -> Decimal:
         """What flows out of the middle node (spending and savings)."""
-        return sum((f.amount for f in self.flows if f.source == MIDDLE), Decimal(0))
+        return sum((f.amount for f in self.flows if f.source == str(MIDDLE)), Decimal(0))
 
     def nodes(self) -> list[str]:
         """The nodes in the figure's order: sources, the middle node, then uses (a payer and a spending category of
         the same name are two nodes)."""
-        return [*(f.source for f in self.flows if f.target == MIDDLE), MIDDLE,
-                *(f.target for f in self.flows if f.source == MIDDLE)]
+        middle = str(MIDDLE)
+        return [*(f.source for f in self.flows if f.target == middle), middle,
+                *(f.target for f in self.flows if f.source == middle)]
 
 
 @dataclass(slots=True)
@@ -85,12 +89,14 @@ class _Group:
 def _label(row: Mapping[str, Any]) -> str:
     """A flow's node name: the payer where it has one, else the category (a missing value may come as None or NaN);
     a flow on the unexpected side says so."""
-    name = next(str(v) for v in (row["payer"], row["group_name"], row["group_id"]) if isinstance(v, str) and v)
+    payer, category = row["payer"], row["group_name"]
+    name = payer if isinstance(payer, str) and payer else _(category) if isinstance(category, str) and category \
+        else str(row["group_id"])
     amount = Decimal(row["amount"])
     if row["side"] == "out" and amount > 0:
-        return f"Refunds: {name}"
+        return _("Refunds: {name}").format(name=name)
     if row["side"] == "in" and amount < 0:
-        return f"Returned: {name}"
+        return _("Returned: {name}").format(name=name)
     return name
 
 
@@ -138,13 +144,14 @@ def build_cash_flow(rows: Iterable[Mapping[str, Any]], currency: str) -> CashFlo
             continue
         group = _Group(_label(row), abs(amount), [str(row["flow_key"])], int(row["transactions"]))
         (sources if amount > 0 else uses).append(group)
-    flows = [Flow(g.name, MIDDLE, g.amount, tuple(g.keys), g.transactions, "income")
-             for g in _grouped(_merge_names(sources), MAX_SOURCES, OTHER_INCOME)]
-    flows += [Flow(MIDDLE, g.name, g.amount, tuple(g.keys), g.transactions, "spending")
-              for g in _grouped(_merge_names(uses), MAX_USES, OTHER_SPENDING)]
+    middle = str(MIDDLE)
+    flows = [Flow(g.name, middle, g.amount, tuple(g.keys), g.transactions, "income")
+             for g in _grouped(_merge_names(sources), MAX_SOURCES, str(OTHER_INCOME))]
+    flows += [Flow(middle, g.name, g.amount, tuple(g.keys), g.transactions, "spending")
+              for g in _grouped(_merge_names(uses), MAX_USES, str(OTHER_SPENDING))]
     savings = income - spending
     if savings > 0:
-        flows.append(Flow(MIDDLE, SAVINGS, savings, (), 0, "savings"))
+        flows.append(Flow(middle, str(SAVINGS), savings, (), 0, "savings"))
     elif savings < 0:
-        flows.insert(0, Flow(FROM_SAVINGS, MIDDLE, -savings, (), 0, "savings"))
+        flows.insert(0, Flow(str(FROM_SAVINGS), middle, -savings, (), 0, "savings"))
     return CashFlow(currency, tuple(flows), income, spending)

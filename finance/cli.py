@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +16,9 @@ from finance.config import load_settings
 from finance.crypto import SecretError
 from finance.demo import ConnectFailed, connect_bank
 from finance.errors import BadFile, EditError, ProviderError, StoreError
-from finance.formatting import format_money, format_when
+from finance.formatting import format_money
+from finance.health import outcome_label, status_label
+from finance.i18n import _, format_timestamp, ngettext, using
 from finance.imports.csv_reader import DELIMITERS, with_overrides
 from finance.imports.text import DATE_FORMATS, ENCODINGS
 from finance.model import AccountType, MfaPrompt
@@ -40,8 +43,8 @@ def _progress_bar(label: str, fraction: float, width: int = 30) -> None:
 
 def cmd_sandbox_serve(args: argparse.Namespace) -> int:
     if args.webhook_url and urlsplit(args.webhook_url).hostname not in LOOPBACK_HOSTS:
-        print(f"error: --webhook-url must point at this machine (127.0.0.1 or localhost): the emulators are "
-              f"offline and deliver over loopback only (got {args.webhook_url}).", file=sys.stderr)
+        print(_("error: --webhook-url must point at this machine (127.0.0.1 or localhost): the emulators are offline "
+                "and deliver over loopback only (got {url}).").format(url=args.webhook_url), file=sys.stderr)
         return 2
     kit = registry.kit(args.provider)
     emulator = kit.make_emulator(EmulatorOptions(
@@ -50,10 +53,12 @@ def cmd_sandbox_serve(args: argparse.Namespace) -> int:
         webhook_secret=args.webhook_secret))
     server = emulator.serve(port=args.port)
     emulator.deliver_webhooks(time_scale=args.webhook_time_scale)
-    print(f"{kit.label} emulator listening on {server.base_url} (Ctrl+C to stop).", flush=True)
-    print("Point the app at it with " + kit.serve_hint.format(url=server.base_url) + ".", flush=True)
+    print(_("{provider} emulator listening on {url} (Ctrl+C to stop).").format(provider=kit.label,
+                                                                             url=server.base_url), flush=True)
+    print(_("Point the app at it with {settings}.").format(settings=kit.serve_hint.format(url=server.base_url)),
+          flush=True)
     if args.webhook_url:
-        print(f"Webhooks go to {args.webhook_url}.", flush=True)
+        print(_("Webhooks go to {url}.").format(url=args.webhook_url), flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -72,8 +77,9 @@ def _sandbox(args: argparse.Namespace) -> Emulator:
 def cmd_sandbox_advance(args: argparse.Namespace) -> int:
     emulator = _sandbox(args)
     emulator.advance(days=args.days, hours=args.hours)
-    told = " The running app is told by webhook." if load_settings().public_url and not args.state else ""
-    print(f"Sandbox clock is now {emulator.clock.now():%Y-%m-%d %H:%M} UTC.{told or ' Sync to see what changed.'}")
+    told = _("The running app is told by webhook.") if load_settings().public_url and not args.state else \
+        _("Sync to see what changed.")
+    print(_("Sandbox clock is now {when} UTC.").format(when=format_timestamp(emulator.clock.now())), told)
     return 0
 
 
@@ -83,15 +89,15 @@ def cmd_sandbox_reset_login(args: argparse.Namespace) -> int:
     ids = emulator.item_ids()
     targets = [args.item] if args.item else ids
     if not targets:
-        print("No sandbox items yet: connect a bank first.")
+        print(_("No sandbox items yet: connect a bank first."))
         return 1
     for item_id in targets:
         try:
             emulator.break_login(item_id)
         except KeyError:
-            print(f"No sandbox item {item_id}. Items: {', '.join(ids) or 'none'}")
+            print(_("No sandbox item {item}. Items: {items}").format(item=item_id, items=", ".join(ids) or _("none")))
             return 1
-        print(f"{item_id}: the bank now asks for a new login; reconnect it in the app.")
+        print(_("{item}: the bank now asks for a new login; reconnect it in the app.").format(item=item_id))
     return 0
 
 
@@ -119,7 +125,8 @@ def _running_app() -> control.RunningApp | None:
 
 def _run_in_app(app: control.RunningApp, op: str, args: argparse.Namespace) -> int:
     terminal = Terminal()
-    print(f"The app is running (pid {app.pid}): it runs this {op} and shows it on its pages.", flush=True)
+    print(_("The app is running (pid {pid}): it runs this {command} and shows it on its pages.").format(
+        pid=app.pid, command=op), flush=True)
     return control.run_job(app, op, vars(args), say=terminal.say, progress=terminal.progress, ask=terminal.ask)
 
 
@@ -135,8 +142,9 @@ def connect_flow(services: Services, args: argparse.Namespace, term: Terminal) -
     if institution is None:
         options = provider.institutions()
         for inst in options:
-            term.say(f"  {inst.id:>6}  {inst.name}{'  (sandbox)' if inst.is_sandbox else ''}")
-        institution = term.ask(f"Institution id [{options[0].id}]: ").strip() or options[0].id
+            term.say(f"  {inst.id:>6}  {inst.name}" + ("  " + _("(sandbox)") if inst.is_sandbox else ""))
+        institution = term.ask(_("Institution id [{default}]: ").format(default=options[0].id)).strip() \
+            or options[0].id
     credentials: dict[str, str] = {}
     for field in provider.credential_fields(institution):
         name = str(field["name"])
@@ -151,12 +159,13 @@ def connect_flow(services: Services, args: argparse.Namespace, term: Terminal) -
 
     try:
         state = connect_bank(provider, institution, credentials, ask_mfa=ask_mfa,
-                             on_progress=lambda s: term.say(f"  bank: {s}"))
+                             on_progress=lambda s: term.say("  " + _("bank: {step}").format(step=s)))
     except ConnectFailed as exc:
         term.say(exc.message)
         return 1
     connection_id = services.sync.register(state)
-    term.say(f"Connected {state.institution.name if state.institution else 'bank'} ({connection_id}). Syncing…")
+    term.say(_("Connected {bank} ({connection}). Syncing…").format(
+        bank=state.institution.name if state.institution else _("the bank"), connection=connection_id))
     result = services.sync.sync_connection(connection_id, trigger="connect", on_progress=term.progress)
     term.say(result.message)
     return 0 if result.outcome == "success" else 1
@@ -174,14 +183,14 @@ def sync_flow(services: Services, args: argparse.Namespace, term: Terminal) -> i
     else:
         results = services.sync.sync_all(trigger="cli", on_progress=term.progress)
     if not results:
-        term.say("No connections yet. Connect one with: python -m finance connect")
+        term.say(_("No connections yet. Connect one with: python -m finance connect"))
         return 0
     failed = [r for r in results if r.outcome == "failed"]
     if len(failed) == len(results) and {r.error_code for r in failed} == {failed[0].error_code} \
             and (failed[0].error_code or "").startswith("STORE_"):
         raise StoreError(failed[0].message, code=failed[0].error_code)  # the store failed, not each bank
     for result in results:
-        term.say(f"{result.connection_id}: {result.outcome} — {result.message}")
+        term.say(f"{result.connection_id}: {outcome_label(result.outcome)} — {result.message}")
     return 0 if all(r.outcome != "failed" for r in results) else 1
 
 
@@ -189,7 +198,7 @@ def cmd_status(_args: argparse.Namespace) -> int:
     app = _running_app()
     engine = snapshot_engine(analytics.snapshot_path(load_settings().data_dir)) if app else open_services().engine
     if app:
-        print(f"The app is running (pid {app.pid}): as of its last sync.")
+        print(_("The app is running (pid {pid}): as of its last sync.").format(pid=app.pid))
     try:
         with engine.connect() as conn:
             status = connections.connections_status(conn)
@@ -198,17 +207,20 @@ def cmd_status(_args: argparse.Namespace) -> int:
         if app:
             engine.dispose()
     if status.empty:
-        print("No connections yet. Connect one with: python -m finance connect")
+        print(_("No connections yet. Connect one with: python -m finance connect"))
         return 0
     for row in status.itertuples():
-        last = format_when(row.last_success_at)
-        print(f"{row.institution_name} [{row.provider}] {row.status} — {row.accounts} accounts, last sync {last}")
+        accounts_text = ngettext("{count} account", "{count} accounts", row.accounts).format(count=row.accounts)
+        print(f"{row.institution_name} [{row.provider}] {status_label(row.status)} — {accounts_text}, " +
+              _("last sync {when}").format(when=format_timestamp(row.last_success_at)))
         if row.last_message:
-            print(f"    last run: {row.last_outcome}: {row.last_message}")
+            print("    " + _("last run: {outcome}: {message}").format(outcome=outcome_label(row.last_outcome),
+                                                                      message=row.last_message))
         if row.status_detail:
             print(f"    {row.status_detail}")
     for row in totals.itertuples():
-        print(f"Net worth ({row.currency}): {format_money(row.net_worth, row.currency)}")
+        print(_("Net worth ({currency}): {amount}").format(currency=row.currency,
+                                                            amount=format_money(row.net_worth, row.currency)))
     return 0
 
 
@@ -216,19 +228,20 @@ def cmd_worker(args: argparse.Namespace) -> int:
     """Run background jobs (webhook events, their syncs, scheduled syncs, the reaper) on a PostgreSQL store."""
     services = open_services()
     if not jobs.uses_queue(services.engine):
-        print("The store is DuckDB: the app runs background work in its own process, so no worker is needed (and "
-              "none could open the file while the app runs). Workers are for a PostgreSQL store "
-              "(FINANCE_DATABASE_URL=postgresql+psycopg://…).", file=sys.stderr)
+        print(_("The store is DuckDB: the app runs background work in its own process, so no worker is needed (and "
+                "none could open the file while the app runs). Workers are for a PostgreSQL store "
+                "(FINANCE_DATABASE_URL=postgresql+psycopg://…)."), file=sys.stderr)
         return 2
     with services.engine.connect() as conn:
         ready = job_tables.has_queue(conn)
     if not ready:
-        print("The database has no job queue yet: run `python -m finance db upgrade` first.", file=sys.stderr)
+        print(_("The database has no job queue yet: run `python -m finance db upgrade` first."), file=sys.stderr)
         return 2
     queue = jobs.JobQueue(services, pool_size=args.concurrency + 2)
     url = services.engine.url
-    print(f"Worker running jobs of {url.host}:{url.port or 5432}/{url.database} ({args.concurrency} at a time); "
-          "Ctrl-C or SIGTERM stops it after the running jobs.", flush=True)
+    print(_("Worker running jobs of {database} ({count} at a time); Ctrl-C or SIGTERM stops it after the running "
+            "jobs.").format(database=f"{url.host}:{url.port or 5432}/{url.database}", count=args.concurrency),
+          flush=True)
     queue.run_worker(concurrency=args.concurrency)
     return 0
 
@@ -245,16 +258,18 @@ def cmd_import(args: argparse.Namespace) -> int:
         return 0
     if args.list or not args.file:
         for row in imports.history().itertuples():
-            state = f"undone {format_when(row.undone_at)}" if row.undone_at is not None else f"{row.rows_now} rows"
-            print(f"{row.id}  {format_when(row.imported_at)}  {row.file_name!r} → {row.account}: {row.added} added, "
-                  f"{row.duplicates} already synced, {row.already_imported} imported before ({state})")
+            state = _("undone {when}").format(when=format_timestamp(row.undone_at)) if row.undone_at is not None \
+                else ngettext("{count} row", "{count} rows", row.rows_now).format(count=row.rows_now)
+            print(f"{row.id}  {format_timestamp(row.imported_at)}  {row.file_name!r} → {row.account}: " + _(
+                "{added} added, {duplicates} already synced, {earlier} imported before ({state})").format(
+                    added=row.added, duplicates=row.duplicates, earlier=row.already_imported, state=state))
         return 0
     accounts = imports.accounts()
     if args.new_account and not args.currency:
-        print("error: a new account needs its --currency (e.g. BRL).", file=sys.stderr)
+        print(_("error: a new account needs its --currency (e.g. BRL)."), file=sys.stderr)
         return 2
     if not args.new_account and args.account not in set(accounts["id"]):
-        print("error: choose the account with --account (or make one with --new-account); the accounts are:",
+        print(_("error: choose the account with --account (or make one with --new-account); the accounts are:"),
               file=sys.stderr)
         for row in accounts.itertuples():
             print(f"  {row.id}  {row.label}", file=sys.stderr)
@@ -266,28 +281,33 @@ def cmd_import(args: argparse.Namespace) -> int:
         mapping, saved = imports.mapping_for(args.account or "", imports.sniff(data))
         changes = {k: getattr(args, k) for k in MAPPING_FLAGS if getattr(args, k) is not None}
         mapping = with_overrides(mapping, **changes, **({"negate": True} if args.negate else {}))
-        print(("Using the mapping saved for this account" if saved and not changes else "Using the mapping")
+        print((_("Using the mapping saved for this account") if saved and not changes else _("Using the mapping"))
               + f": {mapping.to_json()}")
     rows = imports.read(path.name, data, mapping)  # the whole file, before anything is created
     if args.new_account:
         if args.dry_run:
-            print(f"{len(rows)} rows would go into a new account {args.new_account!r}.")
+            print(ngettext("{count} row would go into a new account {name}.",
+                           "{count} rows would go into a new account {name}.", len(rows)).format(
+                count=len(rows), name=repr(args.new_account)))
             return 0
         args.account = imports.create_account(args.new_account, args.currency, args.type, actor="cli")
-        print(f"Created the manual account {args.account}.")
+        print(_("Created the manual account {account}.").format(account=args.account))
     preview = imports.preview(args.account, path.name, data, mapping)
     counts = preview.counts()
-    print(f"{len(preview.rows)} rows: {counts['new']} new, {counts['duplicate']} already synced, "
-          f"{counts['already imported']} imported before, {counts['ambiguous']} possible duplicates.")
+    print(_("{rows} rows: {new} new, {duplicates} already synced, {earlier} imported before, {ambiguous} possible "
+            "duplicates.").format(rows=len(preview.rows), new=counts["new"], duplicates=counts["duplicate"],
+                                  earlier=counts["already imported"], ambiguous=counts["ambiguous"]))
     table = preview.table()
     ambiguous = table[table["outcome"] == "ambiguous"]
     for row in ambiguous.itertuples():
-        print(f"  line {row.line}: {row.date} {row.description!r} {row.amount:.2f} — stored: {row.matches!r}")
+        print("  " + _("line {line}: {date} {description} {amount} — stored: {matches}").format(
+            line=row.line, date=row.date, description=repr(row.description), amount=f"{row.amount:.2f}",
+            matches=repr(row.matches)))
     if args.dry_run:
         return 0
     if len(ambiguous) and not args.ambiguous:
-        print("error: decide the possible duplicates with --ambiguous keep or --ambiguous skip (or one by one on "
-              "the Import files page). Nothing was imported.", file=sys.stderr)
+        print(_("error: decide the possible duplicates with --ambiguous keep or --ambiguous skip (or one by one on "
+                "the Import files page). Nothing was imported."), file=sys.stderr)
         return 1
     print(imports.commit(preview, dict.fromkeys(ambiguous["id"], args.ambiguous), actor="cli"))
     return 0
@@ -298,7 +318,8 @@ def cmd_db_upgrade(_args: argparse.Namespace) -> int:
     engine = create_engine(load_settings().database_url)
     try:
         init_schema(engine)
-        print(f"The database is at schema revision {migrate.current_revision(engine)} (the newest).")
+        print(_("The database is at schema revision {revision} (the newest).").format(
+            revision=migrate.current_revision(engine)))
     finally:
         engine.dispose()
     return 0
@@ -317,9 +338,10 @@ def cmd_db_copy(args: argparse.Namespace) -> int:
     finally:
         source.dispose()
     for name, rows in counts.items():
-        print(f"{name}: {rows} rows")
-    print(f"Copied {sum(counts.values())} rows; every table's count matches the source. Set FINANCE_DATABASE_URL "
-          "to the new database (and keep the same FINANCE_ENCRYPTION_KEY or data/secret.key) to use it.")
+        print(f"{name}: " + ngettext("{count} row", "{count} rows", rows).format(count=rows))
+    print(_("Copied {count} rows; every table's count matches the source. Set FINANCE_DATABASE_URL to the new "
+            "database (and keep the same FINANCE_ENCRYPTION_KEY or data/secret.key) to use it.").format(
+                count=sum(counts.values())))
     return 0
 
 
@@ -331,98 +353,102 @@ def _sandbox_login(kit: ProviderKit) -> tuple[str, str]:
 
 def build_parser() -> argparse.ArgumentParser:
     names = registry.names()
-    parser = argparse.ArgumentParser(prog="python -m finance", description="Open Finance dashboard tools.")
+    parser = argparse.ArgumentParser(prog="python -m finance", description=_("Open Finance dashboard tools."))
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sandbox = sub.add_parser("sandbox", help="offline provider emulators").add_subparsers(dest="action",
+    sandbox = sub.add_parser("sandbox", help=_("offline provider emulators")).add_subparsers(dest="action",
                                                                                         required=True)
-    serve = sandbox.add_parser("serve", help="serve an emulator over HTTP on 127.0.0.1")
+    serve = sandbox.add_parser("serve", help=_("serve an emulator over HTTP on 127.0.0.1"))
     serve.add_argument("--provider", choices=names, default=names[0])
     serve.add_argument("--port", type=int, default=8765)
     serve.add_argument("--seed", type=int, default=7)
-    serve.add_argument("--state", help="JSON file to keep the emulator's items and clock in")
-    serve.add_argument("--client-id", help="require this client id (default: accept any non-empty)")
-    serve.add_argument("--client-secret", help="require this client secret")
-    serve.add_argument("--settle-seconds", type=float, default=1.5, help="how long a new item takes to sync")
-    serve.add_argument("--webhook-url", help="send webhooks here (loopback only): every event of an application "
-                                             "webhook, or of the items created without a webhook of their own")
-    serve.add_argument("--webhook-secret", help="the secret header sent with --webhook-url, where the provider "
-                                                "authenticates with one (the app also registers its own at start-up)")
+    serve.add_argument("--state", help=_("JSON file to keep the emulator's items and clock in"))
+    serve.add_argument("--client-id", help=_("require this client id (default: accept any non-empty)"))
+    serve.add_argument("--client-secret", help=_("require this client secret"))
+    serve.add_argument("--settle-seconds", type=float, default=1.5, help=_("how long a new item takes to sync"))
+    serve.add_argument("--webhook-url", help=_("send webhooks here (loopback only): every event of an application "
+                                             "webhook, or of the items created without a webhook of their own"))
+    serve.add_argument("--webhook-secret", help=_("the secret header sent with --webhook-url, where the provider "
+                                                "authenticates with one (the app also registers its own at start-up)"))
     serve.add_argument("--webhook-time-scale", type=float, default=1.0,
-                       help="multiply the providers' webhook retry delays (e.g. 0.001 turns hours into seconds)")
+                       help=_("multiply the providers' webhook retry delays (e.g. 0.001 turns hours into seconds)"))
     serve.set_defaults(func=cmd_sandbox_serve)
-    advance = sandbox.add_parser("advance", help="move the sandbox clock forward (new and posted transactions)")
+    advance = sandbox.add_parser("advance", help=_("move the sandbox clock forward (new and posted transactions)"))
     advance.add_argument("--provider", choices=names, default=names[0])
     advance.add_argument("--days", type=float, default=1)
     advance.add_argument("--hours", type=float, default=0)
-    advance.add_argument("--state", help="emulator state file (default: the app's, under data/sandbox/)")
+    advance.add_argument("--state", help=_("emulator state file (default: the app's, under data/sandbox/)"))
     advance.set_defaults(func=cmd_sandbox_advance)
-    reset = sandbox.add_parser("reset-login", help="make a sandbox bank ask for a new login (reconnect needed)")
+    reset = sandbox.add_parser("reset-login", help=_("make a sandbox bank ask for a new login (reconnect needed)"))
     reset.add_argument("--provider", choices=names, default=names[0])
-    reset.add_argument("--item", help="the item id (default: every item)")
-    reset.add_argument("--state", help="emulator state file (default: the app's, under data/sandbox/)")
+    reset.add_argument("--item", help=_("the item id (default: every item)"))
+    reset.add_argument("--state", help=_("emulator state file (default: the app's, under data/sandbox/)"))
     reset.set_defaults(func=cmd_sandbox_reset_login)
 
-    connect = sub.add_parser("connect", help="connect a bank from the terminal")
+    connect = sub.add_parser("connect", help=_("connect a bank from the terminal"))
     connect.add_argument("--provider", choices=names, default=names[0])
-    connect.add_argument("--institution", help="the institution id; sandbox: " + "; ".join(
+    connect.add_argument("--institution", help=_("the institution id; sandbox: ") + "; ".join(
         f"{k.label} {k.sandbox_bank.institution_id} ({k.sandbox_bank.name})" for k in registry.KITS))
-    connect.add_argument("--user", help="bank username; sandbox: " + "; ".join(
+    connect.add_argument("--user", help=_("bank username; sandbox: ") + "; ".join(
         f"{k.label} {_sandbox_login(k)[0]}" for k in registry.KITS))
-    connect.add_argument("--password", help="bank password, prompted when omitted; sandbox: " + "; ".join(
+    connect.add_argument("--password", help=_("bank password, prompted when omitted; sandbox: ") + "; ".join(
         f"{k.label} {_sandbox_login(k)[1]}" for k in registry.KITS))
-    connect.add_argument("--mfa", help="the one-time code, if the bank asks (sandbox: 123456)")
+    connect.add_argument("--mfa", help=_("the one-time code, if the bank asks (sandbox: 123456)"))
     connect.set_defaults(func=cmd_connect)
 
-    sync = sub.add_parser("sync", help="sync every connection (or one) now")
-    sync.add_argument("--connection", help=f"a connection id, e.g. {names[0]}:<item id>")
+    sync = sub.add_parser("sync", help=_("sync every connection (or one) now"))
+    sync.add_argument("--connection",
+                      help=_("a connection id, e.g. {example}").format(example=f"{names[0]}:<item id>"))
     sync.set_defaults(func=cmd_sync)
 
-    status = sub.add_parser("status", help="connections, their health and net worth")
+    status = sub.add_parser("status", help=_("connections, their health and net worth"))
     status.set_defaults(func=cmd_status)
     cli_analyst.add_commands(sub)
 
-    worker = sub.add_parser("worker", help="run background jobs: webhooks, syncs, the schedule (PostgreSQL store)")
+    worker = sub.add_parser("worker", help=_("run background jobs: webhooks, syncs, the schedule (PostgreSQL store)"))
     worker.add_argument("--concurrency", type=_positive, default=jobs.DEFAULT_CONCURRENCY,
-                        help=f"syncs this worker runs at once (default {jobs.DEFAULT_CONCURRENCY})")
+                        help=_("syncs this worker runs at once (default {count})").format(
+                            count=jobs.DEFAULT_CONCURRENCY))
     worker.set_defaults(func=cmd_worker)
 
-    imp = sub.add_parser("import", help="import a bank's CSV or OFX file into an account; list or undo imports",
-                         description="CSV columns come from the mapping saved for the account (the Import files "
-                                     "page saves it), else a guess from the headers; flags override either.")
-    imp.add_argument("file", nargs="?", help="the CSV or OFX file")
-    imp.add_argument("--account", help="the account id (run without it to list them)")
-    imp.add_argument("--new-account", metavar="NAME", help="create a manual account (a bank no aggregator reaches) "
-                                                            "and import into it")
-    imp.add_argument("--currency", help="the new account's currency, e.g. BRL")
+    imp = sub.add_parser("import", help=_("import a bank's CSV or OFX file into an account; list or undo imports"),
+                         description=_("CSV columns come from the mapping saved for the account (the Import files "
+                                       "page saves it), else a guess from the headers; flags override either."))
+    imp.add_argument("file", nargs="?", help=_("the CSV or OFX file"))
+    imp.add_argument("--account", help=_("the account id (run without it to list them)"))
+    imp.add_argument("--new-account", metavar="NAME", help=_("create a manual account (a bank no aggregator "
+                                                              "reaches) and import into it"))
+    imp.add_argument("--currency", help=_("the new account's currency, e.g. BRL"))
     imp.add_argument("--type", default="checking", choices=[t.value for t in AccountType],
-                     help="the new account's type")
-    imp.add_argument("--dry-run", action="store_true", help="only show what would be imported")
-    imp.add_argument("--ambiguous", choices=("keep", "skip"), help="what to do with every possible duplicate")
-    imp.add_argument("--list", action="store_true", help="list the imports")
-    imp.add_argument("--undo", metavar="IMPORT_ID", help="remove every row one import added")
+                     help=_("the new account's type"))
+    imp.add_argument("--dry-run", action="store_true", help=_("only show what would be imported"))
+    imp.add_argument("--ambiguous", choices=("keep", "skip"), help=_("what to do with every possible duplicate"))
+    imp.add_argument("--list", action="store_true", help=_("list the imports"))
+    imp.add_argument("--undo", metavar="IMPORT_ID", help=_("remove every row one import added"))
     for name in ("date", "description", "amount", "debit", "credit", "id", "balance"):
-        imp.add_argument(f"--{name}", metavar="COLUMN", help=f"the CSV's {name} column")
+        imp.add_argument(f"--{name}", metavar="COLUMN", help=_("the CSV's {name} column").format(name=name))
     imp.add_argument("--date-format", choices=DATE_FORMATS)
     imp.add_argument("--decimal", choices=(",", "."))
     imp.add_argument("--delimiter", choices=DELIMITERS)
     imp.add_argument("--encoding", choices=ENCODINGS)
-    imp.add_argument("--negate", action="store_true", help="the file shows spending as positive amounts")
+    imp.add_argument("--negate", action="store_true", help=_("the file shows spending as positive amounts"))
     imp.set_defaults(func=cmd_import)
 
-    db = sub.add_parser("db", help="the store's schema and moving it").add_subparsers(dest="action", required=True)
-    db.add_parser("upgrade", help="bring the database to the newest schema revision (safe to repeat)").set_defaults(
-        func=cmd_db_upgrade)
-    copy = db.add_parser("copy", help="copy the DuckDB store into an empty PostgreSQL database")
+    db = sub.add_parser("db", help=_("the store's schema and moving it")).add_subparsers(dest="action",
+                                                                                        required=True)
+    db.add_parser("upgrade", help=_("bring the database to the newest schema revision (safe to repeat)")
+                  ).set_defaults(func=cmd_db_upgrade)
+    copy = db.add_parser("copy", help=_("copy the DuckDB store into an empty PostgreSQL database"))
     copy.add_argument("--to", required=True, metavar="URL", help="postgresql+psycopg://user:password@host/database")
     copy.set_defaults(func=cmd_db_copy)
-    parser.add_argument("--verbose", "-v", action="store_true", help="log progress, and errors with their tracebacks")
+    parser.add_argument("--verbose", "-v", action="store_true",
+                        help=_("log progress, and errors with their tracebacks"))
     return parser
 
 
 def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1 (got {text!r})")
+        raise argparse.ArgumentTypeError(_("must be a whole number of at least 1 (got {text})").format(text=repr(text)))
     return int(text)
 
 
@@ -431,7 +457,7 @@ class _OneLine(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = f"{record.levelname.lower()}: {record.getMessage()}"
-        return f"{line} (run with --verbose for details)" if record.exc_info else line
+        return line + " " + _("(run with --verbose for details)") if record.exc_info else line
 
 
 class _CliHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -452,23 +478,29 @@ def _configure_logging(verbose: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command in the language of FINANCE_LANG (else LANG; English when neither is one the app has)."""
+    with using(os.environ.get("FINANCE_LANG") or os.environ.get("LANG") or "en"):
+        return _run(argv)
+
+
+def _run(argv: Sequence[str] | None) -> int:
     """Run a command; a store, key or provider problem is one line on stderr saying what to do (no traceback)."""
     args = build_parser().parse_args(argv)
     _configure_logging(args.verbose)
     try:
         return int(args.func(args))
     except (StoreError, SecretError, control.ControlError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(_("error: {message}").format(message=exc), file=sys.stderr)
         return 2
     except ProviderError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
+        print(_("error: {message}").format(message=exc.message), file=sys.stderr)
         return 1
     except (BadFile, EditError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(_("error: {message}").format(message=exc), file=sys.stderr)
         return 1
     except Exception as exc:  # a store failing under a command (a read, a write): say so; anything else is a bug
         problem = store_error(exc)
         if problem is None:
             raise
-        print(f"error: {problem.message}", file=sys.stderr)
+        print(_("error: {message}").format(message=problem.message), file=sys.stderr)
         return 2

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from finance.i18n import N_, LazyText, _
 from finance.model import ConnectionState, ConnectionStatus, Institution
 
 OFFLINE = "offline"
@@ -131,7 +132,7 @@ class Flow:
     error: str | None = None
     ok: bool = True
     token: str | None = None  # hosted: the connect/link token the browser opens the widget with
-    hint: str | None = None  # offline: which sandbox logins work
+    hint: str | LazyText | None = None  # offline: which sandbox logins work
 
     @property
     def kind(self) -> str:
@@ -181,7 +182,7 @@ Effect = Login | SendMfa | MintToken | Finish
 
 # -- starting a flow -------------------------------------------------------------------------------
 
-def start(provider: str, label: str, widget: HostedWidget | None, *, hint: str | None = None) -> Flow:
+def start(provider: str, label: str, widget: HostedWidget | None, *, hint: str | LazyText | None = None) -> Flow:
     """A new connect flow: the list of banks offline (`widget` None), a button that opens the hosted widget otherwise.
     `hint` says which sandbox logins work offline."""
     return Flow(provider=provider, label=label, widget=widget, hint=hint,
@@ -189,7 +190,7 @@ def start(provider: str, label: str, widget: HostedWidget | None, *, hint: str |
 
 
 def start_reconnect(provider: str, label: str, widget: HostedWidget | None, *, connection_id: str, external_id: str,
-                    institution: Choice | None, hint: str | None = None) -> Flow:
+                    institution: Choice | None, hint: str | LazyText | None = None) -> Flow:
     """Update mode for an existing connection: its bank's login offline, the hosted widget's update mode otherwise."""
     step = Step.CREDENTIALS if widget is None else Step.READY
     if widget is None and institution is None:
@@ -247,7 +248,7 @@ def _choose(flow: Flow, event: Mapping[str, Any]) -> tuple[Flow, Effect | None]:
     wanted = str(event.get("institution_id", ""))
     choice = next((c for c in flow.institutions or () if c.id == wanted), None)
     if choice is None:
-        return flow.to(Step.CHOOSE, error="That bank is not in the list. Pick one of these."), None
+        return flow.to(Step.CHOOSE, error=_("That bank is not in the list. Pick one of these.")), None
     return flow.to(Step.CREDENTIALS, institution=choice, fields=None), None
 
 
@@ -264,7 +265,8 @@ def _mfa(flow: Flow, event: Mapping[str, Any]) -> tuple[Flow, Effect | None]:
     field = Field(name=flow.prompt.name, label=flow.prompt.label)
     values, problem = check_values((field,), event.get("values"))
     if problem:
-        return flow.to(Step.MFA, error=f"Enter the code the bank sent you ({flow.prompt.label})."), None
+        return flow.to(Step.MFA, error=_("Enter the code the bank sent you ({label}).").format(
+            label=flow.prompt.label)), None
     return flow, SendMfa(flow.external_id, values)
 
 
@@ -292,15 +294,16 @@ def _hosted_success(flow: Flow, event: Mapping[str, Any]) -> tuple[Flow, Effect 
     if flow.widget.returns_item:
         item_id = _short_text(event.get("item_id"))
         if not item_id:
-            return flow.to(Step.ERROR, ok=False, error=f"{name} finished without saying which connection it made. "
-                                                       "Try again."), None
+            return flow.to(Step.ERROR, ok=False, error=_("{name} finished without saying which connection it made. Try "
+                                                         "again.").format(name=name)), None
         if flow.reconnecting and item_id != flow.external_id:
-            return flow.to(Step.ERROR, ok=False, error=f"{name} updated a different connection than the one being "
-                                                       "reconnected. Try again."), None
+            return flow.to(Step.ERROR, ok=False, error=_("{name} updated a different connection than the one being "
+                                                         "reconnected. Try again.").format(name=name)), None
         return flow, Finish(item_id=item_id)
     token = _short_text(event.get("public_token"))
     if not token and not flow.reconnecting:
-        return flow.to(Step.ERROR, ok=False, error=f"{name} finished without a public token. Try again."), None
+        return flow.to(Step.ERROR, ok=False, error=_("{name} finished without a public token. Try again.").format(
+            name=name)), None
     return flow, Finish(public_token=token or None)
 
 
@@ -313,10 +316,11 @@ def _hosted_exit(flow: Flow, event: Mapping[str, Any]) -> tuple[Flow, Effect | N
         text = _short_text(error.get("display_message")) or _short_text(error.get("error_message")) \
             or _short_text(error.get("message"))
         from_code = _ERROR_TEXT.get(code or "")
-        detail = from_code or text or "it stopped with an error"
+        detail = str(from_code) if from_code else text or _("it stopped with an error")
         return flow.to(Step.ERROR, ok=False, token=None,
                        error=f"{name}: {detail}" + (f" ({code})" if code and not from_code else "")), None
-    return flow.to(Step.READY, token=None, message=f"{name} was closed before a bank was connected."), None
+    return flow.to(Step.READY, token=None, message=_("{name} was closed before a bank was connected.").format(
+        name=name)), None
 
 
 def _hosted_error(flow: Flow, event: Mapping[str, Any]) -> tuple[Flow, Effect | None]:
@@ -326,7 +330,7 @@ def _hosted_error(flow: Flow, event: Mapping[str, Any]) -> tuple[Flow, Effect | 
     """
     name = flow.widget.name if flow.widget else flow.label
     error = event.get("error") if isinstance(event.get("error"), Mapping) else {}
-    text = _short_text(error.get("message")) or _short_text(error.get("display_message")) or "an error occurred"
+    text = _short_text(error.get("message")) or _short_text(error.get("display_message")) or _("an error occurred")
     return dataclasses.replace(flow, error=f"{name}: {text}"), None
 
 
@@ -339,7 +343,7 @@ def _script_error(flow: Flow, _event: Mapping[str, Any]) -> tuple[Flow, Effect |
 
 
 # Codes whose provider text would not tell the user what to do next.
-_ERROR_TEXT = {"INVALID_LINK_TOKEN": "the session expired. Open it again."}
+_ERROR_TEXT = {"INVALID_LINK_TOKEN": N_("the session expired. Open it again.")}
 
 _HANDLERS = {
     (Step.CHOOSE, "choose"): _choose,
@@ -368,16 +372,16 @@ def check_values(fields: Sequence[Field], raw: object) -> tuple[dict[str, str], 
         value = given.get(field.name)
         value = value.strip() if isinstance(value, str) else ""
         if len(value) > MAX_VALUE_LENGTH:
-            return {}, f"{field.label} is too long."
+            return {}, _("{field} is too long.").format(field=field.label)
         if not value:
             if not field.optional:
                 missing.append(field.label)
             continue
         if field.validation and not _matches(field.validation, value):
-            return {}, field.validation_message or f"{field.label} does not look right."
+            return {}, field.validation_message or _("{field} does not look right.").format(field=field.label)
         values[field.name] = value
     if missing:
-        return {}, f"Fill in: {', '.join(missing)}."
+        return {}, _("Fill in: {fields}.").format(fields=", ".join(missing))
     return values, None
 
 
@@ -403,17 +407,20 @@ def settled(flow: Flow, state: ConnectionState) -> Flow:
         return flow.to(Step.MFA, prompt=prompt, external_id=state.external_id, institution=institution)
     if state.status in (ConnectionStatus.ACTIVE, ConnectionStatus.CONSENT_EXPIRING):
         return flow.to(Step.SYNCING, external_id=state.external_id, institution=institution, prompt=None)
-    detail = state.status_detail or state.error_message or f"the bank answered {state.provider_status}"
-    verb = "reconnect" if flow.reconnecting else "connect"
+    detail = state.status_detail or state.error_message or _("the bank answered {status}").format(
+        status=state.provider_status)
     return flow.to(Step.ERROR, ok=False, prompt=None, institution=institution,
-                   external_id=state.external_id if flow.reconnecting else None,
-                   error=f"Could not {verb}: {detail}")
+                   external_id=state.external_id if flow.reconnecting else None, error=_could_not(flow, detail))
 
 
 def failed(flow: Flow, message: str) -> Flow:
     """A provider call failed; `message` is already written for the user."""
-    verb = "reconnect" if flow.reconnecting else "connect"
-    return flow.to(Step.ERROR, ok=False, prompt=None, token=None, error=f"Could not {verb}: {message}")
+    return flow.to(Step.ERROR, ok=False, prompt=None, token=None, error=_could_not(flow, message))
+
+
+def _could_not(flow: Flow, detail: str) -> str:
+    return (_("Could not reconnect: {detail}") if flow.reconnecting else _("Could not connect: {detail}")).format(
+        detail=detail)
 
 
 def launched(flow: Flow, token: str) -> Flow:
@@ -423,15 +430,33 @@ def launched(flow: Flow, token: str) -> Flow:
 
 def synced(flow: Flow, *, ok: bool, message: str) -> Flow:
     """The first sync after connecting (or the re-sync after reconnecting) finished."""
-    name = flow.institution.name if flow.institution else "The bank"
-    done = "reconnected" if flow.reconnecting else "connected"
-    text = f"{name} {done}. {message}" if ok else f"{name} {done}, but the first sync failed: {message}"
+    name = flow.institution.name if flow.institution else _("The bank")
+    if ok:
+        text = (_("{name} reconnected. {message}") if flow.reconnecting else _("{name} connected. {message}"))
+    else:
+        text = (_("{name} reconnected, but the first sync failed: {message}") if flow.reconnecting else
+                _("{name} connected, but the first sync failed: {message}"))
+    text = text.format(name=name, message=message)
     return flow.to(Step.DONE, ok=ok, token=None, prompt=None, message=text)
 
 
 # -- what the browser gets ------------------------------------------------------------------------------
 
 _HINTED = (Step.CHOOSE, Step.CREDENTIALS, Step.MFA, Step.ERROR)
+WIDGET_TEXTS = (  # the words of finance/ui/connect_widget/widget.js, translated here (it looks them up by the English)
+    N_("Reconnect {name}"), N_("Reconnect this bank"), N_("Connect a bank with {name}"), N_("{name} (sandbox)"),
+    N_("Opening {name}…"), N_("Sandbox"), N_("Pick your bank"), N_("Log in again to renew access."),
+    N_("Log in to your bank."), N_("Reconnect"), N_("Connect"), N_("Cancel"), N_("Back"), N_("Talking to the bank…"),
+    N_("Security code"), N_("{name} sent you a code."), N_("The bank sent you a code."), N_("Send code"),
+    N_("Checking the code…"),
+    N_("{name} opens in a window where you log in to your bank; your credentials go to {provider}, never to this "
+       "app."),
+    N_("Reconnect with {name}"), N_("Open {name}"),
+    N_("{name} is open. Finish there; this page updates when you are done."), N_("Open {name} again"), N_("Close"),
+    N_("Connect another bank"), N_("Try again"), N_("Pick another bank"), N_("Start over"),
+    N_("{name} is connected; the first sync is running…"), N_("The bank is connected; the first sync is running…"),
+    N_("Working…"), N_("Offline sandbox"),
+)
 
 
 def widget_data(flow: Flow) -> dict[str, Any]:
@@ -441,8 +466,9 @@ def widget_data(flow: Flow) -> dict[str, Any]:
         "step_id": flow.step_id, "mode": flow.mode, "message": flow.message, "error": flow.error, "ok": flow.ok,
         "institution": dataclasses.asdict(flow.institution) if flow.institution else None,
         # Offline is always a sandbox: say which logins work while the user picks and logs in.
-        "hint": flow.hint if flow.widget is None and flow.step in _HINTED else None,
+        "hint": str(flow.hint) if flow.hint and flow.widget is None and flow.step in _HINTED else None,
         "hosted_name": flow.widget.name if flow.widget else None,
+        "texts": {text.message: str(text) for text in WIDGET_TEXTS},
     }
     if flow.step is Step.CHOOSE:
         data["institutions"] = [dataclasses.asdict(c) for c in flow.institutions or ()]

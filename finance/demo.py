@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from finance.errors import ProviderError
+from finance.i18n import _
 from finance.model import ConnectionState, ConnectionStatus, MfaPrompt
 from finance.providers import registry
 from finance.providers.base import ConnectableProvider
@@ -64,7 +65,8 @@ def connect_bank(provider: ConnectableProvider, institution_id: str, credentials
         break
     if state.status not in CONNECTED:
         reason = state.status_detail or state.error_message or state.provider_status
-        raise ConnectFailed(f"Could not connect: {reason}", code=state.error_code, provider=state.provider)
+        raise ConnectFailed(_("Could not connect: {detail}").format(detail=reason), code=state.error_code,
+                            provider=state.provider)
     return state
 
 
@@ -87,8 +89,8 @@ def run_demo(svc: Services, on_progress: Progress | None = None, *, interval: fl
     """Connect and sync the demo's sandbox banks, one after the other; `on_progress(label, fraction)` follows
     along. A bank already connected is skipped (outcome `skipped`); a bank that fails does not stop the other."""
     if not demo_available(svc):
-        raise DemoUnavailable("The demo connects the offline sandbox banks, but a provider has real credentials "
-                              "set. Connect your banks on the Connections page instead.")
+        raise DemoUnavailable(_("The demo connects the offline sandbox banks, but a provider has real credentials "
+                                "set. Connect your banks on the Connections page instead."))
     report = on_progress or (lambda _label, _fraction: None)
     results: list[SyncResult] = []
     for index, bank in enumerate(DEMO_BANKS):
@@ -97,11 +99,12 @@ def run_demo(svc: Services, on_progress: Progress | None = None, *, interval: fl
 
         existing = _existing(svc, bank)
         if existing is not None:
-            scoped(f"{bank.name} is already connected", 1.0)
+            scoped(_("{bank} is already connected").format(bank=bank.name), 1.0)
             results.append(SyncResult(existing, None, "skipped", ApplyCounts(),
-                                      f"{bank.name} is already connected (sandbox): nothing to do."))
+                                      _("{bank} is already connected (sandbox): nothing to do.").format(
+                                          bank=bank.name)))
             continue
-        scoped(f"Connecting {bank.name}…", 0.0)
+        scoped(_("Connecting {bank}…").format(bank=bank.name), 0.0)
         try:
             state = connect_bank(svc.providers[bank.provider], bank.institution_id, bank.credentials,
                                  on_progress=lambda step, name=bank.name: scoped(
@@ -112,10 +115,11 @@ def run_demo(svc: Services, on_progress: Progress | None = None, *, interval: fl
                                       error_code=exc.code))
             continue
         connection_id = svc.sync.register(state)
-        scoped(f"Syncing {bank.name}…", 0.2)
+        scoped(_("Syncing {bank}…").format(bank=bank.name), 0.2)
         result = svc.sync.sync_connection(connection_id, trigger="connect", on_progress=lambda stage, f, name=(
             bank.name): scoped(f"{name}: {stage}", 0.2 + 0.8 * min(f, 1.0)))
-        results.append(replace(result, message=f"{bank.name} connected. {result.message}"))
+        results.append(replace(result, message=_("{name} connected. {message}").format(name=bank.name,
+                                                                                       message=result.message)))
     svc.analytics.refresh()  # the analysts' snapshot holds the demo's banks
-    report("Done", 1.0)
+    report(_("Done"), 1.0)
     return results

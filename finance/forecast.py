@@ -26,6 +26,7 @@ from decimal import Decimal
 
 import pandas as pd
 
+from finance.i18n import _, format_short_day
 from finance.recurring import Series, add_months
 
 HORIZONS = (30, 90)
@@ -66,9 +67,14 @@ class BalanceWarning:
 
     def text(self, money: str, floor: str) -> str:
         """The warning in words, with the amounts already formatted."""
-        below = f"below your threshold of {floor}" if self.threshold_set else (
-            "below zero" if self.floor == 0 else f"past its credit limit of {floor}")
-        return f"{self.account}: expected {below} on {self.day:%Y-%m-%d} ({money})."
+        day = format_short_day(self.day)
+        if self.threshold_set:
+            template = _("{account}: expected below your threshold of {floor} on {day} ({balance}).")
+        elif self.floor == 0:
+            template = _("{account}: expected below zero on {day} ({balance}).")
+        else:
+            template = _("{account}: expected past its credit limit of {floor} on {day} ({balance}).")
+        return template.format(account=self.account, floor=floor, day=day, balance=money)
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,8 +272,9 @@ def clean_threshold(text: str) -> Decimal | None:
     if "," in value and "." not in value:
         value = value.replace(",", ".")
     if len(value) > 20 or not _NUMBER.fullmatch(value):
-        raise ThresholdError("Type the threshold as a plain number with at most two decimals, e.g. 500 or -1500.50.")
+        raise ThresholdError(_("Type the threshold as a plain number with at most two decimals, e.g. 500 or "
+                               "-1500.50."))
     amount = Decimal(value)
     if abs(amount) >= MAX_THRESHOLD:
-        raise ThresholdError("That threshold is too large.")
+        raise ThresholdError(_("That threshold is too large."))
     return amount

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
+from finance.i18n import N_, LazyText, _, format_short_day, format_timestamp, ngettext, number_separators
 from finance.model import EXPIRING_SIGNALS, ConnectionStatus
 
 STALE_AFTER = timedelta(days=2)
@@ -25,19 +26,18 @@ CONSENT_WARNING = timedelta(days=7)
 STUCK_AFTER = timedelta(minutes=30)
 
 CONNECTED, ATTENTION, SYNCING, FAILED = "connected", "attention", "syncing", "failed"
-LEVELS: dict[str, tuple[str, str]] = {  # level: (label, badge colour)
-    CONNECTED: ("Connected", "green"),
-    ATTENTION: ("Needs attention", "orange"),
-    SYNCING: ("Syncing", "blue"),
-    FAILED: ("Failed", "red"),
+LEVELS: dict[str, tuple[LazyText, str]] = {  # level: (label, badge colour)
+    CONNECTED: (N_("Connected"), "green"),
+    ATTENTION: (N_("Needs attention"), "orange"),
+    SYNCING: (N_("Syncing"), "blue"),
+    FAILED: (N_("Failed"), "red"),
 }
 OUTCOME_COLORS = {"success": "#2e7d32", "failed": "#c62828", "interrupted": "#ef6c00", "running": "#1565c0"}
 UNFINISHED = frozenset({"failed", "interrupted"})
 """Run outcomes that stay open errors until a later run of the connection succeeds."""
 
-SYNC_NOW = "press Sync now on Connections"
-RETRY = f"Will retry on the next sync; {SYNC_NOW} to try at once."
-RECONNECT = "Reconnect: on Connections, connect this bank again and log in (or approve access) at the bank."
+RETRY = N_("Will retry on the next sync; press Sync now on Connections to try at once.")
+RECONNECT = N_("Reconnect: on Connections, connect this bank again and log in (or approve access) at the bank.")
 
 REAUTH_CODES = frozenset({  # the providers' codes for "the user must log in again or renew consent", and ours
     "ITEM_LOGIN_REQUIRED", "PENDING_EXPIRATION", "PENDING_DISCONNECT", "ACCESS_NOT_GRANTED",
@@ -55,13 +55,17 @@ CONFIG_CODES = frozenset({
     "UNAUTHORIZED_ENVIRONMENT", "HTTP_401", "HTTP_403",
 })
 STORE_ACTIONS = {  # the store failed, not the bank: finance.errors.StoreError codes
-    "STORE_FULL": f"Free disk space on the machine running the app, then {SYNC_NOW}.",
-    "STORE_READ_ONLY": f"Make the database file and its folder writable by the app, then {SYNC_NOW}.",
-    "STORE_CORRUPT": "Restore the database file from a backup (or move it aside to start afresh); restart the app.",
-    "STORE_UNAVAILABLE": f"Restart the app, then {SYNC_NOW}; if it keeps failing, check the disk or restore a backup.",
-    "STORE_BUSY": "Another process holds the database file: stop it (or use the running app), then try again.",
+    "STORE_FULL": N_("Free disk space on the machine running the app, then press Sync now on Connections."),
+    "STORE_READ_ONLY": N_("Make the database file and its folder writable by the app, then press Sync now on "
+                          "Connections."),
+    "STORE_CORRUPT": N_("Restore the database file from a backup (or move it aside to start afresh); restart the "
+                        "app."),
+    "STORE_UNAVAILABLE": N_("Restart the app, then press Sync now on Connections; if it keeps failing, check the disk "
+                            "or restore a backup."),
+    "STORE_BUSY": N_("Another process holds the database file: stop it (or use the running app), then try again."),
 }
-INTERRUPTED_ACTION = f"Nothing from the interrupted run was saved; {SYNC_NOW}, or wait for the next scheduled sync."
+INTERRUPTED_ACTION = N_("Nothing from the interrupted run was saved; press Sync now on Connections, or wait for the "
+                        "next scheduled sync.")
 GONE_CODES = frozenset({
     "NOT_FOUND", "ITEM_NOT_FOUND", "INVALID_ACCESS_TOKEN", "NO_ACCESS_TOKEN", "INSTITUTION_NOT_FOUND",
     "CONNECTOR_NOT_FOUND", "revoked",
@@ -77,10 +81,15 @@ class Health:
     action: str  # "" when there is nothing to do
     reason: str = ""
 
+    def __post_init__(self) -> None:
+        """Advice defined at import time (RECONNECT…) in the language of the moment the health is read."""
+        object.__setattr__(self, "action", str(self.action))
+        object.__setattr__(self, "reason", str(self.reason))
+
     @property
     def level_label(self) -> str:
         """Connected, Needs attention, Syncing or Failed."""
-        return LEVELS[self.level][0]
+        return str(LEVELS[self.level][0])
 
     @property
     def color(self) -> str:
@@ -103,30 +112,33 @@ def format_age(delta: timedelta) -> str:
     """`under a minute`, `5 min`, `3 h`, `4 days`: how long ago, roughly."""
     seconds = max(delta.total_seconds(), 0)
     if seconds < 60:
-        return "under a minute"
+        return _("under a minute")
     if seconds < 3600:
-        return f"{int(seconds // 60)} min"
+        return _("{count} min").format(count=int(seconds // 60))
     if seconds < 48 * 3600:
-        return f"{seconds / 3600:.0f} h"
-    return f"{seconds / 86400:.0f} days"
+        return _("{count} h").format(count=f"{seconds / 3600:.0f}")
+    days = round(seconds / 86400)
+    return ngettext("{count} day", "{count} days", days).format(count=days)
 
 
-def action_for_error(code: str | None) -> str:
-    """What fixes a failed sync, from its error code."""
+def action_for_error(code: str | None) -> LazyText:
+    """What fixes a failed sync, from its error code (translated when shown; compare it with RECONNECT)."""
     code = code or ""
     if code in REAUTH_CODES:
         return RECONNECT
     if code in CONFIG_CODES:
-        return ("Fix the provider's client id and secret (the message names the settings; set them in "
-                f".streamlit/secrets.toml or the environment), restart the app, then {SYNC_NOW}.")
+        return N_("Fix the provider's client id and secret (the message names the settings; set them in "
+                  ".streamlit/secrets.toml or the environment), restart the app, then press Sync now on Connections.")
     if code in GONE_CODES:
-        return "The provider no longer knows this connection: delete it on Connections and connect the bank again."
+        return N_("The provider no longer knows this connection: delete it on Connections and connect the bank "
+                  "again.")
     if code in STORE_ACTIONS:
         return STORE_ACTIONS[code]
     if code == "INTERRUPTED":
         return INTERRUPTED_ACTION
     if code == "INTERNAL":
-        return f"An unexpected error in the app; nothing was changed. Check the server logs, then {SYNC_NOW}."
+        return N_("An unexpected error in the app; nothing was changed. Check the server logs, then press Sync now "
+                  "on Connections.")
     return RETRY  # transient: 5xx, timeouts, rate limits, the bank down, unreadable answers
 
 
@@ -152,67 +164,75 @@ def connection_health(connection: Mapping[str, Any], runs: Sequence[Mapping[str,
 
     if status == ConnectionStatus.SYNCING.value or (running_age is not None and running_age <= STUCK_AFTER):
         if running is not None and running_age is not None:
-            reason = f"A {running.get('trigger') or 'manual'} sync started {format_age(running_age)} ago."
+            reason = _("A {trigger} sync started {age} ago.").format(
+                trigger=trigger_label(running.get("trigger") or "manual"), age=format_age(running_age))
         else:
-            reason = "The bank is updating this connection."
-        return Health(SYNCING, "Syncing", "Nothing to do: a sync is in progress. Reload the page to see the result.",
-                      reason)
+            reason = _("The bank is updating this connection.")
+        return Health(SYNCING, _("Syncing"),
+                      _("Nothing to do: a sync is in progress. Reload the page to see the result."), reason)
     signal = _get(connection, "signal_code")
     signal_detail = _get(connection, "signal_detail") or ""
     if signal in REVOKED_SIGNALS:
-        return Health(ATTENTION, "Access revoked", RECONNECT, signal_detail or "Access to this bank was revoked.")
+        return Health(ATTENTION, _("Access revoked"), RECONNECT, signal_detail or _("Access to this bank was revoked."))
     if status == ConnectionStatus.REVOKED.value:
-        return Health(ATTENTION, "Disconnected",
-                      "Connect the bank again on Connections to resume syncing; the history here is kept.",
-                      detail or "This connection was disconnected.")
+        return Health(ATTENTION, _("Disconnected"),
+                      _("Connect the bank again on Connections to resume syncing; the history here is kept."),
+                      detail or _("This connection was disconnected."))
     if status == ConnectionStatus.NEEDS_INPUT.value:
-        return Health(ATTENTION, "Needs your input",
-                      "Reconnect on Connections and complete the bank's security step (a code, or approval in "
-                      "the bank's app).", detail or "The bank is waiting for you.")
+        return Health(ATTENTION, _("Needs your input"),
+                      _("Reconnect on Connections and complete the bank's security step (a code, or approval in the "
+                        "bank's app)."), detail or _("The bank is waiting for you."))
     if consent is not None and consent <= now:
-        return Health(ATTENTION, "Consent expired", f"{RECONNECT} This renews the consent.",
-                      f"Your consent for this bank expired on {consent:%Y-%m-%d}; no new data arrives until you "
-                      "reconnect.")
+        return Health(ATTENTION, _("Consent expired"), RECONNECT + " " + _("This renews the consent."),
+                      _("Your consent for this bank expired on {day}; no new data arrives until you reconnect.")
+                      .format(day=format_short_day(consent)))
     if status == ConnectionStatus.NEEDS_RECONNECT.value:
-        return Health(ATTENTION, "Reconnect needed", RECONNECT, detail or "The bank asked for a new login.")
+        return Health(ATTENTION, _("Reconnect needed"), RECONNECT, detail or _("The bank asked for a new login."))
     until = _utc(_get(connection, "signal_until"))
     if signal in EXPIRING_SIGNALS:
         if until is not None and until <= now:
-            return Health(ATTENTION, "Reconnect needed", RECONNECT,
-                          f"The bank announced the connection would stop on {until:%Y-%m-%d}; that date has passed.")
-        return Health(ATTENTION, "Consent expiring", f"{RECONNECT} Do it before the date to keep data flowing.",
-                      signal_detail or "The bank announced this connection will stop working soon.")
+            return Health(ATTENTION, _("Reconnect needed"), RECONNECT,
+                          _("The bank announced the connection would stop on {day}; that date has passed.").format(
+                              day=format_short_day(until)))
+        return Health(ATTENTION, _("Consent expiring"), RECONNECT + " " + _("Do it before the date to keep data "
+                                                                            "flowing."),
+                      signal_detail or _("The bank announced this connection will stop working soon."))
     if latest is not None and latest.get("outcome") == "interrupted":
-        return Health(ATTENTION, "Sync interrupted", INTERRUPTED_ACTION,
-                      _get(latest, "message") or "The last sync stopped before it finished.")
+        return Health(ATTENTION, _("Sync interrupted"), INTERRUPTED_ACTION,
+                      _get(latest, "message") or _("The last sync stopped before it finished."))
     if latest is not None and latest.get("outcome") == "failed":
         code = _get(latest, "error_code")
         action = action_for_error(code)
-        reason = _get(latest, "message") or f"The last sync failed ({code or 'unknown error'})."
+        reason = _get(latest, "message") or _("The last sync failed ({code}).").format(
+            code=code or _("unknown error"))
         if action == RECONNECT:
-            return Health(ATTENTION, "Reconnect needed", action, reason)
-        return Health(FAILED, "Sync failed", action, reason)
+            return Health(ATTENTION, _("Reconnect needed"), action, reason)
+        return Health(FAILED, _("Sync failed"), action, reason)
     if status == ConnectionStatus.FAILED.value:
-        return Health(FAILED, "Sync failed", action_for_error(_get(connection, "error_code")),
-                      detail or "The provider reported a failure.")
+        return Health(FAILED, _("Sync failed"), action_for_error(_get(connection, "error_code")),
+                      detail or _("The provider reported a failure."))
     if running_age is not None:  # a run older than STUCK_AFTER that never finished: the app stopped mid-sync
-        return Health(ATTENTION, "Sync interrupted", f"The interrupted run changed nothing; {SYNC_NOW}.",
-                      f"A sync started {format_age(running_age)} ago and never finished.")
+        return Health(ATTENTION, _("Sync interrupted"),
+                      _("The interrupted run changed nothing; press Sync now on Connections."),
+                      _("A sync started {age} ago and never finished.").format(age=format_age(running_age)))
     if status == ConnectionStatus.CONSENT_EXPIRING.value or (consent is not None and consent - now <= CONSENT_WARNING):
-        when = f" on {consent:%Y-%m-%d}" if consent is not None else " soon"
-        return Health(ATTENTION, "Consent expiring", f"{RECONNECT} Do it before the consent ends to keep data flowing.",
-                      detail or f"Your consent for this bank expires{when}.")
+        expires = _("Your consent for this bank expires on {day}.").format(day=format_short_day(consent)) \
+            if consent is not None else _("Your consent for this bank expires soon.")
+        return Health(ATTENTION, _("Consent expiring"),
+                      RECONNECT + " " + _("Do it before the consent ends to keep data flowing."), detail or expires)
     if last_success is None:
-        return Health(ATTENTION, "Never synced", f"Nothing has been fetched yet: {SYNC_NOW}.",
-                      "No sync of this connection has succeeded yet.")
+        return Health(ATTENTION, _("Never synced"), _("Nothing has been fetched yet: press Sync now on Connections."),
+                      _("No sync of this connection has succeeded yet."))
     age = now - last_success
     if age > STALE_AFTER:
-        return Health(ATTENTION, "Data is stale", "Press Sync now on Connections to fetch what changed.",
-                      f"The last successful sync was {format_age(age)} ago ({last_success:%Y-%m-%d %H:%M} UTC).")
+        return Health(ATTENTION, _("Data is stale"), _("Press Sync now on Connections to fetch what changed."),
+                      _("The last successful sync was {age} ago ({when} UTC).").format(
+                          age=format_age(age), when=format_timestamp(last_success)))
     if signal in NOTICE_SIGNALS:
-        return Health(ATTENTION, "New accounts available" if signal == "NEW_ACCOUNTS_AVAILABLE" else "Account revoked",
-                      "Reconnect on Connections to choose which accounts to share.", signal_detail)
-    return Health(CONNECTED, "Connected", "", f"Last successful sync {format_age(age)} ago.")
+        return Health(ATTENTION, _("New accounts available") if signal == "NEW_ACCOUNTS_AVAILABLE" else
+                      _("Account revoked"), _("Reconnect on Connections to choose which accounts to share."),
+                      signal_detail)
+    return Health(CONNECTED, _("Connected"), "", _("Last successful sync {age} ago.").format(age=format_age(age)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -223,6 +243,36 @@ ACTIVE, SYNCING_STATE, NEEDS_RECONNECT, CONSENT_EXPIRING, REVOKED, FAILED_STATE 
     "active", "syncing", "needs reconnect", "consent expiring", "revoked", "failed")
 LIFECYCLE_COLORS = {ACTIVE: "green", SYNCING_STATE: "blue", NEEDS_RECONNECT: "red", CONSENT_EXPIRING: "orange",
                     REVOKED: "gray", FAILED_STATE: "red"}
+LIFECYCLE_LABELS = {ACTIVE: N_("active"), SYNCING_STATE: N_("syncing"), NEEDS_RECONNECT: N_("needs reconnect"),
+                    CONSENT_EXPIRING: N_("consent expiring"), REVOKED: N_("revoked"), FAILED_STATE: N_("failed")}
+TRIGGERS = {"manual": N_("manual"), "schedule": N_("scheduled"), "webhook": N_("webhook"), "connect": N_("connect"),
+            "reconnect": N_("reconnect"), "cli": N_("command line")}
+OUTCOMES = {"success": N_("Success"), "failed": N_("Failed"), "interrupted": N_("Interrupted"),
+            "running": N_("Running"), "skipped": N_("Skipped")}
+
+
+CONNECTION_STATUSES = {  # a connection's status (finance.model.ConnectionStatus) in words
+    ConnectionStatus.ACTIVE.value: N_("Connected"), ConnectionStatus.SYNCING.value: N_("Syncing"),
+    ConnectionStatus.NEEDS_INPUT.value: N_("Needs your input"),
+    ConnectionStatus.NEEDS_RECONNECT.value: N_("Needs reconnect"),
+    ConnectionStatus.CONSENT_EXPIRING.value: N_("Consent expiring"), ConnectionStatus.REVOKED.value: N_("Disconnected"),
+    ConnectionStatus.FAILED.value: N_("Failed"),
+}
+
+
+def status_label(status: str) -> str:
+    """A connection's status in words ("Needs reconnect"); an unknown status as it came."""
+    return str(CONNECTION_STATUSES.get(status, status))
+
+
+def trigger_label(trigger: str) -> str:
+    """What started a sync run, in words ("manual", "webhook"…); an unknown trigger as it came."""
+    return str(TRIGGERS.get(trigger, trigger))
+
+
+def outcome_label(outcome: str) -> str:
+    """A run's outcome in words; an unknown outcome as it came."""
+    return str(OUTCOMES.get(outcome, outcome))
 
 
 def lifecycle_state(connection: Mapping[str, Any], runs: Sequence[Mapping[str, Any]], now: datetime) -> str:
@@ -301,9 +351,9 @@ def banner_items(connections: Sequence[Mapping[str, Any]], now: datetime) -> lis
         name = _get(row, "institution_name") or str(row["id"])
         reason = _get(row, "signal_detail") if _get(row, "signal_code") else None
         reason = reason or _get(row, "status_detail") or {
-            NEEDS_RECONNECT: "The bank needs you to log in again.",
-            CONSENT_EXPIRING: "Your consent for this bank expires soon.",
-        }.get(state, "Access to this bank was revoked.")
+            NEEDS_RECONNECT: _("The bank needs you to log in again."),
+            CONSENT_EXPIRING: _("Your consent for this bank expires soon."),
+        }.get(state, _("Access to this bank was revoked."))
         items.append(BannerItem(str(row["id"]), str(name), state, reason))
     return items
 
@@ -312,27 +362,30 @@ def schedule_line(connection: Mapping[str, Any], interval: timedelta | None, now
                   next_run: datetime | None = None) -> str:
     """When the schedule syncs this connection next, or why it does not: for the Sync status cards."""
     if interval is None:
-        return "Scheduled syncs are off (FINANCE_SYNC_INTERVAL=off)."
+        return _("Scheduled syncs are off (FINANCE_SYNC_INTERVAL=off).")
     if is_paused(connection):
-        return "Scheduled syncs are paused until you reconnect; they resume by themselves after that."
+        return _("Scheduled syncs are paused until you reconnect; they resume by themselves after that.")
     due = next_run or next_sync_at(connection, interval)
     if due is None:
         return ""
     now = _utc(now) or datetime.now(UTC)
     due = _utc(due) or due
-    when = "due now" if due <= now else f"in {format_age(due - now)}"
-    return f"Next scheduled sync {when} (every {format_age(interval)})."
+    if due <= now:
+        return _("Next scheduled sync due now (every {interval}).").format(interval=format_age(interval))
+    return _("Next scheduled sync in {wait} (every {interval}).").format(wait=format_age(due - now),
+                                                                         interval=format_age(interval))
 
 
 def events_table(events: pd.DataFrame) -> pd.DataFrame:
     """The recent webhook events as the Sync status page shows them."""
     return pd.DataFrame({
-        "Received": pd.to_datetime(events["received_at"], utc=True),
-        "Provider": events["provider"],
-        "Event": events["event_type"],
-        "Concerns": events["concerns"].fillna(""),
-        "Outcome": events["outcome"],
-        "What happened": events["detail"].fillna("") + events["error"].fillna("").map(lambda e: f" ({e})" if e else ""),
+        _("Received"): pd.to_datetime(events["received_at"], utc=True),
+        _("Provider"): events["provider"],
+        _("Event"): events["event_type"],
+        _("Concerns"): events["concerns"].fillna(""),
+        _("Outcome"): events["outcome"],
+        _("What happened"): events["detail"].fillna("") + events["error"].fillna("").map(
+            lambda e: f" ({e})" if e else ""),
     })
 
 
@@ -382,21 +435,21 @@ def open_errors(runs: pd.DataFrame, per_connection: int = 3) -> list[OpenError]:
             found += 1
             code = _get(row, "error_code")
             errors.append(OpenError(str(connection_id), str(row["institution"]), _utc(row["started_at"]), code,
-                                    _get(row, "message") or "The sync failed.", action_for_error(code)))
+                                    _get(row, "message") or _("The sync failed."), str(action_for_error(code))))
     return sorted(errors, key=lambda e: e.started_at or datetime.min.replace(tzinfo=UTC), reverse=True)
 
 
 def runs_table(runs: pd.DataFrame) -> pd.DataFrame:
     """The runs as the page shows them."""
     return pd.DataFrame({
-        "Connection": runs["institution"],
-        "Trigger": runs["trigger"],
-        "Started": pd.to_datetime(runs["started_at"], utc=True),
-        "Duration (s)": pd.to_numeric(runs["duration_ms"], errors="coerce") / 1000,
-        "Added": runs["added"], "Modified": runs["modified"], "Removed": runs["removed"], "Merged": runs["merged"],
-        "Requests": runs["requests"],
-        "Outcome": runs["outcome"],
-        "Message": runs["message"].fillna(""),
+        _("Connection"): runs["institution"],
+        _("Trigger"): [trigger_label(t) for t in runs["trigger"]],
+        _("Started"): pd.to_datetime(runs["started_at"], utc=True),
+        _("Duration (s)"): pd.to_numeric(runs["duration_ms"], errors="coerce") / 1000,
+        _("Added"): runs["added"], _("Modified"): runs["modified"], _("Removed"): runs["removed"],
+        _("Merged"): runs["merged"], _("Requests"): runs["requests"],
+        _("Outcome"): [outcome_label(o) for o in runs["outcome"]],
+        _("Message"): runs["message"].fillna(""),
     })
 
 
@@ -408,18 +461,20 @@ def timeline_figure(runs: pd.DataFrame) -> go.Figure:
         if data.empty:
             continue
         custom = data[["institution", "trigger", "added", "modified", "removed", "merged", "requests"]].astype(str)
+        custom["trigger"] = [trigger_label(t) for t in data["trigger"]]
         custom["message"] = data["message"].fillna("").astype(str).str.slice(0, 120)
         fig.add_scatter(
             x=pd.to_datetime(data["started_at"], utc=True),
             y=pd.to_numeric(data["duration_ms"], errors="coerce").fillna(0) / 1000,
-            mode="markers", name=outcome.capitalize(),
+            mode="markers", name=outcome_label(outcome),
             marker={"color": OUTCOME_COLORS[outcome], "size": 10, "symbol": "x" if outcome == "failed" else "circle"},
             customdata=custom.to_numpy(),
-            hovertemplate=("%{customdata[0]} · %{customdata[1]}<br>%{x|%Y-%m-%d %H:%M} · %{y:.1f} s<br>"
-                           "+%{customdata[2]} ~%{customdata[3]} -%{customdata[4]} merged %{customdata[5]} · "
-                           "%{customdata[6]} requests<br>%{customdata[7]}<extra></extra>"),
+            hovertemplate=("%{customdata[0]} · %{customdata[1]}<br>%{x|" + _("%Y-%m-%d") + " %H:%M} · %{y:.1f} s<br>"
+                           + _("+%{customdata[2]} ~%{customdata[3]} -%{customdata[4]} merged %{customdata[5]} · "
+                               "%{customdata[6]} requests") + "<br>%{customdata[7]}<extra></extra>"),
         )
-    fig.update_layout(title="Sync runs: duration and outcome", height=340, yaxis_title="seconds",
-                      margin={"l": 10, "r": 10, "t": 50, "b": 10}, legend={"orientation": "h", "y": -0.2})
+    fig.update_layout(title=_("Sync runs: duration and outcome"), height=340, yaxis_title=_("seconds"),
+                      margin={"l": 10, "r": 10, "t": 50, "b": 10}, legend={"orientation": "h", "y": -0.2},
+                      separators=number_separators())
     fig.update_yaxes(rangemode="tozero")
     return fig

@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from procrastinate.exceptions import AlreadyEnqueued
 
 from finance import health
+from finance.i18n import N_, Messages
 from finance.store import jobs as job_tables
 from finance.store import webhook_events
 from finance.store.connections import schedule_rows
@@ -58,12 +59,13 @@ ORPHAN_AFTER = timedelta(minutes=1)
 """An event still queued this long after it arrived, with no job on it (its app process died), is submitted again."""
 KEEP_SUCCEEDED_HOURS, KEEP_FAILED_HOURS = 24, 24 * 7
 DEFAULT_CONCURRENCY = 4
-JOB_LABELS = {SYNC: "sync", APPLY_EVENT: "webhook event", SCHEDULE_TASK: "schedule check", REAP: "clean-up"}
+JOB_LABELS = Messages({SYNC: N_("sync"), APPLY_EVENT: N_("webhook event"), SCHEDULE_TASK: N_("schedule check"),
+                       REAP: N_("clean-up")})
 
 
 def job_label(task: str) -> str:
     """What a queued job does, in words (the Sync status page's queue)."""
-    return JOB_LABELS.get(task, task)
+    return JOB_LABELS.get(task) or task
 
 
 def conninfo(url: str) -> str:

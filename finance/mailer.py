@@ -15,6 +15,7 @@ from email.utils import formatdate, make_msgid
 
 from finance.alerts import KINDS, Alert
 from finance.config import SmtpSettings
+from finance.i18n import _, ngettext
 
 TIMEOUT_SECONDS = 10.0
 IMPLICIT_TLS_PORT = 465
@@ -28,7 +29,8 @@ class SmtpFailed(Exception):
 def build_message(smtp: SmtpSettings, alerts: Sequence[Alert]) -> EmailMessage:
     """The plain-text e-mail of these alerts; its subject says only how many there are."""
     message = EmailMessage()
-    message["Subject"] = (f"Open Finance dashboard: {len(alerts)} new alert" + ("s" if len(alerts) != 1 else ""))
+    message["Subject"] = ngettext("Open Finance dashboard: {count} new alert",
+                                  "Open Finance dashboard: {count} new alerts", len(alerts)).format(count=len(alerts))
     message["From"] = smtp.sender
     message["To"] = ", ".join(smtp.recipients)
     message["Date"] = formatdate(localtime=True)
@@ -36,7 +38,7 @@ def build_message(smtp: SmtpSettings, alerts: Sequence[Alert]) -> EmailMessage:
     lines = []
     for alert in alerts:
         lines += [f"[{KINDS.get(alert.kind, alert.kind)}] {alert.title}", f"    {alert.detail}", ""]
-    lines.append("Open the Alerts page of the dashboard to mark them read or turn a kind of alert off.")
+    lines.append(_("Open the Alerts page of the dashboard to mark them read or turn a kind of alert off."))
     message.set_content("\n".join(lines), subtype="plain", charset="utf-8")
     return message
 

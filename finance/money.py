@@ -21,6 +21,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 import pandas as pd
 
 from finance.formatting import format_money
+from finance.i18n import N_, _, format_short_day
 
 CURRENCY_CODE = re.compile(r"[A-Z]{3}")
 RATE_PLACES = 12
@@ -54,49 +55,52 @@ class Rate:
 def parse_rate(text: str | Decimal | float | int) -> Decimal:
     """A positive rate from "5.4321" or "5,4321" (a comma is read as the decimal sign; no thousands separators)."""
     if isinstance(text, float) and not math.isfinite(text):
-        raise RateError("The rate must be a number, like 5.4321. Nothing was changed.")
+        raise RateError(_("The rate must be a number, like 5.4321. Nothing was changed."))
     raw = str(text).strip().replace(" ", "")
     if raw.count(",") + raw.count(".") > 1:
-        raise RateError(f"Write the rate with one decimal sign and no thousands separators (like 5.4321), not "
-                        f"{raw!r}. Nothing was changed.")
+        raise RateError(_("Write the rate with one decimal sign and no thousands separators (like 5.4321), not "
+                          "{raw}. Nothing was changed.").format(raw=repr(raw)))
     try:
         value = Decimal(raw.replace(",", "."))
     except InvalidOperation:
-        raise RateError(f"The rate must be a number, like 5.4321 (got {raw!r}). Nothing was changed.") from None
+        raise RateError(_("The rate must be a number, like 5.4321 (got {raw}). Nothing was changed.").format(
+            raw=repr(raw))) from None
     if not value.is_finite() or value <= 0:
-        raise RateError("The rate must be a number above zero. Nothing was changed.")
+        raise RateError(_("The rate must be a number above zero. Nothing was changed."))
     if value >= MAX_RATE:
-        raise RateError(f"A rate of {raw} is too large (at most {MAX_RATE:,.0f}). Nothing was changed.")
+        raise RateError(_("A rate of {raw} is too large (at most {max}). Nothing was changed.").format(
+            raw=raw, max=f"{MAX_RATE:,.0f}"))
     kept = value.quantize(_ONE.scaleb(-RATE_PLACES), rounding=ROUND_HALF_EVEN)
     if kept == 0:
-        raise RateError(f"A rate of {raw} is too small to store ({RATE_PLACES} decimals are kept): enter the "
-                        "reverse pair instead. Nothing was changed.")
+        raise RateError(_("A rate of {raw} is too small to store ({places} decimals are kept): enter the reverse "
+                          "pair instead. Nothing was changed.").format(raw=raw, places=RATE_PLACES))
     return kept
 
 
-def parse_currency(code: str | None, what: str = "Currency") -> str:
+def parse_currency(code: str | None, what: str | None = None) -> str:
     """An ISO 4217-style code ("usd " → "USD")."""
     value = (code or "").strip().upper()
     if not CURRENCY_CODE.fullmatch(value):
-        raise RateError(f"{what} must be a three-letter code like BRL or USD (got {code!r}). Nothing was changed.")
+        raise RateError(_("{what} must be a three-letter code like BRL or USD (got {code}). Nothing was changed.")
+                        .format(what=what or _("Currency"), code=repr(code)))
     return value
 
 
 def clean_rate(from_currency: str, to_currency: str, rate: str | Decimal | float | int, valid_from: date | None,
                note: str | None = None, *, rate_id: str | None = None) -> Rate:
     """A validated `Rate` from the form's values, or RateError with what to fix."""
-    source, target = parse_currency(from_currency, "From"), parse_currency(to_currency, "To")
+    source, target = parse_currency(from_currency, _("From")), parse_currency(to_currency, _("To"))
     if source == target:
-        raise RateError(f"A rate converts between two different currencies ({source} → {source} is always 1). "
-                        "Nothing was changed.")
+        raise RateError(_("A rate converts between two different currencies ({currency} → {currency} is always 1). "
+                          "Nothing was changed.").format(currency=source))
     if not isinstance(valid_from, date) or isinstance(valid_from, datetime):
-        raise RateError("Choose the date from which the rate is valid. Nothing was changed.")
+        raise RateError(_("Choose the date from which the rate is valid. Nothing was changed."))
     text = (note or "").strip()
     if len(text) > MAX_NOTE_LENGTH:
-        raise RateError(f"A note can have at most {MAX_NOTE_LENGTH} characters (this one has {len(text)}). "
-                        "Nothing was changed.")
+        raise RateError(_("A note can have at most {max} characters (this one has {length}). Nothing was changed.")
+                        .format(max=MAX_NOTE_LENGTH, length=len(text)))
     if any(ord(ch) < 32 for ch in text):
-        raise RateError("The note contains control characters. Nothing was changed.")
+        raise RateError(_("The note contains control characters. Nothing was changed."))
     return Rate(source, target, parse_rate(rate), valid_from, text or None, rate_id)
 
 
@@ -240,22 +244,37 @@ def series_to_base(frame: pd.DataFrame, measure: str, base: str, book: RateBook,
 def describe_gap(gap: Gap, measures: Mapping[str, str]) -> str:
     """What was left out of a base-currency total and how to include it, in words; `measures` names the measures
     whose face values to list ("income" → "income"; none for a series, where a sum of days means nothing)."""
-    period = (f"dated {gap.first_day:%Y-%m-%d}" if gap.first_day == gap.last_day else
-              f"dated {gap.first_day:%Y-%m-%d} – {gap.last_day:%Y-%m-%d}")
-    since = (f"the first {gap.currency}/{gap.base} rate is dated {gap.rate_from:%Y-%m-%d}" if gap.rate_from else
-             f"there is no {gap.currency}/{gap.base} rate")
+    first, last = format_short_day(gap.first_day), format_short_day(gap.last_day)
+    period = first if gap.first_day == gap.last_day else f"{first} – {last}"
+    since = (_("the first {currency}/{base} rate is dated {day}").format(
+        currency=gap.currency, base=gap.base, day=format_short_day(gap.rate_from)) if gap.rate_from else
+        _("there is no {currency}/{base} rate").format(currency=gap.currency, base=gap.base))
     left_out = ", ".join(f"{label} {format_money(gap.amounts[m], gap.currency)}" for m, label in measures.items()
                          if gap.amounts.get(m))
-    listed = f" Left out: {left_out}." if left_out else ""
-    return (f"{gap.currency} amounts {period} are not converted to {gap.base} and not included: {since}.{listed} "
-            f"Add a {gap.currency} → {gap.base} rate dated on or before {gap.first_day:%Y-%m-%d} to include them.")
+    listed = " " + _("Left out: {amounts}.").format(amounts=left_out) if left_out else ""
+    return _("{currency} amounts dated {period} are not converted to {base} and not included: {since}.").format(
+        currency=gap.currency, period=period, base=gap.base, since=since) + listed + " " + _(
+        "Add a {currency} → {base} rate dated on or before {day} to include them.").format(
+        currency=gap.currency, base=gap.base, day=first)
 
 
 # --------------------------------------------------------------------------------------------------------------------
 # Overview figures
 # --------------------------------------------------------------------------------------------------------------------
 
-PERIODS = ("Last 30 days", "Last 90 days", "Last 12 months", "This year", "Custom")
+ACCOUNT_TYPES = {"checking": N_("Checking"), "savings": N_("Savings"), "credit_card": N_("Credit card"),
+                 "loan": N_("Loan"), "investment": N_("Investment"), "other": N_("Other")}
+
+
+def account_type_label(kind: str) -> str:
+    """"Credit card" for credit_card, in the interface language; an unknown type as it came."""
+    label = ACCOUNT_TYPES.get(kind)
+    return str(label) if label is not None else kind.replace("_", " ").capitalize()
+
+
+_PERIOD_NAMES = (N_("Last 30 days"), N_("Last 90 days"), N_("Last 12 months"), N_("This year"), N_("Custom"))
+PERIODS = tuple(name.message for name in _PERIOD_NAMES)
+"""The named periods, in English (they are ids too); shown through the catalogs."""
 
 
 def preset_period(name: str, today: date) -> tuple[date, date]:
@@ -333,7 +352,7 @@ def key_figures(frame: pd.DataFrame, *, previous_covered: bool) -> dict[str, Key
     compared only when the data covers all of it (`previous_covered`): a half-synced month is not "less spending"."""
     rows = {(str(r["currency"]), str(r["period"])): r for r in frame.to_dict("records")}
     figures = {}
-    for code in sorted({c for c, _ in rows}):
+    for code in sorted({c for c, _period in rows}):
         previous = _period_figures(rows.get((code, "previous"))) if previous_covered else None
         figures[code] = KeyFigures(code, _period_figures(rows.get((code, "current"))), previous)
     return figures

@@ -39,11 +39,14 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from finance.i18n import N_, _
+
 Cadence = Literal["weekly", "monthly", "yearly"]
 Kind = Literal["subscription", "recurring", "installment"]
 Status = Literal["detected", "confirmed", "dismissed"]
 
 CADENCES: tuple[Cadence, ...] = ("monthly", "weekly", "yearly")
+CADENCE_LABELS = {"monthly": N_("monthly"), "weekly": N_("weekly"), "yearly": N_("yearly")}
 """Tried in this order: a monthly chain through weekly rows leaves most rows out, so it is refused first."""
 PERIOD_DAYS: dict[str, float] = {"weekly": 7.0, "monthly": 365.25 / 12, "yearly": 365.25}
 TOLERANCE_DAYS: dict[str, int] = {"weekly": 2, "monthly": 4, "yearly": 10}
@@ -69,7 +72,7 @@ REQUIRED_COLUMNS = ("id", "account_id", "merchant", "currency", "booked_date")
 STATUSES: tuple[Status, ...] = ("detected", "confirmed", "dismissed")
 MAX_NAME_LENGTH = 80
 MAX_AMOUNT = Decimal("1000000000")
-REFUSED = "Nothing was changed."
+REFUSED = N_("Nothing was changed.")
 
 
 class RecurringError(ValueError):
@@ -224,7 +227,7 @@ class _Labels:
     def folded_merchants(self) -> np.ndarray:
         """Each row's merchant as a code that ignores case and surrounding spaces (-1 when empty)."""
         codes, values = self._columns["merchant"]
-        folded, _ = pd.factorize(pd.Series([v.casefold() for v in values], dtype=object))
+        folded, _codes = pd.factorize(pd.Series([v.casefold() for v in values], dtype=object))
         folded = np.where(np.array([v == "" for v in values], dtype=bool), -1, folded) if values else folded
         return np.where(codes >= 0, folded[codes] if len(folded) else codes, -1)
 
@@ -428,7 +431,7 @@ def _installment_series(labels: _Labels, rows: np.ndarray, group: tuple[np.ndarr
                           "total": total[rows], "start": month - (number[rows] - 1), "number": number[rows],
                           "day": days[rows]})
     found = []
-    for (_, _, _, plan_total, start), plan in plans.groupby(["account", "name", "currency", "total", "start"]):
+    for (*_plan, plan_total, start), plan in plans.groupby(["account", "name", "currency", "total", "start"]):
         plan = plan.sort_values(["number", "day"])
         index = plan["row"].to_numpy()
         first, last = _day(plan["day"].iloc[0]), _day(plan["day"].iloc[-1])
@@ -478,14 +481,17 @@ def clean_choice(key: str, status: str, *, name: str | None = None, amount: str 
     """A validated `Choice` from the form's values, or RecurringError with what to fix. `amount` is typed as a
     positive number (44.90); it is stored signed like the series (negative for an outflow)."""
     if not key or len(key) > 1000:
-        raise RecurringError(f"That series is unknown. {REFUSED}")
+        raise RecurringError(_("That series is unknown.") + " " + REFUSED)
     if status not in STATUSES:
-        raise RecurringError(f"Unknown choice {str(status)[:20]!r}: confirm, dismiss or keep as detected. {REFUSED}")
+        raise RecurringError(_("Unknown choice {choice}: confirm, dismiss or keep as detected.").format(
+            choice=repr(str(status)[:20])) + " " + REFUSED)
     if cadence is not None and cadence not in CADENCES:
-        raise RecurringError(f"The cadence must be weekly, monthly or yearly (got {str(cadence)[:20]!r}). {REFUSED}")
+        raise RecurringError(_("The cadence must be weekly, monthly or yearly (got {cadence}).").format(
+            cadence=repr(str(cadence)[:20])) + " " + REFUSED)
     clean_name = " ".join((name or "").split()) or None
     if clean_name is not None and (len(clean_name) > MAX_NAME_LENGTH or not clean_name.isprintable()):
-        raise RecurringError(f"A name has at most {MAX_NAME_LENGTH} printable characters. {REFUSED}")
+        raise RecurringError(_("A name has at most {max} printable characters.").format(max=MAX_NAME_LENGTH) + " " +
+                             REFUSED)
     return Choice(key, status, clean_name, _clean_amount(amount, outflow), cadence)  # type: ignore[arg-type]
 
 
@@ -497,13 +503,15 @@ def _clean_amount(text: str | None, outflow: bool) -> Decimal | None:
     try:
         value = Decimal(raw.lstrip("+"))
     except ArithmeticError:
-        raise RecurringError(f"The amount must be a number like 44.90 (got {raw[:40]!r}). {REFUSED}") from None
+        raise RecurringError(_("The amount must be a number like 44.90 (got {raw}).").format(raw=repr(raw[:40])) +
+                             " " + REFUSED) from None
     if not value.is_finite() or value <= 0:
-        raise RecurringError(f"The amount must be a number above zero, like 44.90. {REFUSED}")
+        raise RecurringError(_("The amount must be a number above zero, like 44.90.") + " " + REFUSED)
     if value > MAX_AMOUNT:
-        raise RecurringError(f"An amount of {raw[:40]} is too large. {REFUSED}")
+        raise RecurringError(_("An amount of {raw} is too large.").format(raw=raw[:40]) + " " + REFUSED)
     if value != value.quantize(Decimal("0.01")):
-        raise RecurringError(f"An amount has at most two decimals (got {raw[:40]}). {REFUSED}")
+        raise RecurringError(_("An amount has at most two decimals (got {raw}).").format(raw=raw[:40]) + " " +
+                             REFUSED)
     value = value.quantize(Decimal("0.01"))
     return -value if outflow else value
 

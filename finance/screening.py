@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 from babel.numbers import list_currencies
 
 from finance.errors import BadData
+from finance.i18n import format_number, ngettext
 from finance.model import TRANSACTION_SCHEMA, SetAside
 
 EARLIEST_YEARS = 30
@@ -222,6 +223,8 @@ def summary(set_aside: Sequence[SetAside], limit: int = 3) -> str:
     if not set_aside:
         return ""
     reasons = list(dict.fromkeys(item.reason for item in set_aside))
-    shown = "; ".join(reasons[:limit]) + (f"; and {len(reasons) - limit} more reasons" if len(reasons) > limit else "")
-    rows = "1 row" if len(set_aside) == 1 else f"{len(set_aside):,} rows"
-    return f"{rows} set aside: {shown}."
+    more = len(reasons) - limit
+    shown = "; ".join(reasons[:limit]) + ("; " + ngettext("and {count} more reason", "and {count} more reasons",
+                                                          more).format(count=more) if more > 0 else "")
+    return ngettext("{count} row set aside: {reasons}.", "{count} rows set aside: {reasons}.", len(set_aside)).format(
+        count=format_number(len(set_aside)), reasons=shown)

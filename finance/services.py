@@ -37,6 +37,7 @@ from finance.crypto import SecretBox, load_or_create_key
 from finance.file_import import FileImports
 from finance.filters import TransactionFilter
 from finance.health import StatusData
+from finance.i18n import _, ngettext
 from finance.money import Rate
 from finance.providers.base import ConnectableProvider
 from finance.providers.registry import build_providers
@@ -59,6 +60,7 @@ from finance.store import budgets as budget_store
 from finance.store import cashflow as cashflow_store
 from finance.store import forecast as forecast_store
 from finance.store import jobs as job_tables
+from finance.store import preferences as preference_store
 from finance.store import recurring as recurring_store
 from finance.store import schema_doc as schema_text
 from finance.store.db import create_engine, init_schema, store_error
@@ -392,12 +394,13 @@ class Alerts(StoreOperations):
     def mark_read(self, key: str, *, actor: str) -> str:
         """Mark one alert read; a sentence for the user."""
         done = alert_store.mark_read(self._engine, [key], actor=actor, now=datetime.now(UTC))
-        return "Marked as read." if done else "That alert was already read."
+        return _("Marked as read.") if done else _("That alert was already read.")
 
     def mark_all_read(self, *, actor: str) -> str:
         """Mark every unread alert read; a sentence for the user."""
         done = alert_store.mark_read(self._engine, None, actor=actor, now=datetime.now(UTC))
-        return f"Marked {done} alert{'s' if done != 1 else ''} as read." if done else "No unread alerts."
+        return ngettext("Marked {count} alert as read.", "Marked {count} alerts as read.", done).format(count=done) \
+            if done else _("No unread alerts.")
 
     def settings(self) -> alert_rules.AlertSettings:
         """Which kinds are off and the thresholds the user set."""
@@ -412,13 +415,14 @@ class Alerts(StoreOperations):
         """Turn kinds on or off and set thresholds per currency; AlertSettingsError (nothing changed) on bad input."""
         unknown = sorted(set(enabled) - set(self.KINDS))
         if unknown:
-            raise alert_rules.AlertSettingsError(f"Unknown kind of alert {unknown[0]!r}. Nothing was changed.")
+            raise alert_rules.AlertSettingsError(_("Unknown kind of alert {kind}. Nothing was changed.").format(
+                kind=repr(unknown[0])))
         current = self.settings()
         disabled = {k for k in self.KINDS if not enabled.get(k, current.enabled(k))}
         cleaned = {**current.thresholds, **{c: alert_rules.clean_threshold(c, v) for c, v in thresholds.items()}}
         changed = alert_store.save_settings(
             self._engine, alert_rules.AlertSettings(frozenset(disabled), cleaned), actor=actor, now=datetime.now(UTC))
-        return "Alert settings saved." if changed else "Nothing to change."
+        return _("Alert settings saved.") if changed else _("Nothing to change.")
 
 
 class Console(StoreOperations):
@@ -560,10 +564,10 @@ class Recurring(StoreOperations):
         choice = recurring_series.clean_choice(series.key, status, name=name, amount=amount, cadence=cadence,
                                                outflow=series.amount < 0)
         if not recurring_store.save_choice(self._engine, choice, actor=actor):
-            return "Nothing to change."
+            return _("Nothing to change.")
         label = choice.name or series.merchant
-        return {"confirmed": f"{label}: confirmed.", "dismissed": f"{label}: dismissed; it stays hidden.",
-                "detected": f"{label}: saved."}[choice.status]
+        return {"confirmed": _("{name}: confirmed."), "dismissed": _("{name}: dismissed; it stays hidden."),
+                "detected": _("{name}: saved.")}[choice.status].format(name=label)
 
     def transactions(self, series: recurring_series.Series) -> pd.DataFrame:
         """The transactions of one series, newest first."""
@@ -594,8 +598,19 @@ class Forecast(StoreOperations):
         ThresholdError or EditError say what is wrong and change nothing."""
         threshold = forecast.clean_threshold(text)
         if not forecast_store.set_threshold(self._engine, account_id, threshold, actor=actor):
-            return "Nothing to change."
-        return "Threshold removed." if threshold is None else "Threshold saved."
+            return _("Nothing to change.")
+        return _("Threshold removed.") if threshold is None else _("Threshold saved.")
+
+
+class Preferences(StoreOperations):
+    """Each person's settings, such as the interface language."""
+
+    def get(self, user_id: str, name: str) -> str | None:
+        return self._read(preference_store.get_preference, user_id, name)
+
+    def set(self, user_id: str, name: str, value: str) -> None:
+        with self._engine.begin() as conn:
+            preference_store.set_preference(conn, user_id, name, value)
 
 
 @dataclass(frozen=True)
@@ -679,6 +694,10 @@ class Services:
     @cached_property
     def imports(self) -> FileImports:
         return FileImports(self.engine)
+
+    @cached_property
+    def preferences(self) -> Preferences:
+        return Preferences(self.engine)
 
 
 def webhook_secret(settings: Settings, key: bytes) -> str:

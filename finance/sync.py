@@ -37,6 +37,7 @@ import sqlalchemy as sa
 from finance import screening
 from finance.errors import EditError, NotFound, ProviderError, ReauthRequired
 from finance.http import counting_requests
+from finance.i18n import N_, _, ngettext
 from finance.model import (
     NEEDS_USER,
     Account,
@@ -97,17 +98,20 @@ class SyncResult:
 
 
 def _describe(counts: ApplyCounts, accounts: int, set_aside: Sequence[SetAside] = ()) -> str:
-    aside = f" {screening.summary(set_aside)}" if set_aside else ""
+    aside = " " + screening.summary(set_aside) if set_aside else ""
     if not (counts.added or counts.modified or counts.removed or counts.merged):
-        return f"Up to date: {accounts} accounts checked, no changes.{aside}"
-    parts = [f"{counts.added} new", f"{counts.modified} updated", f"{counts.removed} removed"]
+        return ngettext("Up to date: {count} account checked, no changes.",
+                        "Up to date: {count} accounts checked, no changes.", accounts).format(count=accounts) + aside
+    parts = [_("{count} new").format(count=counts.added), _("{count} updated").format(count=counts.modified),
+             _("{count} removed").format(count=counts.removed)]
     if counts.merged:
-        parts.append(f"{counts.merged} pending merged into posted")
-    return f"Synced {accounts} accounts: " + ", ".join(parts) + "." + aside
+        parts.append(_("{count} pending merged into posted").format(count=counts.merged))
+    return ngettext("Synced {count} account: {changes}.", "Synced {count} accounts: {changes}.", accounts).format(
+        count=accounts, changes=", ".join(parts)) + aside
 
 
-VALUE_OUT_OF_RANGE = ("The provider sent a value the store cannot hold (an amount or a date out of range); nothing "
-                      "was changed. The next sync tries again; if it keeps failing, the logs name the field.")
+VALUE_OUT_OF_RANGE = N_("The provider sent a value the store cannot hold (an amount or a date out of range); "
+                        "nothing was changed. The next sync tries again; if it keeps failing, the logs name the field.")
 _UNSTORABLE_DRIVER_ERRORS = frozenset({"ConversionException", "OutOfRangeException"})
 
 
@@ -127,9 +131,10 @@ def _error_message(exc: Exception) -> tuple[str, str]:
     if problem is not None:
         return problem.code, problem.message
     if _unstorable(exc):
-        return "VALUE_OUT_OF_RANGE", VALUE_OUT_OF_RANGE
+        return "VALUE_OUT_OF_RANGE", str(VALUE_OUT_OF_RANGE)
     # Unexpected bugs: say so plainly, keep details (which could hold data) out of the message.
-    return "INTERNAL", f"The sync failed unexpectedly ({type(exc).__name__}). Nothing was changed; see the logs."
+    return "INTERNAL", _("The sync failed unexpectedly ({error}). Nothing was changed; see the logs.").format(
+        error=type(exc).__name__)
 
 
 # --------------------------------------------------------------------------------------------
@@ -137,10 +142,10 @@ def _error_message(exc: Exception) -> tuple[str, str]:
 # --------------------------------------------------------------------------------------------
 
 RUNNING, INTERRUPTED = "running", "interrupted"
-INTERRUPTED_MESSAGE = ("Interrupted: the app stopped during this sync; nothing from it was saved. The next sync "
-                       "fetches it again.")
-UNRECORDED_MESSAGE = ("Interrupted: how this sync ended could not be recorded (the database failed); nothing from "
-                      "it was saved. The next sync fetches it again.")
+INTERRUPTED_MESSAGE = N_("Interrupted: the app stopped during this sync; nothing from it was saved. The next sync "
+                         "fetches it again.")
+UNRECORDED_MESSAGE = N_("Interrupted: how this sync ended could not be recorded (the database failed); nothing from "
+                        "it was saved. The next sync fetches it again.")
 
 
 def _start_token(pid: int) -> str:
@@ -191,7 +196,8 @@ def sync_lock_name(connection_id: str) -> str:
 
 
 def _already_running(connection_id: str) -> SyncResult:
-    return SyncResult(connection_id, None, "skipped", ApplyCounts(), "A sync of this connection is already running.")
+    return SyncResult(connection_id, None, "skipped", ApplyCounts(),
+                      _("A sync of this connection is already running."))
 
 
 def schedule_interval(provider: Provider | None, interval: timedelta | None) -> timedelta | None:
@@ -294,19 +300,20 @@ class SyncEngine:
             with self.engine.connect() as conn:
                 row = conn.execute(sa.select(connections).where(connections.c.id == connection_id)).first()
             if row is None:
-                return SyncResult(connection_id, None, "failed", ApplyCounts(), "No such connection.", "NOT_FOUND")
+                return SyncResult(connection_id, None, "failed", ApplyCounts(), _("No such connection."), "NOT_FOUND")
             provider = self.providers.get(row.provider)
             if provider is None:
                 return SyncResult(connection_id, None, "failed", ApplyCounts(),
-                                  f"The {row.provider} provider is not configured.", "NO_PROVIDER")
+                                  _("The {provider} provider is not configured.").format(provider=row.provider),
+                                  "NO_PROVIDER")
             run_id = self._start_run(connection_id, trigger)
             with counting_requests() as sent, StagedTransactions() as staged:
-                progress("Checking the connection", 0.05)
+                progress(_("Checking the connection"), 0.05)
                 state, accounts = provider.fetch_connection(row.external_id)
                 if state.status in NEEDS_USER:
-                    raise ReauthRequired(state.status_detail or "This connection needs you to reconnect.",
+                    raise ReauthRequired(state.status_detail or _("This connection needs you to reconnect."),
                                          code=state.error_code or state.status.value, provider=row.provider)
-                progress("Fetching transactions, investments, loans and bills", 0.25)
+                progress(_("Fetching transactions, investments, loans and bills"), 0.25)
                 with self.engine.connect() as conn:
                     since = investments_since(conn, connection_id)
                 named = {"refetch": sorted(refetch)} if refetch else {}  # a webhook named exactly what changed
@@ -316,7 +323,7 @@ class SyncEngine:
                     lambda: provider.fetch_portfolio(row.external_id, accounts, since=since))
                 changes.removed.extend(sorted(set(removed) - set(changes.removed)))
                 requests = sent.value
-                progress("Saving", 0.85)
+                progress(_("Saving"), 0.85)
                 finished = self._now()
                 duration = int((time.monotonic() - clock) * 1000)
                 with self.engine.begin() as conn:
@@ -329,7 +336,7 @@ class SyncEngine:
             message = _describe(counts, len(accounts), changes.set_aside)
             message += self._save_portfolio(connection_id, provider, portfolio, [a.id for a in accounts])
             message += self._continue_predecessors(connection_id, state)
-            progress("Done", 1.0)
+            progress(_("Done"), 1.0)
             return SyncResult(connection_id, run_id, "success", counts, message, duration_ms=duration,
                               requests=requests)
         except Exception as exc:  # every failure is recorded; none escapes to other connections
@@ -420,7 +427,7 @@ class SyncEngine:
         for message, ids in stale.items():
             if ids:
                 conn.execute(sync_runs.update().where(sync_runs.c.id.in_(ids), sync_runs.c.outcome == RUNNING)
-                             .values(outcome=INTERRUPTED, error_code="INTERRUPTED", message=message))
+                             .values(outcome=INTERRUPTED, error_code="INTERRUPTED", message=str(message)))
                 log.warning("closed %d sync runs as interrupted: %s", len(ids), message)
         return sum(map(len, stale.values()))
 
@@ -441,7 +448,8 @@ class SyncEngine:
             else:
                 log.warning("recording the failed sync of %s failed: %s", connection_id, unrecorded.code)
                 if unrecorded.code != code:
-                    message = f"{message} It could not be recorded either: {unrecorded.message}"
+                    message = f"{message} " + _("It could not be recorded either: {message}").format(
+                        message=unrecorded.message)
         retryable = (isinstance(exc, ProviderError) and exc.retryable) or code == "STORE_UNAVAILABLE"
         return SyncResult(connection_id, run_id, "failed", ApplyCounts(), message, code, duration,
                           retryable=retryable)
@@ -513,5 +521,5 @@ class SyncEngine:
                 conn.execute(connections.delete().where(connections.c.id == connection_id))
             else:
                 conn.execute(connections.update().where(connections.c.id == connection_id).values(
-                    status=ConnectionStatus.REVOKED.value, status_detail="Disconnected; history kept.",
+                    status=ConnectionStatus.REVOKED.value, status_detail=_("Disconnected; history kept."),
                     encrypted_secret=None, sync_cursor=None, updated_at=self._now()))

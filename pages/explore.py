@@ -3,16 +3,17 @@
 import streamlit as st
 
 from finance.errors import ConsoleError
+from finance.i18n import _, format_number, ngettext
 from finance.ui.context import services
 
-st.title("Explore")
+st.title(_("Explore"))
 svc = services()
 console = svc.console
 
-st.caption(f"Read-only SQL (DuckDB dialect) over a snapshot of the store taken when you press Run. At most "
-           f"{console.MAX_ROWS:,} rows and {console.TIMEOUT_SECONDS:g} s per query; files, extensions and settings "
-           "are off-limits and provider tokens are never available. Times are UTC; amounts are negative when money "
-           "leaves you.")
+st.caption(_("Read-only SQL (DuckDB dialect) over a snapshot of the store taken when you press Run. At most {rows} "
+             "rows and {seconds} s per query; files, extensions and settings are off-limits and provider tokens are "
+             "never available. Times are UTC; amounts are negative when money leaves you.").format(
+    rows=format_number(console.MAX_ROWS), seconds=f"{console.TIMEOUT_SECONDS:g}"))
 
 try:
     saved = console.saved()
@@ -32,7 +33,7 @@ def load_choice() -> None:
 def save_current() -> None:
     try:
         query = console.save(st.session_state.get("explore_save_name", ""), st.session_state["explore_sql"])
-        st.session_state["explore_flash"] = ("success", f"Saved “{query.name}”.")
+        st.session_state["explore_flash"] = ("success", _("Saved “{name}”.").format(name=query.name))
     except ConsoleError as exc:
         st.session_state["explore_flash"] = ("error", exc.message)
 
@@ -41,28 +42,29 @@ def delete_chosen() -> None:
     name = st.session_state.get("explore_saved")
     if name and console.delete(name):
         st.session_state["explore_saved"] = ""
-        st.session_state["explore_flash"] = ("success", f"Deleted “{name}”.")
+        st.session_state["explore_flash"] = ("success", _("Deleted “{name}”.").format(name=name))
 
 
 if "explore_sql" not in st.session_state:
     st.session_state["explore_sql"] = console.EXAMPLES[0].sql
 
-console_tab, schema_tab = st.tabs(["SQL console", "Schema"])
+console_tab, schema_tab = st.tabs([_("SQL console"), _("Schema")])
 
 with console_tab:
-    st.selectbox("Saved queries", ["", *choices], key="explore_saved", on_change=load_choice,
-                 format_func=lambda n: n or "Choose a saved query or an example…")
+    st.selectbox(_("Saved queries"), ["", *choices], key="explore_saved", on_change=load_choice,
+                 format_func=lambda n: _(n) if n in choices and choices[n].example else
+                 n or _("Choose a saved query or an example…"))
     sql = st.text_area("SQL", key="explore_sql", height=180)
     run, save_name, save, delete = st.columns([1, 2, 1, 1], vertical_alignment="bottom")
-    if run.button("Run", type="primary", key="explore_run", icon="▶️"):
+    if run.button(_("Run"), type="primary", key="explore_run", icon="▶️"):
         try:
             st.session_state["explore_result"] = (sql, console.run(sql))
         except ConsoleError as exc:
             st.session_state["explore_result"] = (sql, exc)
-    save_name.text_input("Name", key="explore_save_name", placeholder="Name to save this query under")
-    save.button("Save", key="explore_save", on_click=save_current)
+    save_name.text_input(_("Name"), key="explore_save_name", placeholder=_("Name to save this query under"))
+    save.button(_("Save"), key="explore_save", on_click=save_current)
     chosen = st.session_state.get("explore_saved")
-    delete.button("Delete saved", key="explore_delete", on_click=delete_chosen,
+    delete.button(_("Delete saved"), key="explore_delete", on_click=delete_chosen,
                   disabled=not (chosen in choices and not choices[chosen].example))
     kind, text = st.session_state.pop("explore_flash", (None, None))
     if kind == "success":
@@ -75,19 +77,23 @@ with console_tab:
         st.error(outcome.message, icon="⚠️")
     elif outcome is not None:
         if ran_sql != sql:
-            st.caption("The query changed since these results; press Run to refresh them.")
-        more = f" (only the first {console.MAX_ROWS:,} are shown and downloaded)" if outcome.truncated else ""
-        st.caption(f"{outcome.rows:,} rows{more} in {outcome.elapsed_ms:,} ms.")
+            st.caption(_("The query changed since these results; press Run to refresh them."))
+        rows_text = ngettext("{count} row in {ms} ms.", "{count} rows in {ms} ms.", outcome.rows).format(
+            count=format_number(outcome.rows), ms=format_number(outcome.elapsed_ms))
+        more = " " + _("Only the first {count} are shown and downloaded.").format(
+            count=format_number(console.MAX_ROWS)) if outcome.truncated else ""
+        st.caption(rows_text + more)
         st.dataframe(outcome.table, hide_index=True, width="stretch")
         table = outcome.table
         downloads = st.container(horizontal=True)
-        downloads.download_button("Download CSV", data=lambda: console.csv(table), file_name="query.csv",
+        downloads.download_button(_("Download CSV"), data=lambda: console.csv(table), file_name="query.csv",
                              mime="text/csv", key="explore_csv", on_click="ignore", icon="⬇️")
-        downloads.download_button("Download Parquet", data=lambda: console.parquet(table),
+        downloads.download_button(_("Download Parquet"), data=lambda: console.parquet(table),
                               file_name="query.parquet", mime="application/vnd.apache.parquet",
                               key="explore_parquet", on_click="ignore", icon="⬇️")
 
-with schema_tab:  # the same text as docs/schema.md
+with schema_tab:  # the same text as docs/schema.md, written from the tables' own comments: a reference kept in English
+    st.caption(_("The schema reference (docs/schema.md), written from the tables' and columns' own comments."))
     intro, sections = console.schema()
     st.markdown(intro)
     for section in sections:

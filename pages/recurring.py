@@ -9,16 +9,24 @@ import pandas as pd
 import streamlit as st
 
 from finance.formatting import escape_markdown, format_money
-from finance.recurring import CADENCES, RecurringError, Series, remaining_total
+from finance.i18n import N_, _, format_long_month, format_short_day, ngettext
+from finance.recurring import CADENCE_LABELS, CADENCES, RecurringError, Series, remaining_total
 from finance.ui.context import as_of_caption, services
-from finance.ui.widgets import actor, flash, show_flash
+from finance.ui.widgets import actor, date_column, flash, show_flash, status_text
 
-st.title("Recurring")
+st.title(_("Recurring"))
 svc = services()
 
 PAGE = "recurring"
-KIND_LABELS = {"subscription": "Subscription", "recurring": "Recurring payment", "installment": "Installments"}
-STATUS_LABELS = {"detected": "Detected", "confirmed": "✅ Confirmed", "dismissed": "Dismissed"}
+KIND_LABELS = {"subscription": N_("Subscription"), "recurring": N_("Recurring payment"),
+               "installment": N_("Installments")}
+KIND_NAMES = {"subscription": N_("subscription"), "recurring": N_("recurring payment"),
+              "installment": N_("installments")}
+STATUS_LABELS = {"detected": N_("Detected"), "confirmed": N_("✅ Confirmed"), "dismissed": N_("Dismissed")}
+
+
+def cadence(series: Series) -> str:
+    return str(CADENCE_LABELS[series.cadence])
 
 
 def money(amount, currency: str) -> str:
@@ -43,40 +51,41 @@ def save_edit(series: Series) -> None:
 def flags(series: Series) -> str:
     marks = []
     if series.missed:
-        marks.append("⚠️ missed")
+        marks.append("⚠️ " + _("missed"))
     if series.is_new:
-        marks.append("🆕 new")
+        marks.append("🆕 " + _("new"))
     if series.price_changes:
-        marks.append("📈 price changed")
+        marks.append("📈 " + _("price changed"))
     return ", ".join(marks)
 
 
 def open_table(found: list[Series], currency: str) -> pd.DataFrame:
     """The open-ended series of one currency: what, how often, how much, when next."""
     return pd.DataFrame({
-        "Name": [s.merchant for s in found],
-        "Kind": [KIND_LABELS[s.kind] + (" (in)" if s.amount > 0 else "") for s in found],
-        "Cadence": [s.cadence for s in found],
-        "Amount": [money(s.amount, currency) for s in found],
-        "Next expected": [s.next_date for s in found],
-        "Next amount": [money(s.next_amount, currency) for s in found],
-        "Since": [s.first_date for s in found],
-        "Payments": [s.occurrences for s in found],
-        "Status": [STATUS_LABELS[s.status] for s in found],
-        "Notes": [flags(s) for s in found],
+        _("Name"): [s.merchant for s in found],
+        _("Kind"): [str(KIND_LABELS[s.kind]) + (" " + _("(in)") if s.amount > 0 else "") for s in found],
+        _("Cadence"): [cadence(s) for s in found],
+        _("Amount"): [money(s.amount, currency) for s in found],
+        _("Next expected"): [format_short_day(s.next_date) for s in found],
+        _("Next amount"): [money(s.next_amount, currency) for s in found],
+        _("Since"): [format_short_day(s.first_date) for s in found],
+        _("Payments"): [s.occurrences for s in found],
+        _("Status"): [str(STATUS_LABELS[s.status]) for s in found],
+        _("Notes"): [flags(s) for s in found],
     })
 
 
 def installment_table(found: list[Series], currency: str) -> pd.DataFrame:
     """The installment plans still running: each as a commitment with an end."""
     return pd.DataFrame({
-        "Name": [s.merchant for s in found],
-        "Installments left": [s.remaining for s in found],
-        "Amount": [money(s.next_amount, currency) for s in found],
-        "Next expected": [s.next_date for s in found],
-        "Still to pay": [f"{money(remaining_total(s), currency)} over the next {s.remaining} "
-                         f"month{'s' if s.remaining != 1 else ''}" for s in found],
-        "Status": [STATUS_LABELS[s.status] for s in found],
+        _("Name"): [s.merchant for s in found],
+        _("Installments left"): [s.remaining for s in found],
+        _("Amount"): [money(s.next_amount, currency) for s in found],
+        _("Next expected"): [format_short_day(s.next_date) for s in found],
+        _("Still to pay"): [ngettext("{amount} over the next {count} month", "{amount} over the next {count} months",
+                                     s.remaining).format(amount=money(remaining_total(s), currency),
+                                                         count=s.remaining) for s in found],
+        _("Status"): [str(STATUS_LABELS[s.status]) for s in found],
     })
 
 
@@ -85,54 +94,62 @@ def news(found: list[Series], currency: str) -> list[str]:
     lines = []
     for s in found:
         for change in s.price_changes:
-            lines.append(f"📈 {s.merchant} went from {money(change.before, currency)} to "
-                         f"{money(change.after, currency)} in {change.on:%B %Y}.")
+            lines.append("📈 " + _("{name} went from {before} to {after} in {month}.").format(
+                name=s.merchant, before=money(change.before, currency), after=money(change.after, currency),
+                month=format_long_month(change.on)))
         if s.missed:
-            lines.append(f"⚠️ {s.merchant}: the payment expected on {s.next_date:%Y-%m-%d} "
-                         f"({money(s.next_amount, currency)}) has not come.")
+            lines.append("⚠️ " + _("{name}: the payment expected on {day} ({amount}) has not come.").format(
+                name=s.merchant, day=format_short_day(s.next_date), amount=money(s.next_amount, currency)))
         if s.is_new and s.kind != "installment":
-            lines.append(f"🆕 New {KIND_LABELS[s.kind].lower()}: {s.merchant}, {money(s.amount, currency)} "
-                         f"{s.cadence} since {s.first_date:%Y-%m-%d}.")
+            lines.append("🆕 " + _("New {kind}: {name}, {amount} {cadence} since {day}.").format(
+                kind=KIND_NAMES[s.kind], name=s.merchant, amount=money(s.amount, currency), cadence=cadence(s),
+                day=format_short_day(s.first_date)))
     return lines
 
 
 def label(s: Series) -> str:
-    return f"{s.merchant} · {KIND_LABELS[s.kind].lower()} · {s.cadence} · {money(s.next_amount, s.currency)}"
+    return f"{s.merchant} · {KIND_NAMES[s.kind]} · {cadence(s)} · {money(s.next_amount, s.currency)}"
 
 
 def series_panel(series: Series) -> None:
     """One series: its controls and, on demand, its transactions."""
-    st.text(f"{series.merchant} — {KIND_LABELS[series.kind]}, {series.cadence}, {STATUS_LABELS[series.status]}")
+    st.text(f"{series.merchant} — {KIND_LABELS[series.kind]}, {cadence(series)}, {STATUS_LABELS[series.status]}")
     buttons = st.columns(3)
     if series.status != "confirmed":
-        buttons[0].button("Confirm", key="recurring_confirm", on_click=choose, args=(series, "confirmed"))
+        buttons[0].button(_("Confirm"), key="recurring_confirm", on_click=choose, args=(series, "confirmed"))
     if series.status != "dismissed":
-        buttons[1].button("Dismiss", key="recurring_dismiss", on_click=choose, args=(series, "dismissed"),
-                          help="Hide it: it stays hidden after every sync.")
+        buttons[1].button(_("Dismiss"), key="recurring_dismiss", on_click=choose, args=(series, "dismissed"),
+                          help=_("Hide it: it stays hidden after every sync."))
     else:
-        buttons[1].button("Restore", key="recurring_restore", on_click=choose, args=(series, "detected"))
+        buttons[1].button(_("Restore"), key="recurring_restore", on_click=choose, args=(series, "detected"))
     with st.form("recurring_edit"):
-        st.text_input("Name", value=series.merchant, max_chars=80, key="recurring_edit_name")
-        st.text_input("Expected amount", value="", key="recurring_edit_amount",
-                      placeholder=f"{abs(series.next_amount)} (leave empty to keep the detected one)")
-        st.selectbox("Cadence", CADENCES, index=CADENCES.index(series.cadence), key="recurring_edit_cadence")
-        st.form_submit_button("Save changes", on_click=save_edit, args=(series,))
-    if st.toggle("Show its transactions", key="recurring_show_transactions"):
-        st.dataframe(svc.recurring.transactions(series), hide_index=True, width="stretch",
-                     column_config={"booked_date": st.column_config.DateColumn("Date", format="YYYY-MM-DD")})
+        st.text_input(_("Name"), value=series.merchant, max_chars=80, key="recurring_edit_name")
+        st.text_input(_("Expected amount"), value="", key="recurring_edit_amount",
+                      placeholder=_("{amount} (leave empty to keep the detected one)").format(
+                          amount=abs(series.next_amount)))
+        st.selectbox(_("Cadence"), CADENCES, index=CADENCES.index(series.cadence), key="recurring_edit_cadence",
+                     format_func=lambda c: str(CADENCE_LABELS[c]))
+        st.form_submit_button(_("Save changes"), on_click=save_edit, args=(series,))
+    if st.toggle(_("Show its transactions"), key="recurring_show_transactions"):
+        rows = svc.recurring.transactions(series)
+        st.dataframe(pd.DataFrame({
+            _("Date"): rows["booked_date"], _("Description"): rows["description"],
+            _("Amount"): [format_money(a, c) for a, c in zip(rows["amount"], rows["currency"], strict=True)],
+            _("Status"): [status_text(s) for s in rows["status"]]}),
+            hide_index=True, width="stretch", column_config=date_column())
 
 
 show_flash(PAGE)
 today = date.today()
 options = st.columns(2)
-include_pending = options[0].toggle("Include pending", value=True, key="recurring_pending")
-show_dismissed = options[1].toggle("Show dismissed", value=False, key="recurring_show_dismissed")
+include_pending = options[0].toggle(_("Include pending"), value=True, key="recurring_pending")
+show_dismissed = options[1].toggle(_("Show dismissed"), value=False, key="recurring_show_dismissed")
 everything = svc.recurring.series(today, include_dismissed=show_dismissed, include_pending=include_pending)
 st.caption(as_of_caption(svc.reports.data_as_of()))
 
 if not everything:
-    st.info("No recurring payments found yet. Connect a bank (or try the demo on the Overview): subscriptions, bills "
-            "and installments appear here once the history shows them at least three times.")
+    st.info(_("No recurring payments found yet. Connect a bank (or try the demo on the Overview): subscriptions, "
+              "bills and installments appear here once the history shows them at least three times."))
     st.stop()
 
 for currency in sorted({s.currency for s in everything}):
@@ -144,23 +161,25 @@ for currency in sorted({s.currency for s in everything}):
                 and s.next_date is not None and (s.next_date - today).days <= 30), 0)
     committed = sum((remaining_total(s) for s in plans if s.status != "dismissed"), 0)
     figures = st.columns(3)
-    figures[0].metric(f"Subscriptions ({currency})", sum(s.kind == "subscription" for s in running))
-    figures[1].metric(f"Going out in the next 30 days ({currency})", money(soon, currency))
-    figures[2].metric(f"Installments still to pay ({currency})", money(committed, currency))
+    figures[0].metric(_("Subscriptions ({currency})").format(currency=currency),
+                      sum(s.kind == "subscription" for s in running))
+    figures[1].metric(_("Going out in the next 30 days ({currency})").format(currency=currency), money(soon, currency))
+    figures[2].metric(_("Installments still to pay ({currency})").format(currency=currency),
+                      money(committed, currency))
     for line in news(mine, currency):
         st.text(line)
     if running:
         st.dataframe(open_table(running, currency), hide_index=True, width="stretch",
                      key=f"recurring_open_{currency}")
     if plans:
-        st.markdown("**Installments** (commitments with an end)")
+        st.markdown(_("**Installments** (commitments with an end)"))
         st.dataframe(installment_table(plans, currency), hide_index=True, width="stretch",
                      key=f"recurring_plans_{currency}")
 
 st.divider()
 by_key = {s.key: s for s in everything}
-chosen = st.selectbox("Open a series", list(by_key), index=None, format_func=lambda key: label(by_key[key]),
+chosen = st.selectbox(_("Open a series"), list(by_key), index=None, format_func=lambda key: label(by_key[key]),
                       key="recurring_series",
-                      placeholder="Choose a series to confirm, dismiss, edit or see its transactions")
+                      placeholder=_("Choose a series to confirm, dismiss, edit or see its transactions"))
 if chosen in by_key:
     series_panel(by_key[chosen])

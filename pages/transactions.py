@@ -6,19 +6,22 @@ from decimal import Decimal
 import pandas as pd
 import streamlit as st
 
+from finance.categories import labelled
 from finance.errors import EditError
 from finance.filters import TransactionFilter
 from finance.formatting import escape_markdown, format_money
+from finance.i18n import N_, _, format_number, format_short_day, ngettext
 from finance.ui import sandbox
 from finance.ui.context import as_of_caption, services
 from finance.ui.widgets import actor, flash, show_flash
 
-st.title("Transactions")
+st.title(_("Transactions"))
 svc = services()
 
-DIRECTIONS = {"": "In and out", "out": "Money out", "in": "Money in"}
-STATUS_LABELS = {"pending": "Pending", "posted": "Posted"}
-SOURCE_LABELS = {"user": "set by you", "rule": "set by your rule for this merchant", "provider": "from the bank"}
+DIRECTIONS = {"": N_("In and out"), "out": N_("Money out"), "in": N_("Money in")}
+STATUS_LABELS = {"pending": N_("Pending"), "posted": N_("Posted")}
+SOURCE_LABELS = {"user": N_("set by you"), "rule": N_("set by your rule for this merchant"),
+                 "provider": N_("from the bank")}
 TABLE = "txn_table"
 PAGE = "txn"
 
@@ -66,30 +69,30 @@ def installment(r) -> str:
 
 def status(r) -> str:
     if present(r.deleted_at):
-        return "🗑️ Deleted"
-    return "⏳ Pending" if r.status == "pending" else "Posted"
+        return "🗑️ " + _("Deleted")
+    return "⏳ " + _("Pending") if r.status == "pending" else _("Posted")
 
 
 def category(r) -> str:
-    name = r.category_name if present(r.category_name) else r.category
-    return {"rule": f"{name} (rule)", "user": f"{name} ✎"}.get(r.category_source, name)
+    name = _(r.category_name) if present(r.category_name) else r.category
+    return {"rule": _("{category} (rule)").format(category=name), "user": f"{name} ✎"}.get(r.category_source, name)
 
 
 def table(rows: pd.DataFrame) -> pd.DataFrame:
     """The page's rows as people read them: money in each account's currency, status and installment in words."""
     records = list(rows.itertuples())
     return pd.DataFrame({
-        "Date": rows["booked_date"],
-        "Description": rows["description"],
-        "Merchant": rows["merchant"].fillna(""),
-        "Amount": [money(r.amount, r.currency) for r in records],
-        "Status": [status(r) for r in records],
-        "Category": [category(r) for r in records],
-        "Original": [original(r) for r in records],
-        "Installment": [installment(r) for r in records],
-        "Account": [f"{r.account_name} ••{r.account_mask}" if present(r.account_mask) else r.account_name
-                    for r in records],
-        "Note": rows["note"].fillna(""),
+        _("Date"): rows["booked_date"],
+        _("Description"): rows["description"],
+        _("Merchant"): rows["merchant"].fillna(""),
+        _("Amount"): [money(r.amount, r.currency) for r in records],
+        _("Status"): [status(r) for r in records],
+        _("Category"): [category(r) for r in records],
+        _("Original"): [original(r) for r in records],
+        _("Installment"): [installment(r) for r in records],
+        _("Account"): [f"{r.account_name} ••{r.account_mask}" if present(r.account_mask) else r.account_name
+                       for r in records],
+        _("Note"): rows["note"].fillna(""),
     })
 
 
@@ -101,35 +104,37 @@ accounts = svc.transactions.account_options()
 categories = svc.transactions.category_options()
 
 if accounts.empty:
-    st.info(f"No transactions yet. Connect {sandbox.first_bank()} to see how it works — no credentials or network "
-            "needed.")
-    st.page_link("pages/connections.py", label="Connect a bank", icon="🏦")
+    st.info(_("No transactions yet. Connect {bank} to see how it works — no credentials or network needed.").format(
+        bank=sandbox.first_bank()))
+    st.page_link("pages/connections.py", label=_("Connect a bank"), icon="🏦")
     st.stop()
 
 st.caption(as_of_caption(as_of))
 account_labels = dict(zip(accounts["id"], accounts["label"], strict=True))
-category_labels = dict(zip(categories["id"], categories["label"], strict=True))
+category_labels = labelled(categories["id"])
 
 # ---- Filters -------------------------------------------------------------------------------------------------------
 today = date.today()
 row1 = st.columns([4, 3, 2], vertical_alignment="bottom")
-text = row1[0].text_input("Search", key="txn_text", placeholder="Description, merchant or note")
-period = row1[1].date_input("Period", value=(first_day or today, last_day or today), key="txn_period")
-include_deleted = row1[2].toggle("Show deleted", key="txn_show_deleted")
+text = row1[0].text_input(_("Search"), key="txn_text", placeholder=_("Description, merchant or note"))
+period = row1[1].date_input(_("Period"), value=(first_day or today, last_day or today), key="txn_period",
+                            format=_("YYYY-MM-DD"))
+include_deleted = row1[2].toggle(_("Show deleted"), key="txn_show_deleted")
 row2 = st.columns([3, 3, 2, 2, 2, 2])
-account_ids = row2[0].multiselect("Accounts", list(account_labels), format_func=account_labels.__getitem__,
-                                  key="txn_accounts", placeholder="All accounts")
-category_ids = row2[1].multiselect("Categories", list(category_labels), format_func=category_labels.__getitem__,
-                                   key="txn_categories", placeholder="All categories",
-                                   help="A category also finds its subcategories.")
-statuses = row2[2].multiselect("Status", list(STATUS_LABELS), format_func=STATUS_LABELS.__getitem__,
-                               key="txn_status", placeholder="Any status")
-direction = row2[3].selectbox("Direction", list(DIRECTIONS), format_func=DIRECTIONS.__getitem__, key="txn_direction")
-low = row2[4].number_input("Amount from", min_value=0.0, value=None, step=10.0, key="txn_min",
-                           help="Size of the amount, in or out.")
-high = row2[5].number_input("Amount to", min_value=0.0, value=None, step=10.0, key="txn_max")
+account_ids = row2[0].multiselect(_("Accounts"), list(account_labels), format_func=account_labels.__getitem__,
+                                  key="txn_accounts", placeholder=_("All accounts"))
+category_ids = row2[1].multiselect(_("Categories"), list(category_labels), format_func=category_labels.__getitem__,
+                                   key="txn_categories", placeholder=_("All categories"),
+                                   help=_("A category also finds its subcategories."))
+statuses = row2[2].multiselect(_("Status"), list(STATUS_LABELS), format_func=lambda s: str(STATUS_LABELS[s]),
+                               key="txn_status", placeholder=_("Any status"))
+direction = row2[3].selectbox(_("Direction"), list(DIRECTIONS), format_func=lambda d: str(DIRECTIONS[d]),
+                              key="txn_direction")
+low = row2[4].number_input(_("Amount from"), min_value=0.0, value=None, step=10.0, key="txn_min",
+                           help=_("Size of the amount, in or out."))
+high = row2[5].number_input(_("Amount to"), min_value=0.0, value=None, step=10.0, key="txn_max")
 if low is not None and high is not None and low > high:
-    st.warning("The lower amount is above the upper one: they were swapped.")
+    st.warning(_("The lower amount is above the upper one: they were swapped."))
     low, high = high, low
 start, end = period if isinstance(period, tuple) and len(period) == 2 else (None, None)
 filters = TransactionFilter(
@@ -152,24 +157,31 @@ if page_number > pages:  # the view shrank (an edit, a sync): show its last page
 rules = svc.rules.all()
 
 for total in result.totals.itertuples():
-    cols = st.columns(4)
-    deleted = f", {total.deleted:,} deleted (not counted in the totals)" if total.deleted else ""
-    cols[0].metric(f"Transactions ({total.currency})", f"{total.transactions:,}", help=f"In this view{deleted}.")
-    cols[1].metric("Money in", format_money(total.money_in, total.currency))
-    cols[2].metric("Money out", format_money(total.money_out, total.currency))
-    cols[3].metric("Net", format_money(total.net, total.currency))
+    # Each tile as wide as its figure, wrapping to a new line when the page is narrow: an amount is never cut
+    # ("R$ 251.203,45" is wider than a quarter of the page at the default width).
+    tiles = st.container(horizontal=True, gap="large")
+    deleted = _("{count} deleted (not counted in the totals)").format(count=format_number(total.deleted))
+    tiles.metric(_("Transactions ({currency})").format(currency=total.currency), format_number(total.transactions),
+                 help=_("In this view, {deleted}.").format(deleted=deleted) if total.deleted else _("In this view."),
+                 width="content")
+    tiles.metric(_("Money in"), format_money(total.money_in, total.currency), width="content")
+    tiles.metric(_("Money out"), format_money(total.money_out, total.currency), width="content")
+    tiles.metric(_("Net"), format_money(total.net, total.currency), width="content")
 
 if result.total == 0:
-    st.info("No transactions match these filters.")
+    st.info(_("No transactions match these filters."))
 else:
-    st.caption(f"Showing {result.offset + 1:,}–{result.offset + len(result.rows):,} of {result.total:,}, newest "
-               "first. Select a row to change its category, add a note or delete it.")
+    st.caption(_("Showing {first}–{last} of {total}, newest first. Select a row to change its category, add a note "
+                 "or delete it.").format(first=format_number(result.offset + 1),
+                                         last=format_number(result.offset + len(result.rows)),
+                                         total=format_number(result.total)))
 event = st.dataframe(table(result.rows), hide_index=True, width="stretch", key=TABLE, on_select="rerun",
                      selection_mode="single-row",
-                     column_config={"Date": st.column_config.DateColumn("Date", format="YYYY-MM-DD")})
+                     column_config={_("Date"): st.column_config.DateColumn(_("Date"), format=_("YYYY-MM-DD"))})
 nav = st.columns([1, 1, 3, 1.5, 1.5], vertical_alignment="bottom")
-nav[0].number_input("Page", min_value=1, max_value=pages, step=1, key="txn_page", help=f"{pages:,} pages")
-nav[1].selectbox("Rows per page", [25, 50, 100, 200], index=1, key="txn_page_size")
+nav[0].number_input(_("Page"), min_value=1, max_value=pages, step=1, key="txn_page",
+                    help=ngettext("{count} page", "{count} pages", pages).format(count=format_number(pages)))
+nav[1].selectbox(_("Rows per page"), [25, 50, 100, 200], index=1, key="txn_page_size")
 
 
 def export(kind: str):
@@ -178,20 +190,22 @@ def export(kind: str):
 
 
 stamp = f"{today:%Y%m%d}"
-nav[3].download_button("Export CSV", export("csv"), file_name=f"transactions-{stamp}.csv", mime="text/csv",
+nav[3].download_button(_("Export CSV"), export("csv"), file_name=f"transactions-{stamp}.csv", mime="text/csv",
                        key="txn_export_csv", on_click="ignore", disabled=result.total == 0, icon="⬇️",
-                       help="Every transaction in this view, not just this page.")
-nav[4].download_button("Export Parquet", export("parquet"), file_name=f"transactions-{stamp}.parquet",
+                       help=_("Every transaction in this view, not just this page."))
+nav[4].download_button(_("Export Parquet"), export("parquet"), file_name=f"transactions-{stamp}.parquet",
                        mime="application/vnd.apache.parquet", key="txn_export_parquet", on_click="ignore",
-                       disabled=result.total == 0, icon="⬇️", help="Every transaction in this view, typed columns.")
+                       disabled=result.total == 0, icon="⬇️", help=_("Every transaction in this view, typed columns."))
 
 if not rules.empty:
-    with st.expander(f"Category rules ({len(rules)})"):
+    with st.expander(_("Category rules ({count})").format(count=len(rules))):
         for rule in rules.itertuples():
             line, remove = st.columns([5, 1])
-            line.markdown(f"**{escape_markdown(str(rule.merchant))}** → {rule.category_name} · "
-                          f"{rule.transactions:,} transactions")
-            remove.button("Remove rule", key=f"txn_rule_{rule.id}", on_click=edit, args=(svc.rules.delete, rule.id))
+            line.markdown(f"**{escape_markdown(str(rule.merchant))}** → {_(rule.category_name)} · " + ngettext(
+                "{count} transaction", "{count} transactions", rule.transactions).format(
+                    count=format_number(rule.transactions)))
+            remove.button(_("Remove rule"), key=f"txn_rule_{rule.id}", on_click=edit,
+                          args=(svc.rules.delete, rule.id))
 
 # ---- The selected transaction --------------------------------------------------------------------------------------
 picked = event.selection.rows if event is not None else []
@@ -207,35 +221,37 @@ if st.session_state.get("txn_selected") != row["id"]:  # a newly selected row: i
 
 with st.container(border=True):
     deleted = present(row["deleted_at"])
-    badges = (" :orange-badge[⏳ Pending]" if row["status"] == "pending" else "") + (
-        " :red-badge[🗑️ Deleted]" if deleted else "") + (
-        " :blue-badge[📥 Imported from a file]" if present(row["import_batch_id"]) else "")
+    badges = (" :orange-badge[⏳ " + _("Pending") + "]" if row["status"] == "pending" else "") + (
+        " :red-badge[🗑️ " + _("Deleted") + "]" if deleted else "") + (
+        " :blue-badge[📥 " + _("Imported from a file") + "]" if present(row["import_batch_id"]) else "")
     st.markdown(f"**{escape_markdown(str(row['description']))}** · {money(row['amount'], row['currency'])} · "
-                f"{row['booked_date']}{badges}")
-    details = [f"{row['institution']} · {row['account_name']}", f"category {SOURCE_LABELS[row['category_source']]}"]
+                f"{format_short_day(row['booked_date'])}{badges}")
+    details = [f"{row['institution']} · {row['account_name']}",
+               _("category {source}").format(source=SOURCE_LABELS[row["category_source"]])]
     if merchant:
-        details.insert(0, f"merchant {merchant}")
+        details.insert(0, _("merchant {merchant}").format(merchant=merchant))
     if original(row):
-        details.append(f"originally {original(row)}")
+        details.append(_("originally {amount}").format(amount=original(row)))
     if installment(row):
-        details.append(f"installment {installment(row)}")
+        details.append(_("installment {number}").format(number=installment(row)))
     st.caption(escape_markdown(" · ".join(details)))
     with st.form("txn_edit", border=False):
         left, right = st.columns(2)
-        left.selectbox("Category", list(category_labels), format_func=category_labels.__getitem__, key="txn_category")
-        left.checkbox(f"Use for every {merchant} transaction, past and future" if merchant
-                      else "No merchant: a change applies to this transaction only",
+        left.selectbox(_("Category"), list(category_labels), format_func=category_labels.__getitem__,
+                       key="txn_category")
+        left.checkbox(_("Use for every {merchant} transaction, past and future").format(merchant=merchant) if merchant
+                      else _("No merchant: a change applies to this transaction only"),
                       key="txn_as_rule", disabled=merchant is None,
-                      help="Saved as a rule. Transactions where you chose a category yourself keep theirs.")
-        right.text_area("Note", key="txn_note", max_chars=svc.transactions.MAX_NOTE_LENGTH, height=68)
-        st.form_submit_button("Save", type="primary", on_click=save, args=(row["id"],))
+                      help=_("Saved as a rule. Transactions where you chose a category yourself keep theirs."))
+        right.text_area(_("Note"), key="txn_note", max_chars=svc.transactions.MAX_NOTE_LENGTH, height=68)
+        st.form_submit_button(_("Save"), type="primary", on_click=save, args=(row["id"],))
     actions = st.columns([1, 1, 4])
     if deleted:
-        actions[0].button("Restore", key="txn_restore", on_click=edit, args=(svc.transactions.restore, row["id"]))
+        actions[0].button(_("Restore"), key="txn_restore", on_click=edit, args=(svc.transactions.restore, row["id"]))
     else:
-        actions[0].button("Delete", key="txn_delete", on_click=edit, args=(svc.transactions.delete, row["id"]),
-                          help="Hidden everywhere; a re-sync never brings it back.")
+        actions[0].button(_("Delete"), key="txn_delete", on_click=edit, args=(svc.transactions.delete, row["id"]),
+                          help=_("Hidden everywhere; a re-sync never brings it back."))
     if row["category_source"] == "user":
-        actions[1].button("Undo my category", key="txn_clear_category", on_click=edit,
+        actions[1].button(_("Undo my category"), key="txn_clear_category", on_click=edit,
                           args=(svc.transactions.set_category, row["id"], None),
-                          help="Show the rule's or the bank's category again.")
+                          help=_("Show the rule's or the bank's category again."))

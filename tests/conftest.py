@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
+from finance import i18n
 from finance.config import load_settings
 from finance.demo import run_demo
 from finance.model import ConnectionState, ConnectionStatus
@@ -173,3 +174,10 @@ def ok(at: AppTest) -> AppTest:
     """The app after a run that raised nothing (else the exceptions it showed)."""
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+@pytest.fixture(autouse=True)
+def english_by_default() -> Iterator[None]:
+    """Each test starts with English as the process's language (a page run in pt-BR makes it the worker's)."""
+    yield
+    i18n.set_default(None)

@@ -96,7 +96,7 @@ def test_a_new_subscription_raises_one_alert_per_series_and_none_once_dismissed_
     found = alerts.new_subscriptions([series(), series("old", is_new=False), series("gone", status="dismissed"),
                                       series("plan", kind="installment", remaining=3)], AlertSettings())
     assert [(a.key, a.title) for a in found] == [("new_subscription:s1", "New subscription: Netflix")]
-    assert found[0].detail == "R$ 39,90 monthly, since 2026-10-05; next expected on 2027-01-05."
+    assert found[0].detail == "R$ 39,90 monthly, since Oct 5, 2026; next expected on Jan 5, 2027."
     assert alerts.new_subscriptions([series()], AlertSettings(disabled=frozenset({alerts.NEW_SUBSCRIPTION}))) == []
 
 
@@ -106,7 +106,7 @@ def test_a_price_change_raises_one_alert_per_change_with_both_prices():
     found = alerts.price_changes([series(price_changes=changes, is_new=False),
                                   series("plan", kind="installment", price_changes=changes)], AlertSettings())
     assert [a.key for a in found] == ["price_change:s1:2026-03-05", "price_change:s1:2026-09-05"]
-    assert found[0].detail == "Went from R$ 39,90 to R$ 44,90 on 2026-03-05."
+    assert found[0].detail == "Went from R$ 39,90 to R$ 44,90 on Mar 5, 2026."
     both = alerts.evaluate(settings=AlertSettings(), today=date(2026, 12, 7), series=[series(price_changes=changes)])
     assert {a.kind for a in both} == {alerts.NEW_SUBSCRIPTION, alerts.PRICE_CHANGE}
 

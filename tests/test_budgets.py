@@ -220,7 +220,7 @@ def test_set_replaces_copy_keeps_and_delete_removes_each_audited(engine: sa.Engi
     svc_budgets.set(DEC, "health", "USD", "45", actor="ana")
 
     assert svc_budgets.copy_last_month(DEC, actor="ana") == \
-        "Copied 1 budget(s) from 2026-11 to 2026-12; 1 already set there were kept."
+        "Copied 1 budget from Nov 2026 to Dec 2026; 1 already set there was kept."
     december = {(b.category, b.currency): b for b in svc_budgets.of_month(DEC)}
     assert december["food", "BRL"].amount == Decimal("120.50") and december["food", "BRL"].rollover
     assert december["health", "USD"].amount == Decimal("45.00")
@@ -243,7 +243,7 @@ def test_refused_input_changes_nothing(engine: sa.Engine, svc_budgets: Budgets):
                                               (DEC, "food", "ZZZ", "1"), (date(1800, 1, 1), "food", "BRL", "1")]:
         with pytest.raises(BudgetError):
             svc_budgets.set(month, category, currency, amount, actor="ana")
-    with pytest.raises(BudgetError, match="no budgets in 2026-11"):
+    with pytest.raises(BudgetError, match="no budgets in Nov 2026"):
         svc_budgets.copy_last_month(DEC, actor="ana")
     assert audit_rows(engine) == before
     [kept] = svc_budgets.of_month(DEC)

@@ -111,7 +111,7 @@ def test_copy_last_month_then_remove_a_budget(page: AppTest, offline: Path):
     ok(at.run())
     at.button(key="budgets_copy").click()
     ok(at.run())
-    assert any("Copied 2 budget(s)" in s.value for s in at.success)
+    assert any("Copied 2 budgets" in s.value for s in at.success)
     assert {r["Category"] for r in rows_of(month_table(at, "BRL"))} == {"Housing"}
     assert rows_of(month_table(at, "BRL"))[0]["Carried in"] != ""  # a rollover budget shows what came in
 

@@ -35,7 +35,7 @@ def test_connect_sync_status_and_advance(offline, capsys):
 
     assert main(["status"]) == 0
     out = capsys.readouterr().out
-    assert "Pluggy Bank [pluggy] active — 4 accounts" in out  # checking, card, investments, financing
+    assert "Pluggy Bank [pluggy] Connected — 4 accounts" in out  # checking, card, investments, financing
     assert "Net worth (BRL): " in out
 
 

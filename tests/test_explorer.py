@@ -366,7 +366,7 @@ def test_rule_applies_to_past_rows_but_a_users_own_category_wins(store):
 
     message = transactions.set_category(store, via_rule, "transport.public", as_rule=True, actor="ana")
     assert message.startswith(f"Rule saved: Uber is now Public transport for {len(ubers) - 1} transactions")
-    assert "1 with a category you set yourself keep it" in message
+    assert "1 with a category you set yourself keeps it" in message
 
     view = page(store, TransactionFilter(text="uber"), limit=500).rows.set_index("id")
     assert view.loc[mine, ["category", "category_source"]].tolist() == ["health", "user"]

@@ -55,7 +55,7 @@ def test_the_forecast_names_the_first_day_below_zero_and_past_a_card_limit():
     longer = outlook([CHECKING], [series("a", date(2026, 1, 15), "-600")], {}, TODAY, 60)
     warning = longer.warnings[0]
     assert (warning.day, warning.balance) == (date(2026, 2, 15), Decimal("-200.00"))
-    assert warning.text("R$ -200,00", "R$ 0,00") == "Checking: expected below zero on 2026-02-15 (R$ -200,00)."
+    assert warning.text("R$ -200,00", "R$ 0,00") == "Checking: expected below zero on Feb 15, 2026 (R$ -200,00)."
 
 
 def test_a_threshold_overrides_the_floor_and_covers_any_account():

@@ -83,7 +83,7 @@ def test_revoked():
 def test_consent_expired_even_while_status_says_active():
     h = connection_health(conn(consent_expires_at=NOW - timedelta(days=1)), [run()], NOW)
     check(h, ATTENTION, "Consent expired", "Reconnect")
-    assert "2026-11-01" in h.reason
+    assert "Nov 1, 2026" in h.reason
 
 
 @pytest.mark.parametrize("row", [

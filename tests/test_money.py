@@ -18,6 +18,7 @@ from streamlit.testing.v1 import AppTest
 
 from finance import money
 from finance.formatting import format_money, format_rate
+from finance.i18n import format_short_day
 from finance.money import Rate, RateBook, RateError
 from finance.store import rates as rate_store
 from tests.conftest import ok, store_engine
@@ -202,8 +203,8 @@ def test_series_total_has_a_gap_where_a_currency_has_no_rate():
     assert [(g.currency, g.first_day, g.last_day, g.rate_from) for g in gaps] == [
         ("USD", DAY0, DAY0, DAY0 + timedelta(days=1))]
     text = money.describe_gap(gaps[0], {})
-    assert "USD amounts dated 2026-01-01 are not converted to BRL" in text
-    assert "Add a USD → BRL rate dated on or before 2026-01-01" in text
+    assert "USD amounts dated Jan 1, 2026 are not converted to BRL" in text
+    assert "Add a USD → BRL rate dated on or before Jan 1, 2026" in text
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -244,7 +245,7 @@ def test_a_second_rate_for_the_same_pair_and_day_is_refused_in_either_direction(
     other = rate_store.add_exchange_rate(engine, money.clean_rate("USD", "BRL", "5.30", DAY0 + timedelta(days=1)))
     before = audit(engine)
     for clash in (money.clean_rate("USD", "BRL", "6", DAY0), money.clean_rate("BRL", "USD", "0.2", DAY0)):
-        with pytest.raises(RateError, match="already a USD → BRL rate dated 2026-01-01"):
+        with pytest.raises(RateError, match="already a USD → BRL rate dated Jan 1, 2026"):
             rate_store.add_exchange_rate(engine, clash)
     with pytest.raises(RateError, match="already"):
         rate_store.update_exchange_rate(engine, other, money.clean_rate("USD", "BRL", "5.30", DAY0))
@@ -379,7 +380,7 @@ def test_adding_a_rate_brings_the_other_currency_into_the_base_total(money_page:
     balances = store_figures(offline)
     at = add_rate(money_page, "USD", "BRL", "5,25", date(2020, 1, 1), "PTAX")
 
-    assert "Rate saved: 1 USD = R$ 5,25 from 2020-01-01." in at.success[0].value
+    assert "Rate saved: 1 USD = R$ 5,25 from Jan 1, 2020." in at.success[0].value
     expected = (balances["BRL"] + balances["USD"] * Decimal("5.25")).quantize(Decimal("0.01"))
     assert metric(at, "Net worth (BRL)") == format_money(expected, "BRL")
     assert not [w.value for w in at.warning]
@@ -405,12 +406,13 @@ def test_a_rate_dated_after_some_amounts_leaves_exactly_those_out(money_page: Ap
     at = add_rate(money_page, "USD", "BRL", "5", start)
     flows = [w.value for w in at.warning if w.value.startswith("Income and spending")]
     assert len(flows) == 1
-    assert f"the first USD/BRL rate is dated {start:%Y-%m-%d}" in flows[0]
+    assert f"the first USD/BRL rate is dated {format_short_day(start)}" in flows[0]
     # The range named is that of the amounts actually left out: it ends on the last day with USD amounts before the
     # rate (not always the day before: the ledger has days without USD transactions).
-    match = re.search(r"dated (\d{4}-\d{2}-\d{2}) – (\d{4}-\d{2}-\d{2}) are not converted", flows[0])
+    match = re.search(r"dated (\w{3} \d+, \d{4}) – (\w{3} \d+, \d{4}) are not converted", flows[0])
     assert match, flows[0]
-    assert date.fromisoformat(match[1]) <= date.fromisoformat(match[2]) < start
+    first, last = (datetime.strptime(day, "%b %d, %Y").date() for day in match.groups())
+    assert first <= last < start
 
 
 def test_bad_rate_is_refused_and_nothing_is_stored(money_page: AppTest, offline: Path):
@@ -435,7 +437,7 @@ def test_edit_and_delete_a_rate_from_the_page(money_page: AppTest, offline: Path
     next(b for b in at.button if b.label == "Save changes").click()
     ok(at.run())
     assert "Rate updated." in at.success[0].value
-    assert at.selectbox(key="money_edit_id").options == ["2020-01-01 · 1 USD = R$ 6,00"]
+    assert at.selectbox(key="money_edit_id").options == ["Jan 1, 2020 · 1 USD = R$ 6,00"]
 
     next(b for b in at.button if b.label == "Delete this rate").click()
     ok(at.run())

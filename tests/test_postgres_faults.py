@@ -57,7 +57,7 @@ def test_the_database_going_away_mid_sync_fails_readably_and_the_next_sync_compl
 
         failed = sync.sync_connection(connection_id)
         assert (failed.outcome, failed.error_code) == ("failed", "STORE_GONE"), failed.message
-        assert failed.message.startswith(STORE_GONE)
+        assert failed.message.startswith(str(STORE_GONE))
         assert "PostgreSQL is running" in failed.message and "postgresql+psycopg" not in failed.message
 
         monkeypatch.undo()

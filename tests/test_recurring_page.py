@@ -184,7 +184,7 @@ def test_edit_a_series_and_see_its_transactions(page: AppTest):
     at.toggle(key="recurring_show_transactions").set_value(True)
     ok(at.run())
     shown = at.dataframe[-1].value
-    assert len(shown) >= 12 and set(shown["description"]) == {"NETFLIX.COM"}
+    assert len(shown) >= 12 and set(shown["Description"]) == {"NETFLIX.COM"}
 
 
 @pytest.mark.parametrize(("name", "amount", "why"), [

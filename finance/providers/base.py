@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from finance.connect_flow import HostedWidget
 from finance.errors import ProviderError
+from finance.i18n import LazyText
 from finance.model import (
     NEEDS_USER,
     Account,
@@ -237,9 +238,9 @@ class ProviderKit:
     name: str
     label: str
     hosted_widget: HostedWidget  # its own connect widget, used when it talks to the real service
-    sandbox_hint: str  # what to type in the offline widget
+    sandbox_hint: str | LazyText  # what to type in the offline widget (translated when shown)
     sandbox_bank: SandboxBank  # the bank the demo connects
-    fault_targets: Mapping[str, str]  # request path prefix → what it covers, for the sandbox fault controls
+    fault_targets: Mapping[str, str | LazyText]  # request path prefix → what it covers, for the sandbox fault controls
     serve_hint: str  # how to point the app at a served emulator; `{url}` is its address
     is_offline: Callable[[Settings], bool]  # runs on its in-process emulator with these settings
     uses_hosted_widget: Callable[[Settings], bool]  # talks to the real service, where its own widget works

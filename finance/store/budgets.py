@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from finance.budgets import REFUSED, Budget, BudgetError, add_months
 from finance.categories import category
 from finance.formatting import format_money
+from finance.i18n import _, format_month, ngettext
 from finance.store import audit
 from finance.store.reports import EFFECTIVE_CATEGORY, IS_SPENDING, LIVE
 from finance.store.schema import budgets as budgets_table
@@ -48,8 +49,8 @@ def budgets_of_month(conn: sa.Connection, month: date) -> list[Budget]:
 
 
 def category_names(conn: sa.Connection) -> dict[str, str]:
-    """Each category's name for the lines ("Food and drink", "Groceries")."""
-    return {r.id: r.name for r in conn.execute(sa.text("SELECT id, name FROM categories"))}
+    """Each category's name for the lines ("Food and drink", "Groceries"), in the interface language."""
+    return {r.id: _(r.name) for r in conn.execute(sa.text("SELECT id, name FROM categories"))}
 
 
 def actual_spending(conn: sa.Connection, start: date, end: date, *,
@@ -79,8 +80,9 @@ def _detail(budget: Budget | sa.Row[Any]) -> dict[str, object]:
 
 
 def _describe(budget: Budget) -> str:
-    name = category(budget.category).name
-    return f"{format_money(budget.amount, budget.currency)} for {name} in {budget.month:%Y-%m}"
+    return _("{amount} for {category} in {month}").format(amount=format_money(budget.amount, budget.currency),
+                                                         category=category(budget.category).label,
+                                                         month=format_month(budget.month))
 
 
 def set_budget(engine: sa.Engine, budget: Budget, *, actor: str = audit.DEFAULT_ACTOR,
@@ -99,14 +101,14 @@ def set_budget(engine: sa.Engine, budget: Budget, *, actor: str = audit.DEFAULT_
                 amount=budget.amount, rollover=budget.rollover, created_at=moment, updated_at=moment))
             audit.record(conn, actor=actor, action="add_budget", object_id=budget_id, detail=_detail(budget),
                          now=moment)
-            return f"Budget set: {_describe(budget)}."
+            return _("Budget set: {budget}.").format(budget=_describe(budget))
         if _detail(before) == _detail(budget):
-            return f"The budget was already {_describe(budget)}. Nothing was changed."
+            return _("The budget was already {budget}. Nothing was changed.").format(budget=_describe(budget))
         conn.execute(budgets_table.update().where(budgets_table.c.id == before.id).values(
             amount=budget.amount, rollover=budget.rollover, updated_at=moment))
         audit.record(conn, actor=actor, action="edit_budget", object_id=before.id,
                      detail={"from": _detail(before), "to": _detail(budget)}, now=moment)
-    return f"Budget changed: {_describe(budget)}."
+    return _("Budget changed: {budget}.").format(budget=_describe(budget))
 
 
 def delete_budget(engine: sa.Engine, budget_id: str, *, actor: str = audit.DEFAULT_ACTOR,
@@ -118,11 +120,11 @@ def delete_budget(engine: sa.Engine, budget_id: str, *, actor: str = audit.DEFAU
             SELECT id, month, category, currency, amount, rollover FROM budgets WHERE id = :id
         """), {"id": budget_id}).first()
         if before is None:
-            raise BudgetError(f"That budget no longer exists. {REFUSED}")
+            raise BudgetError(_("That budget no longer exists.") + " " + REFUSED)
         conn.execute(budgets_table.delete().where(budgets_table.c.id == budget_id))
         audit.record(conn, actor=actor, action="delete_budget", object_id=budget_id, detail=_detail(before),
                      now=moment)
-    return f"Budget removed: {_describe(_budget(before))}."
+    return _("Budget removed: {budget}.").format(budget=_describe(_budget(before)))
 
 
 def copy_last_month(engine: sa.Engine, month: date, *, actor: str = audit.DEFAULT_ACTOR,
@@ -133,11 +135,13 @@ def copy_last_month(engine: sa.Engine, month: date, *, actor: str = audit.DEFAUL
     with engine.begin() as conn:
         source = budgets_of_month(conn, previous)
         if not source:
-            raise BudgetError(f"There are no budgets in {previous:%Y-%m} to copy. {REFUSED}")
+            raise BudgetError(_("There are no budgets in {month} to copy.").format(month=format_month(previous)) +
+                              " " + REFUSED)
         present = {(b.category, b.currency) for b in budgets_of_month(conn, month)}
         copied = [b for b in source if (b.category, b.currency) not in present]
         if not copied:
-            return f"Every budget of {previous:%Y-%m} is already set in {month:%Y-%m}. Nothing was changed."
+            return _("Every budget of {previous} is already set in {month}. Nothing was changed.").format(
+                previous=format_month(previous), month=format_month(month))
         rows = [{"id": uuid.uuid4().hex, "month": month, "category": b.category, "currency": b.currency,
                  "amount": b.amount, "rollover": b.rollover, "created_at": moment, "updated_at": moment}
                 for b in copied]
@@ -147,5 +151,8 @@ def copy_last_month(engine: sa.Engine, month: date, *, actor: str = audit.DEFAUL
                          detail={**_detail(b), "month": month.isoformat(), "from_month": previous.isoformat()},
                          now=moment)
     kept = len(source) - len(copied)
-    return (f"Copied {len(copied)} budget(s) from {previous:%Y-%m} to {month:%Y-%m}" +
-            (f"; {kept} already set there were kept." if kept else "."))
+    copied_text = ngettext("Copied {count} budget from {previous} to {month}",
+                           "Copied {count} budgets from {previous} to {month}", len(copied)).format(
+        count=len(copied), previous=format_month(previous), month=format_month(month))
+    return copied_text + (ngettext("; {count} already set there was kept.",
+                                   "; {count} already set there were kept.", kept).format(count=kept) if kept else ".")

@@ -44,6 +44,7 @@ import duckdb
 import pyarrow as pa
 
 from finance.errors import ConsoleError
+from finance.i18n import N_, Messages, _
 
 if TYPE_CHECKING:  # imported where used: `python -m finance query` validates and runs without them (start-up time)
     import pandas as pd
@@ -56,9 +57,9 @@ MEMORY_LIMIT = "512MB"
 HIDDEN_COLUMNS = frozenset({"encrypted_secret"})
 SAVED_QUERIES_FILE = "saved_queries.json"
 
-SECRET_MESSAGE = ("The column encrypted_secret holds provider access tokens and is never available in the "
-                  "console. Leave it out of the query.")
-READ_ONLY_HINT = "The console is read-only: write one SELECT (or WITH … SELECT) query."
+SECRET_MESSAGE = N_("The column encrypted_secret holds provider access tokens and is never available in the "
+                    "console. Leave it out of the query.")
+READ_ONLY_HINT = N_("The console is read-only: write one SELECT (or WITH … SELECT) query.")
 
 SANDBOX_CONFIG: dict[str, str | bool | int] = {
     "enable_external_access": False,  # no files, ATTACH, COPY, EXPORT, INSTALL, LOAD, HTTP
@@ -79,34 +80,34 @@ ALLOWED_TABLE_FUNCTIONS = frozenset({
 })
 BLOCKED_FUNCTIONS = frozenset({"getenv", "current_setting"})
 
-STATEMENT_MESSAGES = {
-    "INSERT": "Changing data (INSERT) is not allowed",
-    "UPDATE": "Changing data (UPDATE) is not allowed",
-    "DELETE": "Changing data (DELETE) is not allowed",
-    "MERGE_INTO": "Changing data (MERGE) is not allowed",
-    "CREATE": "Creating objects (CREATE) is not allowed",
-    "CREATE_FUNC": "Creating functions is not allowed",
-    "DROP": "Dropping objects (DROP) is not allowed",
-    "ALTER": "Changing the schema (ALTER) is not allowed",
-    "ATTACH": "Attaching databases is not allowed",
-    "DETACH": "Detaching databases is not allowed",
-    "COPY": "COPY is not allowed: the console cannot read or write files",
-    "COPY_DATABASE": "COPY is not allowed: the console cannot read or write files",
-    "EXPORT": "EXPORT is not allowed: the console cannot write files",
-    "LOAD": "Installing or loading extensions is not allowed",
-    "UPDATE_EXTENSIONS": "Updating extensions is not allowed",
-    "PRAGMA": "PRAGMA statements are not allowed",
-    "SET": "Changing settings (SET/RESET/USE) is not allowed",
-    "VARIABLE_SET": "Changing settings (SET) is not allowed",
-    "CALL": "CALL and CHECKPOINT are not allowed",
-    "TRANSACTION": "Transactions are managed by the console",
-    "VACUUM": "VACUUM is not allowed",
-    "ANALYZE": "ANALYZE is not allowed",
-    "EXPLAIN": "EXPLAIN is not supported",
-    "PREPARE": "Prepared statements are not supported",
-    "EXECUTE": "Prepared statements are not supported",
-    "MULTI": "This statement (for example a bare PIVOT) is not supported; wrap it as SELECT * FROM (…)",
-}
+STATEMENT_MESSAGES = Messages({
+    "INSERT": N_("Changing data (INSERT) is not allowed"),
+    "UPDATE": N_("Changing data (UPDATE) is not allowed"),
+    "DELETE": N_("Changing data (DELETE) is not allowed"),
+    "MERGE_INTO": N_("Changing data (MERGE) is not allowed"),
+    "CREATE": N_("Creating objects (CREATE) is not allowed"),
+    "CREATE_FUNC": N_("Creating functions is not allowed"),
+    "DROP": N_("Dropping objects (DROP) is not allowed"),
+    "ALTER": N_("Changing the schema (ALTER) is not allowed"),
+    "ATTACH": N_("Attaching databases is not allowed"),
+    "DETACH": N_("Detaching databases is not allowed"),
+    "COPY": N_("COPY is not allowed: the console cannot read or write files"),
+    "COPY_DATABASE": N_("COPY is not allowed: the console cannot read or write files"),
+    "EXPORT": N_("EXPORT is not allowed: the console cannot write files"),
+    "LOAD": N_("Installing or loading extensions is not allowed"),
+    "UPDATE_EXTENSIONS": N_("Updating extensions is not allowed"),
+    "PRAGMA": N_("PRAGMA statements are not allowed"),
+    "SET": N_("Changing settings (SET/RESET/USE) is not allowed"),
+    "VARIABLE_SET": N_("Changing settings (SET) is not allowed"),
+    "CALL": N_("CALL and CHECKPOINT are not allowed"),
+    "TRANSACTION": N_("Transactions are managed by the console"),
+    "VACUUM": N_("VACUUM is not allowed"),
+    "ANALYZE": N_("ANALYZE is not allowed"),
+    "EXPLAIN": N_("EXPLAIN is not supported"),
+    "PREPARE": N_("Prepared statements are not supported"),
+    "EXECUTE": N_("Prepared statements are not supported"),
+    "MULTI": N_("This statement (for example a bare PIVOT) is not supported; wrap it as SELECT * FROM (…)"),
+})
 
 _PATH = re.compile(r"(?<![\w)\]])(?:[A-Za-z]:)?[\\/](?:[^\s\"'\\/]+[\\/])+[^\s\"'\\/]*")
 
@@ -190,20 +191,23 @@ def _check_tree(tree: Mapping[str, Any]) -> None:
         kind = node.get("type")
         if isinstance(kind, str) and kind.endswith("_NODE") and kind not in ALLOWED_QUERY_NODES:
             verb = kind.removesuffix("_NODE").removesuffix("_QUERY").replace("_", " ")
-            raise ConsoleError(f"Changing data ({verb} inside the query) is not allowed. {READ_ONLY_HINT}")
+            raise ConsoleError(_("Changing data ({verb} inside the query) is not allowed.").format(verb=verb) + " " +
+                               READ_ONLY_HINT)
         if kind == "TABLE_FUNCTION":
             name = str((node.get("function") or {}).get("function_name", "")).lower()
             if name not in ALLOWED_TABLE_FUNCTIONS:
-                raise ConsoleError(f"The table function {name}() is not available: the console cannot read "
-                                   "files, other databases or settings. Query the store's tables instead.")
+                raise ConsoleError(_("The table function {name}() is not available: the console cannot read files, "
+                                     "other databases or settings. Query the store's tables instead.").format(
+                                         name=name))
         if node.get("class") == "FUNCTION" and str(node.get("function_name", "")).lower() in BLOCKED_FUNCTIONS:
-            raise ConsoleError(f"The function {node['function_name']}() is not available in the console.")
+            raise ConsoleError(_("The function {name}() is not available in the console.").format(
+                name=node["function_name"]))
         if kind == "BASE_TABLE" and re.search(r"[./\\:*?]", str(node.get("table_name", ""))):
-            raise ConsoleError(f"Reading files is not allowed ({node['table_name']!r} is not a table). "
-                               "Query the store's tables instead.")
+            raise ConsoleError(_("Reading files is not allowed ({name} is not a table). Query the store's tables "
+                                 "instead.").format(name=repr(node["table_name"])))
         if node.get("class") == "COLUMN_REF" and any(
                 str(part).lower() in HIDDEN_COLUMNS for part in node.get("column_names", [])):
-            raise ConsoleError(SECRET_MESSAGE)
+            raise ConsoleError(str(SECRET_MESSAGE))
 
 
 _parser_lock = threading.Lock()
@@ -231,27 +235,28 @@ def validate_sql(sql: str) -> str:
     """The single SELECT statement in `sql`, or ConsoleError saying why it is refused."""
     text = sql.strip()
     if not text:
-        raise ConsoleError("Write a SELECT query first.")
+        raise ConsoleError(_("Write a SELECT query first."))
     if len(text) > MAX_SQL_CHARS:
-        raise ConsoleError(f"The query is longer than {MAX_SQL_CHARS:,} characters.")
+        raise ConsoleError(_("The query is longer than {max} characters.").format(max=f"{MAX_SQL_CHARS:,}"))
     if any(name in text.lower() for name in HIDDEN_COLUMNS):
-        raise ConsoleError(SECRET_MESSAGE)
+        raise ConsoleError(str(SECRET_MESSAGE))
     try:
         statements, tree = _parse(text)
     except duckdb.Error as exc:
         raise ConsoleError(clean_error(exc)) from None
     if not statements:
-        raise ConsoleError("Write a SELECT query first (the text holds only comments).")
+        raise ConsoleError(_("Write a SELECT query first (the text holds only comments)."))
     if len(statements) > 1:
-        raise ConsoleError(f"Only one statement at a time: found {len(statements)}. {READ_ONLY_HINT}")
+        raise ConsoleError(_("Only one statement at a time: found {count}.").format(count=len(statements)) + " " +
+                           READ_ONLY_HINT)
     statement = statements[0]
     kind = statement.type.name
     if kind != "SELECT":
-        what = STATEMENT_MESSAGES.get(kind, f"{kind} statements are not allowed")
+        what = STATEMENT_MESSAGES.get(kind) or _("{kind} statements are not allowed").format(kind=kind)
         raise ConsoleError(f"{what}. {READ_ONLY_HINT}")
     if tree is None or tree.get("error"):
-        detail = clean_error(tree.get("error_message", "")) if tree else "it could not be analysed"
-        raise ConsoleError(f"This query cannot be run in the console: {detail}.")
+        detail = clean_error(tree.get("error_message", "")) if tree else _("it could not be analysed")
+        raise ConsoleError(_("This query cannot be run in the console: {detail}.").format(detail=detail))
     _check_tree(tree)
     return statement.query
 
@@ -350,7 +355,7 @@ def _run(con: duckdb.DuckDBPyConnection, statement: str, max_rows: int, timeout:
     try:
         relation = con.sql(statement)
         if relation is None:  # not a query; validation makes this unreachable
-            raise ConsoleError(READ_ONLY_HINT)
+            raise ConsoleError(str(READ_ONLY_HINT))
         reader = relation.to_arrow_reader(2048)
         schema = reader.schema
         batches: list[pa.RecordBatch] = []
@@ -366,13 +371,13 @@ def _run(con: duckdb.DuckDBPyConnection, statement: str, max_rows: int, timeout:
         raise
     except Exception as exc:
         if fired.is_set() or isinstance(exc, duckdb.InterruptException):
-            raise ConsoleError(f"The query ran longer than {timeout:g} s and was stopped. Narrow it down "
-                               "(filters, LIMIT) and run it again.") from None
+            raise ConsoleError(_("The query ran longer than {seconds} s and was stopped. Narrow it down (filters, "
+                                 "LIMIT) and run it again.").format(seconds=f"{timeout:g}")) from None
         if isinstance(exc, duckdb.OutOfMemoryException):
-            raise ConsoleError(f"The query needs more than the console's {MEMORY_LIMIT} of memory. Narrow it "
-                               "down (filters, fewer columns, LIMIT).") from None
+            raise ConsoleError(_("The query needs more than the console's {limit} of memory. Narrow it down "
+                                 "(filters, fewer columns, LIMIT).").format(limit=MEMORY_LIMIT)) from None
         if isinstance(exc, duckdb.PermissionException):
-            raise ConsoleError("That needs access to files or settings, which the console does not allow.") \
+            raise ConsoleError(_("That needs access to files or settings, which the console does not allow.")) \
                 from None
         raise ConsoleError(clean_error(exc)) from None
     finally:
@@ -465,22 +470,22 @@ class SavedQuery:
 
 
 EXAMPLE_QUERIES: tuple[SavedQuery, ...] = (
-    SavedQuery("Example: spending per month (BRL)", """\
+    SavedQuery(N_("Example: spending per month (BRL)").message, """\
 SELECT date_trunc('month', booked_date) AS month, -SUM(amount) AS spending
 FROM transactions t JOIN categories c ON c.id = COALESCE(t.user_category, t.category)
 WHERE t.deleted_at IS NULL AND t.currency = 'BRL' AND c.kind = 'expense'
 GROUP BY 1 ORDER BY 1""", example=True),
-    SavedQuery("Example: largest expenses", """\
+    SavedQuery(N_("Example: largest expenses").message, """\
 SELECT t.booked_date, a.name AS account, t.description, t.amount, t.currency,
        COALESCE(t.user_category, t.category) AS category
 FROM transactions t JOIN accounts a ON a.id = t.account_id
 WHERE t.deleted_at IS NULL AND t.amount < 0
 ORDER BY t.amount LIMIT 50""", example=True),
-    SavedQuery("Example: balances per account", """\
+    SavedQuery(N_("Example: balances per account").message, """\
 SELECT c.institution_name, a.name, a.type, a.currency, a.current_balance, a.balance_as_of
 FROM accounts a JOIN connections c ON c.id = a.connection_id
 ORDER BY c.institution_name, a.type""", example=True),
-    SavedQuery("Example: failed sync runs", """\
+    SavedQuery(N_("Example: failed sync runs").message, """\
 SELECT r.started_at, c.institution_name, r.trigger, r.error_code, r.message
 FROM sync_runs r LEFT JOIN connections c ON c.id = r.connection_id
 WHERE r.outcome = 'failed' ORDER BY r.started_at DESC""", example=True),
@@ -501,8 +506,8 @@ def _read_saved(path: Path) -> list[SavedQuery]:
         data = json.loads(path.read_text(encoding="utf-8"))
         return [SavedQuery(str(q["name"]), str(q["sql"])) for q in data["queries"]]
     except (ValueError, KeyError, TypeError) as exc:
-        raise ConsoleError(f"The saved queries file {path.name} is not readable ({type(exc).__name__}); "
-                           "fix or remove it to save queries again.") from None
+        raise ConsoleError(_("The saved queries file {name} is not readable ({error}); fix or remove it to save "
+                             "queries again.").format(name=path.name, error=type(exc).__name__)) from None
 
 
 def load_saved_queries(path: Path) -> list[SavedQuery]:
@@ -528,11 +533,11 @@ def save_query(path: Path, name: str, sql: str) -> SavedQuery:
     """Save (or replace) a query under `name`; it must pass validation. Raises ConsoleError."""
     name = " ".join(name.split())
     if not name:
-        raise ConsoleError("Give the query a name.")
+        raise ConsoleError(_("Give the query a name."))
     if len(name) > 80:
-        raise ConsoleError("Keep the name under 80 characters.")
+        raise ConsoleError(_("Keep the name under 80 characters."))
     if any(q.name == name for q in EXAMPLE_QUERIES):
-        raise ConsoleError("That name belongs to an example; choose another.")
+        raise ConsoleError(_("That name belongs to an example; choose another."))
     validate_sql(sql)
     query = SavedQuery(name, sql.strip())
     with _saved_lock:

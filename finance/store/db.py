@@ -15,21 +15,22 @@ import sqlalchemy as sa
 
 from finance.categories import CATEGORIES
 from finance.errors import DatabaseBusy, StoreError
+from finance.i18n import N_, _
 from finance.store import migrate
 from finance.store.schema import categories
 
-STORE_FULL = ("The disk is full (or the app's file size limit is reached): the database could not be written, so "
-              "nothing was changed. Free some disk space, then try again.")
-STORE_READ_ONLY = ("The database cannot be written: it is read-only or the app lacks permission, so nothing was "
-                   "changed. Check the permissions of the database file and its folder (and that "
-                   "FINANCE_DATABASE_URL does not open it read-only), then try again.")
-STORE_CORRUPT = ("The database file is damaged or is not a database this app can read. Restore it from a backup, "
-                 "or move it aside to start a new one (the banks then sync again from scratch).")
-STORE_GONE = ("The database server went away (the connection was lost or refused), so nothing from this operation was "
-              "saved. Check that PostgreSQL is running and reachable at the address in FINANCE_DATABASE_URL, then "
-              "try again.")
-STORE_UNAVAILABLE = ("The database failed ({kind}); nothing was changed. Restart the app and try again; if it keeps "
-                     "failing, check the disk and restore the database from a backup.")
+STORE_FULL = N_("The disk is full (or the app's file size limit is reached): the database could not be written, so "
+                "nothing was changed. Free some disk space, then try again.")
+STORE_READ_ONLY = N_("The database cannot be written: it is read-only or the app lacks permission, so nothing was "
+                     "changed. Check the permissions of the database file and its folder (and that "
+                     "FINANCE_DATABASE_URL does not open it read-only), then try again.")
+STORE_CORRUPT = N_("The database file is damaged or is not a database this app can read. Restore it from a backup, "
+                   "or move it aside to start a new one (the banks then sync again from scratch).")
+STORE_GONE = N_("The database server went away (the connection was lost or refused), so nothing from this operation "
+                "was saved. Check that PostgreSQL is running and reachable at the address in FINANCE_DATABASE_URL, "
+                "then try again.")
+STORE_UNAVAILABLE = N_("The database failed ({kind}); nothing was changed. Restart the app and try again; if it keeps "
+                       "failing, check the disk and restore the database from a backup.")
 
 _FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 _READ_ONLY_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
@@ -69,14 +70,14 @@ def store_error(exc: BaseException) -> StoreError | None:
         text = str(cause).lower()
         number = cause.errno if isinstance(cause, OSError) else None
         if number in _FULL_ERRNOS or any(t in text for t in _FULL_TEXT):
-            return StoreError(STORE_FULL, code="STORE_FULL")
+            return StoreError(str(STORE_FULL), code="STORE_FULL")
         if number in _READ_ONLY_ERRNOS or any(t in text for t in _READ_ONLY_TEXT):
-            return StoreError(STORE_READ_ONLY, code="STORE_READ_ONLY")
+            return StoreError(str(STORE_READ_ONLY), code="STORE_READ_ONLY")
         if _is_database_error(cause) and any(t in text for t in _CORRUPT_TEXT):
-            return StoreError(STORE_CORRUPT, code="STORE_CORRUPT")
+            return StoreError(str(STORE_CORRUPT), code="STORE_CORRUPT")
     for cause in _causes(exc):
         if _connection_lost(cause):
-            return StoreError(STORE_GONE, code="STORE_GONE")
+            return StoreError(str(STORE_GONE), code="STORE_GONE")
     for cause in _causes(exc):
         if isinstance(cause, sa.exc.OperationalError | sa.exc.InternalError) or (
                 _is_database_error(cause) and type(cause).__name__ in _UNAVAILABLE_TYPES):
@@ -120,10 +121,10 @@ def create_engine(url: str, *, pool_size: int = 5) -> sa.Engine:
     except Exception as exc:
         engine.dispose()
         if isinstance(exc, sa.exc.OperationalError) and "lock" in str(exc).lower():
-            raise DatabaseBusy(
+            raise DatabaseBusy(_(
                 "The database file is in use by another process (probably the running app). Stop it, or "
-                "use the app's own Sync button, or point FINANCE_DATABASE_URL at another file."
-            ) from None
+                  "use the app's own Sync button, or point FINANCE_DATABASE_URL at another file."
+            )) from None
         problem = store_error(exc)
         if problem is None:
             raise

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from finance.errors import EditError
 from finance.forecast import SPENDING_MONTHS, AccountStart, CardHistory
+from finance.i18n import _
 from finance.recurring import add_months
 from finance.store import audit
 from finance.store.account_links import CONTINUED
@@ -93,7 +94,7 @@ def set_threshold(engine: sa.Engine, account_id: str, threshold: Decimal | None,
     now = datetime.now(UTC)
     with engine.begin() as conn:
         if conn.execute(sa.text("SELECT 1 FROM accounts WHERE id = :id"), {"id": account_id}).first() is None:
-            raise EditError("That account is not in the store any more; nothing was changed.")
+            raise EditError(_("That account is not in the store any more; nothing was changed."))
         before = conn.execute(sa.text("SELECT threshold FROM balance_thresholds WHERE account_id = :id"),
                               {"id": account_id}).scalar()
         if before == threshold:

@@ -10,6 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from finance.i18n import _, format_short_day
 from finance.money import Rate, RateError
 from finance.store import audit
 from finance.store.schema import exchange_rates as exchange_rates_table
@@ -27,7 +28,7 @@ def exchange_rates(conn: sa.Connection) -> list[Rate]:
 def _rate_row(conn: sa.Connection, rate_id: str) -> sa.Row[Any]:
     row = conn.execute(sa.text("SELECT * FROM exchange_rates WHERE id = :id"), {"id": rate_id}).first()
     if row is None:
-        raise RateError("That rate no longer exists. Nothing was changed.")
+        raise RateError(_("That rate no longer exists. Nothing was changed."))
     return row
 
 
@@ -39,9 +40,9 @@ def _refuse_same_day(conn: sa.Connection, rate: Rate, except_id: str | None = No
           AND ((from_currency = :a AND to_currency = :b) OR (from_currency = :b AND to_currency = :a))
     """), {"day": rate.valid_from, "a": rate.from_currency, "b": rate.to_currency, "except_id": except_id}).first()
     if clash is not None:
-        raise RateError(f"There is already a {clash.from_currency} → {clash.to_currency} rate dated "
-                        f"{rate.valid_from:%Y-%m-%d} (it converts both ways): edit that one instead. "
-                        "Nothing was changed.")
+        raise RateError(_("There is already a {source} → {target} rate dated {day} (it converts both ways): edit "
+                          "that one instead. Nothing was changed.").format(
+            source=clash.from_currency, target=clash.to_currency, day=format_short_day(rate.valid_from)))
 
 
 def _rate_detail(rate: Rate | sa.Row[Any]) -> dict[str, object]:

@@ -15,6 +15,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from finance.errors import EditError
+from finance.i18n import _, ngettext
 from finance.store import audit
 from finance.store.db import frame
 
@@ -31,7 +32,7 @@ def category_name(conn: sa.Connection, category: str) -> str:
     """The name of a category id; EditError when there is no such category."""
     name = conn.execute(sa.text("SELECT name FROM categories WHERE id = :id"), {"id": category}).scalar()
     if name is None:
-        raise EditError(f"Unknown category {category!r}. Nothing was changed.")
+        raise EditError(_("Unknown category {category}. Nothing was changed.").format(category=repr(category)))
     return str(name)
 
 
@@ -72,8 +73,12 @@ def save_rule(conn: sa.Connection, merchant: str, category: str, *, actor: str, 
     if from_transaction:
         detail["from_transaction"] = from_transaction
     audit.record(conn, actor=actor, action="create_rule", object_id=rule_id, detail=detail, now=now)
-    kept = f"; {counts.own} with a category you set yourself keep it" if counts.own else ""
-    return f"Rule saved: {merchant} is now {name} for {counts.follow} transactions so far and every future one{kept}."
+    saved = ngettext("Rule saved: {merchant} is now {category} for {count} transaction so far and every future one",
+                     "Rule saved: {merchant} is now {category} for {count} transactions so far and every future one",
+                     counts.follow).format(merchant=merchant, category=_(name), count=counts.follow)
+    kept = ngettext("; {count} with a category you set yourself keeps it", "; {count} with a category you set "
+                    "yourself keep it", counts.own).format(count=counts.own) if counts.own else ""
+    return f"{saved}{kept}."
 
 
 def create_rule(engine: sa.Engine, merchant: str, category: str, *, actor: str = audit.DEFAULT_ACTOR,
@@ -81,7 +86,7 @@ def create_rule(engine: sa.Engine, merchant: str, category: str, *, actor: str =
     """Every transaction of `merchant`, past and future, shows `category`, unless the user set one on that row."""
     merchant = (merchant or "").strip()
     if not merchant:
-        raise EditError("A rule needs a merchant. Nothing was changed.")
+        raise EditError(_("A rule needs a merchant. Nothing was changed."))
     with engine.begin() as conn:
         return save_rule(conn, merchant, category, actor=actor, now=now or datetime.now(UTC))
 
@@ -93,8 +98,9 @@ def delete_rule(engine: sa.Engine, rule_id: str, *, actor: str = audit.DEFAULT_A
         rule = conn.execute(sa.text("SELECT id, merchant, category FROM category_rules WHERE id = :id"),
                             {"id": rule_id}).first()
         if rule is None:
-            raise EditError("That rule no longer exists. Nothing was changed.")
+            raise EditError(_("That rule no longer exists. Nothing was changed."))
         conn.execute(sa.text("DELETE FROM category_rules WHERE merchant = :m"), {"m": rule.merchant})
         audit.record(conn, actor=actor, action="delete_rule", object_id=rule_id,
                      detail={"merchant": rule.merchant, "category": rule.category}, now=now or datetime.now(UTC))
-    return f"Rule for {rule.merchant} deleted: its transactions show the bank's category again."
+    return _("Rule for {merchant} deleted: its transactions show the bank's category again.").format(
+        merchant=rule.merchant)

@@ -453,3 +453,14 @@ import_reviews = sa.Table(
     comment="Imported rows the user kept beside a synced row that a later sync brought with the same amount and "
             "dates but another description (Import files page); also in audit_log.",
 )
+
+# Each person's settings (the interface language, for now). Keyed by user so that each household member keeps their
+# own once sign-in exists; until then every browser of the installation is the one user "user".
+preferences = sa.Table(
+    "preferences", metadata,
+    sa.Column("user_id", sa.String, primary_key=True, comment="who: the signed-in e-mail, or \"user\""),
+    sa.Column("name", sa.String, primary_key=True, comment="which setting, e.g. language"),
+    sa.Column("value", sa.String, nullable=False),
+    sa.Column("updated_at", UtcTime, nullable=False),
+    comment="Per-user settings such as the interface language (finance/i18n.py).",
+)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from finance.crypto import SecretBox, SecretError
+from finance.i18n import _
 from finance.model import stable_id
 from finance.store.schema import connections
 
@@ -23,5 +24,5 @@ class SecretStore:
             sealed = conn.execute(sa.select(connections.c.encrypted_secret).where(
                 connections.c.id == stable_id(provider, external_id))).scalar()
         if not sealed:
-            raise SecretError("This connection has no stored access token; reconnect the bank.")
+            raise SecretError(_("This connection has no stored access token; reconnect the bank."))
         return self._box.decrypt(sealed)

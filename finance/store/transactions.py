@@ -41,6 +41,7 @@ import sqlalchemy as sa
 
 from finance.errors import EditError
 from finance.filters import TransactionFilter
+from finance.i18n import N_, _
 from finance.spreadsheet import neutralise_table
 from finance.store import audit
 from finance.store.accounts import INSTITUTION
@@ -65,7 +66,7 @@ MAX_SEARCH_WORDS = 8
 STATUSES = ("pending", "posted")
 EDIT_WAIT_SECONDS = 15.0
 """How long an edit waits for a sync that is merging its row to commit (a merge of a big sync takes seconds)."""
-SYNC_BUSY = "A sync is saving this transaction right now. Nothing was changed; try again in a moment."
+SYNC_BUSY = N_("A sync is saving this transaction right now. Nothing was changed; try again in a moment.")
 POSTED = "This pending purchase has posted, so the change was made on the posted transaction. "
 
 _ORDER = "t.booked_date DESC, t.provider_created_at DESC NULLS LAST, t.id DESC"
@@ -277,7 +278,7 @@ def _transaction(conn: sa.Connection, transaction_id: str) -> sa.Row[Any]:
         ORDER BY t.id = :id DESC, t.id LIMIT 1
     """), {"id": transaction_id}).first()
     if row is None:
-        raise EditError("That transaction no longer exists (a sync may have removed it). Nothing was changed.")
+        raise EditError(_("That transaction no longer exists (a sync may have removed it). Nothing was changed."))
     return row
 
 
@@ -312,7 +313,7 @@ def _edit(engine: sa.Engine, transaction_id: str, change: Callable[[sa.Connectio
             if not is_write_conflict(exc):
                 raise
             if time.monotonic() + delay > deadline:
-                raise EditError(SYNC_BUSY) from None
+                raise EditError(str(SYNC_BUSY)) from None
         time.sleep(delay)
         delay = min(delay * 2, 0.25)
 
@@ -325,10 +326,10 @@ def _row_detail(row: sa.Row[Any], detail: dict[str, Any]) -> dict[str, Any]:
 def _clean_note(note: str | None) -> str | None:
     text = (note or "").strip()
     if len(text) > MAX_NOTE_LENGTH:
-        raise EditError(f"A note can have at most {MAX_NOTE_LENGTH} characters (this one has {len(text)}). "
-                        "Nothing was changed.")
+        raise EditError(_("A note can have at most {max} characters (this one has {length}). Nothing was changed.")
+                        .format(max=MAX_NOTE_LENGTH, length=len(text)))
     if any(ord(ch) < 32 and ch not in "\n\t" for ch in text):
-        raise EditError("The note contains control characters. Nothing was changed.")
+        raise EditError(_("The note contains control characters. Nothing was changed."))
     return text or None
 
 
@@ -337,10 +338,10 @@ def _apply_category(conn: sa.Connection, row: sa.Row[Any], category: str | None,
     """Set (None: clear) the row's own category, or turn it into its merchant's rule. None when nothing changed."""
     if as_rule:
         if category is None:
-            raise EditError("Choose the category the rule should give. Nothing was changed.")
+            raise EditError(_("Choose the category the rule should give. Nothing was changed."))
         if not (row.merchant or "").strip():
-            raise EditError("This transaction has no merchant, so no rule can match it: change only this "
-                            "transaction instead. Nothing was changed.")
+            raise EditError(_("This transaction has no merchant, so no rule can match it: change only this "
+                              "transaction instead. Nothing was changed."))
         category_name(conn, category)  # validate before touching the row
         if row.user_category is not None:  # this row now follows the rule like the merchant's other rows
             conn.execute(sa.text("UPDATE transactions SET user_category = NULL WHERE id = :id"), {"id": row.id})
@@ -353,7 +354,8 @@ def _apply_category(conn: sa.Connection, row: sa.Row[Any], category: str | None,
     conn.execute(sa.text("UPDATE transactions SET user_category = :c WHERE id = :id"), {"c": category, "id": row.id})
     audit.record(conn, actor=actor, action="set_category", object_id=row.id,
                  detail=_row_detail(row, {"from": row.user_category, "to": category}), now=now)
-    return f"Category set to {name}." if name else "Your category was removed: the rule's or the bank's applies."
+    return _("Category set to {category}.").format(category=_(name)) if name else \
+        _("Your category was removed: the rule's or the bank's applies.")
 
 
 def _apply_note(conn: sa.Connection, row: sa.Row[Any], note: str | None, *, actor: str, now: datetime) -> str | None:
@@ -362,7 +364,7 @@ def _apply_note(conn: sa.Connection, row: sa.Row[Any], note: str | None, *, acto
     conn.execute(sa.text("UPDATE transactions SET note = :note WHERE id = :id"), {"note": note, "id": row.id})
     audit.record(conn, actor=actor, action="set_note", object_id=row.id,
                  detail=_row_detail(row, {"from": row.note, "to": note}), now=now)
-    return "Note saved." if note else "Note removed."
+    return _("Note saved.") if note else _("Note removed.")
 
 
 def set_category(engine: sa.Engine, transaction_id: str, category: str | None, *, as_rule: bool = False,
@@ -392,7 +394,7 @@ def save_edits(engine: sa.Engine, transaction_id: str, *, category: str, note: s
     value = _clean_note(note)
     category = (category or "").strip()
     if not category:
-        raise EditError("Choose a category. Nothing was changed.")
+        raise EditError(_("Choose a category. Nothing was changed."))
     moment = _now(now)
 
     def change(conn: sa.Connection, row: sa.Row[Any]) -> str:
@@ -402,7 +404,7 @@ def save_edits(engine: sa.Engine, transaction_id: str, *, category: str, note: s
         messages.append(_apply_note(conn, row, value, actor=actor, now=moment))
         return " ".join(m for m in messages if m)
 
-    return _edit(engine, transaction_id, change, "Nothing to save: the category and note are unchanged.")
+    return _edit(engine, transaction_id, change, _("Nothing to save: the category and note are unchanged."))
 
 
 def delete_transaction(engine: sa.Engine, transaction_id: str, *, actor: str = audit.DEFAULT_ACTOR,
@@ -412,10 +414,10 @@ def delete_transaction(engine: sa.Engine, transaction_id: str, *, actor: str = a
 
     def change(conn: sa.Connection, row: sa.Row[Any]) -> str:
         if row.deleted_at is not None:
-            raise EditError("This transaction is already deleted. Nothing was changed.")
+            raise EditError(_("This transaction is already deleted. Nothing was changed."))
         conn.execute(sa.text("UPDATE transactions SET deleted_at = :now WHERE id = :id"), {"now": moment, "id": row.id})
         audit.record(conn, actor=actor, action="delete", object_id=row.id, detail=_row_detail(row, {}), now=moment)
-        return "Transaction deleted. Turn on “Show deleted” to see or restore it."
+        return _("Transaction deleted. Turn on “Show deleted” to see or restore it.")
 
     return _edit(engine, transaction_id, change, "")
 
@@ -427,10 +429,10 @@ def restore_transaction(engine: sa.Engine, transaction_id: str, *, actor: str = 
 
     def change(conn: sa.Connection, row: sa.Row[Any]) -> str:
         if row.deleted_at is None:
-            raise EditError("This transaction is not deleted. Nothing was changed.")
+            raise EditError(_("This transaction is not deleted. Nothing was changed."))
         conn.execute(sa.text("UPDATE transactions SET deleted_at = NULL WHERE id = :id"), {"id": row.id})
         audit.record(conn, actor=actor, action="restore", object_id=row.id,
                      detail=_row_detail(row, {"deleted_at": row.deleted_at}), now=moment)
-        return "Transaction restored."
+        return _("Transaction restored.")
 
     return _edit(engine, transaction_id, change, "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from finance.i18n import _
 from finance.ui.context import services
 
 ALERTS_PAGE = "pages/alerts.py"
@@ -10,4 +11,4 @@ ALERTS_PAGE = "pages/alerts.py"
 def nav_title() -> str:
     """`Alerts`, or `Alerts (3)` while three alerts are unread."""
     unread = services().alerts.unread_count()
-    return f"Alerts ({unread})" if unread else "Alerts"
+    return _("Alerts ({count})").format(count=unread) if unread else _("Alerts")

@@ -10,6 +10,7 @@ from typing import Any
 import streamlit as st
 
 from finance import health, worker
+from finance.i18n import _
 from finance.ui.context import services
 
 RECONNECT_KEY = "reconnect_connection_id"
@@ -55,14 +56,15 @@ def _draw(slot: Any, items: list[health.BannerItem], place: str) -> None:
     with slot.container():
         for item in items:
             text, button = st.columns([6, 1], vertical_alignment="center")
-            verb = {health.CONSENT_EXPIRING: "consent is expiring", health.REVOKED: "access was revoked"}.get(
-                item.state, "needs you to reconnect")
-            message = f"**{item.institution}** {verb}: {item.message}"
+            template = {health.CONSENT_EXPIRING: _("**{institution}** consent is expiring: {message}"),
+                        health.REVOKED: _("**{institution}** access was revoked: {message}")}.get(
+                item.state, _("**{institution}** needs you to reconnect: {message}"))
+            message = template.format(institution=item.institution, message=item.message)
             if item.urgent:
                 text.error(message, icon="🔌")
             else:
                 text.warning(message, icon="⏳")
-            button.button("Reconnect", key=f"banner_reconnect_{place}_{item.connection_id}", type="primary",
+            button.button(_("Reconnect"), key=f"banner_reconnect_{place}_{item.connection_id}", type="primary",
                           width="stretch", on_click=_reconnect, args=(item.connection_id,))
 
 

@@ -18,6 +18,7 @@ import streamlit as st
 from finance import connect_flow
 from finance.connect_flow import Effect, Finish, Flow, Login, MintToken, SendMfa, Step
 from finance.errors import ProviderError
+from finance.i18n import _
 from finance.model import ConnectionState
 from finance.providers import registry
 from finance.providers.base import ConnectableProvider
@@ -87,14 +88,15 @@ def start_reconnect(svc: Services, connection_id: str, provider_name: str, exter
     """Open the widget in update mode for a connection; returns an error message when that is not possible."""
     provider = svc.providers.get(provider_name)
     if provider is None:
-        return f"The {provider_name} provider is not available in this app."
+        return _("The {provider} provider is not available in this app.").format(provider=provider_name)
     widget, hint = _widget(svc, provider_name)
     institution = None
     if widget is None:
         try:
             state = provider.connection_state(external_id)
         except ProviderError as exc:
-            return f"{provider.label} could not find this connection: {exc.message}"
+            return _("{provider} could not find this connection: {message}").format(provider=provider.label,
+                                                                                     message=exc.message)
         institution = connect_flow.Choice.of(state.institution) if state.institution else None
     st.session_state[f"{RECONNECT_KEY}:flow"] = connect_flow.start_reconnect(
         provider_name, provider.label, widget, connection_id=connection_id, external_id=external_id,
@@ -156,7 +158,8 @@ def _load(provider: ConnectableProvider, flow: Flow) -> Flow:
             assert flow.institution is not None
             flow = connect_flow.with_fields(flow, provider.credential_fields(flow.institution.id))
     except ProviderError as exc:
-        return connect_flow.failed(flow, f"{provider.label} could not list the banks: {exc.message}")
+        return connect_flow.failed(flow, _("{provider} could not list the banks: {message}").format(
+            provider=provider.label, message=exc.message))
     return flow
 
 
@@ -204,9 +207,10 @@ def _login_state(provider: ConnectableProvider, flow: Flow, effect: Effect) -> C
 def _settle(provider: ConnectableProvider, external_id: str) -> ConnectionState:
     """Wait for the bank to answer, showing its progress where the widget is (gone once it answered)."""
     slot = st.empty()
-    with slot.status("Talking to the bank…", expanded=False) as box:
+    with slot.status(_("Talking to the bank…"), expanded=False) as box:
         state = provider.wait_until_settled(
-            external_id, on_progress=lambda step: box.update(label=f"Bank: {step.replace('_', ' ').lower()}…"))
+            external_id, on_progress=lambda step: box.update(label=_("Bank: {step}…").format(
+                step=step.replace("_", " ").lower())))
     slot.empty()
     return state
 
@@ -214,7 +218,7 @@ def _settle(provider: ConnectableProvider, external_id: str) -> ConnectionState:
 def _first_sync(svc: Services, flow: Flow, state: ConnectionState) -> Flow:
     """Register the connection (storing its secret encrypted) and sync it, with a progress bar."""
     connection_id = svc.sync.register(state)
-    bar = st.progress(0.0, text="First sync…" if not flow.reconnecting else "Syncing…")
+    bar = st.progress(0.0, text=_("First sync…") if not flow.reconnecting else _("Syncing…"))
     result = svc.sync.sync_connection(
         connection_id, trigger="reconnect" if flow.reconnecting else "connect",
         on_progress=lambda stage, fraction: bar.progress(min(max(fraction, 0.0), 1.0), text=stage))

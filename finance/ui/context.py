@@ -5,18 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from finance.config import load_settings
-from finance.health import format_age
+from finance.health import format_age, status_label
+from finance.i18n import _, format_timestamp
 from finance.model import ConnectionStatus
 from finance.services import Services, shared_services
 
-STATUS_BADGES = {
-    ConnectionStatus.ACTIVE.value: ("Connected", "green"),
-    ConnectionStatus.SYNCING.value: ("Syncing", "blue"),
-    ConnectionStatus.NEEDS_INPUT.value: ("Needs your input", "orange"),
-    ConnectionStatus.NEEDS_RECONNECT.value: ("Needs reconnect", "red"),
-    ConnectionStatus.CONSENT_EXPIRING.value: ("Consent expiring", "orange"),
-    ConnectionStatus.REVOKED.value: ("Disconnected", "gray"),
-    ConnectionStatus.FAILED.value: ("Failed", "red"),
+STATUS_COLORS = {
+    ConnectionStatus.ACTIVE.value: "green", ConnectionStatus.SYNCING.value: "blue",
+    ConnectionStatus.NEEDS_INPUT.value: "orange", ConnectionStatus.NEEDS_RECONNECT.value: "red",
+    ConnectionStatus.CONSENT_EXPIRING.value: "orange", ConnectionStatus.REVOKED.value: "gray",
+    ConnectionStatus.FAILED.value: "red",
 }
 
 
@@ -27,8 +25,7 @@ def services() -> Services:
 
 
 def status_badge(status: str) -> str:
-    label, color = STATUS_BADGES.get(status, (status, "gray"))
-    return f":{color}-badge[{label}]"
+    return f":{STATUS_COLORS.get(status, 'gray')}-badge[{status_label(status)}]"
 
 
 def as_of_caption(when: datetime | None, *, stale_after: timedelta | None = None,
@@ -36,15 +33,12 @@ def as_of_caption(when: datetime | None, *, stale_after: timedelta | None = None
     """"Data as of …" for a caption; a warning (orange, with what to do) when the data is older than
     `stale_after` (default: twice the sync schedule, FINANCE_SYNC_INTERVAL)."""
     if when is None:
-        return "No data synced yet."
+        return _("No data synced yet.")
     when = when if when.tzinfo else when.replace(tzinfo=UTC)
     age = (now or datetime.now(UTC)) - when
-    hours = age.total_seconds() / 3600
-    ago = f"{int(age.total_seconds() // 60)} min ago" if hours < 1 else (
-        f"{hours:.0f} h ago" if hours < 48 else f"{hours / 24:.0f} days ago")
-    text = f"Data as of {when.astimezone():%Y-%m-%d %H:%M} ({ago})."
+    text = _("Data as of {when} ({age} ago).").format(when=format_timestamp(when.astimezone()), age=format_age(age))
     limit = stale_after if stale_after is not None else load_settings().stale_after
     if age > limit:
-        return (f":orange[⚠️ {text} **Stale**: older than {format_age(limit)}, so syncs are not getting through. "
-                "See **Sync status** for what to do.]")
+        return ":orange[⚠️ " + text + " " + _("**Stale**: older than {age}, so syncs are not getting through. See "
+                                              "**Sync status** for what to do.").format(age=format_age(limit)) + "]"
     return text

@@ -39,6 +39,7 @@ from finance.http import (
     make_client,
     retry_after_seconds,
 )
+from finance.i18n import _
 from finance.providers.plaid.mapping import (
     CONFIG_CODES,
     ERROR_MESSAGES,
@@ -88,27 +89,27 @@ def classify_response(response: httpx.Response) -> ProviderError | None:
     label = code or f"HTTP_{status}"
     if status == 429 or error_type == "RATE_LIMIT_EXCEEDED" or code in ("RATE_LIMIT_EXCEEDED", "RATE_LIMIT"):
         wait = retry_after_seconds(response)
-        return RateLimited("Plaid is rate limiting requests; the sync will resume shortly.",
+        return RateLimited(_("Plaid is rate limiting requests; the sync will resume shortly."),
                            retry_after=RATE_LIMIT_WAIT if wait is None else wait, code=label, provider=NAME,
                            status=status)
     if code in CONFIG_CODES or (code is None and status in (401, 403)):
-        return ConfigurationError("Plaid rejected our API keys. Check PLAID_CLIENT_ID and PLAID_SECRET, and that "
-                                  "they belong to the environment in use (sandbox or production).",
+        return ConfigurationError(_("Plaid rejected our API keys. Check PLAID_CLIENT_ID and PLAID_SECRET, and that "
+                                    "they belong to the environment in use (sandbox or production)."),
                                   code=label, provider=NAME, status=status)
     if code in REAUTH_CODES:
         return ReauthRequired(ERROR_MESSAGES[code], code=code, provider=NAME, status=status)
     if code in NOT_FOUND_CODES or (code is None and status == 404):
-        return NotFound(ERROR_MESSAGES.get(code or "", "Not found at Plaid."), code=label, provider=NAME,
+        return NotFound(ERROR_MESSAGES.get(code or "", _("Not found at Plaid.")), code=label, provider=NAME,
                         status=status)
     if code == MUTATION_CODE:
         return SyncMutationDuringPagination("Plaid's transactions changed while they were being read.",
                                             code=code, provider=NAME, status=status)
     if code in TRANSIENT_CODES or status >= 500 or error_type == "API_ERROR":
-        message = ERROR_MESSAGES.get(code or "") or (f"Plaid had a server error (HTTP {status}). Nothing was "
-                                                      "changed; try again in a few minutes.")
+        message = ERROR_MESSAGES.get(code or "") or _("Plaid had a server error (HTTP {status}). Nothing was "
+                                                      "changed; try again in a few minutes.").format(status=status)
         return TransientError(message, code=label, provider=NAME, status=status)
-    return RequestRejected(f"Plaid refused the request: {detail or 'HTTP ' + str(status)}", code=label,
-                           provider=NAME, status=status)
+    return RequestRejected(_("Plaid refused the request: {detail}").format(detail=detail or f"HTTP {status}"),
+                           code=label, provider=NAME, status=status)
 RATE_LIMITS: dict[str, tuple[int | None, int | None]] = {
     "/accounts/get": (15, 15_000),
     "/accounts/balance/get": (5, 1_200),
@@ -155,7 +156,7 @@ class PlaidClient:
         """`rate_limited`: keep Plaid's per-Item and per-client limits client-side (default: on the network, not
         against an in-process emulator's transport); `limiter`: the token buckets (default: the client's own)."""
         if not client_id or not secret:
-            raise ConfigurationError("Plaid needs PLAID_CLIENT_ID and PLAID_SECRET.", code="NO_CREDENTIALS",
+            raise ConfigurationError(_("Plaid needs PLAID_CLIENT_ID and PLAID_SECRET."), code="NO_CREDENTIALS",
                                      provider=NAME)
         if environment not in ENVIRONMENTS:
             raise ConfigurationError(f"The Plaid environment must be sandbox or production, not {environment!r}.",
@@ -320,7 +321,7 @@ class PlaidClient:
         """(investment transactions, securities) dated `start`..`end`, every page read by offset."""
         rows: list[dict[str, Any]] = []
         securities: dict[str, dict[str, Any]] = {}
-        for _ in range(MAX_INVESTMENT_PAGES):
+        for _page in range(MAX_INVESTMENT_PAGES):
             page = self.investments_transactions_get(access_token, start, end, offset=len(rows))
             rows += page["investment_transactions"]
             securities.update({str(s.get("security_id")): s for s in page["securities"] if isinstance(s, dict)})
@@ -435,8 +436,8 @@ def transactions_sync_all(client: PlaidClient, access_token: str, cursor: str | 
         except SyncMutationDuringPagination as exc:
             restarts += 1
             if restarts > max_restarts:
-                raise TransientError("Plaid's transactions kept changing while they were being read. Nothing was "
-                                     "changed; the next sync will try again.", code=MUTATION_CODE, provider=NAME,
+                raise TransientError(_("Plaid's transactions kept changing while they were being read. Nothing was "
+                                       "changed; the next sync will try again."), code=MUTATION_CODE, provider=NAME,
                                      status=exc.status) from exc
             continue
         return SyncWalk(

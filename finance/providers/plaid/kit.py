@@ -8,6 +8,7 @@ from pathlib import Path
 from finance.config import Settings
 from finance.connect_flow import HostedWidget
 from finance.errors import ReauthRequired
+from finance.i18n import N_
 from finance.providers.base import EmulatorOptions, ProviderKit, SandboxBank
 from finance.providers.plaid.client import PlaidClient
 from finance.providers.plaid.mapping import ERROR_MESSAGES, LABEL, NAME
@@ -57,11 +58,12 @@ KIT = ProviderKit(
     hosted_widget=HostedWidget(kind="plaid_link", name="Plaid Link",
                                script="https://cdn.plaid.com/link/v2/stable/link-initialize.js",  # unversioned, by rule
                                launcher=Path(__file__).with_name("link.js")),
-    sandbox_hint="Sandbox: pick First Platypus Bank, user user_good, password pass_good. "
-                 "user_transactions_dynamic (any password) brings lively pending transactions.",
+    sandbox_hint=N_("Sandbox: pick First Platypus Bank, user user_good, password pass_good. "
+                    "user_transactions_dynamic (any password) brings lively pending transactions."),
     sandbox_bank=SandboxBank("ins_109508", "First Platypus Bank", {"username": "user_good", "password": "pass_good"}),
-    fault_targets={"/transactions/sync": "Transactions", "/accounts/get": "Accounts", "/item/get": "Items",
-                   "/investments/": "Investments", "/liabilities/get": "Loans and cards", "": "Every request"},
+    fault_targets={"/transactions/sync": N_("Transactions"), "/accounts/get": N_("Accounts"), "/item/get": N_("Items"),
+                   "/investments/": N_("Investments"), "/liabilities/get": N_("Loans and cards"),
+                   "": N_("Every request")},
     serve_hint="PLAID_BASE_URL={url} and any non-empty PLAID_CLIENT_ID/PLAID_SECRET",
     is_offline=lambda settings: settings.plaid_offline,
     uses_hosted_widget=lambda settings: not settings.plaid_offline and settings.plaid_base_url is None,

@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from finance.categories import UNCATEGORIZED
 from finance.errors import BadData
+from finance.i18n import N_, Messages, _
 from finance.model import (
     Account,
     AccountType,
@@ -381,37 +382,37 @@ def map_transaction(raw: dict[str, Any], account: Account) -> Transaction:
 
 
 # Messages a person can act on, by Plaid error_code.
-ERROR_MESSAGES: dict[str, str] = {
-    "ITEM_LOGIN_REQUIRED": "Your bank needs you to log in again. Reconnect to restore access.",
-    "PENDING_EXPIRATION": "Your consent for this bank expires soon. Reconnect to renew it.",
-    "PENDING_DISCONNECT": "This bank connection will stop working soon. Reconnect to keep it.",
-    "ACCESS_NOT_GRANTED": "The bank did not share the data this app needs. Reconnect and allow access to "
-                          "your accounts and transactions.",
-    "USER_PERMISSION_REVOKED": "Access to this bank was revoked. Reconnect to grant it again.",
-    "USER_ACCOUNT_REVOKED": "Access to an account at this bank was revoked. Reconnect to grant it again.",
-    "ITEM_LOCKED": "The bank has locked this login after too many attempts. Unlock it with your bank, "
-                   "then reconnect.",
-    "INVALID_CREDENTIALS": "The bank rejected the username or password. Reconnect with the right credentials.",
-    "INVALID_MFA": "The security code was not accepted. Reconnect and enter a new code.",
-    "INVALID_UPDATED_USERNAME": "The bank did not accept the new username. Reconnect with the right one.",
-    "INSUFFICIENT_CREDENTIALS": "The bank login was not finished. Reconnect and complete it.",
-    "NO_ACCOUNTS": "No usable accounts were found at this bank login. Reconnect and share at least one account.",
-    "USER_SETUP_REQUIRED": "The bank needs you to finish setting up your account on its website, then reconnect.",
-    "USER_INPUT_TIMEOUT": "The bank login was not completed in time. Reconnect to try again.",
-    "INSTITUTION_DOWN": "The bank is unavailable right now. The next sync will try again.",
-    "INSTITUTION_NOT_RESPONDING": "The bank is not responding right now. The next sync will try again.",
-    "INSTITUTION_NOT_AVAILABLE": "The bank is unavailable through Plaid right now. The next sync will try again.",
-    "PRODUCT_NOT_READY": "The bank's data is not ready yet. The next sync will try again.",
-    "INTERNAL_SERVER_ERROR": "Plaid had an internal error. Nothing was changed; try again in a few minutes.",
-    "PLANNED_MAINTENANCE": "Plaid is down for maintenance. Nothing was changed; try again later.",
-    "ITEM_NOT_FOUND": "This connection no longer exists at Plaid. Remove it here and connect the bank again.",
-    "INVALID_ACCESS_TOKEN": "Plaid does not recognise this connection's access token (removed, or from another "
-                            "environment). Remove it here and connect the bank again.",
-    "INSTITUTION_NOT_FOUND": "Plaid does not know this bank.",
-    "INSTITUTION_NO_LONGER_SUPPORTED": "Plaid no longer supports this bank.",
-    "ITEM_NOT_SUPPORTED": "Plaid cannot connect this kind of account at this bank.",
-    "MFA_NOT_SUPPORTED": "This bank asks for a kind of security check Plaid does not support.",
-}
+ERROR_MESSAGES = Messages({
+    "ITEM_LOGIN_REQUIRED": N_("Your bank needs you to log in again. Reconnect to restore access."),
+    "PENDING_EXPIRATION": N_("Your consent for this bank expires soon. Reconnect to renew it."),
+    "PENDING_DISCONNECT": N_("This bank connection will stop working soon. Reconnect to keep it."),
+    "ACCESS_NOT_GRANTED": N_("The bank did not share the data this app needs. Reconnect and allow access to "
+                             "your accounts and transactions."),
+    "USER_PERMISSION_REVOKED": N_("Access to this bank was revoked. Reconnect to grant it again."),
+    "USER_ACCOUNT_REVOKED": N_("Access to an account at this bank was revoked. Reconnect to grant it again."),
+    "ITEM_LOCKED": N_("The bank has locked this login after too many attempts. Unlock it with your bank, "
+                      "then reconnect."),
+    "INVALID_CREDENTIALS": N_("The bank rejected the username or password. Reconnect with the right credentials."),
+    "INVALID_MFA": N_("The security code was not accepted. Reconnect and enter a new code."),
+    "INVALID_UPDATED_USERNAME": N_("The bank did not accept the new username. Reconnect with the right one."),
+    "INSUFFICIENT_CREDENTIALS": N_("The bank login was not finished. Reconnect and complete it."),
+    "NO_ACCOUNTS": N_("No usable accounts were found at this bank login. Reconnect and share at least one account."),
+    "USER_SETUP_REQUIRED": N_("The bank needs you to finish setting up your account on its website, then reconnect."),
+    "USER_INPUT_TIMEOUT": N_("The bank login was not completed in time. Reconnect to try again."),
+    "INSTITUTION_DOWN": N_("The bank is unavailable right now. The next sync will try again."),
+    "INSTITUTION_NOT_RESPONDING": N_("The bank is not responding right now. The next sync will try again."),
+    "INSTITUTION_NOT_AVAILABLE": N_("The bank is unavailable through Plaid right now. The next sync will try again."),
+    "PRODUCT_NOT_READY": N_("The bank's data is not ready yet. The next sync will try again."),
+    "INTERNAL_SERVER_ERROR": N_("Plaid had an internal error. Nothing was changed; try again in a few minutes."),
+    "PLANNED_MAINTENANCE": N_("Plaid is down for maintenance. Nothing was changed; try again later."),
+    "ITEM_NOT_FOUND": N_("This connection no longer exists at Plaid. Remove it here and connect the bank again."),
+    "INVALID_ACCESS_TOKEN": N_("Plaid does not recognise this connection's access token (removed, or from another "
+                               "environment). Remove it here and connect the bank again."),
+    "INSTITUTION_NOT_FOUND": N_("Plaid does not know this bank."),
+    "INSTITUTION_NO_LONGER_SUPPORTED": N_("Plaid no longer supports this bank."),
+    "ITEM_NOT_SUPPORTED": N_("Plaid cannot connect this kind of account at this bank."),
+    "MFA_NOT_SUPPORTED": N_("This bank asks for a kind of security check Plaid does not support."),
+})
 REAUTH_CODES = frozenset({
     "ITEM_LOGIN_REQUIRED", "PENDING_EXPIRATION", "PENDING_DISCONNECT", "ACCESS_NOT_GRANTED",
     "USER_PERMISSION_REVOKED", "USER_ACCOUNT_REVOKED", "ITEM_LOCKED", "INVALID_CREDENTIALS", "INVALID_MFA",
@@ -453,16 +454,17 @@ def map_item(raw_item: dict[str, Any], status: dict[str, Any] | None = None, *, 
         status_value, message = ConnectionStatus.NEEDS_RECONNECT, ERROR_MESSAGES[error_code]
     elif expired:  # outranks a PENDING_EXPIRATION that is no longer pending, or a bank being down
         status_value = ConnectionStatus.NEEDS_RECONNECT
-        message = "Your consent for this bank has expired. Reconnect to renew it."
+        message = _("Your consent for this bank has expired. Reconnect to renew it.")
     elif error_code in EXPIRING_CODES:
         status_value, message = ConnectionStatus.CONSENT_EXPIRING, ERROR_MESSAGES[error_code]
     elif error is not None and error_code is not None:
         status_value = ConnectionStatus.FAILED
         message = (ERROR_MESSAGES.get(error_code) or short_text(error.get("display_message"))
-                   or short_text(error.get("error_message")) or f"The connection failed ({error_code}).")
+                   or short_text(error.get("error_message"))
+                   or _("The connection failed ({code}).").format(code=error_code))
     elif consent is not None and consent - now <= CONSENT_WARNING:
         status_value = ConnectionStatus.CONSENT_EXPIRING
-        message = "Your consent for this bank expires soon. Reconnect to renew it."
+        message = _("Your consent for this bank expires soon. Reconnect to renew it.")
     else:
         status_value, message = ConnectionStatus.ACTIVE, None
     transactions_status = status.get("transactions") if isinstance(status, dict) else None

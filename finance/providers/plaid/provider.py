@@ -17,6 +17,7 @@ from finance.connect_flow import CLIENT_USER_ID
 from finance.crypto import SecretError
 from finance.errors import BadData, NotFound, ProviderError, ReauthRequired, RequestRejected
 from finance.http import Sleep, counting_requests
+from finance.i18n import _
 from finance.model import Account, ConnectionState, Institution, Portfolio, TransactionChanges
 from finance.providers.base import at_once, match_by_identity, unless_blocked
 from finance.providers.plaid.client import PlaidClient, removed_ids, transactions_sync_all
@@ -71,10 +72,10 @@ class PlaidProvider:
         try:
             token = self._token_lookup(item_id)
         except (SecretError, KeyError) as exc:
-            raise ReauthRequired("No readable Plaid access token is stored for this connection. Reconnect the bank.",
+            raise ReauthRequired(_("No readable Plaid access token is stored for this connection. Reconnect the bank."),
                                  code="NO_ACCESS_TOKEN", provider=NAME) from exc
         if not token:
-            raise ReauthRequired("No Plaid access token is stored for this connection. Reconnect the bank.",
+            raise ReauthRequired(_("No Plaid access token is stored for this connection. Reconnect the bank."),
                                  code="NO_ACCESS_TOKEN", provider=NAME)
         return token
 
@@ -134,15 +135,15 @@ class PlaidProvider:
     def create_connection(self, institution_id: str, credentials: dict[str, str]) -> ConnectionState:
         """Connect a sandbox institution without Link; the access token comes back in `state.secret`."""
         if not self.client.is_sandbox:
-            raise RequestRejected("Plaid connections are made through Plaid Link: use the Connect button, which "
-                                  "opens Plaid's own window.", code="LINK_REQUIRED", provider=NAME)
+            raise RequestRejected(_("Plaid connections are made through Plaid Link: use the Connect button, which "
+                                    "opens Plaid's own window."), code="LINK_REQUIRED", provider=NAME)
         public_token = self.client.sandbox_public_token_create(
             institution_id, username=credentials.get("username") or None,
             password=credentials.get("password") or None, webhook=self.webhook_url)
         return self.exchange(public_token)
 
     def submit_mfa(self, external_id: str, values: dict[str, str]) -> ConnectionState:
-        raise RequestRejected("Plaid asks for security codes inside Plaid Link, not here.", code="MFA_IN_LINK",
+        raise RequestRejected(_("Plaid asks for security codes inside Plaid Link, not here."), code="MFA_IN_LINK",
                               provider=NAME)
 
     def wait_until_settled(self, external_id: str, *, on_progress: Callable[[str], None] | None = None,
@@ -182,8 +183,8 @@ class PlaidProvider:
     def relogin(self, external_id: str, credentials: dict[str, str]) -> ConnectionState:
         """Update mode without Plaid Link: only the offline sandbox can stand in for the user logging in again."""
         if self._link_stand_in is None:
-            raise RequestRejected("Plaid connections are renewed in Plaid Link, which needs the real service. "
-                                  "Disconnect this one and connect the bank again.", code="NO_UPDATE_MODE",
+            raise RequestRejected(_("Plaid connections are renewed in Plaid Link, which needs the real service. "
+                                    "Disconnect this one and connect the bank again."), code="NO_UPDATE_MODE",
                                   provider=NAME)
         self._link_stand_in(self.update_link_token(CLIENT_USER_ID, external_id), credentials)
         return self.connection_state(external_id)

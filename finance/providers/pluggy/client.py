@@ -40,6 +40,7 @@ from finance.http import (
     make_client,
     retry_after_seconds,
 )
+from finance.i18n import N_, Messages, _
 from finance.providers.pluggy.mapping import LABEL, NAME, RawTransaction, read_transaction_page
 
 API_KEY_REFRESH_MARGIN = timedelta(minutes=10)  # keys live 2 h; renew well before
@@ -49,11 +50,11 @@ def _decode_json(response: httpx.Response) -> Any:
     return decode_json(response, NAME, LABEL)
 
 
-NOT_FOUND_MESSAGES = {
-    "ITEM_NOT_FOUND": "This connection no longer exists at Pluggy. Remove it here and connect the bank again.",
-    "ACCOUNT_NOT_FOUND": "This account no longer exists at Pluggy.",
-    "CONNECTOR_NOT_FOUND": "This bank is no longer offered by Pluggy.",
-}
+NOT_FOUND_MESSAGES = Messages({
+    "ITEM_NOT_FOUND": N_("This connection no longer exists at Pluggy. Remove it here and connect the bank again."),
+    "ACCOUNT_NOT_FOUND": N_("This account no longer exists at Pluggy."),
+    "CONNECTOR_NOT_FOUND": N_("This bank is no longer offered by Pluggy."),
+})
 
 
 def classify_response(response: httpx.Response) -> ProviderError | None:
@@ -65,25 +66,26 @@ def classify_response(response: httpx.Response) -> ProviderError | None:
     code = body.get("codeDescription")
     detail = str(body.get("message") or "")[:300]
     if status == 429:
-        return RateLimited("Pluggy is rate limiting requests; the sync will resume shortly.",
+        return RateLimited(_("Pluggy is rate limiting requests; the sync will resume shortly."),
                            retry_after=retry_after_seconds(response), code="RATE_LIMITED", provider=NAME, status=429)
     if status >= 500:
-        return TransientError(f"Pluggy had a server error (HTTP {status}). Nothing was changed; try again in a "
-                              "few minutes.", code=code or f"HTTP_{status}", provider=NAME, status=status)
+        return TransientError(_("Pluggy had a server error (HTTP {status}). Nothing was changed; try again in a few "
+                                "minutes.").format(status=status), code=code or f"HTTP_{status}", provider=NAME,
+                              status=status)
     if status in (401, 403) and code in (None, "CLIENT_KEYS_UNAUTHORIZED", "CLIENT_DISABLED"):
-        return ConfigurationError("Pluggy rejected our client credentials. Check PLUGGY_CLIENT_ID and "
-                                  "PLUGGY_CLIENT_SECRET.", code=code or f"HTTP_{status}", provider=NAME,
+        return ConfigurationError(_("Pluggy rejected our client credentials. Check PLUGGY_CLIENT_ID and "
+                                    "PLUGGY_CLIENT_SECRET."), code=code or f"HTTP_{status}", provider=NAME,
                                   status=status)
     if status == 404:
-        return NotFound(NOT_FOUND_MESSAGES.get(code or "", detail or "Not found at Pluggy."),
+        return NotFound(NOT_FOUND_MESSAGES.get(code or "", detail or _("Not found at Pluggy.")),
                         code=code or "NOT_FOUND", provider=NAME, status=404)
     if status == 409 and code == "CLIENT_IS_UPDATING_BEFORE_ALLOWED_FREQUENCY":
         return update_too_soon(body)
     if code in ("MFA_PARAMERTER_WAS_ALREADY_USED_ERROR", "CONNECTOR_REQUIRED_PARAMETER_VALIDATION_ERROR",
                 "TOO_MANY_CONSECUTIVE_LOGIN_FAILURES"):
-        return ReauthRequired(f"The bank needs fresh credentials: {detail}", code=code, provider=NAME,
-                              status=status)
-    return RequestRejected(f"Pluggy refused the request: {detail or 'HTTP ' + str(status)}",
+        return ReauthRequired(_("The bank needs fresh credentials: {detail}").format(detail=detail), code=code,
+                              provider=NAME, status=status)
+    return RequestRejected(_("Pluggy refused the request: {detail}").format(detail=detail or f"HTTP {status}"),
                            code=code or f"HTTP_{status}", provider=NAME, status=status)
 
 
@@ -218,7 +220,7 @@ class PluggyClient:
         """`rate_limited`: keep Pluggy's per-minute limits client-side (default: on the network, not against
         an in-process emulator's transport); `limiter`: the token buckets to use (default: the client's own)."""
         if not client_id or not client_secret:
-            raise ConfigurationError("Pluggy needs a client id and secret.", code="NO_CREDENTIALS", provider=NAME)
+            raise ConfigurationError(_("Pluggy needs a client id and secret."), code="NO_CREDENTIALS", provider=NAME)
         self._client_id = client_id
         self._client_secret = client_secret
         limited = (transport is None or limiter is not None) if rate_limited is None else rate_limited

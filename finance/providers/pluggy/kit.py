@@ -7,6 +7,7 @@ from pathlib import Path
 
 from finance.config import PLUGGY_API_URL, Settings
 from finance.connect_flow import HostedWidget
+from finance.i18n import N_
 from finance.providers.base import EmulatorOptions, ProviderKit, SandboxBank
 from finance.providers.pluggy.client import PluggyClient
 from finance.providers.pluggy.mapping import LABEL, NAME
@@ -43,12 +44,13 @@ KIT = ProviderKit(
                                # the pinned build (shared/reference/pluggy.md §8)
                                script="https://cdn.pluggy.ai/pluggy-connect/v2.7.0/pluggy-connect.js",
                                launcher=Path(__file__).with_name("connect.js"), returns_item=True),
-    sandbox_hint="Sandbox: pick Pluggy Bank, user user-ok, password password-ok. "
-                 "user-ok-mfa asks for a code: 123456. Pluggy Bank (conexão direta) is being retired in favour "
-                 "of Pluggy Bank Open Finance.",
+    sandbox_hint=N_("Sandbox: pick Pluggy Bank, user user-ok, password password-ok. "
+                    "user-ok-mfa asks for a code: 123456. Pluggy Bank (conexão direta) is being retired in favour "
+                    "of Pluggy Bank Open Finance."),
     sandbox_bank=SandboxBank("0", "Pluggy Bank", {"user": "user-ok", "password": "password-ok"}),
-    fault_targets={"/v2/transactions": "Transactions", "/accounts": "Accounts", "/items": "Items",
-                   "/investments": "Investments", "/loans": "Loans", "/bills": "Card bills", "": "Every request"},
+    fault_targets={"/v2/transactions": N_("Transactions"), "/accounts": N_("Accounts"), "/items": N_("Items"),
+                   "/investments": N_("Investments"), "/loans": N_("Loans"), "/bills": N_("Card bills"),
+                   "": N_("Every request")},
     serve_hint="PLUGGY_BASE_URL={url} and any non-empty PLUGGY_CLIENT_ID/PLUGGY_CLIENT_SECRET",
     is_offline=lambda settings: settings.pluggy_offline,
     uses_hosted_widget=lambda settings: not settings.pluggy_offline and settings.pluggy_base_url == PLUGGY_API_URL,

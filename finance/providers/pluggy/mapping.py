@@ -20,6 +20,7 @@ from finance.errors import (
 from finance.http import (
     decode_body,
 )
+from finance.i18n import N_, Messages, _
 from finance.model import (
     Account,
     AccountType,
@@ -385,21 +386,21 @@ def _optional_int(value: float | None) -> int | None:
     return int(value) if value is not None and math.isfinite(value) else None
 
 
-ERROR_MESSAGES: dict[str, str] = {
-    "INVALID_CREDENTIALS": "The bank rejected the username or password. Reconnect with the right credentials.",
-    "INVALID_CREDENTIALS_MFA": "The security code was not accepted. Reconnect and enter a new code.",
-    "ACCOUNT_LOCKED": "The bank has locked this login. Unlock it with your bank, then reconnect.",
-    "ACCOUNT_CREDENTIALS_RESET": "The bank asks you to reset your password. Do it with your bank, then reconnect.",
-    "ACCOUNT_NEEDS_ACTION": "The bank needs you to act in its app or website first, then reconnect.",
-    "ALREADY_LOGGED_IN": "Someone is logged in to this bank account elsewhere. Log out there and sync again.",
-    "SITE_NOT_AVAILABLE": "The bank's site is unavailable right now. The next sync will try again.",
-    "CONNECTION_ERROR": "Pluggy could not reach the bank. The next sync will try again.",
-    "UNEXPECTED_ERROR": "The bank connection failed unexpectedly. The next sync will try again.",
-    "USER_AUTHORIZATION_PENDING": "The bank is waiting for you to authorize access in its app.",
-    "USER_AUTHORIZATION_NOT_GRANTED": "Access was not authorized at the bank. Reconnect to grant it.",
-    "USER_NOT_SUPPORTED": "This kind of bank account is not supported by the connector.",
-    "USER_INPUT_TIMEOUT": "The security code was not entered in time. Reconnect to try again.",
-}
+ERROR_MESSAGES = Messages({
+    "INVALID_CREDENTIALS": N_("The bank rejected the username or password. Reconnect with the right credentials."),
+    "INVALID_CREDENTIALS_MFA": N_("The security code was not accepted. Reconnect and enter a new code."),
+    "ACCOUNT_LOCKED": N_("The bank has locked this login. Unlock it with your bank, then reconnect."),
+    "ACCOUNT_CREDENTIALS_RESET": N_("The bank asks you to reset your password. Do it with your bank, then reconnect."),
+    "ACCOUNT_NEEDS_ACTION": N_("The bank needs you to act in its app or website first, then reconnect."),
+    "ALREADY_LOGGED_IN": N_("Someone is logged in to this bank account elsewhere. Log out there and sync again."),
+    "SITE_NOT_AVAILABLE": N_("The bank's site is unavailable right now. The next sync will try again."),
+    "CONNECTION_ERROR": N_("Pluggy could not reach the bank. The next sync will try again."),
+    "UNEXPECTED_ERROR": N_("The bank connection failed unexpectedly. The next sync will try again."),
+    "USER_AUTHORIZATION_PENDING": N_("The bank is waiting for you to authorize access in its app."),
+    "USER_AUTHORIZATION_NOT_GRANTED": N_("Access was not authorized at the bank. Reconnect to grant it."),
+    "USER_NOT_SUPPORTED": N_("This kind of bank account is not supported by the connector."),
+    "USER_INPUT_TIMEOUT": N_("The security code was not entered in time. Reconnect to try again."),
+})
 
 REAUTH_CODES = frozenset({
     "INVALID_CREDENTIALS", "INVALID_CREDENTIALS_MFA", "ACCOUNT_LOCKED", "ACCOUNT_CREDENTIALS_RESET",
@@ -445,19 +446,20 @@ def map_item(raw: dict[str, Any], *, now: datetime | None = None) -> ConnectionS
             kind=str(parameter.get("type") or "text"), instructions=parameter.get("instructions"),
             expires_at=parse_instant(parameter.get("expiresAt")),
         )
-        message = "The bank asks for a security code to finish connecting."
+        message = _("The bank asks for a security code to finish connecting.")
     elif raw_status == "WAITING_USER_ACTION":
         status = ConnectionStatus.NEEDS_INPUT
-        message = (raw.get("userAction") or {}).get("instructions") or "The bank needs you to act in its app."
+        message = (raw.get("userAction") or {}).get("instructions") or _("The bank needs you to act in its app.")
     elif raw_status == "LOGIN_ERROR" or error_code in REAUTH_CODES:
         status = ConnectionStatus.NEEDS_RECONNECT
     elif consent is not None and consent <= now:
         status = ConnectionStatus.NEEDS_RECONNECT
-        message = "Your consent for this bank has expired. Reconnect to renew it."
+        message = _("Your consent for this bank has expired. Reconnect to renew it.")
     else:
         status = ConnectionStatus.FAILED
     if error_code and message is None:
-        message = ERROR_MESSAGES.get(error_code) or error.get("message") or f"The connection failed ({error_code})."
+        message = ERROR_MESSAGES.get(error_code) or error.get("message") or _("The connection failed ({code}).").format(
+            code=error_code)
     return ConnectionState(
         provider=NAME, external_id=item_id, status=status, provider_status=f"{raw_status}/{execution or '-'}",
         institution=institution, status_detail=message, error_code=error_code, error_message=message,

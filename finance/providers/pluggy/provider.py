@@ -25,6 +25,7 @@ from finance.http import (
     Sleep,
     counting_requests,
 )
+from finance.i18n import _
 from finance.model import (
     Account,
     AccountType,
@@ -142,8 +143,8 @@ class PluggyProvider:
             if on_progress:
                 on_progress(str(raw.get("executionStatus") or raw.get("status")))
             if time.monotonic() >= deadline:
-                raise TransientError("The bank is taking too long to answer. The connection will finish in the "
-                                     "background; sync again in a few minutes.", code="ITEM_TIMEOUT", provider=NAME)
+                raise TransientError(_("The bank is taking too long to answer. The connection will finish in the "
+                                       "background; sync again in a few minutes."), code="ITEM_TIMEOUT", provider=NAME)
             sleep(interval)
 
     # -- Provider interface ---------------------------------------------------------------------

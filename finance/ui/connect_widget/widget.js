@@ -5,12 +5,20 @@
 // screen. Offline it is our own sandbox widget; with real credentials it opens the provider's hosted widget from
 // its CDN and reports that widget's callbacks the same way. Each provider's launcher (its kit's JavaScript, appended
 // to this module by finance/ui/connect_widget.py) sets `launchers[kind] = async (launch, report) => {...}`.
-// Everything from `data` is inserted as text, never as HTML.
+// Everything from `data` is inserted as text, never as HTML. Words come translated in `data.texts` (English text →
+// the interface language's, from the gettext catalogs; finance/ui/connect_widget.py): t("Open {name}", {name}).
 
 const launchers = {}; // hosted widget kind → its launcher (the providers' kits add theirs below this module)
 const launched = new Set(); // tokens whose hosted widget was already opened on this page
 const scripts = new Map(); // CDN script url → load promise
 const drafts = new Map(); // typed values, so a redraw of the same screen keeps them
+let texts = {}; // the current screen's translations (set on every draw)
+
+function t(text, values = {}) {
+  let out = texts[text] || text;
+  for (const [name, value] of Object.entries(values)) out = out.split(`{${name}}`).join(String(value));
+  return out;
+}
 
 function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);
@@ -50,8 +58,10 @@ function logo(institution) {
 }
 
 function title(data) {
-  if (data.mode === "reconnect") return `Reconnect ${data.institution ? data.institution.name : "this bank"}`;
-  return `Connect a bank with ${data.label}`;
+  if (data.mode === "reconnect") {
+    return data.institution ? t("Reconnect {name}", { name: data.institution.name }) : t("Reconnect this bank");
+  }
+  return t("Connect a bank with {name}", { name: data.label });
 }
 
 function notes(data) {
@@ -90,11 +100,12 @@ function valuesOf(form) {
 function chooseScreen(data, send) {
   const banks = (data.institutions || []).map((bank) => el("li", {},
     el("button", {
-      type: "button", class: "ofw-bank", "aria-label": bank.sandbox ? `${bank.name} (sandbox)` : bank.name,
-      onclick: () => send("choose", { institution_id: bank.id }, `Opening ${bank.name}…`),
+      type: "button", class: "ofw-bank",
+      "aria-label": bank.sandbox ? t("{name} (sandbox)", { name: bank.name }) : bank.name,
+      onclick: () => send("choose", { institution_id: bank.id }, t("Opening {name}…", { name: bank.name })),
     }, logo(bank), el("span", { class: "ofw-name", text: bank.name }),
-    bank.sandbox ? el("span", { class: "ofw-tag", text: "Sandbox" }) : null)));
-  return [el("p", { class: "ofw-lead", text: "Pick your bank" }), el("ul", { class: "ofw-banks" }, banks)];
+    bank.sandbox ? el("span", { class: "ofw-tag", text: t("Sandbox") }) : null)));
+  return [el("p", { class: "ofw-lead", text: t("Pick your bank") }), el("ul", { class: "ofw-banks" }, banks)];
 }
 
 function credentialsScreen(data, send) {
@@ -103,35 +114,36 @@ function credentialsScreen(data, send) {
   form.append(
     data.institution ? el("div", { class: "ofw-bankline" }, logo(data.institution),
       el("strong", { text: data.institution.name })) : null,
-    el("p", { class: "ofw-lead", text: reconnect ? "Log in again to renew access." : "Log in to your bank." }),
+    el("p", { class: "ofw-lead", text: reconnect ? t("Log in again to renew access.") : t("Log in to your bank.") }),
     ...(data.fields || []).map((field) => fieldInput(data, field)),
     el("div", { class: "ofw-actions" },
-      el("button", { type: "submit", class: "ofw-primary", text: reconnect ? "Reconnect" : "Connect" }),
-      el("button", { type: "button", class: "ofw-secondary", text: reconnect ? "Cancel" : "Back",
+      el("button", { type: "submit", class: "ofw-primary", text: reconnect ? t("Reconnect") : t("Connect") }),
+      el("button", { type: "button", class: "ofw-secondary", text: reconnect ? t("Cancel") : t("Back"),
         onclick: () => send("back") })),
   );
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    send("submit", { values: valuesOf(form) }, "Talking to the bank…");
+    send("submit", { values: valuesOf(form) }, t("Talking to the bank…"));
   });
   return [form];
 }
 
 function mfaScreen(data, send) {
-  const prompt = data.prompt || { name: "token", label: "Security code" };
+  const prompt = data.prompt || { name: "token", label: t("Security code") };
   const form = el("form", { class: "ofw-form", novalidate: true });
   form.append(
-    el("p", { class: "ofw-lead", text: `${data.institution ? data.institution.name : "The bank"} sent you a code.` }),
+    el("p", { class: "ofw-lead", text: data.institution ? t("{name} sent you a code.", { name: data.institution.name })
+      : t("The bank sent you a code.") }),
     prompt.instructions ? el("p", { class: "ofw-small", text: prompt.instructions }) : null,
     fieldInput(data, { name: prompt.name, label: prompt.label, type: "number" },
       { autocomplete: "one-time-code" }),
     el("div", { class: "ofw-actions" },
-      el("button", { type: "submit", class: "ofw-primary", text: "Send code" }),
-      el("button", { type: "button", class: "ofw-secondary", text: "Cancel", onclick: () => send("cancel") })),
+      el("button", { type: "submit", class: "ofw-primary", text: t("Send code") }),
+      el("button", { type: "button", class: "ofw-secondary", text: t("Cancel"), onclick: () => send("cancel") })),
   );
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    send("mfa", { values: valuesOf(form) }, "Checking the code…");
+    send("mfa", { values: valuesOf(form) }, t("Checking the code…"));
   });
   return [form];
 }
@@ -144,12 +156,13 @@ function readyScreen(data, send) {
   const reconnect = data.mode === "reconnect";
   const name = hostedName(data);
   return [
-    el("p", { class: "ofw-lead", text: `${name} opens in a window where you log in to your bank; your `
-      + `credentials go to ${data.label}, never to this app.` }),
+    el("p", { class: "ofw-lead", text: t("{name} opens in a window where you log in to your bank; your credentials "
+      + "go to {provider}, never to this app.", { name, provider: data.label }) }),
     el("div", { class: "ofw-actions" },
-      el("button", { type: "button", class: "ofw-primary", text: reconnect ? `Reconnect with ${name}` : `Open ${name}`,
-        onclick: () => send("open", {}, `Opening ${name}…`) }),
-      reconnect ? el("button", { type: "button", class: "ofw-secondary", text: "Cancel",
+      el("button", { type: "button", class: "ofw-primary",
+        text: reconnect ? t("Reconnect with {name}", { name }) : t("Open {name}", { name }),
+        onclick: () => send("open", {}, t("Opening {name}…", { name })) }),
+      reconnect ? el("button", { type: "button", class: "ofw-secondary", text: t("Cancel"),
         onclick: () => send("cancel") }) : null),
   ];
 }
@@ -166,10 +179,11 @@ function launchScreen(data, send, report) {
     open();
   }
   return [
-    el("p", { class: "ofw-lead", text: `${name} is open. Finish there; this page updates when you are done.` }),
+    el("p", { class: "ofw-lead", text: t("{name} is open. Finish there; this page updates when you are done.",
+      { name }) }),
     el("div", { class: "ofw-actions" },
-      el("button", { type: "button", class: "ofw-secondary", text: `Open ${name} again`,
-        onclick: () => send("open", {}, `Opening ${name}…`) })),
+      el("button", { type: "button", class: "ofw-secondary", text: t("Open {name} again", { name }),
+        onclick: () => send("open", {}, t("Opening {name}…", { name })) })),
   ];
 }
 
@@ -177,7 +191,7 @@ function doneScreen(data, send) {
   const reconnect = data.mode === "reconnect";
   return [
     el("div", { class: "ofw-actions" },
-      el("button", { type: "button", class: "ofw-primary", text: reconnect ? "Close" : "Connect another bank",
+      el("button", { type: "button", class: "ofw-primary", text: reconnect ? t("Close") : t("Connect another bank"),
         onclick: () => send(reconnect ? "cancel" : "restart") })),
   ];
 }
@@ -186,16 +200,17 @@ function errorScreen(data, send) {
   const reconnect = data.mode === "reconnect";
   return [
     el("div", { class: "ofw-actions" },
-      el("button", { type: "button", class: "ofw-primary", text: "Try again", onclick: () => send("retry") }),
+      el("button", { type: "button", class: "ofw-primary", text: t("Try again"), onclick: () => send("retry") }),
       el("button", { type: "button", class: "ofw-secondary",
-        text: reconnect ? "Cancel" : (data.kind === "offline" ? "Pick another bank" : "Start over"),
+        text: reconnect ? t("Cancel") : (data.kind === "offline" ? t("Pick another bank") : t("Start over")),
         onclick: () => send(reconnect ? "cancel" : "back") })),
   ];
 }
 
 function syncingScreen(data) {
-  return [el("p", { class: "ofw-lead", text: `${data.institution ? data.institution.name : "The bank"} is `
-    + "connected; the first sync is running…" })];
+  return [el("p", { class: "ofw-lead", text: data.institution
+    ? t("{name} is connected; the first sync is running…", { name: data.institution.name })
+    : t("The bank is connected; the first sync is running…") })];
 }
 
 const SCREENS = {
@@ -205,6 +220,7 @@ const SCREENS = {
 
 export default function connectWidget(component) {
   const { data, parentElement, setTriggerValue } = component;
+  texts = data.texts || {};
   let root = parentElement.querySelector(".ofw");
   if (!root) {
     root = el("div", { class: "ofw" });
@@ -216,7 +232,7 @@ export default function connectWidget(component) {
   // A callback of the provider's hosted widget: always delivered, with the step it was opened from.
   const report = (type, payload) => setTriggerValue("event", { type, step_id: data.step_id, ...payload });
   // A click: once per screen, then the controls wait for Python's next screen.
-  const send = (type, payload = {}, label = "Working…") => {
+  const send = (type, payload = {}, label = t("Working…")) => {
     if (busy) return;
     busy = true;
     root.classList.add("ofw-is-busy");
@@ -235,7 +251,7 @@ export default function connectWidget(component) {
   root.replaceChildren(...[
     el("div", { class: "ofw-head" },
       el("span", { class: "ofw-title", text: title(data) }),
-      data.kind === "offline" ? el("span", { class: "ofw-tag", text: "Offline sandbox" }) : null),
+      data.kind === "offline" ? el("span", { class: "ofw-tag", text: t("Offline sandbox") }) : null),
     ...notes(data),
     ...screen(data, send, report),
     status,
