@@ -15,6 +15,7 @@ from datetime import date
 from decimal import Decimal
 
 from finance.formatting import format_money
+from finance.i18n import ngettext
 from finance.recurring import Series, add_months
 
 
@@ -95,4 +96,5 @@ def commitment_sentence(months: Sequence[MonthCommitment], currency: str) -> str
         return ""
     total = sum((m.amount for m in own), Decimal(0))
     count = len({m.month for m in own})
-    return f"{format_money(total, currency)} over the next {count} month{'s' if count != 1 else ''}"
+    return ngettext("{amount} over the next {count} month", "{amount} over the next {count} months", count).format(
+        amount=format_money(total, currency), count=count)

@@ -87,8 +87,8 @@ def test_upload_map_preview_import_and_undo(page: AppTest, offline: Path):
     assert any("The header row is line 3" in c.value for c in at.caption)
     assert metrics(at) == {"New": "2", "Already synced": "1", "Imported before": "0", "Possible duplicates": "1"}
     # Bank text is shown as text: in a dataframe and st.text, never in Markdown.
-    preview = next(d.value for d in at.dataframe if "outcome" in d.value.columns)
-    assert "**Padaria** <b>São João</b> [x](http://evil.example)" in set(preview["description"])
+    preview = next(d.value for d in at.dataframe if "Outcome" in d.value.columns)
+    assert "**Padaria** <b>São João</b> [x](http://evil.example)" in set(preview["Description"])
     assert not any("evil.example" in m.value for m in at.markdown)
     importing = at.button(key="imp_commit")
     assert importing.disabled  # the possible duplicate is undecided
