@@ -21,6 +21,7 @@ from pathlib import Path
 import duckdb
 
 from finance.errors import StoreError
+from finance.i18n import _
 
 SNAPSHOT_FILE = "analytics.duckdb"
 
@@ -43,8 +44,9 @@ def connect(path: Path | str | None = None) -> duckdb.DuckDBPyConnection:
     reading the file it opened, even after the app puts a newer snapshot in place. Raises SnapshotMissing."""
     file = Path(path) if path is not None else snapshot_path()
     if not file.is_file():
-        raise SnapshotMissing(f"No analytics snapshot at {file}: the app writes it after every sync (or run "
-                              "`python -m finance sync` once).")
+        raise SnapshotMissing(_("No analytics snapshot at {file}: the app writes it after every sync (or run "
+                                "`python -m finance sync` once).").format(file=file))
+
     con = duckdb.connect(str(file), read_only=True)
     con.execute("SET TimeZone = 'UTC'")
     return con

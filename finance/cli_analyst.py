@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import unicodedata
 from datetime import date
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from finance import analytics, control
 from finance.config import Settings, load_settings
 from finance.errors import ConsoleError, StoreError
+from finance.i18n import _, using
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -72,7 +74,7 @@ def current_snapshot(settings: Settings) -> Path:
         except DatabaseBusy:
             if not path.is_file():
                 raise
-            print("note: the store is in use by another process; reading the snapshot of its last sync.",
+            print(_("note: the store is in use by another process; reading the snapshot of its last sync."),
                   file=sys.stderr)
             return path
         try:
@@ -97,7 +99,8 @@ def run_query(settings: Settings, sql: str) -> QueryResult:
             engine.dispose()
     path = current_snapshot(settings)
     if not path.is_file():
-        raise analytics.SnapshotMissing("No analytics snapshot yet: the running app writes it after its next sync.")
+        raise analytics.SnapshotMissing(_("No analytics snapshot yet: the running app writes it after its next "
+                                          "sync."))
     return console.run_query_on_file(path, sql)
 
 
@@ -163,7 +166,7 @@ def _write(data: bytes, output: str | None, fmt: str) -> None:
         Path(output).write_bytes(data)
         return
     if fmt == "parquet" and sys.stdout.isatty():
-        raise ConsoleError("Parquet is binary: write it to a file with --output FILE (or pipe it).")
+        raise ConsoleError(_("Parquet is binary: write it to a file with --output FILE (or pipe it)."))
     sys.stdout.flush()
     sys.stdout.buffer.write(data)
     sys.stdout.buffer.flush()
@@ -175,11 +178,11 @@ def cmd_query(args: argparse.Namespace) -> int:
         result = run_query(load_settings(), args.sql)
         _write(encode(result.table, args.format), args.output, args.format)
     except ConsoleError as exc:
-        print("error: " + " ".join(exc.message.split()), file=sys.stderr)
+        print(_("error: {message}").format(message=" ".join(exc.message.split())), file=sys.stderr)
         return 1
     if result.truncated:
-        print(f"note: only the first {result.rows:,} rows (the console's limit); narrow the query down.",
-              file=sys.stderr)
+        print(_("note: only the first {count} rows (the console's limit); narrow the query down.").format(
+            count=f"{result.rows:,}"), file=sys.stderr)
     return 0
 
 
@@ -225,7 +228,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from finance.store import transactions
 
     if args.start and args.end and args.start > args.end:
-        print("error: --from must not be after --to.", file=sys.stderr)
+        print(_("error: --from must not be after --to."), file=sys.stderr)
         return 1
     settings = load_settings()
     engine, from_snapshot = _read_engine(settings)
@@ -238,11 +241,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     try:
         _write(data, args.output, args.format)
     except ConsoleError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
+        print(_("error: {message}").format(message=exc.message), file=sys.stderr)
         return 1
     if args.output:
-        note = " (the app is running: as of its last sync)" if from_snapshot else ""
-        print(f"Wrote {table.num_rows:,} {args.what} rows to {args.output}{note}.", file=sys.stderr)
+        note = " " + _("(the app is running: as of its last sync)") if from_snapshot else ""
+        print(_("Wrote {count} {what} rows to {file}{note}.").format(
+            count=f"{table.num_rows:,}", what=args.what, file=args.output, note=note), file=sys.stderr)
     return 0
 
 
@@ -254,31 +258,37 @@ def _day(text: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-01-31") from None
+        raise argparse.ArgumentTypeError(_("{text} is not a date like 2026-01-31").format(text=repr(text))) from None
 
 
 def add_commands(sub: Any) -> None:
     """Add `query` and `export` to the CLI's subcommands."""
-    query = sub.add_parser("query", help="run one read-only SQL query (the Explore console) and print the result",
-                           description="One SELECT (DuckDB dialect) on the analysts' snapshot, with the Explore "
-                                       "console's rules and limits. Tables and views: docs/schema.md.")
-    query.add_argument("sql", help='the query, e.g. "SELECT * FROM monthly_cash_flow ORDER BY month"')
+    query = sub.add_parser("query", help=_("run one read-only SQL query (the Explore console) and print the result"),
+                           description=_("One SELECT (DuckDB dialect) on the analysts' snapshot, with the Explore "
+                                         "console's rules and limits. Tables and views: docs/schema.md."))
+    query.add_argument("sql", help=_('the query, e.g. "SELECT * FROM monthly_cash_flow ORDER BY month"'))
     query.add_argument("--format", choices=FORMATS, default="table")
-    query.add_argument("--output", "-o", help="write to this file instead of standard output")
+    query.add_argument("--output", "-o", help=_("write to this file instead of standard output"))
     query.set_defaults(func=cmd_query)
 
-    export = sub.add_parser("export", help="export transactions, accounts, balances or categories (CSV/Parquet)")
+    export = sub.add_parser("export", help=_("export transactions, accounts, balances or categories (CSV/Parquet)"))
     export.add_argument("what", choices=EXPORTS)
     export.add_argument("--format", choices=("csv", "parquet"), default="csv")
-    export.add_argument("--output", "-o", help="write to this file instead of standard output")
-    export.add_argument("--from", dest="start", type=_day, help="first day (transactions, balances)")
-    export.add_argument("--to", dest="end", type=_day, help="last day (transactions, balances)")
-    export.add_argument("--account", action="append", help="an account id (repeat for more); default: all")
+    export.add_argument("--output", "-o", help=_("write to this file instead of standard output"))
+    export.add_argument("--from", dest="start", type=_day, help=_("first day (transactions, balances)"))
+    export.add_argument("--to", dest="end", type=_day, help=_("last day (transactions, balances)"))
+    export.add_argument("--account", action="append", help=_("an account id (repeat for more); default: all"))
     export.set_defaults(func=cmd_export)
 
 
 def main(argv: list[str]) -> int:
-    """`query` without the rest of the CLI's imports (start-up time); the same errors as finance.cli.main."""
+    """`query` without the rest of the CLI's imports (start-up time); the same errors and language as
+    finance.cli.main."""
+    with using(os.environ.get("FINANCE_LANG") or os.environ.get("LANG") or "en"):
+        return _run(argv)
+
+
+def _run(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m finance")
     parser.add_argument("--verbose", "-v", action="store_true")
     add_commands(parser.add_subparsers(dest="command", required=True))
@@ -286,5 +296,5 @@ def main(argv: list[str]) -> int:
     try:
         return int(args.func(args))
     except (StoreError, control.ControlError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(_("error: {message}").format(message=exc), file=sys.stderr)
         return 2

@@ -13,7 +13,8 @@ one JSON object per line, as the job runs: `{"say": text}`, `{"progress": label,
 `{"ask": prompt, "secret": bool, "job": id}` (answered by `POST /v1/jobs/<id>/answer` `{"answer": text}`),
 `{"error": text}`, and last `{"done": exit code}`.
 
-Light on purpose (the standard library only): `python -m finance query` imports it to decide where to read.
+Light on purpose (the standard library and finance.i18n only): `python -m finance query` imports it to decide where
+to read.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from finance.i18n import _
 
 CONTROL_FILE = "control.json"
 MAX_BODY_BYTES = 16 * 1024
@@ -95,8 +98,8 @@ def running_app(data_dir: Path) -> RunningApp | None:
     path = control_path(data_dir)
     try:
         if path.stat().st_mode & 0o077:
-            raise ControlError(f"{path} can be read by other users, so its token is not secret: stop the app, "
-                               "delete the file and start the app again.")
+            raise ControlError(_("{path} can be read by other users, so its token is not secret: stop the app, "
+                                 "delete the file and start the app again.").format(path=path))
         data = json.loads(path.read_text(encoding="utf-8"))
         app = RunningApp(url=str(data["url"]), token=str(data["token"]), pid=int(data["pid"]))
     except (FileNotFoundError, ValueError, KeyError, TypeError):
@@ -123,7 +126,7 @@ def run_job(app: RunningApp, op: str, args: Mapping[str, Any], *, say: Callable[
             raise ControlError(str(event["error"]))
         elif "done" in event:
             return int(event["done"])
-    raise ControlError("The app stopped answering before the job finished; see the app's Sync status page.")
+    raise ControlError(_("The app stopped answering before the job finished; see the app's Sync status page."))
 
 
 def _connection(app: RunningApp, timeout: float) -> http.client.HTTPConnection:
@@ -139,15 +142,16 @@ def _request(app: RunningApp, path: str, body: Mapping[str, Any], timeout: float
         response = conn.getresponse()
     except OSError as exc:
         conn.close()
-        raise ControlError(f"The running app (pid {app.pid}) did not answer at {app.url} ({type(exc).__name__}). "
-                           "If it was stopped, run the command again.") from None
+        raise ControlError(_("The running app (pid {pid}) did not answer at {url} ({error}). If it was stopped, run "
+                             "the command again.").format(pid=app.pid, url=app.url, error=type(exc).__name__)) \
+            from None
     if response.status != 200:
         try:
             reason = json.loads(response.read() or b"{}").get("error") or response.reason
         except ValueError:
             reason = response.reason
         conn.close()
-        raise ControlError(f"The running app refused the request: {reason}")
+        raise ControlError(_("The running app refused the request: {reason}").format(reason=reason))
     return response
 
 
@@ -162,6 +166,8 @@ def _stream(app: RunningApp, path: str, body: Mapping[str, Any], timeout: float)
             if line.strip():
                 yield json.loads(line)
     except (OSError, ValueError) as exc:
-        raise ControlError(f"The connection to the running app broke ({type(exc).__name__}).") from None
+        raise ControlError(_("The connection to the running app broke ({error}).").format(
+            error=type(exc).__name__)) from None
+
     finally:
         response.close()

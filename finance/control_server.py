@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from finance import cli, control
 from finance.crypto import SecretError
 from finance.errors import ProviderError, StoreError
+from finance.i18n import _
 from finance.store.db import store_error
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ class RelayTerminal(cli.Terminal):
         try:
             return self.answers.get(timeout=self._timeout)
         except queue.Empty:
-            raise ProviderError("No answer came from the terminal in time; nothing more was done.") from None
+            raise ProviderError(_("No answer came from the terminal in time; nothing more was done.")) from None
 
     def progress(self, label: str, fraction: float) -> None:
         self._write({"progress": label, "fraction": fraction})
@@ -122,7 +123,7 @@ class ControlServer:
              write: Callable[[dict[str, Any]], None]) -> int:
         namespace = argparse.Namespace(**{**DEFAULTS[op], **{k: v for k, v in args.items() if k in DEFAULTS[op]}})
         if op == "connect" and namespace.provider not in self.services.providers:
-            write({"error": f"No provider {namespace.provider!r} in this app."})
+            write({"error": _("No provider {name} in this app.").format(name=repr(namespace.provider))})
             return 2
         try:
             return FLOWS[op](self.services, namespace, terminal)
@@ -135,8 +136,9 @@ class ControlServer:
         except Exception as exc:
             problem = store_error(exc)
             log.exception("a job from the CLI failed")
-            write({"error": problem.message if problem else f"The app failed running the {op} "
-                                                             f"({type(exc).__name__}); see its log."})
+            write({"error": problem.message if problem else _("The app failed running the {command} ({error}); see "
+                                                              "its log.").format(command=op,
+                                                                                 error=type(exc).__name__)})
             return 2
         finally:
             self._after_job()
@@ -171,33 +173,34 @@ def _handler(server: ControlServer) -> type[BaseHTTPRequestHandler]:
         def _body(self) -> dict[str, Any] | None:
             length = self.headers.get("Content-Length", "")
             if not length.isdigit() or int(length) > control.MAX_BODY_BYTES:
-                self._reply(413, {"error": "The request body is missing or too large."})
+                self._reply(413, {"error": _("The request body is missing or too large.")})
                 return None
             try:
                 body = json.loads(self.rfile.read(int(length)))
             except ValueError:
                 body = None
             if not isinstance(body, dict):
-                self._reply(400, {"error": "The body must be a JSON object."})
+                self._reply(400, {"error": _("The body must be a JSON object.")})
                 return None
             return body
 
         def _allowed(self) -> bool:
             host = (self.headers.get("Host") or "").rsplit(":", 1)[0]
             if self.client_address[0] != LOOPBACK or host not in (LOOPBACK, "localhost"):
-                self._reply(403, {"error": "Loopback only."})
+                self._reply(403, {"error": _("Loopback only.")})
                 return False
             if self.headers.get("Origin") is not None:
-                self._reply(403, {"error": "Not from a web page."})
+                self._reply(403, {"error": _("Not from a web page.")})
                 return False
             if not server.authorized(self.headers.get("Authorization")):
                 log.warning("control request with a wrong token refused")
-                self._reply(401, {"error": "Wrong or missing control token."})
+                self._reply(401, {"error": _("Wrong or missing control token.")})
                 return False
             return True
 
         def do_GET(self) -> None:
-            self._reply(405, {"error": "POST only."})
+            self._reply(405, {"error": _("POST only.")})
+
 
         def do_POST(self) -> None:
             if not self._allowed():
@@ -232,7 +235,8 @@ def _handler(server: ControlServer) -> type[BaseHTTPRequestHandler]:
                 """Relay one event; once the CLI has gone (Ctrl+C), the job still finishes, without prompting."""
                 if gone.is_set():
                     if "ask" in event:
-                        raise ProviderError("The terminal went away; nothing more was done.")
+                        raise ProviderError(_("The terminal went away; nothing more was done."))
+
                     return
                 with lock:
                     try:

@@ -1,11 +1,13 @@
 """The error taxonomy every provider maps its failures into, and the refusals of the store and of the user's edits
-and queries (a leaf: imports nothing of the project).
+and queries (imports only finance.i18n, itself a leaf).
 
 Each error carries a message written for the person using the app — what happened and what to do — and never
 secrets; `code` is the provider's or ours, for the record and for the advice on the Sync status page.
 """
 
 from __future__ import annotations
+
+from finance.i18n import _
 
 
 class ProviderError(Exception):
@@ -106,8 +108,8 @@ class BadFile(ValueError):
     known. Nothing from the file was stored."""
 
     def __init__(self, message: str, *, line: int | None = None, column: str | None = None) -> None:
-        where = ", ".join(part for part in (f"line {line}" if line else "",
-                                            f"column “{column}”" if column else "") if part)
+        where = ", ".join(part for part in (_("line {line}").format(line=line) if line else "",
+                                            _("column “{column}”").format(column=column) if column else "") if part)
         super().__init__(f"{where[0].upper()}{where[1:]}: {message}" if where else message)
         self.message = message
         self.line = line

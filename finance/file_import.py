@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from finance.errors import BadFile, EditError
 from finance.formatting import format_money
+from finance.i18n import _, format_short_day, ngettext
 from finance.imports.csv_reader import ColumnMapping, Sniffed, guess_mapping, read_csv, sniff
 from finance.imports.matching import Incoming, Placement, Verdict, place, similar
 from finance.imports.ofx_reader import read_ofx
@@ -96,13 +97,14 @@ class FileImports:
         """A manual account; returns its id. `balance`: today's balance, optional (it anchors the balance history)."""
         clean = " ".join(name.split())
         if not clean or len(clean) > MAX_NAME or any(not ch.isprintable() for ch in clean):
-            raise EditError(f"Give the account a name of 1 to {MAX_NAME} printable characters. Nothing was changed.")
+            raise EditError(_("Give the account a name of 1 to {limit} printable characters. Nothing was "
+                              "changed.").format(limit=MAX_NAME))
         code = currency.strip().upper()
         if not CURRENCY_CODE.fullmatch(code):
-            raise EditError(f"The currency must be a three-letter code like BRL or USD (got {currency[:10]!r}). "
-                            "Nothing was changed.")
+            raise EditError(_("The currency must be a three-letter code like BRL or USD (got {value}). Nothing was "
+                              "changed.").format(value=repr(currency[:10])))
         if type_ not in {t.value for t in AccountType}:
-            raise EditError(f"Unknown account type {type_[:20]!r}. Nothing was changed.")
+            raise EditError(_("Unknown account type {value}. Nothing was changed.").format(value=repr(type_[:20])))
         amount = None
         if balance.strip():  # 1.234,56 or 1,234.56: the last separator is the decimal one
             text = balance.strip()
@@ -110,8 +112,8 @@ class FileImports:
             try:
                 amount = parse_amount(text, decimal, line=0)
             except BadFile as exc:
-                raise EditError(f"The balance must be an amount like -1.234,56 or -1,234.56: {exc.message} "
-                                "Nothing was changed.") from None
+                raise EditError(_("The balance must be an amount like -1.234,56 or -1,234.56: {problem} Nothing was "
+                                  "changed.").format(problem=exc.message)) from None
         with self._engine.begin() as conn:
             return store.create_manual_account(conn, name=clean, currency=code, type_=type_, actor=actor,
                                                now=self._now(), balance=amount)
@@ -145,8 +147,9 @@ class FileImports:
         with self._engine.connect() as conn:
             account = self._account(conn, account_id)
             if currency and currency != account.currency:
-                raise BadFile(f"The file is in {currency}, the account “{account.name}” in {account.currency}: "
-                              f"choose an account in {currency}.")
+                raise BadFile(_("The file is in {currency}, the account “{account}” in {account_currency}: choose an "
+                                "account in {currency}.").format(currency=currency, account=account.name,
+                                                                 account_currency=account.currency))
             ids = [store.row_id(account_id, key) for key in row_keys(rows)]
             placements = self._place(conn, account_id, rows, ids)
         return Preview(account_id, file_name[:200], kind, hashlib.sha256(data).hexdigest(), rows, ids, placements,
@@ -158,15 +161,17 @@ class FileImports:
         changed since the preview so that rows need a new look."""
         undecided = [i for i in preview.ambiguous() if decisions.get(i) not in ("keep", "skip")]
         if undecided:
-            raise EditError(f"{len(undecided)} row(s) look like transactions already stored: choose keep or skip "
-                            "for each. Nothing was imported.")
+            raise EditError(ngettext("{count} row looks like a transaction already stored: choose keep or skip for "
+                                     "it. Nothing was imported.",
+                                     "{count} rows look like transactions already stored: choose keep or skip for "
+                                     "each. Nothing was imported.", len(undecided)).format(count=len(undecided)))
         now = self._now()
         with self._engine.begin() as conn:
             account = self._account(conn, preview.account_id)
             placements = self._place(conn, preview.account_id, preview.rows, preview.ids)
             if [p.verdict for p in placements] != [p.verdict for p in preview.placements]:
-                raise EditError("The account's transactions changed since this preview (a sync or another import): "
-                                "review the file again. Nothing was imported.")
+                raise EditError(_("The account's transactions changed since this preview (a sync or another import): "
+                                  "review the file again. Nothing was imported."))
             keep = [(row, i) for row, i, p in zip(preview.rows, preview.ids, placements, strict=True)
                     if p.verdict is Verdict.NEW or (p.verdict is Verdict.AMBIGUOUS and decisions[i] == "keep")]
             counts = Counter(p.verdict for p in placements)
@@ -174,8 +179,9 @@ class FileImports:
             if preview.mapping is not None:
                 store.save_mapping(conn, preview.account_id, preview.headers, preview.mapping.to_json(), now)
             if not keep:
-                return (f"Nothing to import: all {len(preview.rows)} rows of {preview.file_name} are already in "
-                        f"“{account.name}” ({_summary(counts, kept)}).")
+                return _("Nothing to import: all {count} rows of {file} are already in “{account}” "
+                         "({summary}).").format(count=len(preview.rows), file=preview.file_name, account=account.name,
+                                                summary=_summary(counts, kept))
             batch_id = uuid.uuid4().hex
             dates = [row.booked_date for row, _ in keep]
             store.save_import(conn, batch={
@@ -191,11 +197,12 @@ class FileImports:
             balance = ""
             if preview.balance and account.provider == store.MANUAL_PROVIDER and account.current_balance is None:
                 store.set_import_balance(conn, batch_id, preview.account_id, *preview.balance)
-                balance = (f" Its balance is now {format_money(preview.balance[1], account.currency)} as of "
-                           f"{preview.balance[0]}, from the file.")
+                balance = " " + _("Its balance is now {amount} as of {day}, from the file.").format(
+                    amount=format_money(preview.balance[1], account.currency), day=format_short_day(preview.balance[0]))
             store.refresh_balance_history(conn, preview.account_id, now.date())
-        return (f"Imported {len(keep)} of {len(preview.rows)} rows into “{account.name}” "
-                f"({_summary(counts, kept)}).{balance} It can be undone as a whole (import {batch_id}).")
+        return (_("Imported {added} of {count} rows into “{account}” ({summary}).").format(
+            added=len(keep), count=len(preview.rows), account=account.name, summary=_summary(counts, kept))
+            + balance + " " + _("It can be undone as a whole (import {batch}).").format(batch=batch_id))
 
     def undo(self, batch_id: str, *, actor: str) -> str:
         """Remove every row one import added, nothing else; a sentence for the user."""
@@ -203,7 +210,8 @@ class FileImports:
         with self._engine.begin() as conn:
             account_id, removed = store.undo_import(conn, batch_id, actor=actor, now=now)
             store.refresh_balance_history(conn, account_id, now.date())
-        return f"Import undone: {removed} row(s) removed."
+        return ngettext("Import undone: {count} row removed.", "Import undone: {count} rows removed.",
+                        removed).format(count=removed)
 
     def overlaps(self) -> pd.DataFrame:
         """Imported rows that a later sync may have repeated under another description: the user decides (pairs
@@ -218,7 +226,7 @@ class FileImports:
         """The imported row and the synced one are two transactions: keep both, and stop asking."""
         with self._engine.begin() as conn:
             store.keep_both(conn, transaction_id, synced_id, actor=actor, now=self._now())
-        return "Both kept."
+        return _("Both kept.")
 
     def remove_imported(self, transaction_id: str, *, actor: str) -> str:
         """The synced row repeats the imported one: remove the imported row (the provider's row wins)."""
@@ -226,7 +234,7 @@ class FileImports:
         with self._engine.begin() as conn:
             account_id = store.remove_imported(conn, transaction_id, actor=actor, now=now)
             store.refresh_balance_history(conn, account_id, now.date())
-        return "The imported row was removed; the synced one stays."
+        return _("The imported row was removed; the synced one stays.")
 
     def history(self) -> pd.DataFrame:
         """Every import, newest first."""
@@ -236,7 +244,7 @@ class FileImports:
     def _account(self, conn: sa.Connection, account_id: str) -> sa.Row:
         row = store.account(conn, account_id)
         if row is None:
-            raise EditError("There is no such account. Nothing was changed.")
+            raise EditError(_("There is no such account. Nothing was changed."))
         return row
 
     def _place(self, conn: sa.Connection, account_id: str, rows: list[FileRow], ids: list[str]) -> list[Placement]:
@@ -258,7 +266,7 @@ def _load(file_name: str, data: bytes, mapping: ColumnMapping | None
                    if statement.balance is not None and statement.balance_date else None)
         return statement.rows, statement.currency or None, closing
     if mapping is None:
-        raise BadFile("Map the CSV's columns first.")
+        raise BadFile(_("Map the CSV's columns first."))
     rows = read_csv(data, mapping)
     last = max(row.booked_date for row in rows)
     on_last = [row for row in rows if row.booked_date == last]
@@ -273,7 +281,10 @@ def _keys_of(preview: Preview, keep: list[tuple[FileRow, str]]) -> list[str]:
 
 
 def _summary(counts: Counter[Verdict], kept: int) -> str:
-    parts = [f"{counts[Verdict.DUPLICATE]} already synced", f"{counts[Verdict.ALREADY_IMPORTED]} imported before"]
+    parts = [_("{count} already synced").format(count=counts[Verdict.DUPLICATE]),
+             _("{count} imported before").format(count=counts[Verdict.ALREADY_IMPORTED])]
     if counts[Verdict.AMBIGUOUS]:
-        parts.append(f"{kept} of {counts[Verdict.AMBIGUOUS]} possible duplicates kept")
+        parts.append(_("{kept} of {count} possible duplicates kept").format(kept=kept,
+                                                                          count=counts[Verdict.AMBIGUOUS]))
+
     return ", ".join(parts)

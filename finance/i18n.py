@@ -1,5 +1,5 @@
 """The interface language: gettext catalogs (Babel) and locale-aware dates and numbers (a leaf: imports nothing of
-the project).
+the project, and Babel only where it is used, so that English start-up paths stay on the standard library).
 
 - `_("Balance")` translates now, in the current language; `ngettext(one, many, n)` picks the plural form.
 - `N_("Balance")` is for text defined at import time (module constants, advice, labels): a `LazyText` translated
@@ -25,15 +25,13 @@ from datetime import date, datetime
 from functools import cache
 from gettext import NullTranslations
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from babel import Locale, UnknownLocaleError
-from babel.dates import format_date as _babel_date
-from babel.dates import get_day_names, get_month_names
-from babel.messages.catalog import Catalog
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
-from babel.numbers import format_decimal, get_decimal_symbol, get_group_symbol
-from babel.support import Translations
+if TYPE_CHECKING:
+    from babel.messages.catalog import Catalog
+
+# Babel is imported where it is used: English text needs none of it, so the light paths (`python -m finance query`,
+# finance.control) start with the standard library only.
 
 LOCALE_DIR = Path(__file__).with_name("locale")
 CATALOG_DIRS = (LOCALE_DIR, *sorted(Path(__file__).parent.glob("providers/*/locale")))
@@ -55,16 +53,13 @@ def negotiate(preferred: str | list[str] | None) -> str | None:
     if isinstance(preferred, str):
         preferred = [part.split(";")[0].strip() for part in preferred.split(",")]
     for tag in preferred:
-        code = tag.replace("-", "_")
-        try:
-            locale = Locale.parse(code)
-        except (ValueError, UnknownLocaleError):
-            continue
-        if str(locale) in LANGUAGES:
-            return str(locale)
-        if locale.language == "pt":  # pt, pt-PT, pt-AO: the Portuguese we have
+        code = tag.replace("-", "_").split(".")[0].split("@")[0]  # en_US.UTF-8, ca_ES@valencia: as LANG has them
+        if code in LANGUAGES:
+            return code
+        language = code.split("_")[0].lower()
+        if language == "pt":  # pt, pt-PT, pt-AO: the Portuguese we have
             return "pt_BR"
-        if locale.language == "en":
+        if language == "en":
             return "en"
     return None
 
@@ -104,6 +99,9 @@ def using(code: str) -> Iterator[None]:
 def compile_catalogs(*directories: Path) -> list[Path]:
     """Compile each messages.po (of `directories`, default every catalog) whose .mo is missing or older; the .mo
     files written. Written beside a temporary name and renamed, so a process reading it never sees half a file."""
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
     written = []
     for po_path in sorted(p for d in directories or CATALOG_DIRS for p in d.glob(f"*/LC_MESSAGES/{DOMAIN}.po")):
         mo_path = po_path.with_suffix(".mo")
@@ -123,6 +121,8 @@ def compile_catalogs(*directories: Path) -> list[Path]:
 def _translations(code: str) -> NullTranslations:
     if code == DEFAULT:
         return NullTranslations()  # the msgids are the English text
+    from babel.support import Translations
+
     try:
         compile_catalogs()
         parts = [Translations.load(str(d), [code], DOMAIN) for d in CATALOG_DIRS]
@@ -136,6 +136,9 @@ def _translations(code: str) -> NullTranslations:
 
 
 def _from_po(po_path: Path, code: str) -> NullTranslations:
+    from babel.messages.pofile import read_po
+    from babel.support import Translations
+
     if not po_path.exists():
         return NullTranslations()
     with po_path.open("rb") as po:
@@ -144,6 +147,8 @@ def _from_po(po_path: Path, code: str) -> NullTranslations:
 
 def _mo_bytes(catalog: Catalog) -> io.BytesIO:
     """A catalog compiled in memory."""
+    from babel.messages.mofile import write_mo
+
     buffer = io.BytesIO()
     write_mo(buffer, catalog)
     buffer.seek(0)
@@ -215,6 +220,12 @@ class Messages(dict[str, LazyText]):
 
 # -- dates and numbers ------------------------------------------------------------------------------------------
 
+def _babel_date(value: date | datetime, pattern: str, locale: str) -> str:
+    from babel.dates import format_date
+
+    return format_date(value, pattern, locale=locale)
+
+
 def format_day(value: date | datetime | None, missing: str = "—") -> str:
     """`3 de março de 2026` / `March 3, 2026`."""
     return missing if value is None or value != value else _babel_date(value, "long", locale=current())
@@ -244,18 +255,24 @@ def format_timestamp(value: datetime | None, missing: str | None = None) -> str:
 
 def month_names(width: str = "wide") -> list[str]:
     """January..December (or their abbreviations) in the current language."""
+    from babel.dates import get_month_names
+
     names = get_month_names(width, locale=current())
     return [names[i] for i in range(1, 13)]
 
 
 def weekday_names(width: str = "wide") -> list[str]:
     """Monday..Sunday in the current language."""
+    from babel.dates import get_day_names
+
     names = get_day_names(width, locale=current())
     return [names[i] for i in range(7)]
 
 
 def format_number(value: float | int, decimals: int | None = None) -> str:
     """`1.234` / `1,234`; with `decimals`, exactly that many places."""
+    from babel.numbers import format_decimal
+
     if decimals is None:
         return format_decimal(value, locale=current())
     return format_decimal(value, format=f"#,##0.{'0' * decimals}" if decimals else "#,##0", locale=current())
@@ -269,4 +286,6 @@ def format_period(start: date, end: date) -> str:
 def number_separators() -> str:
     """The decimal sign and the thousands separator of the interface language, as Plotly's `separators` wants them
     (",." in Portuguese, ".," in English)."""
+    from babel.numbers import get_decimal_symbol, get_group_symbol
+
     return get_decimal_symbol(current()) + get_group_symbol(current())

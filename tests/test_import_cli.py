@@ -57,7 +57,7 @@ def test_import_into_a_new_account_then_again_then_undo(offline: Path, tmp_path:
     [line] = capsys.readouterr().out.splitlines()
     assert "'us.csv' → Credit Union: 2 added" in line
     assert main(["import", "--undo", line.split()[0]]) == 0
-    assert "2 row(s) removed" in capsys.readouterr().out and rows(offline) == 0
+    assert "2 rows removed" in capsys.readouterr().out and rows(offline) == 0
 
 
 def test_a_bad_file_is_named_by_line_and_nothing_is_stored(offline: Path, tmp_path: Path, capsys):

@@ -117,7 +117,7 @@ def test_upload_map_preview_import_and_undo(page: AppTest, offline: Path):
     before = query("SELECT COUNT(*) FROM transactions")[0][0]
     at.button(key="imp_undo").click()
     at = ok(at.run())
-    assert any("3 row(s) removed" in s.value.replace("\\", "") for s in at.success)
+    assert any("3 rows removed" in s.value.replace("\\", "") for s in at.success)
     assert query("SELECT COUNT(*) FROM transactions")[0][0] == before - 3
     assert query("SELECT COUNT(*) FROM transactions WHERE import_batch_id IS NOT NULL")[0][0] == 0
 

@@ -93,7 +93,7 @@ def test_undo_removes_exactly_the_rows_of_one_import(engine, synced):
     imports.commit(second, {}, actor="test")
     batches = imports.history()
     assert list(batches["added"]) == [1, 2]  # newest first
-    assert imports.undo(batches["id"][0], actor="test") == "Import undone: 1 row(s) removed."
+    assert imports.undo(batches["id"][0], actor="test") == "Import undone: 1 row removed."
     assert snapshot(engine) == before_second  # the first import and every synced row untouched
     with pytest.raises(EditError, match="undone already"):
         imports.undo(batches["id"][0], actor="test")

@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from finance.errors import BadFile
+from finance.i18n import _
 from finance.imports.text import (
     DATE_FORMATS,
     MAX_ROWS,
@@ -68,19 +69,20 @@ class ColumnMapping:
     def check(self, headers: list[str]) -> None:
         """Refuse a mapping that is incomplete or names a column the file lacks."""
         if not self.date or not self.description:
-            raise BadFile("Choose the date and the description columns.")
+            raise BadFile(_("Choose the date and the description columns."))
         if not self.amount and not (self.debit or self.credit):
-            raise BadFile("Choose the amount column, or the debit and credit columns.")
+            raise BadFile(_("Choose the amount column, or the debit and credit columns."))
         if self.amount and (self.debit or self.credit):
-            raise BadFile("Choose either one amount column or debit/credit columns, not both.")
+            raise BadFile(_("Choose either one amount column or debit/credit columns, not both."))
         if self.delimiter not in DELIMITERS:
-            raise BadFile(f"The delimiter must be one of {' '.join(repr(d) for d in DELIMITERS)}.")
+            raise BadFile(_("The delimiter must be one of {choices}.").format(
+                choices=" ".join(repr(d) for d in DELIMITERS)))
         if self.date_format not in DATE_FORMATS:
-            raise BadFile(f"Unknown date format {self.date_format!r}.")
+            raise BadFile(_("Unknown date format {format}.").format(format=repr(self.date_format)))
         missing = [c for c in self.columns() if c not in headers]
         if missing:
-            raise BadFile(f"The file has no column {', '.join(repr(c) for c in missing)} (its columns: "
-                          f"{', '.join(headers)[:300]}).")
+            raise BadFile(_("The file has no column {missing} (its columns: {columns}).").format(
+                missing=", ".join(repr(c) for c in missing), columns=", ".join(headers)[:300]))
 
     def columns(self) -> list[str]:
         """The headers this mapping reads."""
@@ -150,11 +152,11 @@ def sniff(data: bytes, *, encoding: str | None = None, delimiter: str | None = N
             if len(head) >= 40:
                 break
     except csv.Error as exc:
-        raise BadFile(f"the CSV is malformed ({exc}).", line=len(head) + 1) from None
+        raise BadFile(_("the CSV is malformed ({error}).").format(error=exc), line=len(head) + 1) from None
     index = _header_index(head)
     headers = [cell.strip() for cell in head[index]] if head else []
     if len(headers) < 2:
-        raise BadFile("No columns found: the file does not look like a CSV export (try another delimiter).")
+        raise BadFile(_("No columns found: the file does not look like a CSV export (try another delimiter)."))
     samples = [row for row in head[index + 1:] if any(cell.strip() for cell in row)][:SAMPLE_ROWS]
     return Sniffed(encoding, delimiter, index + 1, headers, samples)
 
@@ -235,7 +237,7 @@ def read_csv(data: bytes, mapping: ColumnMapping) -> list[FileRow]:
         except StopIteration:
             break
         except csv.Error as exc:
-            raise BadFile(f"the CSV is malformed ({exc}).", line=line) from None
+            raise BadFile(_("the CSV is malformed ({error}).").format(error=exc), line=line) from None
         start, line = line, reader.line_num + 1
         if headers is None:
             if _header_index([record], [mapping.date, mapping.description]) == 0:
@@ -246,16 +248,18 @@ def read_csv(data: bytes, mapping: ColumnMapping) -> list[FileRow]:
         if not any(cell.strip() for cell in record):
             continue
         if len(record) != len(headers):
-            raise BadFile(f"the line has {len(record)} fields, the header {len(headers)}.", line=start)
+            raise BadFile(_("the line has {count} fields, the header {header}.").format(
+                count=len(record), header=len(headers)), line=start)
         rows.append(_row(record, position, mapping, start))
         if len(rows) > MAX_ROWS:
-            raise BadFile(f"The file has more than {MAX_ROWS:,} transactions; import a shorter period at a "
-                          "time.")
+            raise BadFile(_("The file has more than {count} transactions; import a shorter period at a time.").format(
+                count=f"{MAX_ROWS:,}"))
     if headers is None:
-        raise BadFile(f"No header row with the columns {mapping.date!r} and {mapping.description!r} was found. "
-                      "Is this the same bank's export, in the same encoding and delimiter?")
+        raise BadFile(_("No header row with the columns {date} and {description} was found. Is this the same bank's "
+                        "export, in the same encoding and delimiter?").format(
+            date=repr(mapping.date), description=repr(mapping.description)))
     if not rows:
-        raise BadFile("The file has a header but no transactions.")
+        raise BadFile(_("The file has a header but no transactions."))
     return rows
 
 
@@ -266,16 +270,17 @@ def _row(record: list[str], position: dict[str, int], mapping: ColumnMapping, li
     booked = parse_date(cell(mapping.date), mapping.date_format, line=line, column=mapping.date)
     description = clean_text(cell(mapping.description), line=line, column=mapping.description)
     if not description:
-        raise BadFile("the description is empty.", line=line, column=mapping.description)
+        raise BadFile(_("the description is empty."), line=line, column=mapping.description)
     if mapping.amount:
         if not cell(mapping.amount):
-            raise BadFile("the amount is empty.", line=line, column=mapping.amount)
+            raise BadFile(_("the amount is empty."), line=line, column=mapping.amount)
         amount = parse_amount(cell(mapping.amount), mapping.decimal, line=line, column=mapping.amount)
         amount = -amount if mapping.negate else amount
     else:
         debit, credit = cell(mapping.debit), cell(mapping.credit)
         if not debit and not credit:
-            raise BadFile("both the debit and the credit are empty.", line=line,
+            raise BadFile(_("both the debit and the credit are empty."), line=line,
+
                           column=mapping.debit or mapping.credit)
         amount = Decimal("0.00")
         if debit:

@@ -18,6 +18,7 @@ from decimal import Decimal
 from ofxtools.Parser import OFXTree
 
 from finance.errors import BadFile
+from finance.i18n import _
 from finance.imports.text import MAX_ROWS, FileRow, check_size, clean_text, parse_amount, parse_date
 
 STATEMENTS = ("STMTRS", "CCSTMTRS")
@@ -54,12 +55,12 @@ def read_ofx(data: bytes) -> OfxStatement:
     try:
         tree.parse(io.BytesIO(data))
     except Exception as exc:  # ofxtools raises several types (header, SGML, XML errors); all mean "not OFX"
-        raise BadFile(f"This is not an OFX file ofxtools can read: {str(exc)[:200]}") from None
+        raise BadFile(_("This is not an OFX file ofxtools can read: {error}").format(error=str(exc)[:200])) from None
     root = tree.getroot()
     statements = [e for e in root.iter() if e.tag in STATEMENTS]
     if len(statements) != 1:
-        raise BadFile(f"The file holds {len(statements)} account statements; export one account per file."
-                      if statements else "The file holds no bank or card statement.")
+        raise BadFile(_("The file holds {count} account statements; export one account per file.").format(
+            count=len(statements)) if statements else _("The file holds no bank or card statement."))
     statement = statements[0]
     tags = [m.start() for m in re.finditer(r"<STMTTRN>", text, re.IGNORECASE)]
     rows = []
@@ -67,9 +68,10 @@ def read_ofx(data: bytes) -> OfxStatement:
         line = text[:tags[index]].count("\n") + 1 if index < len(tags) else 0
         rows.append(_row(element, line))
         if len(rows) > MAX_ROWS:
-            raise BadFile(f"The file has more than {MAX_ROWS:,} transactions; import a shorter period at a time.")
+            raise BadFile(_("The file has more than {count} transactions; import a shorter period at a time.").format(
+                count=f"{MAX_ROWS:,}"))
     if not rows:
-        raise BadFile("The statement has no transactions.")
+        raise BadFile(_("The statement has no transactions."))
     try:  # the rows read; now the whole file against the OFX specification
         tree.convert()
     except Exception as exc:
@@ -78,8 +80,10 @@ def read_ofx(data: bytes) -> OfxStatement:
         line = None
         if found:
             line = _line_of(text, f"<{found.group(2).upper()}>{found.group(3)}") or _line_of(text, found.group(3))
-            message = f"<{found.group(2).upper()}> of <{found.group(1)}> is {found.group(3)[:40]!r}."
-        raise BadFile(f"The file is not valid OFX: {message[:300]}", line=line) from None
+            message = _("<{field}> of <{element}> is {value}.").format(
+                field=found.group(2).upper(), element=found.group(1), value=repr(found.group(3)[:40]))
+        raise BadFile(_("The file is not valid OFX: {message}").format(message=message[:300]), line=line) from None
+
     balance = statement.find("LEDGERBAL")
     account = next((e for e in statement if e.tag in ("BANKACCTFROM", "CCACCTFROM")), None)
     return OfxStatement(

@@ -12,6 +12,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 
 from finance.errors import BadFile
+from finance.i18n import _
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
 """A decade of a busy account's statements is a few MB; anything bigger is not a bank export."""
@@ -43,10 +44,11 @@ class FileRow:
 def check_size(data: bytes) -> None:
     """Refuse a file over MAX_FILE_BYTES or one that is not text, before reading it."""
     if len(data) > MAX_FILE_BYTES:
-        raise BadFile(f"The file is {len(data) / 1_048_576:.1f} MB; at most {MAX_FILE_BYTES // 1_048_576} MB can be "
-                      "imported at once. Export a shorter period, or split the file.")
+        raise BadFile(_("The file is {size} MB; at most {limit} MB can be imported at once. Export a shorter period, "
+                        "or split the file.").format(size=f"{len(data) / 1_048_576:.1f}",
+                                                     limit=MAX_FILE_BYTES // 1_048_576))
     if not data.strip():
-        raise BadFile("The file is empty.")
+        raise BadFile(_("The file is empty."))
 
 
 def detect_encoding(data: bytes) -> str:
@@ -68,18 +70,20 @@ def detect_encoding(data: bytes) -> str:
 def decode(data: bytes, encoding: str) -> str:
     """The file's text in `encoding` (a UTF-8 BOM is dropped); an undecodable byte names its line."""
     if encoding not in ENCODINGS:
-        raise BadFile(f"Unknown encoding {encoding!r}; choose one of {', '.join(ENCODINGS)}.")
+        raise BadFile(_("Unknown encoding {encoding}; choose one of {choices}.").format(
+            encoding=repr(encoding), choices=", ".join(ENCODINGS)))
     if encoding == "utf-8" and data.startswith(codecs.BOM_UTF8):
         encoding = "utf-8-sig"
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as exc:
         line = data[:exc.start].count(b"\n") + 1
-        raise BadFile(f"byte 0x{data[exc.start]:02x} is not {encoding} text; choose another encoding "
-                      "(Brazilian banks often use cp1252 or latin-1).", line=line) from None
+        raise BadFile(_("byte {byte} is not {encoding} text; choose another encoding (Brazilian banks often use "
+                        "cp1252 or latin-1).").format(byte=f"0x{data[exc.start]:02x}", encoding=encoding),
+                      line=line) from None
     if "\x00" in text:
         line = text[:text.index("\x00")].count("\n") + 1
-        raise BadFile("the file holds binary data (a NUL character): it is not a CSV or OFX export.", line=line)
+        raise BadFile(_("the file holds binary data (a NUL character): it is not a CSV or OFX export."), line=line)
     return text
 
 
@@ -87,8 +91,8 @@ def clean_text(value: str, *, line: int, column: str | None = None) -> str:
     """A description as stored: control characters out, whitespace collapsed; over MAX_TEXT is refused."""
     text = " ".join("".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in value).split())
     if len(text) > MAX_TEXT:
-        raise BadFile(f"the text is {len(text):,} characters long; at most {MAX_TEXT} are accepted.",
-                      line=line, column=column)
+        raise BadFile(_("the text is {length} characters long; at most {limit} are accepted.").format(
+            length=len(text), limit=MAX_TEXT), line=line, column=column)
     return text
 
 
@@ -97,7 +101,7 @@ def parse_amount(value: str, decimal: str, *, line: int, column: str | None = No
     Accepts currency marks, a leading or trailing sign, (parentheses) and a trailing D (debit) or C (credit).
     More than two decimals is refused: it means the separator chosen is not the file's."""
     if decimal not in (",", "."):
-        raise BadFile("The decimal separator must be “,” or “.”.")
+        raise BadFile(_("The decimal separator must be “,” or “.”."))
     text = _CURRENCY_MARKS.sub("", value).replace("\u00a0", "").replace(" ", "").strip()
     negative = False
     if text[-1:].upper() in ("D", "C") and len(text) > 1 and text[-2].isdigit():
@@ -111,18 +115,20 @@ def parse_amount(value: str, decimal: str, *, line: int, column: str | None = No
     group = "." if decimal == "," else ","
     pattern = rf"(\d{{1,3}}(\{group}\d{{3}})+|\d+)(\{decimal}\d+)?"
     if not re.fullmatch(pattern, text):
-        raise BadFile(f"{value.strip()[:40]!r} is not an amount with “{decimal}” as the decimal separator.",
-                      line=line, column=column)
-    whole, _, cents = text.replace(group, "").partition(decimal)
+        raise BadFile(_("{value} is not an amount with “{decimal}” as the decimal separator.").format(
+            value=repr(value.strip()[:40]), decimal=decimal), line=line, column=column)
+    whole, _sep, cents = text.replace(group, "").partition(decimal)
     if len(cents) > 2:
-        raise BadFile(f"{value.strip()[:40]!r} has more than two decimals: is the decimal separator "
-                      f"“{group}” rather than “{decimal}”?", line=line, column=column)
+        raise BadFile(_("{value} has more than two decimals: is the decimal separator “{group}” rather than "
+                        "“{decimal}”?").format(value=repr(value.strip()[:40]), group=group, decimal=decimal),
+                      line=line, column=column)
     try:
         amount = Decimal(f"{whole}.{cents or '0'}").quantize(CENT)
     except InvalidOperation:  # pragma: no cover - the pattern admits digits only
-        raise BadFile(f"{value!r} is not an amount.", line=line, column=column) from None
+        raise BadFile(_("{value} is not an amount.").format(value=repr(value)), line=line, column=column) from None
     if amount >= MAX_AMOUNT:
-        raise BadFile(f"{value.strip()[:40]!r} is too large to be a transaction.", line=line, column=column)
+        raise BadFile(_("{value} is too large to be a transaction.").format(value=repr(value.strip()[:40])),
+                      line=line, column=column)
     return -amount if negative else amount
 
 
@@ -145,7 +151,8 @@ def parse_date(value: str, date_format: str, *, line: int, column: str | None = 
     """A date in `date_format` (one of DATE_FORMATS; a two-digit year is 1969–2068, as strptime reads it)."""
     pattern = _DATE_PATTERNS.get(date_format)
     if pattern is None:
-        raise BadFile(f"Unknown date format {date_format!r}; choose one of {', '.join(DATE_FORMATS)}.")
+        raise BadFile(_("Unknown date format {format}; choose one of {choices}.").format(
+            format=repr(date_format), choices=", ".join(DATE_FORMATS)))
     found = pattern.fullmatch(value.strip())
     try:
         if found is None:
@@ -154,8 +161,9 @@ def parse_date(value: str, date_format: str, *, line: int, column: str | None = 
         year = int(parts["Y"]) if parts.get("Y") else 2000 + int(parts["y"]) - (100 if int(parts["y"]) >= 69 else 0)
         return date(year, int(parts["m"]), int(parts["d"]))
     except ValueError:
-        raise BadFile(f"{value.strip()[:40]!r} is not a date in the format {date_format}.",
-                      line=line, column=column) from None
+        raise BadFile(_("{value} is not a date in the format {format}.").format(
+            value=repr(value.strip()[:40]), format=date_format), line=line, column=column) from None
+
 
 
 def normalise(text: str | None) -> str:

@@ -25,6 +25,7 @@ import sqlalchemy as sa
 
 from finance.balances import reconstruct_balances
 from finance.errors import EditError
+from finance.i18n import _, format_timestamp
 from finance.imports.matching import DATE_WINDOW, Incoming, Stored, Verdict, place
 from finance.model import MONEY
 from finance.store import audit
@@ -142,9 +143,10 @@ def undo_import(conn: sa.Connection, batch_id: str, *, actor: str, now: datetime
     EditError when there is no such import or it was undone already."""
     batch = conn.execute(sa.select(import_batches).where(import_batches.c.id == batch_id)).first()
     if batch is None:
-        raise EditError("There is no such import. Nothing was changed.")
+        raise EditError(_("There is no such import. Nothing was changed."))
     if batch.undone_at is not None:
-        raise EditError(f"This import was undone already, on {batch.undone_at:%Y-%m-%d %H:%M}. Nothing was changed.")
+        raise EditError(_("This import was undone already, on {when}. Nothing was changed.").format(
+            when=format_timestamp(batch.undone_at)))
     conn.execute(import_reviews.delete().where(import_reviews.c.transaction_id.in_(
         sa.select(transactions.c.id).where(transactions.c.import_batch_id == batch_id))))
     removed = conn.execute(transactions.delete().where(transactions.c.import_batch_id == batch_id)).rowcount
@@ -247,9 +249,9 @@ def replace_with_synced(conn: sa.Connection, account_ids: list[str], since: date
                                                  transactions.c[field].is_(None)).values({field: carried}),
                      [{"imported": i, "synced": s} for i, s in pairs])
     for chunk in range(0, len(pairs), CHUNK):
-        gone = [imported_id for imported_id, _ in pairs[chunk:chunk + CHUNK]]
+        gone = [imported_id for imported_id, _synced in pairs[chunk:chunk + CHUNK]]
         conn.execute(transactions.delete().where(transactions.c.id.in_(gone)))
-    for account_id in {r.account_id for r in imported if r.id in {i for i, _ in pairs}}:
+    for account_id in {r.account_id for r in imported if r.id in {i for i, _synced in pairs}}:
         refresh_balance_history(conn, account_id, today)
     return len(pairs)
 
@@ -278,8 +280,9 @@ def _imported_row(conn: sa.Connection, transaction_id: str) -> sa.Row[Any]:
     row = conn.execute(sa.select(transactions.c.id, transactions.c.account_id, transactions.c.description,
                                  transactions.c.import_batch_id).where(transactions.c.id == transaction_id)).first()
     if row is None or row.import_batch_id is None:
-        raise EditError("That is not an imported transaction (it may have been removed already). Nothing was "
-                        "changed.")
+        raise EditError(_("That is not an imported transaction (it may have been removed already). Nothing was "
+                          "changed."))
+
     return row
 
 

@@ -19,6 +19,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from finance.errors import StoreError
+from finance.i18n import _
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 UPGRADE_COMMAND = "python -m finance db upgrade"
@@ -62,9 +63,9 @@ def current_revision(engine: sa.Engine) -> str | None:
 def _refuse_newer(current: str | None) -> None:
     """Raise when `current` is a revision of a newer version of the app (this code cannot use or upgrade it)."""
     if current is not None and current not in known_revisions():
-        raise StoreError(f"The database is at schema revision {current}, which a newer version of the app made; this "
-                         "version cannot use it. Update the app (every process on this database) to the newest "
-                         "version.", code="STORE_AHEAD")
+        raise StoreError(_("The database is at schema revision {revision}, which a newer version of the app made; "
+                           "this version cannot use it. Update the app (every process on this database) to the "
+                           "newest version.").format(revision=current), code="STORE_AHEAD")
 
 
 def upgrade(engine: sa.Engine) -> str:
@@ -86,10 +87,12 @@ def check_current(engine: sa.Engine) -> None:
     if current == head:
         return
     _refuse_newer(current)
-    where = f"at schema revision {current}" if current else "empty (or made before versioned migrations)"
-    raise StoreError(f"The database is {where}, and this version of the app needs revision {head}. Run "
-                     f"`{UPGRADE_COMMAND}` once with the same FINANCE_DATABASE_URL, then start the app again.",
-                     code="STORE_BEHIND")
+    where = (_("The database is at schema revision {revision}").format(revision=current) if current
+             else _("The database is empty (or made before versioned migrations)"))
+    raise StoreError(where + _(", and this version of the app needs revision {head}. Run `{command}` once with the "
+                               "same FINANCE_DATABASE_URL, then start the app again.").format(
+        head=head, command=UPGRADE_COMMAND), code="STORE_BEHIND")
+
 
 
 def prepare(engine: sa.Engine) -> None:
