@@ -131,7 +131,7 @@ def balance_figure(frame: pd.DataFrame, currency: str, column: str, title: str) 
     fig = go.Figure()
     fig.add_scatter(x=data["day"], y=data[column].astype(float), name=title, line={"color": NET_COLOR})
     _month_axis(fig, data["day"])
-    return _layout(fig, _("{title} ({currency})").format(title=title, currency=currency), currency)
+    return _layout(fig, f"{title} ({currency})", currency)
 
 
 def commitments_figure(months: pd.DataFrame, currency: str) -> go.Figure:

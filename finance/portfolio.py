@@ -15,8 +15,17 @@ from datetime import date
 from decimal import Decimal
 
 from finance.formatting import format_money
-from finance.i18n import ngettext
+from finance.i18n import N_, Messages, ngettext
 from finance.recurring import Series, add_months
+
+RESOURCE_LABELS = Messages({"investments": N_("investments"), "investment_transactions": N_("investment transactions"),
+                            "liabilities": N_("loans"), "bills": N_("card bills")})
+"""finance.model.PORTFOLIO_RESOURCES in words, for the messages that say which could not be read."""
+
+
+def resource_label(resource: str) -> str:
+    """"investment transactions" for investment_transactions, in the interface language."""
+    return RESOURCE_LABELS.get(resource) or resource.replace("_", " ")
 
 
 @dataclass(frozen=True, slots=True)

@@ -258,8 +258,10 @@ class Connections(StoreOperations):
         connection's accounts continue the old one's history. A sentence for the user; EditError when refused."""
         pairs = self._sync.continue_history(old_connection_id, new_connection_id, actor=actor)
         if not pairs:
-            return "No account of the new connection matches one of the old: their histories stay apart."
-        return f"{len(pairs)} account(s) of the new connection continue the old one's history."
+            return _("No account of the new connection matches one of the old: their histories stay apart.")
+        return ngettext("{count} account of the new connection continues the old one's history.",
+                        "{count} accounts of the new connection continue the old one's history.", len(pairs)).format(
+            count=len(pairs))
 
     def links(self) -> pd.DataFrame:
         """Accounts continued by a newer connection's, with the day each takes over."""

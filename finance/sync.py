@@ -47,6 +47,7 @@ from finance.model import (
     SetAside,
     TransactionChanges,
 )
+from finance.portfolio import resource_label
 from finance.providers.base import Provider, at_once
 from finance.store import locks
 from finance.store.account_links import link_accounts, linked_successors, predecessors, refresh_since
@@ -366,11 +367,11 @@ class SyncEngine:
                     rebuild_portfolio_history(conn, connection_id, self._today(provider))  # over the sync's
             except Exception as exc:
                 log.warning("recording the portfolio failure of %s failed: %s", connection_id, type(exc).__name__)
-            return f" Investments, loans and bills were not updated: {failure[1]}"
+            return " " + _("Investments, loans and bills were not updated: {reason}").format(reason=failure[1])
         assert isinstance(portfolio, Portfolio)
         if portfolio.failures:
-            return " Not updated this time: " + "; ".join(
-                f"{f.resource.replace('_', ' ')} ({f.message})" for f in portfolio.failures)
+            return " " + _("Not updated this time: {failures}").format(failures="; ".join(
+                f"{resource_label(f.resource)} ({f.message})" for f in portfolio.failures))
         return ""
 
     def _continue_predecessors(self, connection_id: str, state: ConnectionState) -> str:
@@ -386,7 +387,9 @@ class SyncEngine:
         except Exception as exc:  # the sync itself succeeded; linking can be done again from the Connections page
             log.warning("continuing the history of %s failed: %s", connection_id, type(exc).__name__)
             return ""
-        return f" {linked} account(s) continue the retired connection's history." if linked else ""
+        return " " + ngettext("{count} account continues the retired connection's history.",
+                              "{count} accounts continue the retired connection's history.", linked).format(
+            count=linked) if linked else ""
 
     def _start_run(self, connection_id: str, trigger: str) -> str:
         """Insert the run's `running` row, owned by this process; runs of this connection left running by a dead
@@ -494,11 +497,12 @@ class SyncEngine:
             for connection_id in (old_connection_id, new_connection_id):
                 row = conn.execute(sa.select(connections.c.provider).where(connections.c.id == connection_id)).first()
                 if row is None:
-                    raise EditError(f"No connection {connection_id[:80]!r}: nothing was linked.")
+                    raise EditError(_("No connection {id}: nothing was linked.").format(id=repr(connection_id[:80])))
                 found[connection_id] = (row.provider, stored_accounts(conn, connection_id))
         provider = self.providers.get(found[new_connection_id][0])
         if provider is None:
-            raise EditError(f"The {found[new_connection_id][0]} provider is not configured: nothing was linked.")
+            raise EditError(_("The {provider} provider is not configured: nothing was linked.").format(
+                provider=found[new_connection_id][0]))
         old, new = found[old_connection_id][1], found[new_connection_id][1]
         by_external = {a.external_id: a for a in old}
         pairs = {by_external[old_id].id: next(a.id for a in new if a.external_id == new_id)

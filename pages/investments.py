@@ -6,13 +6,12 @@ from datetime import date, timedelta
 import pandas as pd
 import streamlit as st
 
-from finance import charts
+from finance import charts, portfolio
 from finance.formatting import escape_markdown, format_money
 from finance.i18n import N_, _, format_number
 from finance.ui.context import as_of_caption, services
 from finance.ui.widgets import date_column
 
-RESOURCES = {"investments": N_("investments"), "investment_transactions": N_("investment transactions")}
 TRADE_TYPES = {"buy": N_("buy"), "sell": N_("sell"), "dividend": N_("dividend"), "fee": N_("fee"),
                "transfer": N_("transfer"), "cash": N_("cash"), "other": N_("other")}
 
@@ -22,7 +21,7 @@ today = date.today()
 positions = svc.holdings.positions()
 for problem in svc.holdings.problems().itertuples():
     if problem.resource.startswith("investment"):
-        resource = RESOURCES.get(problem.resource) or problem.resource.replace("_", " ")
+        resource = portfolio.resource_label(problem.resource)
         st.warning(escape_markdown(_("{institution}: {resource} could not be read ({message}). What is shown is from "
                                      "the last successful read.").format(
             institution=problem.institution, resource=resource, message=problem.message)))

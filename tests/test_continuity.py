@@ -120,7 +120,7 @@ def test_a_connection_to_the_named_successor_continues_the_retired_one_by_itself
                                for a in bank.accounts["item-1"] if a.type is AccountType.CHECKING]
     new_id = connect(sync, bank, "item-2")
     result = sync.sync_connection(new_id)
-    assert "1 account(s) continue the retired connection's history." in result.message
+    assert "1 account continues the retired connection's history." in result.message
     assert [(r.old_account_id, r.new_account_id) for r in table(engine, "SELECT * FROM account_links")] == [
         ("fake:chk", "fake:of-chk")]
     assert "continue" not in sync.sync_connection(new_id).message  # once

@@ -23,8 +23,8 @@ from tests.conftest import OFFLINE_UNSET, ok
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
-PAGES = ["overview", "transactions", "money", "recurring", "budgets", "cash_flow", "forecast", "connections",
-         "sync_status", "explore", "alerts"]
+PAGES = ["overview", "transactions", "money", "recurring", "budgets", "cash_flow", "forecast", "investments", "loans",
+         "card_bills", "import_files", "connections", "sync_status", "explore", "alerts"]
 SAME_IN_PORTUGUESE = {
     # Names, codes and units a Brazilian reads as they are in English.
     "HTTP 500", "HTTP 503", "{count} h", "{count} min", "Sandbox", "(sandbox)", "{name} (sandbox)", "manual",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from finance.errors import StoreError
+from finance.i18n import _
 from finance.store import migrate
 from finance.store.db import copy_into, duckdb_connection
 from finance.store.schema import metadata
@@ -31,16 +32,17 @@ def _existing(conn: sa.Connection) -> set[str]:
 def copy_store(source: sa.Engine, target: sa.Engine) -> dict[str, int]:
     """Copy every table of `source` (DuckDB) into `target` (PostgreSQL, empty); returns the rows per table."""
     if source.dialect.name != "duckdb" or target.dialect.name != "postgresql":
-        raise StoreError("db copy moves a DuckDB store (FINANCE_DATABASE_URL or the data folder's file) into a "
-                         "PostgreSQL database (--to postgresql+psycopg://…).", code="COPY_REFUSED")
+        raise StoreError(_("db copy moves a DuckDB store (FINANCE_DATABASE_URL or the data folder's file) into a "
+                           "PostgreSQL database (--to postgresql+psycopg://…)."), code="COPY_REFUSED")
     names = [table.name for table in metadata.sorted_tables]
     with target.connect() as conn:
         held = _counts(conn, sorted(set(names) & _existing(conn)))
     full = {name: n for name, n in held.items() if n}
     if full:
-        listed = ", ".join(f"{n} in {name}" for name, n in sorted(full.items()))
-        raise StoreError(f"The target database is not empty ({listed} rows), so nothing was copied: db copy only "
-                         "fills an empty database. Create a new database and copy into it.", code="COPY_REFUSED")
+        listed = ", ".join(f"{name}: {n}" for name, n in sorted(full.items()))
+        raise StoreError(_("The target database is not empty (rows: {listed}), so nothing was copied: db copy only "
+                           "fills an empty database. Create a new database and copy into it.").format(listed=listed),
+                         code="COPY_REFUSED")
     migrate.upgrade(source)
     migrate.upgrade(target)
     with source.connect() as read, target.begin() as write:
@@ -54,6 +56,7 @@ def copy_store(source: sa.Engine, target: sa.Engine) -> dict[str, int]:
         if copied != expected:
             wrong = ", ".join(f"{name}: {copied[name]} of {expected[name]}" for name in names
                               if copied[name] != expected[name])
-            raise StoreError(f"The copy does not match the source ({wrong} rows), so it was rolled back and the "
-                             "target is empty again.", code="COPY_MISMATCH")
+            raise StoreError(_("The copy does not match the source (rows: {wrong}), so it was rolled back and the "
+                               "target is empty again.").format(wrong=wrong), code="COPY_MISMATCH")
+
     return copied

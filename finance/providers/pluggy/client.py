@@ -105,9 +105,11 @@ def update_too_soon(body: dict[str, Any]) -> UpdateTooSoon:
         allowed = datetime.fromisoformat(str(last).replace("Z", "+00:00")) + timedelta(hours=hours) if last else None
     except ValueError:
         allowed = None
-    when = f" again after {allowed:%Y-%m-%d %H:%M} UTC" if allowed else ""
-    return UpdateTooSoon(f"Pluggy lets this bank be refreshed at most every {hours:g} hours; it can be refreshed"
-                         f"{when or ' later'}. Its data as of the last update is shown meanwhile.",
+    message = (_("Pluggy lets this bank be refreshed at most every {hours} hours; it can be refreshed again after "
+                 "{when} UTC. Its data as of the last update is shown meanwhile.") if allowed else
+               _("Pluggy lets this bank be refreshed at most every {hours} hours; it can be refreshed later. Its "
+                 "data as of the last update is shown meanwhile."))
+    return UpdateTooSoon(message.format(hours=f"{hours:g}", when=f"{allowed:%Y-%m-%d %H:%M}" if allowed else ""),
                          allowed_at=allowed, code="CLIENT_IS_UPDATING_BEFORE_ALLOWED_FREQUENCY", provider=NAME,
                          status=409)
 
