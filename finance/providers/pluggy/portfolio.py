@@ -101,11 +101,12 @@ def map_investment(raw: dict[str, Any], item_id: str) -> tuple[Security, Holding
 
 
 def investment_account(item_id: str, holdings: Sequence[Holding], as_of: datetime | None) -> Account:
-    """The item's investment account: every position's value together."""
+    """The item's investment account: every position's value together, named as Pluggy names accounts (in
+    Portuguese, like "Conta Corrente")."""
     currencies = {h.currency for h in holdings}
     total = sum((h.value for h in holdings), Decimal(0))
     return Account(provider=NAME, external_id=investment_account_id(item_id), connection_external_id=item_id,
-                   type=AccountType.INVESTMENT, name="Investments",
+                   type=AccountType.INVESTMENT, name="Investimentos",
                    currency=currencies.pop() if len(currencies) == 1 else "BRL", current_balance=total,
                    subtype="INVESTMENTS", balance_as_of=as_of)
 
