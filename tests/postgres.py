@@ -77,7 +77,8 @@ class PostgresServer:
         command = [str(self.bindir / program), *args]
         if self.as_root:
             command = ["runuser", "-u", SERVER_USER, "--", *command]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+        # From the server's own folder: the `postgres` user may not be allowed into the checkout's (e.g. under /root).
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False, cwd=self.root)
         if done.returncode != 0:
             raise RuntimeError(f"{program} failed ({done.returncode}): {done.stdout}\n{done.stderr}")
 
