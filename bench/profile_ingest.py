@@ -114,7 +114,7 @@ def main() -> None:
         lambda _conn, stmt, *_a, **_k: "SQLAlchemy " + _first_line(str(stmt)), original_execute)
     sa.Connection._commit_impl = steps.wrap(  # type: ignore[method-assign]
         lambda _conn: "COMMIT", sa.Connection._commit_impl)
-    for name in ("_merge", "_rebuild_balance_history", "_upsert_accounts"):
+    for name in ("_merge", "_rebuild_balance_history", "upsert_accounts"):
         setattr(ingest_module, name, steps.wrap(lambda *_a, _n=name, **_k: f"python {_n}",
                                                 getattr(ingest_module, name)))
     original_pair = ingest_module.pair_pending_with_posted

@@ -84,7 +84,6 @@ def investment_history(balance: Decimal, positions: Sequence[Position], trades: 
     (its cash positions plus what the balance holds beyond them) goes back through every trade's cash amount, when
     the account holds cash at all; an account of positions only (paid for from elsewhere) has none to track.
     """
-    start = min([start, *(t.day for t in trades if t.day <= as_of)])
     invested = {p.security_id: p for p in positions if not p.is_cash}
     cash_now = balance - sum((p.value for p in invested.values()), Decimal(0))
     tracks_cash = any(p.is_cash for p in positions) or cash_now != 0

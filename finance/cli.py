@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from finance import config
 from finance.config import load_settings
 from finance.crypto import SecretError
 from finance.demo import ConnectFailed, connect_bank
@@ -20,8 +21,9 @@ from finance.providers import registry
 from finance.providers.base import EmulatorOptions, ProviderKit
 from finance.sandbox.common import LOOPBACK_HOSTS, Emulator
 from finance.services import open_services
-from finance.store import accounts, connections
-from finance.store.db import store_error
+from finance.store import accounts, connections, migrate
+from finance.store.copy import copy_store
+from finance.store.db import create_engine, init_schema, store_error
 
 
 def _progress_bar(label: str, fraction: float, width: int = 30) -> None:
@@ -164,6 +166,36 @@ def cmd_status(_args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db_upgrade(_args: argparse.Namespace) -> int:
+    """Bring the store named by the settings to the newest schema revision; prints it."""
+    engine = create_engine(load_settings().database_url)
+    try:
+        init_schema(engine)
+        print(f"The database is at schema revision {migrate.current_revision(engine)} (the newest).")
+    finally:
+        engine.dispose()
+    return 0
+
+
+def cmd_db_copy(args: argparse.Namespace) -> int:
+    """Copy the DuckDB store named by the settings into the empty PostgreSQL database at --to."""
+    source = create_engine(load_settings().database_url)
+    try:
+        target = create_engine(config.database_url_of(args.to) or args.to)
+        try:
+            counts = copy_store(source, target)
+            init_schema(target)
+        finally:
+            target.dispose()
+    finally:
+        source.dispose()
+    for name, rows in counts.items():
+        print(f"{name}: {rows} rows")
+    print(f"Copied {sum(counts.values())} rows; every table's count matches the source. Set FINANCE_DATABASE_URL "
+          "to the new database (and keep the same FINANCE_ENCRYPTION_KEY or data/secret.key) to use it.")
+    return 0
+
+
 def _sandbox_login(kit: ProviderKit) -> tuple[str, str]:
     """(username, password) of a provider's sandbox bank, for the help texts."""
     values = list(kit.sandbox_bank.credentials.values())
@@ -221,6 +253,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="connections, their health and net worth")
     status.set_defaults(func=cmd_status)
+
+    db = sub.add_parser("db", help="the store's schema and moving it").add_subparsers(dest="action", required=True)
+    db.add_parser("upgrade", help="bring the database to the newest schema revision (safe to repeat)").set_defaults(
+        func=cmd_db_upgrade)
+    copy = db.add_parser("copy", help="copy the DuckDB store into an empty PostgreSQL database")
+    copy.add_argument("--to", required=True, metavar="URL", help="postgresql+psycopg://user:password@host/database")
+    copy.set_defaults(func=cmd_db_copy)
     parser.add_argument("--verbose", "-v", action="store_true", help="log progress, and errors with their tracebacks")
     return parser
 

@@ -77,6 +77,7 @@ def _smtp_settings(path: Path) -> SmtpSettings | None:
 class Settings:
     data_dir: Path
     database_url: str
+    database_pool_size: int = 5  # PostgreSQL connections each process keeps open (FINANCE_DATABASE_POOL_SIZE)
     pluggy_client_id: str | None = None
     pluggy_client_secret: str | None = None
     pluggy_base_url: str = PLUGGY_API_URL
@@ -124,10 +125,12 @@ class Settings:
 def load_settings(env: dict[str, str] | None = None, secrets_file: Path = SECRETS_FILE) -> Settings:
     values = {**_secrets_file_values(secrets_file), **{k: v for k, v in (env or os.environ).items() if v}}
     data_dir = Path(values.get("FINANCE_DATA_DIR", REPO_ROOT / "data")).resolve()
-    database_url = values.get("FINANCE_DATABASE_URL") or f"duckdb:///{data_dir / 'finance.duckdb'}"
+    database_url = database_url_of(values.get("FINANCE_DATABASE_URL")) or f"duckdb:///{data_dir / 'finance.duckdb'}"
     return Settings(
         data_dir=data_dir,
         database_url=database_url,
+        database_pool_size=int(_non_negative("FINANCE_DATABASE_POOL_SIZE", values.get("FINANCE_DATABASE_POOL_SIZE",
+                                                                                        "5"))) or 1,
         pluggy_client_id=values.get("PLUGGY_CLIENT_ID"),
         pluggy_client_secret=values.get("PLUGGY_CLIENT_SECRET"),
         pluggy_base_url=values.get("PLUGGY_BASE_URL", PLUGGY_API_URL).rstrip("/"),
@@ -171,6 +174,25 @@ def parse_interval(text: str | None) -> timedelta | None:
     if seconds < 60:
         raise ValueError(f"FINANCE_SYNC_INTERVAL must be at least a minute (got {text!r}).")
     return timedelta(seconds=seconds)
+
+
+DATABASE_SCHEMES = ("duckdb", "postgresql+psycopg")
+"""The store's engines: DuckDB (embedded, the default) and PostgreSQL through psycopg 3."""
+
+
+def database_url_of(text: str | None) -> str | None:
+    """FINANCE_DATABASE_URL: a DuckDB file (duckdb:///path) or a PostgreSQL database; postgresql:// and
+    postgres:// mean psycopg 3, the driver the app ships with."""
+    if not text:
+        return None
+    url = text.strip()
+    scheme, _, rest = url.partition("://")
+    if scheme in ("postgresql", "postgres"):
+        url, scheme = f"postgresql+psycopg://{rest}", "postgresql+psycopg"
+    if scheme not in DATABASE_SCHEMES or not rest:
+        raise ValueError("FINANCE_DATABASE_URL must be duckdb:///path/to/file.duckdb or "
+                         f"postgresql+psycopg://user:password@host/database (got a {scheme or 'bare'}:// URL).")
+    return url
 
 
 def _public_url(text: str | None) -> str | None:

@@ -59,7 +59,6 @@ from finance.store import cashflow as cashflow_store
 from finance.store import forecast as forecast_store
 from finance.store import recurring as recurring_store
 from finance.store.db import create_engine, init_schema, store_error
-from finance.store.migrate import add_missing_columns
 from finance.store.secrets import SecretStore
 from finance.sync import Progress, SyncEngine, SyncResult
 
@@ -641,10 +640,9 @@ def open_services(settings: Settings | None = None) -> Services:
     a killed process left running. A store that cannot be opened raises StoreError (finance.store.db), a key that
     cannot be read SecretError (finance.crypto): each says what to do."""
     settings = settings or load_settings()
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
     try:
-        init_schema(engine)
-        add_missing_columns(engine)
+        init_schema(engine, upgrade=False)  # DuckDB upgrades itself; PostgreSQL must be upgraded on purpose
     except Exception as exc:
         engine.dispose()
         problem = store_error(exc)

@@ -46,7 +46,7 @@ from finance.model import (
     TransactionChanges,
 )
 from finance.providers.base import Provider, at_once
-from finance.store.account_links import link_accounts, predecessors
+from finance.store.account_links import link_accounts, linked_successors, predecessors, refresh_since
 from finance.store.accounts import stored_accounts
 from finance.store.connections import clear_signal
 from finance.store.db import store_error
@@ -345,7 +345,8 @@ class SyncEngine:
         if state.institution is None:
             return ""
         try:
-            with self.engine.connect() as conn:
+            with self.engine.begin() as conn:
+                refresh_since(conn, linked_successors(conn, connection_id))
                 olds = predecessors(conn, state.provider, state.institution.id, connection_id)
             linked = sum(len(self.continue_history(old, connection_id, actor="sync")) for old in olds)
         except Exception as exc:  # the sync itself succeeded; linking can be done again from the Connections page

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +21,7 @@ from finance.sandbox.common import Clock
 from finance.services import open_services
 from finance.store.db import create_engine, init_schema
 from finance.sync import SyncEngine
+from tests.postgres import PostgresServer, postgres_server  # noqa: F401  (postgres_server: a session fixture)
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 START = datetime(2026, 11, 2, 15, 0, tzinfo=UTC)
@@ -43,19 +45,56 @@ def provider(emulator: PluggyEmulator) -> Iterator[PluggyProvider]:
     client.close()
 
 
+ENGINES = ("duckdb", "postgresql")
+"""The store's engines: a module marked `pytest.mark.engines` runs each test that uses the store on each of them."""
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "db_kind" in metafunc.fixturenames and metafunc.definition.get_closest_marker("engines"):
+        metafunc.parametrize("db_kind", ENGINES, indirect=True)
+
+
 @pytest.fixture
-def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The app's settings on an empty data folder: no credentials, an instant sandbox bank."""
+def db_kind(request: pytest.FixtureRequest) -> str:
+    """The engine under test: DuckDB, unless the module is marked `engines` (then each in turn)."""
+    return str(getattr(request, "param", "duckdb"))
+
+
+@pytest.fixture
+def database_url(db_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A fresh, empty store's URL on the engine under test (a new database on the tests' PostgreSQL server)."""
+    if db_kind == "postgresql":
+        return str(request.getfixturevalue("postgres_server")())
+    return f"duckdb:///{tmp_path / 'test.duckdb'}"
+
+
+@pytest.fixture
+def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_kind: str,
+            request: pytest.FixtureRequest) -> Path:
+    """The app's settings on an empty data folder: no credentials, an instant sandbox bank; the store is the data
+    folder's DuckDB file, or a fresh PostgreSQL database when the engine under test is PostgreSQL."""
     for name in OFFLINE_UNSET:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("FINANCE_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("FINANCE_SANDBOX_SETTLE_SECONDS", "0")
+    if db_kind == "postgresql":  # upgraded, as `python -m finance db upgrade` would (the app refuses an empty one)
+        monkeypatch.setenv("FINANCE_DATABASE_URL", upgraded(request.getfixturevalue("database_url")))
     return tmp_path
 
 
+def upgraded(url: str) -> str:
+    """`url`, after bringing its store to the newest schema revision."""
+    engine = create_engine(url)
+    try:
+        init_schema(engine)
+    finally:
+        engine.dispose()
+    return url
+
+
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[sa.Engine]:
-    eng = create_engine(f"duckdb:///{tmp_path / 'test.duckdb'}")
+def engine(database_url: str) -> Iterator[sa.Engine]:
+    eng = create_engine(database_url)
     init_schema(eng)
     yield eng
     eng.dispose()
@@ -77,12 +116,20 @@ def connect(provider: PluggyProvider, sync: SyncEngine, user: str = "user-ok") -
     return sync.register(state)
 
 
-def build_demo_store(folder: Path) -> Path:
+def store_engine() -> sa.Engine:
+    """An engine on the store the app's settings name: the data folder's DuckDB file, or FINANCE_DATABASE_URL (the
+    PostgreSQL database of a test on that engine)."""
+    return create_engine(load_settings().database_url)
+
+
+def build_demo_store(folder: Path, database_url: str | None = None) -> Path:
     """A data folder with the demo's two sandbox banks synced (Pluggy Bank in BRL, First Platypus Bank in USD),
-    for page tests to copy instead of connecting again."""
+    for page tests to copy instead of connecting again; the store is the folder's DuckDB file, or `database_url`."""
     with pytest.MonkeyPatch.context() as mp:
         for name in OFFLINE_UNSET:
             mp.delenv(name, raising=False)
+        if database_url:
+            mp.setenv("FINANCE_DATABASE_URL", database_url)
         mp.setenv("FINANCE_DATA_DIR", str(folder))
         mp.setenv("FINANCE_SANDBOX_SETTLE_SECONDS", "0")
         services = open_services(load_settings())
@@ -96,8 +143,30 @@ def build_demo_store(folder: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo's store, built once per test module (copy it before changing it)."""
+    """The demo's store, built once per test module (copy it before changing it, with `demo_copy`)."""
     return build_demo_store(tmp_path_factory.mktemp("demo"))
+
+
+@pytest.fixture(scope="session")
+def demo_store_postgresql(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> tuple[Path, str]:
+    """The demo's data folder and its PostgreSQL database (a template to clone), built once per session."""
+    url = upgraded(request.getfixturevalue("postgres_server")())
+    folder = build_demo_store(tmp_path_factory.mktemp("demo-pg"), url)
+    return folder, sa.engine.make_url(url).database or ""
+
+
+@pytest.fixture
+def demo_copy(offline: Path, db_kind: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The demo's store as this test's own, on the engine under test: its data folder copied into `offline`'s,
+    and on PostgreSQL its database cloned."""
+    if db_kind == "postgresql":
+        folder, template = request.getfixturevalue("demo_store_postgresql")
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        monkeypatch.setenv("FINANCE_DATABASE_URL", server.create_database(template=template))
+    else:
+        folder = request.getfixturevalue("demo_store")
+    shutil.copytree(folder, offline, dirs_exist_ok=True)
+    return offline
 
 
 def ok(at: AppTest) -> AppTest:

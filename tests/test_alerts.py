@@ -4,7 +4,7 @@ settings and their validation, and the e-mails through a real SMTP server on 127
 from __future__ import annotations
 
 import logging
-import shutil
+import os
 import socket
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -28,6 +28,8 @@ from finance.health import BannerItem
 from finance.recurring import PriceChange, Series
 from finance.services import Services, open_services
 from finance.store import alerts as alert_store
+
+pytestmark = pytest.mark.engines
 
 HOSTILE = "**x** <img src=x>"
 TODAY = date(2026, 12, 7)
@@ -134,16 +136,17 @@ def test_a_threshold_accepts_a_comma_as_the_decimal_separator():
 
 # --- the store and svc.alerts on the demo banks ---------------------------------------------------------------
 
-def services_on(folder: Path, demo_store: Path, smtp: SmtpSettings | None = None) -> Services:
-    shutil.copytree(demo_store, folder, dirs_exist_ok=True)
-    settings = load_settings({"FINANCE_DATA_DIR": str(folder), "FINANCE_SANDBOX_SETTLE_SECONDS": "0"},
+def services_on(folder: Path, smtp: SmtpSettings | None = None) -> Services:
+    """Services on a copy of the demo store (`demo_copy`) in `folder`, e-mailing through `smtp`."""
+    settings = load_settings({"FINANCE_DATA_DIR": str(folder), "FINANCE_SANDBOX_SETTLE_SECONDS": "0",
+                              "FINANCE_DATABASE_URL": os.environ.get("FINANCE_DATABASE_URL", "")},
                              secrets_file=folder / "none.toml")
     return open_services(settings.__class__(**{**settings.__dict__, "smtp": smtp}))
 
 
 @pytest.fixture
-def svc(offline: Path, demo_store: Path) -> Iterator[Services]:
-    services = services_on(offline, demo_store)
+def svc(demo_copy: Path) -> Iterator[Services]:
+    services = services_on(demo_copy)
     yield services
     services.engine.dispose()
 
@@ -296,9 +299,9 @@ def smtp_server() -> Iterator[tuple[Inbox, SmtpSettings]]:
 
 
 def test_new_alerts_are_emailed_once_as_plain_text_with_bank_text_only_in_the_body(
-        offline: Path, demo_store: Path, smtp_server: tuple[Inbox, SmtpSettings]):
+        demo_copy: Path, smtp_server: tuple[Inbox, SmtpSettings]):
     inbox, smtp = smtp_server
-    svc = services_on(offline, demo_store, smtp)
+    svc = services_on(demo_copy, smtp)
     try:
         make_large(svc, f"{HOSTILE}\r\nBcc: victim@example.com")
         run = svc.alerts.evaluate()
@@ -315,10 +318,10 @@ def test_new_alerts_are_emailed_once_as_plain_text_with_bank_text_only_in_the_bo
 
 
 def test_a_failing_smtp_server_is_recorded_and_retried_and_never_fails_a_sync_or_logs_the_password(
-        offline: Path, demo_store: Path, smtp_server: tuple[Inbox, SmtpSettings], caplog: pytest.LogCaptureFixture):
+        demo_copy: Path, smtp_server: tuple[Inbox, SmtpSettings], caplog: pytest.LogCaptureFixture):
     inbox, smtp = smtp_server
     inbox.refuse = True
-    svc = services_on(offline, demo_store, smtp)
+    svc = services_on(demo_copy, smtp)
     caplog.set_level(logging.DEBUG)
     try:
         make_large(svc)
@@ -339,12 +342,12 @@ def test_a_failing_smtp_server_is_recorded_and_retried_and_never_fails_a_sync_or
     assert PASSWORD not in caplog.text and PASSWORD not in repr(smtp)
 
 
-def test_a_wrong_password_or_no_server_is_recorded_without_the_password(offline: Path, demo_store: Path,
+def test_a_wrong_password_or_no_server_is_recorded_without_the_password(demo_copy: Path,
                                                                          smtp_server: tuple[Inbox, SmtpSettings]):
     _inbox, smtp = smtp_server
     for broken in (smtp.__class__(**{**smtp.__dict__, "password": "wrong-" + PASSWORD}),
                    smtp.__class__(**{**smtp.__dict__, "port": free_port()})):
-        svc = services_on(offline, demo_store, broken)
+        svc = services_on(demo_copy, broken)
         try:
             with svc.engine.begin() as conn:
                 conn.execute(sa.text("DELETE FROM alerts"))

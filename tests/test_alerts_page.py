@@ -3,26 +3,26 @@ the settings form and its refusal of bad input."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ok
+from tests.conftest import ok, store_engine
 from tests.test_alerts import HOSTILE
+
+pytestmark = pytest.mark.engines
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGE = "pages/alerts.py"
 
 
 @pytest.fixture
-def page(demo_store: Path, offline: Path) -> AppTest:
+def page(demo_copy: Path, offline: Path) -> AppTest:
     """The Alerts page on a copy of the demo store whose newest BRL expense is a R$ 5.000,00 purchase today from a
     merchant named like markup."""
-    shutil.copytree(demo_store, offline, dirs_exist_ok=True)
-    engine = sa.create_engine(f"duckdb:///{offline / 'finance.duckdb'}")
+    engine = store_engine()
     with engine.begin() as conn:
         conn.execute(sa.text("""
             UPDATE transactions SET amount = -5000, merchant = :m, booked_date = current_date, category = 'shopping'
@@ -75,7 +75,7 @@ def test_settings_turn_a_kind_off_and_a_hostile_threshold_changes_nothing(page: 
     at.button(key="FormSubmitter:alert_settings-Save alert settings").click()
     ok(at.run())
     assert at.success[0].value == "Alert settings saved."
-    engine = sa.create_engine(f"duckdb:///{offline / 'finance.duckdb'}")
+    engine = store_engine()
     with engine.connect() as conn:
         saved = dict(conn.execute(sa.text("SELECT name, value FROM alert_settings")).all())
     engine.dispose()

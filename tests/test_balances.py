@@ -113,9 +113,9 @@ def test_investment_history_of_positions_only_grows_with_each_buy_and_ends_at_th
     positions = [Position("fund", D("20"), D("2400.00"))]
     trades = [Trade(day(2), D("-1000.00"), "fund", D("10"), D("100")),
               Trade(day(6), D("-1100.00"), "fund", D("10"), D("110"))]
-    series = dict(investment_history(D("2400.00"), positions, trades, AS_OF, start=day(4)))
-    assert min(series) == day(2)  # the history reaches back to the first trade
-    assert series[day(2)] == D("1000.00")
+    series = dict(investment_history(D("2400.00"), positions, trades, AS_OF, start=day(1)))
+    assert min(series) == day(1)
+    assert series[day(1)] == D("0.00") and series[day(2)] == D("1000.00")
     assert series[day(5)] == D("10") * (D(100) + D(10) * 3 / 4)
     assert series[day(6)] == D("2200.00")
     assert series[AS_OF] == D("2400.00")

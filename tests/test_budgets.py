@@ -19,6 +19,8 @@ from finance.budgets import Budget, BudgetError
 from finance.services import Budgets
 from finance.store import budgets as budget_store
 
+pytestmark = pytest.mark.engines
+
 TODAY = date(2026, 12, 7)
 DEC, NOV, OCT = date(2026, 12, 1), date(2026, 11, 1), date(2026, 10, 1)
 NOW = datetime(2026, 12, 7, 12, tzinfo=UTC)

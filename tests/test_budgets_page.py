@@ -4,7 +4,6 @@ hand-off to Transactions, removing a budget, and hostile input refused with a re
 
 from __future__ import annotations
 
-import shutil
 from datetime import date
 from pathlib import Path
 
@@ -14,11 +13,12 @@ import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
 from finance.budgets import add_months, first_of_month, last_of_month
-from finance.config import load_settings
 from finance.formatting import format_money
 from finance.services import Budgets
 from finance.store import reports
-from tests.conftest import ok
+from tests.conftest import ok, store_engine
+
+pytestmark = pytest.mark.engines
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGE = "pages/budgets.py"
@@ -26,9 +26,8 @@ MONTH = first_of_month(date.today())
 
 
 @pytest.fixture
-def page(demo_store: Path, offline: Path) -> AppTest:
+def page(demo_copy: Path, offline: Path) -> AppTest:
     """The Budgets page on a private copy of a store with Pluggy Bank (BRL) and First Platypus Bank (USD)."""
-    shutil.copytree(demo_store, offline, dirs_exist_ok=True)
     at = AppTest.from_file(APP, default_timeout=60)
     ok(at.run())
     at.switch_page(PAGE)
@@ -36,7 +35,7 @@ def page(demo_store: Path, offline: Path) -> AppTest:
 
 
 def engine_of(folder: Path) -> sa.Engine:
-    return sa.create_engine(f"duckdb:///{folder / load_settings().database_url.rsplit('/', 1)[-1]}")
+    return store_engine()
 
 
 def set_budget(at: AppTest, category: str, currency: str, amount: str, *, rollover: bool = False) -> AppTest:

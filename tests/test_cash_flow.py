@@ -4,7 +4,6 @@ transactions behind each flow, escapes bank text, and the Cash flow page through
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -17,8 +16,12 @@ from streamlit.testing.v1 import AppTest
 
 from finance import charts
 from finance.cashflow import FROM_SAVINGS, MIDDLE, OTHER_SPENDING, SAVINGS, build_cash_flow
+from finance.config import load_settings
 from finance.store import cashflow, reports
+from finance.store.db import create_engine
 from tests.conftest import ok
+
+pytestmark = pytest.mark.engines
 
 REPO = Path(__file__).resolve().parents[1]
 YEAR_START, YEAR_END = date.today() - timedelta(days=365), date.today()
@@ -93,10 +96,9 @@ def test_bank_text_in_node_labels_is_escaped():
 # ---- On the sandbox banks ------------------------------------------------------------------------------------------
 
 @pytest.fixture
-def store(demo_store: Path, offline: Path) -> sa.Engine:
+def store(demo_copy: Path, offline: Path) -> sa.Engine:
     """A private copy of the demo store (Pluggy Bank in BRL, First Platypus Bank in USD)."""
-    shutil.copytree(demo_store, offline, dirs_exist_ok=True)
-    engine = sa.create_engine(f"duckdb:///{offline / 'finance.duckdb'}")
+    engine = create_engine(load_settings().database_url)
     yield engine
     engine.dispose()
 

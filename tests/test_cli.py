@@ -8,11 +8,14 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from finance.cli import main
 from finance.config import load_settings
 from finance.services import open_services
 from tests.conftest import connect
+
+pytestmark = pytest.mark.engines
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -79,7 +82,9 @@ def _one_error_line(err: str) -> str:
     return lines[0]
 
 
-def test_a_corrupt_store_is_one_clear_line_for_every_command(offline, capsys):
+def test_a_corrupt_store_is_one_clear_line_for_every_command(offline, capsys, db_kind):
+    if db_kind != "duckdb":
+        pytest.skip("a damaged DuckDB file; PostgreSQL going away is in test_postgres_faults")
     (offline / "finance.duckdb").write_bytes(os.urandom(64 * 1024))
     for command in (["status"], ["sync"], ["connect", "--institution", "0", "--user", "user-ok", "--password", "x"]):
         assert main(command) == 2
@@ -87,7 +92,9 @@ def test_a_corrupt_store_is_one_clear_line_for_every_command(offline, capsys):
         assert "damaged" in line and "backup" in line
 
 
-def test_a_read_only_store_can_be_read_but_a_sync_says_it_cannot_write(offline, monkeypatch, capsys):
+def test_a_read_only_store_can_be_read_but_a_sync_says_it_cannot_write(offline, monkeypatch, capsys, db_kind):
+    if db_kind != "duckdb":
+        pytest.skip("DuckDB's read-only file mode")
     services = open_services()
     connect(services.providers["pluggy"], services.sync)  # type: ignore[arg-type]
     services.engine.dispose()

@@ -29,6 +29,8 @@ from finance.model import ConnectionState, ConnectionStatus, Institution
 from finance.services import shared_services
 from finance.ui.context import as_of_caption
 
+pytestmark = pytest.mark.engines
+
 NOW = datetime(2026, 11, 2, 15, 0, tzinfo=UTC)
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 

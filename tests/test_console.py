@@ -27,6 +27,8 @@ from finance.store.schema import connections, metadata
 from finance.sync import SyncEngine
 from tests.conftest import START, connect
 
+pytestmark = pytest.mark.engines
+
 SECRET = "gAAAAA-sealed-token-that-must-never-leak"
 
 
@@ -259,8 +261,8 @@ def test_downloads_round_trip(store: sa.Engine):
     assert pq.read_table(io.BytesIO(console.to_parquet_bytes(odd.table))).num_rows == 1
 
 
-def test_other_databases_are_snapshotted_through_sqlalchemy(tmp_path: Path):
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'store.sqlite'}")
+def test_postgresql_is_snapshotted_through_sqlalchemy(postgres_server):
+    engine = create_engine(postgres_server())
     init_schema(engine)
     result = run_query(engine, "SELECT kind, COUNT(*) AS n FROM categories GROUP BY kind ORDER BY kind")
     assert {r["kind"] for r in result.frame().to_dict("records")} >= {"income", "expense", "transfer"}

@@ -20,6 +20,8 @@ from tests.portfolio_fake import NOW, TODAY, FakeBank, Row, connect, table
 
 D = Decimal
 
+pytestmark = pytest.mark.engines  # each test on DuckDB and on PostgreSQL
+
 
 def account(external_id: str, kind: AccountType = AccountType.CHECKING, *, mask: str | None = "1234",
             name: str = "Conta", currency: str = "BRL") -> Account:
@@ -95,7 +97,8 @@ def test_a_continued_account_counts_once_in_net_worth_totals_and_spending(engine
     worth = {day: D(v) for day, v in zip(once["day"], once["net_worth"], strict=True)}
     doubled_worth = {day: D(v) for day, v in zip(doubled["day"], doubled["net_worth"], strict=True)}
     handover = min(r.booked_date for r in table(engine, "SELECT booked_date FROM transactions "
-                                                        "WHERE account_id = 'fake:new-chk'"))
+                                                        "WHERE connection_id = 'fake:item-2'"))
+    assert {r.since for r in table(engine, "SELECT since FROM account_links")} == {handover}
     before = handover - timedelta(days=1)
     assert worth[before] == doubled_worth[before]  # the old accounts alone until then
     assert abs(worth[handover] - worth[before]) < D("100.00")  # a purchase and a price move: no cliff there

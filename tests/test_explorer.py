@@ -35,6 +35,8 @@ from finance.store.secrets import SecretStore
 from finance.sync import SyncEngine
 from tests.conftest import START, connect
 
+pytestmark = pytest.mark.engines
+
 EDIT_TIME = datetime(2026, 11, 3, 12, 0, tzinfo=UTC)
 
 

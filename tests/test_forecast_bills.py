@@ -14,6 +14,8 @@ import sqlalchemy as sa
 from finance.forecast import AccountStart, CardHistory, card_bills, due_day, next_due_date, outlook
 from finance.store import forecast as forecast_store
 
+pytestmark = pytest.mark.engines
+
 TODAY = date(2026, 1, 5)
 NOW = datetime(2026, 1, 5, 12, tzinfo=UTC)
 CHECKING = AccountStart("a", "Checking", "checking", "BRL", Decimal("1000.00"))

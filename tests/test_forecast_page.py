@@ -4,7 +4,6 @@ validated, stored and audited, and the page's warnings, bills and form."""
 
 from __future__ import annotations
 
-import shutil
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -21,14 +20,15 @@ from finance.recurring import add_months
 from finance.services import open_services
 from finance.store import forecast as forecast_store
 
+pytestmark = pytest.mark.engines
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 # ---- On the sandbox banks ------------------------------------------------------------------------------------------
 
 @pytest.fixture
-def svc(demo_store: Path, offline: Path):
-    shutil.copytree(demo_store, offline, dirs_exist_ok=True)
+def svc(demo_copy: Path, offline: Path):
     services = open_services(load_settings())
     yield services
     services.engine.dispose()

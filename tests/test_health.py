@@ -17,6 +17,8 @@ from finance.store.sync_runs import read_status
 from finance.sync import SyncEngine
 from tests.conftest import connect
 
+pytestmark = pytest.mark.engines
+
 NOW = datetime(2026, 11, 2, 15, 0, tzinfo=UTC)
 
 

@@ -3,7 +3,6 @@ Markdown (bold, a link, an image, HTML) reaches the page escaped, so the browser
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,14 +13,15 @@ from finance.config import load_settings
 from finance.services import open_services
 from tests.conftest import ok
 
+pytestmark = pytest.mark.engines
+
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 HOSTILE = "**Bank** [click](http://evil.example) ![x](http://evil.example/x.png) <b>hi</b> $x$"
 
 
 @pytest.fixture
-def hostile_store(demo_store: Path, offline: Path) -> Path:
+def hostile_store(demo_copy: Path, offline: Path) -> Path:
     """The demo store with bank text replaced by Markdown and HTML everywhere a page shows it."""
-    shutil.copytree(demo_store, offline, dirs_exist_ok=True)
     svc = open_services(load_settings())
     try:
         with svc.engine.begin() as conn:

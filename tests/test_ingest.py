@@ -24,6 +24,8 @@ from finance.providers.pluggy.mapping import RawTransaction, map_transactions, r
 from finance.store.db import create_engine, init_schema
 from finance.store.ingest import StagedTransactions, apply_sync, upsert_connection
 
+pytestmark = pytest.mark.engines
+
 NOW = datetime(2026, 11, 2, 15, 0, tzinfo=UTC)
 STATE = ConnectionState(provider="pluggy", external_id="item-1", status=ConnectionStatus.ACTIVE,
                         provider_status="UPDATED/SUCCESS")
@@ -38,8 +40,8 @@ def raw(txn_id: str, description: str, amount: float = -10.0, day: int = 10) -> 
 
 
 @pytest.fixture
-def engine(tmp_path: Path):
-    eng = create_engine(f"duckdb:///{tmp_path / 'ingest.duckdb'}")
+def engine(database_url: str):
+    eng = create_engine(database_url)
     init_schema(eng)
     with eng.begin() as conn:
         upsert_connection(conn, STATE, now=NOW)
@@ -79,12 +81,13 @@ def test_an_id_listed_twice_in_one_fetch_is_one_row_with_its_latest_version(engi
     assert rows(engine) == [("pluggy:t1", "fourth"), ("pluggy:t2", "other")]
 
 
-def test_staged_and_in_memory_rows_make_the_same_store(tmp_path: Path) -> None:
+def test_staged_and_in_memory_rows_make_the_same_store(postgres_server, tmp_path: Path) -> None:
     batches = [map_transactions([raw(f"t{i}", f"purchase {i}", -i - 0.5, 1 + i % 28) for i in range(j, j + 50)],
                                 ACCOUNT) for j in range(0, 200, 50)]
     stores = []
-    for staged in (True, False):
-        engine = create_engine(f"duckdb:///{tmp_path / f'{staged}.duckdb'}")
+    for url, staged in [(f"duckdb:///{tmp_path / f'{s}.duckdb'}", s) for s in (True, False)] + [
+            (postgres_server(), s) for s in (True, False)]:  # the same store on both engines, too
+        engine = create_engine(url)
         init_schema(engine)
         with engine.begin() as conn:
             upsert_connection(conn, STATE, now=NOW)
@@ -92,7 +95,7 @@ def test_staged_and_in_memory_rows_make_the_same_store(tmp_path: Path) -> None:
         with engine.connect() as conn:
             stores.append(sorted(conn.execute(sa.text("SELECT * FROM transactions")).all()))
         engine.dispose()
-    assert stores[0] == stores[1] and len(stores[0]) == 200
+    assert stores[0] == stores[1] == stores[2] == stores[3] and len(stores[0]) == 200
 
 
 def test_staging_takes_batches_from_many_threads_and_cleans_up(tmp_path: Path) -> None:

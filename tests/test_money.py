@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import re
-import shutil
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -21,7 +20,9 @@ from finance import money
 from finance.formatting import format_money, format_rate
 from finance.money import Rate, RateBook, RateError
 from finance.store import rates as rate_store
-from tests.conftest import ok
+from tests.conftest import ok, store_engine
+
+pytestmark = pytest.mark.engines
 
 REPO = Path(__file__).resolve().parents[1]
 DAY0 = date(2026, 1, 1)
@@ -314,9 +315,8 @@ def test_card_use_per_card_and_currency():
 
 
 @pytest.fixture
-def money_page(demo_store: Path, offline: Path) -> AppTest:
+def money_page(demo_copy: Path, offline: Path) -> AppTest:
     """The Money page on a private copy of the demo store."""
-    shutil.copytree(demo_store, offline, dirs_exist_ok=True)
     at = AppTest.from_file(str(REPO / "pages" / "money.py"), default_timeout=60)
     return ok(at.run())
 
@@ -327,7 +327,7 @@ def metric(at: AppTest, label: str) -> str:
 
 def store_figures(folder: Path) -> dict[str, Decimal]:
     """Balances per currency straight from the store, independent of the page's rate_store."""
-    engine = sa.create_engine(f"duckdb:///{folder / 'finance.duckdb'}")
+    engine = store_engine()
     with engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT currency, SUM(current_balance) FROM accounts GROUP BY 1")).all()
     engine.dispose()
@@ -391,7 +391,7 @@ def test_adding_a_rate_brings_the_other_currency_into_the_base_total(money_page:
     expected_usd = (balances["USD"] + balances["BRL"] / Decimal("5.25")).quantize(Decimal("0.01"))
     assert metric(at, "Net worth (USD)") == format_money(expected_usd, "USD")
 
-    engine = sa.create_engine(f"duckdb:///{offline / 'finance.duckdb'}")
+    engine = store_engine()
     with engine.connect() as conn:
         stored = conn.execute(sa.text("SELECT from_currency, to_currency, rate, note FROM exchange_rates")).all()
         logged = conn.execute(sa.text("SELECT action FROM audit_log")).scalars().all()
@@ -418,7 +418,7 @@ def test_bad_rate_is_refused_and_nothing_is_stored(money_page: AppTest, offline:
     assert "one decimal sign" in at.error[0].value
     at = add_rate(at, "USD", "USD", "2", date(2020, 1, 1))
     assert "two different currencies" in at.error[0].value
-    engine = sa.create_engine(f"duckdb:///{offline / 'finance.duckdb'}")
+    engine = store_engine()
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT COUNT(*) FROM exchange_rates")).scalar_one() == 0
         assert conn.execute(sa.text("SELECT COUNT(*) FROM audit_log")).scalar_one() == 0
@@ -441,7 +441,7 @@ def test_edit_and_delete_a_rate_from_the_page(money_page: AppTest, offline: Path
     ok(at.run())
     assert "Rate deleted" in at.success[0].value
     assert _rate_ids(offline) == []
-    engine = sa.create_engine(f"duckdb:///{offline / 'finance.duckdb'}")
+    engine = store_engine()
     with engine.connect() as conn:
         actions = conn.execute(sa.text("SELECT action FROM audit_log ORDER BY occurred_at")).scalars().all()
     engine.dispose()
@@ -449,7 +449,7 @@ def test_edit_and_delete_a_rate_from_the_page(money_page: AppTest, offline: Path
 
 
 def _rate_ids(folder: Path) -> list[str]:
-    engine = sa.create_engine(f"duckdb:///{folder / 'finance.duckdb'}")
+    engine = store_engine()
     with engine.connect() as conn:
         ids = conn.execute(sa.text("SELECT id FROM exchange_rates")).scalars().all()
     engine.dispose()

@@ -3,7 +3,6 @@ top merchants, credit-card use, the category drill-down and its hand-off to Tran
 
 from __future__ import annotations
 
-import shutil
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -16,7 +15,9 @@ from finance import money
 from finance.categories import CATEGORIES
 from finance.formatting import format_money
 from finance.store import reports
-from tests.conftest import ok
+from tests.conftest import ok, store_engine
+
+pytestmark = pytest.mark.engines
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -31,13 +32,12 @@ def frame_with(at: AppTest, column: str) -> list:
 
 
 def engine_of(folder: Path) -> sa.Engine:
-    return sa.create_engine(f"duckdb:///{folder / 'finance.duckdb'}")
+    return store_engine()
 
 
 @pytest.fixture
-def overview(demo_store: Path, offline: Path) -> AppTest:
+def overview(demo_copy: Path, offline: Path) -> AppTest:
     """The Overview on a private copy of a store with Pluggy Bank (BRL) and First Platypus Bank (USD)."""
-    shutil.copytree(demo_store, offline, dirs_exist_ok=True)
     return ok(AppTest.from_file(APP, default_timeout=60).run())
 
 

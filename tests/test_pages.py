@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
 from finance.config import load_settings
 from finance.providers import registry
+from tests.conftest import store_engine
 from tests.test_connect_widget import send, widget
+
+pytestmark = pytest.mark.engines
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -43,7 +47,7 @@ def connect(at: AppTest, user: str, password: str = "password-ok") -> AppTest:
 
 
 def store(tmp: Path) -> sa.Engine:
-    return sa.create_engine(f"duckdb:///{tmp / 'finance.duckdb'}")
+    return store_engine()
 
 
 def test_empty_overview_leads_to_a_first_connection(offline):

@@ -15,6 +15,8 @@ from tests.portfolio_fake import NOW, TODAY, FakeBank, connect, table
 
 D = Decimal
 
+pytestmark = pytest.mark.engines  # each test on DuckDB and on PostgreSQL
+
 
 @pytest.fixture
 def bank() -> FakeBank:
@@ -151,3 +153,15 @@ def test_an_unchanged_resource_is_not_written_again_and_a_changed_one_is(engine,
     assert D(table(engine, "SELECT total FROM card_bills WHERE id = 'fake:bill-now'")[0].total) == D("1300.00")
     assert table(engine, "SELECT checked_at FROM portfolio_status WHERE resource = 'investments'")[0].checked_at \
         > min(written.values())
+
+
+def test_every_account_of_a_connection_has_history_from_its_first_day(engine, bank, fake_sync):
+    """The card's own rows begin days ago, the checking account's months ago: the card still counts (at its opening
+    balance) from the connection's first day, so net worth does not jump the day the card's rows begin."""
+    cid = connect(fake_sync, bank)
+    fake_sync.sync_connection(cid)
+    first = {r.account_id: r.first for r in table(engine, "SELECT account_id, MIN(day) AS first FROM balance_history "
+                                                          "GROUP BY account_id")}
+    assert len(set(first.values())) == 1, first
+    card = table(engine, "SELECT day, balance FROM balance_history WHERE account_id = 'fake:card' ORDER BY day")
+    assert D(card[0].balance) == D("-1240.00") + D("206.67") - D("900.00")  # before its purchase and its payment

@@ -8,10 +8,13 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from finance.recurring import Choice, Series, add_months, apply_choices, detect, remaining_total
+
+pytestmark = pytest.mark.engines
 
 TODAY = date(2026, 12, 7)
 

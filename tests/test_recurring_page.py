@@ -5,7 +5,6 @@ demand, hostile input refused with nothing changed)."""
 
 from __future__ import annotations
 
-import shutil
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -14,11 +13,12 @@ import pytest
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
-from finance.config import load_settings
 from finance.recurring import RecurringError, Series
 from finance.services import open_services
 from finance.store import recurring as recurring_store
-from tests.conftest import ok
+from tests.conftest import ok, store_engine
+
+pytestmark = pytest.mark.engines
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 PAGE = "pages/recurring.py"
@@ -26,9 +26,8 @@ TODAY = date.today()
 
 
 @pytest.fixture
-def store(demo_store: Path, offline: Path) -> Path:
+def store(demo_copy: Path, offline: Path) -> Path:
     """A private copy of a store with Pluggy Bank (BRL) and First Platypus Bank (USD)."""
-    shutil.copytree(demo_store, offline, dirs_exist_ok=True)
     return offline
 
 
@@ -41,7 +40,7 @@ def page(store: Path) -> AppTest:
 
 
 def engine_of(folder: Path) -> sa.Engine:
-    return sa.create_engine(f"duckdb:///{folder / load_settings().database_url.rsplit('/', 1)[-1]}")
+    return store_engine()
 
 
 def named(found: list[Series], merchant: str, currency: str = "BRL") -> list[Series]:

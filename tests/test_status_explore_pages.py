@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from streamlit.testing.v1 import AppTest
 
 from finance.store import console
+from tests.conftest import store_engine
 from tests.test_pages import button, connect
+
+pytestmark = pytest.mark.engines
 
 REPO = Path(__file__).resolve().parents[1]
 PAGES = {"overview": "Overview", "connections": "Connections", "sync_status": "Sync status", "explore": "Explore"}
@@ -38,7 +42,7 @@ def goto(at: AppTest, page: str) -> AppTest:
 
 
 def table_counts(tmp: Path) -> dict[str, int]:
-    engine = sa.create_engine(f"duckdb:///{tmp / 'finance.duckdb'}")
+    engine = store_engine()
     with engine.connect() as conn:
         counts = {t: conn.execute(sa.text(f"SELECT COUNT(*) FROM {t}")).scalar_one()
                   for t in ("transactions", "accounts", "connections", "sync_runs")}

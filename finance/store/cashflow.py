@@ -45,7 +45,7 @@ def cash_flow(conn: sa.Connection, start: date, end: date, currency: str, *,
     group_name (the income category, or the top-level spending category), payer (or None), amount (the signed net:
     income positive, spending negative, so a refund-heavy category can come out positive) and transactions."""
     return frame(conn, f"""
-        SELECT {_FLOW_KEY} AS flow_key, f.side, f.group_id, ANY_VALUE(f.group_name) AS group_name, f.payer,
+        SELECT {_FLOW_KEY} AS flow_key, f.side, f.group_id, MIN(f.group_name) AS group_name, f.payer,
                SUM(f.amount) AS amount, COUNT(*) AS transactions
         FROM ({_FLOW_ROWS}) f
         GROUP BY f.side, f.group_id, f.payer

@@ -292,12 +292,31 @@ def snapshot_tables(engine: sa.Engine, meta: sa.MetaData = metadata) -> dict[str
             for table in meta.tables.values():
                 columns = ", ".join(f'"{c.name}"' for c in _visible_columns(table))
                 tables[table.name] = duck.sql(f'SELECT {columns} FROM "{table.name}"').to_arrow_table()
-        else:  # PostgreSQL and friends: through SQLAlchemy and pandas
+        else:  # PostgreSQL: a read-only snapshot, bounded in time, typed as DuckDB types the same columns
+            conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(TIMEOUT_SECONDS * 1000)}")
             for table in meta.tables.values():
-                rows = frame(conn, sa.select(*_visible_columns(table)))
-                tables[table.name] = pa.Table.from_pandas(rows, preserve_index=False)
+                columns = _visible_columns(table)
+                rows = frame(conn, sa.select(*columns))
+                schema = pa.schema([(c.name, _arrow_type(c.type)) for c in columns])
+                tables[table.name] = pa.Table.from_pandas(rows, schema=schema, preserve_index=False)
         conn.rollback()
     return tables
+
+
+def _arrow_type(kind: sa.types.TypeEngine[Any]) -> pa.DataType:
+    """The Arrow type DuckDB gives a column of this schema type (so a query answers alike on either engine)."""
+    if isinstance(kind, sa.Numeric):
+        return pa.decimal128(kind.precision or 18, kind.scale or 0)
+    if isinstance(kind, sa.DateTime):
+        return pa.timestamp("us", tz="UTC" if kind.timezone else None)
+    if isinstance(kind, sa.Date):
+        return pa.date32()
+    if isinstance(kind, sa.Boolean):
+        return pa.bool_()
+    if isinstance(kind, sa.Integer):
+        return pa.int32()
+    return pa.string()
 
 
 @dataclass(frozen=True)

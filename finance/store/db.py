@@ -9,11 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 import sqlalchemy as sa
 
 from finance.categories import CATEGORIES
 from finance.errors import DatabaseBusy, StoreError
-from finance.store.schema import categories, metadata
+from finance.store import migrate
+from finance.store.schema import categories
 
 STORE_FULL = ("The disk is full (or the app's file size limit is reached): the database could not be written, so "
               "nothing was changed. Free some disk space, then try again.")
@@ -22,6 +25,9 @@ STORE_READ_ONLY = ("The database cannot be written: it is read-only or the app l
                    "FINANCE_DATABASE_URL does not open it read-only), then try again.")
 STORE_CORRUPT = ("The database file is damaged or is not a database this app can read. Restore it from a backup, "
                  "or move it aside to start a new one (the banks then sync again from scratch).")
+STORE_GONE = ("The database server went away (the connection was lost or refused), so nothing from this operation was "
+              "saved. Check that PostgreSQL is running and reachable at the address in FINANCE_DATABASE_URL, then "
+              "try again.")
 STORE_UNAVAILABLE = ("The database failed ({kind}); nothing was changed. Restart the app and try again; if it keeps "
                      "failing, check the disk and restore the database from a backup.")
 
@@ -30,6 +36,11 @@ _READ_ONLY_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
 _FULL_TEXT = ("no space left", "file too large", "disk quota", "disk full")
 _READ_ONLY_TEXT = ("read-only", "read only", "permission denied", "readonly")
 _CORRUPT_TEXT = ("not a valid duckdb database", "corrupt", "checksum", "malformed")
+_GONE_SQLSTATES = ("57P01", "57P02", "57P03", "08")
+"""PostgreSQL's "admin shutdown", "crash shutdown", "cannot connect now", and the connection exceptions (08xxx)."""
+_GONE_TEXT = ("server closed the connection", "connection refused", "connection is lost", "the connection is closed",
+              "terminating connection", "connection failed", "consuming input failed", "could not receive data",
+              "could not send data", "no connection to the server")
 _UNAVAILABLE_TYPES = ("IOException", "FatalException", "OperationalError", "InternalError", "ConnectionException")
 
 
@@ -64,10 +75,23 @@ def store_error(exc: BaseException) -> StoreError | None:
         if _is_database_error(cause) and any(t in text for t in _CORRUPT_TEXT):
             return StoreError(STORE_CORRUPT, code="STORE_CORRUPT")
     for cause in _causes(exc):
+        if _connection_lost(cause):
+            return StoreError(STORE_GONE, code="STORE_GONE")
+    for cause in _causes(exc):
         if isinstance(cause, sa.exc.OperationalError | sa.exc.InternalError) or (
                 _is_database_error(cause) and type(cause).__name__ in _UNAVAILABLE_TYPES):
             return StoreError(STORE_UNAVAILABLE.format(kind=type(cause).__name__), code="STORE_UNAVAILABLE")
     return None
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """`exc` says the database server is gone or unreachable (PostgreSQL stopped, restarted, or the network)."""
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if type(exc).__module__.split(".")[0] != "psycopg":
+        return False
+    state = getattr(exc, "sqlstate", None) or ""
+    return state.startswith(_GONE_SQLSTATES) or any(t in str(exc).lower() for t in _GONE_TEXT)
 
 
 def _is_database_error(exc: BaseException) -> bool:
@@ -76,10 +100,18 @@ def _is_database_error(exc: BaseException) -> bool:
                                                                                           "psycopg", "psycopg2")
 
 
-def create_engine(url: str) -> sa.Engine:
+def create_engine(url: str, *, pool_size: int = 5) -> sa.Engine:
     """An engine for the store; creates the folder of a DuckDB file. Raises DatabaseBusy on a held lock and a
-    StoreError when the file cannot be opened (damaged, unreadable, on a full disk)."""
-    engine = sa.create_engine(url)
+    StoreError when the file cannot be opened (damaged, unreadable, on a full disk) or the server cannot be reached.
+
+    On PostgreSQL, sessions run in UTC (times come back as on DuckDB), a pooled connection is checked before use
+    (a server restart costs one failed operation, not a broken pool), and each process keeps `pool_size`
+    connections (plus as many again at peak)."""
+    if sa.engine.make_url(url).get_backend_name() == "postgresql":
+        engine = sa.create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size,
+                                  connect_args={"options": "-c timezone=UTC"})
+    else:
+        engine = sa.create_engine(url)
     try:
         if url.startswith("duckdb:///") and not url.startswith("duckdb:///:memory:"):
             Path(url.removeprefix("duckdb:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -99,9 +131,14 @@ def create_engine(url: str) -> sa.Engine:
     return engine
 
 
-def init_schema(engine: sa.Engine) -> None:
-    """Create missing tables and keep the category taxonomy in step with finance.categories."""
-    metadata.create_all(engine)
+def init_schema(engine: sa.Engine, *, upgrade: bool = True) -> None:
+    """Bring the schema to the newest revision (finance.store.migrate) and keep the category taxonomy in step with
+    finance.categories. With `upgrade=False`, as at start-up: a DuckDB file upgrades itself, a PostgreSQL database
+    that is behind the code is refused (a StoreError naming the upgrade command)."""
+    if upgrade:
+        migrate.upgrade(engine)
+    else:
+        migrate.prepare(engine)
     with engine.begin() as conn:
         existing = {row.id for row in conn.execute(sa.select(categories.c.id))}
         rows = [{"id": c.id, "name": c.name, "parent_id": c.parent_id, "kind": c.kind}
@@ -113,8 +150,76 @@ def init_schema(engine: sa.Engine) -> None:
 def duckdb_connection(conn: sa.Connection) -> Any:
     """The DuckDB connection under a SQLAlchemy connection, for Arrow registration (bulk paths)."""
     if conn.dialect.name != "duckdb":
-        raise NotImplementedError("Bulk ingest is implemented for DuckDB; other databases are not supported yet.")
+        raise NotImplementedError("This path needs DuckDB; use `load_arrow` for rows every engine can read.")
     return conn.connection.dbapi_connection
+
+
+_PG_TYPES = {pa.string(): "text", pa.large_string(): "text", pa.date32(): "date", pa.int64(): "bigint",
+             pa.int32(): "integer", pa.bool_(): "boolean", pa.float64(): "double precision"}
+
+
+def _pg_type(kind: pa.DataType) -> str:
+    if pa.types.is_decimal(kind):
+        return f"numeric({kind.precision}, {kind.scale})"
+    if pa.types.is_timestamp(kind):
+        return "timestamptz" if kind.tz else "timestamp"
+    return _PG_TYPES[kind]
+
+
+def load_arrow(conn: sa.Connection, name: str, rows: pa.Table | pa.RecordBatchReader) -> None:
+    """Make Arrow rows readable by SQL as the relation `name` on this connection, in bulk: DuckDB registers them
+    (no copy); PostgreSQL gets a temporary table filled by one COPY (CSV written by Arrow, never row by row),
+    dropped at the end of the transaction or by `unload_arrow`."""
+    if conn.dialect.name == "duckdb":
+        duckdb_connection(conn).register(name, rows)
+        return
+    columns = ", ".join(f'"{f.name}" {_pg_type(f.type)}' for f in rows.schema)
+    conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}"')
+    conn.exec_driver_sql(f'CREATE TEMP TABLE "{name}" ({columns}) ON COMMIT DROP')
+    copy_into(conn, name, rows)
+    conn.exec_driver_sql(f'ANALYZE "{name}"')  # temporary tables get no statistics otherwise
+
+
+COPY_CHUNK_ROWS = 65_536
+"""Rows written as one CSV buffer to COPY: large enough to stream fast, small enough to keep memory flat."""
+
+
+def copy_into(conn: sa.Connection, table: str, rows: pa.Table | pa.RecordBatchReader) -> int:
+    """PostgreSQL: append Arrow rows to `table` (its columns named like theirs) with one COPY, as CSV that Arrow
+    writes a batch at a time; returns the rows copied."""
+    batches = rows.to_batches() if isinstance(rows, pa.Table) else rows
+    names = ", ".join(f'"{f.name}"' for f in rows.schema)
+    options = pacsv.WriteOptions(include_header=False)
+    copied = 0
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        with cursor.copy(f'COPY "{table}" ({names}) FROM STDIN (FORMAT csv)') as copy:
+            for batch in batches:
+                for offset in range(0, batch.num_rows, COPY_CHUNK_ROWS):  # bounded buffers, whatever the batch
+                    chunk = batch.slice(offset, COPY_CHUNK_ROWS)
+                    sink = pa.BufferOutputStream()
+                    pacsv.write_csv(chunk, sink, options)  # NULL: an empty field; "" stays an empty string
+                    copy.write(memoryview(sink.getvalue()))
+                    copied += chunk.num_rows
+    finally:
+        cursor.close()
+    return copied
+
+
+def unload_arrow(conn: sa.Connection, name: str) -> None:
+    """Forget rows `load_arrow` made readable as `name`."""
+    if conn.dialect.name == "duckdb":
+        duckdb_connection(conn).unregister(name)
+    else:
+        conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}"')
+
+
+def arg_min(conn: sa.Connection, value: str, key: str, where: str = "") -> str:
+    """SQL for the `value` of the row with the smallest `key` in a group, on either engine:
+    DuckDB's arg_min, PostgreSQL's first element of an ordered array_agg. `where` is a FILTER (WHERE …) clause."""
+    if conn.dialect.name == "duckdb":
+        return f"arg_min({value}, {key}) {where}"
+    return f"(array_agg({value} ORDER BY {key}) {where})[1]"
 
 
 def frame(conn: sa.Connection, sql: str | sa.Executable, params: Mapping[str, Any] | None = None) -> pd.DataFrame:

@@ -48,7 +48,7 @@ def card_histories(conn: sa.Connection, today: date) -> list[CardHistory]:
         ), bills AS (
             SELECT p.* FROM paid p JOIN cards c ON c.id = p.account_id WHERE p.amount > 0
         ), payments AS (
-            SELECT account_id, list(booked_date ORDER BY booked_date) AS dates FROM bills GROUP BY account_id
+            SELECT account_id, array_agg(booked_date ORDER BY booked_date) AS dates FROM bills GROUP BY account_id
         ), mirrors AS (
             SELECT b.account_id AS card_id, m.account_id AS payer_id,
                    row_number() OVER (PARTITION BY b.id ORDER BY abs(m.booked_date - b.booked_date), m.account_id)

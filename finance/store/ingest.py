@@ -19,6 +19,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -28,7 +29,7 @@ from finance.balances import reconstruct_balances
 from finance.dedupe import Candidate, pair_pending_with_posted
 from finance.errors import TransientError
 from finance.model import MONEY, TRANSACTION_SCHEMA, Account, ConnectionState, TransactionChanges, money, stable_id
-from finance.store.db import duckdb_connection
+from finance.store.db import load_arrow, unload_arrow
 from finance.store.schema import accounts as accounts_t
 from finance.store.schema import balance_history, connections
 
@@ -234,7 +235,6 @@ def apply_sync(conn: sa.Connection, *, state: ConnectionState, accounts: list[Ac
 
     The rows are `staged` (when the fetch streamed them there) followed by `changes.batches`.
     """
-    duck = duckdb_connection(conn)
     upsert_accounts(conn, accounts, now)
     scan: Scan
     if staged is not None:
@@ -244,97 +244,106 @@ def apply_sync(conn: sa.Connection, *, state: ConnectionState, accounts: list[Ac
     else:
         table = _batches_table(changes.batches)
         scan = lambda: table  # noqa: E731 - an in-memory table can be scanned again as is
-    duck.register("incoming_windows", pa.table({
+    load_arrow(conn, "incoming_windows", pa.table({
         "account_id": pa.array([stable_id(state.provider, a) for a, _ in changes.windows], pa.string()),
         "start_date": pa.array([d for _, d in changes.windows], pa.date32()),
     }))
-    duck.register("incoming_removed", pa.table({
+    load_arrow(conn, "incoming_removed", pa.table({
         "id": pa.array([stable_id(state.provider, r) for r in changes.removed], pa.string())}))
-    duck.register("incoming_set_aside", pa.table({
+    load_arrow(conn, "incoming_set_aside", pa.table({
         "external_id": pa.array([row.external_id for row in changes.set_aside], pa.string())}))
-    counts = _merge(conn, Incoming(state.provider, state.id, scan), accounts, now, today)
+    incoming = Incoming(state.provider, state.id, scan, copied=conn.dialect.name != "duckdb")
+    if incoming.copied:  # PostgreSQL reads the staged rows from one COPY into a temporary table
+        load_arrow(conn, "incoming_raw", scan())
+    counts = _merge(conn, incoming, accounts, now, today)
     # Only after success: a failed statement aborts the transaction, where unregistering raises and would hide
-    # the failure; the rollback drops the registrations with it.
+    # the failure; the rollback drops the registrations (and PostgreSQL's temporary tables) with it.
     for view in ("incoming_raw", "incoming_windows", "incoming_removed", "incoming_set_aside"):
-        duck.unregister(view)
+        unload_arrow(conn, view)
     return counts
 
 
 @dataclass(frozen=True, slots=True)
 class Incoming:
-    """The fetched rows as store rows: `select()` reads them from `incoming_raw`, parameters $1..$3 first.
+    """The fetched rows as store rows: `select()` reads them from `incoming_raw` with the parameters `params`.
 
-    The staged rows are read afresh for each statement that scans them (`open` before it): a reader streams
-    them from disk a batch at a time, so no statement holds them all in memory.
+    On DuckDB the staged rows are read afresh for each statement that scans them (`open` before it): a reader
+    streams them from disk a batch at a time, so no statement holds them all in memory. On PostgreSQL they were
+    `copied` once into a temporary table, and `open` has nothing to do.
     """
 
     provider: str
     connection_id: str
     scan: Scan
     superseded: bool = False  # some ids were staged twice: only each id's latest version counts
+    copied: bool = False
 
     @property
-    def params(self) -> tuple[str, str, str]:
-        return f"{self.provider}:", self.connection_id, self.provider
+    def params(self) -> dict[str, str]:
+        return {"prefix": f"{self.provider}:", "connection_id": self.connection_id, "provider": self.provider}
 
     def open(self, conn: sa.Connection) -> None:
-        duckdb_connection(conn).register("incoming_raw", self.scan())
+        if not self.copied:
+            load_arrow(conn, "incoming_raw", self.scan())
 
     def select(self) -> str:
         latest = " WHERE seq NOT IN (SELECT seq FROM superseded)" if self.superseded else ""
         return f"""(
-            SELECT $1 || external_id AS id, $1 || account_external_id AS account_id, $2 AS connection_id,
-                   $3 AS provider, external_id, {", ".join(MATERIAL_COLUMNS)},
-                   CASE WHEN pending_external_id IS NOT NULL THEN $1 || pending_external_id END AS pending_id,
+            SELECT :prefix || external_id AS id, :prefix || account_external_id AS account_id,
+                   :connection_id AS connection_id, :provider AS provider, external_id, {", ".join(MATERIAL_COLUMNS)},
+                   CASE WHEN pending_external_id IS NOT NULL THEN :prefix || pending_external_id END AS pending_id,
                    provider_created_at
             FROM incoming_raw{latest})"""
 
 
 def _merge(conn: sa.Connection, incoming: Incoming, accounts: list[Account], now: datetime,
            today: date) -> ApplyCounts:
-    x = conn.exec_driver_sql
+    def x(sql: str, params: dict[str, object] | None = None) -> sa.CursorResult[Any]:
+        return conn.execute(sa.text(sql), params or {})
+
+    def create(table: str, query: str, params: dict[str, object] | None = None) -> None:
+        x(f"DROP TABLE IF EXISTS {table}")
+        x(f"CREATE TEMP TABLE {table} AS {query}", params)
+
     incoming.open(conn)
-    staged = x("SELECT count(*) - count(DISTINCT hash(external_id)), count(*) FROM incoming_raw").one()
+    key = "hash(external_id)" if conn.dialect.name == "duckdb" else "external_id"
+    staged = x(f"SELECT count(*) - count(DISTINCT {key}), count(*) FROM incoming_raw").one()
     if staged[0]:  # a cheap test first (64-bit hashes); the exact search only when it finds a repeat
         incoming.open(conn)
-        x("CREATE OR REPLACE TEMP TABLE repeats AS SELECT external_id, max(seq) AS seq FROM incoming_raw "
-          "GROUP BY external_id HAVING count(*) > 1")
+        create("repeats", "SELECT external_id, max(seq) AS seq FROM incoming_raw GROUP BY external_id "
+                          "HAVING count(*) > 1")
         incoming.open(conn)
-        x("""
-            CREATE OR REPLACE TEMP TABLE superseded AS
-            SELECT i.seq FROM incoming_raw i JOIN repeats r ON r.external_id = i.external_id WHERE i.seq < r.seq
-        """)
-        incoming = Incoming(incoming.provider, incoming.connection_id, incoming.scan, superseded=True)
+        create("superseded", "SELECT i.seq FROM incoming_raw i JOIN repeats r ON r.external_id = i.external_id "
+                             "WHERE i.seq < r.seq")
+        incoming = Incoming(incoming.provider, incoming.connection_id, incoming.scan, superseded=True,
+                            copied=incoming.copied)
     rows = incoming.select()
     params = incoming.params
     # Rows already stored: the only ones copied into DuckDB (new rows go from the staged rows into the table).
     incoming.open(conn)
-    x(f"""
-        CREATE OR REPLACE TEMP TABLE stg AS
+    create("stg", f"""
         SELECT i.*, ({_distinct('i', 't')}) AS changed
         FROM {rows} i JOIN transactions t ON t.id = i.id
     """, params)
-    known, modified = x("SELECT count(*), count(*) FILTER (changed) FROM stg").one()
+    known, modified = x("SELECT count(*), count(*) FILTER (WHERE changed) FROM stg").one()
     superseded = x("SELECT count(*) FROM superseded").scalar_one() if incoming.superseded else 0
     added = staged[1] - superseded - known
 
     # Rows the provider no longer lists: explicitly removed, or absent from an authoritative window. A row the
     # provider did send, but that was set aside as impossible, is not absent: its stored version stays.
-    x("""
-        CREATE OR REPLACE TEMP TABLE scope AS
+    create("scope", """
         SELECT t.id, t.external_id, t.account_id, t.amount, t.booked_date, t.status, t.merchant, t.description
         FROM transactions t JOIN incoming_windows w ON w.account_id = t.account_id
-        WHERE t.connection_id = $1 AND t.booked_date >= w.start_date
+        WHERE t.connection_id = :connection_id AND t.booked_date >= w.start_date
           AND t.external_id NOT IN (SELECT external_id FROM incoming_set_aside)
         UNION
         SELECT t.id, t.external_id, t.account_id, t.amount, t.booked_date, t.status, t.merchant, t.description
-        FROM transactions t WHERE t.connection_id = $1 AND t.id IN (SELECT id FROM incoming_removed)
-    """, (incoming.connection_id,))
+        FROM transactions t WHERE t.connection_id = :connection_id AND t.id IN (SELECT id FROM incoming_removed)
+    """, {"connection_id": incoming.connection_id})
     gone: list[sa.Row] = []
     if x("SELECT count(*) FROM scope").scalar_one():
         incoming.open(conn)
-        x("""
-            CREATE OR REPLACE TEMP TABLE gone AS
+        create("gone", """
             SELECT id, account_id, amount, booked_date, status, merchant, description FROM scope s
             WHERE NOT EXISTS (SELECT 1 FROM incoming_raw i WHERE i.external_id = s.external_id)
         """)
@@ -369,17 +378,19 @@ def _merge(conn: sa.Connection, incoming: Incoming, accounts: list[Account], now
             FROM stg s WHERE transactions.id = s.id AND s.changed
         """)
     if known:
-        x("UPDATE transactions SET last_seen_at = $1 WHERE id IN (SELECT id FROM stg)", (now,))
+        x("UPDATE transactions SET last_seen_at = :now WHERE id IN (SELECT id FROM stg)", {"now": now})
     if added:
         incoming.open(conn)
         x(f"""
             INSERT INTO transactions ({columns}, first_seen_at, last_seen_at)
-            SELECT {columns}, $4, $4 FROM {rows} i WHERE NOT EXISTS (SELECT 1 FROM stg s WHERE s.id = i.id)
-        """, (*params, now))
+            SELECT {columns}, :now, :now FROM {rows} i WHERE NOT EXISTS (SELECT 1 FROM stg s WHERE s.id = i.id)
+        """, {**params, "now": now})
     if pairs:
-        duck = duckdb_connection(conn)
-        duck.register("merge_pairs", pa.table({"old_id": pa.array([p[0] for p in pairs], pa.string()),
+        load_arrow(conn, "merge_pairs", pa.table({"old_id": pa.array([p[0] for p in pairs], pa.string()),
                                                "new_id": pa.array([p[1] for p in pairs], pa.string())}))
+        postgres = conn.dialect.name != "duckdb"
+        if postgres:  # wait for edits in flight, hold new ones back until the commit (see _claim_merged_...)
+            x("SELECT id FROM transactions WHERE id IN (SELECT old_id FROM merge_pairs) FOR UPDATE")
         # The user's category, note and deletion follow the purchase to its posted row...
         x("""
             UPDATE transactions SET pending_id = m.old_id,
@@ -389,8 +400,9 @@ def _merge(conn: sa.Connection, incoming: Incoming, accounts: list[Account], now
             FROM merge_pairs m JOIN transactions o ON o.id = m.old_id
             WHERE transactions.id = m.new_id
         """)
-        _claim_merged_pending_rows(conn, now)  # ...as they are now, not as this apply first read them
-        duck.unregister("merge_pairs")  # on failure, the rollback drops it (see apply_sync)
+        if not postgres:
+            _claim_merged_pending_rows(conn, now)  # ...as they are now, not as this apply first read them
+        unload_arrow(conn, "merge_pairs")  # on failure, the rollback drops it (see apply_sync)
     if gone:
         x("DELETE FROM transactions WHERE id IN (SELECT id FROM gone)")
     _rebuild_balance_history(conn, accounts, now, today)
@@ -429,16 +441,17 @@ def _claim_merged_pending_rows(conn: sa.Connection, now: datetime) -> None:
       saves nothing (the edit stays on the pending row; the next sync carries it over);
     - an edit from now until the commit fails instead: the edit is retried and, once this apply has committed,
       follows the pending row to its posted row through `pending_id` (finance.store.explorer).
-    On PostgreSQL, `SELECT ... FROM transactions WHERE id IN (<old ids>) FOR UPDATE` before the copy does both
-    jobs under READ COMMITTED without failing the apply: it waits for an edit in flight, returns the committed
-    values to copy, and holds edits back until the commit, after which their UPDATE finds the row gone.
+    On PostgreSQL, `_merge` runs `SELECT ... FROM transactions WHERE id IN (<old ids>) FOR UPDATE` before the copy
+    instead, which does both jobs under READ COMMITTED without failing the apply: it waits for an edit in flight,
+    the copy then reads the committed values, and edits are held back until the commit, after which they find
+    the row gone and follow it to its posted row (finance.store.transactions, `_edit`).
     """
     try:
-        conn.exec_driver_sql("""
+        conn.execute(sa.text("""
             UPDATE transactions SET user_category = CASE WHEN user_category IS NULL THEN '' END,
-                note = CASE WHEN note IS NULL THEN '' END, deleted_at = CASE WHEN deleted_at IS NULL THEN $1 END
+                note = CASE WHEN note IS NULL THEN '' END, deleted_at = CASE WHEN deleted_at IS NULL THEN :now END
             WHERE id IN (SELECT old_id FROM merge_pairs)
-        """, (now,))
+        """), {"now": now})
     except sa.exc.DBAPIError as exc:
         if is_write_conflict(exc):
             raise EditedDuringSync(EDITED_DURING_SYNC, code="EDITED_DURING_SYNC") from exc
@@ -463,8 +476,9 @@ def _rebuild_balance_history(conn: sa.Connection, accounts: list[Account], now: 
     conn.execute(balance_history.delete().where(balance_history.c.account_id.in_(ids),
                                                 (balance_history.c.source == "reconstructed")
                                                 | (balance_history.c.day == today)))
-    # An account without transactions (a loan, a mortgage, an investment) keeps today's balance back to the first
-    # day its connection has history, so net worth over time does not plunge on the day it was connected.
+    # Every account's history starts on the first day its connection has history: one without transactions (a loan,
+    # an investment) keeps today's balance back to it, one whose rows begin later keeps its opening balance back to
+    # it, so net worth over time never jumps on the day an account's own history happens to begin.
     active = [day for days in daily.values() for day in days if day <= today]
     connection_start = min(active) if active else None
     history: dict[str, list[object]] = {"account_id": [], "day": [], "balance": [], "currency": [], "source": []}
@@ -473,7 +487,7 @@ def _rebuild_balance_history(conn: sa.Connection, accounts: list[Account], now: 
             continue
         own = daily.get(account.id, {})
         for day, balance in reconstruct_balances(_money(account.current_balance) or Decimal(0), today, own,
-                                                 start=None if own else connection_start):
+                                                 start=connection_start):
             is_today = day == today
             if not is_today and (account.id, day) in snapshot_days:
                 continue
@@ -482,8 +496,7 @@ def _rebuild_balance_history(conn: sa.Connection, accounts: list[Account], now: 
             history["balance"].append(balance)
             history["currency"].append(account.currency)
             history["source"].append("snapshot" if is_today else "reconstructed")
-    duck = duckdb_connection(conn)
-    duck.register("incoming_history", pa.table({
+    load_arrow(conn, "incoming_history", pa.table({
         "account_id": pa.array(history["account_id"], pa.string()), "day": pa.array(history["day"], pa.date32()),
         "balance": pa.array(history["balance"], MONEY), "currency": pa.array(history["currency"], pa.string()),
         "source": pa.array(history["source"], pa.string()),
@@ -492,4 +505,4 @@ def _rebuild_balance_history(conn: sa.Connection, accounts: list[Account], now: 
         conn.exec_driver_sql("INSERT INTO balance_history SELECT account_id, day, balance, currency, source "
                              "FROM incoming_history")
     finally:
-        duck.unregister("incoming_history")
+        unload_arrow(conn, "incoming_history")

@@ -195,11 +195,10 @@ def record_status(conn: sa.Connection, connection_id: str, portfolio: Portfolio 
     _upsert(conn, portfolio_status, [r for r in rows if not r["ok"]], keep=("last_success_at", "digest"))
 
 
-def _first_day(conn: sa.Connection, connection_id: str, today: date) -> date:
-    """The first day a connection has history (its earliest transaction), else today."""
-    first = conn.execute(sa.select(sa.func.min(transactions.c.booked_date))
-                         .where(transactions.c.connection_id == connection_id)).scalar_one()
-    return min(first, today) if first is not None else today
+def _first_day(conn: sa.Connection, connection_id: str) -> date | None:
+    """The first day a connection has history (its earliest transaction): every account of it starts there."""
+    return conn.execute(sa.select(sa.func.min(transactions.c.booked_date))
+                        .where(transactions.c.connection_id == connection_id)).scalar_one()
 
 
 def rebuild_portfolio_history(conn: sa.Connection, connection_id: str, today: date,
@@ -237,7 +236,9 @@ def rebuild_portfolio_history(conn: sa.Connection, connection_id: str, today: da
         trades[row.account_id].append(Trade(row.date, Decimal(row.amount), row.security_id,
                                             None if row.quantity is None else Decimal(row.quantity),
                                             None if row.price is None else Decimal(row.price)))
-    start = _first_day(conn, connection_id, today)
+    # The connection's first day; a connection without transactions starts at its first payment or trade.
+    known = [d for rows in payments.values() for d, _ in rows] + [t.day for rows in trades.values() for t in rows]
+    start = min(_first_day(conn, connection_id) or min(known, default=today), today)
     rows: list[dict[str, Any]] = []
     for account in candidates:
         balance = Decimal(account.current_balance)

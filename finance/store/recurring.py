@@ -39,7 +39,7 @@ def candidate_rows(conn: sa.Connection, *, include_pending: bool = True) -> pd.D
     sql = f"""
         WITH described AS (
             SELECT description, {CLEAN_DESCRIPTION} AS counterparty
-            FROM (SELECT DISTINCT description FROM transactions t WHERE {UNNAMED})
+            FROM (SELECT DISTINCT description FROM transactions t WHERE {UNNAMED}) AS distinct_descriptions
         ), live AS (
             SELECT t.id, t.account_id, CASE WHEN {UNNAMED} THEN d.counterparty ELSE TRIM(t.merchant) END AS merchant,
                    t.currency, t.booked_date, CAST(ROUND(t.amount * 100) AS BIGINT) AS amount_cents,

@@ -12,8 +12,7 @@ from datetime import date, datetime
 import pandas as pd
 import sqlalchemy as sa
 
-from finance.store.account_links import HANDED_OVER
-from finance.store.db import frame
+from finance.store.db import arg_min, frame
 from finance.store.transactions import EFFECTIVE_TRANSACTIONS
 
 EFFECTIVE_CATEGORY = "t.effective_category"
@@ -28,20 +27,25 @@ def net_worth_by_day(conn: sa.Connection, start: date, end: date,
                      account_types: Sequence[str] = ()) -> pd.DataFrame:
     """End-of-day net worth per currency (of the accounts of `account_types`; empty: all); an account counts from its
     first known balance onward, and one a reconnect continued (account_links) only until its successor begins."""
+    # Each day's latest known balance: DuckDB's ASOF join, PostgreSQL's lateral lookup on the (account, day) key.
+    latest = ("ASOF JOIN balance_history h ON g.account_id = h.account_id AND g.day >= h.day"
+              if conn.dialect.name == "duckdb" else
+              "JOIN LATERAL (SELECT b.balance FROM balance_history b WHERE b.account_id = g.account_id "
+              "AND b.day <= g.day ORDER BY b.day DESC LIMIT 1) h ON TRUE")
     statement = sa.text(f"""
         WITH days AS (
             SELECT CAST(d AS DATE) AS day
-            FROM generate_series(CAST(:start AS TIMESTAMP), CAST(:end AS TIMESTAMP), INTERVAL 1 DAY) AS g(d)
+            FROM generate_series(CAST(:start AS TIMESTAMP), CAST(:end AS TIMESTAMP), INTERVAL '1 day') AS g(d)
         ), grid AS (
             SELECT a.id AS account_id, a.currency, days.day FROM accounts a CROSS JOIN days
-            WHERE NOT EXISTS (SELECT 1 FROM {HANDED_OVER} k WHERE k.old_account_id = a.id AND days.day >= k.since)
+            WHERE NOT EXISTS (SELECT 1 FROM account_links k WHERE k.old_account_id = a.id AND days.day >= k.since)
               AND (:all_types OR a.type IN :types)
         )
         SELECT g.day, g.currency,
                SUM(CASE WHEN h.balance >= 0 THEN h.balance ELSE 0 END) AS assets,
                -SUM(CASE WHEN h.balance < 0 THEN h.balance ELSE 0 END) AS liabilities,
                SUM(h.balance) AS net_worth
-        FROM grid g ASOF JOIN balance_history h ON g.account_id = h.account_id AND g.day >= h.day
+        FROM grid g {latest}
         GROUP BY g.day, g.currency
         ORDER BY g.day, g.currency
     """).bindparams(sa.bindparam("types", expanding=True))
@@ -95,14 +99,14 @@ def period_figures(conn: sa.Connection, start: date, end: date, previous_start: 
                    include_pending: bool = True) -> pd.DataFrame:
     """Per currency, for the period (`current`, start..end) and the one before it (`previous`, previous_start up
     to the day before start): income, spending and the largest single expense. One scan for both periods."""
+    largest = f"FILTER (WHERE {IS_SPENDING} AND t.amount < 0)"
     return frame(conn, f"""
         SELECT t.currency, CASE WHEN t.booked_date >= :start THEN 'current' ELSE 'previous' END AS period,
                SUM(CASE WHEN {IS_INCOME} THEN t.amount ELSE 0 END) AS income,
                -SUM(CASE WHEN {IS_SPENDING} THEN t.amount ELSE 0 END) AS spending,
-               -MIN(t.amount) FILTER (WHERE {IS_SPENDING} AND t.amount < 0) AS largest_expense,
-               arg_min(t.description, t.amount) FILTER (WHERE {IS_SPENDING} AND t.amount < 0)
-                   AS largest_description,
-               arg_min(t.booked_date, t.amount) FILTER (WHERE {IS_SPENDING} AND t.amount < 0) AS largest_day
+               -MIN(t.amount) {largest} AS largest_expense,
+               {arg_min(conn, "t.description", "t.amount", largest)} AS largest_description,
+               {arg_min(conn, "t.booked_date", "t.amount", largest)} AS largest_day
         FROM {EFFECTIVE_TRANSACTIONS} t JOIN categories k ON k.id = {EFFECTIVE_CATEGORY}
         WHERE {LIVE} AND t.booked_date BETWEEN :previous_start AND :end
           AND (:pending OR t.status = 'posted')
@@ -129,7 +133,7 @@ def top_merchants(conn: sa.Connection, start: date, end: date, *, include_pendin
             FROM spend
         )
         SELECT currency, merchant, spending, transactions,
-               CASE WHEN currency_spending > 0 THEN CAST(spending / currency_spending AS DOUBLE) END AS share
+               CASE WHEN currency_spending > 0 THEN CAST(spending / currency_spending AS DOUBLE PRECISION) END AS share
         FROM ranked
         WHERE merchant IS NOT NULL AND spending > 0 AND rank <= :limit
         ORDER BY currency, spending DESC, merchant

@@ -42,21 +42,21 @@ import sqlalchemy as sa
 from finance.errors import EditError
 from finance.filters import TransactionFilter
 from finance.store import audit
-from finance.store.account_links import HANDED_OVER
 from finance.store.db import frame
 from finance.store.ingest import is_write_conflict
 from finance.store.rules import RULES_IN_FORCE, category_name, save_rule
 
 # `transactions` with the category the user sees: their own choice, else the merchant's rule, else the provider's;
-# an account continued by a newer connection's (a reconnect) keeps only its rows from before the new one's begin.
+# an account continued by a newer connection's (a reconnect) keeps only its rows from before the new one's begin
+# (a LEFT JOIN: a NOT EXISTS there costs DuckDB its top-N and 10x on a page of the newest rows).
 EFFECTIVE_TRANSACTIONS = f"""(
     SELECT tx.*, rl.category AS rule_category,
            COALESCE(tx.user_category, rl.category, tx.category) AS effective_category,
            CASE WHEN tx.user_category IS NOT NULL THEN 'user'
                 WHEN rl.category IS NOT NULL THEN 'rule' ELSE 'provider' END AS category_source
     FROM transactions tx LEFT JOIN {RULES_IN_FORCE} rl ON rl.merchant = tx.merchant
-    WHERE NOT EXISTS (SELECT 1 FROM {HANDED_OVER} k
-                      WHERE k.old_account_id = tx.account_id AND tx.booked_date >= k.since))"""
+    LEFT JOIN account_links lk ON lk.old_account_id = tx.account_id
+    WHERE lk.since IS NULL OR tx.booked_date < lk.since)"""
 
 MAX_NOTE_LENGTH = 500
 MAX_SEARCH_WORDS = 8
@@ -287,17 +287,25 @@ def _edit(engine: sa.Engine, transaction_id: str, change: Callable[[sa.Connectio
     edit's transaction began, fails with a write conflict instead of being saved onto a row that disappears. The
     edit is then retried in a new transaction (for up to EDIT_WAIT_SECONDS; then SYNC_BUSY): once the merge has
     committed, `_transaction` follows the pending row to its posted row through `pending_id`, and the edit is
-    made there. On PostgreSQL the merge's `FOR UPDATE` makes the edit's UPDATE wait instead, then match no row:
-    check its row count there and retry the same way.
+    made there. On PostgreSQL the merge locks the pending rows (`FOR UPDATE`): the edit locks its row first,
+    waiting up to EDIT_WAIT_SECONDS (lock_timeout), and once the merge has committed its next statement reads the
+    posted row.
     """
     deadline, delay = time.monotonic() + EDIT_WAIT_SECONDS, 0.02
     while True:
         try:
             with engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    wait_ms = max(1, int((deadline - time.monotonic()) * 1000))
+                    conn.exec_driver_sql(f"SET LOCAL lock_timeout = {wait_ms}")
+                    conn.execute(sa.text("SELECT id FROM transactions WHERE id = :id FOR UPDATE"),
+                                 {"id": transaction_id})
                 row = _transaction(conn, transaction_id)
                 message = change(conn, row) or unchanged
             return POSTED + message if row.followed_from else message
         except sa.exc.DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) == "55P03":  # PostgreSQL: the merge held the row past lock_timeout
+                raise EditError(SYNC_BUSY) from None
             if not is_write_conflict(exc):
                 raise
             if time.monotonic() + delay > deadline:
