@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -76,7 +77,7 @@ def test_the_cli_syncs_connects_and_reads_through_the_running_app(app, offline):
     assert len(exported.stdout.splitlines()) == after + 1
     status = cli(offline, "status")
     assert status.returncode == 0, status.stderr
-    assert "Pluggy Bank [pluggy] active — 2 accounts" in status.stdout
+    assert re.search(r"Pluggy Bank \[pluggy\] active — \d+ accounts", status.stdout)
 
     bank = registry.kit("plaid").sandbox_bank
     connected = cli(offline, "connect", "--provider", "plaid", "--institution", bank.institution_id,
