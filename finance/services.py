@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
-from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import pandas as pd
@@ -29,8 +28,9 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from finance import alerts as alert_rules
-from finance import analytics, budgets, forecast, health, mailer, portfolio
+from finance import budgets, forecast, health, mailer, portfolio
 from finance import recurring as recurring_series
+from finance.analysts import Analytics, Console
 from finance.cashflow import CashFlow, build_cash_flow
 from finance.config import Settings, SmtpSettings, load_settings
 from finance.crypto import SecretBox, load_or_create_key
@@ -45,7 +45,6 @@ from finance.store import (
     account_links,
     accounts,
     connections,
-    console,
     investments,
     liabilities,
     rates,
@@ -62,10 +61,8 @@ from finance.store import forecast as forecast_store
 from finance.store import jobs as job_tables
 from finance.store import preferences as preference_store
 from finance.store import recurring as recurring_store
-from finance.store import schema_doc as schema_text
 from finance.store.db import create_engine, init_schema, store_error
 from finance.store.secrets import SecretStore
-from finance.store.snapshot import refresh_snapshot
 from finance.sync import Progress, SyncEngine, SyncResult
 
 log = logging.getLogger(__name__)
@@ -425,74 +422,6 @@ class Alerts(StoreOperations):
         changed = alert_store.save_settings(
             self._engine, alert_rules.AlertSettings(frozenset(disabled), cleaned), actor=actor, now=datetime.now(UTC))
         return _("Alert settings saved.") if changed else _("Nothing to change.")
-
-
-class Console(StoreOperations):
-    """The read-only SQL console and the user's saved queries (a file in the data folder)."""
-
-    MAX_ROWS = console.MAX_ROWS
-    TIMEOUT_SECONDS = console.TIMEOUT_SECONDS
-    EXAMPLES = console.EXAMPLE_QUERIES
-
-    def __init__(self, engine: sa.Engine, data_dir: Path) -> None:
-        super().__init__(engine)
-        self._saved_path = console.saved_queries_path(data_dir)
-
-    def run(self, sql: str) -> console.QueryResult:
-        """Validate and run one query on a snapshot of the store; ConsoleError says why not."""
-        return console.run_query(self._engine, sql)
-
-    def saved(self) -> list[console.SavedQuery]:
-        """The user's saved queries, by name."""
-        return console.load_saved_queries(self._saved_path)
-
-    def save(self, name: str, sql: str) -> console.SavedQuery:
-        """Save (or replace) a query under `name`."""
-        return console.save_query(self._saved_path, name, sql)
-
-    def delete(self, name: str) -> bool:
-        """Remove a saved query; False when there was none of that name."""
-        return console.delete_saved_query(self._saved_path, name)
-
-    def schema(self) -> tuple[str, list[schema_text.Section]]:
-        """The documented schema as docs/schema.md has it: the conventions, then one section per table and view."""
-        return schema_text.INTRO, schema_text.sections()
-
-    def csv(self, table: pa.Table) -> bytes:
-        """A result as CSV."""
-        return console.to_csv_bytes(table)
-
-    def parquet(self, table: pa.Table) -> bytes:
-        """A result as Parquet."""
-        return console.to_parquet_bytes(table)
-
-
-class Analytics(StoreOperations):
-    """The analysts' snapshot (finance.store.snapshot), rewritten after every sync so outside tools read current
-    data while the app holds the store. Only a DuckDB file store has one: PostgreSQL is read directly."""
-
-    def __init__(self, engine: sa.Engine, data_dir: Path) -> None:
-        super().__init__(engine)
-        self.path = analytics.snapshot_path(data_dir)
-
-    @property
-    def enabled(self) -> bool:
-        """True for a DuckDB file store."""
-        url = self._engine.url
-        return url.get_backend_name() == "duckdb" and url.database not in (None, "", ":memory:")
-
-    def refresh(self, *, only_if_stale: bool = False) -> float | None:
-        """Rewrite the snapshot (`only_if_stale`: unless it is newer than the store file); the seconds it took, or
-        None when there is none or it failed (logged: a sync that worked never fails because of it, and the next
-        sync writes it again)."""
-        if not self.enabled or (only_if_stale and not analytics.is_stale(Path(str(self._engine.url.database)),
-                                                                          self.path)):
-            return None
-        try:
-            return refresh_snapshot(self._engine, self.path)
-        except Exception:
-            log.exception("the analytics snapshot was not refreshed; the next sync tries again")
-            return None
 
 
 class Budgets(StoreOperations):

@@ -201,6 +201,36 @@ def _already_running(connection_id: str) -> SyncResult:
                       _("A sync of this connection is already running."))
 
 
+def save_portfolio(engine: sa.Engine, connection_id: str, provider_name: str, portfolio: Portfolio | Exception,
+                   rebuilt: Sequence[str], *, now: datetime, today: date) -> str:
+    """Store a connection's portfolio read (or its failure) after its transactions were saved (`rebuilt`: the
+    accounts whose balance history that rewrote); a sentence for the sync's message when something could not
+    be read or saved, else ''."""
+    failure: tuple[str, str] | None = None
+    if isinstance(portfolio, Exception):
+        failure = _error_message(portfolio)
+    else:
+        try:
+            with engine.begin() as conn:
+                apply_portfolio(conn, connection_id, provider_name, portfolio, now=now, today=today, rebuilt=rebuilt)
+        except Exception as exc:  # the transactions are saved; this part is recorded as failed
+            failure = _error_message(exc)
+    if failure is not None:
+        log.warning("portfolio of %s not saved: %s", connection_id, failure[0])
+        try:
+            with engine.begin() as conn:
+                record_status(conn, connection_id, None, now=now, code=failure[0], message=failure[1])
+                rebuild_portfolio_history(conn, connection_id, today)  # over the sync's
+        except Exception as exc:
+            log.warning("recording the portfolio failure of %s failed: %s", connection_id, type(exc).__name__)
+        return " " + _("Investments, loans and bills were not updated: {reason}").format(reason=failure[1])
+    assert isinstance(portfolio, Portfolio)
+    if portfolio.failures:
+        return " " + _("Not updated this time: {failures}").format(failures="; ".join(
+            f"{resource_label(f.resource)} ({f.message})" for f in portfolio.failures))
+    return ""
+
+
 def schedule_interval(provider: Provider | None, interval: timedelta | None) -> timedelta | None:
     """The schedule's interval for a provider's connections: never shorter than the provider's own minimum (how often
     its data can change at all), so scheduled syncs never ask for what cannot be new yet."""
@@ -335,44 +365,14 @@ class SyncEngine:
                     self._record_success(conn, run_id, state, accounts, changes,
                                          counts, finished, duration, requests)
             message = _describe(counts, len(accounts), changes.set_aside)
-            message += self._save_portfolio(connection_id, provider, portfolio, [a.id for a in accounts])
+            message += save_portfolio(self.engine, connection_id, provider.name, portfolio, [a.id for a in accounts],
+                                      now=self._now(), today=self._today(provider))
             message += self._continue_predecessors(connection_id, state)
             progress(_("Done"), 1.0)
             return SyncResult(connection_id, run_id, "success", counts, message, duration_ms=duration,
                               requests=requests)
         except Exception as exc:  # every failure is recorded; none escapes to other connections
             return self._failed(connection_id, run_id, exc, state, int((time.monotonic() - clock) * 1000))
-
-    def _save_portfolio(self, connection_id: str, provider: Provider, portfolio: Portfolio | Exception,
-                        rebuilt: Sequence[str]) -> str:
-        """Store a connection's portfolio read (or its failure) after its transactions were saved (`rebuilt`: the
-        accounts whose balance history that rewrote); a sentence for the sync's message when something could not
-        be read or saved, else ''."""
-        now = self._now()
-        failure: tuple[str, str] | None = None
-        if isinstance(portfolio, Exception):
-            failure = _error_message(portfolio)
-        else:
-            try:
-                with self.engine.begin() as conn:
-                    apply_portfolio(conn, connection_id, provider.name, portfolio, now=now,
-                                    today=self._today(provider), rebuilt=rebuilt)
-            except Exception as exc:  # the transactions are saved; this part is recorded as failed
-                failure = _error_message(exc)
-        if failure is not None:
-            log.warning("portfolio of %s not saved: %s", connection_id, failure[0])
-            try:
-                with self.engine.begin() as conn:
-                    record_status(conn, connection_id, None, now=now, code=failure[0], message=failure[1])
-                    rebuild_portfolio_history(conn, connection_id, self._today(provider))  # over the sync's
-            except Exception as exc:
-                log.warning("recording the portfolio failure of %s failed: %s", connection_id, type(exc).__name__)
-            return " " + _("Investments, loans and bills were not updated: {reason}").format(reason=failure[1])
-        assert isinstance(portfolio, Portfolio)
-        if portfolio.failures:
-            return " " + _("Not updated this time: {failures}").format(failures="; ".join(
-                f"{resource_label(f.resource)} ({f.message})" for f in portfolio.failures))
-        return ""
 
     def _continue_predecessors(self, connection_id: str, state: ConnectionState) -> str:
         """After a sync: a connection to the institution a retired connection named as its successor continues

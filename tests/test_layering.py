@@ -18,8 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 PURE, STORE, PROVIDERS, SYNC, SERVICES, UI, PAGES = range(7)
 LAYER_NAMES = ["pure", "store", "providers", "sync", "services", "ui", "pages"]
-SERVICE_MODULES = {"finance.services", "finance.worker", "finance.jobs", "finance.webhooks", "finance.demo",
-                   "finance.cli", "finance.file_import", "finance.control_server", "finance.cli_analyst"}
+SERVICE_MODULES = {"finance.services", "finance.analysts", "finance.worker", "finance.jobs", "finance.webhooks",
+                   "finance.demo", "finance.cli", "finance.file_import", "finance.control_server",
+                   "finance.cli_analyst"}
 PAGE_MODULES = {"app", "finance.__main__"}
 PAGES_MAY_NOT_IMPORT = ("finance.store", "finance.providers", "finance.sandbox", "finance.sync")
 NAMES_ALLOWED_IN = {"finance/providers/registry.py", "finance/config.py"}
