@@ -210,7 +210,7 @@ def test_a_manual_account_without_a_balance_takes_the_file_s_and_undo_gives_it_b
     account_id = imports.create_account("Itaú (manual)", "BRL", "checking", actor="test")
     ofx = (Path(__file__).parent / "fixtures" / "imports" / "itau.ofx").read_bytes()
     message = imports.commit(imports.preview(account_id, "itau.ofx", ofx), {}, actor="test")
-    assert "Its balance is now R$ 3.675,54 as of 2024-01-31, from the file." in message
+    assert "Its balance is now R$ 3.675,54 as of Jan 31, 2024, from the file." in message
     with engine.connect() as conn:
         balance = conn.execute(sa.text("SELECT current_balance FROM accounts WHERE id = :a"), {"a": account_id})
         assert balance.scalar_one() == Decimal("3675.54")
