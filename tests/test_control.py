@@ -63,7 +63,7 @@ def test_the_cli_syncs_connects_and_reads_through_the_running_app(app, offline):
     before = count(app, "SELECT COUNT(*) FROM transactions")
     synced = cli(offline, "sync")
     assert synced.returncode == 0, synced.stderr
-    assert "The app is running" in synced.stdout and ": success — " in synced.stdout and "new" in synced.stdout
+    assert "The app is running" in synced.stdout and ": Success — " in synced.stdout and "new" in synced.stdout
     assert "stop the app" not in synced.stdout + synced.stderr
     after = count(app, "SELECT COUNT(*) FROM transactions")
     assert after > before
@@ -77,7 +77,7 @@ def test_the_cli_syncs_connects_and_reads_through_the_running_app(app, offline):
     assert len(exported.stdout.splitlines()) == after + 1
     status = cli(offline, "status")
     assert status.returncode == 0, status.stderr
-    assert re.search(r"Pluggy Bank \[pluggy\] active — \d+ accounts", status.stdout)
+    assert re.search(r"Pluggy Bank \[pluggy\] Connected — \d+ accounts", status.stdout)
 
     bank = registry.kit("plaid").sandbox_bank
     connected = cli(offline, "connect", "--provider", "plaid", "--institution", bank.institution_id,
