@@ -238,6 +238,21 @@ def schedule_interval(provider: Provider | None, interval: timedelta | None) -> 
     return max(interval, least) if interval is not None and least is not None else interval
 
 
+def _record_success(conn: sa.Connection, run_id: str, state: ConnectionState, accounts: list[Account],
+                    changes: TransactionChanges, counts: ApplyCounts,
+                    finished: datetime, duration: int, requests: int) -> None:
+    """The connection's new state and cursor, and the run's row, in the apply's transaction."""
+    upsert_connection(conn, state, now=finished, cursor=changes.cursor, success=True)
+    starts = [start for _, start in changes.windows]
+    if changes.set_aside:
+        log.warning("sync of %s: %s", state.id, screening.summary(changes.set_aside))
+    conn.execute(sync_runs.update().where(sync_runs.c.id == run_id).values(
+        finished_at=finished, duration_ms=duration, outcome="success", added=counts.added,
+        modified=counts.modified, removed=counts.removed, merged=counts.merged, accounts=len(accounts),
+        requests=requests, window_start=min(starts) if starts else None, set_aside=len(changes.set_aside),
+        message=_describe(counts, len(accounts), changes.set_aside)))
+
+
 class SyncEngine:
     def __init__(self, engine: sa.Engine, providers: Mapping[str, Provider], *,
                  now: Callable[[], datetime] | None = None, secrets: SecretStore | None = None,
@@ -362,8 +377,7 @@ class SyncEngine:
                                         today=self._today(provider), staged=staged)
                     # an imported row this sync's new rows describe gives way: the provider's row wins
                     replace_with_synced(conn, [a.id for a in accounts], finished, self._today(provider))
-                    self._record_success(conn, run_id, state, accounts, changes,
-                                         counts, finished, duration, requests)
+                    _record_success(conn, run_id, state, accounts, changes, counts, finished, duration, requests)
             message = _describe(counts, len(accounts), changes.set_aside)
             message += save_portfolio(self.engine, connection_id, provider.name, portfolio, [a.id for a in accounts],
                                       now=self._now(), today=self._today(provider))
@@ -456,21 +470,6 @@ class SyncEngine:
         retryable = (isinstance(exc, ProviderError) and exc.retryable) or code == "STORE_UNAVAILABLE"
         return SyncResult(connection_id, run_id, "failed", ApplyCounts(), message, code, duration,
                           retryable=retryable)
-
-    @staticmethod
-    def _record_success(conn: sa.Connection, run_id: str, state: ConnectionState, accounts: list[Account],
-                        changes: TransactionChanges, counts: ApplyCounts,
-                        finished: datetime, duration: int, requests: int) -> None:
-        """The connection's new state and cursor, and the run's row, in the apply's transaction."""
-        upsert_connection(conn, state, now=finished, cursor=changes.cursor, success=True)
-        starts = [start for _, start in changes.windows]
-        if changes.set_aside:
-            log.warning("sync of %s: %s", state.id, screening.summary(changes.set_aside))
-        conn.execute(sync_runs.update().where(sync_runs.c.id == run_id).values(
-            finished_at=finished, duration_ms=duration, outcome="success", added=counts.added,
-            modified=counts.modified, removed=counts.removed, merged=counts.merged, accounts=len(accounts),
-            requests=requests, window_start=min(starts) if starts else None, set_aside=len(changes.set_aside),
-            message=_describe(counts, len(accounts), changes.set_aside)))
 
     def _record_failure(self, run_id: str | None, connection_id: str, exc: Exception, code: str, message: str,
                         duration: int, state: ConnectionState | None) -> None:

@@ -66,7 +66,9 @@ def pluggy_matches(sync: SyncEngine, engine: sa.Engine, connection_id: str) -> b
     assert isinstance(provider, PluggyProvider)
     with engine.connect() as conn:
         accounts = [r.external_id for r in conn.execute(
-            sa.text("SELECT external_id FROM accounts WHERE connection_id = :c"), {"c": connection_id})]
+            # the accounts Pluggy lists transactions for (investments and loans come from their own endpoints)
+            sa.text("SELECT external_id FROM accounts WHERE connection_id = :c AND type NOT IN ('investment', 'loan')"),
+            {"c": connection_id})]
         ids = [r.id for r in conn.execute(sa.text("SELECT id FROM transactions WHERE connection_id = :c"),
                                           {"c": connection_id})]
         first = conn.execute(sa.text("SELECT MIN(window_start) FROM sync_runs WHERE outcome = 'success' "

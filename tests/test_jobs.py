@@ -241,10 +241,10 @@ def test_the_reaper_closes_abandoned_runs_and_hands_back_jobs_of_dead_workers(sv
 def test_scheduled_syncs_never_come_sooner_than_the_provider_refreshes(svc: Services, queue: jobs.JobQueue) -> None:
     connection_id, _ = synced_connection(svc)
     provider = svc.providers["pluggy"]
-    assert provider.min_sync_interval > svc.settings.sync_interval  # 8 h against the default 6 h
+    assert provider.min_sync_interval() > svc.settings.sync_interval  # 8 h against the default 6 h
     start = datetime.now(UTC)
     assert queue.schedule(start + timedelta(hours=7)) == []
-    assert queue.schedule(start + provider.min_sync_interval + timedelta(minutes=1)) == [connection_id]
+    assert queue.schedule(start + provider.min_sync_interval() + timedelta(minutes=1)) == [connection_id]
     assert queue.schedule(start + timedelta(hours=9)) == []  # already waiting: not twice
 
 

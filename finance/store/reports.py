@@ -38,8 +38,9 @@ def net_worth_by_day(conn: sa.Connection, start: date, end: date,
             FROM generate_series(CAST(:start AS TIMESTAMP), CAST(:end AS TIMESTAMP), INTERVAL '1 day') AS g(d)
         ), grid AS (
             SELECT a.id AS account_id, a.currency, days.day FROM accounts a CROSS JOIN days
-            WHERE NOT EXISTS (SELECT 1 FROM account_links k WHERE k.old_account_id = a.id AND days.day >= k.since)
-              AND (:all_types OR a.type IN :types)
+            -- an anti-join (one link per old account at most): DuckDB ran NOT EXISTS here 100x slower on some stores
+            LEFT JOIN account_links k ON k.old_account_id = a.id AND days.day >= k.since
+            WHERE k.old_account_id IS NULL AND (:all_types OR a.type IN :types)
         )
         SELECT g.day, g.currency,
                SUM(CASE WHEN h.balance >= 0 THEN h.balance ELSE 0 END) AS assets,

@@ -343,6 +343,17 @@ def test_official_account_examples_map() -> None:
     ]
 
 
+def test_a_loans_available_balance_is_signed_like_its_balance() -> None:
+    """What is owed on a loan is negative in both figures; a card's available balance is credit left (positive)."""
+    loan = {"account_id": "loan-1", "type": "loan", "subtype": "student", "name": "Student loan",
+            "balances": {"current": 1200.5, "available": 1200.5, "iso_currency_code": "USD"}}
+    card = {"account_id": "card-1", "type": "credit", "subtype": "credit card", "name": "Card",
+            "balances": {"current": 410, "available": 1590, "limit": 2000, "iso_currency_code": "USD"}}
+    mapped_loan, mapped_card = map_account(loan, ITEM_ID), map_account(card, ITEM_ID)
+    assert (mapped_loan.current_balance, mapped_loan.available_balance) == (Decimal("-1200.5"), Decimal("-1200.5"))
+    assert (mapped_card.current_balance, mapped_card.available_balance) == (Decimal(-410), Decimal(1590))
+
+
 # --------------------------------------------------------------------------------------------
 # Transaction signs and transfers
 # --------------------------------------------------------------------------------------------

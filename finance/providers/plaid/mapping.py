@@ -247,6 +247,8 @@ def map_account(raw: dict[str, Any], item_id: str) -> Account:
         if acc_type in (AccountType.CREDIT_CARD, AccountType.LOAN):
             current = negate(current) if current is not None else None
             limit = _optional_decimal(balances.get("limit"), "credit limit")
+        if acc_type is AccountType.LOAN and available is not None:
+            available = negate(available)  # what is owed, like its balance (a card's available is credit left)
         return Account(
             provider=NAME,
             external_id=str(raw["account_id"]),

@@ -112,9 +112,9 @@ class ProductsMixin(AccountsMixin):
         for view in self._views_of(item):
             if view.account_id != account_id:
                 continue
-            if view.kind != "card":
-                return []
             ledger = self._ledger(item)
+            if view.kind != "card" or view.index >= len(ledger.entries):
+                return []  # not a card, or a card of a custom account source (the bench's) with no ledger behind it
             profile: Any = ledger.profile
             first_day: date = profile.start
             sign = 1.0 if self.card_sign == "purchase_positive" else -1.0
