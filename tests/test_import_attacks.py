@@ -68,8 +68,8 @@ def test_markdown_and_html_in_a_file_stay_text_on_the_page(demo_copy: Path):
     at = ok(at.run())
     at.button(key="imp_commit").click()
     at = ok(at.run())
-    history = next(d.value for d in at.dataframe if "file_name" in d.value.columns)
-    assert history["file_name"].iloc[0] == f"{hostile}.csv"
+    history = next(d.value for d in at.dataframe if "File" in d.value.columns)
+    assert history["File"].iloc[0] == f"{hostile}.csv"
     rendered = [m.value for m in at.markdown] + [c.value for c in at.caption] + [s.value for s in at.success]
     assert not any("](http://evil.example)" in text for text in rendered)
     assert not any("<img" in text for text in rendered)
