@@ -34,8 +34,8 @@ def upgrade() -> None:
         "preferences",
         sa.Column("user_id", sa.String(), primary_key=True, comment="who: the signed-in e-mail, or \"user\""),
         sa.Column("name", sa.String(), primary_key=True, comment="which setting, e.g. language"),
-        sa.Column("value", sa.String(), nullable=False),
-        sa.Column("updated_at", UtcTime, nullable=False),
+        sa.Column("value", sa.String(), nullable=False, comment="the setting's value, e.g. pt_BR"),
+        sa.Column("updated_at", UtcTime, nullable=False, comment="when it was last chosen"),
         comment="Per-user settings such as the interface language (finance/i18n.py).",
     )
 
