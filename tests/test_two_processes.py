@@ -84,14 +84,14 @@ def test_the_cli_and_the_app_syncing_one_connection_at_once_run_one_sync(frozen_
         tried = 2
     else:
         assert second.returncode == 0, second.stderr
-        assert f"{connection_id}: skipped — A sync of this connection is already running." in second.stdout
+        assert f"{connection_id}: Skipped — A sync of this connection is already running." in second.stdout
         app = open_services()  # the app's Sync now, in this process
         try:
             assert app.sync.sync_connection(connection_id, trigger="manual").outcome == "skipped"
         finally:
             app.engine.dispose()
         tried = 3
-    assert "success" in _finish(first)
+    assert ": Success — " in _finish(first)
     services = open_services()
     try:
         runs = _runs(services, connection_id)
