@@ -502,7 +502,8 @@ def _rebuild_balance_history(conn: sa.Connection, accounts: list[Account], now: 
         "source": pa.array(history["source"], pa.string()),
     }))
     try:
-        conn.exec_driver_sql("INSERT INTO balance_history SELECT account_id, day, balance, currency, source "
+        conn.exec_driver_sql("INSERT INTO balance_history (account_id, day, balance, currency, source) "
+                             "SELECT account_id, day, balance, currency, source "
                              "FROM incoming_history")
     finally:
         unload_arrow(conn, "incoming_history")

@@ -464,3 +464,54 @@ preferences = sa.Table(
     sa.Column("updated_at", UtcTime, nullable=False, comment="when it was last chosen"),
     comment="Per-user settings such as the interface language (finance/i18n.py).",
 )
+
+# Households (issue 15). With sign-in, every row of the tables above belongs to one household: `household_id` says
+# which. On PostgreSQL row-level security lets a transaction see only the household it set; on DuckDB each household
+# has a store file of its own, so the column holds that file's household. LOCAL_HOUSEHOLD is the installation's first
+# household: the one a single user had before sign-in, and the whole store without sign-in.
+LOCAL_HOUSEHOLD = "local"
+
+SHARED_TABLES = frozenset({"categories"})
+"""Reference data every household reads alike: no household_id."""
+
+for _table in list(metadata.sorted_tables):
+    if _table.name not in SHARED_TABLES:
+        _table.append_column(sa.Column(
+            "household_id", sa.String, nullable=False, server_default=LOCAL_HOUSEHOLD,
+            comment="households.id of the household the row belongs to (see households)"))
+
+# The directory: who may sign in and which household each connection is in. Outside the households' data (no
+# household_id, no row-level security, never in the analysts' snapshot or the SQL console): only sign-in and the
+# routing of webhooks and background syncs read it.
+households = sa.Table(
+    "households", metadata,
+    sa.Column("id", sa.String, primary_key=True,
+              comment="a random id; 'local' is the installation's first household"),
+    sa.Column("name", sa.String, nullable=False, comment="shown to its members"),
+    sa.Column("created_at", UtcTime, nullable=False, comment="when it was created"),
+    sa.Column("created_by", sa.String, comment="the e-mail of who created it; NULL for 'local'"),
+    comment="Households: the people who share one set of connections and data.",
+)
+
+members = sa.Table(
+    "members", metadata,
+    sa.Column("email", sa.String, primary_key=True, comment="the lower-case e-mail address the person signs in with"),
+    sa.Column("household_id", sa.String, nullable=False, comment="households.id: a person belongs to one"),
+    sa.Column("role", sa.String, nullable=False,
+              comment="owner, member or viewer (a viewer cannot connect, disconnect or edit)"),
+    sa.Column("invited_by", sa.String, comment="the owner who invited them; NULL for who created the household"),
+    sa.Column("invited_at", UtcTime, nullable=False, comment="when the invitation (or the household) was made"),
+    sa.Column("joined_at", UtcTime, comment="their first sign-in; NULL while the invitation is open"),
+    sa.Column("subject", sa.String, comment="the identity provider's issuer and subject of their first sign-in"),
+    comment="Who belongs to which household, with which role; an open invitation is a row not yet joined.",
+)
+
+connection_directory = sa.Table(
+    "connection_directory", metadata,
+    sa.Column("connection_id", sa.String, primary_key=True, comment="connections.id"),
+    sa.Column("household_id", sa.String, nullable=False, comment="households.id of the connection"),
+    comment="Which household each connection is in, so a webhook or a scheduled sync reaches the right store.",
+)
+
+DIRECTORY_TABLES = frozenset({"households", "members", "connection_directory"})
+"""The directory's tables: never copied into a household's snapshot, never reachable from the console."""
