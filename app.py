@@ -48,7 +48,8 @@ else:
 
     import anyio.to_thread
 
-    from finance import i18n, webhooks, worker
+    from finance import edge, i18n, webhooks, worker
+    from finance.config import load_settings
 
     i18n.compile_catalogs()  # the interface catalogs (finance/locale), built from their .po files when newer
 
@@ -65,4 +66,5 @@ else:
             await anyio.to_thread.run_sync(worker.stop_background)
 
     app = st.App("app.py", routes=[*webhooks.routes(worker.current_receiver), worker.status_route()],
+                 middleware=[edge.middleware(load_settings())],  # Host check and Secure cookies (finance.edge)
                  lifespan=lifespan)

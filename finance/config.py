@@ -88,6 +88,7 @@ class Settings:
     encryption_key: str | None = None
     sandbox_settle_seconds: float = 1.5
     public_url: str | None = None  # where the providers reach this app's webhook routes (FINANCE_PUBLIC_URL)
+    allowed_hosts: tuple[str, ...] = ()  # more Host names the pages answer to (FINANCE_ALLOWED_HOSTS; finance.edge)
     webhook_secret: str | None = None  # the Pluggy webhook header secret; derived from the encryption key if unset
     webhook_allowed_ips: tuple[str, ...] = ()  # networks Pluggy webhooks may come from (empty: any)
     sync_interval: timedelta | None = DEFAULT_SYNC_INTERVAL  # scheduled syncs; None turns them off
@@ -141,6 +142,7 @@ def load_settings(env: dict[str, str] | None = None, secrets_file: Path = SECRET
         encryption_key=values.get("FINANCE_ENCRYPTION_KEY"),
         sandbox_settle_seconds=float(values.get("FINANCE_SANDBOX_SETTLE_SECONDS", "1.5")),
         public_url=_public_url(values.get("FINANCE_PUBLIC_URL")),
+        allowed_hosts=_hosts(values.get("FINANCE_ALLOWED_HOSTS", "")),
         webhook_secret=values.get("FINANCE_WEBHOOK_SECRET"),
         webhook_allowed_ips=_networks(values.get("FINANCE_WEBHOOK_ALLOWED_IPS", "")),
         sync_interval=parse_interval(values.get("FINANCE_SYNC_INTERVAL")),
@@ -203,6 +205,24 @@ def _public_url(text: str | None) -> str | None:
         raise ValueError(f"FINANCE_PUBLIC_URL must be an http(s) base URL such as https://finance.example.com "
                          f"(got {text!r}).")
     return text.strip().rstrip("/")
+
+
+def _hosts(text: str) -> tuple[str, ...]:
+    """FINANCE_ALLOWED_HOSTS: comma-separated host names or addresses, each optionally with `:port`, lower-cased."""
+    hosts = []
+    for part in (p.strip().lower() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            parsed = urlsplit(f"//{part}")
+            parsed.port  # noqa: B018 - a port that is not a number raises here
+        except ValueError:
+            parsed = None
+        if parsed is None or not parsed.hostname or parsed.path or parsed.username or parsed.query:
+            raise ValueError(f"FINANCE_ALLOWED_HOSTS holds {part!r}, which is not a host name with an optional port "
+                             "(e.g. finance.lan or 192.168.1.20:8501).")
+        hosts.append(part)
+    return tuple(hosts)
 
 
 def _networks(text: str) -> tuple[str, ...]:
