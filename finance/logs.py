@@ -11,6 +11,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
+from finance.i18n import ngettext
+
 MAX_CHARS = 500
 """The longest message kept; longer ones are cut and end with an ellipsis."""
 PER_MINUTE = 10
@@ -66,6 +68,8 @@ class BoundedLines(logging.Filter):
             message = f"{record.msg} {record.args!r}"
         line = one_line(message, self._max_chars)
         if dropped:
-            line += f" ({dropped} more like this were left out in the minute before)"
+            line += " " + ngettext("({count} more like this was left out in the minute before)",
+                                   "({count} more like this were left out in the minute before)",
+                                   dropped).format(count=dropped)
         record.msg, record.args = line, None
         return True

@@ -345,3 +345,19 @@ def test_log_lines_are_one_bounded_line_and_repeats_are_counted() -> None:
     later = logger.makeRecord(logger.name, logging.WARNING, __file__, 1, "rejected: %s", ("again",), None)
     assert lines.filter(later)
     assert later.getMessage() == "rejected: again (7 more like this were left out in the minute before)"
+
+
+def test_the_cli_log_is_bounded_too(capsys: pytest.CaptureFixture[str]) -> None:
+    """`python -m finance …` (the worker among them) logs through one handler on stderr: the same bounds hold."""
+    from finance import cli
+
+    cli._configure_logging(verbose=False)
+    logger = logging.getLogger("finance.test_edge_cli")
+    try:
+        for n in range(100):
+            logger.error("sync failed: %s", f"the bank said\nerror: {n}")
+    finally:
+        for handler in [h for h in logging.getLogger("finance").handlers if isinstance(h, cli._CliHandler)]:
+            logging.getLogger("finance").removeHandler(handler)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 10 and err.count("\\n") == 10
