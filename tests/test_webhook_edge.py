@@ -287,6 +287,9 @@ def test_deeply_nested_or_oversized_bodies_get_a_4xx(services: Services, keys: P
             assert (await http.post("/webhooks/plaid", content=deep, headers=signed)).status_code == 400
             forged = sign(deep, kid="forged", key=ec.generate_private_key(ec.SECP256R1()))
             assert (await http.post("/webhooks/plaid", content=deep, headers=forged)).status_code == 400
+            deep_header = _b64(b'{"alg": "ES256", "kid": "k", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}")
+            token = {"Plaid-Verification": f"{deep_header}.e30.c2ln"}
+            assert (await http.post("/webhooks/plaid", content=PLAID_BODY, headers=token)).status_code == 401
             shallow = nested(MAX_JSON_DEPTH - 1)
             assert (await http.post("/webhooks/pluggy", content=shallow, headers=SECRET)).status_code == 200
             lying = await http.post("/webhooks/pluggy", content=chunks(), headers={**SECRET, "Content-Length": "10"})
