@@ -21,6 +21,7 @@ from finance.health import outcome_label, status_label
 from finance.i18n import _, format_timestamp, ngettext, using
 from finance.imports.csv_reader import DELIMITERS, with_overrides
 from finance.imports.text import DATE_FORMATS, ENCODINGS
+from finance.logs import BoundedLines
 from finance.model import AccountType, MfaPrompt
 from finance.providers import registry
 from finance.providers.base import EmulatorOptions, ProviderKit
@@ -466,13 +467,15 @@ class _CliHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 def _configure_logging(verbose: bool) -> None:
     """Errors as one line on stderr; with --verbose, info and warnings too, with tracebacks. The printed results
-    already say what each sync did, so its warnings stay out of the way by default."""
+    already say what each sync did, so its warnings stay out of the way by default. Lines are bounded and repeats
+    counted (finance.logs), so a long-running `worker` cannot fill a disk with one failure said over and over."""
     logger = logging.getLogger("finance")
     for old in [h for h in logger.handlers if isinstance(h, _CliHandler)]:
         logger.removeHandler(old)
     handler = _CliHandler(sys.stderr)
     handler.setLevel(logging.INFO if verbose else logging.ERROR)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s") if verbose else _OneLine())
+    handler.addFilter(BoundedLines())
     logger.setLevel(logging.INFO if verbose else logging.NOTSET)
     logger.addHandler(handler)
 

@@ -22,6 +22,8 @@ PLUGGY_API_URL = "https://api.pluggy.ai"
 PLAID_ENVIRONMENTS = {"sandbox": "https://sandbox.plaid.com", "production": "https://production.plaid.com"}
 DEFAULT_SYNC_INTERVAL = timedelta(hours=6)
 WEBHOOK_PATHS = {"pluggy": "/webhooks/pluggy", "plaid": "/webhooks/plaid"}
+LOOPBACK = ("127.0.0.1/32", "::1/128")
+EVERY_ADDRESS = ("0.0.0.0/0", "::/0")
 
 
 def _secrets_file_values(path: Path) -> dict[str, str]:
@@ -91,6 +93,9 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()  # more Host names the pages answer to (FINANCE_ALLOWED_HOSTS; finance.edge)
     webhook_secret: str | None = None  # the Pluggy webhook header secret; derived from the encryption key if unset
     webhook_allowed_ips: tuple[str, ...] = ()  # networks Pluggy webhooks may come from (empty: any)
+    trusted_proxies: tuple[str, ...] = ()  # reverse proxies whose X-Forwarded-For is believed (FINANCE_TRUSTED_PROXIES)
+    server_trusted_proxies: tuple[str, ...] = LOOPBACK  # peers the ASGI server (uvicorn) itself takes
+    # X-Forwarded-For from, replacing the peer with an address from the header (its FORWARDED_ALLOW_IPS)
     sync_interval: timedelta | None = DEFAULT_SYNC_INTERVAL  # scheduled syncs; None turns them off
     sandbox_webhook_time_scale: float = 1.0  # multiplies the offline emulators' webhook retry delays
     smtp: SmtpSettings | None = None  # where alerts are e-mailed; None: in the app only
@@ -144,7 +149,9 @@ def load_settings(env: dict[str, str] | None = None, secrets_file: Path = SECRET
         public_url=_public_url(values.get("FINANCE_PUBLIC_URL")),
         allowed_hosts=_hosts(values.get("FINANCE_ALLOWED_HOSTS", "")),
         webhook_secret=values.get("FINANCE_WEBHOOK_SECRET"),
-        webhook_allowed_ips=_networks(values.get("FINANCE_WEBHOOK_ALLOWED_IPS", "")),
+        webhook_allowed_ips=_networks("FINANCE_WEBHOOK_ALLOWED_IPS", values.get("FINANCE_WEBHOOK_ALLOWED_IPS", "")),
+        trusted_proxies=_networks("FINANCE_TRUSTED_PROXIES", values.get("FINANCE_TRUSTED_PROXIES", "")),
+        server_trusted_proxies=_server_trusted((os.environ if env is None else env).get("FORWARDED_ALLOW_IPS")),
         sync_interval=parse_interval(values.get("FINANCE_SYNC_INTERVAL")),
         sandbox_webhook_time_scale=_non_negative("FINANCE_SANDBOX_WEBHOOK_TIME_SCALE",
                                                  values.get("FINANCE_SANDBOX_WEBHOOK_TIME_SCALE", "1")),
@@ -225,8 +232,9 @@ def _hosts(text: str) -> tuple[str, ...]:
     return tuple(hosts)
 
 
-def _networks(text: str) -> tuple[str, ...]:
-    """FINANCE_WEBHOOK_ALLOWED_IPS: comma-separated addresses or networks (CIDR), normalized."""
+def _networks(name: str, text: str) -> tuple[str, ...]:
+    """FINANCE_WEBHOOK_ALLOWED_IPS, FINANCE_TRUSTED_PROXIES: comma-separated addresses or networks (CIDR),
+    normalized."""
     networks = []
     for part in (p.strip() for p in text.split(",")):
         if not part:
@@ -234,8 +242,24 @@ def _networks(text: str) -> tuple[str, ...]:
         try:
             networks.append(str(ipaddress.ip_network(part, strict=False)))
         except ValueError:
-            raise ValueError(f"FINANCE_WEBHOOK_ALLOWED_IPS holds {part!r}, which is not an IP address or network "
+            raise ValueError(f"{name} holds {part!r}, which is not an IP address or network "
                              "(e.g. 177.71.238.212 or 10.0.0.0/8).") from None
+    return tuple(networks)
+
+
+def _server_trusted(text: str | None) -> tuple[str, ...]:
+    """Uvicorn's FORWARDED_ALLOW_IPS, read from the environment as uvicorn reads it (loopback when unset, `*` for
+    everyone); entries that are not addresses (a Unix socket path) name no IP peer and are left out."""
+    if text is None:
+        return LOOPBACK
+    if text.strip() == "*":
+        return EVERY_ADDRESS
+    networks = []
+    for part in (p.strip() for p in text.split(",")):
+        try:
+            networks.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            continue
     return tuple(networks)
 
 

@@ -60,22 +60,32 @@ class RateLimiter:
         """Take one token from every bucket, waiting until all have one; returns the seconds waited."""
         waited = 0.0
         while True:
-            with self._lock:
-                now = self._clock()
-                wait = 0.0
-                for key, limit in buckets:
-                    taken = self._taken.setdefault(key, deque())
-                    while taken and taken[0] <= now - self._window:
-                        taken.popleft()
-                    if len(taken) >= limit:
-                        wait = max(wait, taken[len(taken) - limit] + self._window - now)
-                if wait <= 0:
-                    for key, _ in buckets:
-                        self._taken[key].append(now)
-                    return waited
+            wait = self._take(buckets)
+            if wait <= 0:
+                return waited
             log.info("client-side rate limit: waiting %.1fs", wait)
             self._sleep(wait)
             waited += wait
+
+    def try_acquire(self, buckets: Sequence[tuple[str, int]]) -> bool:
+        """Take one token from every bucket if all have one now; False (nothing taken) otherwise. Never waits."""
+        return self._take(buckets) <= 0
+
+    def _take(self, buckets: Sequence[tuple[str, int]]) -> float:
+        """Take a token from every bucket when all have one (0), else the seconds until they will."""
+        with self._lock:
+            now = self._clock()
+            wait = 0.0
+            for key, limit in buckets:
+                taken = self._taken.setdefault(key, deque())
+                while taken and taken[0] <= now - self._window:
+                    taken.popleft()
+                if len(taken) >= limit:
+                    wait = max(wait, taken[len(taken) - limit] + self._window - now)
+            if wait <= 0:
+                for key, _ in buckets:
+                    self._taken[key].append(now)
+            return wait
 
 
 class RequestCount:

@@ -3,21 +3,27 @@ once, handing it to the worker, and registering our URL with the providers.
 
 Each provider verifies and parses its own deliveries and says what each event means (`read_webhook`,
 `plan_webhook`): a secret header we set when registering, or a signature of the body, per the provider's rules.
-A request that fails any check is answered 4xx and changes nothing. A verified event is stored in `webhook_events`
-(a replayed id is acknowledged and ignored) and handed to the background worker; the answer goes out at once.
-`plan_event` says, without touching anything, what an event means for its connection.
+A request that fails any check is answered 4xx with the bare HTTP reason (what failed is logged, in bounded lines,
+and shown on the Sync status page) and changes nothing. A verified event is stored in `webhook_events` (a replayed
+id is acknowledged and ignored) and handed to the background worker; the answer goes out at once. `plan_event` says,
+without touching anything, what an event means for its connection. The sender's address is the connection's peer
+unless that peer is a trusted proxy (FINANCE_TRUSTED_PROXIES), see `client_address`.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlalchemy as sa
 
+from finance.config import LOOPBACK
+from finance.logs import BoundedLines
 from finance.providers import registry
 from finance.providers.webhook import (
     Plan,
@@ -34,6 +40,7 @@ if TYPE_CHECKING:
     from finance.services import Services
 
 log = logging.getLogger(__name__)
+log.addFilter(BoundedLines())  # every rejection is logged: a flood of forged requests must not fill the disk
 
 MAX_BODY_BYTES = 64 * 1024
 """Larger requests are refused (413) before they are read to the end: real webhook bodies are a few hundred bytes."""
@@ -140,7 +147,7 @@ class WebhookReceiver:
             log.warning("%s webhook rejected (%s): %s", provider, rejected.status, rejected.reason)
             if self.sink is not None:
                 self.sink.note_rejected(provider, rejected.reason)
-            return Reply(rejected.status, {"error": rejected.reason})
+            return Reply(rejected.status, {"error": HTTPStatus(rejected.status).phrase})
         stored = webhook_events.record_event(self.services.engine, id=event.id, provider=event.provider,
                                     event_type=event.type, item_id=event.item_id, received_at=event.received_at,
                                     payload=event.payload)
@@ -165,9 +172,71 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     return b"".join(chunks)
 
 
+def client_address(peer: str | None, forwarded_for: Sequence[str], trusted: Sequence[str],
+                   server_trusted: Sequence[str] = LOOPBACK) -> str | None:
+    """The sender's address: the peer, unless the peer is a trusted proxy (`trusted`, FINANCE_TRUSTED_PROXIES); then
+    the right-most X-Forwarded-For address that is not itself a trusted proxy. None when it cannot be known (an
+    allow-list then refuses the request).
+
+    The ASGI server may already have put an address from the header in the peer's place: uvicorn, as Streamlit runs
+    it, does so for peers in its FORWARDED_ALLOW_IPS (`server_trusted`; loopback by default), taking the right-most
+    address not in that list. So when the peer we are given is the one uvicorn would have taken from the header, the
+    real peer may be any address uvicorn trusts: the header is followed then only if we trust every one of those
+    too, and the address is unknown otherwise."""
+    hops = [_host(hop) for value in forwarded_for for hop in value.split(",")]
+    if not hops:
+        return _address(peer)
+    if peer is None:
+        return None
+    if peer == _server_pick(hops, server_trusted):
+        if not _covers(trusted, server_trusted):
+            return None
+    elif not _within(peer, trusted):
+        return _address(peer)
+    for hop in reversed(hops):
+        if not _within(hop, trusted):
+            return _address(hop)
+    return None
+
+
+def _host(hop: str) -> str:
+    """The address of one X-Forwarded-For entry without a port, as uvicorn reads it (`[::1]:80`, `10.0.0.1:80`)."""
+    hop = hop.strip()
+    if hop.startswith("[") and "]" in hop:
+        return hop[1:hop.index("]")]
+    return hop.rsplit(":", 1)[0] if hop.count(":") == 1 else hop
+
+
+def _address(text: str | None) -> str | None:
+    try:
+        return str(ipaddress.ip_address(text or ""))
+    except ValueError:
+        return None
+
+
+def _within(host: str, networks: Sequence[str]) -> bool:
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(n) for n in networks)
+
+
+def _server_pick(hops: Sequence[str], server_trusted: Sequence[str]) -> str:
+    """The address uvicorn puts in a trusted peer's place: the right-most entry it does not trust, else the first."""
+    return next((hop for hop in reversed(hops) if not _within(hop, server_trusted)), hops[0])
+
+
+def _covers(trusted: Sequence[str], server_trusted: Sequence[str]) -> bool:
+    """Whether every network in `server_trusted` lies inside one of `trusted`."""
+    ours = [ipaddress.ip_network(n) for n in trusted]
+    return all(any(net.version == mine.version and net.subnet_of(mine) for mine in ours)  # type: ignore[arg-type]
+               for net in (ipaddress.ip_network(n) for n in server_trusted))
+
+
 def routes(receiver: Callable[[], WebhookReceiver | None]) -> list[Route]:
-    """`POST /webhooks/<provider>` for each provider: read the body (bounded), then hand it to the receiver in a
-    thread (it touches the database) and answer with its reply."""
+    """`POST /webhooks/<provider>` for each provider: read the body (bounded), work out the sender's address, then
+    hand both to the receiver in a thread (it touches the database) and answer with its reply."""
     import anyio.to_thread
     from starlette.responses import JSONResponse
     from starlette.routing import Route
@@ -176,12 +245,15 @@ def routes(receiver: Callable[[], WebhookReceiver | None]) -> list[Route]:
         async def handle(request: Request) -> Response:
             current = receiver()
             if current is None:
-                return JSONResponse({"error": "The app is starting; try again."}, status_code=503)
+                return JSONResponse({"error": HTTPStatus.SERVICE_UNAVAILABLE.phrase}, status_code=503)
             try:
                 body = await read_body(request)
             except WebhookRejected as rejected:
-                return JSONResponse({"error": rejected.reason}, status_code=rejected.status)
-            client_ip = request.client.host if request.client else None
+                return JSONResponse({"error": HTTPStatus(rejected.status).phrase}, status_code=rejected.status)
+            settings = current.services.settings
+            client_ip = client_address(request.client.host if request.client else None,
+                                       request.headers.getlist("x-forwarded-for"), settings.trusted_proxies,
+                                       settings.server_trusted_proxies)
             reply = await anyio.to_thread.run_sync(current.receive, provider, dict(request.headers), body, client_ip)
             return JSONResponse(reply.body, status_code=reply.status)
         return handle

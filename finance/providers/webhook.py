@@ -7,6 +7,7 @@ Each provider verifies and parses its own deliveries and says what each event me
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +19,9 @@ MAX_ID_LENGTH = 200
 """The longest id a webhook may name (ids are tens of characters)."""
 MAX_LISTED_IDS = 10_000
 """The most transaction ids one event may list."""
+MAX_JSON_DEPTH = 32
+"""The deepest nesting of arrays and objects a body may have (real payloads nest three or four levels): checked
+before parsing, because Python's json recurses and fails with RecursionError near a thousand levels."""
 SYNC_NOTE = "sync requested"
 
 
@@ -71,11 +75,43 @@ def lower_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {k.lower(): v for k, v in headers.items()}
 
 
+def nests_deeper_than(text: str, limit: int) -> bool:
+    """Whether the arrays and objects of a JSON text nest more than `limit` deep (brackets inside strings do not
+    count): one pass over the characters that matter, stopping as soon as the limit is passed."""
+    depth, in_string, skip = 0, False, -1
+    for mark in _MARKS.finditer(text):
+        char, at = mark.group(), mark.start()
+        if at == skip:  # the character after a backslash inside a string
+            continue
+        if in_string:
+            in_string = char != '"'
+            skip = at + 1 if char == "\\" else skip
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
+
+
+_MARKS = re.compile(r'[\[\]{}"\\]')
+
+
 def json_object(body: bytes) -> dict[str, Any]:
-    """The body as a JSON object, or WebhookRejected (400)."""
+    """The body as a JSON object, or WebhookRejected (400): not UTF-8, not JSON, nested deeper than MAX_JSON_DEPTH
+    (refused before parsing) or not an object."""
     try:
-        payload = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise WebhookRejected(400, "The body is not JSON.") from None
+    if nests_deeper_than(text, MAX_JSON_DEPTH):
+        raise WebhookRejected(400, "The body nests too deeply.")
+    try:
+        payload = json.loads(text)
+    except ValueError:
         raise WebhookRejected(400, "The body is not JSON.") from None
     if not isinstance(payload, dict):
         raise WebhookRejected(400, "The body is not a JSON object.")

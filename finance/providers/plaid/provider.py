@@ -297,7 +297,18 @@ class PlaidProvider:
                      secret: str, allowed_networks: Sequence[str]) -> WebhookEvent:
         """The verified event a delivery carries, or WebhookRejected. Plaid signs its deliveries, so the sender's
         address, the shared secret and the allowed networks play no part."""
-        return parse_plaid(body, verify_plaid(headers, body, self.webhook_keys, now), now)
+        return parse_plaid(body, verify_plaid(headers, body, self.webhook_keys, now, self.holds_item), now)
+
+    def holds_item(self, item_id: str) -> bool:
+        """Whether `item_id` is an Item this app holds a token for: a delivery about it looks a new signing key up
+        in its own lane, which forged deliveries about made-up Items cannot use up."""
+        with self._lock:
+            if item_id in self._connected:
+                return True
+        try:
+            return bool(self._token_lookup(item_id))
+        except (SecretError, KeyError):
+            return False
 
     def plan_webhook(self, event: WebhookEvent) -> Plan:
         """What a Plaid event means for its Item (no side effects)."""

@@ -1,8 +1,9 @@
 """Plaid's webhooks: verifying a signed delivery, reading it, what each event means, and pointing Items at our URL.
 
 Plaid signs each delivery: the `Plaid-Verification` header is an ES256 JWT whose key is fetched by `kid` from
-`/webhook_verification_key/get` (cached; unknown kids are fetched a bounded number of times), whose `iat` must be
-within five minutes, and whose `request_body_sha256` must match the raw body (constant-time compare).
+`/webhook_verification_key/get` (cached; unknown kids are looked up at a bounded rate, in lanes a flood of forged
+kids cannot use up), whose `iat` must be within five minutes, and whose `request_body_sha256` must match the raw body
+(constant-time compare). A replay is recognised by what was signed, not by the token's bytes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import jwt
 
 from finance.errors import ProviderError
+from finance.http import RateLimiter
 from finance.model import EXPIRING_SIGNALS, ConnectionStatus
 from finance.providers.plaid.mapping import ERROR_MESSAGES, EXPIRING_CODES, REAUTH_CODES
 from finance.providers.webhook import (
@@ -48,38 +50,64 @@ PORTFOLIO_WEBHOOKS = {"HOLDINGS": "holdings", "INVESTMENTS_TRANSACTIONS": "inves
 class PlaidKeys:
     """Plaid's webhook verification keys (JWKs) by kid, fetched on first use and kept.
 
-    A kid Plaid does not know is remembered for a minute, and at most `fetches_per_minute` unknown kids are looked up
-    per minute, so forged headers cannot turn each request into a call to Plaid.
+    Each lookup of a kid we do not hold is a call to Plaid, and anyone can send a header naming a made-up kid, so
+    lookups are rate limited in separate lanes, none of which another can use up: a delivery about an Item this
+    app holds (its `item_id` is one of ours, which a stranger does not know) looks its kid up in that Item's own
+    lane; any other delivery in one shared lane for strangers; and re-reading a key we hold (every
+    `refresh_after`, to learn that Plaid retired it) in a third. A flood of forged kids therefore cannot keep a
+    genuine delivery signed with a new key from being verified. A kid Plaid does not know is remembered for
+    `forget_unknown_after` seconds (at most 4,096 of them) and not looked up again meanwhile.
     """
 
-    def __init__(self, fetch: Callable[[str], dict[str, Any]], *, max_keys: int = 16, fetches_per_minute: int = 10,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    STRANGERS_PER_MINUTE = 5
+    ITEM_PER_MINUTE = 2
+    REFRESHES_PER_MINUTE = 2
+    MAX_UNKNOWN = 4096
+
+    def __init__(self, fetch: Callable[[str], dict[str, Any]], *, max_keys: int = 16,
+                 clock: Callable[[], float] = time.monotonic, refresh_after: float = 86_400.0,
+                 forget_unknown_after: float = 600.0) -> None:
         self._fetch = fetch
         self._max_keys = max_keys
-        self._budget = fetches_per_minute
         self._clock = clock
-        self._keys: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        self._unknown: OrderedDict[str, float] = OrderedDict()
-        self._fetches: list[float] = []
+        self._refresh_after = refresh_after
+        self._forget_unknown_after = forget_unknown_after
+        self._limiter = RateLimiter(clock=clock)
+        self._keys: OrderedDict[str, tuple[dict[str, Any], float]] = OrderedDict()  # kid → (JWK, fetched at)
+        self._unknown: OrderedDict[str, float] = OrderedDict()  # kid → when Plaid said it does not know it
         self._lock = threading.Lock()
         self.fetch_count = 0
 
-    def get(self, kid: str) -> dict[str, Any]:
+    def holds(self, kid: str) -> bool:
+        """Whether the key is at hand (no lookup needed unless it is due for a refresh)."""
+        with self._lock:
+            return kid in self._keys
+
+    def get(self, kid: str, *, item_id: str | None = None) -> dict[str, Any]:
+        """The JWK for `kid`, or WebhookRejected. `item_id`: the Item the delivery is about, when it is one this app
+        holds (its lane is the one used to look an unknown kid up); None for anything else."""
         now = self._clock()
         with self._lock:
-            if kid in self._keys:
+            held = self._keys.get(kid)
+            if held is not None:
                 self._keys.move_to_end(kid)
-                return self._keys[kid]
-            if self._unknown.get(kid, -1e18) > now - 60:
-                raise WebhookRejected(401, "The signing key id is unknown.")
-            self._fetches = [t for t in self._fetches if t > now - 60]
-            if len(self._fetches) >= self._budget:
-                raise WebhookRejected(401, "The signing key id is unknown (too many new key ids to look up).")
-            self._fetches.append(now)
+                if now - held[1] < self._refresh_after or not self._limiter.try_acquire(
+                        [("refresh", self.REFRESHES_PER_MINUTE)]):
+                    return held[0]
+            else:
+                seen = self._unknown.get(kid)
+                if seen is not None and now - seen < self._forget_unknown_after:
+                    raise WebhookRejected(401, "The signing key id is unknown.")
+                lane = ((f"item:{item_id}", self.ITEM_PER_MINUTE) if item_id is not None
+                        else ("strangers", self.STRANGERS_PER_MINUTE))
+                if not self._limiter.try_acquire([lane]):
+                    raise WebhookRejected(401, "The signing key id is unknown (too many new key ids to look up).")
             self.fetch_count += 1
         try:
             jwk = self._fetch(kid)
         except ProviderError as exc:
+            if held is not None:  # a refresh that failed: the key we hold stays good
+                return held[0]
             if exc.retryable:
                 raise WebhookRejected(503, "Plaid's verification key could not be fetched; try again.") from None
             jwk = None
@@ -87,25 +115,47 @@ class PlaidKeys:
                  and jwk.get("crv") == "P-256" and jwk.get("alg", "ES256") == "ES256")
         with self._lock:
             if not valid:
+                self._keys.pop(kid, None)
                 self._unknown[kid] = now
-                while len(self._unknown) > 256:
+                self._unknown.move_to_end(kid)
+                while len(self._unknown) > self.MAX_UNKNOWN:
                     self._unknown.popitem(last=False)
                 raise WebhookRejected(401, "The signing key id is unknown.")
             assert isinstance(jwk, dict)
-            self._keys[kid] = jwk
+            self._keys[kid] = (jwk, now)
+            self._keys.move_to_end(kid)
             while len(self._keys) > self._max_keys:
                 self._keys.popitem(last=False)
             return jwk
 
 
-def verify_plaid(headers: Mapping[str, str], body: bytes, keys: PlaidKeys, now: datetime) -> str:
-    """The verified `Plaid-Verification` token, or WebhookRejected: ES256 only, a key Plaid knows, `iat` within five
-    minutes of `now`, and the SHA-256 of the raw body equal to the signed `request_body_sha256`."""
+def _check_claims(claims: Mapping[str, Any], body: bytes, now: datetime) -> None:
+    """WebhookRejected unless `iat` is within five minutes of `now` and `request_body_sha256` is the SHA-256 of the
+    raw body (constant-time compare)."""
+    iat = claims.get("iat")
+    if isinstance(iat, bool) or not isinstance(iat, int | float) or \
+            abs(now.timestamp() - iat) > PLAID_MAX_AGE.total_seconds():
+        raise WebhookRejected(401, "The Plaid-Verification token is too old (or from the future).")
+    claimed = claims.get("request_body_sha256")
+    if not isinstance(claimed, str) or not hmac.compare_digest(hashlib.sha256(body).hexdigest().encode(),
+                                                                claimed.lower().encode()):
+        raise WebhookRejected(401, "The body does not match its signature.")
+
+
+def verify_plaid(headers: Mapping[str, str], body: bytes, keys: PlaidKeys, now: datetime,
+                 holds_item: Callable[[str], bool] = lambda item_id: False) -> dict[str, Any]:
+    """The verified claims of the `Plaid-Verification` token, or WebhookRejected: ES256 only, a key Plaid knows,
+    `iat` within five minutes of `now`, and the SHA-256 of the raw body equal to the signed `request_body_sha256`.
+
+    The time and the body hash are checked before the key is looked up too (unverified then; again once the
+    signature is), so a stale or altered delivery costs no call to Plaid; `holds_item(item_id)` says whether the
+    body is about an Item of ours, whose lookup lane a stranger cannot use up (see PlaidKeys)."""
     token = lower_headers(headers).get(PLAID_HEADER.lower())
     if not token:
         raise WebhookRejected(401, "The Plaid-Verification header is missing.")
     try:
         header = jwt.get_unverified_header(token)
+        unverified = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError:
         raise WebhookRejected(401, "The Plaid-Verification header is not a JWT.") from None
     if header.get("alg") != "ES256":  # no "none", no HS256 keyed with the public key, no RSA
@@ -113,7 +163,12 @@ def verify_plaid(headers: Mapping[str, str], body: bytes, keys: PlaidKeys, now: 
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid or len(kid) > MAX_ID_LENGTH:
         raise WebhookRejected(401, "The Plaid-Verification header has no key id.")
-    jwk = keys.get(kid)
+    _check_claims(unverified, body, now)
+    item_id = None
+    if not keys.holds(kid):
+        named = json_object(body).get("item_id")
+        item_id = named if isinstance(named, str) and 0 < len(named) <= MAX_ID_LENGTH and holds_item(named) else None
+    jwk = keys.get(kid, item_id=item_id)
     expired_at = jwk.get("expired_at")
     if isinstance(expired_at, int | float) and expired_at <= now.timestamp():
         raise WebhookRejected(401, "The signing key has expired.")
@@ -124,26 +179,21 @@ def verify_plaid(headers: Mapping[str, str], body: bytes, keys: PlaidKeys, now: 
                                      "verify_aud": False, "verify_iss": False, "require": ["iat"]})
     except jwt.PyJWTError:
         raise WebhookRejected(401, "The Plaid-Verification signature is not valid.") from None
-    iat = claims.get("iat")
-    if isinstance(iat, bool) or not isinstance(iat, int | float) or \
-            abs(now.timestamp() - iat) > PLAID_MAX_AGE.total_seconds():
-        raise WebhookRejected(401, "The Plaid-Verification token is too old (or from the future).")
-    claimed = claims.get("request_body_sha256")
-    if not isinstance(claimed, str) or not hmac.compare_digest(hashlib.sha256(body).hexdigest().encode(),
-                                                                claimed.lower().encode()):
-        raise WebhookRejected(401, "The body does not match its signature.")
-    return token
+    _check_claims(claims, body, now)
+    return claims
 
 
-def parse_plaid(body: bytes, token: str, received_at: datetime) -> WebhookEvent:
-    """A Plaid event: `webhook_type` and `webhook_code` are required. Plaid gives no event id, so the id is a
-    digest of the signed token: a replay of the same request is recognised; a retry by Plaid (newly signed) is not,
-    which is harmless because every handler is idempotent."""
+def parse_plaid(body: bytes, claims: Mapping[str, Any], received_at: datetime) -> WebhookEvent:
+    """A Plaid event: `webhook_type` and `webhook_code` are required. Plaid gives no event id, so the id is a digest
+    of what Plaid signed — the body's hash and the signing time — not of the token's bytes: an ES256 signature has
+    more than one valid encoding (s and n − s both verify), so a replay with the signature re-encoded is still
+    recognised. A retry by Plaid (signed anew) is not, which is harmless because every handler is idempotent."""
     payload = json_object(body)
     kind = text_field(payload, "webhook_type")
     code = text_field(payload, "webhook_code")
     item_id = text_field(payload, "item_id", required=False)
-    digest = hashlib.sha256(token.encode()).hexdigest()[:40]
+    signed = f"{str(claims['request_body_sha256']).lower()}:{claims['iat']}"
+    digest = hashlib.sha256(signed.encode()).hexdigest()[:40]
     return WebhookEvent(f"plaid:{digest}", "plaid", f"{kind}/{code}", item_id, payload, received_at)
 
 
