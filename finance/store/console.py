@@ -343,7 +343,8 @@ def _unique_names(names: list[str]) -> list[str]:
     return out
 
 
-def _size(count: int) -> str:
+def size_text(count: int) -> str:
+    """A number of bytes as the console's messages say it: 1 GiB, 32 MiB."""
     return f"{count / 2**30:g} GiB" if count >= 2**30 else f"{count / 2**20:g} MiB"
 
 
@@ -355,7 +356,7 @@ def _failure(exc: QueryFailed, limits: Limits) -> ConsoleError:
             seconds=f"{limits.timeout:g}") + " " + narrow)
     if exc.kind == "memory":
         return ConsoleError(_("The query needed more than {limit} of memory and was stopped.").format(
-            limit=_size(limits.memory)) + " " + narrow)
+            limit=size_text(limits.memory)) + " " + narrow)
     if exc.kind == "permission":
         return ConsoleError(_("That needs access to files or settings, which the console does not allow."))
     if exc.kind == "sql":
@@ -366,7 +367,7 @@ def _failure(exc: QueryFailed, limits: Limits) -> ConsoleError:
     if exc.kind == "not_query":
         return ConsoleError(str(READ_ONLY_HINT))
     return ConsoleError(_("The query stopped unexpectedly (it may have needed more than {limit} of memory).").format(
-        limit=_size(limits.memory)) + " " + narrow)
+        limit=size_text(limits.memory)) + " " + narrow)
 
 
 def _limits(max_rows: int, timeout: float) -> Limits:
