@@ -21,6 +21,8 @@ class Console:
     """The read-only SQL console and the user's saved queries (a file in the data folder)."""
 
     MAX_ROWS = console.MAX_ROWS
+    MAX_RESULT_SIZE = console.size_text(console.MAX_RESULT_BYTES)
+    MEMORY = console.size_text(console.MEMORY_BYTES)
     TIMEOUT_SECONDS = console.TIMEOUT_SECONDS
     EXAMPLES = console.EXAMPLE_QUERIES
 

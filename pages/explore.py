@@ -10,10 +10,12 @@ st.title(_("Explore"))
 svc = services()
 console = svc.console
 
-st.caption(_("Read-only SQL (DuckDB dialect) over a snapshot of the store taken when you press Run. At most {rows} "
-             "rows and {seconds} s per query; files, extensions and settings are off-limits and provider tokens are "
-             "never available. Times are UTC; amounts are negative when money leaves you.").format(
-    rows=format_number(console.MAX_ROWS), seconds=f"{console.TIMEOUT_SECONDS:g}"))
+st.caption(_("Read-only SQL (DuckDB dialect) over a snapshot of the store taken when you press Run. Each query runs "
+             "for at most {seconds} s with {memory} of memory and returns at most {rows} rows ({size}); files, "
+             "extensions and settings are off-limits and provider tokens are never available. Times are UTC; amounts "
+             "are negative when money leaves you.").format(
+    rows=format_number(console.MAX_ROWS), seconds=f"{console.TIMEOUT_SECONDS:g}", memory=console.MEMORY,
+    size=console.MAX_RESULT_SIZE))
 
 try:
     saved = console.saved()
@@ -80,8 +82,9 @@ with console_tab:
             st.caption(_("The query changed since these results; press Run to refresh them."))
         rows_text = ngettext("{count} row in {ms} ms.", "{count} rows in {ms} ms.", outcome.rows).format(
             count=format_number(outcome.rows), ms=format_number(outcome.elapsed_ms))
-        more = " " + _("Only the first {count} are shown and downloaded.").format(
-            count=format_number(console.MAX_ROWS)) if outcome.truncated else ""
+        more = " " + _("The result was cut at the console's limit of {rows} rows or {size}: only these are shown "
+                       "and downloaded.").format(rows=format_number(console.MAX_ROWS), size=console.MAX_RESULT_SIZE) \
+            if outcome.truncated else ""
         st.caption(rows_text + more)
         st.dataframe(outcome.table, hide_index=True, width="stretch")
         table = outcome.table

@@ -22,6 +22,7 @@ from finance.providers.pluggy.sandbox import PluggyEmulator
 from finance.sandbox.common import Clock
 from finance.store import console
 from finance.store.console import run_query
+from finance.store.console_process import open_sandbox
 from finance.store.db import create_engine, init_schema
 from finance.store.schema import connections, metadata
 from finance.sync import SyncEngine
@@ -162,7 +163,7 @@ def test_the_sandbox_itself_blocks_files_and_writes_even_past_validation(store: 
 
 def test_the_sandbox_does_not_scan_python_variables():
     leak = pd.DataFrame({"secret": [SECRET]})  # DuckDB's Python client would otherwise find `FROM leak`
-    sandbox = console._open_sandbox()
+    sandbox = open_sandbox()
     try:
         with pytest.raises(duckdb.CatalogException):
             sandbox.sql("SELECT * FROM leak").fetchall()

@@ -9,15 +9,18 @@ How a query runs, and why it cannot change the store or touch the file system:
    table functions outside a short allow-list (``read_csv``, ``read_text``, ``glob``, ``query`` …), file
    names used as tables (``FROM 'x.csv'``), ``getenv``/``current_setting`` and any mention of
    ``encrypted_secret`` are refused with a message saying why.
-2. **Isolation.** The query never runs on the app's read-write connection. A consistent snapshot of the
-   documented tables (one read transaction; ``encrypted_secret`` left out) is handed as Arrow tables to a
-   fresh in-memory DuckDB instance per query, started with external access disabled (no files, no ATTACH,
+2. **Isolation.** The query never runs on the app's read-write connection, nor in the app's process. A consistent
+   snapshot of the documented tables (one read transaction; ``encrypted_secret`` left out) is handed as Arrow
+   tables to a fresh in-memory DuckDB instance per query, started with external access disabled (no files, no ATTACH,
    COPY, EXPORT, INSTALL/LOAD), no extension autoloading, no Python replacement scans, no temp directory
    (nothing spills to disk), a memory cap, and then a locked configuration (``SET`` cannot undo any of it).
    The tables there are read-only views over the Arrow copy, queried inside a transaction that is rolled
    back before the instance is closed: even a statement that slipped past step 1 could not reach the store.
-3. **Limits.** Results stream in batches and stop after ``MAX_ROWS``; a timer interrupts a query that runs
-   longer than ``TIMEOUT_SECONDS``. Errors are DuckDB's own message with file paths removed.
+3. **Limits** (finance.store.console_process). The query runs in a child process whose address space may grow by
+   ``MEMORY_BYTES`` at most once the tables are loaded (DuckDB's own ``memory_limit``, set below it, does not
+   bound every operator), which is killed when the query runs longer than ``TIMEOUT_SECONDS``, and whose
+   result is cut at ``MAX_ROWS`` rows and ``MAX_RESULT_BYTES`` bytes before it reaches this process. Errors are
+   one line: DuckDB's own message with file paths removed, or what the limit was.
 
 The app cannot instead open the DuckDB file a second time read-only: DuckDB refuses a second connection to
 the same file with a different configuration in the same process, and settings such as
@@ -26,7 +29,6 @@ the same file with a different configuration in the same process, and settings s
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
@@ -45,32 +47,25 @@ import pyarrow as pa
 
 from finance.errors import ConsoleError
 from finance.i18n import N_, Messages, _
+from finance.store.console_process import SANDBOX_CONFIG, Limits, QueryFailed, QueryProcess
 
 if TYPE_CHECKING:  # imported where used: `python -m finance query` validates and runs without them (start-up time)
     import pandas as pd
     import sqlalchemy as sa
 
 MAX_ROWS = 10_000
+MAX_RESULT_BYTES = 32 * 2**20
 TIMEOUT_SECONDS = 10.0
+MEMORY_BYTES = 2**30
 MAX_SQL_CHARS = 20_000
-MEMORY_LIMIT = "512MB"
 HIDDEN_COLUMNS = frozenset({"encrypted_secret"})
 SAVED_QUERIES_FILE = "saved_queries.json"
 
 SECRET_MESSAGE = N_("The column encrypted_secret holds provider access tokens and is never available in the "
                     "console. Leave it out of the query.")
 READ_ONLY_HINT = N_("The console is read-only: write one SELECT (or WITH … SELECT) query.")
-
-SANDBOX_CONFIG: dict[str, str | bool | int] = {
-    "enable_external_access": False,  # no files, ATTACH, COPY, EXPORT, INSTALL, LOAD, HTTP
-    "autoload_known_extensions": False,
-    "autoinstall_known_extensions": False,
-    "allow_community_extensions": False,
-    "python_enable_replacements": False,  # `FROM some_python_variable` must not reach the app's memory
-    "temp_directory": "",  # never spill to disk
-    "memory_limit": MEMORY_LIMIT,
-    "threads": 2,
-}
+NESTING_MESSAGE = N_("The query is nested too deeply (brackets, subqueries or expressions inside one another). "
+                     "Simplify it.")
 
 ALLOWED_QUERY_NODES = frozenset({"SELECT_NODE", "SET_OPERATION_NODE", "RECURSIVE_CTE_NODE", "CTE_NODE"})
 ALLOWED_TABLE_FUNCTIONS = frozenset({
@@ -169,21 +164,23 @@ def clean_error(exc: BaseException | str) -> str:
     return text if len(text) <= 1500 else text[:1500] + "…"
 
 
-def _open_sandbox(database: str = ":memory:") -> duckdb.DuckDBPyConnection:
-    """A DuckDB instance with the console's configuration: in memory, or a snapshot file opened read-only."""
-    con = duckdb.connect(database, read_only=database != ":memory:", config=dict(SANDBOX_CONFIG))
-    con.execute("SET TimeZone = 'UTC'")  # times in results are UTC, as in the store
-    return con
+def _duckdb_message(exc: BaseException) -> str:
+    """DuckDB's message for the analyst: paths removed; its depth limit said without advice the console refuses."""
+    if "max expression depth" in str(exc).lower():
+        return str(NESTING_MESSAGE)
+    return clean_error(exc)
 
 
-def _walk(node: Any) -> Iterator[Mapping[str, Any]]:
-    if isinstance(node, Mapping):
-        yield node
-        for value in node.values():
-            yield from _walk(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _walk(value)
+def _walk(tree: Any) -> Iterator[Mapping[str, Any]]:
+    """Every object in a syntax tree, without recursion (a tree is as deep as the query is nested)."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Mapping):
+            yield node
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
 
 
 def _check_tree(tree: Mapping[str, Any]) -> None:
@@ -225,8 +222,11 @@ def _parse(text: str) -> tuple[list[Any], dict[str, Any] | None]:
             statements = cursor.extract_statements(text)
             if len(statements) != 1 or statements[0].type.name != "SELECT":
                 return statements, None
-            return statements, json.loads(
-                cursor.execute("SELECT json_serialize_sql(?)", [statements[0].query]).fetchall()[0][0])
+            tree = cursor.execute("SELECT json_serialize_sql(?)", [statements[0].query]).fetchall()[0][0]
+            try:
+                return statements, json.loads(tree)
+            except RecursionError:  # deeper than Python's JSON reader goes
+                raise ConsoleError(str(NESTING_MESSAGE)) from None
         finally:
             cursor.close()
 
@@ -243,7 +243,7 @@ def validate_sql(sql: str) -> str:
     try:
         statements, tree = _parse(text)
     except duckdb.Error as exc:
-        raise ConsoleError(clean_error(exc)) from None
+        raise ConsoleError(_duckdb_message(exc)) from None
     if not statements:
         raise ConsoleError(_("Write a SELECT query first (the text holds only comments)."))
     if len(statements) > 1:
@@ -255,7 +255,7 @@ def validate_sql(sql: str) -> str:
         what = STATEMENT_MESSAGES.get(kind) or _("{kind} statements are not allowed").format(kind=kind)
         raise ConsoleError(f"{what}. {READ_ONLY_HINT}")
     if tree is None or tree.get("error"):
-        detail = clean_error(tree.get("error_message", "")) if tree else _("it could not be analysed")
+        detail = _duckdb_message(tree.get("error_message", "")) if tree else _("it could not be analysed")
         raise ConsoleError(_("This query cannot be run in the console: {detail}.").format(detail=detail))
     _check_tree(tree)
     return statement.query
@@ -316,7 +316,8 @@ def _arrow_type(kind: sa.types.TypeEngine[Any]) -> pa.DataType:
 
 @dataclass(frozen=True)
 class QueryResult:
-    """A console result: at most MAX_ROWS rows; `truncated` says whether more were available."""
+    """A console result: at most MAX_ROWS rows and MAX_RESULT_BYTES bytes; `truncated` says whether more were
+    available."""
 
     table: pa.Table
     truncated: bool
@@ -342,87 +343,64 @@ def _unique_names(names: list[str]) -> list[str]:
     return out
 
 
-def _run(con: duckdb.DuckDBPyConnection, statement: str, max_rows: int, timeout: float) -> tuple[pa.Table, bool]:
-    fired = threading.Event()
+def size_text(count: int) -> str:
+    """A number of bytes as the console's messages say it: 1 GiB, 32 MiB."""
+    return f"{count / 2**30:g} GiB" if count >= 2**30 else f"{count / 2**20:g} MiB"
 
-    def stop() -> None:
-        fired.set()
-        con.interrupt()
 
-    timer = threading.Timer(timeout, stop)
-    timer.daemon = True
-    timer.start()
-    try:
-        relation = con.sql(statement)
-        if relation is None:  # not a query; validation makes this unreachable
-            raise ConsoleError(str(READ_ONLY_HINT))
-        reader = relation.to_arrow_reader(2048)
-        schema = reader.schema
-        batches: list[pa.RecordBatch] = []
-        rows = 0
-        for batch in reader:
-            batches.append(batch)
-            rows += batch.num_rows
-            if rows > max_rows:
-                break
-        reader.close()
-        table = pa.Table.from_batches(batches, schema=schema)
-    except ConsoleError:
-        raise
-    except Exception as exc:
-        if fired.is_set() or isinstance(exc, duckdb.InterruptException):
-            raise ConsoleError(_("The query ran longer than {seconds} s and was stopped. Narrow it down (filters, "
-                                 "LIMIT) and run it again.").format(seconds=f"{timeout:g}")) from None
-        if isinstance(exc, duckdb.OutOfMemoryException):
-            raise ConsoleError(_("The query needs more than the console's {limit} of memory. Narrow it down "
-                                 "(filters, fewer columns, LIMIT).").format(limit=MEMORY_LIMIT)) from None
-        if isinstance(exc, duckdb.PermissionException):
-            raise ConsoleError(_("That needs access to files or settings, which the console does not allow.")) \
-                from None
-        raise ConsoleError(clean_error(exc)) from None
-    finally:
-        timer.cancel()
-    return table, rows > max_rows
+def _failure(exc: QueryFailed, limits: Limits) -> ConsoleError:
+    """One line for the analyst saying why the query process gave no result."""
+    narrow = _("Narrow it down (filters, fewer columns, LIMIT) and run it again.")
+    if exc.kind == "timeout":
+        return ConsoleError(_("The query ran longer than {seconds} s and was stopped.").format(
+            seconds=f"{limits.timeout:g}") + " " + narrow)
+    if exc.kind == "memory":
+        return ConsoleError(_("The query needed more than {limit} of memory and was stopped.").format(
+            limit=size_text(limits.memory)) + " " + narrow)
+    if exc.kind == "permission":
+        return ConsoleError(_("That needs access to files or settings, which the console does not allow."))
+    if exc.kind == "sql":
+        return ConsoleError(_duckdb_message(exc.detail))
+    if exc.kind == "open":
+        return ConsoleError(_("The analytics snapshot cannot be opened: {error}").format(
+            error=clean_error(exc.detail)))
+    if exc.kind == "not_query":
+        return ConsoleError(str(READ_ONLY_HINT))
+    return ConsoleError(_("The query stopped unexpectedly (it may have needed more than {limit} of memory).").format(
+        limit=size_text(limits.memory)) + " " + narrow)
+
+
+def _limits(max_rows: int, timeout: float) -> Limits:
+    return Limits(max_rows=max_rows, max_bytes=MAX_RESULT_BYTES, timeout=timeout, memory=MEMORY_BYTES)
 
 
 def run_query(engine: sa.Engine, sql: str, *, max_rows: int = MAX_ROWS,
               timeout: float = TIMEOUT_SECONDS) -> QueryResult:
-    """Validate `sql`, then run it on an isolated snapshot of the store. Raises ConsoleError."""
+    """Validate `sql`, then run it on an isolated snapshot of the store, in a query process. Raises ConsoleError."""
     started = time.perf_counter()
-    statement = validate_sql(sql)
-    con = _open_sandbox()
-    try:
-        for name, table in snapshot_tables(engine).items():
-            con.register(name, table)
-        con.execute("SET lock_configuration = true")
-        con.execute("BEGIN TRANSACTION")
+    limits = _limits(max_rows, timeout)
+    with QueryProcess() as process:  # started first: its start-up overlaps the validation and the copy
+        statement = validate_sql(sql)
         try:
-            table, truncated = _run(con, statement, max_rows, timeout)
-        finally:
-            with contextlib.suppress(duckdb.Error):  # the instance is closed next; nothing in it outlives this call
-                con.execute("ROLLBACK")
-    finally:
-        con.close()
+            table, truncated = process.run(statement, limits, tables=snapshot_tables(engine))
+        except QueryFailed as exc:
+            raise _failure(exc, limits) from None
     return _result(table, truncated, max_rows, started)
 
 
 def run_query_on_file(path: Path, sql: str, *, max_rows: int = MAX_ROWS,
                       timeout: float = TIMEOUT_SECONDS) -> QueryResult:
     """Validate `sql`, then run it on an analytics snapshot file (finance.store.snapshot: the documented tables
-    without hidden columns, and its views), opened read-only with the console's configuration. The same rules and
-    limits as `run_query`, without copying the store first. Raises ConsoleError."""
+    without hidden columns, and its views), opened read-only with the console's configuration in a query process.
+    The same rules and limits as `run_query`, without copying the store first. Raises ConsoleError."""
     started = time.perf_counter()
-    statement = validate_sql(sql)
-    try:
-        con = _open_sandbox(str(path))
-    except duckdb.Error as exc:
-        raise ConsoleError(f"The analytics snapshot cannot be opened: {clean_error(exc)}") from None
-    try:
-        con.execute("SET lock_configuration = true")
-        con.execute("BEGIN TRANSACTION")
-        table, truncated = _run(con, statement, max_rows, timeout)
-    finally:
-        con.close()
+    limits = _limits(max_rows, timeout)
+    with QueryProcess() as process:
+        statement = validate_sql(sql)
+        try:
+            table, truncated = process.run(statement, limits, database=path)
+        except QueryFailed as exc:
+            raise _failure(exc, limits) from None
     return _result(table, truncated, max_rows, started)
 
 
