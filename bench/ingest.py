@@ -79,7 +79,7 @@ def arrow_append(table: pa.Table, path: Path) -> float:
         with engine.begin() as conn:
             duck = duckdb_connection(conn)
             duck.register("arrow_table", table)
-            conn.exec_driver_sql("INSERT INTO transactions SELECT * FROM arrow_table")
+            conn.exec_driver_sql("INSERT INTO transactions BY NAME SELECT * FROM arrow_table")
         elapsed = time.perf_counter() - started
         with engine.connect() as conn:
             stored = conn.exec_driver_sql("SELECT count(*) FROM transactions").scalar_one()

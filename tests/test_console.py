@@ -351,5 +351,6 @@ def test_the_app_file_stays_open_read_write_alongside_the_console(tmp_path: Path
         duckdb.connect(str(path), read_only=True)
     assert run_query(engine, "SELECT COUNT(*) AS n FROM categories").rows == 1
     with engine.begin() as conn:  # and the app can still write
-        conn.execute(sa.text("INSERT INTO category_rules VALUES ('r', 'm', 'c', now())"))
+        conn.execute(sa.text("INSERT INTO category_rules (id, merchant, category, created_at) "
+                             "VALUES ('r', 'm', 'c', now())"))
     engine.dispose()
