@@ -555,6 +555,11 @@ class Services:
     secrets: SecretStore
     webhook_secret: str = field(default="", repr=False)  # the header secret webhooks carry, where a provider sends one
 
+    @property
+    def household(self) -> str:
+        """The household whose store these services open (settings.household)."""
+        return self.settings.household
+
     @cached_property
     def accounts(self) -> Accounts:
         return Accounts(self.engine)
@@ -644,7 +649,7 @@ def open_services(settings: Settings | None = None) -> Services:
     a killed process left running. A store that cannot be opened raises StoreError (finance.store.db), a key that
     cannot be read SecretError (finance.crypto): each says what to do."""
     settings = settings or load_settings()
-    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size, household=settings.household)
     try:
         init_schema(engine, upgrade=False)  # DuckDB upgrades itself; PostgreSQL must be upgraded on purpose
     except Exception as exc:
