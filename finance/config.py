@@ -15,8 +15,6 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from finance.store.schema import LOCAL_HOUSEHOLD
-
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SECRETS_FILE = REPO_ROOT / ".streamlit" / "secrets.toml"
 
@@ -24,6 +22,9 @@ PLUGGY_API_URL = "https://api.pluggy.ai"
 PLAID_ENVIRONMENTS = {"sandbox": "https://sandbox.plaid.com", "production": "https://production.plaid.com"}
 DEFAULT_SYNC_INTERVAL = timedelta(hours=6)
 WEBHOOK_PATHS = {"pluggy": "/webhooks/pluggy", "plaid": "/webhooks/plaid"}
+LOCAL_HOUSEHOLD = "local"
+"""The installation's first household: a single user's data before sign-in, the whole store without sign-in
+(finance.store.schema's column default)."""
 HOUSEHOLDS_FOLDER = "households"
 _HOUSEHOLD_ID = re.compile(r"[a-z0-9-]{1,40}")
 
