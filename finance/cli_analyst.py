@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from finance import analytics, control
-from finance.config import Settings, load_settings
+from finance.config import LOCAL_HOUSEHOLD, Settings, load_settings, valid_household
 from finance.errors import ConsoleError, StoreError
 from finance.i18n import _, using
 
@@ -61,7 +61,7 @@ def current_snapshot(settings: Settings) -> Path:
     """The snapshot to read: the running app keeps its own current; otherwise it is brought up to date from the
     store when the store changed since (a busy store leaves the last one, with a note on stderr)."""
     store_file = _duckdb_file(settings)
-    path = analytics.snapshot_path(settings.data_dir)
+    path = analytics.snapshot_path(settings.household_dir)
     if store_file is None or app_holding_store(settings) is not None:
         return path
     if analytics.is_stale(store_file, path):
@@ -70,7 +70,7 @@ def current_snapshot(settings: Settings) -> Path:
         from finance.store.snapshot import refresh_snapshot
 
         try:
-            engine = create_engine(settings.database_url)
+            engine = create_engine(settings.database_url, household=settings.household)
         except DatabaseBusy:
             if not path.is_file():
                 raise
@@ -84,6 +84,16 @@ def current_snapshot(settings: Settings) -> Path:
     return path
 
 
+def household_settings(household: str) -> Settings:
+    """The settings of one household's store (`--household`); ConsoleError for a household this installation does
+    not have (on DuckDB: no store file of its own), rather than an empty store made for it."""
+    settings = load_settings().for_household(household)
+    store_file = _duckdb_file(settings)
+    if settings.household != LOCAL_HOUSEHOLD and store_file is not None and not store_file.is_file():
+        raise ConsoleError(_("There is no household {household} here.").format(household=household))
+    return settings
+
+
 def run_query(settings: Settings, sql: str) -> QueryResult:
     """One console query from the terminal: on the snapshot (DuckDB), or on the store (PostgreSQL)."""
     from finance.store import console
@@ -92,7 +102,7 @@ def run_query(settings: Settings, sql: str) -> QueryResult:
         from finance.store.db import create_engine
 
         console.validate_sql(sql)  # refused before the store is even opened
-        engine = create_engine(settings.database_url)
+        engine = create_engine(settings.database_url, household=settings.household)
         try:
             return console.run_query(engine, sql)
         finally:
@@ -175,7 +185,7 @@ def _write(data: bytes, output: str | None, fmt: str) -> None:
 def cmd_query(args: argparse.Namespace) -> int:
     """Run one read-only query; a refused or failed one is one line on stderr and exit code 1."""
     try:
-        result = run_query(load_settings(), args.sql)
+        result = run_query(household_settings(args.household), args.sql)
         _write(encode(result.table, args.format), args.output, args.format)
     except ConsoleError as exc:
         print(_("error: {message}").format(message=" ".join(exc.message.split())), file=sys.stderr)
@@ -217,7 +227,7 @@ def _read_engine(settings: Settings) -> tuple[sa.Engine, bool]:
     if app_holding_store(settings) is not None:
         from finance.store.snapshot import snapshot_engine
 
-        return snapshot_engine(analytics.snapshot_path(settings.data_dir)), True
+        return snapshot_engine(analytics.snapshot_path(settings.household_dir)), True
     from finance.services import open_services
 
     return open_services(settings).engine, False
@@ -230,7 +240,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.start and args.end and args.start > args.end:
         print(_("error: --from must not be after --to."), file=sys.stderr)
         return 1
-    settings = load_settings()
+    try:
+        settings = household_settings(args.household)
+    except ConsoleError as exc:
+        print(_("error: {message}").format(message=exc.message), file=sys.stderr)
+        return 1
     engine, from_snapshot = _read_engine(settings)
     try:
         with engine.connect() as conn:
@@ -261,14 +275,24 @@ def _day(text: str) -> date:
         raise argparse.ArgumentTypeError(_("{text} is not a date like 2026-01-31").format(text=repr(text))) from None
 
 
+def _household(text: str) -> str:
+    try:
+        return valid_household(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(_("{text} is not a household id (lower-case letters, digits and dashes)")
+                                         .format(text=repr(text))) from None
+
+
 def add_commands(sub: Any) -> None:
     """Add `query` and `export` to the CLI's subcommands."""
+    household_help = _("the household whose data to read (default: local, the installation's first)")
     query = sub.add_parser("query", help=_("run one read-only SQL query (the Explore console) and print the result"),
                            description=_("One SELECT (DuckDB dialect) on the analysts' snapshot, with the Explore "
                                          "console's rules and limits. Tables and views: docs/schema.md."))
     query.add_argument("sql", help=_('the query, e.g. "SELECT * FROM monthly_cash_flow ORDER BY month"'))
     query.add_argument("--format", choices=FORMATS, default="table")
     query.add_argument("--output", "-o", help=_("write to this file instead of standard output"))
+    query.add_argument("--household", type=_household, default=LOCAL_HOUSEHOLD, help=household_help)
     query.set_defaults(func=cmd_query)
 
     export = sub.add_parser("export", help=_("export transactions, accounts, balances or categories (CSV/Parquet)"))
@@ -278,6 +302,7 @@ def add_commands(sub: Any) -> None:
     export.add_argument("--from", dest="start", type=_day, help=_("first day (transactions, balances)"))
     export.add_argument("--to", dest="end", type=_day, help=_("last day (transactions, balances)"))
     export.add_argument("--account", action="append", help=_("an account id (repeat for more); default: all"))
+    export.add_argument("--household", type=_household, default=LOCAL_HOUSEHOLD, help=household_help)
     export.set_defaults(func=cmd_export)
 
 

@@ -10,7 +10,7 @@ import ipaddress
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -24,6 +24,11 @@ DEFAULT_SYNC_INTERVAL = timedelta(hours=6)
 WEBHOOK_PATHS = {"pluggy": "/webhooks/pluggy", "plaid": "/webhooks/plaid"}
 LOOPBACK = ("127.0.0.1/32", "::1/128")
 EVERY_ADDRESS = ("0.0.0.0/0", "::/0")
+LOCAL_HOUSEHOLD = "local"
+"""The installation's first household: a single user's data before sign-in, the whole store without sign-in
+(finance.store.schema's column default)."""
+HOUSEHOLDS_FOLDER = "households"
+_HOUSEHOLD_ID = re.compile(r"[a-z0-9-]{1,40}")
 
 
 def _secrets_file_values(path: Path) -> dict[str, str]:
@@ -99,6 +104,41 @@ class Settings:
     sync_interval: timedelta | None = DEFAULT_SYNC_INTERVAL  # scheduled syncs; None turns them off
     sandbox_webhook_time_scale: float = 1.0  # multiplies the offline emulators' webhook retry delays
     smtp: SmtpSettings | None = None  # where alerts are e-mailed; None: in the app only
+    household: str = LOCAL_HOUSEHOLD  # whose data these settings open (see for_household)
+
+    def for_household(self, household: str) -> Settings:
+        """These settings opened on `household`'s store: on DuckDB its own file under the local file's folder
+        (`households/<id>/finance.duckdb`), on PostgreSQL the same database, where row-level security scopes it.
+        The local household is these settings' own store."""
+        household = valid_household(household)
+        if household == self.household:
+            return self
+        url = self.local().database_url
+        if household != LOCAL_HOUSEHOLD and url.startswith("duckdb:///"):
+            local_file = Path(url.removeprefix("duckdb:///"))
+            url = f"duckdb:///{local_file.parent / HOUSEHOLDS_FOLDER / household / local_file.name}"
+        return replace(self, household=household, database_url=url)
+
+    def local(self) -> Settings:
+        """These settings on the local household's store (where the directory of households lives)."""
+        if self.household == LOCAL_HOUSEHOLD:
+            return self
+        url = self.database_url
+        if url.startswith("duckdb:///"):
+            household_file = Path(url.removeprefix("duckdb:///"))
+            url = f"duckdb:///{household_file.parent.parent.parent / household_file.name}"
+        return replace(self, household=LOCAL_HOUSEHOLD, database_url=url)
+
+    @property
+    def household_dir(self) -> Path:
+        """The folder of this household's own files (the analysts' snapshot, saved queries): the data folder for
+        the local household, `households/<id>` under it for any other, created private (0700) when first used."""
+        if self.household == LOCAL_HOUSEHOLD:
+            return self.data_dir
+        folder = self.data_dir / HOUSEHOLDS_FOLDER / self.household
+        if not folder.is_dir():
+            private_folder(folder)
+        return folder
 
     @property
     def pluggy_offline(self) -> bool:
@@ -157,6 +197,23 @@ def load_settings(env: dict[str, str] | None = None, secrets_file: Path = SECRET
                                                  values.get("FINANCE_SANDBOX_WEBHOOK_TIME_SCALE", "1")),
         smtp=_smtp_settings(secrets_file),
     )
+
+
+def valid_household(household: str) -> str:
+    """A household id as settings accept it: 1-40 lower-case letters, digits or dashes, so it names a folder and
+    can never name a path outside the data folder."""
+    if not isinstance(household, str) or not _HOUSEHOLD_ID.fullmatch(household):
+        raise ValueError(f"A household id is 1 to 40 lower-case letters, digits or dashes (got {household!r}).")
+    return household
+
+
+def private_folder(folder: Path) -> Path:
+    """`folder` and any missing parents, created readable by this user only (0700)."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    for path in reversed(missing):
+        path.mkdir(mode=0o700, exist_ok=True)
+        path.chmod(0o700)  # mkdir's mode is masked by the umask
+    return folder
 
 
 def _plaid_env(name: str) -> str:

@@ -14,6 +14,9 @@ and every `python -m finance worker`.
   `apply_event` jobs use procrastinate's retry strategy.
 - The reaper closes sync runs a crashed process left "running" (nobody holds their connection's lock), gives the
   jobs of workers that stopped heartbeating back to the queue, and deletes old finished jobs.
+- Households: every job carries the household whose store it works on (an event's: where the receiver recorded it;
+  a sync's: its connection's, from the directory), and runs on that household's services (row-level security scopes
+  each transaction); the schedule and the reaper go through every household in the directory.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import sqlalchemy as sa
 from procrastinate.exceptions import AlreadyEnqueued
 
 from finance import health
+from finance.config import LOCAL_HOUSEHOLD
 from finance.i18n import N_, Messages
 from finance.store import jobs as job_tables
 from finance.store import webhook_events
@@ -110,23 +114,37 @@ class JobQueue:
             self._deferrer.close()
             self._open = False
 
-    def submit_event(self, event_id: str) -> None:
-        """A stored webhook event for a worker to apply."""
+    def submit_event(self, event_id: str, household: str = LOCAL_HOUSEHOLD) -> None:
+        """A webhook event stored in `household`'s store, for a worker to apply."""
         self._deferrer.configure_task(APPLY_EVENT, queue=QUEUE, queueing_lock=f"event:{event_id}").defer(
-            event_id=event_id)
+            event_id=event_id, household=household)
 
     def request_sync(self, connection_id: str, trigger: str, *, delay: timedelta = timedelta(0), attempt: int = 0,
                      busy: int = 0) -> bool:
-        """Queue a sync of the connection; False when one is already waiting (this request joins it). No debounce:
-        events arriving while the sync runs coalesce into the one waiting behind it."""
+        """Queue a sync of the connection, in its household (the directory's; the local one for a connection it
+        does not know); False when one is already waiting (this request joins it). No debounce: events arriving while
+        the sync runs coalesce into the one waiting behind it."""
+        directory = self.services.directory
+        household = (directory.household_of(connection_id) if directory is not None else None) or LOCAL_HOUSEHOLD
         try:
             self._deferrer.configure_task(
                 SYNC, queue=QUEUE, lock=f"sync:{connection_id}", queueing_lock=f"sync:{connection_id}",
                 schedule_in={"seconds": delay.total_seconds()},
-            ).defer(connection_id=connection_id, trigger=trigger, attempt=attempt, busy=busy)
+            ).defer(connection_id=connection_id, trigger=trigger, attempt=attempt, busy=busy, household=household)
         except AlreadyEnqueued:
             return False
         return True
+
+    def household(self, household: str) -> Services:
+        """The services a job of `household` runs on."""
+        from finance.services import household_services
+
+        return household_services(self.services, household)
+
+    def households(self) -> list[Services]:
+        """The services of every household in the directory, the local one first."""
+        directory = self.services.directory
+        return [self.household(h) for h in directory.households()] if directory is not None else [self.services]
 
     # -- the tasks ------------------------------------------------------------------------------
     def _define_tasks(self) -> None:
@@ -134,12 +152,13 @@ class JobQueue:
 
         @app.task(name=APPLY_EVENT, queue=QUEUE, retry=procrastinate.RetryStrategy(max_attempts=5, wait=2,
                                                                                    exponential_wait=2))
-        def apply_event_job(event_id: str) -> None:
-            self.apply_event(event_id)
+        def apply_event_job(event_id: str, household: str = LOCAL_HOUSEHOLD) -> None:
+            self.apply_event(event_id, household=household)
 
         @app.task(name=SYNC, queue=QUEUE)
-        def sync_job(connection_id: str, trigger: str, attempt: int = 0, busy: int = 0) -> None:
-            self.sync(connection_id, trigger, attempt=attempt, busy=busy)
+        def sync_job(connection_id: str, trigger: str, attempt: int = 0, busy: int = 0,
+                     household: str = LOCAL_HOUSEHOLD) -> None:
+            self.sync(connection_id, trigger, attempt=attempt, busy=busy, household=household)
 
         @app.periodic(cron="* * * * *", periodic_id="schedule")
         @app.task(name=SCHEDULE_TASK, queue=QUEUE)
@@ -151,30 +170,34 @@ class JobQueue:
         async def reap_job(timestamp: int) -> None:
             await self.reap()
 
-    def apply_event(self, event_id: str, now: datetime | None = None) -> None:
-        """Record what a stored event says; when it asks for a sync, it waits for one (assigned to its connection)."""
-        engine = self.services.engine
+    def apply_event(self, event_id: str, now: datetime | None = None, *, household: str = LOCAL_HOUSEHOLD) -> None:
+        """Record what an event stored in `household`'s store says; when it asks for a sync, it waits for one
+        (assigned to its connection)."""
+        services = self.household(household)
         now = now or datetime.now(UTC)
-        with engine.begin() as conn:
+        with services.engine.begin() as conn:
             stored = webhook_events.queued_events(conn, [event_id])
             if not stored:
                 return  # answered already (a job run twice)
-            request, _ = apply_event(self.services, conn, stored[0], now)
+            request, _ = apply_event(services, conn, stored[0], now)
             if request is not None:
                 webhook_events.assign_event(conn, event_id, request[0])
         if request is not None:
             self.request_sync(request[0], WEBHOOK)
 
-    def sync(self, connection_id: str, trigger: str, *, attempt: int = 0, busy: int = 0) -> SyncResult:
-        """Run one sync of the connection with the removals its waiting events carry, then answer those events."""
-        with self.services.engine.connect() as conn:
+    def sync(self, connection_id: str, trigger: str, *, attempt: int = 0, busy: int = 0,
+             household: str = LOCAL_HOUSEHOLD) -> SyncResult:
+        """Run one sync of the connection, in `household`'s store, with the removals its waiting events carry, then
+        answer those events."""
+        services = self.household(household)
+        with services.engine.connect() as conn:
             events = webhook_events.awaiting_sync(conn, connection_id)
-        plans = [plan_event(self.services, _event(e)) for e in events]
+        plans = [plan_event(services, _event(e)) for e in events]
         removed = sorted({r for plan in plans for r in plan.removed})
         # Only what the events named, when every one of them named it and nothing else asked for this sync.
         precise = trigger == WEBHOOK and bool(plans) and all(plan.refetch for plan in plans)
         refetch = sorted({r for plan in plans for r in plan.refetch}) if precise else []
-        result = self.services.sync.sync_connection(connection_id, trigger=trigger, removed=removed, refetch=refetch)
+        result = services.sync.sync_connection(connection_id, trigger=trigger, removed=removed, refetch=refetch)
         if result.outcome == "skipped":
             if busy + 1 < MAX_BUSY:
                 self.request_sync(connection_id, trigger, delay=BUSY_RETRY, attempt=attempt, busy=busy + 1)
@@ -183,40 +206,42 @@ class JobQueue:
             return result
         ids = [e.id for e in events]
         if result.outcome == "success":
-            self._finish(connection_id, ids, webhook_events.PROCESSED, result)
+            self._finish(services, connection_id, ids, webhook_events.PROCESSED, result)
         elif result.retryable and attempt < len(BACKOFF):
             self.request_sync(connection_id, trigger, delay=timedelta(seconds=BACKOFF[attempt]), attempt=attempt + 1)
         else:  # final: answer the events, except those whose removals wait for the connection's next good sync
-            carried = [e.id for e in events if _removals(self.services, e)]
-            self._finish(connection_id, [e.id for e in events if e.id not in carried], webhook_events.FAILED, result)
-            self._finish(connection_id, carried, webhook_events.QUEUED, result)  # noted, so the reaper leaves them
-        self.services.alerts.after_sync()
+            carried = [e.id for e in events if _removals(services, e)]
+            self._finish(services, connection_id, [e.id for e in events if e.id not in carried], webhook_events.FAILED,
+                         result)
+            self._finish(services, connection_id, carried, webhook_events.QUEUED, result)  # the reaper leaves them
+        services.alerts.after_sync()
         if result.outcome != "success":
             raise SyncFailed(f"{result.error_code}: {result.message}")
         return result
 
-    def _finish(self, connection_id: str, ids: list[str], outcome: str, result: SyncResult) -> None:
+    @staticmethod
+    def _finish(services: Services, connection_id: str, ids: list[str], outcome: str, result: SyncResult) -> None:
         if ids:
-            with self.services.engine.begin() as conn:
+            with services.engine.begin() as conn:
                 webhook_events.finish_events(conn, ids, outcome=outcome, detail=result.message,
                                              error=result.error_code, connection_id=connection_id,
                                              now=datetime.now(UTC))
 
     def schedule(self, now: datetime) -> list[str]:
-        """Queue the connections whose scheduled sync is due: the settings' interval, never shorter than what the
-        connection's provider refreshes at; returns the ones queued."""
-        services = self.services
-        with services.engine.connect() as conn:
-            rows = [r for r in schedule_rows(conn) if r["id"] not in job_tables.active_syncs(conn)]
+        """Queue the connections of every household whose scheduled sync is due: the settings' interval, never
+        shorter than what the connection's provider refreshes at; returns the ones queued."""
         queued = []
-        for row in rows:
-            provider = services.providers.get(row["provider"])
-            interval = schedule_interval(provider, services.settings.sync_interval)
-            if provider is None or interval is None:
-                continue
-            due = health.next_sync_at(row, interval)
-            if due is not None and due <= now and self.request_sync(row["id"], SCHEDULE):
-                queued.append(row["id"])
+        for services in self.households():
+            with services.engine.connect() as conn:
+                rows = [r for r in schedule_rows(conn) if r["id"] not in job_tables.active_syncs(conn)]
+            for row in rows:
+                provider = services.providers.get(row["provider"])
+                interval = schedule_interval(provider, services.settings.sync_interval)
+                if provider is None or interval is None:
+                    continue
+                due = health.next_sync_at(row, interval)
+                if due is not None and due <= now and self.request_sync(row["id"], SCHEDULE):
+                    queued.append(row["id"])
         return queued
 
     async def reap(self) -> None:
@@ -235,13 +260,17 @@ class JobQueue:
         if task == SYNC:
             self.request_sync(str(kwargs["connection_id"]), str(kwargs.get("trigger", SCHEDULE)))
         elif task == APPLY_EVENT:
-            self.submit_event(str(kwargs["event_id"]))
+            self.submit_event(str(kwargs["event_id"]), str(kwargs.get("household", LOCAL_HOUSEHOLD)))
 
     def _reap_store(self) -> None:
-        closed = self.services.sync.close_interrupted_runs()
+        for services in self.households():
+            self._reap_household(services)
+
+    def _reap_household(self, services: Services) -> None:
+        closed = services.sync.close_interrupted_runs()
         if closed:
             log.warning("closed %d sync runs left running by a stopped process", closed)
-        with self.services.engine.connect() as conn:
+        with services.engine.connect() as conn:
             orphans = webhook_events.orphaned_events(conn, datetime.now(UTC) - ORPHAN_AFTER)
             active = job_tables.active_events(conn)
         for event_id, connection_id in orphans:
@@ -249,15 +278,16 @@ class JobQueue:
                 self.request_sync(connection_id, WEBHOOK)  # joins a waiting sync if there is one
             elif event_id not in active:
                 with contextlib.suppress(AlreadyEnqueued):
-                    self.submit_event(event_id)
+                    self.submit_event(event_id, services.household)
 
     # -- running (a worker process) -------------------------------------------------------------
     def run_worker(self, *, concurrency: int = DEFAULT_CONCURRENCY, register: bool = True) -> None:
         """Run jobs until SIGINT/SIGTERM (procrastinate finishes the running ones first)."""
         if register and self.services.settings.public_url:
             try:
-                for line in register_webhooks(self.services):
-                    log.info("%s", line)
+                for services in self.households():  # each household's items point at this app
+                    for line in register_webhooks(services):
+                        log.info("%s", line)
             except Exception:  # a provider being down must not stop the worker
                 log.exception("webhook registration failed")
         self.open()
@@ -292,11 +322,11 @@ class QueueSink:
         self.counts: Counter[str] = Counter()
         self.last_rejection: str | None = None
 
-    def submit(self, event_id: str) -> None:
+    def submit(self, event_id: str, household: str = LOCAL_HOUSEHOLD) -> None:
         with contextlib.suppress(AlreadyEnqueued):  # the reaper resubmitted it meanwhile
-            self.queue.submit_event(event_id)
+            self.queue.submit_event(event_id, household)
 
-    def note_received(self, event: WebhookEvent, *, duplicate: bool) -> None:
+    def note_received(self, event: WebhookEvent, *, duplicate: bool, household: str = LOCAL_HOUSEHOLD) -> None:
         with self._lock:
             self.counts["duplicates" if duplicate else "received"] += 1
 

@@ -62,6 +62,7 @@ from finance.store import jobs as job_tables
 from finance.store import preferences as preference_store
 from finance.store import recurring as recurring_store
 from finance.store.db import create_engine, init_schema, store_error
+from finance.store.directory import Directory, claim_file, household_file
 from finance.store.secrets import SecretStore
 from finance.sync import Progress, SyncEngine, SyncResult
 
@@ -554,6 +555,12 @@ class Services:
     sync: SyncEngine
     secrets: SecretStore
     webhook_secret: str = field(default="", repr=False)  # the header secret webhooks carry, where a provider sends one
+    directory: Directory | None = None  # which household each connection is in (finance.store.directory)
+
+    @property
+    def household(self) -> str:
+        """The household whose store these services open (settings.household)."""
+        return self.settings.household
 
     @cached_property
     def accounts(self) -> Accounts:
@@ -597,7 +604,7 @@ class Services:
 
     @cached_property
     def console(self) -> Console:
-        return Console(self.engine, self.settings.data_dir)
+        return Console(self.engine, self.settings.household_dir)
 
     @cached_property
     def alerts(self) -> Alerts:
@@ -607,7 +614,7 @@ class Services:
 
     @cached_property
     def analytics(self) -> Analytics:
-        return Analytics(self.engine, self.settings.data_dir)
+        return Analytics(self.engine, self.settings.household_dir)
 
     def after_sync(self) -> None:
         """What follows every sync, wherever it ran: the alerts are evaluated and the analysts' snapshot rewritten."""
@@ -644,9 +651,12 @@ def open_services(settings: Settings | None = None) -> Services:
     a killed process left running. A store that cannot be opened raises StoreError (finance.store.db), a key that
     cannot be read SecretError (finance.crypto): each says what to do."""
     settings = settings or load_settings()
-    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+    store_file = household_file(settings)  # created private, its rows claimed for the household
+    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size, household=settings.household)
     try:
         init_schema(engine, upgrade=False)  # DuckDB upgrades itself; PostgreSQL must be upgraded on purpose
+        if store_file is not None:
+            claim_file(engine, store_file, settings.household)
     except Exception as exc:
         engine.dispose()
         problem = store_error(exc)
@@ -656,7 +666,9 @@ def open_services(settings: Settings | None = None) -> Services:
     key = load_or_create_key(settings.encryption_key, settings.data_dir)
     secrets = SecretStore(engine, SecretBox(key))
     providers = build_providers(settings, secrets)
-    sync = SyncEngine(engine, providers, secrets=secrets)
+    local = (lambda: engine) if store_file is None else lambda: shared_services(settings.local()).engine
+    directory = Directory(local, settings.household)
+    sync = SyncEngine(engine, providers, secrets=secrets, directory=directory)
     try:
         sync.close_interrupted_runs()
     except Exception as exc:  # a full or read-only store can still be read: its runs are closed next time
@@ -665,7 +677,7 @@ def open_services(settings: Settings | None = None) -> Services:
             raise
         log.warning("could not close interrupted sync runs: %s", problem.code)
     return Services(settings=settings, engine=engine, providers=providers, sync=sync, secrets=secrets,
-                    webhook_secret=webhook_secret(settings, key))
+                    webhook_secret=webhook_secret(settings, key), directory=directory)
 
 
 _shared: dict[Settings, Services] = {}
@@ -680,3 +692,9 @@ def shared_services(settings: Settings | None = None) -> Services:
         if found is None:
             found = _shared[settings] = open_services(settings)
         return found
+
+
+def household_services(services: Services, household: str) -> Services:
+    """`services` for its own household; the process's shared services of any other household (webhooks and
+    background syncs reach a connection's household this way)."""
+    return services if household == services.household else shared_services(services.settings.for_household(household))

@@ -54,6 +54,7 @@ from finance.store.account_links import link_accounts, linked_successors, predec
 from finance.store.accounts import stored_accounts
 from finance.store.connections import clear_signal
 from finance.store.db import store_error
+from finance.store.directory import Directory
 from finance.store.imports import replace_with_synced
 from finance.store.ingest import ApplyCounts, StagedTransactions, apply_sync, configure_store, upsert_connection
 from finance.store.portfolio import (
@@ -256,10 +257,11 @@ def _record_success(conn: sa.Connection, run_id: str, state: ConnectionState, ac
 class SyncEngine:
     def __init__(self, engine: sa.Engine, providers: Mapping[str, Provider], *,
                  now: Callable[[], datetime] | None = None, secrets: SecretStore | None = None,
-                 max_concurrent: int = MAX_CONCURRENT_SYNCS) -> None:
+                 max_concurrent: int = MAX_CONCURRENT_SYNCS, directory: Directory | None = None) -> None:
         self.engine = engine
         self.providers = providers
         self.secrets = secrets
+        self.directory = directory  # where connecting and deleting tell which household a connection is in
         self.max_concurrent = max_concurrent
         self._now = now or (lambda: datetime.now(UTC))
         configure_store(engine)  # a big sync spills to disk rather than growing the process
@@ -273,6 +275,8 @@ class SyncEngine:
         secret = secret if secret is not None else state.secret
         if secret is not None and self.secrets is None:
             raise ValueError("Storing a provider secret needs a SecretStore")
+        if self.directory is not None:  # first: a directory entry without its connection routes nothing anywhere
+            self.directory.connected(state.id)
         with self.engine.begin() as conn:
             upsert_connection(conn, state, now=self._now(), owner=owner)
             clear_signal(conn, state.id)  # a reconnect answers the provider's earlier warning (webhooks)
@@ -526,3 +530,5 @@ class SyncEngine:
                 conn.execute(connections.update().where(connections.c.id == connection_id).values(
                     status=ConnectionStatus.REVOKED.value, status_detail=_("Disconnected; history kept."),
                     encrypted_secret=None, sync_cursor=None, updated_at=self._now()))
+        if self.directory is not None and not keep_history:
+            self.directory.deleted(connection_id)

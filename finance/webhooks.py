@@ -4,10 +4,11 @@ once, handing it to the worker, and registering our URL with the providers.
 Each provider verifies and parses its own deliveries and says what each event means (`read_webhook`,
 `plan_webhook`): a secret header we set when registering, or a signature of the body, per the provider's rules.
 A request that fails any check is answered 4xx with the bare HTTP reason (what failed is logged, in bounded lines,
-and shown on the Sync status page) and changes nothing. A verified event is stored in `webhook_events` (a replayed
-id is acknowledged and ignored) and handed to the background worker; the answer goes out at once. `plan_event` says,
-without touching anything, what an event means for its connection. The sender's address is the connection's peer
-unless that peer is a trusted proxy (FINANCE_TRUSTED_PROXIES), see `client_address`.
+and shown on the Sync status page) and changes nothing. A verified event is stored in `webhook_events` of the
+household holding its connection (finance.store.directory; a replayed id is acknowledged and ignored) and handed to
+the background worker; the answer goes out at once. `plan_event` says, without touching anything, what an event
+means for its connection. The sender's address is the connection's peer unless that peer is a trusted proxy
+(FINANCE_TRUSTED_PROXIES), see `client_address`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import sqlalchemy as sa
 
 from finance.config import LOOPBACK
 from finance.logs import BoundedLines
+from finance.model import stable_id
 from finance.providers import registry
 from finance.providers.webhook import (
     Plan,
@@ -109,11 +111,11 @@ def apply_event(services: Services, conn: sa.Connection, stored: webhook_events.
 # --------------------------------------------------------------------------------------------
 
 class EventSink(Protocol):
-    """Where verified events go (the background worker)."""
+    """Where verified events go (the background worker), with the household whose store recorded them."""
 
-    def submit(self, event_id: str) -> None: ...
+    def submit(self, event_id: str, household: str) -> None: ...
 
-    def note_received(self, event: WebhookEvent, *, duplicate: bool) -> None: ...
+    def note_received(self, event: WebhookEvent, *, duplicate: bool, household: str) -> None: ...
 
     def note_rejected(self, provider: str, reason: str) -> None: ...
 
@@ -148,14 +150,25 @@ class WebhookReceiver:
             if self.sink is not None:
                 self.sink.note_rejected(provider, rejected.reason)
             return Reply(rejected.status, {"error": HTTPStatus(rejected.status).phrase})
-        stored = webhook_events.record_event(self.services.engine, id=event.id, provider=event.provider,
+        target = self.household_of(event)
+        stored = webhook_events.record_event(target.engine, id=event.id, provider=event.provider,
                                     event_type=event.type, item_id=event.item_id, received_at=event.received_at,
                                     payload=event.payload)
         if self.sink is not None:
-            self.sink.note_received(event, duplicate=not stored)
+            self.sink.note_received(event, duplicate=not stored, household=target.household)
             if stored:
-                self.sink.submit(event.id)
+                self.sink.submit(event.id, target.household)
         return Reply(200, {"status": "accepted" if stored else "duplicate"})
+
+    def household_of(self, event: WebhookEvent) -> Services:
+        """The services of the household whose connection a verified event concerns (the directory says); the
+        receiving household's own when the directory does not know the connection (recorded and ignored there)."""
+        from finance.services import household_services
+
+        directory = self.services.directory
+        household = directory.household_of(stable_id(event.provider, event.item_id)) \
+            if directory is not None and event.item_id else None
+        return household_services(self.services, household or self.services.household)
 
 
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:

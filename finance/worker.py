@@ -1,8 +1,10 @@
 """The app process's background worker: it applies webhook events, runs the syncs they ask for, and runs the
 scheduled syncs (every FINANCE_SYNC_INTERVAL, default 6 h).
 
-- One worker per app process, started by the `st.App` lifespan (`start_background`), on the same `Services` as
-  the pages (DuckDB admits one process per file).
+- One worker per household in the app process (`HouseholdWorkers`), started by the `st.App` lifespan
+  (`start_background`), each on the same `Services` as that household's pages (DuckDB admits one process per file).
+  Webhook events reach the worker of their connection's household; every household in the directory gets a worker,
+  so its scheduled syncs run even while nobody has it open.
 - Single flight per connection: the sync engine's lock; a sync skipped because another is running is retried.
 - Storms coalesce: a connection has at most one pending sync; events arriving while it is queued or running join
   it, so hundreds of events for one item cost a bounded number of syncs (one running, one pending).
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import sqlalchemy as sa
 
 from finance import health, jobs
+from finance.config import LOCAL_HOUSEHOLD
 from finance.store import connections, webhook_events
 from finance.store import jobs as job_tables
 from finance.sync import schedule_interval
@@ -97,8 +100,10 @@ class Worker:
                  debounce: float = DEBOUNCE,
                  skipped_retry: float = SKIPPED_RETRY, check_every: float = CHECK_EVERY,
                  now: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 monotonic: Callable[[], float] = time.monotonic, register: bool = True) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, register: bool = True,
+                 on_schedule: Callable[[], None] | None = None) -> None:
         self.services = services
+        self._on_schedule = on_schedule  # called at each schedule check (HouseholdWorkers finds new households)
         self.interval = services.settings.sync_interval if interval == "settings" else interval
         self._debounce = debounce
         self._skipped_retry = skipped_retry
@@ -128,13 +133,13 @@ class Worker:
         self.data_version = 0
 
     # -- feeding it --------------------------------------------------------------------------
-    def submit(self, event_id: str) -> None:
-        """A stored webhook event to process."""
+    def submit(self, event_id: str, household: str | None = None) -> None:
+        """A stored webhook event to process (stored in this worker's household's store)."""
         with self._cond:
             self._events.append(event_id)
             self._cond.notify_all()
 
-    def note_received(self, event: WebhookEvent, *, duplicate: bool) -> None:
+    def note_received(self, event: WebhookEvent, *, duplicate: bool, household: str | None = None) -> None:
         with self._cond:
             self._counts["duplicates" if duplicate else "received"] += 1
             self._last_webhook = (event.provider, event.type, event.received_at)
@@ -339,6 +344,8 @@ class Worker:
 
     # -- schedule -----------------------------------------------------------------------------
     def _schedule(self) -> None:
+        if self._on_schedule is not None:
+            self._on_schedule()
         now = self._now()
         with self.services.engine.connect() as conn:
             rows = connections.schedule_rows(conn)
@@ -404,20 +411,101 @@ def _retrying(write: Callable[[], T], attempts: int = 5, pause: float = 0.2) -> 
     raise AssertionError("unreachable")
 
 
+class HouseholdWorkers:
+    """The app process's background work on DuckDB: one `Worker` per household, each on its household's shared
+    services (its own store file). As the webhook receiver's sink it hands each event to the worker of the household
+    that recorded it; at each of the local worker's schedule checks it starts a worker for every household the
+    directory knows, so scheduled syncs cover households nobody has open."""
+
+    def __init__(self, services: Services, **options: Any) -> None:
+        self.services = services  # the local household's
+        self._options = options  # for each Worker (tests: interval, debounce, clocks)
+        self._lock = threading.Lock()
+        self._workers: dict[str, Worker] = {}
+        self._started = False
+
+    def worker(self, household: str) -> Worker:
+        """The household's worker, opened (and started, when the others run) the first time it is needed."""
+        from finance.services import household_services
+
+        with self._lock:
+            found = self._workers.get(household)
+            if found is not None:
+                return found
+            services = household_services(self.services, household)
+            local = household == self.services.household
+            found = self._workers[household] = Worker(services, on_schedule=self.discover if local else None,
+                                                      **self._options)
+            start = self._started
+        if start:
+            self._start(found)
+        return found
+
+    def discover(self) -> None:
+        """A worker for every household in the directory (a household's store is opened once, then kept)."""
+        if self.services.directory is not None:
+            for household in self.services.directory.households():
+                self.worker(household)
+
+    def workers(self) -> dict[str, Worker]:
+        with self._lock:
+            return dict(self._workers)
+
+    def _start(self, worker: Worker) -> None:
+        worker.start()
+        worker.services.analytics.refresh(only_if_stale=True)  # the analysts' snapshot is current from the start
+
+    def start(self) -> Worker:
+        """Start the local household's worker (it finds the others at its first schedule check); returns it."""
+        local = self.worker(self.services.household)
+        with self._lock:
+            self._started = True
+        self._start(local)
+        return local
+
+    def stop(self, timeout: float = 30.0) -> None:
+        with self._lock:
+            self._started = False
+        for worker in self.workers().values():
+            worker.stop(timeout)
+
+    def check_schedule(self) -> None:
+        """Every household's schedule check now (tests; the threads do this every half minute)."""
+        self.discover()
+        for worker in self.workers().values():
+            worker.check_schedule()
+
+    def run_until_idle(self) -> int:
+        """Every household's queued work, on the calling thread (tests); returns the syncs run."""
+        return sum(worker.run_until_idle() for worker in self.workers().values())
+
+    # -- the webhook receiver's sink ------------------------------------------------------------------
+    def submit(self, event_id: str, household: str) -> None:
+        self.worker(household).submit(event_id)
+
+    def note_received(self, event: WebhookEvent, *, duplicate: bool, household: str) -> None:
+        self.worker(household).note_received(event, duplicate=duplicate)
+
+    def note_rejected(self, provider: str, reason: str) -> None:
+        self.worker(self.services.household).note_rejected(provider, reason)  # no household: it was never read
+
+
 # --------------------------------------------------------------------------------------------
 # The process's background work (started by the st.App lifespan in app.py)
 # --------------------------------------------------------------------------------------------
 
 _lock = threading.Lock()
-_worker: Worker | None = None
+_workers: HouseholdWorkers | None = None
 _receiver: WebhookReceiver | None = None
 _queue: jobs.QueueSink | None = None
 _control: ControlServer | None = None
 
 
-def current() -> Worker | None:
-    """The worker of this process, if the app server started one (not under AppTest or the CLI)."""
-    return _worker
+def current(household: str = LOCAL_HOUSEHOLD) -> Worker | None:
+    """The household's worker in this process, if the app server started background work (not under AppTest or the
+    CLI, nor on PostgreSQL, where `python -m finance worker` processes do it)."""
+    workers = _workers
+    return workers.worker(household) if workers is not None else None
 
 
 def current_receiver() -> WebhookReceiver | None:
@@ -429,7 +517,7 @@ def start_background(services: Services | None = None) -> Worker | None:
     emulators start delivering their webhooks to this app. On DuckDB the worker, the webhook receiver and the CLI's
     control server (finance.control_server) run here (the worker is returned); on PostgreSQL the webhook routes only
     enqueue, for `python -m finance worker` processes (None)."""
-    global _worker, _receiver, _queue, _control
+    global _workers, _receiver, _queue, _control
     from finance.control_server import ControlServer
     from finance.providers.registry import offline_emulators
     from finance.services import shared_services
@@ -437,7 +525,7 @@ def start_background(services: Services | None = None) -> Worker | None:
     services = services or shared_services()
     with _lock:
         if _receiver is not None:
-            return _worker
+            return current(services.household)
         if services.settings.public_url:
             for emulator in offline_emulators(services.settings).values():
                 emulator.deliver_webhooks(time_scale=services.settings.sandbox_webhook_time_scale)
@@ -445,25 +533,24 @@ def start_background(services: Services | None = None) -> Worker | None:
             _queue = jobs.QueueSink(jobs.JobQueue(services).open())
             _receiver = WebhookReceiver(services, _queue)
             return None
-        worker = Worker(services)
-        _receiver = WebhookReceiver(services, worker)
-        _worker = worker.start()
+        _workers = HouseholdWorkers(services)
+        _receiver = WebhookReceiver(services, _workers)
+        worker = _workers.start()
         _control = ControlServer(services, after_job=lambda: (services.after_sync(), worker.data_changed())).start()
-        services.analytics.refresh(only_if_stale=True)  # the analysts' snapshot is current from the start
         return worker
 
 
 def stop_background() -> None:
-    global _worker, _receiver, _queue, _control
+    global _workers, _receiver, _queue, _control
     from finance.providers.registry import offline_emulators
 
     with _lock:
-        receiver, worker, queue, control = _receiver, _worker, _queue, _control
-        _worker, _receiver, _queue, _control = None, None, None, None
+        receiver, workers, queue, control = _receiver, _workers, _queue, _control
+        _workers, _receiver, _queue, _control = None, None, None, None
     if control is not None:
         control.stop()
-    if worker is not None:
-        worker.stop()
+    if workers is not None:
+        workers.stop()
     if queue is not None:
         queue.queue.close()
     if receiver is not None:

@@ -270,25 +270,27 @@ def _visible_columns(table: sa.Table) -> list[sa.Column[Any]]:
 
 
 def snapshot_tables(engine: sa.Engine, meta: sa.MetaData | None = None) -> dict[str, pa.Table]:
-    """Every documented table as Arrow, read in one transaction, without hidden columns."""
+    """Every documented table of a household as Arrow, read in one transaction, without hidden columns; never the
+    directory's tables (they name other households and their members)."""
     import sqlalchemy as sa
 
     from finance.store.db import duckdb_connection, frame
-    from finance.store.schema import metadata
+    from finance.store.schema import DIRECTORY_TABLES, metadata
 
     meta = meta if meta is not None else metadata
+    chosen = [table for table in meta.tables.values() if table.name not in DIRECTORY_TABLES]
     tables: dict[str, pa.Table] = {}
     with engine.connect() as conn:
         conn.begin()
         if conn.dialect.name == "duckdb":
             duck = duckdb_connection(conn)
-            for table in meta.tables.values():
+            for table in chosen:
                 columns = ", ".join(f'"{c.name}"' for c in _visible_columns(table))
                 tables[table.name] = duck.sql(f'SELECT {columns} FROM "{table.name}"').to_arrow_table()
         else:  # PostgreSQL: a read-only snapshot, bounded in time, typed as DuckDB types the same columns
             conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(TIMEOUT_SECONDS * 1000)}")
-            for table in meta.tables.values():
+            for table in chosen:
                 columns = _visible_columns(table)
                 rows = frame(conn, sa.select(*columns))
                 schema = pa.schema([(c.name, _arrow_type(c.type)) for c in columns])

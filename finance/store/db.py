@@ -101,7 +101,7 @@ def _is_database_error(exc: BaseException) -> bool:
                                                                                           "psycopg", "psycopg2")
 
 
-def create_engine(url: str, *, pool_size: int = 5) -> sa.Engine:
+def create_engine(url: str, *, pool_size: int = 5, household: str | None = None) -> sa.Engine:
     """An engine for the store; creates the folder of a DuckDB file. Raises DatabaseBusy on a held lock and a
     StoreError when the file cannot be opened (damaged, unreadable, on a full disk) or the server cannot be reached.
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from finance.config import LOCAL_HOUSEHOLD
+
 metadata = sa.MetaData()
 
 Money = sa.Numeric(18, 2)
@@ -468,8 +470,8 @@ preferences = sa.Table(
 # Households (issue 15). With sign-in, every row of the tables above belongs to one household: `household_id` says
 # which. On PostgreSQL row-level security lets a transaction see only the household it set; on DuckDB each household
 # has a store file of its own, so the column holds that file's household. LOCAL_HOUSEHOLD is the installation's first
-# household: the one a single user had before sign-in, and the whole store without sign-in.
-LOCAL_HOUSEHOLD = "local"
+# household: the one a single user had before sign-in, and the whole store without sign-in (defined with the settings,
+# which name a household's store).
 
 SHARED_TABLES = frozenset({"categories"})
 """Reference data every household reads alike: no household_id."""

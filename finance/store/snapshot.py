@@ -29,7 +29,7 @@ from finance.analytics import SnapshotMissing
 from finance.store.console import HIDDEN_COLUMNS
 from finance.store.db import duckdb_connection
 from finance.store.reports import IS_INCOME, IS_SPENDING
-from finance.store.schema import metadata
+from finance.store.schema import DIRECTORY_TABLES, metadata
 from finance.store.transactions import EFFECTIVE_TRANSACTIONS
 
 SNAPSHOT_VIEWS: dict[str, tuple[str, str]] = {
@@ -101,6 +101,8 @@ def refresh_snapshot(engine: sa.Engine, path: Path, *, now: datetime | None = No
             try:
                 duck.execute("BEGIN TRANSACTION")  # one read transaction: every table as of the same moment
                 for table in metadata.sorted_tables:
+                    if table.name in DIRECTORY_TABLES:  # they name other households and their members
+                        continue
                     duck.execute(f'CREATE TABLE {alias}."{table.name}" AS SELECT {_columns(table)} '
                                  f'FROM main."{table.name}"')
                 duck.execute(f"CREATE TABLE {alias}._snapshot AS SELECT CAST(? AS TIMESTAMP) AS refreshed_at",
