@@ -97,20 +97,33 @@ class PostgresServer:
     def running(self) -> bool:
         return (self.data / "postmaster.pid").exists()
 
-    def dsn(self, database: str = "postgres") -> str:
-        return f"postgresql+psycopg://{self.user}@127.0.0.1:{self.port}/{database}"
+    def dsn(self, database: str = "postgres", user: str | None = None) -> str:
+        return f"postgresql+psycopg://{user or self.user}@127.0.0.1:{self.port}/{database}"
 
-    def create_database(self, name: str | None = None, *, template: str | None = None) -> str:
-        """A new database, empty or a copy of the database `template` (nobody may be connected to it); returns its
-        SQLAlchemy URL (postgresql+psycopg://…)."""
+    def execute(self, statement: str) -> None:
+        """Run one statement as the superuser on the `postgres` database (roles, databases)."""
         import psycopg
 
-        name = name or f"test_{uuid.uuid4().hex[:12]}"
-        clone = f' TEMPLATE "{template}"' if template else ""
         with psycopg.connect(host="127.0.0.1", port=self.port, user=self.user, dbname="postgres",
                              autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"{clone}')
-        return self.dsn(name)
+            conn.execute(statement)  # type: ignore[arg-type]  # the tests' own statements
+
+    def create_role(self, options: str = "") -> str:
+        """A new login role (e.g. `options="BYPASSRLS"`; by default no superuser, no CREATEROLE); returns its name.
+        Authentication is `trust`: it logs in with no password."""
+        name = f"role_{uuid.uuid4().hex[:12]}"
+        self.execute(f'CREATE ROLE "{name}" LOGIN {options}')
+        return name
+
+    def create_database(self, name: str | None = None, *, template: str | None = None,
+                        owner: str | None = None) -> str:
+        """A new database, empty or a copy of the database `template` (nobody may be connected to it), owned by the
+        superuser or by `owner` (and reached as that role); returns its SQLAlchemy URL (postgresql+psycopg://…)."""
+        name = name or f"test_{uuid.uuid4().hex[:12]}"
+        clone = f' TEMPLATE "{template}"' if template else ""
+        owned = f' OWNER "{owner}"' if owner else ""
+        self.execute(f'CREATE DATABASE "{name}"{clone}{owned}')
+        return self.dsn(name, owner)
 
     __call__ = create_database
 

@@ -4,6 +4,8 @@ schema is plain SQLAlchemy Core."""
 from __future__ import annotations
 
 import errno
+import os
+import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,8 @@ from finance.categories import CATEGORIES
 from finance.errors import DatabaseBusy, StoreError
 from finance.i18n import N_, _
 from finance.store import migrate
-from finance.store.schema import categories
+from finance.store.migrate import APP_ROLE
+from finance.store.schema import LOCAL_HOUSEHOLD, categories
 
 STORE_FULL = N_("The disk is full (or the app's file size limit is reached): the database could not be written, so "
                 "nothing was changed. Free some disk space, then try again.")
@@ -101,25 +104,37 @@ def _is_database_error(exc: BaseException) -> bool:
                                                                                           "psycopg", "psycopg2")
 
 
-def create_engine(url: str, *, pool_size: int = 5, household: str | None = None) -> sa.Engine:
+STORE_NO_APP_ROLE = N_("The database login bypasses row-level security (it is a superuser or has BYPASSRLS), and the "
+                       "role finance_app that the app then switches to is missing or not granted to it, so nothing "
+                       "was read or changed. As a superuser run: CREATE ROLE finance_app NOLOGIN NOBYPASSRLS; GRANT "
+                       "finance_app TO <the login in FINANCE_DATABASE_URL>; then `python -m finance db upgrade`. Or "
+                       "connect as the owner of the tables without superuser rights.")
+
+
+def create_engine(url: str, *, pool_size: int = 5, household: str = LOCAL_HOUSEHOLD) -> sa.Engine:
     """An engine for the store; creates the folder of a DuckDB file. Raises DatabaseBusy on a held lock and a
     StoreError when the file cannot be opened (damaged, unreadable, on a full disk) or the server cannot be reached.
 
     On PostgreSQL, sessions run in UTC (times come back as on DuckDB), a pooled connection is checked before use
     (a server restart costs one failed operation, not a broken pool), and each process keeps `pool_size`
-    connections (plus as many again at peak)."""
+    connections (plus as many again at peak) per URL, shared by every household's engine. Each transaction
+    belongs to `household`: row-level security (revision 0008) shows it only that household's rows and refuses a
+    write of another's. On DuckDB each household has a file of its own, so `household` changes nothing."""
     if sa.engine.make_url(url).get_backend_name() == "postgresql":
-        engine = sa.create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size,
-                                  connect_args={"options": "-c timezone=UTC"})
+        base, created = _pooled_engine(url, pool_size)
+        engine = base.execution_options(household=household)
     else:
-        engine = sa.create_engine(url)
+        engine = base = sa.create_engine(url)
+        created = True
     try:
         if url.startswith("duckdb:///") and not url.startswith("duckdb:///:memory:"):
             Path(url.removeprefix("duckdb:///")).parent.mkdir(parents=True, exist_ok=True)
         with engine.connect():
             pass
     except Exception as exc:
-        engine.dispose()
+        if created:
+            _forget(url, pool_size, base)
+            base.dispose()
         if isinstance(exc, sa.exc.OperationalError) and "lock" in str(exc).lower():
             raise DatabaseBusy(_(
                 "The database file is in use by another process (probably the running app). Stop it, or "
@@ -130,6 +145,93 @@ def create_engine(url: str, *, pool_size: int = 5, household: str | None = None)
             raise
         raise problem from exc
     return engine
+
+
+def household_of(engine: sa.Engine | sa.Connection) -> str | None:
+    """The household an engine's (or connection's) transactions belong to on PostgreSQL; None for an administrative
+    one (finance.store.migrate.without_household)."""
+    return engine.get_execution_options().get("household")
+
+
+_pooled: dict[tuple[str, int], sa.Engine] = {}
+_pooled_lock = threading.Lock()
+
+
+def _pooled_engine(url: str, pool_size: int) -> tuple[sa.Engine, bool]:
+    """The process's one pooled PostgreSQL engine for `url` (households' engines share its pool), and whether it
+    was made now. Disposing any of them closes the pool's idle connections and leaves a fresh pool in place, so it
+    never breaks another household's engine."""
+    with _pooled_lock:
+        found = _pooled.get((url, pool_size))
+        if found is not None:
+            return found, False
+        engine = _pooled[(url, pool_size)] = sa.create_engine(
+            url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size,
+            connect_args={"options": "-c timezone=UTC"})
+        sa.event.listen(engine, "connect", _remember_login)
+        sa.event.listen(engine, "begin", _enter_household)
+        return engine, True
+
+
+def _forget(url: str, pool_size: int, engine: sa.Engine) -> None:
+    with _pooled_lock:
+        if _pooled.get((url, pool_size)) is engine:
+            del _pooled[(url, pool_size)]
+
+
+def _forget_all_in_child() -> None:
+    """After fork: the parent's pooled connections are not the child's to use (a child opens its own)."""
+    for engine in list(_pooled.values()):
+        engine.dispose(close=False)
+    _pooled.clear()
+
+
+os.register_at_fork(after_in_child=_forget_all_in_child)
+
+
+def _remember_login(dbapi_connection: Any, record: Any) -> None:
+    """On each new PostgreSQL connection: whether its login bypasses row-level security, and the schemas it
+    resolves names in (kept for when a transaction switches to APP_ROLE, whose "$user" schema differs)."""
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SELECT r.rolsuper OR r.rolbypassrls, array_to_string(ARRAY(SELECT quote_ident(s) FROM "
+                       "unnest(current_schemas(false)) AS s), ', ') FROM pg_roles r WHERE r.rolname = current_user")
+        bypasses, schemas = cursor.fetchone()
+    finally:
+        cursor.close()
+    dbapi_connection.rollback()
+    record.info["bypasses_rls"] = bool(bypasses)
+    record.info["search_path"] = schemas or "public"
+
+
+def _enter_household(conn: sa.Connection) -> None:
+    """At the start of every PostgreSQL transaction (autobegun ones too): its household, as the transaction-local
+    setting `finance.household` that the row-level security policies read, and APP_ROLE when the login would bypass
+    them. Both end with the transaction, so a pooled connection never carries one household's setting into another's.
+
+    `SET LOCAL` through the driver's own cursor: SQLAlchemy's view of the transaction is untouched, and (unlike a
+    SELECT of set_config) no snapshot is taken, so the transaction may still set its isolation level."""
+    household = household_of(conn)
+    if household is None:
+        return
+    from psycopg import sql
+
+    pooled = conn.connection
+    statements = [sql.SQL("SET LOCAL finance.household = {}").format(sql.Literal(household))]
+    if pooled.info.get("bypasses_rls"):
+        statements += [sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(APP_ROLE)),
+                       sql.SQL("SET LOCAL search_path = " + pooled.info["search_path"])]
+    dbapi = pooled.dbapi_connection
+    cursor = dbapi.cursor()
+    try:
+        cursor.execute(sql.SQL("; ").join(statements))
+    except Exception as exc:
+        dbapi.rollback()
+        if getattr(exc, "sqlstate", None) in ("42704", "42501", "22023"):  # no such role; not a member of it
+            raise StoreError(str(STORE_NO_APP_ROLE), code="STORE_NO_APP_ROLE") from exc
+        raise
+    finally:
+        cursor.close()
 
 
 def init_schema(engine: sa.Engine, *, upgrade: bool = True) -> None:

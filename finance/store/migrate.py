@@ -4,10 +4,17 @@
 existed); the app and the CLI do that by themselves for an embedded DuckDB file. A PostgreSQL database is shared by
 several processes, so it is upgraded on purpose (`python -m finance db upgrade`), and `check_current` refuses one
 that is behind the code.
+
+On PostgreSQL every upgrade also keeps APP_ROLE, the role that row-level security (revision 0008) cannot be bypassed
+by: created when the migrating login may create roles, granted what the app uses on every table, sequence and
+routine of the schema (the job queue's too, and those of later revisions), and granted to the migrating login so that
+its transactions may switch to it (finance.store.db). Migrations and these checks run with no household set
+(`without_household`).
 """
 
 from __future__ import annotations
 
+import logging
 from functools import cache
 from pathlib import Path
 
@@ -24,6 +31,11 @@ from finance.i18n import _
 MIGRATIONS = Path(__file__).with_name("migrations")
 UPGRADE_COMMAND = "python -m finance db upgrade"
 UPGRADE_LOCK = 0x66696E616E6365  # PostgreSQL advisory lock: one upgrade at a time across processes
+APP_ROLE = "finance_app"
+"""PostgreSQL: the role (NOLOGIN, NOBYPASSRLS) a transaction switches to when the login role could bypass row-level
+security (a superuser, or a role with BYPASSRLS)."""
+
+log = logging.getLogger(__name__)
 
 
 class DuckDBImpl(DefaultImpl):
@@ -54,9 +66,16 @@ def known_revisions() -> frozenset[str]:
     return frozenset(r.revision for r in ScriptDirectory.from_config(_config()).walk_revisions())
 
 
+def without_household(engine: sa.Engine) -> sa.Engine:
+    """The same store with no household: for the schema's migrations and checks. On PostgreSQL its transactions set
+    none and keep the login role, so reads of households' rows return nothing (unless the login bypasses row-level
+    security) and writes of them fail."""
+    return engine.execution_options(household=None)
+
+
 def current_revision(engine: sa.Engine) -> str | None:
     """The revision the store is at; None for an empty store or one made before migrations."""
-    with engine.connect() as conn:
+    with without_household(engine).connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
@@ -71,14 +90,64 @@ def _refuse_newer(current: str | None) -> None:
 def upgrade(engine: sa.Engine) -> str:
     """Bring the store to the newest revision (nothing to do when it is there); returns that revision."""
     current = current_revision(engine)
-    if current == head_revision():
+    if current == head_revision() and engine.dialect.name != "postgresql":
         return current
     _refuse_newer(current)
-    with engine.begin() as conn:
+    with without_household(engine).begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": UPGRADE_LOCK})
-        command.upgrade(_config(conn), "head")
+        if current != head_revision():
+            command.upgrade(_config(conn), "head")
+        if conn.dialect.name == "postgresql":
+            grant_app_role(conn)
     return head_revision()
+
+
+APP_PRIVILEGES = (
+    "GRANT USAGE ON SCHEMA {schema} TO {role}",
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role}",
+    "REVOKE INSERT, UPDATE, DELETE ON alembic_version FROM {role}",
+    "GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA {schema} TO {role}",
+    "GRANT EXECUTE ON ALL ROUTINES IN SCHEMA {schema} TO {role}",
+    "GRANT TEMPORARY ON DATABASE {database} TO {role}",
+)
+"""What the app's transactions use: the tables' rows (not their definitions; the schema version is only read), the
+job queue's sequences and functions, and temporary tables (bulk syncs COPY into them)."""
+
+
+def grant_app_role(conn: sa.Connection) -> bool:
+    """PostgreSQL: create APP_ROLE when missing and allowed, grant it what the app uses, and grant it to the
+    migrating login; False (and a warning naming what an administrator must run) when the role cannot be made. A
+    login without superuser or BYPASSRLS needs none of it: FORCE ROW LEVEL SECURITY holds it to the policies."""
+    role = conn.execute(sa.text("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = :role"),
+                        {"role": APP_ROLE}).first()
+    if role is None:
+        try:
+            with conn.begin_nested():
+                conn.exec_driver_sql(f"CREATE ROLE {APP_ROLE} NOLOGIN NOBYPASSRLS")
+        except sa.exc.ProgrammingError:
+            log.warning("The role %s does not exist and this login may not create it. That is fine while the app "
+                        "connects as the owner of the tables without superuser rights; a login that is a superuser "
+                        "or has BYPASSRLS needs it: as a superuser run `CREATE ROLE %s NOLOGIN NOBYPASSRLS; GRANT %s "
+                        "TO <the app's login>;`, then `%s` again.", APP_ROLE, APP_ROLE, APP_ROLE, UPGRADE_COMMAND)
+            return False
+    elif role[0]:
+        raise StoreError(_("The role {role} can bypass row-level security (it is a superuser or has BYPASSRLS), so "
+                           "it cannot keep households apart. As a superuser run: ALTER ROLE {role} NOSUPERUSER "
+                           "NOBYPASSRLS; then `{command}` again.").format(role=APP_ROLE, command=UPGRADE_COMMAND),
+                         code="STORE_APP_ROLE_BYPASSES")
+    names = conn.execute(sa.text("SELECT quote_ident(current_schema()), quote_ident(current_database()), "
+                                 "(SELECT rolsuper FROM pg_roles WHERE rolname = current_user)")).one()
+    for statement in APP_PRIVILEGES:
+        conn.exec_driver_sql(statement.format(schema=names[0], database=names[1], role=APP_ROLE))
+    if not names[2]:  # a superuser may switch to any role; anyone else must be a member
+        try:
+            with conn.begin_nested():
+                conn.exec_driver_sql(f"GRANT {APP_ROLE} TO CURRENT_USER")
+        except sa.exc.ProgrammingError:
+            log.warning("This login may not grant itself the role %s: if it has BYPASSRLS, a superuser must run "
+                        "`GRANT %s TO <the app's login>;`.", APP_ROLE, APP_ROLE)
+    return True
 
 
 def check_current(engine: sa.Engine) -> None:

@@ -482,6 +482,14 @@ for _table in list(metadata.sorted_tables):
             "household_id", sa.String, nullable=False, server_default=LOCAL_HOUSEHOLD,
             comment="households.id of the household the row belongs to (see households)"))
 
+# PostgreSQL (revision 0008): row-level security keeps each household to its own rows of these tables, the column's
+# default is the transaction's household (none set: the write fails), and the keys a household chooses (alerts.key,
+# alert_settings.name, recurring_choices.series_key, preferences' (user_id, name), budgets' month/category/currency)
+# and securities.id begin with household_id, so two households never collide. DuckDB keeps the keys above: each
+# household's file is its own.
+sa.Index("transactions_household_day", transactions.c.household_id,
+         transactions.c.booked_date).ddl_if(dialect="postgresql")
+
 # The directory: who may sign in and which household each connection is in. Outside the households' data (no
 # household_id, no row-level security, never in the analysts' snapshot or the SQL console): only sign-in and the
 # routing of webhooks and background syncs read it.

@@ -102,7 +102,11 @@ def render() -> str:
               "With the store on PostgreSQL, analysts connect with a role of their own that reads every table, never "
               "the provider tokens, and cannot write (the views above are in the DuckDB snapshot only). Run as the "
               "owner of the tables:", "",
-              f"```sql\n{read_only_role_sql()}\n```", ""]
+              f"```sql\n{read_only_role_sql()}\n```", "",
+              "Row-level security shows a session a household's rows only once it names the household: "
+              "`SET finance.household = 'local';` (the installation's first household; `SELECT id, name FROM "
+              "households` lists them). A role that can read the tables can name any household, so give one only to "
+              "someone trusted with every household's data.", ""]
     return "\n".join(parts)
 
 
