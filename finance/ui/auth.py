@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Mapping
-from typing import Any, NoReturn
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn, TypeVar
 
 import streamlit as st
 
@@ -30,6 +30,7 @@ LOCAL_USER = Member(email="user", household_id=LOCAL_HOUSEHOLD, role=Role.OWNER)
 MEMBER_KEY = "_finance_member"  # the signed-in member, for this session
 PROVIDER_KEYS = {"client_id", "client_secret", "server_metadata_url"}
 log = logging.getLogger("finance")
+T = TypeVar("T")
 
 
 def auth_section() -> Mapping[str, Any] | None:
@@ -232,3 +233,14 @@ def audit_actions() -> list[str]:
     """The actions the household's audit log holds."""
     require(current_member(), Permission.MANAGE)
     return audit.actions(household_services().engine)
+
+
+def audited(action: str, object_id: str, detail: dict[str, Any], build: Callable[[], T]) -> Callable[[], T]:
+    """`build` (a download's deferred contents) that records `action` in the household's audit log when it runs:
+    who and which store are taken now, as the download may be built outside the page's run."""
+    actor, engine = current_member().email, household_services().engine
+
+    def run() -> T:
+        audit.log(engine, actor=actor, action=action, object_id=object_id, detail=detail)
+        return build()
+    return run
