@@ -4,22 +4,28 @@ This one file is both the server and the page script:
 - `streamlit run app.py` finds `app = st.App(...)` below and serves it. Next to the pages it serves the webhook routes
   (`POST /webhooks/<provider>`), a status route (`GET /api/status`, loopback only), and its
   lifespan runs the background worker (webhook-triggered and scheduled syncs) on the same store as the pages.
-- Streamlit then runs this file as the page script (as `__main__`, also under AppTest): the navigation, and on top of
-  every page the banner for connections that need the user.
+- Streamlit then runs this file as the page script (as `__main__`, also under AppTest): sign-in first (no page runs
+  for someone not signed in, finance/ui/auth.py), the navigation (Members and Audit for a household's owners), and on
+  top of every page the banner for connections that need the user.
 """
 
 import streamlit as st
 
 if __name__ == "__main__":
+    from finance.households import Permission
     from finance.i18n import _
     from finance.ui import language
     from finance.ui.alerts import ALERTS_PAGE
     from finance.ui.alerts import nav_title as alerts_nav_title
+    from finance.ui.auth import gate
     from finance.ui.banner import render_banner
 
     language.init()  # before any text: the session's language (browser, stored setting or the `lang` parameter)
     st.set_page_config(page_title=_("Open Finance dashboard"), page_icon="💰", layout="wide")
+    member = gate()  # the sign-in page (and nothing else) until the person is signed in and admitted
     connections = st.Page("pages/connections.py", title=_("Connections"), icon="🏦")
+    owner_pages = [st.Page("pages/members.py", title=_("Members"), icon="👥"),
+                   st.Page("pages/audit.py", title=_("Audit log"), icon="📜")] if member.can(Permission.MANAGE) else []
     navigation = st.navigation([
         st.Page("pages/overview.py", title=_("Overview"), icon="📊", default=True),
         st.Page("pages/transactions.py", title=_("Transactions"), icon="🧾"),
@@ -36,6 +42,7 @@ if __name__ == "__main__":
         st.Page("pages/sync_status.py", title=_("Sync status"), icon="🔄"),
         st.Page("pages/explore.py", title=_("Explore"), icon="🔎"),
         st.Page(ALERTS_PAGE, title=alerts_nav_title(), icon="🔔"),  # the title carries the unread count
+        *owner_pages,
     ])
     language.selector()
     redraw_banner = render_banner(connections)
@@ -50,8 +57,10 @@ else:
 
     from finance import edge, i18n, webhooks, worker
     from finance.config import load_settings
+    from finance.ui.auth import startup_check
 
     i18n.compile_catalogs()  # the interface catalogs (finance/locale), built from their .po files when newer
+    startup_check()  # a loud log line when the app would serve beyond this computer without sign-in
 
     @asynccontextmanager
     async def lifespan(_app: st.App) -> AsyncIterator[None]:

@@ -15,6 +15,8 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from finance.households import parse_allow_list
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SECRETS_FILE = REPO_ROOT / ".streamlit" / "secrets.toml"
 
@@ -328,3 +330,22 @@ def _non_negative(name: str, text: str) -> float:
     if value < 0:
         raise ValueError(f"{name} must be a number of zero or more (got {text!r}).")
     return value
+
+
+@dataclass(frozen=True)
+class SignInSettings:
+    """Who may sign in (FINANCE_ALLOWED_EMAILS) and whether the app may serve beyond this computer without sign-in
+    (FINANCE_ALLOW_UNAUTHENTICATED_REMOTE); sign-in itself is Streamlit's `[auth]` section of the secrets file."""
+
+    allowed_emails: tuple[str, ...] = ()
+    allow_unauthenticated_remote: bool = False
+
+
+def load_sign_in_settings(env: dict[str, str] | None = None, secrets_file: Path = SECRETS_FILE) -> SignInSettings:
+    """The sign-in settings, from the environment or the secrets file (environment wins), checked."""
+    values = {**_secrets_file_values(secrets_file), **{k: v for k, v in (env or os.environ).items() if v}}
+    override = values.get("FINANCE_ALLOW_UNAUTHENTICATED_REMOTE", "false").strip().lower()
+    if override not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError(f"FINANCE_ALLOW_UNAUTHENTICATED_REMOTE must be true or false (got {override!r}).")
+    return SignInSettings(allowed_emails=parse_allow_list(values.get("FINANCE_ALLOWED_EMAILS")),
+                          allow_unauthenticated_remote=override in ("true", "1", "yes"))

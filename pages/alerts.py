@@ -7,9 +7,11 @@ Markdown or HTML."""
 import streamlit as st
 
 from finance.alerts import AlertSettingsError
+from finance.households import NotAllowed
 from finance.i18n import _, format_timestamp, ngettext
+from finance.ui.auth import editor
 from finance.ui.context import services
-from finance.ui.widgets import actor, flash, show_flash
+from finance.ui.widgets import flash, show_flash
 
 PAGE = "alerts"
 st.title(_("Alerts"))
@@ -17,11 +19,17 @@ svc = services()
 
 
 def mark_read(key: str) -> None:
-    flash(PAGE, "success", svc.alerts.mark_read(key, actor=actor()))
+    try:
+        flash(PAGE, "success", svc.alerts.mark_read(key, actor=editor()))
+    except NotAllowed as exc:
+        flash(PAGE, "error", exc.message)
 
 
 def mark_all_read() -> None:
-    flash(PAGE, "success", svc.alerts.mark_all_read(actor=actor()))
+    try:
+        flash(PAGE, "success", svc.alerts.mark_all_read(actor=editor()))
+    except NotAllowed as exc:
+        flash(PAGE, "error", exc.message)
 
 
 run = svc.alerts.evaluate()
@@ -75,7 +83,7 @@ with st.expander(_("Alert settings")), st.form("alert_settings"):
     if st.form_submit_button(_("Save alert settings")):
         changed = {c: v for c, v in typed.items() if v.strip() != f"{current.threshold(c):f}"}
         try:
-            flash(PAGE, "success", svc.alerts.save_settings(enabled, changed, actor=actor()))
+            flash(PAGE, "success", svc.alerts.save_settings(enabled, changed, actor=editor()))
             st.rerun()
-        except AlertSettingsError as exc:
+        except (AlertSettingsError, NotAllowed) as exc:
             st.error(str(exc), icon="⚠️")

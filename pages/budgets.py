@@ -10,9 +10,11 @@ import streamlit as st
 from finance.budgets import BudgetError, BudgetLine, add_months, first_of_month, last_of_month
 from finance.categories import labelled
 from finance.formatting import format_money
+from finance.households import NotAllowed
 from finance.i18n import _, format_long_month, format_period, month_names
+from finance.ui.auth import editor
 from finance.ui.context import as_of_caption, services
-from finance.ui.widgets import actor, flash, show_flash
+from finance.ui.widgets import flash, show_flash
 
 st.title(_("Budgets"))
 svc = services()
@@ -39,8 +41,8 @@ def hand_off_to_transactions(category: str, currency: str, start: date, end: dat
 def run_edit(action, *args, **kwargs) -> None:
     """A button or form callback: one change, reported on the next run; refused input says why."""
     try:
-        flash(PAGE, "success", action(*args, actor=actor(), **kwargs))
-    except BudgetError as exc:
+        flash(PAGE, "success", action(*args, actor=editor(), **kwargs))
+    except (BudgetError, NotAllowed) as exc:
         flash(PAGE, "error", str(exc))
 
 

@@ -7,11 +7,13 @@ from finance.connect_flow import Flow
 from finance.demo import DEMO_BANKS, demo_available
 from finance.errors import ProviderError
 from finance.formatting import escape_markdown, format_money
+from finance.households import Permission
 from finance.i18n import _, format_short_day, format_timestamp, ngettext
 from finance.model import ConnectionStatus
 from finance.money import account_type_label
 from finance.services import SyncResult
 from finance.ui import connect_widget, sandbox
+from finance.ui.auth import can, editor, record
 from finance.ui.context import services, status_badge
 from finance.ui.widgets import flash, show_flash, start_demo
 
@@ -24,11 +26,16 @@ PAGE = "connections"
 NEEDS_RECONNECT = {ConnectionStatus.NEEDS_RECONNECT.value, ConnectionStatus.CONSENT_EXPIRING.value,
                    ConnectionStatus.NEEDS_INPUT.value}
 
+may_connect = can(Permission.CONNECT)  # a viewer sees the connections, not the controls (and every action refuses)
+
+
 def request_reconnect(connection_id: str) -> None:
+    editor(Permission.CONNECT)
     st.session_state[RECONNECT_REQUEST] = connection_id
 
 
 def run_sync(connection_id: str, trigger: str) -> SyncResult:
+    editor(Permission.CONNECT)
     bar = st.progress(0.0, text=_("Starting sync…"))
     result = svc.connections.sync(connection_id, trigger=trigger,
                                   on_progress=lambda stage, f: bar.progress(min(f, 1.0), text=stage))
@@ -39,7 +46,7 @@ def run_sync(connection_id: str, trigger: str) -> SyncResult:
 def open_requested_reconnect() -> None:
     """Open the widget in update mode for the connection a Reconnect button (here or in a banner) asked for."""
     wanted = st.session_state.pop(RECONNECT_REQUEST, None)
-    if not wanted:
+    if not wanted or not may_connect:
         return
     rows = svc.connections.status()
     match = rows[rows["id"] == wanted]
@@ -54,6 +61,9 @@ def open_requested_reconnect() -> None:
 
 def announce(finished: Flow | None) -> None:
     """Say how a connect or reconnect that finished in this run went (the widget keeps saying it, too)."""
+    if finished is not None and finished.ok:
+        record(finished.mode, finished.connection_id or "", {
+            "provider": finished.provider, "institution": finished.institution.name if finished.institution else None})
     if finished is not None and finished.message:
         with notice:
             (st.success if finished.ok else st.warning)(finished.message, icon="✅" if finished.ok else "⚠️")
@@ -62,14 +72,19 @@ def announce(finished: Flow | None) -> None:
 show_flash(PAGE)
 notice = st.container()
 open_requested_reconnect()
-announce(connect_widget.reconnect_panel(svc))
+if may_connect:
+    announce(connect_widget.reconnect_panel(svc))
 listing = st.container()  # filled after the connect widget has acted, so a new connection shows at once
 
-st.subheader(_("Connect a bank"))
-names = list(svc.providers)
-provider_name = st.radio(_("Provider"), names, format_func=lambda n: svc.providers[n].label, horizontal=True,
-                         key="provider")
-announce(connect_widget.connect_panel(svc, provider_name))
+if may_connect:
+    st.subheader(_("Connect a bank"))
+    names = list(svc.providers)
+    provider_name = st.radio(_("Provider"), names, format_func=lambda n: svc.providers[n].label, horizontal=True,
+                             key="provider")
+    announce(connect_widget.connect_panel(svc, provider_name))
+else:
+    st.caption(_("You can see this household's connections; connecting, syncing and disconnecting banks is for "
+                 "its owners and members."))
 
 with listing:
     status = svc.connections.status()
@@ -78,7 +93,7 @@ with listing:
         st.info(_("No banks connected yet. Pick a provider and a bank below: the sandbox banks work offline, e.g. "
                   "{bank}.").format(bank=sandbox.first_bank()) if sandbox.offline(svc) else
                 _("No banks connected yet. Pick a provider and a bank below."), icon="👋")
-        if demo_available(svc):
+        if demo_available(svc) and may_connect:
             if st.button(_("Try the demo: connect two sandbox banks"), type="primary", icon="🚀",
                          key="connections_demo"):
                 start_demo(svc, PAGE)
@@ -117,6 +132,8 @@ with listing:
             if provider is None:
                 info.error(_("The {provider} provider is not available in this app.").format(provider=row.provider))
                 continue
+            if not may_connect:
+                continue
             if actions.button(_("Sync now"), key=f"sync_{row.id}", type="primary"):
                 result = run_sync(row.id, "manual")
                 flash(PAGE, "success" if result.outcome == "success" else "error",
@@ -129,6 +146,7 @@ with listing:
                 st.write(_("Disconnect this bank? {provider} will stop syncing it.").format(provider=label))
                 keep = st.checkbox(_("Keep its transactions here for reports"), value=True, key=f"keep_{row.id}")
                 if st.button(_("Disconnect"), key=f"delete_{row.id}", type="primary"):
+                    editor(Permission.CONNECT)
                     try:
                         provider.disconnect(row.external_id)
                     except ProviderError as exc:
@@ -136,6 +154,8 @@ with listing:
                             provider=label, message=exc.message))
                         st.rerun()
                     svc.sync.delete_connection(row.id, keep_history=keep)
+                    record("disconnect", row.id, {"provider": row.provider, "institution": row.institution_name,
+                                                  "keep_history": keep})
                     if connect_widget.reconnecting() == row.id:
                         connect_widget.close_reconnect()
                     flash(PAGE, "success", (_("{institution} disconnected; its history is kept.") if keep else
@@ -143,4 +163,5 @@ with listing:
                         institution=row.institution_name))
                     st.rerun()
 
-sandbox.controls(svc, PAGE)
+if may_connect:
+    sandbox.controls(svc, PAGE)

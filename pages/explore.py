@@ -4,6 +4,7 @@ import streamlit as st
 
 from finance.errors import ConsoleError
 from finance.i18n import _, format_number, ngettext
+from finance.ui.auth import audited, record
 from finance.ui.context import services
 
 st.title(_("Explore"))
@@ -59,6 +60,7 @@ with console_tab:
     sql = st.text_area("SQL", key="explore_sql", height=180)
     run, save_name, save, delete = st.columns([1, 2, 1, 1], vertical_alignment="bottom")
     if run.button(_("Run"), type="primary", key="explore_run", icon="▶️"):
+        record("console_query", "", {"sql": sql[:4000]})
         try:
             st.session_state["explore_result"] = (sql, console.run(sql))
         except ConsoleError as exc:
@@ -89,11 +91,14 @@ with console_tab:
         st.dataframe(outcome.table, hide_index=True, width="stretch")
         table = outcome.table
         downloads = st.container(horizontal=True)
-        downloads.download_button(_("Download CSV"), data=lambda: console.csv(table), file_name="query.csv",
-                             mime="text/csv", key="explore_csv", on_click="ignore", icon="⬇️")
-        downloads.download_button(_("Download Parquet"), data=lambda: console.parquet(table),
-                              file_name="query.parquet", mime="application/vnd.apache.parquet",
-                              key="explore_parquet", on_click="ignore", icon="⬇️")
+        audit_detail = {"sql": (ran_sql or "")[:4000]}
+        downloads.download_button(_("Download CSV"), file_name="query.csv", mime="text/csv", key="explore_csv",
+                                  data=audited("export", "query", {**audit_detail, "format": "csv"},
+                                               lambda: console.csv(table)), on_click="ignore", icon="⬇️")
+        downloads.download_button(_("Download Parquet"), file_name="query.parquet",
+                                  mime="application/vnd.apache.parquet", key="explore_parquet",
+                                  data=audited("export", "query", {**audit_detail, "format": "parquet"},
+                                               lambda: console.parquet(table)), on_click="ignore", icon="⬇️")
 
 with schema_tab:  # the same text as docs/schema.md, written from the tables' own comments: a reference kept in English
     st.caption(_("The schema reference (docs/schema.md), written from the tables' and columns' own comments."))

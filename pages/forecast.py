@@ -13,8 +13,9 @@ from finance.errors import EditError
 from finance.forecast import ThresholdError
 from finance.formatting import escape_markdown, format_money
 from finance.i18n import _, format_short_day, ngettext
+from finance.ui.auth import editor
 from finance.ui.context import as_of_caption, services
-from finance.ui.widgets import actor, flash, show_flash
+from finance.ui.widgets import flash, show_flash
 
 st.title(_("Forecast"))
 svc = services()
@@ -62,7 +63,7 @@ with st.form("forecast_threshold", clear_on_submit=False):
                               placeholder=_("e.g. 500 or -1500.50"))
     if st.form_submit_button(_("Save threshold")) and account is not None:
         try:
-            flash(PAGE, "success", svc.forecast.set_threshold(account, amount, actor=actor()))
+            flash(PAGE, "success", svc.forecast.set_threshold(account, amount, actor=editor()))
         except (ThresholdError, EditError) as exc:
             flash(PAGE, "error", str(exc))
         st.rerun()

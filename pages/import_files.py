@@ -7,13 +7,15 @@ import streamlit as st
 
 from finance.errors import BadFile, EditError
 from finance.formatting import escape_markdown, format_money
+from finance.households import Permission
 from finance.i18n import N_, _, format_timestamp, ngettext
 from finance.imports.csv_reader import DELIMITERS, ColumnMapping, with_overrides
 from finance.imports.text import DATE_FORMATS, ENCODINGS, MAX_FILE_BYTES
 from finance.model import AccountType
 from finance.money import account_type_label
+from finance.ui.auth import can, editor
 from finance.ui.context import services
-from finance.ui.widgets import actor, flash, show_flash
+from finance.ui.widgets import flash, show_flash
 
 PAGE = "imports"
 DELIMITER_NAMES = {";": N_("; (semicolon)"), ",": N_(", (comma)"), "\t": N_("Tab"), "|": N_("| (pipe)")}
@@ -29,6 +31,9 @@ HISTORY_COLUMNS = {"imported_at": N_("Imported"), "file_name": N_("File"), "kind
 MAX_DECISIONS_SHOWN = 50
 
 st.title(_("Import files"))
+if not can(Permission.EDIT):
+    st.info(_("Importing files changes the household's data: it is for its owners and members."), icon="🔒")
+    st.stop()
 st.caption(_("Bring in history from before your bank connection's window, or from a bank no aggregator reaches. "
              "Rows already synced are left out (the bank connection's row wins); the import can be undone as a "
              "whole."))
@@ -39,7 +44,7 @@ show_flash(PAGE)
 def run(action, *args, **kwargs) -> None:
     """A button callback: one change, reported on the next run; a refusal says why (as text, not Markdown)."""
     try:
-        flash(PAGE, "success", escape_markdown(action(*args, actor=actor(), **kwargs)))
+        flash(PAGE, "success", escape_markdown(action(*args, actor=editor(), **kwargs)))
     except (BadFile, EditError) as exc:
         flash(PAGE, "error", escape_markdown(str(exc)))
 

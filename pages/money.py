@@ -8,10 +8,12 @@ import streamlit as st
 
 from finance import charts, money
 from finance.formatting import format_money, format_rate
+from finance.households import NotAllowed
 from finance.i18n import _, format_period, format_short_day, format_timestamp
 from finance.ui import sandbox
+from finance.ui.auth import editor
 from finance.ui.context import as_of_caption, services
-from finance.ui.widgets import actor, flash, period_picker, show_flash
+from finance.ui.widgets import flash, period_picker, show_flash
 
 st.title(_("Money"))
 svc = services()
@@ -28,8 +30,8 @@ def add_rate() -> None:
     try:
         rate = money.clean_rate(state["money_new_from"], state["money_new_to"], state["money_new_rate"],
                                 state["money_new_date"], state["money_new_note"])
-        svc.rates.add(rate, actor=actor())
-    except money.RateError as exc:
+        svc.rates.add(rate, actor=editor())
+    except (money.RateError, NotAllowed) as exc:
         flash(PAGE, "error", str(exc))
         return
     flash(PAGE, "success", _("Rate saved: {rate} from {day}.").format(
@@ -43,8 +45,8 @@ def save_rate(rate_id: str) -> None:
     try:
         rate = money.clean_rate(state["money_edit_from"], state["money_edit_to"], state["money_edit_rate"],
                                 state["money_edit_date"], state["money_edit_note"], rate_id=rate_id)
-        changed = svc.rates.update(rate_id, rate, actor=actor())
-    except money.RateError as exc:
+        changed = svc.rates.update(rate_id, rate, actor=editor())
+    except (money.RateError, NotAllowed) as exc:
         flash(PAGE, "error", str(exc))
         return
     flash(PAGE, "success", _("Rate updated.") if changed else _("Nothing to save: the rate is unchanged."))
@@ -52,8 +54,8 @@ def save_rate(rate_id: str) -> None:
 
 def delete_rate(rate_id: str) -> None:
     try:
-        gone = svc.rates.delete(rate_id, actor=actor())
-    except money.RateError as exc:
+        gone = svc.rates.delete(rate_id, actor=editor())
+    except (money.RateError, NotAllowed) as exc:
         flash(PAGE, "error", str(exc))
         return
     st.session_state.pop("money_edit_id", None)

@@ -9,10 +9,12 @@ import pandas as pd
 import streamlit as st
 
 from finance.formatting import escape_markdown, format_money
+from finance.households import NotAllowed
 from finance.i18n import N_, _, format_long_month, format_short_day, ngettext
 from finance.recurring import CADENCE_LABELS, CADENCES, RecurringError, Series, remaining_total
+from finance.ui.auth import editor
 from finance.ui.context import as_of_caption, services
-from finance.ui.widgets import actor, date_column, flash, show_flash, status_text
+from finance.ui.widgets import date_column, flash, show_flash, status_text
 
 st.title(_("Recurring"))
 svc = services()
@@ -37,8 +39,8 @@ def money(amount, currency: str) -> str:
 def choose(series: Series, status: str, **edits: str | None) -> None:
     """A button or form callback: store the choice, say what happened on the next run."""
     try:
-        flash(PAGE, "success", escape_markdown(svc.recurring.choose(series, status, actor=actor(), **edits)))
-    except RecurringError as exc:
+        flash(PAGE, "success", escape_markdown(svc.recurring.choose(series, status, actor=editor(), **edits)))
+    except (RecurringError, NotAllowed) as exc:
         flash(PAGE, "error", escape_markdown(str(exc)))
 
 

@@ -10,13 +10,16 @@ from finance.categories import labelled
 from finance.errors import EditError
 from finance.filters import TransactionFilter
 from finance.formatting import escape_markdown, format_money
+from finance.households import Permission
 from finance.i18n import N_, _, format_number, format_short_day, ngettext
 from finance.ui import sandbox
+from finance.ui.auth import audited, can, editor
 from finance.ui.context import as_of_caption, services
-from finance.ui.widgets import actor, flash, show_flash
+from finance.ui.widgets import flash, show_flash
 
 st.title(_("Transactions"))
 svc = services()
+may_edit = can(Permission.EDIT)  # a viewer sees every control disabled (and every action refuses)
 
 DIRECTIONS = {"": N_("In and out"), "out": N_("Money out"), "in": N_("Money in")}
 STATUS_LABELS = {"pending": N_("Pending"), "posted": N_("Posted")}
@@ -34,7 +37,7 @@ def clear_selection() -> None:
 def edit(action, *args, **kwargs) -> None:
     """A button callback: run one edit and report it; nothing stays selected, as the row may have left the view."""
     try:
-        flash(PAGE, "success", action(*args, actor=actor(), **kwargs))
+        flash(PAGE, "success", action(*args, actor=editor(), **kwargs))
     except EditError as exc:
         flash(PAGE, "error", str(exc))
     clear_selection()
@@ -186,7 +189,8 @@ nav[1].selectbox(_("Rows per page"), [25, 50, 100, 200], index=1, key="txn_page_
 
 def export(kind: str):
     """Built only when the button is pressed: the whole filtered view, in memory, never a connection secret."""
-    return lambda: svc.transactions.export(filters, kind)
+    return audited("export", "transactions", {"format": kind, "filters": repr(filters)},
+                   lambda: svc.transactions.export(filters, kind))
 
 
 stamp = f"{today:%Y%m%d}"
@@ -205,7 +209,7 @@ if not rules.empty:
                 "{count} transaction", "{count} transactions", rule.transactions).format(
                     count=format_number(rule.transactions)))
             remove.button(_("Remove rule"), key=f"txn_rule_{rule.id}", on_click=edit,
-                          args=(svc.rules.delete, rule.id))
+                          args=(svc.rules.delete, rule.id), disabled=not may_edit)
 
 # ---- The selected transaction --------------------------------------------------------------------------------------
 picked = event.selection.rows if event is not None else []
@@ -244,14 +248,15 @@ with st.container(border=True):
                       key="txn_as_rule", disabled=merchant is None,
                       help=_("Saved as a rule. Transactions where you chose a category yourself keep theirs."))
         right.text_area(_("Note"), key="txn_note", max_chars=svc.transactions.MAX_NOTE_LENGTH, height=68)
-        st.form_submit_button(_("Save"), type="primary", on_click=save, args=(row["id"],))
+        st.form_submit_button(_("Save"), type="primary", on_click=save, args=(row["id"],), disabled=not may_edit)
     actions = st.columns([1, 1, 4])
     if deleted:
-        actions[0].button(_("Restore"), key="txn_restore", on_click=edit, args=(svc.transactions.restore, row["id"]))
+        actions[0].button(_("Restore"), key="txn_restore", on_click=edit, args=(svc.transactions.restore, row["id"]),
+                          disabled=not may_edit)
     else:
         actions[0].button(_("Delete"), key="txn_delete", on_click=edit, args=(svc.transactions.delete, row["id"]),
-                          help=_("Hidden everywhere; a re-sync never brings it back."))
+                          help=_("Hidden everywhere; a re-sync never brings it back."), disabled=not may_edit)
     if row["category_source"] == "user":
         actions[1].button(_("Undo my category"), key="txn_clear_category", on_click=edit,
                           args=(svc.transactions.set_category, row["id"], None),
-                          help=_("Show the rule's or the bank's category again."))
+                          help=_("Show the rule's or the bank's category again."), disabled=not may_edit)

@@ -10,7 +10,9 @@ from typing import Any
 import streamlit as st
 
 from finance import health, worker
+from finance.households import Permission
 from finance.i18n import _
+from finance.ui.auth import can
 from finance.ui.context import services
 
 RECONNECT_KEY = "reconnect_connection_id"
@@ -64,8 +66,9 @@ def _draw(slot: Any, items: list[health.BannerItem], place: str) -> None:
                 text.error(message, icon="🔌")
             else:
                 text.warning(message, icon="⏳")
-            button.button(_("Reconnect"), key=f"banner_reconnect_{place}_{item.connection_id}", type="primary",
-                          width="stretch", on_click=_reconnect, args=(item.connection_id,))
+            if can(Permission.CONNECT):  # a viewer is told, but reconnecting is for the household's members
+                button.button(_("Reconnect"), key=f"banner_reconnect_{place}_{item.connection_id}", type="primary",
+                              width="stretch", on_click=_reconnect, args=(item.connection_id,))
 
 
 @st.fragment(run_every=REFRESH_SECONDS)

@@ -8,7 +8,8 @@ from finance.config import load_settings
 from finance.health import format_age, status_label
 from finance.i18n import _, format_timestamp
 from finance.model import ConnectionStatus
-from finance.services import Services, shared_services
+from finance.services import Services
+from finance.ui.auth import household_services
 
 STATUS_COLORS = {
     ConnectionStatus.ACTIVE.value: "green", ConnectionStatus.SYNCING.value: "blue",
@@ -19,9 +20,9 @@ STATUS_COLORS = {
 
 
 def services() -> Services:
-    """The store, providers and sync engine for the current settings: one set per process, shared with the
-    webhook routes and the background worker (DuckDB admits one process per file)."""
-    return shared_services(load_settings())
+    """The store, providers and sync engine of the signed-in person's household (the one household without
+    sign-in): one set per household and process, shared with the webhook routes and the background worker."""
+    return household_services()
 
 
 def status_badge(status: str) -> str:

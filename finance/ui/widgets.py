@@ -13,6 +13,7 @@ from finance.demo import DemoUnavailable, run_demo
 from finance.formatting import format_money
 from finance.i18n import _, format_period
 from finance.services import Services
+from finance.ui.auth import current_member
 
 FLASH_KINDS = {"success": (st.success, "✅"), "error": (st.error, "⚠️"), "warning": (st.warning, "⚠️")}
 
@@ -31,11 +32,9 @@ def show_flash(page: str) -> None:
 
 
 def actor() -> str:
-    """Who is editing, for the audit log: the signed-in user when login is on."""
-    try:
-        return str(st.user.get("email") or "user") if st.user.is_logged_in else "user"
-    except Exception:  # no auth configured
-        return "user"
+    """Who is using the app, for the audit log and their own preferences: the signed-in member's e-mail, or "user"
+    without sign-in. Actions that change the household's data ask `finance.ui.auth.editor` instead."""
+    return current_member().email
 
 
 def period_picker(key: str, first_day: date | None, last_day: date | None) -> tuple[date, date, bool]:
