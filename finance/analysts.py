@@ -31,8 +31,9 @@ class Console:
         self._saved_path = console.saved_queries_path(data_dir)
 
     def run(self, sql: str) -> console.QueryResult:
-        """Validate and run one query on a snapshot of the store; ConsoleError says why not."""
-        return console.run_query(self._engine, sql)
+        """Validate and run one query on a snapshot of the store, in a query process (one is kept started for the
+        next query); ConsoleError says why not."""
+        return console.run_query(self._engine, sql, keep_warm=True)
 
     def saved(self) -> list[console.SavedQuery]:
         """The user's saved queries, by name."""

@@ -173,14 +173,19 @@ def test_query_prints_a_table_and_writes_csv_json_and_parquet(store, tmp_path):
     ("SELECT encrypted_secret FROM connections", "encrypted_secret"),
     ("ATTACH 'x.duckdb' AS x", "Attaching"),
     ("SELECT FROM WHERE", "syntax error"),
+    ("SELECT length(repeat(repeat('x', 1000000), 3000))", "more than 1 GiB of memory"),  # past DuckDB's own limit
+    ("SELECT " + "abs(" * 990 + "1" + ")" * 990, "nested too deeply"),
+    ("SELECT 1 IN (" + ", ".join(["1"] * 30_000) + ")", "longer than 20,000 characters"),  # argv holds 128 KiB
 ])
 def test_a_refused_query_exits_non_zero_with_one_line(store, sql, why):
-    """Attack: anything but one SELECT is refused as the Explore page refuses it, and the store is unchanged."""
+    """Attack: anything but one SELECT is refused as the Explore page refuses it, a query past the console's limits
+    is stopped, each with one line and no traceback, and the store is unchanged."""
     before = store_count(store, "SELECT COUNT(*) FROM transactions")
     done = cli(store, "query", sql)
     assert done.returncode == 1 and done.stdout == b""
     err = done.stderr.decode()
     assert err.count("\n") == 1 and err.startswith("error: ") and why in err, err
+    assert "Traceback" not in err and str(REPO) not in err
     assert store_count(store, "SELECT COUNT(*) FROM transactions") == before
     assert not (store / "x.duckdb").exists()
 

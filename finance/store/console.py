@@ -47,7 +47,8 @@ import pyarrow as pa
 
 from finance.errors import ConsoleError
 from finance.i18n import N_, Messages, _
-from finance.store.console_process import SANDBOX_CONFIG, Limits, QueryFailed, QueryProcess
+from finance.store import console_process
+from finance.store.console_process import SANDBOX_CONFIG, Limits, QueryFailed
 
 if TYPE_CHECKING:  # imported where used: `python -m finance query` validates and runs without them (start-up time)
     import pandas as pd
@@ -376,12 +377,13 @@ def _limits(max_rows: int, timeout: float) -> Limits:
     return Limits(max_rows=max_rows, max_bytes=MAX_RESULT_BYTES, timeout=timeout, memory=MEMORY_BYTES)
 
 
-def run_query(engine: sa.Engine, sql: str, *, max_rows: int = MAX_ROWS,
-              timeout: float = TIMEOUT_SECONDS) -> QueryResult:
-    """Validate `sql`, then run it on an isolated snapshot of the store, in a query process. Raises ConsoleError."""
+def run_query(engine: sa.Engine, sql: str, *, max_rows: int = MAX_ROWS, timeout: float = TIMEOUT_SECONDS,
+              keep_warm: bool = False) -> QueryResult:
+    """Validate `sql`, then run it on an isolated snapshot of the store, in a query process (`keep_warm`: leave one
+    started for the next query, as the app does). Raises ConsoleError."""
     started = time.perf_counter()
     limits = _limits(max_rows, timeout)
-    with QueryProcess() as process:  # started first: its start-up overlaps the validation and the copy
+    with console_process.start(keep_warm=keep_warm) as process:  # its start-up overlaps the validation and the copy
         statement = validate_sql(sql)
         try:
             table, truncated = process.run(statement, limits, tables=snapshot_tables(engine))
@@ -397,7 +399,7 @@ def run_query_on_file(path: Path, sql: str, *, max_rows: int = MAX_ROWS,
     The same rules and limits as `run_query`, without copying the store first. Raises ConsoleError."""
     started = time.perf_counter()
     limits = _limits(max_rows, timeout)
-    with QueryProcess() as process:
+    with console_process.start() as process:
         statement = validate_sql(sql)
         try:
             table, truncated = process.run(statement, limits, database=path)

@@ -108,7 +108,8 @@ def _ipc(table: pa.Table) -> pa.Buffer:
 
 
 class QueryProcess:
-    """One child process, started at once and used for one query (`run`); `close` ends it whatever happened."""
+    """One child process, started at once and used for one query (`run`); `close` ends it whatever happened.
+    Use `start` to get one: it may hand out the process kept warm for the app."""
 
     def __init__(self) -> None:
         package_root = str(Path(__file__).resolve().parents[2])
@@ -117,6 +118,7 @@ class QueryProcess:
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                       env=env, cwd="/", close_fds=True)
         self._writer: threading.Thread | None = None
+        self.keep_warm = False
 
     def __enter__(self) -> QueryProcess:
         return self
@@ -124,8 +126,17 @@ class QueryProcess:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
+    @property
+    def alive(self) -> bool:
+        """True while the child runs."""
+        return self._proc.poll() is None
+
     def close(self) -> None:
-        """Kill the child if it still runs, reap it and let go of the pipes."""
+        """Kill the child if it still runs, reap it and let go of the pipes. With `keep_warm`, leave a process
+        started for the next query: this one itself when it was never asked anything."""
+        warm, self.keep_warm = self.keep_warm, False
+        if warm and self._writer is None and self.alive and _offer(self):
+            return
         if self._proc.poll() is None:
             self._proc.kill()
         self._proc.wait()
@@ -135,13 +146,15 @@ class QueryProcess:
             if pipe is not None and not pipe.closed:
                 with contextlib.suppress(BrokenPipeError):  # unsent request bytes of a child that is gone
                     pipe.close()
+        if warm:
+            _offer(None)
 
     def run(self, statement: str, limits: Limits, *, tables: Mapping[str, pa.Table] | None = None,
             database: Path | None = None) -> tuple[pa.Table, bool]:
         """Run `statement` on `tables` (registered by name) or on the snapshot file `database`: (result, cut at
         a limit). Raises QueryFailed."""
         request = {"sql": statement, "max_rows": limits.max_rows, "max_bytes": limits.max_bytes,
-                   "memory": limits.memory, "threads": SANDBOX_CONFIG["threads"],
+                   "memory": limits.memory,
                    "cpu_seconds": limits.timeout * int(SANDBOX_CONFIG["threads"]) + 2,
                    "database": str(database.resolve()) if database is not None else None,
                    "tables": list(tables or {})}
@@ -200,6 +213,37 @@ class QueryProcess:
         if not running:
             raise QueryFailed("crashed")
         return b"".join(chunks)
+
+
+_warm_lock = threading.Lock()
+_warm: QueryProcess | None = None
+
+
+def start(*, keep_warm: bool = False) -> QueryProcess:
+    """A query process for one query: the one kept warm when it is alive, else a new one. `keep_warm` (the app)
+    leaves another started for the next query once this one is closed, so the app's queries skip the child's
+    start-up (the imports of duckdb and pyarrow); it waits for its request holding no data and ends with the app."""
+    global _warm
+    with _warm_lock:
+        process, _warm = _warm, None
+    if process is None or not process.alive:
+        if process is not None:
+            process.close()
+        process = QueryProcess()
+    process.keep_warm = keep_warm
+    return process
+
+
+def _offer(process: QueryProcess | None) -> bool:
+    """Keep `process` (None: a new one) as the warm process unless a live one is kept already; True if kept."""
+    global _warm
+    with _warm_lock:
+        if _warm is not None and _warm.alive:
+            return False
+        if _warm is not None:
+            _warm.close()
+        _warm = process or QueryProcess()
+        return True
 
 
 def _decode(reply: bytes) -> tuple[pa.Table, bool]:
@@ -300,7 +344,10 @@ def main() -> int:
     """The child: read the request, open the sandbox, limit itself, answer."""
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     stdin, out = sys.stdin.buffer, sys.stdout.buffer
-    request = json.loads(stdin.readline())
+    line = stdin.readline()
+    if not line:  # a warm process whose parent ended
+        return 0
+    request = json.loads(line)
     tables = {name: _read_table(stdin) for name in request["tables"]}
     try:
         con = open_sandbox(request["database"] or ":memory:", memory_limit=request["memory"] * 3 // 4)
