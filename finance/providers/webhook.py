@@ -10,7 +10,6 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import accumulate
 from typing import Any
 
 from finance.model import ConnectionStatus
@@ -77,21 +76,23 @@ def lower_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 def nests_deeper_than(body: bytes, limit: int) -> bool:
     """Whether the arrays and objects of a JSON body nest more than `limit` deep (brackets inside strings do not
-    count). Done with bytes operations that run in C, whatever the body: escaped backslashes and quotes are dropped,
-    then everything but quotes and brackets, then what lies between quotes; the rest is the nesting."""
+    count), with bytes operations that run in C whatever the body: escaped backslashes and quotes are dropped, then
+    everything but quotes and brackets, then what lies between quotes. Each pass over the brackets left then removes
+    the innermost pairs, one level of nesting; brackets that never pair up are not JSON and count as too deep."""
     marks = body.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _NOT_MARKS)
     structure = b"".join(marks.split(b'"')[::2]).translate(_SQUARE)
-    if structure.count(b"[") <= limit:
-        return False
-    if b"[" * (limit + 1) in structure:
-        return True
-    return max(accumulate(map(_STEP.__getitem__, structure))) > limit
+    for _level in range(limit):
+        inner = structure.replace(b"[]", b"")
+        if not inner:
+            return False
+        if inner == structure:
+            return True
+        structure = inner
+    return True
 
 
 _NOT_MARKS = bytes(b for b in range(256) if b not in b'"[]{}')
 _SQUARE = bytes.maketrans(b"{}", b"[]")
-_STEP = [0] * 256
-_STEP[ord("[")], _STEP[ord("]")] = 1, -1
 
 
 def json_object(body: bytes) -> dict[str, Any]:
