@@ -31,7 +31,7 @@ from finance.providers.plaid.provider import PlaidProvider
 from finance.providers.plaid.sandbox import PlaidEmulator
 from finance.providers.plaid.sandbox.webhooks import webhook_signing_key
 from finance.providers.plaid.webhooks import PlaidKeys, verify_plaid
-from finance.providers.webhook import MAX_JSON_DEPTH
+from finance.providers.webhook import MAX_JSON_DEPTH, nests_deeper_than
 from finance.sandbox.ledger import stable_uuid
 from finance.services import Services, open_services
 from finance.webhooks import WebhookReceiver, WebhookRejected, client_address
@@ -268,6 +268,21 @@ def test_keys_are_refreshed_and_unknown_kids_forgotten_in_time() -> None:
 
 def nested(depth: int) -> bytes:
     return b'{"event": "item/updated", "eventId": "deep", "x": ' + b"[" * depth + b"]" * depth + b"}"
+
+
+@pytest.mark.parametrize(("text", "depth"), [
+    ('{"a": [1, {"b": "[[[[\\"[", "c": "\\\\", "d": [[]]}]}', 5),  # brackets, escaped quotes inside strings
+    ('["a\\n", [[]]]', 3),
+    ('["\\\\", [[]]]', 3),  # an escaped backslash ends right before the closing quote
+    ('["\\\\\\"[[", [[]]]', 3),
+    ('{"a": {"b": {"c": []}}, "d": [[], [[]]]}', 4),
+    ("[" * 40 + "]" * 40, 40),
+    ("[" + ", ".join(["[]"] * 40) + "]", 2),
+    ('["' + "[" * 40 + '"]', 1),
+])
+def test_nesting_is_measured_outside_strings(text: str, depth: int) -> None:
+    json.loads(text)
+    assert [nests_deeper_than(text.encode(), limit) for limit in (depth - 1, depth)] == [True, False]
 
 
 def test_deeply_nested_or_oversized_bodies_get_a_4xx(services: Services, keys: PlaidKeys) -> None:

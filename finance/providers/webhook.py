@@ -7,7 +7,6 @@ Each provider verifies and parses its own deliveries and says what each event me
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -75,29 +74,25 @@ def lower_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {k.lower(): v for k, v in headers.items()}
 
 
-def nests_deeper_than(text: str, limit: int) -> bool:
-    """Whether the arrays and objects of a JSON text nest more than `limit` deep (brackets inside strings do not
-    count): one pass over the characters that matter, stopping as soon as the limit is passed."""
-    depth, in_string, skip = 0, False, -1
-    for mark in _MARKS.finditer(text):
-        char, at = mark.group(), mark.start()
-        if at == skip:  # the character after a backslash inside a string
-            continue
-        if in_string:
-            in_string = char != '"'
-            skip = at + 1 if char == "\\" else skip
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            if depth > limit:
-                return True
-        elif char in "]}":
-            depth -= 1
-    return False
+def nests_deeper_than(body: bytes, limit: int) -> bool:
+    """Whether the arrays and objects of a JSON body nest more than `limit` deep (brackets inside strings do not
+    count), with bytes operations that run in C whatever the body: escaped backslashes and quotes are dropped, then
+    everything but quotes and brackets, then what lies between quotes. Each pass over the brackets left then removes
+    the innermost pairs, one level of nesting; brackets that never pair up are not JSON and count as too deep."""
+    marks = body.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _NOT_MARKS)
+    structure = b"".join(marks.split(b'"')[::2]).translate(_SQUARE)
+    for _level in range(limit):
+        inner = structure.replace(b"[]", b"")
+        if not inner:
+            return False
+        if inner == structure:
+            return True
+        structure = inner
+    return True
 
 
-_MARKS = re.compile(r'[\[\]{}"\\]')
+_NOT_MARKS = bytes(b for b in range(256) if b not in b'"[]{}')
+_SQUARE = bytes.maketrans(b"{}", b"[]")
 
 
 def json_object(body: bytes) -> dict[str, Any]:
@@ -107,7 +102,7 @@ def json_object(body: bytes) -> dict[str, Any]:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise WebhookRejected(400, "The body is not JSON.") from None
-    if nests_deeper_than(text, MAX_JSON_DEPTH):
+    if nests_deeper_than(body, MAX_JSON_DEPTH):
         raise WebhookRejected(400, "The body nests too deeply.")
     try:
         payload = json.loads(text)
