@@ -5,7 +5,7 @@
   (deleted and re-created at every checkpoint, so a chmod would not last), the analysts' snapshot, temporary files.
 - `private_dir(path)` creates a folder and its missing parents 0700; an existing folder is left as it is.
 - `write_private(path, data)` replaces a file atomically with one of mode 0600.
-- `make_private(path)` narrows a file the app owns to 0600 (the DuckDB file, which DuckDB creates itself).
+- `make_private(path)` takes group's and others' access to a file away (the DuckDB file, which DuckDB creates).
 """
 
 from __future__ import annotations
@@ -57,9 +57,11 @@ def write_private(path: Path, data: bytes, *, durable: bool = False) -> None:
 
 
 def make_private(path: Path) -> None:
-    """Narrow `path` to mode 0600 when it exists with more; a file of another owner is left to them."""
+    """Take group's and others' access to `path` away, when it exists; the owner's bits stay as they are (a file
+    made read-only on purpose stays read-only). A file of another owner is left to them."""
     try:
-        if os.stat(path).st_mode & 0o077:
-            os.chmod(path, FILE_MODE)
+        mode = os.stat(path).st_mode
+        if mode & 0o077:
+            os.chmod(path, mode & 0o700)
     except (FileNotFoundError, PermissionError):
         pass

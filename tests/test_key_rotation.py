@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import stat
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet, InvalidToken
 
-from finance import cli_keys
+from finance import cli_analyst, cli_keys
 from finance.cli import main
 from finance.crypto import SecretBox, SecretError, load_or_create_key
 from finance.store.schema import connections
@@ -186,3 +187,14 @@ def test_a_token_the_current_key_cannot_read_stops_the_rotation(two_banks: Path,
     err = capsys.readouterr().err
     assert first in err and "no token was re-encrypted" in err and "other" not in err
     assert (two_banks / "secret.key").read_bytes() == old_key and not (two_banks / "secret.key.new").exists()
+
+
+def test_rotation_waits_for_the_app_to_stop(two_banks: Path, monkeypatch, capsys):
+    """While the app holds the store it keeps the current key in memory: rotating under it would leave it sealing
+    new tokens with a key that is about to be retired."""
+    old_key = (two_banks / "secret.key").read_bytes()
+    monkeypatch.setattr(cli_analyst, "app_holding_store", lambda _settings: SimpleNamespace(pid=4242))
+    assert main(["keys", "rotate"]) == 2
+    assert "The app is running (pid 4242)" in capsys.readouterr().err
+    assert (two_banks / "secret.key").read_bytes() == old_key and not (two_banks / "secret.key.new").exists()
+    assert decrypts_with(old_key)

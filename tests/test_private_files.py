@@ -58,6 +58,9 @@ def test_folders_and_files_are_private_whatever_the_umask(tmp_path: Path, open_u
     assert mode(loose) == 0o644
     make_private(loose)
     assert mode(loose) == 0o600
+    loose.chmod(0o444)  # read-only on purpose: stays read-only, for its owner only
+    make_private(loose)
+    assert mode(loose) == 0o400
     make_private(tmp_path / "missing")  # nothing to do
 
 
