@@ -73,21 +73,34 @@ def test_rotate_moves_every_token_to_a_new_key_and_keeps_the_old_until_retired(t
     assert decrypts_with((two_banks / "secret.key").read_bytes())
 
 
-def test_a_failure_mid_way_leaves_every_token_on_the_old_key(two_banks: Path, monkeypatch, capsys):
+@pytest.mark.parametrize("where", ["while re-encrypting", "after the UPDATE, before the commit"])
+def test_a_failure_mid_way_leaves_every_token_on_the_old_key(two_banks: Path, monkeypatch, capsys, where: str):
     old_key = (two_banks / "secret.key").read_bytes()
     real_encrypt = SecretBox.encrypt
     calls: list[str] = []
 
     def encrypt_then_die(self: SecretBox, plaintext: str) -> str:
         calls.append(plaintext)
-        if len(calls) == 2:  # the first token is already re-encrypted in the transaction
+        if len(calls) == 2:  # the first token is already re-encrypted
             raise KeyboardInterrupt
         return real_encrypt(self, plaintext)
 
+    def die_after_the_update(_conn: object, statement: object, *_args: object) -> None:
+        if str(statement).startswith("UPDATE connections SET encrypted_secret"):
+            calls.append("update")
+            raise KeyboardInterrupt  # every row is updated in the open transaction
+
     with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):
-        patched.setattr(SecretBox, "encrypt", encrypt_then_die)
-        main(["keys", "rotate"])
-    assert len(calls) == 2
+        if where == "while re-encrypting":
+            patched.setattr(SecretBox, "encrypt", encrypt_then_die)
+        else:
+            sa.event.listen(sa.Engine, "after_execute", die_after_the_update)
+        try:
+            main(["keys", "rotate"])
+        finally:
+            if sa.event.contains(sa.Engine, "after_execute", die_after_the_update):
+                sa.event.remove(sa.Engine, "after_execute", die_after_the_update)
+    assert len(calls) == (2 if where == "while re-encrypting" else 1)
     assert decrypts_with(old_key)  # all or none: none
     assert (two_banks / "secret.key").read_bytes() == old_key
     assert not (two_banks / "secret.key.new").exists() and not (two_banks / "secret.key.old").exists()

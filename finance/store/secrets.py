@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pyarrow as pa
 import sqlalchemy as sa
 
 from finance.crypto import SecretBox, SecretError
 from finance.i18n import _
 from finance.model import stable_id
+from finance.store.db import load_arrow, unload_arrow
 from finance.store.schema import connections
 
 
@@ -51,6 +53,7 @@ class SecretStore:
             if conn.dialect.name == "postgresql":  # no connection is added or resealed by another process meanwhile
                 conn.exec_driver_sql("LOCK TABLE connections IN EXCLUSIVE MODE")
             rows = self._sealed(conn)
+            resealed = []
             for row in rows:
                 try:
                     plain = self._box.decrypt(row.encrypted_secret)
@@ -58,7 +61,13 @@ class SecretStore:
                     raise SecretError(_("The access token of connection {connection} cannot be decrypted with the "
                                         "current key, so no token was re-encrypted. Reconnect or disconnect that "
                                         "bank, then rotate again.").format(connection=row.id)) from None
-                conn.execute(connections.update().where(connections.c.id == row.id)
-                             .values(encrypted_secret=new.encrypt(plain)))
+                resealed.append({"row_id": row.id, "sealed": new.encrypt(plain)})
+            if resealed:  # one UPDATE from the rows loaded in bulk (per-row updates take ~7 ms each on DuckDB)
+                load_arrow(conn, "resealed_secrets", pa.Table.from_pylist(resealed))
+                try:
+                    conn.execute(sa.text("UPDATE connections SET encrypted_secret = r.sealed FROM resealed_secrets r "
+                                         "WHERE connections.id = r.row_id"))
+                finally:
+                    unload_arrow(conn, "resealed_secrets")
         self._box = new
         return len(rows)
