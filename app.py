@@ -58,7 +58,9 @@ else:
     from finance import edge, i18n, webhooks, worker
     from finance.config import load_settings
     from finance.ui.auth import startup_check
+    from finance.private_files import private_process
 
+    private_process()  # every file the server creates is its owner's only (the store's WAL, snapshots, keys)
     i18n.compile_catalogs()  # the interface catalogs (finance/locale), built from their .po files when newer
     startup_check()  # a loud log line when the app would serve beyond this computer without sign-in
 

@@ -2,6 +2,9 @@
 
 import sys
 
+from finance.private_files import private_process
+
+private_process()  # every file this process creates is its owner's only (the store's WAL, snapshots, keys)
 _command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), None)
 if _command == "query":
     from finance.cli_analyst import main as query_main

@@ -1,4 +1,5 @@
-"""Command line: `python -m finance sandbox serve|advance`, `connect`, `sync`, `status`, `worker`, `import`, `db`."""
+"""Command line: `python -m finance sandbox serve|advance`, `connect`, `sync`, `status`, `worker`, `import`, `db`,
+`keys` (finance.cli_keys)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from finance import analytics, cli_analyst, config, control, jobs
+from finance import analytics, cli_analyst, cli_keys, config, control, jobs
 from finance.config import load_settings
 from finance.crypto import SecretError
 from finance.demo import ConnectFailed, connect_bank
@@ -405,6 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help=_("connections, their health and net worth"))
     status.set_defaults(func=cmd_status)
     cli_analyst.add_commands(sub)
+    cli_keys.add_commands(sub)
 
     worker = sub.add_parser("worker", help=_("run background jobs: webhooks, syncs, the schedule (PostgreSQL store)"))
     worker.add_argument("--concurrency", type=_positive, default=jobs.DEFAULT_CONCURRENCY,

@@ -95,6 +95,7 @@ class Settings:
     plaid_env: str = "sandbox"
     plaid_base_url: str | None = None
     encryption_key: str | None = None
+    new_encryption_key: str | None = field(default=None, repr=False)  # `keys rotate` with an environment key
     sandbox_settle_seconds: float = 1.5
     public_url: str | None = None  # where the providers reach this app's webhook routes (FINANCE_PUBLIC_URL)
     allowed_hosts: tuple[str, ...] = ()  # more Host names the pages answer to (FINANCE_ALLOWED_HOSTS; finance.edge)
@@ -187,6 +188,7 @@ def load_settings(env: dict[str, str] | None = None, secrets_file: Path = SECRET
         plaid_env=_plaid_env(values.get("PLAID_ENV", "sandbox")),
         plaid_base_url=values.get("PLAID_BASE_URL", "").rstrip("/") or None,
         encryption_key=values.get("FINANCE_ENCRYPTION_KEY"),
+        new_encryption_key=values.get("FINANCE_NEW_ENCRYPTION_KEY"),
         sandbox_settle_seconds=float(values.get("FINANCE_SANDBOX_SETTLE_SECONDS", "1.5")),
         public_url=_public_url(values.get("FINANCE_PUBLIC_URL")),
         allowed_hosts=_hosts(values.get("FINANCE_ALLOWED_HOSTS", "")),

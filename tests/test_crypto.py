@@ -54,6 +54,7 @@ def test_a_key_file_that_cannot_be_read_names_the_file_not_the_variable(tmp_path
 
 def test_a_damaged_key_file_names_the_file_not_the_variable(tmp_path: Path):
     (tmp_path / "secret.key").write_bytes(b"\xff\xfe not a key")
+    (tmp_path / "secret.key").chmod(0o600)  # private, as the app makes it: only its content is wrong
     with pytest.raises(SecretError) as info:
         load_or_create_key(None, tmp_path)
     message = str(info.value)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tomllib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -23,9 +24,16 @@ REPO = Path(__file__).resolve().parents[1]
 PUBLIC = "finance.example.test"
 
 
+@dataclass(frozen=True)
+class Served:
+    base: str  # http://127.0.0.1:<port>
+    data: Path  # its data folder
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`streamlit run app.py` on a free loopback port, public at an https URL (nothing is ever sent there)."""
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """`streamlit run app.py` on a free loopback port, public at an https URL (nothing is ever sent there), started
+    under a umask that lets group and others read (as a careless service manager may)."""
     tmp = tmp_path_factory.mktemp("edge")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PLUGGY_", "PLAID_", "FINANCE_", "STREAMLIT_"))}
@@ -35,11 +43,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         app = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
                                 "--server.address", "127.0.0.1", "--server.headless", "true",
                                 "--browser.gatherUsageStats", "false"], cwd=REPO, env=env, stdout=log,
-                               stderr=subprocess.STDOUT)
+                               stderr=subprocess.STDOUT, preexec_fn=lambda: os.umask(0o022))
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for("the app", lambda: httpx.get(f"{base}/_stcore/health", timeout=2).status_code == 200)
-        yield base
+        yield Served(base, tmp / "data")
     finally:
         app.terminate()
         try:
@@ -47,6 +55,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             app.kill()
             app.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(served: Served) -> str:
+    return served.base
 
 
 def get(base: str, path: str, host: str, **headers: str) -> httpx.Response:

@@ -20,7 +20,7 @@ PURE, STORE, PROVIDERS, SYNC, SERVICES, UI, PAGES = range(7)
 LAYER_NAMES = ["pure", "store", "providers", "sync", "services", "ui", "pages"]
 SERVICE_MODULES = {"finance.services", "finance.analysts", "finance.worker", "finance.jobs", "finance.webhooks",
                    "finance.demo", "finance.cli", "finance.file_import", "finance.control_server",
-                   "finance.cli_analyst"}
+                   "finance.cli_analyst", "finance.cli_keys"}
 PAGE_MODULES = {"app", "finance.__main__"}
 PAGES_MAY_NOT_IMPORT = ("finance.store", "finance.providers", "finance.sandbox", "finance.sync")
 NAMES_ALLOWED_IN = {"finance/providers/registry.py", "finance/config.py"}

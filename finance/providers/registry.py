@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 from finance.config import Settings
+from finance.private_files import private_dir
 from finance.providers.base import ConnectableProvider, EmulatorOptions, ProviderKit
 from finance.providers.plaid.kit import KIT as PLAID
 from finance.providers.pluggy.kit import KIT as PLUGGY
@@ -43,7 +44,7 @@ def emulator(name: str, settings: Settings, state_path: Path | None = None) -> E
     path = state_path or settings.sandbox_state_dir / f"{name}.json"
     with _emulators_lock:
         if str(path) not in _emulators:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(path.parent)
             _emulators[str(path)] = found.make_emulator(
                 EmulatorOptions(state_path=path, settle_seconds=settings.sandbox_settle_seconds))
         return _emulators[str(path)]

@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from finance.private_files import write_private
+
 log = logging.getLogger(__name__)
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -439,15 +441,13 @@ class EmulatorBase:
         self._state_from_dict(state)
 
     def _save(self) -> None:
-        """Write the state atomically (temporary file + rename), so another process never reads half a file."""
+        """Write the state atomically (temporary file + rename), so another process never reads half a file, and
+        privately (0600 in a 0700 folder: it holds the sandbox logins and tokens)."""
         self._prune()
         if self.state_path is None:
             return
         state = {"version": 1, "clock": self._clock.to_state(), "outbox": self._outbox, **self._state_to_dict()}
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.state_path.with_name(f".{self.state_path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        temporary.write_text(json.dumps(state, ensure_ascii=False, indent=1), encoding="utf-8")
-        os.replace(temporary, self.state_path)
+        write_private(self.state_path, json.dumps(state, ensure_ascii=False, indent=1).encode())
         self._state_signature = self._signature()
 
 

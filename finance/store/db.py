@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from finance.categories import CATEGORIES
 from finance.errors import DatabaseBusy, StoreError
 from finance.i18n import N_, _
+from finance.private_files import make_private, private_dir
 from finance.store import migrate
 from finance.store.migrate import APP_ROLE
 from finance.store.schema import LOCAL_HOUSEHOLD, categories
@@ -112,8 +113,10 @@ STORE_NO_APP_ROLE = N_("The database login bypasses row-level security (it is a 
 
 
 def create_engine(url: str, *, pool_size: int = 5, household: str = LOCAL_HOUSEHOLD) -> sa.Engine:
-    """An engine for the store; creates the folder of a DuckDB file. Raises DatabaseBusy on a held lock and a
-    StoreError when the file cannot be opened (damaged, unreadable, on a full disk) or the server cannot be reached.
+    """An engine for the store; creates the folder of a DuckDB file (0700) and narrows the file to 0600 (its WAL,
+    re-created at every checkpoint, is private by the entry points' umask: finance.private_files). Raises
+    DatabaseBusy on a held lock and a StoreError when the file cannot be opened (damaged, unreadable, on a full disk)
+    or the server cannot be reached.
 
     On PostgreSQL, sessions run in UTC (times come back as on DuckDB), a pooled connection is checked before use
     (a server restart costs one failed operation, not a broken pool), and each process keeps `pool_size`
@@ -126,9 +129,11 @@ def create_engine(url: str, *, pool_size: int = 5, household: str = LOCAL_HOUSEH
     else:
         engine = base = sa.create_engine(url)
         created = True
+    path = Path(url.removeprefix("duckdb:///").split("?", 1)[0]) \
+        if url.startswith("duckdb:///") and not url.startswith("duckdb:///:memory:") else None
     try:
-        if url.startswith("duckdb:///") and not url.startswith("duckdb:///:memory:"):
-            Path(url.removeprefix("duckdb:///")).parent.mkdir(parents=True, exist_ok=True)
+        if path is not None:
+            private_dir(path.parent)
         with engine.connect():
             pass
     except Exception as exc:
@@ -144,6 +149,9 @@ def create_engine(url: str, *, pool_size: int = 5, household: str = LOCAL_HOUSEH
         if problem is None:
             raise
         raise problem from exc
+    if path is not None:  # DuckDB created the file (and its WAL) with the umask's mode: the owner's only
+        make_private(path)
+        make_private(path.with_name(path.name + ".wal"))
     return engine
 
 
