@@ -49,14 +49,15 @@ def open_requested_reconnect() -> None:
     row = match.iloc[0]
     problem = connect_widget.start_reconnect(svc, str(row["id"]), str(row["provider"]), str(row["external_id"]))
     if problem:
-        st.error(problem, icon="⚠️")
+        st.error(escape_markdown(problem), icon="⚠️")
 
 
 def announce(finished: Flow | None) -> None:
     """Say how a connect or reconnect that finished in this run went (the widget keeps saying it, too)."""
     if finished is not None and finished.message:
         with notice:
-            (st.success if finished.ok else st.warning)(finished.message, icon="✅" if finished.ok else "⚠️")
+            (st.success if finished.ok else st.warning)(escape_markdown(finished.message),
+                                                        icon="✅" if finished.ok else "⚠️")
 
 
 show_flash(PAGE)
