@@ -57,8 +57,8 @@ else:
 
     from finance import edge, i18n, webhooks, worker
     from finance.config import load_settings
-    from finance.ui.auth import startup_check
     from finance.private_files import private_process
+    from finance.ui.auth import startup_check
 
     private_process()  # every file the server creates is its owner's only (the store's WAL, snapshots, keys)
     i18n.compile_catalogs()  # the interface catalogs (finance/locale), built from their .po files when newer

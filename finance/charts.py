@@ -1,13 +1,13 @@
-"""Plotly figure builders: data in, figure out. No Streamlit, no SQL."""
+"""Plotly figure builders: data in, figure out. No Streamlit, no SQL. Bank text (account, category and merchant
+names) goes in through escape_plot_text: plotly would draw the HTML in it."""
 
 from __future__ import annotations
-
-import html
 
 import pandas as pd
 import plotly.graph_objects as go
 
 from finance.cashflow import MIDDLE, CashFlow
+from finance.formatting import escape_plot_text
 from finance.i18n import _, format_month, number_separators
 
 INCOME_COLOR = "#2e7d32"
@@ -63,7 +63,7 @@ def cashflow_figure(frame: pd.DataFrame, currency: str) -> go.Figure:
 def category_figure(frame: pd.DataFrame, currency: str) -> go.Figure:
     """Spending by category, largest at the top, for one currency."""
     data = frame[frame["currency"] == currency].sort_values("spending")
-    fig = go.Figure(go.Bar(x=data["spending"].astype(float), y=[_(name) for name in data["category"]],
+    fig = go.Figure(go.Bar(x=data["spending"].astype(float), y=[escape_plot_text(_(name)) for name in data["category"]],
                            orientation="h", marker_color=SPENDING_COLOR, customdata=data["transactions"],
                            hovertemplate=_("%{y}: %{x:,.2f} (%{customdata} transactions)") + "<extra></extra>"))
     fig = _layout(fig, _("Spending by category ({currency})").format(currency=currency), currency)
@@ -88,7 +88,7 @@ def base_net_worth_figure(series: pd.DataFrame, base: str) -> go.Figure:
 
 def sankey_figure(flow: CashFlow) -> go.Figure:
     """One currency's cash flow as a Sankey: income sources → money in → spending by category and savings. Node
-    labels are bank text, HTML-escaped (plotly would render tags such as <a> or <b> in a label)."""
+    labels are bank text, escaped (plotly would render tags such as <a> or <b> in a label)."""
     middle = str(MIDDLE)
     into = [f for f in flow.flows if f.target == middle]
     out_of = [f for f in flow.flows if f.source == middle]
@@ -100,7 +100,7 @@ def sankey_figure(flow: CashFlow) -> go.Figure:
     links = [(i, middle) for i in range(len(into))] + [(middle, middle + 1 + j) for j in range(len(out_of))]
     fig = go.Figure(go.Sankey(
         arrangement="snap",
-        node={"label": [html.escape(label) for label in labels], "color": colors, "pad": 14, "thickness": 16,
+        node={"label": [escape_plot_text(label) for label in labels], "color": colors, "pad": 14, "thickness": 16,
               "hovertemplate": "%{label}: %{value:,.2f}<extra></extra>"},
         link={"source": [s for s, _ in links], "target": [t for _, t in links],
               "value": [float(f.amount) for f in ordered], "customdata": [f.transactions for f in ordered],
@@ -113,11 +113,11 @@ def sankey_figure(flow: CashFlow) -> go.Figure:
 
 
 def forecast_figure(projection: pd.DataFrame, currency: str) -> go.Figure:
-    """Each account's expected balance per day for one currency (account names HTML-escaped: they are bank text)."""
+    """Each account's expected balance per day for one currency (account names escaped: they are bank text)."""
     data = projection[projection["currency"] == currency]
     fig = go.Figure()
     for account_id, rows in data.groupby("account_id", sort=False):
-        fig.add_scatter(x=rows["day"], y=rows["balance"].astype(float), name=html.escape(rows["account"].iloc[0]),
+        fig.add_scatter(x=rows["day"], y=rows["balance"].astype(float), name=escape_plot_text(rows["account"].iloc[0]),
                         line={"shape": "hv"}, legendgroup=str(account_id))
     fig.add_hline(y=0, line={"color": SPENDING_COLOR, "dash": "dot", "width": 1})
     _month_axis(fig, data["day"])

@@ -1,8 +1,10 @@
-"""How amounts and times are shown: R$ 1.234,56 and $1,234.56; missing values never crash a page; text cells of a CSV
-export never run as formulas."""
+"""How amounts, times and bank text are shown: R$ 1.234,56 and $1,234.56; missing values never crash a page; bank text
+(descriptions, merchants, account, institution and category names, notes, providers' messages) reads literally
+wherever Streamlit renders Markdown or plotly renders HTML: it is data, never markup."""
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -56,10 +58,28 @@ def format_when(value: datetime | date | None, fmt: str = "%Y-%m-%d %H:%M", miss
     return value.strftime(fmt)
 
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+_ASCII_PUNCTUATION = re.compile(r"""([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~])""")
+_AUTOLINK_BREAK = re.compile(r"(?<=[:@])|(?=\.)")
+WORD_JOINER = "\u2060"
 
 
 def escape_markdown(text: str) -> str:
-    """`text` (bank text, say) shown literally by st.markdown and the st.warning family: every character that
-    Markdown, LaTeX (`$`) or an autolink (`:`) would act on is backslash-escaped."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    """`text` (bank text, say) shown literally by every element that renders Markdown (st.markdown, captions,
+    the st.warning family, toasts, widget and metric labels, radio options, tabs, expanders, st.table cells, help
+    tooltips): nothing in it can draw a link, an image, a heading, formatting, a colour, an icon or LaTeX.
+
+    Whitespace runs become one space (a line break could start a heading or a code block; the browser would show
+    one space anyway); every ASCII punctuation character is backslash-escaped (CommonMark shows an escaped one
+    as itself, `&` included, so entities stay text); an invisible word joiner after `:` and `@` and before `.`
+    stops what Streamlit finds in the parsed text, escapes or not: web addresses and e-mail addresses turned into
+    links, `:material/…:` icons."""
+    flat = " ".join(str(text).split())
+    return _ASCII_PUNCTUATION.sub(r"\\\1", _AUTOLINK_BREAK.sub(WORD_JOINER, flat))
+
+
+def escape_plot_text(text: object) -> str:
+    """`text` (bank text, say) shown literally in a plotly figure's title, axis and tick labels, legend, node labels
+    and hovers: plotly draws the tags of a string (<a href>, <b>, <i>, <br>, <span style>, …) and decodes its
+    entities, so `&`, `<` and `>` are escaped. Bank text never goes into a hovertemplate or texttemplate (its `%{…}`
+    would be read as a field): it goes in as data, which plotly substitutes once and never reads again."""
+    return html.escape(str(text), quote=False)

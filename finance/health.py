@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
+from finance.formatting import escape_plot_text
 from finance.i18n import N_, LazyText, _, format_short_day, format_timestamp, ngettext, number_separators
 from finance.model import EXPIRING_SIGNALS, ConnectionStatus
 
@@ -461,8 +462,9 @@ def timeline_figure(runs: pd.DataFrame) -> go.Figure:
         if data.empty:
             continue
         custom = data[["institution", "trigger", "added", "modified", "removed", "merged", "requests"]].astype(str)
+        custom["institution"] = [escape_plot_text(name) for name in custom["institution"]]  # bank text: no markup
         custom["trigger"] = [trigger_label(t) for t in data["trigger"]]
-        custom["message"] = data["message"].fillna("").astype(str).str.slice(0, 120)
+        custom["message"] = [escape_plot_text(m) for m in data["message"].fillna("").astype(str).str.slice(0, 120)]
         fig.add_scatter(
             x=pd.to_datetime(data["started_at"], utc=True),
             y=pd.to_numeric(data["duration_ms"], errors="coerce").fillna(0) / 1000,

@@ -9,7 +9,7 @@ import streamlit as st
 
 from finance.budgets import BudgetError, BudgetLine, add_months, first_of_month, last_of_month
 from finance.categories import labelled
-from finance.formatting import format_money
+from finance.formatting import escape_markdown, format_money
 from finance.households import NotAllowed
 from finance.i18n import _, format_long_month, format_period, month_names
 from finance.ui.auth import editor
@@ -105,8 +105,8 @@ for currency in sorted({line.currency for line in month_lines}):
     over = [line.category_name for line in mine if line.over]
     st.markdown(f"**{currency}**")
     if over:
-        st.error(_("Over budget in {currency}: {categories}.").format(currency=currency, categories=", ".join(over)),
-                 icon="🔴")
+        st.error(_("Over budget in {currency}: {categories}.").format(
+            currency=currency, categories=escape_markdown(", ".join(over))), icon="🔴")
     st.dataframe(highlighted(lines_table(mine, currency, with_month=True)), hide_index=True, width="stretch",
                  key=f"budgets_month_{currency}")
 st.caption(f"{format_period(month, last_of_month(month))}. {rules}{pending_note} "

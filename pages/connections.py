@@ -56,7 +56,7 @@ def open_requested_reconnect() -> None:
     row = match.iloc[0]
     problem = connect_widget.start_reconnect(svc, str(row["id"]), str(row["provider"]), str(row["external_id"]))
     if problem:
-        st.error(problem, icon="⚠️")
+        st.error(escape_markdown(problem), icon="⚠️")
 
 
 def announce(finished: Flow | None) -> None:
@@ -66,7 +66,8 @@ def announce(finished: Flow | None) -> None:
             "provider": finished.provider, "institution": finished.institution.name if finished.institution else None})
     if finished is not None and finished.message:
         with notice:
-            (st.success if finished.ok else st.warning)(finished.message, icon="✅" if finished.ok else "⚠️")
+            (st.success if finished.ok else st.warning)(escape_markdown(finished.message),
+                                                        icon="✅" if finished.ok else "⚠️")
 
 
 show_flash(PAGE)

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from finance.errors import ConsoleError
+from finance.formatting import escape_markdown
 from finance.i18n import _, format_number, ngettext
 from finance.ui.auth import audited, record
 from finance.ui.context import services
@@ -21,7 +22,7 @@ st.caption(_("Read-only SQL (DuckDB dialect) over a snapshot of the store taken 
 try:
     saved = console.saved()
 except ConsoleError as exc:
-    st.warning(exc.message)
+    st.warning(escape_markdown(exc.message))
     saved = []
 choices = {q.name: q for q in (*saved, *console.EXAMPLES)}
 
@@ -72,13 +73,13 @@ with console_tab:
                   disabled=not (chosen in choices and not choices[chosen].example))
     kind, text = st.session_state.pop("explore_flash", (None, None))
     if kind == "success":
-        st.success(text, icon="✅")
+        st.success(escape_markdown(text), icon="✅")
     elif kind == "error":
-        st.error(text, icon="⚠️")
+        st.error(escape_markdown(text), icon="⚠️")
 
     ran_sql, outcome = st.session_state.get("explore_result", (None, None))
     if isinstance(outcome, ConsoleError):
-        st.error(outcome.message, icon="⚠️")
+        st.error(escape_markdown(outcome.message), icon="⚠️")
     elif outcome is not None:
         if ran_sql != sql:
             st.caption(_("The query changed since these results; press Run to refresh them."))

@@ -42,11 +42,11 @@ show_flash(PAGE)
 
 
 def run(action, *args, **kwargs) -> None:
-    """A button callback: one change, reported on the next run; a refusal says why (as text, not Markdown)."""
+    """A button callback: one change, reported on the next run; a refusal says why."""
     try:
-        flash(PAGE, "success", escape_markdown(action(*args, actor=editor(), **kwargs)))
+        flash(PAGE, "success", action(*args, actor=editor(), **kwargs))
     except (BadFile, EditError) as exc:
-        flash(PAGE, "error", escape_markdown(str(exc)))
+        flash(PAGE, "error", str(exc))
 
 
 def create_account() -> None:

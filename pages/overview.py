@@ -11,7 +11,7 @@ from finance import charts, money
 from finance.categories import category_label
 from finance.demo import DEMO_BANKS, demo_available
 from finance.filters import TransactionFilter
-from finance.formatting import format_money
+from finance.formatting import escape_markdown, format_money
 from finance.i18n import _, format_number, format_period, format_short_day, format_timestamp, ngettext
 from finance.ui import sandbox
 from finance.ui.context import as_of_caption, services, status_badge
@@ -115,7 +115,7 @@ for currency in currencies:
                     help=help_flow)
     more[0].metric(_("Savings rate"), percent(now.savings_rate), points(key.change("savings_rate")),
                    help=_("Income minus spending, as a share of income (none without income).") + " " + help_flow)
-    largest = (_("{description} on {day}.").format(description=now.largest_description,
+    largest = (_("{description} on {day}.").format(description=escape_markdown(now.largest_description),
                                                    day=format_short_day(now.largest_day)) + " "
                if now.largest_description and now.largest_day else "")
     more[1].metric(_("Largest expense"), format_money(now.largest_expense, currency),
@@ -208,7 +208,7 @@ if choice is not None:
         st.markdown(ngettext("**{category}** in {currency}: {count} transaction, {out} out, {into} in.",
                              "**{category}** in {currency}: {count} transactions, {out} out, {into} in.",
                              total.transactions).format(
-            category=names[choice], currency=total.currency, count=format_number(total.transactions),
+            category=escape_markdown(names[choice]), currency=total.currency, count=format_number(total.transactions),
             out=format_money(total.money_out, total.currency), into=format_money(total.money_in, total.currency)))
     rows = found.rows
     st.dataframe(transaction_rows(rows), hide_index=True, width="stretch", key="overview_category_rows",
@@ -225,13 +225,14 @@ if choice is not None:
 st.subheader(_("Sync status"))
 for row in status.itertuples():
     last = format_timestamp(row.last_success_at)
-    line = f"**{row.institution_name}** {status_badge(row.status)} · " + ngettext(
+    line = f"**{escape_markdown(str(row.institution_name))}** {status_badge(row.status)} · " + ngettext(
         "{count} account", "{count} accounts", row.accounts).format(count=row.accounts) + " · " + \
         _("last sync {when}").format(when=last)
     st.markdown(line)
     if row.last_outcome == "failed":
-        st.error(_("Last sync failed: {message}").format(message=row.last_message), icon="⚠️")
+        st.error(_("Last sync failed: {message}").format(message=escape_markdown(str(row.last_message))),
+                 icon="⚠️")
     elif row.last_message:
-        st.caption(row.last_message)
+        st.caption(escape_markdown(str(row.last_message)))
     if row.status_detail and row.status != "active":
-        st.warning(row.status_detail)
+        st.warning(escape_markdown(str(row.status_detail)))

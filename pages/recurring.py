@@ -8,7 +8,7 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
-from finance.formatting import escape_markdown, format_money
+from finance.formatting import format_money
 from finance.households import NotAllowed
 from finance.i18n import N_, _, format_long_month, format_short_day, ngettext
 from finance.recurring import CADENCE_LABELS, CADENCES, RecurringError, Series, remaining_total
@@ -39,9 +39,9 @@ def money(amount, currency: str) -> str:
 def choose(series: Series, status: str, **edits: str | None) -> None:
     """A button or form callback: store the choice, say what happened on the next run."""
     try:
-        flash(PAGE, "success", escape_markdown(svc.recurring.choose(series, status, actor=editor(), **edits)))
+        flash(PAGE, "success", svc.recurring.choose(series, status, actor=editor(), **edits))
     except (RecurringError, NotAllowed) as exc:
-        flash(PAGE, "error", escape_markdown(str(exc)))
+        flash(PAGE, "error", str(exc))
 
 
 def save_edit(series: Series) -> None:

@@ -99,15 +99,18 @@ else:
     middle.metric(_("Webhooks received"), state.received,
                   help=ngettext("{count} replay ignored", "{count} replays ignored", state.duplicates).format(
                       count=state.duplicates))
-    right.metric(_("Webhooks rejected"), state.rejected, help=state.last_rejection or _("None so far"))
+    right.metric(_("Webhooks rejected"), state.rejected,
+                 help=escape_markdown(state.last_rejection) if state.last_rejection else _("None so far"))
     lines = []
     if state.current:
-        lines.append(_("Syncing **{name}** now.").format(name=names.get(state.current, state.current)))
+        lines.append(_("Syncing **{name}** now.").format(name=escape_markdown(names.get(state.current,
+                                                                                         state.current))))
     for queued in state.queue:
         lines.append(ngettext("Queued: **{name}** ({trigger}, {count} event, starts in {seconds} s).",
                               "Queued: **{name}** ({trigger}, {count} events, starts in {seconds} s).",
                               queued.events).format(
-            name=names.get(queued.connection_id, queued.connection_id), trigger=health.trigger_label(queued.trigger),
+            name=escape_markdown(names.get(queued.connection_id, queued.connection_id)),
+            trigger=health.trigger_label(queued.trigger),
             count=queued.events, seconds=f"{queued.due_in:.0f}"))
     if state.next_runs:
         soonest = min(state.next_runs.values())
@@ -116,18 +119,18 @@ else:
             if state.interval else _("Scheduled syncs are off."))
     if state.paused:
         lines.append(_("Paused until reconnected: {names}.").format(
-            names=", ".join(names.get(c, c) for c in state.paused)))
+            names=escape_markdown(", ".join(names.get(c, c) for c in state.paused))))
     if state.last_webhook:
         provider, kind, when = state.last_webhook
-        lines.append(_("Last webhook: {provider} `{kind}` at {when} UTC.").format(
-            provider=provider, kind=kind, when=format_timestamp(when)))
+        lines.append(_("Last webhook: {provider} “{kind}” at {when} UTC.").format(
+            provider=provider, kind=escape_markdown(kind), when=format_timestamp(when)))
     if state.syncs:
         lines.append(_("Syncs run by the worker: {counts}.").format(
             counts=", ".join(f"{n} {health.trigger_label(t)}" for t, n in sorted(state.syncs.items()))))
-    lines += list(state.registration)
+    lines += [escape_markdown(line) for line in state.registration]
     if state.last_error:
         lines.append(":red[" + _("Last background error: {error} (see the server log).").format(
-            error=state.last_error) + "]")
+            error=escape_markdown(state.last_error)) + "]")
     st.markdown("\n".join(f"- {line}" for line in lines) or _("Idle."))
 if not svc.settings.public_url:
     st.caption(_("Webhooks are off: set FINANCE_PUBLIC_URL to the address the providers can reach this app at (e.g. "

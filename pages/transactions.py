@@ -205,9 +205,10 @@ if not rules.empty:
     with st.expander(_("Category rules ({count})").format(count=len(rules))):
         for rule in rules.itertuples():
             line, remove = st.columns([5, 1])
-            line.markdown(f"**{escape_markdown(str(rule.merchant))}** → {_(rule.category_name)} · " + ngettext(
-                "{count} transaction", "{count} transactions", rule.transactions).format(
-                    count=format_number(rule.transactions)))
+            uses = ngettext("{count} transaction", "{count} transactions", rule.transactions).format(
+                count=format_number(rule.transactions))
+            line.markdown(f"**{escape_markdown(str(rule.merchant))}** → {escape_markdown(_(rule.category_name))} · "
+                          f"{uses}")
             remove.button(_("Remove rule"), key=f"txn_rule_{rule.id}", on_click=edit,
                           args=(svc.rules.delete, rule.id), disabled=not may_edit)
 
@@ -243,7 +244,8 @@ with st.container(border=True):
         left, right = st.columns(2)
         left.selectbox(_("Category"), list(category_labels), format_func=category_labels.__getitem__,
                        key="txn_category")
-        left.checkbox(_("Use for every {merchant} transaction, past and future").format(merchant=merchant) if merchant
+        left.checkbox(_("Use for every {merchant} transaction, past and future").format(
+                          merchant=escape_markdown(merchant)) if merchant
                       else _("No merchant: a change applies to this transaction only"),
                       key="txn_as_rule", disabled=merchant is None,
                       help=_("Saved as a rule. Transactions where you chose a category yourself keep theirs."))

@@ -81,4 +81,4 @@ def test_hostile_thresholds_are_refused(text):
 
 def test_escape_markdown_shows_bank_text_literally():
     assert escape_markdown("[x](javascript:alert) **R$ 5** <b>") == \
-        r"\[x\]\(javascript\:alert\) \*\*R\$ 5\*\* \<b\>"
+        "\\[x\\]\\(javascript\\:\u2060alert\\) \\*\\*R\\$ 5\\*\\* \\<b\\>"

@@ -10,6 +10,7 @@ from typing import Any
 import streamlit as st
 
 from finance import health, worker
+from finance.formatting import escape_markdown
 from finance.households import Permission
 from finance.i18n import _
 from finance.ui.auth import can
@@ -61,7 +62,8 @@ def _draw(slot: Any, items: list[health.BannerItem], place: str) -> None:
             template = {health.CONSENT_EXPIRING: _("**{institution}** consent is expiring: {message}"),
                         health.REVOKED: _("**{institution}** access was revoked: {message}")}.get(
                 item.state, _("**{institution}** needs you to reconnect: {message}"))
-            message = template.format(institution=item.institution, message=item.message)
+            message = template.format(institution=escape_markdown(item.institution),
+                                      message=escape_markdown(item.message))
             if item.urgent:
                 text.error(message, icon="🔌")
             else:

@@ -18,6 +18,7 @@ import streamlit as st
 from finance import connect_flow
 from finance.connect_flow import Effect, Finish, Flow, Login, MintToken, SendMfa, Step
 from finance.errors import ProviderError
+from finance.formatting import escape_markdown
 from finance.i18n import _
 from finance.model import ConnectionState
 from finance.providers import registry
@@ -210,7 +211,7 @@ def _settle(provider: ConnectableProvider, external_id: str) -> ConnectionState:
     with slot.status(_("Talking to the bank…"), expanded=False) as box:
         state = provider.wait_until_settled(
             external_id, on_progress=lambda step: box.update(label=_("Bank: {step}…").format(
-                step=step.replace("_", " ").lower())))
+                step=escape_markdown(step.replace("_", " ").lower()))))
     slot.empty()
     return state
 

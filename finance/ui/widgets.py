@@ -10,7 +10,7 @@ import streamlit as st
 
 from finance import money
 from finance.demo import DemoUnavailable, run_demo
-from finance.formatting import format_money
+from finance.formatting import escape_markdown, format_money
 from finance.i18n import _, format_period
 from finance.services import Services
 from finance.ui.auth import current_member
@@ -19,16 +19,18 @@ FLASH_KINDS = {"success": (st.success, "✅"), "error": (st.error, "⚠️"), "w
 
 
 def flash(page: str, kind: str, text: str) -> None:
-    """Keep a message for the page's next run (a callback or st.rerun would otherwise lose it)."""
+    """Keep a message for the page's next run (a callback or st.rerun would otherwise lose it). `text` is plain
+    text, never Markdown: it is shown literally."""
     st.session_state[f"{page}_flash"] = (kind, text)
 
 
 def show_flash(page: str) -> None:
-    """Show, once, the message `flash` kept for this page."""
+    """Show, once, the message `flash` kept for this page, literally: messages carry bank text (an institution, a
+    merchant, a provider's error)."""
     kind, text = st.session_state.pop(f"{page}_flash", (None, None))
     if kind in FLASH_KINDS:
         show, icon = FLASH_KINDS[kind]
-        show(text, icon=icon)
+        show(escape_markdown(text), icon=icon)
 
 
 def actor() -> str:
