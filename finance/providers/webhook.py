@@ -7,7 +7,7 @@ Each provider verifies and parses its own deliveries and says what each event me
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +19,15 @@ MAX_ID_LENGTH = 200
 MAX_LISTED_IDS = 10_000
 """The most transaction ids one event may list."""
 SYNC_NOTE = "sync requested"
+PORTFOLIO = "portfolio"
+"""A `Plan.refetch` entry: the connection's investments, loans or bills changed, so its sync reads the portfolio even
+within finance.portfolio.PORTFOLIO_INTERVAL of the last read. It names no transactions: those are fetched as they
+would be without it (a plan with only this entry asks for a whole sync)."""
+
+
+def transactions_named(refetch: Iterable[str]) -> list[str]:
+    """The entries of `refetch` that name transactions (all but PORTFOLIO): empty means a whole fetch."""
+    return sorted(set(refetch) - {PORTFOLIO})
 
 
 class WebhookRejected(Exception):
