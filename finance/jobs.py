@@ -36,6 +36,7 @@ from procrastinate.exceptions import AlreadyEnqueued
 from finance import health
 from finance.config import LOCAL_HOUSEHOLD
 from finance.i18n import N_, Messages
+from finance.providers.webhook import PORTFOLIO, transactions_named
 from finance.store import jobs as job_tables
 from finance.store import webhook_events
 from finance.store.connections import schedule_rows
@@ -195,8 +196,9 @@ class JobQueue:
         plans = [plan_event(services, _event(e)) for e in events]
         removed = sorted({r for plan in plans for r in plan.removed})
         # Only what the events named, when every one of them named it and nothing else asked for this sync.
-        precise = trigger == WEBHOOK and bool(plans) and all(plan.refetch for plan in plans)
-        refetch = sorted({r for plan in plans for r in plan.refetch}) if precise else []
+        precise = trigger == WEBHOOK and bool(plans) and all(transactions_named(plan.refetch) for plan in plans)
+        named = {r for plan in plans for r in plan.refetch}
+        refetch = sorted(named) if precise else sorted(named & {PORTFOLIO})  # a portfolio change is read anyway
         result = services.sync.sync_connection(connection_id, trigger=trigger, removed=removed, refetch=refetch)
         if result.outcome == "skipped":
             if busy + 1 < MAX_BUSY:

@@ -1,4 +1,4 @@
-"""Card bills and installment commitments as the pages show them (pure: no SQL).
+"""Card bills and installment commitments as the pages show them, and when a sync reads the portfolio (pure: no SQL).
 
 - Each card's current bill is the first one not yet due (closed and waiting for payment, or still open); its next
   bill is the one after. A card with no bill ahead shows its latest.
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from finance.formatting import format_money
@@ -21,6 +21,18 @@ from finance.recurring import Series, add_months
 RESOURCE_LABELS = Messages({"investments": N_("investments"), "investment_transactions": N_("investment transactions"),
                             "liabilities": N_("loans"), "bills": N_("card bills")})
 """finance.model.PORTFOLIO_RESOURCES in words, for the messages that say which could not be read."""
+
+
+PORTFOLIO_INTERVAL = timedelta(hours=1)
+"""How often a sync reads a connection's investments, loans and bills: they change daily at most (prices close once a
+day, bills once a month), while transactions are synced every few minutes and on every webhook. Each read costs a
+request per resource and per investment; a webhook saying the portfolio changed reads it sooner."""
+
+
+def portfolio_due(last_read: datetime | None, now: datetime) -> bool:
+    """Whether a sync at `now` reads the portfolio, last read at `last_read` (None: never). A last read in the future
+    (the clock went back) is due: the interval cannot be trusted then."""
+    return last_read is None or last_read > now or now - last_read >= PORTFOLIO_INTERVAL
 
 
 def resource_label(resource: str) -> str:

@@ -11,7 +11,8 @@
 - Streaming: mapped pages go to a staging file as they arrive, so memory does not grow with the sync's size.
 - The portfolio (investments, loans, card bills) is read alongside the transactions and saved after them, in a
   transaction of its own: when it fails, the transactions are still saved and the failure is recorded per
-  resource (`portfolio_status`), its stored rows left as they were.
+  resource (`portfolio_status`), its stored rows left as they were. It is read at most once per
+  finance.portfolio.PORTFOLIO_INTERVAL, unless a webhook says it changed (`finance.providers.webhook.PORTFOLIO`).
 """
 
 from __future__ import annotations
@@ -47,8 +48,9 @@ from finance.model import (
     SetAside,
     TransactionChanges,
 )
-from finance.portfolio import resource_label
+from finance.portfolio import portfolio_due, resource_label
 from finance.providers.base import Provider, at_once
+from finance.providers.webhook import PORTFOLIO, transactions_named
 from finance.store import locks
 from finance.store.account_links import link_accounts, linked_successors, predecessors, refresh_since
 from finance.store.accounts import stored_accounts
@@ -61,6 +63,7 @@ from finance.store.portfolio import (
     apply_portfolio,
     delete_portfolio,
     investments_since,
+    last_portfolio_read,
     rebuild_portfolio_history,
     record_status,
 )
@@ -202,12 +205,17 @@ def _already_running(connection_id: str) -> SyncResult:
                       _("A sync of this connection is already running."))
 
 
-def save_portfolio(engine: sa.Engine, connection_id: str, provider_name: str, portfolio: Portfolio | Exception,
-                   rebuilt: Sequence[str], *, now: datetime, today: date) -> str:
-    """Store a connection's portfolio read (or its failure) after its transactions were saved (`rebuilt`: the
-    accounts whose balance history that rewrote); a sentence for the sync's message when something could not
-    be read or saved, else ''."""
+def save_portfolio(engine: sa.Engine, connection_id: str, provider_name: str,
+                   portfolio: Portfolio | Exception | None, rebuilt: Sequence[str], *, now: datetime,
+                   today: date) -> str:
+    """Store a connection's portfolio read (or its failure; None: not read this time) after its transactions were
+    saved (`rebuilt`: the accounts whose balance history that rewrote); a sentence for the sync's message when
+    something could not be read or saved, else ''."""
     failure: tuple[str, str] | None = None
+    if portfolio is None:  # the stored portfolio stands; the loan and investment history the apply rewrote is redone
+        with engine.begin() as conn:
+            rebuild_portfolio_history(conn, connection_id, today, only=rebuilt)
+        return ""
     if isinstance(portfolio, Exception):
         failure = _error_message(portfolio)
     else:
@@ -230,6 +238,11 @@ def save_portfolio(engine: sa.Engine, connection_id: str, provider_name: str, po
         return " " + _("Not updated this time: {failures}").format(failures="; ".join(
             f"{resource_label(f.resource)} ({f.message})" for f in portfolio.failures))
     return ""
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """A stored instant as an aware UTC datetime (a driver may hand it back naive)."""
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
 def schedule_interval(provider: Provider | None, interval: timedelta | None) -> timedelta | None:
@@ -363,14 +376,23 @@ class SyncEngine:
                 if state.status in NEEDS_USER:
                     raise ReauthRequired(state.status_detail or _("This connection needs you to reconnect."),
                                          code=state.error_code or state.status.value, provider=row.provider)
-                progress(_("Fetching transactions, investments, loans and bills"), 0.25)
                 with self.engine.connect() as conn:
                     since = investments_since(conn, connection_id)
-                named = {"refetch": sorted(refetch)} if refetch else {}  # a webhook named exactly what changed
-                changes, portfolio = at_once(
-                    lambda: provider.fetch_transactions(row.external_id, accounts, row.sync_cursor,
-                                                        sink=staged.append, **named),
-                    lambda: provider.fetch_portfolio(row.external_id, accounts, since=since))
+                    last_read = last_portfolio_read(conn, connection_id)
+                named = {"refetch": transactions_named(refetch)} if transactions_named(refetch) else {}
+
+                def transactions() -> TransactionChanges:  # all since the cursor, or what a webhook named
+                    return provider.fetch_transactions(row.external_id, accounts, row.sync_cursor,
+                                                       sink=staged.append, **named)
+
+                portfolio: Portfolio | Exception | None = None
+                if PORTFOLIO in refetch or portfolio_due(_utc(last_read), self._now()):
+                    progress(_("Fetching transactions, investments, loans and bills"), 0.25)
+                    changes, portfolio = at_once(
+                        transactions, lambda: provider.fetch_portfolio(row.external_id, accounts, since=since))
+                else:
+                    progress(_("Fetching transactions"), 0.25)
+                    changes = transactions()
                 changes.removed.extend(sorted(set(removed) - set(changes.removed)))
                 requests = sent.value
                 progress(_("Saving"), 0.85)

@@ -27,6 +27,7 @@ import sqlalchemy as sa
 
 from finance import health, jobs
 from finance.config import LOCAL_HOUSEHOLD
+from finance.providers.webhook import PORTFOLIO, transactions_named
 from finance.store import connections, webhook_events
 from finance.store import jobs as job_tables
 from finance.sync import schedule_interval
@@ -156,13 +157,14 @@ class Worker:
         refetch: the provider's description of exactly what changed (a webhook's transaction ids); a sync asked for
         with one fetches only that, unless a request for a whole sync joins it."""
         refetch = set(refetch)
+        whole = not transactions_named(refetch)  # a PORTFOLIO entry alone still asks for every transaction
         with self._cond:
             due = self._mono() + (self._debounce if delay is None else delay)
             pending = self._pending.get(connection_id)
             if pending is None:
-                pending = self._pending[connection_id] = _Pending(trigger, due, full=not refetch)
+                pending = self._pending[connection_id] = _Pending(trigger, due, full=whole)
             else:
-                pending.full |= not refetch
+                pending.full |= whole
                 if trigger == WEBHOOK:
                     pending.trigger = WEBHOOK  # a webhook's reason outranks the schedule's
             pending.removed.update(removed)
@@ -298,7 +300,7 @@ class Worker:
     # -- syncs --------------------------------------------------------------------------------
     def _run_sync(self, connection_id: str, pending: _Pending) -> None:
         removed = pending.removed | self._carry.get(connection_id, set())
-        refetch = sorted(pending.refetch) if not pending.full else []
+        refetch = sorted(pending.refetch) if not pending.full else sorted(pending.refetch & {PORTFOLIO})
         result: SyncResult = self.services.sync.sync_connection(connection_id, trigger=pending.trigger,
                                                                 removed=sorted(removed), refetch=refetch)
         if result.outcome == "skipped":

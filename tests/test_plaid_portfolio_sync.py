@@ -17,6 +17,7 @@ from finance.crypto import SecretBox
 from finance.providers.plaid.client import PlaidClient
 from finance.providers.plaid.provider import PlaidProvider
 from finance.providers.plaid.sandbox import PlaidEmulator
+from finance.providers.webhook import PORTFOLIO, WebhookEvent
 from finance.sandbox.common import Clock
 from finance.store.db import create_engine, init_schema
 from finance.store.secrets import SecretStore
@@ -127,6 +128,7 @@ def test_a_failing_resource_is_recorded_and_the_rest_stored(stack: Stack) -> Non
     assert not status["liabilities"].ok and status["liabilities"].error_code == "INTERNAL_SERVER_ERROR"
     assert status["investments"].ok and stack.rows("SELECT COUNT(*) AS n FROM holdings")[0].n > 0
     stack.emulator.faults.clear()
+    stack.emulator.advance(hours=1)  # the next read of the portfolio
     assert stack.sync.sync_connection(cid).outcome == "success"
     assert stack.rows("SELECT COUNT(*) AS n FROM liabilities")[0].n == 4
 
@@ -151,3 +153,48 @@ def test_a_second_item_of_the_same_household_continues_the_first(stack: Stack) -
     assert len(pairs) == len(new) == len(old)  # every account found again, by mask and kind
     assert all(by_id[old_id].mask == next(a.mask for a in new if a.external_id == new_id)
                for new_id, old_id in pairs.items())
+
+
+def _portfolio_requests(stack: Stack) -> list[str]:
+    return sorted(p for _, p in stack.emulator.request_log if p.startswith(("/investments/", "/liabilities/")))
+
+
+def test_a_sync_within_the_hour_of_the_last_portfolio_read_sends_no_portfolio_request(stack: Stack) -> None:
+    cid = stack.connect()
+    assert stack.sync.sync_connection(cid).outcome == "success"
+    holdings = stack.rows("SELECT * FROM holdings ORDER BY 1, 2")
+    stack.emulator.advance(hours=0.9)
+    stack.emulator.request_log.clear()
+    result = stack.sync.sync_connection(cid)
+    assert result.outcome == "success" and "not updated" not in result.message.lower()
+    assert _portfolio_requests(stack) == [] and "/transactions/sync" in {p for _, p in stack.emulator.request_log}
+    assert stack.rows("SELECT * FROM holdings ORDER BY 1, 2") == holdings  # what was read stays
+    investment = stack.rows("SELECT id FROM accounts WHERE type = 'investment'")[0].id
+    assert stack.rows("SELECT COUNT(*) AS n FROM balance_history WHERE account_id = :a AND source = 'reconstructed'",
+                      a=investment)[0].n > 1  # its history is still rebuilt, not left flat by the transactions' apply
+
+
+def test_a_sync_an_hour_after_the_last_portfolio_read_reads_it_again(stack: Stack) -> None:
+    cid = stack.connect()
+    stack.sync.sync_connection(cid)
+    stack.emulator.advance(hours=1)
+    stack.emulator.request_log.clear()
+    assert stack.sync.sync_connection(cid).outcome == "success"
+    assert _portfolio_requests(stack) == [
+        "/investments/holdings/get", "/investments/transactions/get", "/liabilities/get"]
+
+
+@pytest.mark.parametrize("kind", ["HOLDINGS", "INVESTMENTS_TRANSACTIONS", "LIABILITIES"])
+def test_a_webhook_saying_the_portfolio_changed_reads_it_within_the_hour(stack: Stack, kind: str) -> None:
+    cid = stack.connect()
+    stack.sync.sync_connection(cid)
+    stack.emulator.advance(hours=0.1)
+    stack.emulator.request_log.clear()
+    event = WebhookEvent(f"plaid:{kind}", "plaid", f"{kind}/DEFAULT_UPDATE", cid.partition(":")[2],
+                         {"webhook_type": kind, "webhook_code": "DEFAULT_UPDATE"}, START)
+    plan = stack.provider.plan_webhook(event)
+    assert plan.sync and plan.refetch == (PORTFOLIO,)
+    assert stack.sync.sync_connection(cid, trigger="webhook", refetch=plan.refetch).outcome == "success"
+    assert _portfolio_requests(stack) == [
+        "/investments/holdings/get", "/investments/transactions/get", "/liabilities/get"]
+    assert "/transactions/sync" in {p for _, p in stack.emulator.request_log}  # and every transaction, as before

@@ -1,15 +1,26 @@
-"""Card bills and installment commitments as the Card bills page shows them (finance.portfolio, pure)."""
+"""Card bills and installment commitments as the Card bills page shows them, and when a sync reads the portfolio
+(finance.portfolio, pure)."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from finance.portfolio import Bill, card_bills, commitment_sentence, committed_installments
+import pytest
+
+from finance.portfolio import (
+    PORTFOLIO_INTERVAL,
+    Bill,
+    card_bills,
+    commitment_sentence,
+    committed_installments,
+    portfolio_due,
+)
 from finance.recurring import Series
 
 D = Decimal
 TODAY = date(2026, 12, 7)
+NOW = datetime(2026, 12, 7, 15, 0, tzinfo=UTC)
 
 
 def bill(bill_id: str, due: date, closing: date | None = None, *, paid: bool | None = None,
@@ -56,3 +67,13 @@ def test_an_overdue_installment_counts_in_this_month() -> None:
     [month] = committed_installments([plan(1, "-80.00", date(2026, 11, 5))], TODAY)
     assert month.month == date(2026, 12, 1)
     assert commitment_sentence([month], "BRL") == "R$ 80,00 over the next 1 month"
+
+
+@pytest.mark.parametrize(("ago", "due"), [
+    (None, True),  # never read
+    (timedelta(0), False), (timedelta(minutes=59, seconds=59), False),
+    (PORTFOLIO_INTERVAL, True), (timedelta(days=3), True),
+    (-timedelta(minutes=5), True),  # read "in the future": the clock went back, the interval means nothing
+])
+def test_the_portfolio_is_read_at_most_once_an_hour(ago: timedelta | None, due: bool) -> None:
+    assert portfolio_due(None if ago is None else NOW - ago, NOW) is due

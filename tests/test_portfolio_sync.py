@@ -10,6 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 from finance.errors import TransientError
+from finance.portfolio import PORTFOLIO_INTERVAL
+from finance.providers.webhook import PORTFOLIO
 from finance.sync import SyncEngine
 from tests.portfolio_fake import NOW, TODAY, FakeBank, connect, table
 
@@ -53,8 +55,21 @@ def test_a_sync_stores_holdings_trades_loans_and_bills(engine, bank, fake_sync):
 def test_the_next_sync_reads_investment_transactions_from_the_latest_stored_less_an_overlap(bank, fake_sync):
     cid = connect(fake_sync, bank)
     fake_sync.sync_connection(cid)
+    fake_sync._now = lambda: NOW + PORTFOLIO_INTERVAL  # type: ignore[method-assign]
     fake_sync.sync_connection(cid)
     assert bank.calls[-1] == ("item-1", TODAY - timedelta(days=60) - timedelta(days=30))
+
+
+def test_a_sync_within_the_hour_leaves_the_portfolio_unread_and_as_it_was(engine, bank, fake_sync):
+    cid = connect(fake_sync, bank)
+    fake_sync.sync_connection(cid)
+    stored = {t: sorted(map(tuple, table(engine, f"SELECT * FROM {t}"))) for t in ("holdings", "balance_history")}
+    fake_sync._now = lambda: NOW + PORTFOLIO_INTERVAL - timedelta(seconds=1)  # type: ignore[method-assign]
+    assert fake_sync.sync_connection(cid).outcome == "success"
+    assert len(bank.calls) == 1
+    assert {t: sorted(map(tuple, table(engine, f"SELECT * FROM {t}"))) for t in stored} == stored
+    fake_sync.sync_connection(cid, refetch=[PORTFOLIO])  # a webhook said it changed
+    assert len(bank.calls) == 2
 
 
 def test_a_second_sync_changes_nothing(engine, bank, fake_sync):
@@ -75,6 +90,7 @@ def test_a_failing_resource_keeps_its_stored_rows_and_the_others_update(engine, 
     fake_sync.sync_connection(cid)
     bank.failing = {"bills"}
     bank.portfolio = None
+    fake_sync._now = lambda: NOW + PORTFOLIO_INTERVAL  # type: ignore[method-assign]
     result = fake_sync.sync_connection(cid)
     assert result.outcome == "success"
     assert "bills (The bank's bills are unavailable right now.)" in result.message
@@ -148,7 +164,7 @@ def test_an_unchanged_resource_is_not_written_again_and_a_changed_one_is(engine,
     changed.bills[1] = replace(changed.bills[1], total=D("1300.00"))
     bank.portfolio = changed
     fake_sync._now = lambda: NOW + timedelta(minutes=5)  # type: ignore[method-assign]
-    fake_sync.sync_connection(cid)
+    fake_sync.sync_connection(cid, refetch=[PORTFOLIO])  # a webhook said the bills changed
     assert {r.id: r.updated_at for r in table(engine, "SELECT id, updated_at FROM securities")} == written
     assert D(table(engine, "SELECT total FROM card_bills WHERE id = 'fake:bill-now'")[0].total) == D("1300.00")
     assert table(engine, "SELECT checked_at FROM portfolio_status WHERE resource = 'investments'")[0].checked_at \

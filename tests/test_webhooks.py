@@ -32,7 +32,7 @@ from finance.providers.plaid.sandbox.webhooks import webhook_signing_key
 from finance.providers.plaid.webhooks import PlaidKeys, verify_plaid
 from finance.providers.pluggy import webhooks as pluggy_webhooks
 from finance.providers.pluggy.webhooks import verify as verify_pluggy
-from finance.providers.webhook import Plan
+from finance.providers.webhook import PORTFOLIO, Plan
 from finance.sandbox.ledger import stable_uuid
 from finance.services import Services, open_services
 from finance.store.schema import metadata
@@ -345,6 +345,8 @@ def planned(event: webhooks.WebhookEvent) -> Plan:
 def test_pluggy_data_events_ask_for_a_sync(kind: str) -> None:
     plan = planned(event("pluggy", kind))
     assert plan.sync and plan.status is None and plan.known
+    # Pluggy read every product again after item/created|updated: the sync reads the portfolio too
+    assert (PORTFOLIO in plan.refetch) is (kind in ("item/created", "item/updated"))
 
 
 def test_pluggy_deleted_transactions_are_removed_with_the_next_sync() -> None:

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from finance.config import load_settings
 from finance.model import ConnectionStatus
 from finance.providers import registry
+from finance.providers.webhook import PORTFOLIO
 from finance.services import Services, open_services
 from finance.store.ingest import ApplyCounts
 from finance.sync import SyncResult
@@ -144,7 +145,8 @@ def test_a_whole_sync_joining_a_batch_of_ids_makes_the_sync_whole(svc: Services)
                                             transactionIds=ids), None)
     receiver.receive("pluggy", SECRET, body("item/updated", "i1", item_id), None)
     assert worker.run_until_idle() == 1
-    assert "refetch" not in stub.calls[-1] and stub.calls[-1]["connection_id"] == connection_id
+    # whole: no transaction named; item/updated's word that Pluggy read the portfolio again is kept
+    assert stub.calls[-1].get("refetch") == [PORTFOLIO] and stub.calls[-1]["connection_id"] == connection_id
 
 
 def test_a_storm_during_a_running_sync_adds_exactly_one_more(svc: Services) -> None:

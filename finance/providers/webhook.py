@@ -7,7 +7,7 @@ Each provider verifies and parses its own deliveries and says what each event me
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +22,15 @@ MAX_JSON_DEPTH = 32
 """The deepest nesting of arrays and objects a body may have (real payloads nest three or four levels): checked
 before parsing, because Python's json recurses and fails with RecursionError near a thousand levels."""
 SYNC_NOTE = "sync requested"
+PORTFOLIO = "portfolio"
+"""A `Plan.refetch` entry: the connection's investments, loans or bills changed, so its sync reads the portfolio even
+within finance.portfolio.PORTFOLIO_INTERVAL of the last read. It names no transactions: those are fetched as they
+would be without it (a plan with only this entry asks for a whole sync)."""
+
+
+def transactions_named(refetch: Iterable[str]) -> list[str]:
+    """The entries of `refetch` that name transactions (all but PORTFOLIO): empty means a whole fetch."""
+    return sorted(set(refetch) - {PORTFOLIO})
 
 
 class WebhookRejected(Exception):

@@ -48,6 +48,15 @@ def investments_since(conn: sa.Connection, connection_id: str) -> date | None:
     return None if latest is None else latest - INVESTMENT_OVERLAP
 
 
+def last_portfolio_read(conn: sa.Connection, connection_id: str) -> datetime | None:
+    """When a sync last read the connection's whole portfolio, successfully or not (the oldest resource's check);
+    None when some resource was never read."""
+    s = portfolio_status.c
+    row = conn.execute(sa.select(sa.func.count(), sa.func.min(s.checked_at))
+                       .where(s.connection_id == connection_id, s.resource.in_(PORTFOLIO_RESOURCES))).one()
+    return row[1] if row[0] == len(PORTFOLIO_RESOURCES) else None
+
+
 def delete_portfolio(conn: sa.Connection, connection_id: str) -> None:
     """Forget everything a connection's portfolio reads stored (its accounts go with the connection's)."""
     conn.execute(loan_payments.delete().where(loan_payments.c.account_id.in_(
@@ -60,9 +69,10 @@ def _cents(value: Decimal | None) -> Decimal | None:
     return None if value is None else money(value)
 
 
-def _insert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    """Insert `rows` (dicts with the same keys): on DuckDB as one Arrow scan (a statement per row, or one with
-    thousands of parameters, costs more than the rest of a sync's apply), elsewhere as one executemany."""
+def _insert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], conflict: str = "") -> None:
+    """Insert `rows` (dicts with the same keys) on DuckDB as one Arrow scan (a statement per row, or one with
+    thousands of parameters, costs more than the rest of a sync's apply), elsewhere as one executemany;
+    `conflict`: DuckDB's ON CONFLICT clause (`_upsert`)."""
     if not rows:
         return
     if conn.dialect.name != "duckdb":
@@ -72,8 +82,8 @@ def _insert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) ->
     view = f"incoming_{table.name}"
     duck = duckdb_connection(conn)
     duck.register(view, pa.Table.from_pylist(rows))
-    columns = ", ".join(names)
-    conn.exec_driver_sql(f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {view}")
+    columns = ", ".join(f'"{name}"' for name in names)
+    conn.exec_driver_sql(f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {view} {conflict}")
     duck.unregister(view)  # only after success: on failure the rollback drops it (see finance.store.ingest)
 
 
@@ -86,8 +96,14 @@ def _upsert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], ke
     """Insert `rows`, or refresh the stored row with the same primary key (its `keep` columns as they were)."""
     if not rows:
         return
-    statement = upsert(table).values(rows)
     key = [c.name for c in table.primary_key.columns]
+    if conn.dialect.name == "duckdb":  # the Arrow scan: a VALUES list of every row costs more to compile than to run
+        updated = ", ".join(f'"{n}" = excluded."{n}"' for n in rows[0] if n not in (*key, *keep))
+        target = ", ".join(f'"{n}"' for n in key)
+        action = f"DO UPDATE SET {updated}" if updated else "DO NOTHING"
+        _insert(conn, table, rows, f"ON CONFLICT ({target}) {action}")
+        return
+    statement = upsert(table).values(rows)
     conn.execute(statement.on_conflict_do_update(
         index_elements=key, set_={n: statement.excluded[n] for n in rows[0] if n not in (*key, *keep)}))
 
@@ -195,10 +211,13 @@ def record_status(conn: sa.Connection, connection_id: str, portfolio: Portfolio 
     _upsert(conn, portfolio_status, [r for r in rows if not r["ok"]], keep=("last_success_at", "digest"))
 
 
-def _first_day(conn: sa.Connection, connection_id: str) -> date | None:
-    """The first day a connection has history (its earliest transaction): every account of it starts there."""
-    return conn.execute(sa.select(sa.func.min(transactions.c.booked_date))
-                        .where(transactions.c.connection_id == connection_id)).scalar_one()
+def _transaction_days(conn: sa.Connection, connection_id: str) -> tuple[set[str], date | None]:
+    """The connection's accounts that have transactions, and the first day it has history (its earliest
+    transaction: every account of it starts there), in one scan."""
+    t = transactions.c
+    rows = conn.execute(sa.select(t.account_id, sa.func.min(t.booked_date)).where(t.connection_id == connection_id)
+                        .group_by(t.account_id)).all()
+    return {row[0] for row in rows}, min((row[1] for row in rows), default=None)
 
 
 def rebuild_portfolio_history(conn: sa.Connection, connection_id: str, today: date,
@@ -207,13 +226,16 @@ def rebuild_portfolio_history(conn: sa.Connection, connection_id: str, today: da
     transactions of their own: a loan's from its payments, an investment account's from its holdings and trades
     (finance.balances), back to the connection's first day (or the first payment or trade). Accounts with
     transactions keep the sync's."""
-    own = sa.select(transactions.c.account_id).where(transactions.c.connection_id == connection_id).distinct()
     query = (sa.select(accounts.c.id, accounts.c.type, accounts.c.current_balance, accounts.c.currency)
              .where(accounts.c.connection_id == connection_id, accounts.c.current_balance.is_not(None),
-                    accounts.c.type.in_(("loan", "investment")), accounts.c.id.not_in(own)))
+                    accounts.c.type.in_(("loan", "investment"))))
     if only is not None:
         query = query.where(accounts.c.id.in_(list(only)))
     candidates = conn.execute(query).all()
+    if not candidates:  # the usual case of a sync that read no portfolio: no transactions scanned
+        return
+    own, first_day = _transaction_days(conn, connection_id)
+    candidates = [row for row in candidates if row.id not in own]
     if not candidates:
         return
     ids = [row.id for row in candidates]
@@ -238,7 +260,7 @@ def rebuild_portfolio_history(conn: sa.Connection, connection_id: str, today: da
                                             None if row.price is None else Decimal(row.price)))
     # The connection's first day; a connection without transactions starts at its first payment or trade.
     known = [d for rows in payments.values() for d, _ in rows] + [t.day for rows in trades.values() for t in rows]
-    start = min(_first_day(conn, connection_id) or min(known, default=today), today)
+    start = min(first_day or min(known, default=today), today)
     rows: list[dict[str, Any]] = []
     for account in candidates:
         balance = Decimal(account.current_balance)

@@ -20,7 +20,7 @@ from finance.providers.plaid.portfolio import (
     map_liabilities,
     map_security,
 )
-from finance.providers.webhook import WebhookEvent
+from finance.providers.webhook import PORTFOLIO, WebhookEvent
 
 D = Decimal
 ITEM = "item-1"
@@ -292,6 +292,8 @@ def plan_of(kind: str, item_id: str | None = ITEM, **payload: Any) -> Any:
 def test_portfolio_webhooks_ask_for_a_sync(kind: str) -> None:
     plan = plan_of(kind, user_id="usr_9nSp2KuZ2x4JDw")
     assert plan.sync and plan.known and plan.needs_connection and plan.status is None
+    assert plan.refetch == (PORTFOLIO,)  # read the portfolio now, whenever it was last read; every transaction too
+    assert plan_of("TRANSACTIONS/SYNC_UPDATES_AVAILABLE").refetch == ()
 
 
 def test_user_id_from_the_newer_user_apis() -> None:

@@ -25,6 +25,7 @@ from finance.model import EXPIRING_SIGNALS, ConnectionStatus
 from finance.providers.plaid.mapping import ERROR_MESSAGES, EXPIRING_CODES, REAUTH_CODES
 from finance.providers.webhook import (
     MAX_ID_LENGTH,
+    PORTFOLIO,
     SYNC_NOTE,
     Plan,
     WebhookEvent,
@@ -211,7 +212,8 @@ def plan(event: WebhookEvent) -> Plan:
     if kind == "TRANSACTIONS" and code in _PLAID_LEGACY:
         return Plan(note=f"{code}: a /transactions/get webhook; SYNC_UPDATES_AVAILABLE covers it")
     if kind in PORTFOLIO_WEBHOOKS and code == "DEFAULT_UPDATE":
-        return Plan(note=f"{kind} DEFAULT_UPDATE: {PORTFOLIO_WEBHOOKS[kind]} changed; {SYNC_NOTE}", sync=True)
+        return Plan(note=f"{kind} DEFAULT_UPDATE: {PORTFOLIO_WEBHOOKS[kind]} changed; {SYNC_NOTE}", sync=True,
+                    refetch=(PORTFOLIO,))
     if kind != "ITEM":
         return Plan(note=f"unknown Plaid webhook {event.type!r}: recorded only", needs_connection=False, known=False)
     if code == "ERROR":

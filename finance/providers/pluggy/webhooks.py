@@ -16,6 +16,7 @@ from finance.providers.pluggy.mapping import ERROR_MESSAGES, LABEL, NAME, REAUTH
 from finance.providers.webhook import (
     MAX_ID_LENGTH,
     MAX_LISTED_IDS,
+    PORTFOLIO,
     SYNC_NOTE,
     Plan,
     WebhookEvent,
@@ -110,7 +111,9 @@ def _transactions_plan(kind: str, payload: Mapping[str, Any]) -> Plan:
 def plan(event: WebhookEvent) -> Plan:
     """What a Pluggy event means for its connection (no side effects)."""
     payload, kind = event.payload, event.type
-    if kind in ("item/created", "item/updated", "item/login_succeeded"):
+    if kind in ("item/created", "item/updated"):  # Pluggy read every product again: the portfolio too
+        return Plan(note=f"{kind}: {SYNC_NOTE}", sync=True, refetch=(PORTFOLIO,))
+    if kind == "item/login_succeeded":  # collecting is under way; item/updated follows
         return Plan(note=f"{kind}: {SYNC_NOTE}", sync=True)
     if kind in ("transactions/created", "transactions/updated", "transactions/deleted"):
         return _transactions_plan(kind, payload)
