@@ -17,18 +17,19 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from finance import cli_analyst
+from finance import cli_analyst, jobs
 from finance import services as services_module
 from finance.config import Settings, load_settings
 from finance.errors import ConsoleError, EditError
 from finance.filters import TransactionFilter
 from finance.money import Rate
 from finance.services import Services, shared_services
+from finance.store import migrate
 from finance.store.directory import HOUSEHOLD_TABLES
 from finance.store.schema import DIRECTORY_TABLES, LOCAL_HOUSEHOLD, metadata
 from finance.webhooks import WebhookReceiver
 from finance.worker import SCHEDULE, WEBHOOK, HouseholdWorkers
-from tests.conftest import OFFLINE_UNSET
+from tests.conftest import OFFLINE_UNSET, upgraded
 
 
 def _settings(tmp_path: Path, **env: str):
@@ -101,9 +102,19 @@ def shared(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[Settings, Services]
         svc.engine.dispose()
 
 
+ROW_LEVEL_SECURITY = any(p.name.startswith("0008") for p in (migrate.MIGRATIONS / "versions").glob("*.py"))
+
+
 @pytest.fixture
-def settings(tmp_path: Path, shared: dict[Settings, Services]) -> Settings:
-    return _settings(tmp_path, FINANCE_SANDBOX_SETTLE_SECONDS="0", FINANCE_WEBHOOK_SECRET=SECRET["X-Webhook-Secret"])
+def settings(tmp_path: Path, shared: dict[Settings, Services], db_kind: str,
+             request: pytest.FixtureRequest) -> Settings:
+    """The local household's settings on the engine under test (a test marked `engines` runs on both)."""
+    env = {"FINANCE_SANDBOX_SETTLE_SECONDS": "0", "FINANCE_WEBHOOK_SECRET": SECRET["X-Webhook-Secret"]}
+    if db_kind == "postgresql":
+        if not ROW_LEVEL_SECURITY:
+            pytest.skip("needs 0008 row-level security")
+        env["FINANCE_DATABASE_URL"] = upgraded(request.getfixturevalue("database_url"))
+    return _settings(tmp_path, **env)
 
 
 def connect_bank(svc: Services, user: str) -> Home:
@@ -170,6 +181,7 @@ def test_the_directory_knows_each_connection_and_forgets_a_deleted_one(settings:
     assert local.directory.household_of(b.connection_id) is None
 
 
+@pytest.mark.engines
 def test_no_services_read_of_one_household_returns_the_others_rows(homes: tuple[Home, Home]) -> None:
     a, b = homes
     start, end, today = date(2000, 1, 1), date(2100, 1, 1), date(2026, 12, 7)
@@ -193,6 +205,7 @@ def test_no_services_read_of_one_household_returns_the_others_rows(homes: tuple[
     assert b.svc.rates.all() == [] and b.svc.preferences.get("a@example.com", "language") is None
 
 
+@pytest.mark.engines
 def test_another_households_ids_change_nothing(homes: tuple[Home, Home]) -> None:
     """Attack: household b names a's transaction and connection in edits and syncs."""
     a, b = homes
@@ -222,7 +235,7 @@ CATALOG_QUERIES = [
 
 def file_attacks(a: Home) -> list[str]:
     """Queries that would read household a's store file (or its snapshot) directly."""
-    store = a.svc.settings.database_url.removeprefix("duckdb:///")
+    store = str(a.svc.settings.household_dir / "finance.duckdb")
     snapshot = str(a.svc.analytics.path)
     return [
         f"SELECT * FROM read_csv('{store}')", f"SELECT * FROM read_parquet('{snapshot}')",
@@ -242,6 +255,7 @@ def console_answer(svc: Services, sql: str) -> str:
         return f"refused: {refused.message}"
 
 
+@pytest.mark.engines
 def test_household_bs_console_reaches_nothing_of_a_by_any_sql(settings: Settings, homes: tuple[Home, Home]) -> None:
     a, b = homes
     local = shared_services(settings)
@@ -293,30 +307,51 @@ def events(svc: Services) -> list[tuple[str, str]]:
         return [tuple(r) for r in conn.execute(sa.text("SELECT id, outcome FROM webhook_events ORDER BY id"))]
 
 
+def run_jobs(queue: jobs.JobQueue) -> None:
+    """Every job that is due, in this process, until none is left."""
+    queue.app.run_worker(queues=[jobs.QUEUE], wait=False, concurrency=1, install_signal_handlers=False,
+                         listen_notify=False)
+
+
+@pytest.mark.engines
 def test_a_webhook_for_as_connection_syncs_as_store_only(settings: Settings, homes: tuple[Home, Home]) -> None:
+    """On DuckDB the app's household workers, on PostgreSQL the job queue: the event and its sync stay in a's."""
     a, b = homes
     local = shared_services(settings)
     workers = HouseholdWorkers(local, interval=None, debounce=0.0, register=False)
-    receiver = WebhookReceiver(local, workers)
+    queue = jobs.JobQueue(local).open() if jobs.uses_queue(local.engine) else None
+    receiver = WebhookReceiver(local, jobs.QueueSink(queue) if queue is not None else workers)
     assert deliver(receiver, "transactions/created", "ev-a", a.item_id) == 200
     assert deliver(receiver, "transactions/created", "ev-a", a.item_id) == 200  # a replay: recorded once
     assert deliver(receiver, "transactions/created", "ev-x", "no-such-item") == 200
-    assert workers.run_until_idle() == 1
+    if queue is not None:
+        run_jobs(queue)
+        queue.close()
+    else:
+        assert workers.run_until_idle() == 1
+        assert set(workers.workers()) == {LOCAL_HOUSEHOLD, "a"}
     assert events(a.svc) == [("pluggy:ev-a", "processed")] and runs(a.svc, WEBHOOK) == 1
     assert events(b.svc) == [] and runs(b.svc, WEBHOOK) == 0
     assert events(local) == [("pluggy:ev-x", "ignored")]  # an unknown connection: ignored, as before households
-    assert set(workers.workers()) == {LOCAL_HOUSEHOLD, "a"}
 
 
+@pytest.mark.engines
 def test_a_scheduled_run_syncs_every_household_even_one_nobody_has_open(
         settings: Settings, homes: tuple[Home, Home], shared: dict[Settings, Services]) -> None:
     a, b = homes
     shared.pop(b.svc.settings).engine.dispose()  # nobody has b open
     local = shared_services(settings)
-    workers = HouseholdWorkers(local, interval=timedelta(hours=1), debounce=0.0, register=False, now=lambda: LATER)
-    workers.check_schedule()
-    assert set(workers.workers()) == {LOCAL_HOUSEHOLD, "a", "b"}
-    assert workers.run_until_idle() == 2
+    if jobs.uses_queue(local.engine):
+        queue = jobs.JobQueue(local).open()
+        assert sorted(queue.schedule(LATER)) == sorted([a.connection_id, b.connection_id])
+        run_jobs(queue)
+        queue.close()
+    else:
+        workers = HouseholdWorkers(local, interval=timedelta(hours=1), debounce=0.0, register=False,
+                                   now=lambda: LATER)
+        workers.check_schedule()
+        assert set(workers.workers()) == {LOCAL_HOUSEHOLD, "a", "b"}
+        assert workers.run_until_idle() == 2
     reopened = shared_services(settings.for_household("b"))
     assert runs(a.svc, SCHEDULE) == 1 and runs(reopened, SCHEDULE) == 1
 

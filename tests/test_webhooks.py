@@ -276,10 +276,10 @@ class Sink:
         self.rejected: list[str] = []
         self.duplicates = 0
 
-    def submit(self, event_id: str) -> None:
+    def submit(self, event_id: str, household: str) -> None:
         self.submitted.append(event_id)
 
-    def note_received(self, event: webhooks.WebhookEvent, *, duplicate: bool) -> None:
+    def note_received(self, event: webhooks.WebhookEvent, *, duplicate: bool, household: str) -> None:
         self.duplicates += duplicate
 
     def note_rejected(self, provider: str, reason: str) -> None:
