@@ -115,7 +115,9 @@ def sign_in(page: Any, app_url: str, name: str) -> None:
 
 
 def sign_out(page: Any) -> None:
+    """The app's sign-out, then the provider's own (its end-session page asks to confirm)."""
     page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Yes, sign me out").click()
     expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=SLOW)
 
 
