@@ -25,10 +25,11 @@ from tests.conftest import OFFLINE_UNSET, ok
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
 PAGES = ["overview", "transactions", "money", "recurring", "budgets", "cash_flow", "forecast", "investments", "loans",
-         "card_bills", "import_files", "connections", "sync_status", "explore", "alerts"]
+         "card_bills", "import_files", "connections", "sync_status", "explore", "alerts",
+         "members", "audit"]
 SAME_IN_PORTUGUESE = {
     # Names, codes and units a Brazilian reads as they are in English.
-    "HTTP 500", "HTTP 503", "{count} h", "{count} min", "Sandbox", "(sandbox)", "{name} (sandbox)", "manual",
+    "HTTP 500", "HTTP 503", "{count} h", "{count} min", "Sandbox", "(sandbox)", "{name} (sandbox)", "manual", "E-mail",
 }
 PLACEHOLDER = re.compile(r"\{(\w*)\}")
 

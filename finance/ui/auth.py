@@ -17,7 +17,7 @@ from typing import Any, NoReturn, TypeVar
 import streamlit as st
 
 from finance.config import load_settings, load_sign_in_settings
-from finance.households import REFUSALS, ROLE_NAMES, Member, Permission, Role, require
+from finance.households import REFUSALS, ROLE_NAMES, Member, NotAllowed, Permission, Role, require
 from finance.i18n import _
 from finance.services import Services, shared_services
 from finance.store import audit
@@ -65,8 +65,8 @@ def current_member() -> Member:
     found = st.session_state.get(MEMBER_KEY)
     if isinstance(found, Member):
         return found
-    if auth_section() is not None:  # a page reached without the gate: no household at all
-        st.stop()
+    if auth_section() is not None:  # nobody is signed in yet (the gate has not admitted anyone): no household at all
+        raise NotAllowed(_("Sign in first."))
     return LOCAL_USER
 
 
@@ -110,28 +110,37 @@ def _refuse_remote_without_sign_in() -> None:
                      "FINANCE_ALLOW_UNAUTHENTICATED_REMOTE is true. Configure sign-in (README, “Running it for a "
                      "household”)."), icon="🚨")
         return
-    st.error(_("This app holds bank data and has no sign-in, so it serves only this computer, but it is listening "
-               "on “{address}”. Either configure sign-in (an [auth] section in .streamlit/secrets.toml, see the "
-               "README's “Running it for a household”), or set server.address to 127.0.0.1.")
-             .format(address=address or "0.0.0.0"), icon="🔒")
+    message = _("This app holds bank data and has no sign-in, so it serves only this computer, but it is "
+                "listening on “{address}”. Either configure sign-in (an [auth] section in .streamlit/secrets.toml, "
+                "see the README's “Running it for a household”), or set server.address to 127.0.0.1.").format(
+        address=address or "0.0.0.0")
+    _only(lambda: st.error(message, icon="🔒"), _("Sign-in needed"))
+
+
+def _only(draw: Callable[[], None], title: str) -> NoReturn:
+    """Serve `draw` as the app's one page, whatever the URL asks for, and stop: the navigation holds no other page,
+    so no data page (nor Streamlit's list of the pages folder) is reachable."""
+    st.navigation([st.Page(draw, title=title, url_path="welcome", default=True)], position="hidden").run()
     st.stop()
 
 
 def _sign_in_page(section: Mapping[str, Any]) -> NoReturn:
-    st.title(_("Open Finance dashboard"))
-    st.write(_("Sign in to see your household's accounts."))
-    for provider in identity_providers(section):
-        label = _("Sign in with {provider}").format(provider=provider.capitalize()) if provider else _("Sign in")
-        st.button(label, type="primary", icon="🔑", key=f"sign_in_{provider or 'default'}",
-                  on_click=st.login, args=(provider,) if provider else ())
-    st.stop()
+    def draw() -> None:
+        st.title(_("Open Finance dashboard"))
+        st.write(_("Sign in to see your household's accounts."))
+        for provider in identity_providers(section):
+            label = _("Sign in with {provider}").format(provider=provider.capitalize()) if provider else _("Sign in")
+            st.button(label, type="primary", icon="🔑", key=f"sign_in_{provider or 'default'}",
+                      on_click=st.login, args=(provider,) if provider else ())
+    _only(draw, _("Sign in"))
 
 
 def _refused_page(message: str) -> NoReturn:
-    st.title(_("You cannot use this installation"))
-    st.error(message, icon="🚫")
-    st.button(_("Sign out"), on_click=st.logout, key="sign_out_refused")
-    st.stop()
+    def draw() -> None:
+        st.title(_("You cannot use this installation"))
+        st.error(message, icon="🚫")
+        st.button(_("Sign out"), on_click=st.logout, key="sign_out_refused")
+    _only(draw, _("Sign in"))
 
 
 def _admit() -> Member:
@@ -166,7 +175,7 @@ def gate() -> Member:
     if section is None:
         _refuse_remote_without_sign_in()
         return LOCAL_USER
-    if not st.user.is_logged_in:
+    if not st.user.get("is_logged_in"):
         _sign_in_page(section)
     member = _admit()
     with st.sidebar:
