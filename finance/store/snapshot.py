@@ -9,6 +9,16 @@ store into a new file beside the snapshot, adds the documented views (`SNAPSHOT_
 it, gives it the store file's permissions, fsyncs it and renames it over the old one (then fsyncs the folder):
 a reader opens either the previous complete file or the new complete one, never a half-written one, and a reader
 that has the old file open keeps reading it until it closes.
+
+Incremental: the new file starts as a copy of the previous snapshot (a file copy: ~0.05 s for 1M transactions),
+and a big table (`INCREMENTAL_ROWS` rows or more) gets only the rows whose key changed: per key, the count of rows
+and the sum of their rows' 64-bit hashes are compared between the store and the previous snapshot (one scan of
+each, no copy of unchanged rows; a change is missed only if a row's new hash collides with its old one, odds of
+2^-64). Rows of a changed or deleted key are deleted, those the store has inserted. Small tables, tables whose
+columns changed, and tables where more than `REWRITE_SHARE` of the keys changed are copied whole, as is everything
+when there is no readable previous snapshot. Patched row groups are rewritten and the space of the old ones is
+reused only by later writes, so a previous snapshot grown larger than the store file is not reused either: the
+snapshot never grows past about the store's size.
 """
 
 from __future__ import annotations
@@ -79,11 +89,23 @@ GROUP BY 1, 2, 3"""),
 }
 """The views every snapshot holds, by name: (what it means, its SQL over the snapshot's tables)."""
 
+INCREMENTAL_ROWS = 50_000
+"""Tables with fewer rows in the store are copied whole: a handful of statements cost more than the copy."""
+REWRITE_SHARE = 0.25
+"""When more than this share of a table's keys changed, the table is copied whole rather than patched."""
+INCREMENTAL_KEYS: dict[str, tuple[str, ...]] = {"transactions": ("id",)}
+"""The key of a table without a declared primary key (ids are unique by construction; duplicates are still copied
+exactly: rows are compared per key as a multiset)."""
+
 _lock = threading.Lock()
 
 
 def _columns(table: sa.Table) -> str:
     return ", ".join(f'"{c.name}"' for c in table.columns if c.name not in HIDDEN_COLUMNS)
+
+
+def _key(table: sa.Table) -> tuple[str, ...]:
+    return tuple(c.name for c in table.primary_key.columns) or INCREMENTAL_KEYS.get(table.name, ())
 
 
 def refresh_snapshot(engine: sa.Engine, path: Path, *, now: datetime | None = None) -> float:
@@ -97,12 +119,23 @@ def refresh_snapshot(engine: sa.Engine, path: Path, *, now: datetime | None = No
     try:
         with _lock, engine.connect() as conn:
             duck = duckdb_connection(conn)
-            duck.execute(f"ATTACH '{_quote(temp)}' AS {alias}")
+            store_file = Path(str(engine.url.database))
+            limit = store_file.stat().st_size if store_file.is_file() else 0
+            _attach(duck, alias, temp, previous=path if path.is_file() and path.stat().st_size <= limit else None)
             try:
                 duck.execute("BEGIN TRANSACTION")  # one read transaction: every table as of the same moment
+                kept = _shapes(duck, alias)
+                wanted = {table.name for table in metadata.sorted_tables}
+                for name in sorted(set(kept) - wanted - {"_snapshot"}):  # a table the schema no longer has
+                    duck.execute(f'DROP TABLE {alias}."{name}"')
+                main = _shapes(duck, duck.execute("SELECT current_database()").fetchall()[0][0])
                 for table in metadata.sorted_tables:
-                    duck.execute(f'CREATE TABLE {alias}."{table.name}" AS SELECT {_columns(table)} '
-                                 f'FROM main."{table.name}"')
+                    shape = [c for c in main[table.name] if c[0] not in HIDDEN_COLUMNS]
+                    if kept.get(table.name) != shape or not _patch(duck, alias, table):
+                        duck.execute(f'DROP TABLE IF EXISTS {alias}."{table.name}"')
+                        duck.execute(f'CREATE TABLE {alias}."{table.name}" AS SELECT {_columns(table)} '
+                                     f'FROM main."{table.name}"')
+                duck.execute(f"DROP TABLE IF EXISTS {alias}._snapshot")
                 duck.execute(f"CREATE TABLE {alias}._snapshot AS SELECT CAST(? AS TIMESTAMP) AS refreshed_at",
                              [refreshed_at])
                 duck.execute("COMMIT")
@@ -113,7 +146,6 @@ def refresh_snapshot(engine: sa.Engine, path: Path, *, now: datetime | None = No
             finally:
                 duck.execute(f"DETACH {alias}")
         _add_views(temp)
-        store_file = Path(str(engine.url.database))
         if store_file.is_file():  # readable by whoever may read the store, no one else
             shutil.copymode(store_file, temp)
         _fsync(temp)
@@ -125,12 +157,67 @@ def refresh_snapshot(engine: sa.Engine, path: Path, *, now: datetime | None = No
     return time.perf_counter() - started
 
 
+def _attach(duck: duckdb.DuckDBPyConnection, alias: str, temp: Path, *, previous: Path | None) -> None:
+    """Attach `temp` as `alias`: a copy of the `previous` snapshot when it is given and readable, else a new file."""
+    if previous is not None:
+        shutil.copyfile(previous, temp)
+        try:
+            duck.execute(f"ATTACH '{_quote(temp)}' AS {alias}")
+            return
+        except duckdb.Error:  # damaged, or written by another DuckDB: start afresh
+            for leftover in (temp, temp.with_name(temp.name + ".wal")):
+                leftover.unlink(missing_ok=True)
+    duck.execute(f"ATTACH '{_quote(temp)}' AS {alias}")
+
+
+def _shapes(duck: duckdb.DuckDBPyConnection, database: str) -> dict[str, list[tuple[str, str]]]:
+    """Each table of `database` (of its main schema) as its [(column, type)] in order."""
+    shapes: dict[str, list[tuple[str, str]]] = {}
+    for table, column, kind in duck.execute(
+            "SELECT table_name, column_name, data_type FROM duckdb_columns() JOIN duckdb_tables() "
+            "USING (database_name, schema_name, table_name) WHERE database_name = ? AND schema_name = 'main' "
+            "ORDER BY table_name, column_index",
+            [database]).fetchall():
+        shapes.setdefault(table, []).append((column, kind))
+    return shapes
+
+
+def _patch(duck: duckdb.DuckDBPyConnection, alias: str, table: sa.Table) -> bool:
+    """Bring the snapshot's copy of `table` (same columns as the store's) up to date by key; False when it is
+    better copied whole (small, no key, or too much changed)."""
+    key = _key(table)
+    total = duck.execute(f'SELECT COUNT(*) FROM main."{table.name}"').fetchall()[0][0]
+    if not key or total < INCREMENTAL_ROWS:
+        return False
+    keys, columns = ", ".join(f'"{k}"' for k in key), _columns(table)
+    changes = f'{alias}."_changed_{table.name}"'
+
+    def digest(database: str) -> str:  # per key: how many rows, and the sum of their hashes
+        return (f'SELECT {keys}, COUNT(*) AS n, SUM(hash({columns})::HUGEINT) AS h FROM {database}."{table.name}" '
+                f"GROUP BY {keys}")
+
+    duck.execute(f"CREATE TABLE {changes} AS SELECT {keys} FROM ({digest('main')}) m "
+                 f"FULL JOIN ({digest(alias)}) s USING ({keys}) "
+                 "WHERE m.n IS DISTINCT FROM s.n OR m.h IS DISTINCT FROM s.h")
+    changed = duck.execute(f"SELECT COUNT(*) FROM {changes}").fetchall()[0][0]
+    if changed > REWRITE_SHARE * total:
+        duck.execute(f"DROP TABLE {changes}")
+        return False
+    if changed:
+        match = " AND ".join(f'c."{k}" = t."{k}"' for k in key)
+        duck.execute(f'DELETE FROM {alias}."{table.name}" t WHERE EXISTS (SELECT 1 FROM {changes} c WHERE {match})')
+        duck.execute(f'INSERT INTO {alias}."{table.name}" SELECT {columns} FROM main."{table.name}" t '
+                     f"WHERE EXISTS (SELECT 1 FROM {changes} c WHERE {match})")
+    duck.execute(f"DROP TABLE {changes}")
+    return True
+
+
 def _add_views(file: Path) -> None:
     """The documented views, created on the new file itself so their names resolve inside it."""
     con = duckdb.connect(str(file))
     try:
         for name, (_meaning, sql) in SNAPSHOT_VIEWS.items():
-            con.execute(f'CREATE VIEW "{name}" AS {sql}')
+            con.execute(f'CREATE OR REPLACE VIEW "{name}" AS {sql}')
         con.execute("CHECKPOINT")
     finally:
         con.close()
