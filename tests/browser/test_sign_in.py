@@ -165,7 +165,8 @@ def test_two_households_never_see_each_other(browser: Any, context: Any, app_url
                               ("transactions?household=local&lang=en", "Transactions"), ("explore", "Explore")):
             bob.goto(f"{app_url}/{path}")
             expect(bob.get_by_role("heading", name=heading, exact=True)).to_be_visible(timeout=SLOW)
-            expect(bob.get_by_text("Pluggy Bank")).to_have_count(0)
+            expect(bob.locator("[data-testid=stMain] h3").filter(has_text="Pluggy Bank")).to_have_count(0)
+            expect(bob.get_by_text("Pluggy Bank ·")).to_have_count(0)
             expect(bob.get_by_text("BRL")).to_have_count(0)
         bob.goto(f"{app_url}/members")  # the owner of his own household, alone in it
         expect(bob.get_by_role("heading", name="Members", exact=True)).to_be_visible(timeout=SLOW)
