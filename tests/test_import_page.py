@@ -130,7 +130,8 @@ def test_a_bad_line_is_named_and_nothing_is_stored(page: AppTest, offline: Path)
     at.file_uploader[0].set_value(("bad.csv", content, "text/csv"))
     at = ok(at.run())
     [error] = at.error
-    assert "Line 3" in error.value and "Data" in error.value and "31/02/2021" in error.value
+    shown = error.value.replace("\\", "").replace("\u2060", "")  # shown literally: escaped for Markdown
+    assert "Line 3" in shown and "Data" in shown and "31/02/2021" in shown
     assert all(b.key != "imp_commit" for b in at.button)  # no preview, nothing to import
     assert query("SELECT COUNT(*) FROM transactions")[0][0] == before
 
