@@ -98,8 +98,7 @@ class Worker:
     """Background work on one thread. `start()` runs it; tests may instead call `run_until_idle()`."""
 
     def __init__(self, services: Services, *, interval: timedelta | Literal["settings"] | None = "settings",
-                 debounce: float = DEBOUNCE,
-                 skipped_retry: float = SKIPPED_RETRY, check_every: float = CHECK_EVERY,
+                 debounce: float = DEBOUNCE, skipped_retry: float = SKIPPED_RETRY, check_every: float = CHECK_EVERY,
                  now: Callable[[], datetime] = lambda: datetime.now(UTC),
                  monotonic: Callable[[], float] = time.monotonic, register: bool = True,
                  on_schedule: Callable[[], None] | None = None) -> None:
@@ -152,10 +151,8 @@ class Worker:
 
     def request_sync(self, connection_id: str, trigger: str, *, removed: Iterable[str] = (),
                      events: Iterable[str] = (), delay: float | None = None, refetch: Iterable[str] = ()) -> None:
-        """Queue a sync; one already queued for the connection absorbs this one (the storm coalesces).
-
-        refetch: the provider's description of exactly what changed (a webhook's transaction ids); a sync asked for
-        with one fetches only that, unless a request for a whole sync joins it."""
+        """Queue a sync; one already queued for the connection absorbs this one (the storm coalesces). refetch: what
+        changed (a webhook's transaction ids): the sync fetches only that, unless a request for a whole sync joins."""
         refetch = set(refetch)
         whole = not transactions_named(refetch)  # a PORTFOLIO entry alone still asks for every transaction
         with self._cond:
@@ -215,9 +212,8 @@ class Worker:
             self._events.extend(left)
 
     def run_until_idle(self, *, max_steps: int = 10_000, wait_for_due: bool = True) -> int:
-        """Do everything queued now, on the calling thread (tests, benchmarks); returns the syncs run.
-
-        wait_for_due: also run syncs whose debounce has not elapsed yet (sleeping until they are due)."""
+        """Do everything queued now, on the calling thread (tests, benchmarks); returns the syncs run. wait_for_due:
+        also run syncs whose debounce has not elapsed yet (sleeping until they are due)."""
         before = sum(self._syncs.values())
         for _ in range(max_steps):
             work = self._take(block=False, include_schedule=False)
@@ -389,11 +385,11 @@ class Worker:
     def snapshot(self) -> WorkerState:
         with self._cond:
             now = self._mono()
-            queue = tuple(QueuedSync(cid, p.trigger, max(0.0, p.due - now), len(p.events), len(p.removed))
-                          for cid, p in sorted(self._pending.items(), key=lambda kv: kv[1].due))
-            return WorkerState(
+            pending = sorted(self._pending.items(), key=lambda kv: kv[1].due)
+            return WorkerState(queue=tuple(QueuedSync(c, p.trigger, max(0.0, p.due - now), len(p.events),
+                                                      len(p.removed)) for c, p in pending),
                 running=self._thread is not None and self._thread.is_alive(), started_at=self._started_at,
-                interval=self.interval, current=self._current, queue=queue, next_runs=dict(self._next_runs),
+                interval=self.interval, current=self._current, next_runs=dict(self._next_runs),
                 intervals=dict(self._intervals), paused=self._paused, last_webhook=self._last_webhook,
                 received=self._counts["received"], duplicates=self._counts["duplicates"],
                 rejected=self._counts["rejected"], last_rejection=self._last_rejection, syncs=dict(self._syncs),
