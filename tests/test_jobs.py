@@ -19,6 +19,7 @@ from alembic import command
 
 from finance import jobs
 from finance.config import load_settings
+from finance.formatting import escape_markdown
 from finance.providers import registry
 from finance.services import Services, open_services
 from finance.store import jobs as job_tables
@@ -265,7 +266,7 @@ def test_sync_status_shows_the_queue_and_warns_without_workers(svc: Services, qu
     assert metrics == {"Waiting": "1", "Running": "0", "Failed (24 h)": "0", "Workers alive": "0"}
     assert any("No worker is running" in w.value for w in at.warning)
     line = next(m.value for m in at.markdown if m.value.startswith("- Waiting: sync of"))
-    assert line == "- Waiting: sync of **Evil \\[x\\]\\(javascript\\:alert\\(1\\)\\)\\*\\***"
+    assert line == f"- Waiting: sync of **{escape_markdown('Evil [x](javascript:alert(1))**')}**"
 
 
 def test_the_worker_command_runs_jobs_until_terminated(svc: Services, queue: jobs.JobQueue, tmp_path: Path) -> None:

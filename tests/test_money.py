@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
 from finance import money
-from finance.formatting import format_money, format_rate
+from finance.formatting import escape_markdown, format_money, format_rate
 from finance.i18n import format_short_day
 from finance.money import Rate, RateBook, RateError
 from finance.store import rates as rate_store
@@ -380,7 +380,7 @@ def test_adding_a_rate_brings_the_other_currency_into_the_base_total(money_page:
     balances = store_figures(offline)
     at = add_rate(money_page, "USD", "BRL", "5,25", date(2020, 1, 1), "PTAX")
 
-    assert "Rate saved: 1 USD = R$ 5,25 from Jan 1, 2020." in at.success[0].value
+    assert escape_markdown("Rate saved: 1 USD = R$ 5,25 from Jan 1, 2020.") in at.success[0].value  # shown literally
     expected = (balances["BRL"] + balances["USD"] * Decimal("5.25")).quantize(Decimal("0.01"))
     assert metric(at, "Net worth (BRL)") == format_money(expected, "BRL")
     assert not [w.value for w in at.warning]
@@ -436,7 +436,7 @@ def test_edit_and_delete_a_rate_from_the_page(money_page: AppTest, offline: Path
     at.text_input(key="money_edit_rate").input("6")
     next(b for b in at.button if b.label == "Save changes").click()
     ok(at.run())
-    assert "Rate updated." in at.success[0].value
+    assert escape_markdown("Rate updated.") in at.success[0].value
     assert at.selectbox(key="money_edit_id").options == ["Jan 1, 2020 · 1 USD = R$ 6,00"]
 
     next(b for b in at.button if b.label == "Delete this rate").click()
