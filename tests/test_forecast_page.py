@@ -132,7 +132,7 @@ def test_the_page_warns_and_takes_a_threshold(svc):
     next(b for b in at.button if b.label == "Save threshold").click()
     at.run()
     assert not at.exception, [e.value for e in at.exception]
-    assert "Threshold saved." in at.success[0].value
+    assert escape_markdown("Threshold saved.") in at.success[0].value  # shown literally
     assert any(escape_markdown(account.name) in w.value and "threshold" in w.value for w in at.warning)
 
 

@@ -142,7 +142,7 @@ def test_the_page_lists_each_currency_with_subscriptions_and_installments(page: 
 
 def said(elements) -> list[str]:
     """What messages say, without the backslashes that keep bank text literal in Markdown."""
-    return [e.value.replace("\\", "") for e in elements]
+    return [e.value.replace("\\", "").replace("\u2060", "") for e in elements]
 
 
 def open_series(at: AppTest, merchant: str) -> AppTest:
