@@ -68,7 +68,7 @@ def test_members_page_invites_and_refuses_to_remove_the_last_owner():
     at.button[0].click()  # the form's Invite
     at.run()
     assert not at.exception
-    assert "Invited grandma@example.com" in at.success[0].value
+    assert "Invited grandma@example.com" in at.success[0].value.replace("\\", "").replace("\u2060", "")  # literal
     assert "grandma@example.com" in at.dataframe[0].value.iloc[:, 0].tolist()
 
 
