@@ -164,7 +164,7 @@ def test_sync_status_shows_background_work_schedule_and_webhooks(offline, monkey
     at = connect(app(offline), "user-ok")
     svc = shared_services(load_settings())
     worker = finance.worker.Worker(svc, interval=timedelta(hours=6), debounce=0.0)
-    monkeypatch.setattr(finance.worker, "_worker", worker)  # as if the app server had started it
+    monkeypatch.setattr(finance.worker, "current", lambda household="local": worker)  # as the app server's
     with svc.engine.connect() as conn:
         item_id = conn.execute(sa.text("SELECT external_id FROM connections")).scalar_one()
     receiver = WebhookReceiver(svc, worker)
