@@ -31,11 +31,30 @@ HOUSEHOLD_DATA = (
 """The tables whose rows belong to a household (all but the category taxonomy and the directory)."""
 
 
+def _with_household() -> set[str]:
+    """The tables that already have the column (a store made with `create_all` by newer code keeps what it has)."""
+    rows = op.get_bind().execute(sa.text("SELECT table_name FROM information_schema.columns "
+                                         "WHERE table_schema = current_schema() AND column_name = 'household_id'"))
+    return {str(name) for (name,) in rows}
+
+
 def upgrade() -> None:
-    for table in HOUSEHOLD_DATA:
+    present = _with_household()
+    for table in (t for t in HOUSEHOLD_DATA if t not in present):
         op.add_column(table, sa.Column(
             "household_id", sa.String(), nullable=False, server_default=LOCAL,
             comment="households.id of the household the row belongs to (see households)"))
+    tables = {str(n) for (n,) in op.get_bind().execute(sa.text(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"))}
+    if "households" not in tables:
+        _create_directory()
+    op.execute(sa.text("INSERT INTO connection_directory (connection_id, household_id) "
+                       "SELECT id, household_id FROM connections "
+                       "WHERE id NOT IN (SELECT connection_id FROM connection_directory)"))
+
+
+def _create_directory() -> None:
+    """The directory's three tables (created together)."""
     op.create_table(
         "households",
         sa.Column("id", sa.String(), primary_key=True,
@@ -64,8 +83,6 @@ def upgrade() -> None:
         sa.Column("household_id", sa.String(), nullable=False, comment="households.id of the connection"),
         comment="Which household each connection is in, so a webhook or a scheduled sync reaches the right store.",
     )
-    op.execute(sa.text("INSERT INTO connection_directory (connection_id, household_id) "
-                       "SELECT id, household_id FROM connections"))
 
 
 def downgrade() -> None:
