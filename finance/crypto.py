@@ -15,7 +15,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken
 
 from finance.i18n import _
-from finance.private_files import private_dir, write_private
+from finance.private_files import fsync_path, private_dir, write_private
 
 KEY_FILE_NAME = "secret.key"
 NEW_SUFFIX = ".new"
@@ -125,13 +125,4 @@ def promote_staged_key(data_dir: Path) -> None:
     if path.exists():
         os.replace(path, old)
     os.replace(staged, path)
-    _sync_folder(data_dir)
-
-
-def _sync_folder(folder: Path) -> None:
-    """Make the renames in `folder` durable."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_path(data_dir)

@@ -65,3 +65,12 @@ def make_private(path: Path) -> None:
             os.chmod(path, mode & 0o700)
     except (FileNotFoundError, PermissionError):
         pass
+
+
+def fsync_path(path: Path) -> None:
+    """Make a file's content, or the renames in a folder, durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -26,6 +26,7 @@ import duckdb
 import sqlalchemy as sa
 
 from finance.analytics import SnapshotMissing
+from finance.private_files import fsync_path
 from finance.store.console import HIDDEN_COLUMNS
 from finance.store.db import duckdb_connection
 from finance.store.reports import IS_INCOME, IS_SPENDING
@@ -118,9 +119,9 @@ def refresh_snapshot(engine: sa.Engine, path: Path, *, now: datetime | None = No
         store_file = Path(str(engine.url.database))
         if store_file.is_file():  # readable by whoever may read the store, no one else
             shutil.copymode(store_file, temp)
-        _fsync(temp)
+        fsync_path(temp)
         os.replace(temp, path)
-        _fsync(path.parent)
+        fsync_path(path.parent)
     finally:
         for leftover in (temp, temp.with_name(temp.name + ".wal")):
             leftover.unlink(missing_ok=True)
@@ -140,14 +141,6 @@ def _add_views(file: Path) -> None:
 
 def _quote(path: Path) -> str:
     return str(path).replace("'", "''")
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def snapshot_engine(path: Path) -> sa.Engine:
