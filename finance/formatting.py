@@ -59,7 +59,7 @@ def format_when(value: datetime | date | None, fmt: str = "%Y-%m-%d %H:%M", miss
 
 
 _ASCII_PUNCTUATION = re.compile(r"""([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~])""")
-_AUTOLINK_BREAK = re.compile(r"(?<=[:@])|(?=\.)")
+_AUTOLINK_BREAK = re.compile(r"(?<=[:@])(?=\S)|(?=\.\w)")
 WORD_JOINER = "\u2060"
 
 
@@ -70,8 +70,8 @@ def escape_markdown(text: str) -> str:
 
     Whitespace runs become one space (a line break could start a heading or a code block; the browser would show
     one space anyway); every ASCII punctuation character is backslash-escaped (CommonMark shows an escaped one
-    as itself, `&` included, so entities stay text); an invisible word joiner after `:` and `@` and before `.`
-    stops what Streamlit finds in the parsed text, escapes or not: web addresses and e-mail addresses turned into
+    as itself, `&` included, so entities stay text); an invisible word joiner after `:` and `@` and before a `.` that joins two
+    words (none at the end of a sentence) stops what Streamlit finds in the parsed text, escapes or not: web addresses and e-mail addresses turned into
     links, `:material/…:` icons."""
     flat = " ".join(str(text).split())
     return _ASCII_PUNCTUATION.sub(r"\\\1", _AUTOLINK_BREAK.sub(WORD_JOINER, flat))

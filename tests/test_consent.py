@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from finance import health
 from finance.config import load_settings
+from finance.formatting import escape_markdown
 from finance.health import (
     ACTIVE,
     CONSENT_EXPIRING,
@@ -150,8 +151,9 @@ def test_app_py_draws_the_banner(offline: Path) -> None:
     register(ConnectionStatus.NEEDS_RECONNECT, "The bank rejected the password. Reconnect.")
     at = open_app()
     assert at.title[0].value == "Overview"
-    assert [e.value for e in at.error if "Pluggy Bank" in e.value] == [
-        "**Pluggy Bank** needs you to reconnect: The bank rejected the password. Reconnect."]
+    assert [e.value for e in at.error if "Pluggy Bank" in e.value] == [  # bank text shown literally, in bold
+        f"**{escape_markdown('Pluggy Bank')}** needs you to reconnect: "
+        f"{escape_markdown('The bank rejected the password. Reconnect.')}"]
     assert [b.label for b in at.button if b.key and b.key.startswith("banner_reconnect_")] == ["Reconnect"]
 
 
