@@ -124,3 +124,17 @@ def test_a_connection_to_the_named_successor_continues_the_retired_one_by_itself
     assert [(r.old_account_id, r.new_account_id) for r in table(engine, "SELECT * FROM account_links")] == [
         ("fake:chk", "fake:of-chk")]
     assert "continue" not in sync.sync_connection(new_id).message  # once
+
+
+def test_the_balance_history_table_with_and_without_a_period(engine, reconnected):
+    """Every day of every account when no period is given (PostgreSQL cannot type a parameter only compared with
+    NULL, so an unset bound is left out, not bound); a period and accounts narrow it."""
+    with engine.connect() as conn:
+        everything = accounts_store.balance_history_table(conn)
+        period = accounts_store.balance_history_table(conn, start=TODAY - timedelta(days=30), end=TODAY,
+                                                      account_ids=["fake:chk"])
+    assert len(everything) == len(table(engine, "SELECT day FROM balance_history"))
+    assert set(period["account_id"]) == {"fake:chk"}
+    assert min(period["day"]) >= TODAY - timedelta(days=30) and max(period["day"]) <= TODAY
+    assert len(period) == len(table(engine, f"SELECT day FROM balance_history WHERE account_id = 'fake:chk' "
+                                            f"AND day >= '{TODAY - timedelta(days=30)}' AND day <= '{TODAY}'"))

@@ -58,8 +58,14 @@ def balance_history_table(conn: sa.Connection, *, start: date | None = None, end
                           account_ids: Sequence[str] = ()) -> pd.DataFrame:
     """End-of-day balances (snapshots and reconstructed days) with the account's name, oldest first; optionally
     within a period and for some accounts."""
-    where = ["(:start IS NULL OR h.day >= :start)", "(:end IS NULL OR h.day <= :end)"]
-    params: dict[str, object] = {"start": start, "end": end}
+    where = ["TRUE"]  # a bound parameter compared only with NULL has no type on PostgreSQL: filter what is given
+    params: dict[str, object] = {}
+    if start is not None:
+        where.append("h.day >= :start")
+        params["start"] = start
+    if end is not None:
+        where.append("h.day <= :end")
+        params["end"] = end
     statement = sa.text(f"""
         SELECT h.day, h.account_id, c.institution_name AS institution, a.name AS account, a.type AS account_type,
                h.balance, h.currency, h.source
