@@ -584,7 +584,8 @@ def status_route() -> Route:
 
     async def status(request: Request) -> Response:
         host = request.client.host if request.client else ""
-        if host not in ("127.0.0.1", "::1", "localhost"):
+        proxied = any(name in request.headers for name in ("x-forwarded-for", "forwarded", "x-real-ip"))
+        if host not in ("127.0.0.1", "::1", "localhost") or proxied:  # a reverse proxy on this machine is loopback
             return JSONResponse({"error": "Not found."}, status_code=404)
         return JSONResponse(await anyio.to_thread.run_sync(read))
 

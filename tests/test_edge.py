@@ -88,6 +88,15 @@ def test_a_rebound_host_is_refused_with_one_line(server: str) -> None:
     assert get(server, "/", "127.0.0.1:1").status_code == 403  # nor is a loopback name with another port
 
 
+def test_the_status_route_answers_loopback_but_never_a_proxied_request(server: str) -> None:
+    """A reverse proxy on this machine connects from loopback: what it forwards is someone else's request."""
+    port = server.rsplit(":", 1)[1]
+    assert get(server, "/api/status", f"127.0.0.1:{port}").status_code == 200
+    for header in ("X-Forwarded-For", "Forwarded", "X-Real-IP"):
+        refused = get(server, "/api/status", f"127.0.0.1:{port}", **{header: "203.0.113.9"})
+        assert refused.status_code == 404 and "transactions" not in refused.text, header
+
+
 def test_this_apps_own_names_are_served(server: str) -> None:
     port = server.rsplit(":", 1)[1]
     for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}", PUBLIC, f"{PUBLIC}:443",
