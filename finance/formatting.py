@@ -70,9 +70,9 @@ def escape_markdown(text: str) -> str:
 
     Whitespace runs become one space (a line break could start a heading or a code block; the browser would show
     one space anyway); every ASCII punctuation character is backslash-escaped (CommonMark shows an escaped one
-    as itself, `&` included, so entities stay text); an invisible word joiner after `:` and `@` and before a `.` that joins two
-    words (none at the end of a sentence) stops what Streamlit finds in the parsed text, escapes or not: web addresses and e-mail addresses turned into
-    links, `:material/…:` icons."""
+    as itself, `&` included, so entities stay text); an invisible word joiner after a `:` or `@` followed by text
+    and before a `.` that joins two words (none at a sentence's end) stops what Streamlit finds in the parsed text,
+    escapes or not: web addresses and e-mail addresses turned into links, `:material/…:` icons."""
     flat = " ".join(str(text).split())
     return _ASCII_PUNCTUATION.sub(r"\\\1", _AUTOLINK_BREAK.sub(WORD_JOINER, flat))
 
