@@ -1,13 +1,17 @@
 """Two people sign in through a real OpenID Connect provider (tests/oidc/server.mjs, node's oidc-provider, on
 127.0.0.1) into one `streamlit run app.py` with an `[auth]` section: the first owns the 'local' household, the second
-gets one of their own; each connects a sandbox bank and neither sees the other's, by any page, URL parameter or by
-signing out and in as the other in the same browser; a viewer the owner invited sees no edit controls.
+gets one of their own; each connects a sandbox bank and neither sees the other's, by any page, URL parameter, CSV
+export, SQL console query or by signing out and in as the other in the same browser; a viewer the owner invited sees
+no edit controls. Every test runs on a DuckDB store (a file per household) and on a PostgreSQL one (one database,
+row-level security).
 
 Without tests/oidc/node_modules the tests skip on a developer machine (`cd tests/oidc && npm ci`) and fail in CI.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import secrets
 import shutil
@@ -20,9 +24,10 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 
 from finance.config import load_settings
-from tests.browser.conftest import PROVIDER_VARIABLES, REPO, STARTUP_SECONDS, free_port
+from tests.browser.conftest import PROVIDER_VARIABLES, REPO, STARTUP_SECONDS, _loopback_only, free_port
 from tests.browser.test_dashboard import SLOW, connect_plaid, connect_pluggy_with_mfa, expect
 
 pytestmark = pytest.mark.browser
@@ -54,9 +59,26 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The OIDC provider and the app (its [auth] pointing at it), both on free loopback ports; stopped after."""
+def store_environment(engine: str, request: pytest.FixtureRequest, env: dict[str, str]) -> dict[str, str]:
+    """What the app's environment `env` adds for its store: nothing on DuckDB (the data folder's file); on PostgreSQL a
+    fresh database on the tests' server, upgraded with `python -m finance db upgrade` as README "Running on PostgreSQL"
+    says, and the encryption key every process of that store shares. The tests' login is a superuser, so the app's
+    transactions switch to the role finance_app (finance/store/db.py): row-level security keeps households apart."""
+    if engine == "duckdb":
+        return {}
+    store = {"FINANCE_DATABASE_URL": request.getfixturevalue("postgres_server")(),
+             "FINANCE_ENCRYPTION_KEY": Fernet.generate_key().decode()}
+    done = subprocess.run([sys.executable, "-m", "finance", "db", "upgrade"], cwd=REPO, env=env | store,
+                          capture_output=True, text=True, timeout=STARTUP_SECONDS, check=False)
+    if done.returncode != 0:
+        pytest.fail(f"`finance db upgrade` failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return store
+
+
+@pytest.fixture(scope="module", params=["duckdb", "postgresql"])
+def app_url(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[str]:
+    """The OIDC provider and the app (its [auth] pointing at it) on a store of each engine, both on free loopback
+    ports; stopped after."""
     node = shutil.which("node")
     if node is None or not (OIDC / "node_modules" / "oidc-provider").is_dir():
         reason = "the test OpenID Connect provider is not installed"
@@ -86,6 +108,7 @@ client_kwargs = {{ prompt = "login" }}
         env.update(FINANCE_DATA_DIR=str(data / "data"), FINANCE_SANDBOX_SETTLE_SECONDS="0")
         if not (load_settings(env).pluggy_offline and load_settings(env).plaid_offline):
             pytest.skip("provider credentials are set in .streamlit/secrets.toml; the browser tests use the emulators")
+        env.update(store_environment(request.param, request, env))
         app_log = data / "streamlit.log"
         with app_log.open("w") as log:
             app = subprocess.Popen(
@@ -127,13 +150,42 @@ def connections(page: Any, app_url: str) -> Any:
     return page.locator("[data-testid=stMain]")
 
 
-@pytest.fixture
-def context(browser: Any) -> Iterator[Any]:
-    from tests.browser.conftest import _loopback_only
+def downloaded_csv(page: Any, button: str) -> list[dict[str, str]]:
+    """The rows of the CSV file the page's download button gives."""
+    with page.expect_download(timeout=SLOW) as download:
+        page.get_by_role("button", name=button).click()
+    return list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text(encoding="utf-8"))))
 
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+
+def exported_transactions(page: Any, app_url: str) -> list[dict[str, str]]:
+    """The Transactions page's "Export CSV" of its default view (every transaction that is not deleted)."""
+    page.goto(f"{app_url}/transactions")
+    expect(page.get_by_role("heading", name="Transactions", exact=True)).to_be_visible(timeout=SLOW)
+    return downloaded_csv(page, "Export CSV")
+
+
+def console_answer(page: Any, app_url: str, sql: str) -> dict[str, str]:
+    """The one row the Explore console's query gives, as its "Download CSV" holds it."""
+    page.goto(f"{app_url}/explore")
+    area = page.get_by_label("SQL", exact=True)
+    area.fill(sql)
+    area.press("Control+Enter")  # commits the text before Run reads it
+    page.get_by_role("button", name="Run").click()
+    expect(page.get_by_text("1 row in")).to_be_visible(timeout=SLOW)
+    (row,) = downloaded_csv(page, "Download CSV")
+    return row
+
+
+def new_context(browser: Any) -> Any:
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
     context.route("**/*", _loopback_only)
     context.set_default_timeout(30_000)
+    return context
+
+
+@pytest.fixture
+def context(browser: Any) -> Iterator[Any]:
+    context = new_context(browser)
     yield context
     context.close()
 
@@ -153,14 +205,34 @@ def test_two_households_never_see_each_other(browser: Any, context: Any, app_url
     expect(alice.get_by_text("Signed in as alice@example.com (Owner)")).to_be_visible()
     connections(alice, app_url)
     connect_pluggy_with_mfa(alice)
+    alices = exported_transactions(alice, app_url)
+    alices_accounts = sorted({row["account_id"] for row in alices})
+    assert alices and alices_accounts
 
-    other = browser.new_context(viewport={"width": 1280, "height": 900})
+    other = new_context(browser)
     try:
         bob = other.new_page()
         sign_in(bob, app_url, "bob")  # no invitation: a household of his own
         main = connections(bob, app_url)
         expect(main.get_by_text("No banks connected yet")).to_be_visible()
         connect_plaid(bob)
+        bobs = exported_transactions(bob, app_url)  # his export: his bank's rows, none of Alice's
+        assert bobs and {row["institution"] for row in bobs} == {"First Platypus Bank"}
+        assert not {row["id"] for row in bobs} & {row["id"] for row in alices}
+        assert not {row["account_id"] for row in bobs} & set(alices_accounts)
+        # His console counts his rows only, and neither the tables nor the catalogs name Alice's accounts.
+        listed = ", ".join(f"'{account}'" for account in alices_accounts)
+        named = " OR ".join(f"contains(text, '{account}')" for account in alices_accounts)
+        assert console_answer(bob, app_url, f"""
+            SELECT (SELECT count(*) FROM transactions WHERE deleted_at IS NULL) AS transactions,
+                   (SELECT count(DISTINCT household_id) FROM transactions) AS households,
+                   (SELECT count(*) FROM accounts WHERE id IN ({listed}))
+                   + (SELECT count(*) FROM transactions WHERE account_id IN ({listed})) AS alices_rows,
+                   (SELECT count(*) FROM (SELECT sql AS text FROM duckdb_views() UNION ALL
+                                          SELECT sql FROM duckdb_tables() UNION ALL
+                                          SELECT table_name FROM information_schema.tables)
+                    WHERE {named}) AS alices_in_catalogs""") == {
+            "transactions": str(len(bobs)), "households": "1", "alices_rows": "0", "alices_in_catalogs": "0"}
         for path, heading in (("", "Overview"), ("transactions", "Transactions"), ("connections", "Connections"),
                               ("transactions?household=local&lang=en", "Transactions"), ("explore", "Explore")):
             bob.goto(f"{app_url}/{path}")
@@ -204,7 +276,7 @@ def test_an_invited_viewer_sees_the_household_but_no_controls(browser: Any, cont
     # invitation is read off the members list.
     expect(owner.get_by_text("grandma@example.com · invitation open")).to_be_visible(timeout=SLOW)
 
-    other = browser.new_context(viewport={"width": 1280, "height": 900})
+    other = new_context(browser)
     try:
         viewer = other.new_page()
         sign_in(viewer, app_url, "grandma")
