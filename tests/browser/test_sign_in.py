@@ -141,9 +141,12 @@ def sign_in(page: Any, app_url: str, name: str) -> None:
 
 
 def sign_out(page: Any) -> None:
-    """The app's sign-out, then the provider's own (its end-session page asks to confirm)."""
+    """The app's sign-out, then the provider's own (its end-session page asks to confirm). The button is pressed
+    once the page's script has finished (a press during a rerun can be lost), and the provider's page may take as
+    long as any other step on a loaded machine."""
+    expect(page.get_by_test_id("stApp")).to_have_attribute("data-test-script-state", "notRunning", timeout=SLOW)
     page.get_by_role("button", name="Sign out").click()
-    page.get_by_role("button", name="Yes, sign me out").click()
+    page.get_by_role("button", name="Yes, sign me out").click(timeout=SLOW)
     expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=SLOW)
 
 
