@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import sqlalchemy as sa
 
@@ -309,12 +310,26 @@ def copy_into(conn: sa.Connection, table: str, rows: pa.Table | pa.RecordBatchRe
                 for offset in range(0, batch.num_rows, COPY_CHUNK_ROWS):  # bounded buffers, whatever the batch
                     chunk = batch.slice(offset, COPY_CHUNK_ROWS)
                     sink = pa.BufferOutputStream()
-                    pacsv.write_csv(chunk, sink, options)  # NULL: an empty field; "" stays an empty string
+                    pacsv.write_csv(_utc_text(chunk), sink, options)  # NULL: an empty field; "" stays ""
                     copy.write(memoryview(sink.getvalue()))
                     copied += chunk.num_rows
     finally:
         cursor.close()
     return copied
+
+
+def _utc_text(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """`batch` with each time zone-aware timestamp column as the text Arrow's CSV writer gives it ("2026-01-02
+    03:04:05.000000Z": UTC, marked so whatever the session's time zone), made by a cast instead: the writer
+    formats zoned times one by one through the time zone database, 20× slower, most of a COPY's Python time."""
+    zoned = [i for i, f in enumerate(batch.schema) if pa.types.is_timestamp(f.type) and f.type.tz]
+    if not zoned:
+        return batch
+    columns = list(batch.columns)
+    for i in zoned:
+        naive = columns[i].cast(pa.timestamp(batch.schema.field(i).type.unit))  # the same instants, as UTC
+        columns[i] = pc.binary_join_element_wise(naive.cast(pa.string()), pa.scalar("Z"), "")
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
 
 
 def unload_arrow(conn: sa.Connection, name: str) -> None:
