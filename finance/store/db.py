@@ -6,7 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -278,10 +278,13 @@ def _pg_type(kind: pa.DataType) -> str:
     return _PG_TYPES[kind]
 
 
-def load_arrow(conn: sa.Connection, name: str, rows: pa.Table | pa.RecordBatchReader) -> None:
+def load_arrow(conn: sa.Connection, name: str, rows: pa.Table | pa.RecordBatchReader, *,
+               statistics: Sequence[str] | None = None) -> None:
     """Make Arrow rows readable by SQL as the relation `name` on this connection, in bulk: DuckDB registers them
     (no copy); PostgreSQL gets a temporary table filled by one COPY (CSV written by Arrow, never row by row),
-    dropped at the end of the transaction or by `unload_arrow`."""
+    dropped at the end of the transaction or by `unload_arrow`, and analyzed for the planner: only the columns named
+    in `statistics` when given (the ones queries filter or join on; sampling every text column of a large table
+    costs more than the statements it plans)."""
     if conn.dialect.name == "duckdb":
         duckdb_connection(conn).register(name, rows)
         return
@@ -289,7 +292,8 @@ def load_arrow(conn: sa.Connection, name: str, rows: pa.Table | pa.RecordBatchRe
     conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}"')
     conn.exec_driver_sql(f'CREATE TEMP TABLE "{name}" ({columns}) ON COMMIT DROP')
     copy_into(conn, name, rows)
-    conn.exec_driver_sql(f'ANALYZE "{name}"')  # temporary tables get no statistics otherwise
+    only = "" if statistics is None else " (" + ", ".join(f'"{column}"' for column in statistics) + ")"
+    conn.exec_driver_sql(f'ANALYZE "{name}"{only}')  # temporary tables get no statistics otherwise
 
 
 COPY_CHUNK_ROWS = 65_536
