@@ -283,7 +283,7 @@ def load_arrow(conn: sa.Connection, name: str, rows: pa.Table | pa.RecordBatchRe
     """Make Arrow rows readable by SQL as the relation `name` on this connection, in bulk: DuckDB registers them
     (no copy); PostgreSQL gets a temporary table filled by one COPY (CSV written by Arrow, never row by row),
     dropped at the end of the transaction or by `unload_arrow`, and analyzed for the planner: only the columns named
-    in `statistics` when given (the ones queries filter or join on; sampling every text column of a large table
+    in `statistics` when some are (the ones queries filter or join on; sampling every text column of a large table
     costs more than the statements it plans)."""
     if conn.dialect.name == "duckdb":
         duckdb_connection(conn).register(name, rows)
@@ -292,7 +292,7 @@ def load_arrow(conn: sa.Connection, name: str, rows: pa.Table | pa.RecordBatchRe
     conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{name}"')
     conn.exec_driver_sql(f'CREATE TEMP TABLE "{name}" ({columns}) ON COMMIT DROP')
     copy_into(conn, name, rows)
-    only = "" if statistics is None else " (" + ", ".join(f'"{column}"' for column in statistics) + ")"
+    only = " (" + ", ".join(f'"{column}"' for column in statistics) + ")" if statistics else ""
     conn.exec_driver_sql(f'ANALYZE "{name}"{only}')  # temporary tables get no statistics otherwise
 
 
