@@ -1,9 +1,10 @@
 """Where an ingest spends its time and memory: cProfile, per-SQL-statement timings and RSS at each step.
 
 Run: `.venv/bin/python -m bench.profile_ingest --rows 1000000` (one ingest on a fresh store, as bench.ingest
-times it), or add `--resync` to profile instead a no-change re-sync's apply: the rows of the provider's 14-day
-re-read window applied again onto the stored rows. Prints each SQL statement of apply_sync with its duration and
-the RSS after it, then the top functions by own time. Not part of `python -m bench`: a tool for finding what to fix.
+times it; `--postgres` on a throwaway PostgreSQL server instead of DuckDB), or add `--resync` to profile instead a
+no-change re-sync's apply: the rows of the provider's 14-day re-read window applied again onto the stored rows.
+Prints each SQL statement of apply_sync with its duration and the RSS after it, then the top functions by own time.
+Not part of `python -m bench`: a tool for finding what to fix.
 """
 
 from __future__ import annotations
@@ -24,12 +25,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
+import finance.store.db as db_module
 import finance.store.ingest as ingest_module
 from bench.common import DataSet, fresh_engine, ingest, log, peak_rss_mb, rss_mb
 from finance.model import TransactionChanges
 from finance.providers.pluggy.mapping import map_transactions, page_chunks, read_transactions
 from finance.providers.pluggy.provider import REREAD_DAYS
+from finance.store.db import create_engine, init_schema
 from finance.store.ingest import apply_sync
+from tests.postgres import PostgresServer, find_bindir
 
 
 def _first_line(sql: str) -> str:
@@ -103,6 +107,8 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--resync", action="store_true", help="profile a no-change re-sync's apply instead")
     parser.add_argument("--no-cprofile", action="store_true", help="only the step timings, without cProfile's cost")
+    parser.add_argument("--postgres", action="store_true",
+                        help="on a throwaway PostgreSQL server (durable, as bench.postgres starts it), not DuckDB")
     args = parser.parse_args()
 
     steps = StepLog()
@@ -114,6 +120,8 @@ def main() -> None:
         lambda _conn, stmt, *_a, **_k: "SQLAlchemy " + _first_line(str(stmt)), original_execute)
     sa.Connection._commit_impl = steps.wrap(  # type: ignore[method-assign]
         lambda _conn: "COMMIT", sa.Connection._commit_impl)
+    db_module.copy_into = steps.wrap(  # type: ignore[assignment]  # load_arrow's COPY on PostgreSQL
+        lambda _conn, table, *_a, **_k: f"COPY {table}", db_module.copy_into)
     for name in ("_merge", "_rebuild_balance_history", "upsert_accounts"):
         setattr(ingest_module, name, steps.wrap(lambda *_a, _n=name, **_k: f"python {_n}",
                                                 getattr(ingest_module, name)))
@@ -122,8 +130,17 @@ def main() -> None:
         lambda pending, posted: f"python pair_pending_with_posted ({len(pending)} x {len(posted)})", original_pair)
 
     work = Path(tempfile.mkdtemp(prefix="bench-profile-"))
+    server = None
     try:
-        engine = fresh_engine(work / "profile.duckdb")
+        if args.postgres:
+            bindir = find_bindir()
+            if bindir is None:
+                raise SystemExit("PostgreSQL's binaries are missing: `apt-get install postgresql`.")
+            server = PostgresServer(bindir, durable=True)
+            engine = create_engine(server())
+            init_schema(engine)
+        else:
+            engine = fresh_engine(work / "profile.duckdb")
         data = DataSet(args.rows)
         if args.resync:
             log(f"storing {args.rows:,} rows first (not profiled)")
@@ -140,6 +157,8 @@ def main() -> None:
         finished = time.perf_counter()
         engine.dispose()
     finally:
+        if server is not None:
+            server.close()
         shutil.rmtree(work, ignore_errors=True)
 
     under = "" if args.no_cprofile else "under cProfile, "

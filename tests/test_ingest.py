@@ -21,7 +21,7 @@ from finance.model import (
     TransactionChanges,
 )
 from finance.providers.pluggy.mapping import RawTransaction, map_transactions, read_transactions
-from finance.store.db import create_engine, init_schema
+from finance.store.db import create_engine, init_schema, load_arrow
 from finance.store.ingest import StagedTransactions, apply_sync, upsert_connection
 
 pytestmark = pytest.mark.engines
@@ -130,3 +130,22 @@ def test_accounts_are_inserted_then_refreshed_keeping_when_they_were_first_seen(
     with engine.connect() as conn:
         stored = conn.execute(sa.text("SELECT name, current_balance, first_seen_at, last_seen_at FROM accounts")).all()
     assert stored == [("Conta renomeada", Decimal("250.56"), NOW, later)]
+
+
+def test_times_copied_to_postgresql_keep_their_instant_whatever_the_time_zones(postgres_server) -> None:
+    """The COPY writes zoned times as UTC text marked 'Z' (finance.store.db._utc_text): neither the Arrow column's
+    zone nor the session's shifts them, and a missing time stays NULL."""
+    instants = [datetime(2026, 10, 5, 23, 30, 0, 123000, tzinfo=UTC), None, datetime(1999, 12, 31, 23, 59, tzinfo=UTC)]
+    table = pa.table({"utc": pa.array(instants, pa.timestamp("us", tz="UTC")),
+                      "tokyo": pa.array(instants, pa.timestamp("us", tz="UTC")).cast(pa.timestamp("ms", "Asia/Tokyo")),
+                      "n": pa.array([1, 2, 3], pa.int64())})
+    engine = create_engine(postgres_server())
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("SET LOCAL TimeZone = 'America/Sao_Paulo'")
+            load_arrow(conn, "times", table)
+            stored = conn.exec_driver_sql("SELECT utc, tokyo FROM times ORDER BY n").all()
+    finally:
+        engine.dispose()
+    assert [row.utc for row in stored] == instants
+    assert [row.tokyo for row in stored] == instants

@@ -46,6 +46,8 @@ STAGED_COLUMNS = (
 )
 STAGING_SCHEMA = TRANSACTION_SCHEMA.append(pa.field("seq", pa.int64(), nullable=False))
 """Staged rows: the mapping's columns plus their arrival order (the latest word on an id wins)."""
+FILTERED_COLUMNS = ("external_id", "account_external_id", "pending_external_id", "status", "seq")
+"""The staged columns the merge joins or filters on: the only ones PostgreSQL's planner needs statistics of."""
 STAGING_FLUSH_ROWS = 16_384
 """Rows buffered before a write: DuckDB scans a few large batches much faster than thousands of pages."""
 
@@ -254,7 +256,7 @@ def apply_sync(conn: sa.Connection, *, state: ConnectionState, accounts: list[Ac
         "external_id": pa.array([row.external_id for row in changes.set_aside], pa.string())}))
     incoming = Incoming(state.provider, state.id, scan, copied=conn.dialect.name != "duckdb")
     if incoming.copied:  # PostgreSQL reads the staged rows from one COPY into a temporary table
-        load_arrow(conn, "incoming_raw", scan())
+        load_arrow(conn, "incoming_raw", scan(), statistics=FILTERED_COLUMNS)
     counts = _merge(conn, incoming, accounts, now, today)
     # Only after success: a failed statement aborts the transaction, where unregistering raises and would hide
     # the failure; the rollback drops the registrations (and PostgreSQL's temporary tables) with it.
@@ -306,9 +308,11 @@ def _merge(conn: sa.Connection, incoming: Incoming, accounts: list[Account], now
         x(f"CREATE TEMP TABLE {table} AS {query}", params)
 
     incoming.open(conn)
-    key = "hash(external_id)" if conn.dialect.name == "duckdb" else "external_id"
+    # A cheap test first (DuckDB: 64-bit hashes; PostgreSQL: bytes, not the locale's slower order; an id is equal
+    # to another in both or in neither); the exact search only when it finds a repeat.
+    key = "hash(external_id)" if conn.dialect.name == "duckdb" else 'external_id COLLATE "C"'
     staged = x(f"SELECT count(*) - count(DISTINCT {key}), count(*) FROM incoming_raw").one()
-    if staged[0]:  # a cheap test first (64-bit hashes); the exact search only when it finds a repeat
+    if staged[0]:
         incoming.open(conn)
         create("repeats", "SELECT external_id, max(seq) AS seq FROM incoming_raw GROUP BY external_id "
                           "HAVING count(*) > 1")
