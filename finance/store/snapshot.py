@@ -80,11 +80,35 @@ GROUP BY 1, 2, 3"""),
 }
 """The views every snapshot holds, by name: (what it means, its SQL over the snapshot's tables)."""
 
+UNCOMPRESSED_COLUMNS = frozenset({"id", "external_id"})
+"""Text columns written uncompressed: keys whose every value differs, so DuckDB's dictionary and FSST compression
+save half their size but were a quarter of a 1M-transaction refresh's time (bench/RESULTS.md, issue 16)."""
+
 _lock = threading.Lock()
 
 
 def _columns(table: sa.Table) -> str:
     return ", ".join(f'"{c.name}"' for c in table.columns if c.name not in HIDDEN_COLUMNS)
+
+
+def _store_types(duck: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], str]:
+    """The store's column types by (table, column), as `CREATE TABLE AS` would copy them."""
+    return {(table, column): kind for table, column, kind in duck.execute(
+        "SELECT table_name, column_name, data_type FROM duckdb_columns() "
+        "WHERE database_name = current_database() AND schema_name = 'main'").fetchall()}
+
+
+def _definition(table: sa.Table, types: dict[tuple[str, str], str]) -> str:
+    """The snapshot's columns of a store table: the store's types without constraints, UNCOMPRESSED_COLUMNS
+    uncompressed."""
+    columns = []
+    for column in table.columns:
+        if column.name in HIDDEN_COLUMNS:
+            continue
+        kind = types[(table.name, column.name)]
+        keyed = column.name in UNCOMPRESSED_COLUMNS and kind == "VARCHAR"
+        columns.append(f'"{column.name}" {kind}' + (" USING COMPRESSION uncompressed" if keyed else ""))
+    return ", ".join(columns)
 
 
 def refresh_snapshot(engine: sa.Engine, path: Path, *, now: datetime | None = None) -> float:
