@@ -121,6 +121,9 @@ def test_the_snapshot_has_the_stores_columns_types_and_rows(store):
         kept = ", ".join(f'"{row[1]}"' for row in copied if row[0] == "transactions")
         assert con.execute(f"SELECT COUNT(*) FROM (SELECT {kept} FROM store.transactions "
                            f"EXCEPT ALL SELECT {kept} FROM snap.transactions)").fetchall() == [(0,)]
+        assert con.execute("SELECT DISTINCT column_name, compression FROM pragma_storage_info('snap.transactions') "
+                           "WHERE column_name IN ('id', 'external_id') AND segment_type = 'VARCHAR' "
+                           "ORDER BY 1").fetchall() == [("external_id", "Uncompressed"), ("id", "Uncompressed")]
     finally:
         con.close()
 

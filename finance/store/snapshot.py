@@ -125,10 +125,12 @@ def refresh_snapshot(engine: sa.Engine, path: Path, *, now: datetime | None = No
             duck.execute(f"ATTACH '{_quote(temp)}' AS {alias}")
             try:
                 duck.execute("BEGIN TRANSACTION")  # one read transaction: every table as of the same moment
+                types = _store_types(duck)
                 for table in metadata.sorted_tables:
                     if table.name in DIRECTORY_TABLES:  # they name other households and their members
                         continue
-                    duck.execute(f'CREATE TABLE {alias}."{table.name}" AS SELECT {_columns(table)} '
+                    duck.execute(f'CREATE TABLE {alias}."{table.name}" ({_definition(table, types)})')
+                    duck.execute(f'INSERT INTO {alias}."{table.name}" SELECT {_columns(table)} '
                                  f'FROM main."{table.name}"')
                 duck.execute(f"CREATE TABLE {alias}._snapshot AS SELECT CAST(? AS TIMESTAMP) AS refreshed_at",
                              [refreshed_at])
