@@ -82,7 +82,7 @@ GROUP BY 1, 2, 3"""),
 
 UNCOMPRESSED_COLUMNS = frozenset({"id", "external_id"})
 """Text columns written uncompressed: keys whose every value differs, so DuckDB's dictionary and FSST compression
-save half their size but were a quarter of a 1M-transaction refresh's time (bench/RESULTS.md, issue 16)."""
+save half their size and cost a fifth of a 1M-transaction refresh (bench/RESULTS.md, issue 16)."""
 
 _lock = threading.Lock()
 
