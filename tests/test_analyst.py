@@ -97,6 +97,36 @@ def test_snapshot_holds_the_tables_without_tokens_and_the_documented_views(store
     assert not list(store.glob(".analytics.duckdb.*"))  # no temporary file left behind
 
 
+
+def test_the_snapshot_has_the_stores_columns_types_and_rows(store):
+    """The snapshot's tables are declared column by column (keys stored uncompressed): each has the store's columns
+    with the store's types, tokens left out, and the same rows."""
+    services = open_services(load_settings())
+    try:
+        services.analytics.refresh()
+    finally:
+        services.engine.dispose()
+    con = duckdb.connect()
+    try:
+        con.execute(f"ATTACH '{store / 'finance.duckdb'}' AS store (READ_ONLY)")
+        con.execute(f"ATTACH '{analytics.snapshot_path(store)}' AS snap (READ_ONLY)")
+        columns = """SELECT table_name, column_name, data_type FROM duckdb_columns()
+                     WHERE database_name = ? AND schema_name = 'main' AND column_name <> 'encrypted_secret'
+                       AND table_name IN (SELECT table_name FROM duckdb_tables()
+                                          WHERE database_name = 'snap' AND table_name <> '_snapshot')
+                     ORDER BY table_name, column_name"""
+        copied = con.execute(columns, ["snap"]).fetchall()
+        assert copied == con.execute(columns, ["store"]).fetchall()
+        assert {"transactions", "accounts", "connections"} <= {row[0] for row in copied}
+        kept = ", ".join(f'"{row[1]}"' for row in copied if row[0] == "transactions")
+        assert con.execute(f"SELECT COUNT(*) FROM (SELECT {kept} FROM store.transactions "
+                           f"EXCEPT ALL SELECT {kept} FROM snap.transactions)").fetchall() == [(0,)]
+        assert con.execute("SELECT DISTINCT column_name, compression FROM pragma_storage_info('snap.transactions') "
+                           "WHERE column_name IN ('id', 'external_id') AND segment_type = 'VARCHAR' "
+                           "ORDER BY 1").fetchall() == [("external_id", "Uncompressed"), ("id", "Uncompressed")]
+    finally:
+        con.close()
+
 def test_the_snapshot_is_as_private_as_the_store(store):
     (store / "finance.duckdb").chmod(0o600)
     services = open_services(load_settings())

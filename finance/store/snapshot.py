@@ -80,11 +80,35 @@ GROUP BY 1, 2, 3"""),
 }
 """The views every snapshot holds, by name: (what it means, its SQL over the snapshot's tables)."""
 
+UNCOMPRESSED_COLUMNS = frozenset({"id", "external_id"})
+"""Text columns written uncompressed: keys whose every value differs, so DuckDB's dictionary and FSST compression
+save half their size and cost a fifth of a 1M-transaction refresh (bench/RESULTS.md, issue 16)."""
+
 _lock = threading.Lock()
 
 
 def _columns(table: sa.Table) -> str:
     return ", ".join(f'"{c.name}"' for c in table.columns if c.name not in HIDDEN_COLUMNS)
+
+
+def _store_types(duck: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], str]:
+    """The store's column types by (table, column), as `CREATE TABLE AS` would copy them."""
+    return {(table, column): kind for table, column, kind in duck.execute(
+        "SELECT table_name, column_name, data_type FROM duckdb_columns() "
+        "WHERE database_name = current_database() AND schema_name = 'main'").fetchall()}
+
+
+def _definition(table: sa.Table, types: dict[tuple[str, str], str]) -> str:
+    """The snapshot's columns of a store table: the store's types without constraints, UNCOMPRESSED_COLUMNS
+    uncompressed."""
+    columns = []
+    for column in table.columns:
+        if column.name in HIDDEN_COLUMNS:
+            continue
+        kind = types[(table.name, column.name)]
+        keyed = column.name in UNCOMPRESSED_COLUMNS and kind == "VARCHAR"
+        columns.append(f'"{column.name}" {kind}' + (" USING COMPRESSION uncompressed" if keyed else ""))
+    return ", ".join(columns)
 
 
 def refresh_snapshot(engine: sa.Engine, path: Path, *, now: datetime | None = None) -> float:
@@ -101,10 +125,12 @@ def refresh_snapshot(engine: sa.Engine, path: Path, *, now: datetime | None = No
             duck.execute(f"ATTACH '{_quote(temp)}' AS {alias}")
             try:
                 duck.execute("BEGIN TRANSACTION")  # one read transaction: every table as of the same moment
+                types = _store_types(duck)
                 for table in metadata.sorted_tables:
                     if table.name in DIRECTORY_TABLES:  # they name other households and their members
                         continue
-                    duck.execute(f'CREATE TABLE {alias}."{table.name}" AS SELECT {_columns(table)} '
+                    duck.execute(f'CREATE TABLE {alias}."{table.name}" ({_definition(table, types)})')
+                    duck.execute(f'INSERT INTO {alias}."{table.name}" SELECT {_columns(table)} '
                                  f'FROM main."{table.name}"')
                 duck.execute(f"CREATE TABLE {alias}._snapshot AS SELECT CAST(? AS TIMESTAMP) AS refreshed_at",
                              [refreshed_at])
