@@ -53,6 +53,13 @@ def source_household(source: sa.Engine) -> str:
     return found[0] if found else LOCAL_HOUSEHOLD
 
 
+def _kept_apart(conn: sa.Connection) -> bool:
+    """The target keeps households apart (row-level security, revision 0008 or later): its rows of other
+    households are no reason to refuse, and the household's own are checked as the household sees them."""
+    return bool(conn.execute(sa.text("SELECT coalesce((SELECT relrowsecurity FROM pg_class "
+                                     "WHERE oid = to_regclass('transactions')), false)")).scalar_one())
+
+
 def _refuse_if_held(conn: sa.Connection, names: list[str], household: str) -> None:
     full = {name: n for name, n in _counts(conn, names).items() if n}
     if full:
@@ -74,8 +81,8 @@ def copy_store(source: sa.Engine, target: sa.Engine) -> dict[str, int]:
     own = [name for name in names if name not in COMMON_TABLES]
     migrate.upgrade(source)
     household = source_household(source)
-    if migrate.current_revision(target) != migrate.head_revision():  # not yet kept apart by household
-        with migrate.without_household(target).connect() as conn:
+    with migrate.without_household(target).connect() as conn:
+        if not _kept_apart(conn):  # before revision 0008: every row the target holds would be the household's
             _refuse_if_held(conn, sorted(set(own) & _existing(conn)), household)
     migrate.upgrade(target)
     scoped = target.execution_options(household=household)

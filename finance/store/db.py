@@ -119,7 +119,7 @@ def create_engine(url: str, *, pool_size: int = 5, household: str = LOCAL_HOUSEH
     DatabaseBusy on a held lock and a StoreError when the file cannot be opened (damaged, unreadable, on a full disk)
     or the server cannot be reached.
 
-    On PostgreSQL, sessions run in UTC (times come back as on DuckDB), a pooled connection is checked before use
+    On PostgreSQL, sessions run in UTC and without JIT (SESSION_OPTIONS), a pooled connection is checked before use
     (a server restart costs one failed operation, not a broken pool), and each process keeps `pool_size`
     connections (plus as many again at peak) per URL, shared by every household's engine. Each transaction
     belongs to `household`: row-level security (revision 0008) shows it only that household's rows and refuses a
@@ -162,6 +162,13 @@ def household_of(engine: sa.Engine | sa.Connection) -> str | None:
     return engine.get_execution_options().get("household")
 
 
+SESSION_OPTIONS = "-c timezone=UTC -c jit=off"
+"""Every app session on PostgreSQL: times come back in UTC (as on DuckDB), and no JIT compilation. A household's
+queries read thousands of rows, not millions, but the planner's estimates for some (net_worth_by_day's lookup of
+each account's balance on each day) pass jit_above_cost, and compiling then took 1.7 of a query's 1.73 s: the
+Overview of one household of 10,000 transactions, among 50 in one database, took 2.9 s with JIT and 0.66 s without
+(bench.scale, bench/RESULTS.md "Many users' data")."""
+
 _pooled: dict[tuple[str, int], sa.Engine] = {}
 _pooled_lock = threading.Lock()
 
@@ -176,7 +183,7 @@ def _pooled_engine(url: str, pool_size: int) -> tuple[sa.Engine, bool]:
             return found, False
         engine = _pooled[(url, pool_size)] = sa.create_engine(
             url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size,
-            connect_args={"options": "-c timezone=UTC"})
+            connect_args={"options": SESSION_OPTIONS})
         sa.event.listen(engine, "connect", _remember_login)
         sa.event.listen(engine, "begin", _enter_household)
         return engine, True

@@ -489,6 +489,10 @@ for _table in list(metadata.sorted_tables):
 # household's file is its own.
 sa.Index("transactions_household_day", transactions.c.household_id,
          transactions.c.booked_date).ddl_if(dialect="postgresql")
+# Revision 0009: a household's lookup of each account's balance on each day (reports.net_worth_by_day) checks its
+# household in the index, instead of filtering every earlier row of the account.
+sa.Index("balance_history_household_account_day", balance_history.c.household_id, balance_history.c.account_id,
+         balance_history.c.day).ddl_if(dialect="postgresql")
 
 # The directory: who may sign in and which household each connection is in. Outside the households' data (no
 # household_id, no row-level security, never in the analysts' snapshot or the SQL console): only sign-in and the
