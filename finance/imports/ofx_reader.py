@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from ofxtools.Parser import OFXTree
-
 from finance.errors import BadFile
 from finance.i18n import _
 from finance.imports.text import MAX_ROWS, FileRow, check_size, clean_text, parse_amount, parse_date
@@ -50,6 +48,8 @@ def _text(element: ET.Element, tag: str) -> str:
 def read_ofx(data: bytes) -> OfxStatement:
     """The file's one statement, or BadFile saying what is wrong (and where, when the problem is a value)."""
     check_size(data)
+    from ofxtools.Parser import OFXTree  # here: importing ofxtools takes 0.4 s, which every command would pay
+
     text = data.decode("latin-1")  # only to find lines; ofxtools decodes by the file's own header
     tree = OFXTree()
     try:
