@@ -14,9 +14,12 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: $(STAMP)
 	$(VENV)/bin/streamlit run app.py
 
+# The suite runs on TEST_WORKERS processes (pytest-xdist), each handed whole files (their servers and fixtures are
+# per module), the long files first (tests/conftest.py).
+TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

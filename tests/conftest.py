@@ -55,6 +55,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("db_kind", ENGINES, indirect=True)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files with long tests (marked slow, then browser) first, each file's tests in their order: `make test` hands
+    whole files to its workers (pytest-xdist, --dist loadfile), and a long file handed out last would keep one
+    worker busy long after the other has finished."""
+    weight: dict[Path, int] = {}
+    for item in items:
+        own = 0 if item.get_closest_marker("slow") else 1 if item.get_closest_marker("browser") else 2
+        weight[item.path] = min(weight.get(item.path, 2), own)
+    items.sort(key=lambda item: weight[item.path])
+
+
 @pytest.fixture
 def db_kind(request: pytest.FixtureRequest) -> str:
     """The engine under test: DuckDB, unless the module is marked `engines` (then each in turn)."""

@@ -342,6 +342,7 @@ def test_a_failing_smtp_server_is_recorded_and_retried_and_never_fails_a_sync_or
     assert PASSWORD not in caplog.text and PASSWORD not in repr(smtp)
 
 
+@pytest.mark.slow
 def test_a_wrong_password_or_no_server_is_recorded_without_the_password(demo_copy: Path,
                                                                          smtp_server: tuple[Inbox, SmtpSettings]):
     _inbox, smtp = smtp_server

@@ -153,6 +153,7 @@ READER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_readers_never_see_a_half_written_snapshot(store):
     """Attack: a reader opens the snapshot over and over while it is rewritten with changing data; every open works
     and sees a whole snapshot: one of the counts the store had at a refresh."""

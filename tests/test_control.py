@@ -54,6 +54,7 @@ def count(services: Services, sql: str) -> int:
         return int(conn.execute(sa.text(sql)).scalar() or 0)
 
 
+@pytest.mark.slow
 def test_the_cli_syncs_connects_and_reads_through_the_running_app(app, offline):
     control_file = control.control_path(offline)
     assert control_file.stat().st_mode & 0o777 == 0o600

@@ -122,6 +122,7 @@ def needing_reconnect(stack: Stack) -> int:
     return int(stack.status()["connections"].get("needs_reconnect", 0))
 
 
+@pytest.mark.slow
 def test_webhooks_bring_data_and_consent_changes_without_a_click(stack: Stack, monkeypatch: pytest.MonkeyPatch
                                                                   ) -> None:
     stack.serve("pluggy", stack.pluggy_port)

@@ -256,6 +256,7 @@ def console_answer(svc: Services, sql: str) -> str:
 
 
 @pytest.mark.engines
+@pytest.mark.slow
 def test_household_bs_console_reaches_nothing_of_a_by_any_sql(settings: Settings, homes: tuple[Home, Home]) -> None:
     a, b = homes
     local = shared_services(settings)

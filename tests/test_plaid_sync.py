@@ -98,6 +98,7 @@ def test_reset_login_needs_reconnect_and_stops_nothing_else(services: Services):
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=st.lists(st.tuples(st.integers(min_value=0, max_value=5), st.booleans()), min_size=1, max_size=5))
+@pytest.mark.slow
 def test_dynamic_pending_churn_loses_and_doubles_nothing(tmp_path_factory, steps):
     with plaid_stack(tmp_path_factory.mktemp("plaid"), 5) as stack:
         emulator, client, provider, sync, engine = stack.emulator, stack.client, stack.provider, stack.sync, \

@@ -232,6 +232,7 @@ CATALOG_QUERIES = (
 )
 
 
+@pytest.mark.slow
 def test_the_console_of_one_household_shows_nothing_of_the_other(shared):
     theirs = _ids(shared.engines[LOCAL_HOUSEHOLD])
     mine = _ids(shared.engines[OTHER])

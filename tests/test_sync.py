@@ -248,6 +248,7 @@ def _store_matches_provider(provider: PluggyProvider, engine: sa.Engine) -> bool
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=st.lists(st.tuples(st.integers(min_value=0, max_value=6), st.booleans()), min_size=1, max_size=5))
+@pytest.mark.slow
 def test_any_schedule_of_syncs_loses_and_doubles_nothing(tmp_path_factory, steps):
     emulator = PluggyEmulator(clock=Clock(start=START), seed=11)
     client = PluggyClient("id", "secret", transport=emulator.transport(), sleep=lambda _s: None,

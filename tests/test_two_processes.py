@@ -113,6 +113,7 @@ def _wait(what: str, check: object, timeout: float = 90.0) -> None:
         time.sleep(0.1)
 
 
+@pytest.mark.slow
 def test_two_workers_never_sync_one_connection_at_once(offline, db_kind):
     if db_kind == "duckdb":
         pytest.skip("DuckDB runs background work inside the app process: there are no worker processes")

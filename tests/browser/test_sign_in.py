@@ -205,6 +205,7 @@ def context(browser: Any) -> Iterator[Any]:
     context.close()
 
 
+@pytest.mark.slow
 def test_nothing_but_the_sign_in_page_before_signing_in(context: Any, app_url: str) -> None:
     page = context.new_page()
     for path in ("", "transactions", "connections", "members", "audit"):
@@ -214,6 +215,7 @@ def test_nothing_but_the_sign_in_page_before_signing_in(context: Any, app_url: s
         expect(page.get_by_text("Connect a bank")).to_have_count(0)
 
 
+@pytest.mark.slow
 def test_two_households_never_see_each_other(browser: Any, context: Any, app_url: str) -> None:
     alice = context.new_page()
     sign_in(alice, app_url, "alice")  # the first person: owner of the local household
@@ -275,6 +277,7 @@ def test_two_households_never_see_each_other(browser: Any, context: Any, app_url
         expect(alice.get_by_text(BRL)).to_have_count(0)
 
 
+@pytest.mark.slow
 def test_an_invited_viewer_sees_the_household_but_no_controls(browser: Any, context: Any, app_url: str) -> None:
     owner = context.new_page()
     sign_in(owner, app_url, "alice")
