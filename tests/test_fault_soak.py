@@ -2,7 +2,7 @@
 pending→posted) and their APIs fail at random (429, 5xx, timeouts, malformed pages), then the store must equal what
 the emulators list — nothing lost, duplicated or resurrected (issue 12); on DuckDB and on PostgreSQL (issue 14).
 
-The full run (200 rounds, 400 syncs per engine) is marked slow: `pytest -m "not slow"` runs a short one instead.
+The full run (100 rounds, 200 syncs per engine) is marked slow: `pytest -m "not slow"` runs a short one instead.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def plaid_matches(sync: SyncEngine, secrets: SecretStore, engine: sa.Engine, con
     return len(ids) == len(set(ids)) and set(ids) == expected
 
 
-@pytest.mark.parametrize("rounds", [pytest.param(200, marks=pytest.mark.slow), 12])  # each round syncs both banks
+@pytest.mark.parametrize("rounds", [pytest.param(100, marks=pytest.mark.slow), 12])  # each round syncs both banks
 def test_hundreds_of_syncs_under_random_faults_end_equal_to_the_banks(banks, rounds, db_kind):
     sync, emulators, ids, engine, secrets = banks
     rng = random.Random(20261207)
