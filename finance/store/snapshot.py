@@ -124,7 +124,7 @@ def refresh_snapshot(engine: sa.Engine, path: Path, *, now: datetime | None = No
             duck = duckdb_connection(conn)
             duck.execute(f"ATTACH '{_quote(temp)}' AS {alias}")
             # Rows are copied in whatever order the threads finish them (no reader depends on a table's physical
-            # order): the copy then runs on every core, 2x faster on two (bench/RESULTS.md, issue 16). This
+            # order): the copy then runs on every core, ~1.5x faster on two (bench/RESULTS.md, issue 16). This
             # connection's session only; the pool's next user gets it back as it was.
             try:
                 duck.execute("SET SESSION preserve_insertion_order = false")
