@@ -38,7 +38,8 @@ from finance.providers.wire import to_batch
 from finance.sync import SyncEngine
 
 D = Decimal
-NOW = min(datetime.now(UTC), datetime.combine(datetime.now(UTC).date(), time(21), UTC))
+_CLOCK = datetime.now(UTC)
+NOW = min(_CLOCK, datetime.combine(_CLOCK.date(), time(21), UTC))
 """The real clock (the pages read it too), but at least three hours before midnight: a test's second sync "within
 the hour" must fall on the same day, or it rightly writes the new day's balances."""
 TODAY = NOW.date()
